@@ -1,0 +1,99 @@
+//! What a state machine asks the world to do.
+//!
+//! Handlers never perform I/O. They push [`Effect`]s into an [`Effects`] buffer; the node's
+//! shell executes them **in order** after the handler returns. Disk effects come before the
+//! sends that depend on them, and the shell completes a `Sync` before executing any later
+//! `Send` (etcd raft: "persisted messages should be sent after all corresponding writes are
+//! persisted"). That ordering is what makes `acks=all` and flush policies testable.
+
+use crate::event::{ClientOp, Event};
+use crate::protocol::Message;
+use crate::types::{Instant, NodeId};
+
+/// A disk operation on one file of the node's own disk (paths are relative to the node's
+/// data directory, e.g. `events-0/00000000000000000000.log`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskOp {
+    /// Append bytes at the end of the file (creating it). Volatile until a `Sync`.
+    Append { file: String, data: Vec<u8> },
+    /// Cut the file to `len` bytes. Volatile until a `Sync`.
+    Truncate { file: String, len: u64 },
+    /// Make every earlier write to the file durable (fsync).
+    Sync { file: String },
+    /// Replace the whole file atomically and durably (write temp, fsync, rename), as Kafka
+    /// writes its checkpoint files.
+    WriteAtomic { file: String, data: Vec<u8> },
+    /// Delete the file.
+    Delete { file: String },
+}
+
+/// One effect.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect<T> {
+    /// Send a message to another node (fire and forget; loss is the receiver's timeout's job).
+    Send { to: NodeId, msg: Message },
+    /// Call `on_timeout(timer)` after `after_ms` simulated milliseconds. Timers cannot be
+    /// cancelled; a handler ignores a timer that no longer applies (carry a generation in it).
+    SetTimer { after_ms: u64, timer: T },
+    /// Change the node's disk.
+    Disk(DiskOp),
+    /// An internal event for the event log and the invariant checkers.
+    Event(Event),
+    /// A client operation for the Jepsen-style history.
+    Op(ClientOp),
+    /// The process stops itself (Kafka halts on a fatal log-directory error).
+    Halt { reason: String },
+}
+
+/// The buffer handlers write their effects into.
+#[derive(Debug)]
+pub struct Effects<T> {
+    pub list: Vec<Effect<T>>,
+}
+
+impl<T> Default for Effects<T> {
+    fn default() -> Self {
+        Effects { list: Vec::new() }
+    }
+}
+
+impl<T> Effects<T> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn send(&mut self, to: NodeId, msg: Message) {
+        self.list.push(Effect::Send { to, msg });
+    }
+    pub fn timer(&mut self, after_ms: u64, timer: T) {
+        self.list.push(Effect::SetTimer { after_ms, timer });
+    }
+    pub fn disk(&mut self, op: DiskOp) {
+        self.list.push(Effect::Disk(op));
+    }
+    pub fn event(&mut self, e: Event) {
+        self.list.push(Effect::Event(e));
+    }
+    pub fn op(&mut self, op: ClientOp) {
+        self.list.push(Effect::Op(op));
+    }
+    pub fn halt(&mut self, reason: impl Into<String>) {
+        self.list.push(Effect::Halt { reason: reason.into() });
+    }
+    pub fn drain(&mut self) -> std::vec::Drain<'_, Effect<T>> {
+        self.list.drain(..)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+}
+
+/// A deterministic state machine driven by messages and timers.
+///
+/// The shell calls `on_start` once per process start (after recovery), then `on_message` and
+/// `on_timeout` as messages and timers arrive, passing the simulated time.
+pub trait Actor {
+    type Timer: Clone + std::fmt::Debug + Send + 'static;
+    fn on_start(&mut self, now: Instant, out: &mut Effects<Self::Timer>);
+    fn on_message(&mut self, now: Instant, from: NodeId, msg: Message, out: &mut Effects<Self::Timer>);
+    fn on_timeout(&mut self, now: Instant, timer: Self::Timer, out: &mut Effects<Self::Timer>);
+}

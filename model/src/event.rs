@@ -1,0 +1,157 @@
+//! Internal events (for `events.jsonl` and the invariant checkers) and client operations (for
+//! the Jepsen-style `history.jsonl`).
+//!
+//! State machines emit these as effects; the shell stamps them with the simulated time and the
+//! emitting node. They are plain data: adding a field never changes what a run does.
+
+use crate::protocol::ErrorCode;
+use crate::types::*;
+use serde::{Deserialize, Serialize};
+
+/// Something that happened inside a node, in Kafka's vocabulary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Event {
+    /// A broker process started and recovered its logs.
+    BrokerStarted { broker: BrokerId },
+    /// A broker registered under `/brokers/ids` with this broker epoch (KIP-380).
+    BrokerRegistered { broker: BrokerId, broker_epoch: BrokerEpoch },
+    /// A broker won the `/controller` election.
+    ControllerElected { broker: BrokerId, controller_epoch: ControllerEpoch },
+    /// A controller gave up the role (lost its session or saw a newer controller).
+    ControllerResigned { broker: BrokerId, controller_epoch: ControllerEpoch },
+    /// The controller wrote a partition's state to the coordination node.
+    PartitionStateChanged {
+        tp: TopicPartition,
+        leader: Option<BrokerId>,
+        leader_epoch: LeaderEpoch,
+        isr: Vec<BrokerId>,
+        controller_epoch: ControllerEpoch,
+        partition_epoch: ZkVersion,
+        /// Why: `new-topic`, `leader-failed`, `broker-failed`, `isr-change`, `unclean`, ...
+        reason: String,
+    },
+    /// A broker started acting as leader of a partition in an epoch.
+    BecameLeader {
+        tp: TopicPartition,
+        broker: BrokerId,
+        leader_epoch: LeaderEpoch,
+        isr: Vec<BrokerId>,
+        log_end_offset: Offset,
+        high_watermark: Offset,
+    },
+    /// A broker started following a leader in an epoch.
+    BecameFollower {
+        tp: TopicPartition,
+        broker: BrokerId,
+        leader: Option<BrokerId>,
+        leader_epoch: LeaderEpoch,
+        log_end_offset: Offset,
+    },
+    /// The leader's view of the ISR changed (after the controller committed it).
+    IsrChanged {
+        tp: TopicPartition,
+        broker: BrokerId,
+        leader_epoch: LeaderEpoch,
+        isr: Vec<BrokerId>,
+        partition_epoch: ZkVersion,
+    },
+    /// A leader's high watermark moved.
+    HighWatermarkChanged {
+        tp: TopicPartition,
+        broker: BrokerId,
+        leader_epoch: LeaderEpoch,
+        high_watermark: Offset,
+    },
+    /// A replica cut its log. `records` are the (offset, value) pairs removed, when known.
+    Truncated {
+        tp: TopicPartition,
+        broker: BrokerId,
+        from_offset: Offset,
+        to_offset: Offset,
+        /// `diverging-epoch`, `high-watermark`, `recovery` (torn/corrupt tail), ...
+        reason: String,
+    },
+    /// Log recovery on start found and discarded a torn or corrupt tail.
+    LogRecovered {
+        tp: TopicPartition,
+        broker: BrokerId,
+        log_end_offset: Offset,
+        discarded_bytes: u64,
+    },
+    /// A produce request was answered (leader side), for the idempotence and durability checks.
+    ProduceAppended {
+        tp: TopicPartition,
+        broker: BrokerId,
+        leader_epoch: LeaderEpoch,
+        base_offset: Offset,
+        last_offset: Offset,
+        producer_id: ProducerId,
+        base_sequence: Sequence,
+        /// The ISR at the time of the append.
+        isr: Vec<BrokerId>,
+    },
+    /// The leader answered a produce with acks=all successfully: these offsets were committed.
+    ProduceAcked {
+        tp: TopicPartition,
+        broker: BrokerId,
+        leader_epoch: LeaderEpoch,
+        base_offset: Offset,
+        last_offset: Offset,
+        acks: String,
+        error: ErrorCode,
+    },
+    /// A coordination-node session expired (its ephemeral znodes were deleted).
+    ZkSessionExpired { session: SessionId, owner: NodeId },
+    /// A node halted itself (fatal disk error).
+    Halted { reason: String },
+}
+
+/// Jepsen's operation types: an `invoke` is later completed by exactly one of `ok` (it
+/// happened), `fail` (it certainly did not happen) or `info` (unknown: a timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpType {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+/// One record a consumer returned from `poll`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolledRecord {
+    pub tp: TopicPartition,
+    pub offset: Offset,
+    /// The unique value the workload wrote (decoded from the record value).
+    pub value: u64,
+}
+
+/// What an operation did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "kebab-case")]
+pub enum OpValue {
+    /// Produce one record. `tp` is the partition the partitioner chose; `offset` is set on `ok`.
+    Send {
+        tp: TopicPartition,
+        key: Option<String>,
+        value: u64,
+        offset: Option<Offset>,
+    },
+    /// One `poll()`; on `ok`, the records returned in order.
+    Poll { records: Vec<PolledRecord> },
+}
+
+/// A client operation as a state machine emits it; the shell adds time, process and index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientOp {
+    #[serde(rename = "type")]
+    pub op_type: OpType,
+    /// Pairs an invoke with its completion within one process.
+    pub op_id: u64,
+    #[serde(flatten)]
+    pub value: OpValue,
+    /// The error that completed a `fail` / `info`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}

@@ -1,0 +1,18 @@
+//! `ksim-model`: the system under test.
+//!
+//! A Kafka-style cluster written as deterministic state machines (see `ARCHITECTURE.md`):
+//! brokers that lead and follow partitions, a controller elected through a ZooKeeper-style
+//! coordination node, and producer and consumer clients. Nothing here performs I/O, reads a
+//! clock or draws randomness; the simulator (`sim/`) drives every actor through
+//! [`effects::Actor`] and executes the [`effects::Effect`]s it emits.
+
+pub mod config;
+pub mod disk;
+pub mod effects;
+pub mod event;
+pub mod protocol;
+pub mod types;
+pub mod coordination;
+pub mod log;
+pub mod partitioner;
+pub mod record;
