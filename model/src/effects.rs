@@ -77,7 +77,9 @@ impl<T> Effects<T> {
         self.list.push(Effect::Op(op));
     }
     pub fn halt(&mut self, reason: impl Into<String>) {
-        self.list.push(Effect::Halt { reason: reason.into() });
+        self.list.push(Effect::Halt {
+            reason: reason.into(),
+        });
     }
     pub fn drain(&mut self) -> std::vec::Drain<'_, Effect<T>> {
         self.list.drain(..)
@@ -94,6 +96,26 @@ impl<T> Effects<T> {
 pub trait Actor {
     type Timer: Clone + std::fmt::Debug + Send + 'static;
     fn on_start(&mut self, now: Instant, out: &mut Effects<Self::Timer>);
-    fn on_message(&mut self, now: Instant, from: NodeId, msg: Message, out: &mut Effects<Self::Timer>);
+    fn on_message(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        msg: Message,
+        out: &mut Effects<Self::Timer>,
+    );
     fn on_timeout(&mut self, now: Instant, timer: Self::Timer, out: &mut Effects<Self::Timer>);
+    /// The connection to or from `peer` closed (the peer's process died or reset the
+    /// connection), as Kafka's `NetworkClient` sees a disconnect: requests in flight to `peer`
+    /// will get no answer. Default: nothing.
+    fn on_disconnect(&mut self, _now: Instant, _peer: NodeId, _out: &mut Effects<Self::Timer>) {}
+    /// `msg` could not be sent to `to` at all (connection refused): it certainly was not
+    /// delivered. Default: nothing (the request's timeout handles it).
+    fn on_send_failed(
+        &mut self,
+        _now: Instant,
+        _to: NodeId,
+        _msg: Message,
+        _out: &mut Effects<Self::Timer>,
+    ) {
+    }
 }

@@ -6,13 +6,22 @@
 //! clock or draws randomness; the simulator (`sim/`) drives every actor through
 //! [`effects::Actor`] and executes the [`effects::Effect`]s it emits.
 
+#[cfg(feature = "wip")]
+pub mod broker;
 pub mod config;
+#[cfg(feature = "wip")]
+pub mod consumer;
+#[cfg(feature = "wip")]
+pub mod controller;
+pub mod coordination;
 pub mod disk;
 pub mod effects;
 pub mod event;
-pub mod protocol;
-pub mod types;
-pub mod coordination;
 pub mod log;
 pub mod partitioner;
+#[cfg(feature = "wip")]
+pub mod producer;
+pub mod protocol;
 pub mod record;
+pub mod types;
+pub mod zk_client;

@@ -1,0 +1,2194 @@
+//! A broker: the replica manager of every partition it hosts, its coordination-node session,
+//! and (when elected) the controller.
+//!
+//! # Replication, as this broker implements it (Kafka 2.7+ with KIP-320 fencing)
+//! Each partition has one **leader** and zero or more **followers**, chosen by the controller
+//! and announced with LeaderAndIsr carrying a **leader epoch**. Producers write to the leader,
+//! which appends to its log, advancing its **log end offset (LEO)**. Followers pull with
+//! `Fetch(fetch_offset = their LEO, last_fetched_epoch, current_leader_epoch)`:
+//!
+//! * the leader **fences** a fetch whose `current_leader_epoch` is older (FENCED_LEADER_EPOCH)
+//!   or newer (UNKNOWN_LEADER_EPOCH) than its own (KIP-320), so a follower still on an old
+//!   epoch can never be counted toward the high watermark;
+//! * the leader checks that the follower's log agrees with its own at `fetch_offset`: if the
+//!   leader's end offset for `last_fetched_epoch` is below `fetch_offset`, or the leader never
+//!   had that epoch, it answers with a **diverging epoch** and the follower truncates to
+//!   `min(leader's end offset for that epoch, its own end offset for it)` (KIP-101, KIP-279,
+//!   KIP-595's fetch-based truncation);
+//! * otherwise `fetch_offset` is the follower's LEO as far as the leader knows, and the
+//!   **high watermark (HW)** becomes the minimum LEO over the ISR. Records below the HW are
+//!   committed: consumers read only below it and `acks=all` produces are answered once the HW
+//!   passes them.
+//!
+//! The leader removes followers that have not caught up for `replica.lag.time.max.ms` from the
+//! **ISR** and adds back followers that reached the HW in its epoch, by asking the controller
+//! (AlterPartition, KIP-497). Until the controller confirms a change, the HW is computed over
+//! the larger of the two ISRs ("maximal ISR"), so an acknowledged record is always on every
+//! replica the controller might elect.
+//!
+//! Durability follows Kafka: a write is in the page cache at once and on disk only after a
+//! flush (`log.flush.interval.messages` / `log.flush.interval.ms`; by default never forced).
+//! A process crash loses nothing; a power failure loses the unflushed tail.
+
+use crate::config::{BrokerConfig, TopicConfig};
+use crate::controller::{Controller, ControllerZkOp, NewTopic};
+use crate::effects::{Actor, DiskOp, Effects};
+use crate::event::Event;
+use crate::log::PartitionLog;
+use crate::protocol::*;
+use crate::record::{read_header, verify_crc};
+use crate::types::*;
+use crate::zk_client::{SessionState, ZkClient};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// How many batches of each producer the leader remembers for duplicate detection
+/// (Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`).
+pub const NUM_BATCHES_TO_RETAIN: usize = 5;
+
+/// File holding the HW of every partition (Kafka's `replication-offset-checkpoint`).
+pub const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
+
+/// Why a coordination-node request was sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ZkPurpose {
+    Connect,
+    Ping,
+    /// Create a persistent path if missing (NodeExists is fine).
+    EnsurePath,
+    /// Create our ephemeral `/brokers/ids/N`.
+    Register,
+    /// Read `/controller` (with a watch).
+    ControllerRead,
+    /// Try to create `/controller`.
+    ControllerCreate,
+    /// Read `/controller_epoch` after winning `/controller`.
+    EpochRead,
+    /// Conditionally write the incremented `/controller_epoch`.
+    EpochWrite {
+        epoch: ControllerEpoch,
+    },
+    /// Create `/controller_epoch` (first controller ever).
+    EpochCreate,
+    /// Work of the active controller.
+    Controller(ControllerZkOp),
+}
+
+/// Timers of a broker.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BrokerTimer {
+    ZkTick,
+    ZkReconnect,
+    RegisterRetry,
+    ProduceTimeout {
+        id: u64,
+    },
+    FetchWaitExpired {
+        id: u64,
+    },
+    /// Send the next follower fetch for `tp` if generation still matches.
+    FollowerFetch {
+        tp: TopicPartition,
+        generation: u64,
+    },
+    /// A follower fetch got no answer in time.
+    FollowerFetchTimeout {
+        tp: TopicPartition,
+        corr: CorrelationId,
+    },
+    IsrCheck,
+    HwCheckpoint,
+    FlushCheck,
+    AlterPartitionRetry {
+        tp: TopicPartition,
+        generation: u64,
+    },
+}
+
+/// One cached batch of a producer (for duplicate detection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CachedBatch {
+    first_seq: i32,
+    last_seq: i32,
+    first_offset: Offset,
+}
+
+/// Per-producer state of one partition (`ProducerStateEntry`).
+#[derive(Debug, Clone, Default)]
+struct ProducerEntry {
+    epoch: ProducerEpoch,
+    batches: VecDeque<CachedBatch>,
+}
+
+impl ProducerEntry {
+    fn last_seq(&self) -> Option<i32> {
+        self.batches.back().map(|b| b.last_seq)
+    }
+}
+
+/// What the leader knows of one follower.
+#[derive(Debug, Clone)]
+struct FollowerProgress {
+    /// The follower's LEO as of its last fetch in this epoch (`-1`: not fetched yet).
+    log_end_offset: Offset,
+    /// Last time the follower was caught up to the leader's LEO.
+    last_caught_up: Instant,
+}
+
+#[derive(Debug, Clone)]
+struct LeaderState {
+    leader_epoch: LeaderEpoch,
+    /// The ISR the controller committed.
+    isr: Vec<BrokerId>,
+    partition_epoch: ZkVersion,
+    replicas: Vec<BrokerId>,
+    followers: BTreeMap<BrokerId, FollowerProgress>,
+    /// An AlterPartition in flight: the ISR asked for.
+    pending_isr: Option<(CorrelationId, Vec<BrokerId>)>,
+    /// Offset at which this leader's epoch starts.
+    epoch_start_offset: Offset,
+}
+
+impl LeaderState {
+    /// The ISR used for the HW: committed ISR plus any member being added (KIP-497 maximal ISR).
+    fn maximal_isr(&self) -> Vec<BrokerId> {
+        let mut isr: BTreeSet<BrokerId> = self.isr.iter().copied().collect();
+        if let Some((_, pending)) = &self.pending_isr {
+            isr.extend(pending.iter().copied());
+        }
+        isr.into_iter().collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct FollowerState {
+    leader: Option<BrokerId>,
+    leader_epoch: LeaderEpoch,
+    in_flight: Option<CorrelationId>,
+    /// Bumped on every role change so stale timers are ignored.
+    generation: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Role {
+    /// Hosted but no LeaderAndIsr received yet in this process.
+    None,
+    Leader(LeaderState),
+    Follower(FollowerState),
+}
+
+#[derive(Debug)]
+struct Partition {
+    log: PartitionLog,
+    high_watermark: Offset,
+    role: Role,
+    /// Latest leader epoch this broker accepted for the partition.
+    leader_epoch: LeaderEpoch,
+    producers: BTreeMap<ProducerId, ProducerEntry>,
+    generation: u64,
+}
+
+#[derive(Debug, Clone)]
+struct PendingProduce {
+    from: NodeId,
+    corr: CorrelationId,
+    tp: TopicPartition,
+    leader_epoch: LeaderEpoch,
+    base_offset: Offset,
+    last_offset: Offset,
+}
+
+#[derive(Debug, Clone)]
+struct PendingFetch {
+    from: NodeId,
+    msg: Message,
+}
+
+/// A broker process.
+#[derive(Debug)]
+pub struct Broker {
+    pub id: BrokerId,
+    config: BrokerConfig,
+    topic_configs: BTreeMap<String, TopicConfig>,
+    partitions: BTreeMap<TopicPartition, Partition>,
+    zk: ZkClient<ZkPurpose>,
+    broker_epoch: BrokerEpoch,
+    registered: bool,
+    controller: Controller,
+    /// Metadata cache from UpdateMetadata.
+    metadata: BTreeMap<TopicPartition, PartitionState>,
+    live_brokers: Vec<BrokerId>,
+    controller_id: Option<BrokerId>,
+    highest_controller_epoch: ControllerEpoch,
+    next_id: u64,
+    pending_produces: BTreeMap<u64, PendingProduce>,
+    pending_fetches: BTreeMap<u64, PendingFetch>,
+    next_producer_id: i64,
+    /// Leader fetches waiting for a reply, to the leader they went to.
+    fetch_targets: BTreeMap<CorrelationId, (TopicPartition, BrokerId)>,
+    next_corr: u64,
+}
+
+
+impl Broker {
+    /// A broker recovering from the files on its disk (`files`: every file of its data
+    /// directory). `topics` are the scenario's topics: configs for every broker, and the
+    /// creation requests the controller carries out if the topic does not exist yet.
+    pub fn recover(
+        id: BrokerId,
+        config: BrokerConfig,
+        topics: Vec<NewTopic>,
+        files: &BTreeMap<String, Vec<u8>>,
+        out: &mut Effects<BrokerTimer>,
+    ) -> Broker {
+        let mut topic_configs = BTreeMap::new();
+        for t in &topics {
+            topic_configs.insert(t.name.clone(), t.config.clone());
+        }
+        let checkpoint = parse_hw_checkpoint(files.get(HW_CHECKPOINT_FILE).map(|v| v.as_slice()));
+        // Every partition directory present on disk is hosted.
+        let mut dirs: BTreeSet<TopicPartition> = BTreeSet::new();
+        for name in files.keys() {
+            if let Some((dir, _)) = name.split_once('/') {
+                if let Some(tp) = parse_dir(dir) {
+                    dirs.insert(tp);
+                }
+            }
+        }
+        let mut partitions = BTreeMap::new();
+        let mut disk_ops = Vec::new();
+        for tp in dirs {
+            let (log, report) = PartitionLog::recover(&tp, files, &mut disk_ops);
+            if report.discarded_bytes > 0 {
+                out.event(Event::LogRecovered {
+                    tp: tp.clone(),
+                    broker: id,
+                    log_end_offset: log.log_end_offset(),
+                    discarded_bytes: report.discarded_bytes,
+                });
+            }
+            let hw = checkpoint
+                .get(&tp)
+                .copied()
+                .unwrap_or(Offset(0))
+                .min(log.log_end_offset());
+            let mut p = Partition {
+                log,
+                high_watermark: hw,
+                role: Role::None,
+                leader_epoch: LeaderEpoch::UNKNOWN,
+                producers: BTreeMap::new(),
+                generation: 0,
+            };
+            p.rebuild_producer_state();
+            partitions.insert(tp, p);
+        }
+        for op in disk_ops {
+            out.disk(op);
+        }
+        let zk_timeout = config.zookeeper_session_timeout_ms;
+        let controller = Controller::new(id, config.clone(), topics);
+        Broker {
+            id,
+            config,
+            topic_configs,
+            partitions,
+            zk: ZkClient::new(zk_timeout),
+            broker_epoch: BrokerEpoch(-1),
+            registered: false,
+            controller,
+            metadata: BTreeMap::new(),
+            live_brokers: Vec::new(),
+            controller_id: None,
+            highest_controller_epoch: ControllerEpoch(0),
+            next_id: 1,
+            pending_produces: BTreeMap::new(),
+            pending_fetches: BTreeMap::new(),
+            next_producer_id: 0,
+            fetch_targets: BTreeMap::new(),
+            next_corr: 1,
+        }
+    }
+
+
+    fn fresh_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    fn fresh_corr(&mut self) -> CorrelationId {
+        self.next_corr += 1;
+        CorrelationId(self.next_corr)
+    }
+
+    fn min_isr(&self, topic: &str) -> i32 {
+        self.topic_configs
+            .get(topic)
+            .and_then(|c| c.min_insync_replicas)
+            .unwrap_or(self.config.min_insync_replicas)
+    }
+
+    fn flush_interval_messages(&self, topic: &str) -> u64 {
+        self.topic_configs
+            .get(topic)
+            .and_then(|c| c.flush_messages)
+            .unwrap_or(self.config.log_flush_interval_messages)
+    }
+
+    /// Whether this broker is the active controller.
+    pub fn is_controller(&self) -> bool {
+        self.controller.is_active()
+    }
+
+    /// Every hosted partition's log, for end-of-run inspection.
+    pub fn logs(&self) -> impl Iterator<Item = (&TopicPartition, &PartitionLog, Offset)> {
+        self.partitions
+            .iter()
+            .map(|(tp, p)| (tp, &p.log, p.high_watermark))
+    }
+
+    /// The partitions this broker currently leads, with their leader epochs.
+    pub fn led_partitions(&self) -> Vec<(TopicPartition, LeaderEpoch)> {
+        self.partitions
+            .iter()
+            .filter_map(|(tp, p)| match &p.role {
+                Role::Leader(l) => Some((tp.clone(), l.leader_epoch)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    // ------------------------------------------------------------------
+    // Coordination-node session, registration and controller election
+    // ------------------------------------------------------------------
+
+    fn zk_send(
+        &mut self,
+        now: Instant,
+        req: ZkRequest,
+        purpose: ZkPurpose,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let msg = self.zk.request(now, req, purpose);
+        out.send(NodeId::Zk, msg);
+    }
+
+    fn zk_connect(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
+        let msg = self.zk.connect(now, ZkPurpose::Connect);
+        out.send(NodeId::Zk, msg);
+    }
+
+    fn on_session_lost(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
+        self.zk.expire();
+        self.registered = false;
+        if self.controller.is_active() {
+            self.controller.resign(out);
+        }
+        self.zk_connect(now, out);
+    }
+
+    fn on_connected(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
+        let session = self.zk.session().expect("connected");
+        // KIP-380: the broker epoch identifies this incarnation; session ids are unique and
+        // increase, like the czxid of the registration znode Kafka uses.
+        self.broker_epoch = BrokerEpoch(session.0);
+        for path in ["/brokers", "/brokers/ids", "/brokers/topics"] {
+            self.zk_send(
+                now,
+                ZkRequest::Create {
+                    path: path.into(),
+                    data: vec![],
+                    ephemeral: false,
+                },
+                ZkPurpose::EnsurePath,
+                out,
+            );
+        }
+        self.register(now, out);
+    }
+
+    fn register(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
+        let data =
+            format!("{{\"version\":5,\"broker_epoch\":{}}}", self.broker_epoch.0).into_bytes();
+        self.zk_send(
+            now,
+            ZkRequest::Create {
+                path: format!("/brokers/ids/{}", self.id.0),
+                data,
+                ephemeral: true,
+            },
+            ZkPurpose::Register,
+            out,
+        );
+    }
+
+    fn elect_controller(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
+        self.zk_send(
+            now,
+            ZkRequest::GetData {
+                path: "/controller".into(),
+                watch: true,
+            },
+            ZkPurpose::ControllerRead,
+            out,
+        );
+    }
+
+    fn on_zk_response(
+        &mut self,
+        now: Instant,
+        corr: CorrelationId,
+        result: Result<ZkReply, ZkError>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let Some(purpose) = self.zk.on_response(corr, &result) else {
+            return;
+        };
+        if matches!(
+            result,
+            Err(ZkError::SessionExpired) | Err(ZkError::NoSession)
+        ) {
+            if self.zk.session().is_some() || matches!(purpose, ZkPurpose::Connect) {
+                self.on_session_lost(now, out);
+            }
+            return;
+        }
+        match purpose {
+            ZkPurpose::Connect => {
+                if self.zk.session().is_some() {
+                    self.on_connected(now, out);
+                }
+            }
+            ZkPurpose::Ping | ZkPurpose::EnsurePath => {}
+            ZkPurpose::Register => match result {
+                Ok(_) => {
+                    self.registered = true;
+                    out.event(Event::BrokerRegistered {
+                        broker: self.id,
+                        broker_epoch: self.broker_epoch,
+                    });
+                    self.elect_controller(now, out);
+                }
+                Err(ZkError::NodeExists) => {
+                    // Our previous session's ephemeral is still there; it goes when that
+                    // session expires. Kafka retries the same way.
+                    out.timer(1000, BrokerTimer::RegisterRetry);
+                }
+                Err(_) => out.timer(1000, BrokerTimer::RegisterRetry),
+            },
+            ZkPurpose::ControllerRead => match result {
+                Ok(ZkReply::Data { data, .. }) => {
+                    self.controller_id = parse_controller_id(&data);
+                    if self.controller_id != Some(self.id) && self.controller.is_active() {
+                        self.controller.resign(out);
+                    }
+                }
+                Err(ZkError::NoNode) => {
+                    let data = format!("{{\"version\":1,\"brokerid\":{}}}", self.id.0).into_bytes();
+                    self.zk_send(
+                        now,
+                        ZkRequest::Create {
+                            path: "/controller".into(),
+                            data,
+                            ephemeral: true,
+                        },
+                        ZkPurpose::ControllerCreate,
+                        out,
+                    );
+                }
+                _ => {}
+            },
+            ZkPurpose::ControllerCreate => match result {
+                Ok(_) => {
+                    self.controller_id = Some(self.id);
+                    self.zk_send(
+                        now,
+                        ZkRequest::GetData {
+                            path: "/controller_epoch".into(),
+                            watch: false,
+                        },
+                        ZkPurpose::EpochRead,
+                        out,
+                    );
+                }
+                Err(_) => self.elect_controller(now, out),
+            },
+            ZkPurpose::EpochRead => match result {
+                Ok(ZkReply::Data { data, version }) => {
+                    let epoch = ControllerEpoch(parse_i32(&data).unwrap_or(0) + 1);
+                    self.zk_send(
+                        now,
+                        ZkRequest::SetData {
+                            path: "/controller_epoch".into(),
+                            data: epoch.0.to_string().into_bytes(),
+                            expected_version: Some(version),
+                        },
+                        ZkPurpose::EpochWrite { epoch },
+                        out,
+                    );
+                }
+                Err(ZkError::NoNode) => {
+                    self.zk_send(
+                        now,
+                        ZkRequest::Create {
+                            path: "/controller_epoch".into(),
+                            data: b"1".to_vec(),
+                            ephemeral: false,
+                        },
+                        ZkPurpose::EpochCreate,
+                        out,
+                    );
+                }
+                _ => self.elect_controller(now, out),
+            },
+            ZkPurpose::EpochWrite { epoch } => match result {
+                Ok(ZkReply::Stat { version }) => self.become_controller(now, epoch, version, out),
+                _ => self.elect_controller(now, out),
+            },
+            ZkPurpose::EpochCreate => match result {
+                Ok(_) => self.become_controller(now, ControllerEpoch(1), ZkVersion(0), out),
+                _ => self.elect_controller(now, out),
+            },
+            ZkPurpose::Controller(op) => {
+                let mut reqs = Vec::new();
+                self.controller.on_zk_reply(now, op, result, &mut reqs, out);
+                self.flush_controller_requests(now, reqs, out);
+            }
+        }
+    }
+
+    fn become_controller(
+        &mut self,
+        now: Instant,
+        epoch: ControllerEpoch,
+        version: ZkVersion,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        out.event(Event::ControllerElected {
+            broker: self.id,
+            controller_epoch: epoch,
+        });
+        let mut reqs = Vec::new();
+        self.controller.on_elected(epoch, version, &mut reqs, out);
+        self.flush_controller_requests(now, reqs, out);
+    }
+
+    fn flush_controller_requests(
+        &mut self,
+        now: Instant,
+        reqs: Vec<(ZkRequest, ControllerZkOp)>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        for (req, op) in reqs {
+            self.zk_send(now, req, ZkPurpose::Controller(op), out);
+        }
+    }
+
+    fn on_zk_watch(
+        &mut self,
+        now: Instant,
+        path: String,
+        kind: WatchKind,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        if path == "/controller" {
+            self.elect_controller(now, out);
+        } else if self.controller.is_active() {
+            let mut reqs = Vec::new();
+            self.controller.on_watch(&path, kind, &mut reqs);
+            self.flush_controller_requests(now, reqs, out);
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Controller requests to this broker
+    // ------------------------------------------------------------------
+
+    fn on_leader_and_isr(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        controller_epoch: ControllerEpoch,
+        broker_epoch: BrokerEpoch,
+        states: Vec<PartitionState>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        if controller_epoch < self.highest_controller_epoch {
+            out.send(
+                from,
+                Message::LeaderAndIsrResponse {
+                    controller_epoch,
+                    error: ErrorCode::StaleControllerEpoch,
+                },
+            );
+            return;
+        }
+        if broker_epoch != self.broker_epoch {
+            // KIP-380: addressed to a previous incarnation of this broker.
+            out.send(
+                from,
+                Message::LeaderAndIsrResponse {
+                    controller_epoch,
+                    error: ErrorCode::StaleBrokerEpoch,
+                },
+            );
+            return;
+        }
+        self.highest_controller_epoch = controller_epoch;
+        for state in states {
+            if !state.replicas.contains(&self.id) {
+                continue;
+            }
+            self.apply_partition_state(now, state, out);
+        }
+        out.send(
+            from,
+            Message::LeaderAndIsrResponse {
+                controller_epoch,
+                error: ErrorCode::None,
+            },
+        );
+    }
+
+    fn apply_partition_state(
+        &mut self,
+        now: Instant,
+        state: PartitionState,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let tp = state.tp.clone();
+        let me = self.id;
+        if !self.partitions.contains_key(&tp) {
+            self.partitions.insert(
+                tp.clone(),
+                Partition {
+                    log: PartitionLog::new(&tp),
+                    high_watermark: Offset(0),
+                    role: Role::None,
+                    leader_epoch: LeaderEpoch::UNKNOWN,
+                    producers: BTreeMap::new(),
+                    generation: 0,
+                },
+            );
+        }
+        let p = self.partitions.get_mut(&tp).expect("just inserted");
+        if state.leader_epoch < p.leader_epoch {
+            return; // stale
+        }
+        let same_epoch = state.leader_epoch == p.leader_epoch;
+        if state.leader == Some(me) {
+            if same_epoch {
+                if let Role::Leader(l) = &mut p.role {
+                    // Same epoch: only the ISR may have changed (controller-side write we
+                    // already know through AlterPartition, or a refresh).
+                    if state.partition_epoch > l.partition_epoch {
+                        l.isr = state.isr.clone();
+                        l.partition_epoch = state.partition_epoch;
+                    }
+                    return;
+                }
+            }
+            self.make_leader(now, state, out);
+        } else {
+            if same_epoch {
+                if let Role::Follower(_) = &p.role {
+                    return;
+                }
+            }
+            self.make_follower(now, state, out);
+        }
+    }
+
+    fn make_leader(&mut self, now: Instant, state: PartitionState, out: &mut Effects<BrokerTimer>) {
+        let tp = state.tp.clone();
+        let me = self.id;
+        let mut ops = Vec::new();
+        let p = self.partitions.get_mut(&tp).expect("hosted");
+        let leo = p.log.log_end_offset();
+        p.log.assign_epoch_start(state.leader_epoch, leo, &mut ops);
+        p.leader_epoch = state.leader_epoch;
+        p.generation += 1;
+        let followers = state
+            .replicas
+            .iter()
+            .filter(|r| **r != me)
+            .map(|r| {
+                (
+                    *r,
+                    FollowerProgress {
+                        log_end_offset: Offset(-1),
+                        last_caught_up: now,
+                    },
+                )
+            })
+            .collect();
+        p.role = Role::Leader(LeaderState {
+            leader_epoch: state.leader_epoch,
+            isr: state.isr.clone(),
+            partition_epoch: state.partition_epoch,
+            replicas: state.replicas.clone(),
+            followers,
+            pending_isr: None,
+            epoch_start_offset: leo,
+        });
+        let hw = p.high_watermark;
+        for op in ops {
+            out.disk(op);
+        }
+        out.event(Event::BecameLeader {
+            tp: tp.clone(),
+            broker: me,
+            leader_epoch: state.leader_epoch,
+            isr: state.isr.clone(),
+            log_end_offset: leo,
+            high_watermark: hw,
+        });
+        // A sole-replica ISR can advance the HW at once.
+        self.maybe_advance_hw(now, &tp, out);
+    }
+
+    fn make_follower(
+        &mut self,
+        now: Instant,
+        state: PartitionState,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let tp = state.tp.clone();
+        let me = self.id;
+        let p = self.partitions.get_mut(&tp).expect("hosted");
+        p.leader_epoch = state.leader_epoch;
+        p.generation += 1;
+        let generation = p.generation;
+        p.role = Role::Follower(FollowerState {
+            leader: state.leader,
+            leader_epoch: state.leader_epoch,
+            in_flight: None,
+            generation,
+        });
+        let leo = p.log.log_end_offset();
+        out.event(Event::BecameFollower {
+            tp: tp.clone(),
+            broker: me,
+            leader: state.leader,
+            leader_epoch: state.leader_epoch,
+            log_end_offset: leo,
+        });
+        self.fail_pending_produces(&tp, ErrorCode::NotLeaderOrFollower, out);
+        if state.leader.is_some() {
+            self.send_follower_fetch(now, &tp, out);
+        }
+    }
+
+    fn on_update_metadata(
+        &mut self,
+        controller: BrokerId,
+        controller_epoch: ControllerEpoch,
+        live_brokers: Vec<BrokerId>,
+        partitions: Vec<PartitionState>,
+    ) {
+        if controller_epoch < self.highest_controller_epoch {
+            return;
+        }
+        self.highest_controller_epoch = controller_epoch;
+        self.controller_id = Some(controller);
+        self.live_brokers = live_brokers;
+        for s in partitions {
+            self.metadata.insert(s.tp.clone(), s);
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Produce
+    // ------------------------------------------------------------------
+
+    fn on_produce(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        corr: CorrelationId,
+        tp: TopicPartition,
+        acks: Acks,
+        timeout_ms: u64,
+        batch: Vec<u8>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let me = self.id;
+        let min_isr = self.min_isr(&tp.topic);
+        let flush_interval = self.flush_interval_messages(&tp.topic);
+        let respond =
+            |out: &mut Effects<BrokerTimer>, error: ErrorCode, base: Offset, lso: Offset| {
+                if acks != Acks::None {
+                    out.send(
+                        from,
+                        Message::ProduceResponse {
+                            corr,
+                            tp: tp.clone(),
+                            error,
+                            base_offset: base,
+                            log_start_offset: lso,
+                        },
+                    );
+                }
+            };
+        let Some(p) = self.partitions.get_mut(&tp) else {
+            respond(out, ErrorCode::NotLeaderOrFollower, Offset(-1), Offset(-1));
+            return;
+        };
+        let Role::Leader(leader) = &p.role else {
+            respond(out, ErrorCode::NotLeaderOrFollower, Offset(-1), Offset(-1));
+            return;
+        };
+        let leader_epoch = leader.leader_epoch;
+        let isr_now = leader.isr.clone();
+        let header = match read_header(&batch).and_then(|h| verify_crc(&batch).map(|_| h)) {
+            Ok(h) => h,
+            Err(_) => {
+                respond(
+                    out,
+                    ErrorCode::CorruptMessage,
+                    Offset(-1),
+                    p.log.log_start_offset(),
+                );
+                return;
+            }
+        };
+        // Idempotence (KIP-98): dedupe, order, and fence by epoch.
+        let pid = header.producer_id;
+        if pid != ProducerId::NONE {
+            let first_seq = header.base_sequence.0;
+            let last_seq = first_seq.wrapping_add(header.last_offset_delta);
+            if let Some(entry) = p.producers.get(&pid) {
+                if header.producer_epoch < entry.epoch {
+                    respond(
+                        out,
+                        ErrorCode::InvalidProducerEpoch,
+                        Offset(-1),
+                        p.log.log_start_offset(),
+                    );
+                    return;
+                }
+                if header.producer_epoch == entry.epoch {
+                    if let Some(dup) = entry
+                        .batches
+                        .iter()
+                        .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+                    {
+                        // A retry of a batch we already have: answer with its original offset.
+                        let off = dup.first_offset;
+                        respond(out, ErrorCode::None, off, p.log.log_start_offset());
+                        return;
+                    }
+                    let expected = entry.last_seq().map(|s| s.wrapping_add(1)).unwrap_or(0);
+                    if first_seq != expected {
+                        respond(
+                            out,
+                            ErrorCode::OutOfOrderSequenceNumber,
+                            Offset(-1),
+                            p.log.log_start_offset(),
+                        );
+                        return;
+                    }
+                } else if first_seq != 0 {
+                    respond(
+                        out,
+                        ErrorCode::OutOfOrderSequenceNumber,
+                        Offset(-1),
+                        p.log.log_start_offset(),
+                    );
+                    return;
+                }
+            } else if first_seq != 0 {
+                // Unknown producer with a non-zero sequence: its earlier batches are gone.
+                respond(
+                    out,
+                    ErrorCode::OutOfOrderSequenceNumber,
+                    Offset(-1),
+                    p.log.log_start_offset(),
+                );
+                return;
+            }
+        }
+        if acks == Acks::All && (isr_now.len() as i32) < min_isr {
+            respond(
+                out,
+                ErrorCode::NotEnoughReplicas,
+                Offset(-1),
+                p.log.log_start_offset(),
+            );
+            return;
+        }
+        let mut ops = Vec::new();
+        let (base, last) = match p.log.append_as_leader(&batch, leader_epoch, &mut ops) {
+            Ok(r) => r,
+            Err(_) => {
+                respond(
+                    out,
+                    ErrorCode::CorruptMessage,
+                    Offset(-1),
+                    p.log.log_start_offset(),
+                );
+                return;
+            }
+        };
+        if pid != ProducerId::NONE {
+            let first_seq = header.base_sequence.0;
+            p.record_producer_batch(
+                pid,
+                header.producer_epoch,
+                first_seq,
+                first_seq.wrapping_add(header.last_offset_delta),
+                base,
+            );
+        }
+        p.log.maybe_flush(flush_interval, &mut ops);
+        for op in ops {
+            out.disk(op);
+        }
+        out.event(Event::ProduceAppended {
+            tp: tp.clone(),
+            broker: me,
+            leader_epoch,
+            base_offset: base,
+            last_offset: last,
+            producer_id: pid,
+            base_sequence: header.base_sequence,
+            isr: isr_now,
+        });
+        let lso = p.log.log_start_offset();
+        match acks {
+            Acks::None => {}
+            Acks::Leader => respond(out, ErrorCode::None, base, lso),
+            Acks::All => {
+                let id = self.fresh_id();
+                self.pending_produces.insert(
+                    id,
+                    PendingProduce {
+                        from,
+                        corr,
+                        tp: tp.clone(),
+                        leader_epoch,
+                        base_offset: base,
+                        last_offset: last,
+                    },
+                );
+                out.timer(timeout_ms, BrokerTimer::ProduceTimeout { id });
+                // A single-member ISR commits immediately.
+                self.maybe_advance_hw(now, &tp, out);
+            }
+        }
+        self.complete_delayed_fetches(now, &tp, out);
+    }
+
+    fn complete_produces(&mut self, tp: &TopicPartition, out: &mut Effects<BrokerTimer>) {
+        let Some(p) = self.partitions.get(tp) else {
+            return;
+        };
+        let hw = p.high_watermark;
+        let isr_len = match &p.role {
+            Role::Leader(l) => l.isr.len() as i32,
+            _ => return,
+        };
+        let min_isr = self.min_isr(&tp.topic);
+        let done: Vec<u64> = self
+            .pending_produces
+            .iter()
+            .filter(|(_, pp)| &pp.tp == tp && pp.last_offset < hw)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in done {
+            let pp = self.pending_produces.remove(&id).expect("present");
+            // Kafka's DelayedProduce: committed, but if the ISR has shrunk below
+            // min.insync.replicas the ack says so.
+            let error = if isr_len >= min_isr {
+                ErrorCode::None
+            } else {
+                ErrorCode::NotEnoughReplicasAfterAppend
+            };
+            out.event(Event::ProduceAcked {
+                tp: pp.tp.clone(),
+                broker: self.id,
+                leader_epoch: pp.leader_epoch,
+                base_offset: pp.base_offset,
+                last_offset: pp.last_offset,
+                acks: "all".into(),
+                error,
+            });
+            out.send(
+                pp.from,
+                Message::ProduceResponse {
+                    corr: pp.corr,
+                    tp: pp.tp,
+                    error,
+                    base_offset: pp.base_offset,
+                    log_start_offset: p.log.log_start_offset(),
+                },
+            );
+        }
+    }
+
+    fn fail_pending_produces(
+        &mut self,
+        tp: &TopicPartition,
+        error: ErrorCode,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let ids: Vec<u64> = self
+            .pending_produces
+            .iter()
+            .filter(|(_, pp)| &pp.tp == tp)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let pp = self.pending_produces.remove(&id).expect("present");
+            out.send(
+                pp.from,
+                Message::ProduceResponse {
+                    corr: pp.corr,
+                    tp: pp.tp,
+                    error,
+                    base_offset: Offset(-1),
+                    log_start_offset: Offset(-1),
+                },
+            );
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Fetch (leader side)
+    // ------------------------------------------------------------------
+
+    fn on_fetch(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        msg: Message,
+        may_park: bool,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let Message::Fetch {
+            corr,
+            replica_id,
+            broker_epoch: _,
+            ref tp,
+            fetch_offset,
+            last_fetched_epoch,
+            current_leader_epoch,
+            max_bytes,
+            min_bytes: _,
+            max_wait_ms,
+            isolation_level: _,
+        } = msg
+        else {
+            unreachable!("on_fetch takes a Fetch")
+        };
+        let tp = tp.clone();
+        let reply = |out: &mut Effects<BrokerTimer>,
+                     error: ErrorCode,
+                     hw: Offset,
+                     lso: Offset,
+                     diverging: Option<EpochEndOffset>,
+                     epoch: LeaderEpoch,
+                     batches: Vec<Vec<u8>>| {
+            out.send(
+                from,
+                Message::FetchResponse {
+                    corr,
+                    tp: tp.clone(),
+                    error,
+                    high_watermark: hw,
+                    last_stable_offset: hw,
+                    log_start_offset: lso,
+                    diverging_epoch: diverging,
+                    leader_epoch: epoch,
+                    batches,
+                },
+            );
+        };
+        let Some(p) = self.partitions.get_mut(&tp) else {
+            reply(
+                out,
+                ErrorCode::NotLeaderOrFollower,
+                Offset(-1),
+                Offset(-1),
+                None,
+                LeaderEpoch::UNKNOWN,
+                vec![],
+            );
+            return;
+        };
+        let Role::Leader(leader) = &mut p.role else {
+            reply(
+                out,
+                ErrorCode::NotLeaderOrFollower,
+                Offset(-1),
+                Offset(-1),
+                None,
+                p.leader_epoch,
+                vec![],
+            );
+            return;
+        };
+        let epoch = leader.leader_epoch;
+        let lso = p.log.log_start_offset();
+        let leo = p.log.log_end_offset();
+        // KIP-320 fencing.
+        if current_leader_epoch != LeaderEpoch::UNKNOWN {
+            if current_leader_epoch < epoch {
+                reply(
+                    out,
+                    ErrorCode::FencedLeaderEpoch,
+                    p.high_watermark,
+                    lso,
+                    None,
+                    epoch,
+                    vec![],
+                );
+                return;
+            }
+            if current_leader_epoch > epoch {
+                reply(
+                    out,
+                    ErrorCode::UnknownLeaderEpoch,
+                    p.high_watermark,
+                    lso,
+                    None,
+                    epoch,
+                    vec![],
+                );
+                return;
+            }
+        }
+        // Divergence check (KIP-595 style): does the fetcher's log agree with ours?
+        if last_fetched_epoch != LeaderEpoch::UNKNOWN && fetch_offset.0 > 0 {
+            let end = p.log.end_offset_for_epoch(last_fetched_epoch);
+            if end.leader_epoch == LeaderEpoch::UNKNOWN
+                || end.end_offset < fetch_offset
+                || end.leader_epoch < last_fetched_epoch
+            {
+                reply(
+                    out,
+                    ErrorCode::None,
+                    p.high_watermark,
+                    lso,
+                    Some(end),
+                    epoch,
+                    vec![],
+                );
+                return;
+            }
+        }
+        if fetch_offset < lso || fetch_offset > leo {
+            reply(
+                out,
+                ErrorCode::OffsetOutOfRange,
+                p.high_watermark,
+                lso,
+                None,
+                epoch,
+                vec![],
+            );
+            return;
+        }
+        let max_offset = match replica_id {
+            Some(r) => {
+                // Follower fetch: record its progress.
+                if let Some(f) = leader.followers.get_mut(&r) {
+                    f.log_end_offset = fetch_offset;
+                    if fetch_offset >= leo {
+                        f.last_caught_up = now;
+                    }
+                }
+                leo
+            }
+            None => p.high_watermark,
+        };
+        let batches = if fetch_offset < max_offset {
+            p.log
+                .read(fetch_offset, max_offset, max_bytes)
+                .unwrap_or_default()
+        } else {
+            vec![]
+        };
+        if let Some(r) = replica_id {
+            self.maybe_expand_isr(now, &tp, r, fetch_offset, out);
+            self.maybe_advance_hw(now, &tp, out);
+        }
+        let p = self.partitions.get(&tp).expect("hosted");
+        if batches.is_empty() && may_park && max_wait_ms > 0 {
+            let id = self.fresh_id();
+            self.pending_fetches.insert(id, PendingFetch { from, msg });
+            out.timer(max_wait_ms, BrokerTimer::FetchWaitExpired { id });
+            return;
+        }
+        reply(
+            out,
+            ErrorCode::None,
+            p.high_watermark,
+            p.log.log_start_offset(),
+            None,
+            epoch,
+            batches,
+        );
+    }
+
+    /// Answer parked fetches of `tp` that now have data (new records for followers, a higher
+    /// HW for consumers).
+    fn complete_delayed_fetches(
+        &mut self,
+        now: Instant,
+        tp: &TopicPartition,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let Some(p) = self.partitions.get(tp) else {
+            return;
+        };
+        let leo = p.log.log_end_offset();
+        let hw = p.high_watermark;
+        let ready: Vec<u64> = self
+            .pending_fetches
+            .iter()
+            .filter(|(_, pf)| match &pf.msg {
+                Message::Fetch {
+                    tp: t,
+                    fetch_offset,
+                    replica_id,
+                    ..
+                } if t == tp => {
+                    let limit = if replica_id.is_some() { leo } else { hw };
+                    *fetch_offset < limit
+                }
+                _ => false,
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready {
+            let pf = self.pending_fetches.remove(&id).expect("present");
+            self.on_fetch(now, pf.from, pf.msg, false, out);
+        }
+    }
+
+    fn maybe_expand_isr(
+        &mut self,
+        now: Instant,
+        tp: &TopicPartition,
+        r: BrokerId,
+        fetch_offset: Offset,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let p = self.partitions.get_mut(tp).expect("hosted");
+        let hw = p.high_watermark;
+        let Role::Leader(l) = &mut p.role else { return };
+        if l.isr.contains(&r) || l.pending_isr.is_some() || !l.replicas.contains(&r) {
+            return;
+        }
+        // Caught up to the HW, and within this leader's epoch (KAFKA-7128 / Kip320.tla).
+        if fetch_offset >= hw && fetch_offset >= l.epoch_start_offset {
+            let mut new_isr = l.isr.clone();
+            new_isr.push(r);
+            self.send_alter_partition(now, tp, new_isr, out);
+        }
+    }
+
+    fn send_alter_partition(
+        &mut self,
+        _now: Instant,
+        tp: &TopicPartition,
+        new_isr: Vec<BrokerId>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let corr = self.fresh_corr();
+        let broker = self.id;
+        let broker_epoch = self.broker_epoch;
+        let controller = self.controller_id;
+        let p = self.partitions.get_mut(tp).expect("hosted");
+        let Role::Leader(l) = &mut p.role else { return };
+        l.pending_isr = Some((corr, new_isr.clone()));
+        let msg = Message::AlterPartition {
+            corr,
+            broker,
+            broker_epoch,
+            tp: tp.clone(),
+            leader_epoch: l.leader_epoch,
+            new_isr,
+            partition_epoch: l.partition_epoch,
+        };
+        let generation = p.generation;
+        match controller {
+            Some(c) => out.send(NodeId::Broker(c), msg),
+            None => {}
+        }
+        // If no answer comes (controller moved or died), try again.
+        out.timer(
+            5_000,
+            BrokerTimer::AlterPartitionRetry {
+                tp: tp.clone(),
+                generation,
+            },
+        );
+        let _ = corr;
+    }
+
+    fn on_alter_partition_response(
+        &mut self,
+        now: Instant,
+        corr: CorrelationId,
+        tp: TopicPartition,
+        error: ErrorCode,
+        state: Option<PartitionState>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let me = self.id;
+        let Some(p) = self.partitions.get_mut(&tp) else {
+            return;
+        };
+        let Role::Leader(l) = &mut p.role else { return };
+        match &l.pending_isr {
+            Some((c, _)) if *c == corr => {}
+            _ => return,
+        }
+        l.pending_isr = None;
+        if error == ErrorCode::None {
+            if let Some(s) = state {
+                if s.leader_epoch == l.leader_epoch {
+                    l.isr = s.isr.clone();
+                    l.partition_epoch = s.partition_epoch;
+                    out.event(Event::IsrChanged {
+                        tp: tp.clone(),
+                        broker: me,
+                        leader_epoch: l.leader_epoch,
+                        isr: s.isr,
+                        partition_epoch: s.partition_epoch,
+                    });
+                }
+            }
+        }
+        self.maybe_advance_hw(now, &tp, out);
+        self.complete_produces(&tp, out);
+    }
+
+    /// HW = min LEO over the maximal ISR (leader included); never decreases.
+    fn maybe_advance_hw(
+        &mut self,
+        now: Instant,
+        tp: &TopicPartition,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let me = self.id;
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        let Role::Leader(l) = &p.role else { return };
+        let leo = p.log.log_end_offset();
+        let mut new_hw = leo;
+        for r in l.maximal_isr() {
+            if r == me {
+                continue;
+            }
+            let f_leo = l
+                .followers
+                .get(&r)
+                .map(|f| f.log_end_offset)
+                .unwrap_or(Offset(-1));
+            new_hw = new_hw.min(f_leo);
+        }
+        if new_hw > p.high_watermark {
+            p.high_watermark = new_hw;
+            out.event(Event::HighWatermarkChanged {
+                tp: tp.clone(),
+                broker: me,
+                leader_epoch: l.leader_epoch,
+                high_watermark: new_hw,
+            });
+            self.complete_produces(tp, out);
+            self.complete_delayed_fetches(now, tp, out);
+        }
+    }
+
+    fn check_isr_shrink(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
+        let me = self.id;
+        let lag_max = self.config.replica_lag_time_max_ms;
+        let mut shrinks = Vec::new();
+        for (tp, p) in &self.partitions {
+            let Role::Leader(l) = &p.role else { continue };
+            if l.pending_isr.is_some() {
+                continue;
+            }
+            let leo = p.log.log_end_offset();
+            let out_of_sync: Vec<BrokerId> = l
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| *r != me)
+                .filter(|r| match l.followers.get(r) {
+                    Some(f) => f.log_end_offset < leo && now.since(f.last_caught_up) > lag_max,
+                    None => true,
+                })
+                .collect();
+            if !out_of_sync.is_empty() {
+                let new_isr: Vec<BrokerId> = l
+                    .isr
+                    .iter()
+                    .copied()
+                    .filter(|r| !out_of_sync.contains(r))
+                    .collect();
+                shrinks.push((tp.clone(), new_isr));
+            }
+        }
+        for (tp, isr) in shrinks {
+            self.send_alter_partition(now, &tp, isr, out);
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Fetch (follower side)
+    // ------------------------------------------------------------------
+
+    fn send_follower_fetch(
+        &mut self,
+        _now: Instant,
+        tp: &TopicPartition,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let corr = self.fresh_corr();
+        let me = self.id;
+        let broker_epoch = self.broker_epoch;
+        let wait = self.config.replica_fetch_wait_max_ms;
+        let max_bytes = self.config.replica_fetch_max_bytes;
+        let socket_timeout = self.config.controller_socket_timeout_ms;
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        let Role::Follower(f) = &mut p.role else {
+            return;
+        };
+        let Some(leader) = f.leader else { return };
+        if f.in_flight.is_some() {
+            return;
+        }
+        f.in_flight = Some(corr);
+        let msg = Message::Fetch {
+            corr,
+            replica_id: Some(me),
+            broker_epoch,
+            tp: tp.clone(),
+            fetch_offset: p.log.log_end_offset(),
+            last_fetched_epoch: p.log.epoch_of_last_batch(),
+            current_leader_epoch: f.leader_epoch,
+            max_bytes,
+            min_bytes: 1,
+            max_wait_ms: wait,
+            isolation_level: IsolationLevel::ReadUncommitted,
+        };
+        self.fetch_targets.insert(corr, (tp.clone(), leader));
+        out.send(NodeId::Broker(leader), msg);
+        out.timer(
+            wait + socket_timeout,
+            BrokerTimer::FollowerFetchTimeout {
+                tp: tp.clone(),
+                corr,
+            },
+        );
+    }
+
+    fn schedule_follower_fetch(
+        &mut self,
+        tp: &TopicPartition,
+        after_ms: u64,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        let Role::Follower(f) = &mut p.role else {
+            return;
+        };
+        f.in_flight = None;
+        out.timer(
+            after_ms,
+            BrokerTimer::FollowerFetch {
+                tp: tp.clone(),
+                generation: f.generation,
+            },
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_fetch_response(
+        &mut self,
+        now: Instant,
+        corr: CorrelationId,
+        tp: TopicPartition,
+        error: ErrorCode,
+        high_watermark: Offset,
+        diverging: Option<EpochEndOffset>,
+        batches: Vec<Vec<u8>>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        self.fetch_targets.remove(&corr);
+        let me = self.id;
+        let backoff = self.config.replica_fetch_backoff_ms;
+        let flush_interval = self.flush_interval_messages(&tp.topic);
+        let Some(p) = self.partitions.get_mut(&tp) else {
+            return;
+        };
+        let Role::Follower(f) = &mut p.role else {
+            return;
+        };
+        if f.in_flight != Some(corr) {
+            return;
+        }
+        f.in_flight = None;
+        if error != ErrorCode::None {
+            if error == ErrorCode::OffsetOutOfRange && p.log.log_end_offset() > high_watermark {
+                // Our log is longer than the leader's: cut back to what is committed.
+                let mut ops = Vec::new();
+                let from = p.log.log_end_offset();
+                let to = p.log.truncate_to(high_watermark, &mut ops);
+                p.high_watermark = p.high_watermark.min(to);
+                for op in ops {
+                    out.disk(op);
+                }
+                out.event(Event::Truncated {
+                    tp: tp.clone(),
+                    broker: me,
+                    from_offset: from,
+                    to_offset: to,
+                    reason: "offset-out-of-range".into(),
+                });
+                self.rebuild_producers(&tp);
+                self.schedule_follower_fetch(&tp, 0, out);
+            } else {
+                self.schedule_follower_fetch(&tp, backoff, out);
+            }
+            return;
+        }
+        let mut ops = Vec::new();
+        if let Some(end) = diverging {
+            // Truncate to the end of the last epoch both logs share (KIP-279).
+            let from = p.log.log_end_offset();
+            let target = if end.leader_epoch == LeaderEpoch::UNKNOWN || end.end_offset.0 < 0 {
+                p.log.log_start_offset()
+            } else {
+                let mine = p.log.end_offset_for_epoch(end.leader_epoch);
+                if mine.leader_epoch == end.leader_epoch {
+                    end.end_offset.min(mine.end_offset)
+                } else {
+                    end.end_offset
+                        .min(mine.end_offset.max(p.log.log_start_offset()))
+                }
+            };
+            let to = p.log.truncate_to(target.min(from), &mut ops);
+            p.high_watermark = p.high_watermark.min(to);
+            for op in ops {
+                out.disk(op);
+            }
+            if to < from {
+                out.event(Event::Truncated {
+                    tp: tp.clone(),
+                    broker: me,
+                    from_offset: from,
+                    to_offset: to,
+                    reason: "diverging-epoch".into(),
+                });
+            }
+            self.rebuild_producers(&tp);
+            self.schedule_follower_fetch(&tp, 0, out);
+            return;
+        }
+        for b in &batches {
+            match p.log.append_as_follower(b, &mut ops) {
+                Ok((base, _last)) => {
+                    if let Ok(h) = read_header(b) {
+                        if h.producer_id != ProducerId::NONE {
+                            let first = h.base_sequence.0;
+                            p.record_producer_batch(
+                                h.producer_id,
+                                h.producer_epoch,
+                                first,
+                                first.wrapping_add(h.last_offset_delta),
+                                base,
+                            );
+                        }
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        p.log.maybe_flush(flush_interval, &mut ops);
+        let new_hw = high_watermark.min(p.log.log_end_offset());
+        if new_hw > p.high_watermark {
+            p.high_watermark = new_hw;
+        }
+        for op in ops {
+            out.disk(op);
+        }
+        let _ = now;
+        self.schedule_follower_fetch(&tp, 0, out);
+    }
+
+    fn rebuild_producers(&mut self, tp: &TopicPartition) {
+        if let Some(p) = self.partitions.get_mut(tp) {
+            p.rebuild_producer_state();
+        }
+    }
+
+    // ------------------------------------------------------------------
+    // Metadata, ListOffsets, InitProducerId
+    // ------------------------------------------------------------------
+
+    fn on_metadata(
+        &self,
+        from: NodeId,
+        corr: CorrelationId,
+        topics: Vec<String>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let partitions = self
+            .metadata
+            .values()
+            .filter(|s| topics.is_empty() || topics.contains(&s.tp.topic))
+            .map(|s| PartitionMetadata {
+                tp: s.tp.clone(),
+                error: if s.leader.is_some() {
+                    ErrorCode::None
+                } else {
+                    ErrorCode::LeaderNotAvailable
+                },
+                leader: s.leader,
+                leader_epoch: s.leader_epoch,
+                replicas: s.replicas.clone(),
+                isr: s.isr.clone(),
+            })
+            .collect();
+        out.send(
+            from,
+            Message::MetadataResponse {
+                corr,
+                brokers: self.live_brokers.clone(),
+                controller: self.controller_id,
+                partitions,
+            },
+        );
+    }
+
+    fn on_list_offsets(
+        &self,
+        from: NodeId,
+        corr: CorrelationId,
+        tp: TopicPartition,
+        timestamp: i64,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let (error, offset, epoch) = match self.partitions.get(&tp) {
+            Some(p) => match &p.role {
+                Role::Leader(l) => {
+                    let off = if timestamp == -2 {
+                        p.log.log_start_offset()
+                    } else {
+                        p.high_watermark
+                    };
+                    (ErrorCode::None, off, l.leader_epoch)
+                }
+                _ => (ErrorCode::NotLeaderOrFollower, Offset(-1), p.leader_epoch),
+            },
+            None => (
+                ErrorCode::NotLeaderOrFollower,
+                Offset(-1),
+                LeaderEpoch::UNKNOWN,
+            ),
+        };
+        out.send(
+            from,
+            Message::ListOffsetsResponse {
+                corr,
+                tp,
+                error,
+                offset,
+                leader_epoch: epoch,
+            },
+        );
+    }
+
+    fn on_init_producer_id(
+        &mut self,
+        from: NodeId,
+        corr: CorrelationId,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        if self.broker_epoch.0 < 0 {
+            out.send(
+                from,
+                Message::InitProducerIdResponse {
+                    corr,
+                    error: ErrorCode::LeaderNotAvailable,
+                    producer_id: ProducerId::NONE,
+                    producer_epoch: ProducerEpoch(-1),
+                },
+            );
+            return;
+        }
+        // Unique across brokers and incarnations: the broker epoch is a unique session id
+        // (Kafka allocates blocks through `/latest_producer_id_block` instead).
+        self.next_producer_id += 1;
+        let pid = ProducerId(self.broker_epoch.0 * 1_000_000 + self.next_producer_id);
+        out.send(
+            from,
+            Message::InitProducerIdResponse {
+                corr,
+                error: ErrorCode::None,
+                producer_id: pid,
+                producer_epoch: ProducerEpoch(0),
+            },
+        );
+    }
+
+    fn write_hw_checkpoint(&self, out: &mut Effects<BrokerTimer>) {
+        let mut text = String::from("0\n");
+        text.push_str(&format!("{}\n", self.partitions.len()));
+        for (tp, p) in &self.partitions {
+            text.push_str(&format!(
+                "{} {} {}\n",
+                tp.topic, tp.partition, p.high_watermark.0
+            ));
+        }
+        out.disk(DiskOp::WriteAtomic {
+            file: HW_CHECKPOINT_FILE.into(),
+            data: text.into_bytes(),
+        });
+    }
+
+    /// Asserts the broker's own invariants (STYLE.md: end handlers with them).
+    fn invariants(&self) {
+        for (tp, p) in &self.partitions {
+            assert!(
+                p.high_watermark <= p.log.log_end_offset(),
+                "{tp}: HW {} above LEO {} on broker {}",
+                p.high_watermark,
+                p.log.log_end_offset(),
+                self.id
+            );
+            if let Role::Leader(l) = &p.role {
+                assert!(
+                    l.isr.contains(&self.id),
+                    "{tp}: leader {} not in its own ISR {:?}",
+                    self.id,
+                    l.isr
+                );
+                assert_eq!(l.leader_epoch, p.leader_epoch);
+            }
+        }
+    }
+}
+
+impl Partition {
+    fn record_producer_batch(
+        &mut self,
+        pid: ProducerId,
+        epoch: ProducerEpoch,
+        first_seq: i32,
+        last_seq: i32,
+        first_offset: Offset,
+    ) {
+        let entry = self.producers.entry(pid).or_default();
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.batches.push_back(CachedBatch {
+            first_seq,
+            last_seq,
+            first_offset,
+        });
+        while entry.batches.len() > NUM_BATCHES_TO_RETAIN {
+            entry.batches.pop_front();
+        }
+    }
+
+    /// Rebuild producer state from the log (Kafka rebuilds it from snapshots plus the log tail
+    /// on recovery and truncation).
+    fn rebuild_producer_state(&mut self) {
+        self.producers.clear();
+        let batches: Vec<_> = self
+            .log
+            .batches()
+            .iter()
+            .filter(|b| b.producer_id != ProducerId::NONE)
+            .map(|b| {
+                (
+                    b.producer_id,
+                    b.producer_epoch,
+                    b.base_sequence.0,
+                    (b.last_offset.0 - b.base_offset.0) as i32,
+                    b.base_offset,
+                )
+            })
+            .collect();
+        for (pid, epoch, first, delta, base) in batches {
+            self.record_producer_batch(pid, epoch, first, first.wrapping_add(delta), base);
+        }
+    }
+}
+
+impl Actor for Broker {
+    type Timer = BrokerTimer;
+
+    fn on_start(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
+        out.event(Event::BrokerStarted { broker: self.id });
+        self.zk_connect(now, out);
+        out.timer(200, BrokerTimer::ZkTick);
+        out.timer(
+            (self.config.replica_lag_time_max_ms / 2).max(1),
+            BrokerTimer::IsrCheck,
+        );
+        out.timer(
+            self.config.replica_high_watermark_checkpoint_interval_ms,
+            BrokerTimer::HwCheckpoint,
+        );
+        if let Some(ms) = self.config.log_flush_interval_ms {
+            out.timer(ms.max(1), BrokerTimer::FlushCheck);
+        }
+    }
+
+    fn on_message(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        msg: Message,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        match msg {
+            Message::ZkResponse { corr, result } => self.on_zk_response(now, corr, result, out),
+            Message::ZkWatch {
+                session,
+                path,
+                kind,
+            } => {
+                if Some(session) == self.zk.session() {
+                    self.on_zk_watch(now, path, kind, out);
+                }
+            }
+            Message::ZkSessionExpired { session } => {
+                if Some(session) == self.zk.session() {
+                    self.on_session_lost(now, out);
+                }
+            }
+            Message::Produce {
+                corr,
+                tp,
+                acks,
+                timeout_ms,
+                batch,
+            } => self.on_produce(now, from, corr, tp, acks, timeout_ms, batch, out),
+            m @ Message::Fetch { .. } => self.on_fetch(now, from, m, true, out),
+            Message::FetchResponse {
+                corr,
+                tp,
+                error,
+                high_watermark,
+                diverging_epoch,
+                batches,
+                ..
+            } => self.on_fetch_response(
+                now,
+                corr,
+                tp,
+                error,
+                high_watermark,
+                diverging_epoch,
+                batches,
+                out,
+            ),
+            Message::Metadata { corr, topics } => self.on_metadata(from, corr, topics, out),
+            Message::ListOffsets {
+                corr,
+                tp,
+                timestamp,
+                ..
+            } => self.on_list_offsets(from, corr, tp, timestamp, out),
+            Message::InitProducerId { corr, .. } => self.on_init_producer_id(from, corr, out),
+            Message::OffsetForLeaderEpoch {
+                corr,
+                tp,
+                leader_epoch,
+                ..
+            } => {
+                let (error, end) = match self.partitions.get(&tp) {
+                    Some(p) if matches!(p.role, Role::Leader(_)) => {
+                        (ErrorCode::None, p.log.end_offset_for_epoch(leader_epoch))
+                    }
+                    _ => (
+                        ErrorCode::NotLeaderOrFollower,
+                        EpochEndOffset {
+                            leader_epoch: LeaderEpoch::UNKNOWN,
+                            end_offset: Offset(-1),
+                        },
+                    ),
+                };
+                out.send(
+                    from,
+                    Message::OffsetForLeaderEpochResponse {
+                        corr,
+                        tp,
+                        error,
+                        end,
+                    },
+                );
+            }
+            Message::LeaderAndIsr {
+                controller: _,
+                controller_epoch,
+                broker_epoch,
+                partitions,
+            } => self.on_leader_and_isr(now, from, controller_epoch, broker_epoch, partitions, out),
+            Message::UpdateMetadata {
+                controller,
+                controller_epoch,
+                live_brokers,
+                partitions,
+            } => self.on_update_metadata(controller, controller_epoch, live_brokers, partitions),
+            Message::AlterPartition {
+                corr,
+                broker,
+                broker_epoch,
+                tp,
+                leader_epoch,
+                new_isr,
+                partition_epoch,
+            } => {
+                let mut reqs = Vec::new();
+                self.controller.on_alter_partition(
+                    from,
+                    corr,
+                    broker,
+                    broker_epoch,
+                    tp,
+                    leader_epoch,
+                    new_isr,
+                    partition_epoch,
+                    &mut reqs,
+                    out,
+                );
+                self.flush_controller_requests(now, reqs, out);
+            }
+            Message::AlterPartitionResponse {
+                corr,
+                tp,
+                error,
+                state,
+            } => self.on_alter_partition_response(now, corr, tp, error, state, out),
+            Message::LeaderAndIsrResponse { .. } => {}
+            // Not addressed to a broker.
+            Message::Zk { .. }
+            | Message::MetadataResponse { .. }
+            | Message::ProduceResponse { .. }
+            | Message::OffsetForLeaderEpochResponse { .. }
+            | Message::ListOffsetsResponse { .. }
+            | Message::InitProducerIdResponse { .. } => {}
+        }
+        self.invariants();
+    }
+
+    fn on_timeout(&mut self, now: Instant, timer: BrokerTimer, out: &mut Effects<BrokerTimer>) {
+        match timer {
+            BrokerTimer::ZkTick => {
+                if self.zk.ping_due(now) {
+                    self.zk_send(now, ZkRequest::Ping, ZkPurpose::Ping, out);
+                }
+                if self.zk.state == SessionState::Disconnected {
+                    self.zk_connect(now, out);
+                }
+                out.timer(200, BrokerTimer::ZkTick);
+            }
+            BrokerTimer::ZkReconnect => {
+                if self.zk.state == SessionState::Disconnected {
+                    self.zk_connect(now, out);
+                }
+            }
+            BrokerTimer::RegisterRetry => {
+                if self.zk.session().is_some() && !self.registered {
+                    self.register(now, out);
+                }
+            }
+            BrokerTimer::ProduceTimeout { id } => {
+                if let Some(pp) = self.pending_produces.remove(&id) {
+                    out.send(
+                        pp.from,
+                        Message::ProduceResponse {
+                            corr: pp.corr,
+                            tp: pp.tp,
+                            error: ErrorCode::RequestTimedOut,
+                            base_offset: Offset(-1),
+                            log_start_offset: Offset(-1),
+                        },
+                    );
+                }
+            }
+            BrokerTimer::FetchWaitExpired { id } => {
+                if let Some(pf) = self.pending_fetches.remove(&id) {
+                    self.on_fetch(now, pf.from, pf.msg, false, out);
+                }
+            }
+            BrokerTimer::FollowerFetch { tp, generation } => {
+                let current = self.partitions.get(&tp).map(|p| p.generation);
+                if current == Some(generation) {
+                    self.send_follower_fetch(now, &tp, out);
+                }
+            }
+            BrokerTimer::FollowerFetchTimeout { tp, corr } => {
+                let stuck = matches!(
+                    self.partitions.get(&tp).map(|p| &p.role),
+                    Some(Role::Follower(f)) if f.in_flight == Some(corr)
+                );
+                if stuck {
+                    self.fetch_targets.remove(&corr);
+                    self.schedule_follower_fetch(&tp, 0, out);
+                }
+            }
+            BrokerTimer::IsrCheck => {
+                self.check_isr_shrink(now, out);
+                out.timer(
+                    (self.config.replica_lag_time_max_ms / 2).max(1),
+                    BrokerTimer::IsrCheck,
+                );
+            }
+            BrokerTimer::HwCheckpoint => {
+                self.write_hw_checkpoint(out);
+                out.timer(
+                    self.config.replica_high_watermark_checkpoint_interval_ms,
+                    BrokerTimer::HwCheckpoint,
+                );
+            }
+            BrokerTimer::FlushCheck => {
+                let mut ops = Vec::new();
+                for p in self.partitions.values_mut() {
+                    if p.log.unflushed_messages() > 0 {
+                        p.log.flush(&mut ops);
+                    }
+                }
+                for op in ops {
+                    out.disk(op);
+                }
+                if let Some(ms) = self.config.log_flush_interval_ms {
+                    out.timer(ms.max(1), BrokerTimer::FlushCheck);
+                }
+            }
+            BrokerTimer::AlterPartitionRetry { tp, generation } => {
+                let retry = match self.partitions.get_mut(&tp) {
+                    Some(p) if p.generation == generation => match &mut p.role {
+                        Role::Leader(l) if l.pending_isr.is_some() => {
+                            l.pending_isr = None;
+                            true
+                        }
+                        _ => false,
+                    },
+                    _ => false,
+                };
+                if retry {
+                    // Re-evaluate from scratch on the next ISR check / fetch.
+                    self.check_isr_shrink(now, out);
+                }
+            }
+        }
+        self.invariants();
+    }
+
+    fn on_disconnect(&mut self, now: Instant, peer: NodeId, out: &mut Effects<BrokerTimer>) {
+        match peer {
+            NodeId::Zk => {
+                // Requests to the coordination node were lost; the session may survive.
+                // Reconnect handling: if we are not connected yet, try again shortly.
+                if self.zk.state == SessionState::Connecting {
+                    self.zk.expire();
+                    out.timer(500, BrokerTimer::ZkReconnect);
+                }
+            }
+            NodeId::Broker(b) => {
+                // Follower fetches in flight to that broker will not be answered.
+                let lost: Vec<(CorrelationId, TopicPartition)> = self
+                    .fetch_targets
+                    .iter()
+                    .filter(|(_, (_, l))| *l == b)
+                    .map(|(c, (tp, _))| (*c, tp.clone()))
+                    .collect();
+                let backoff = self.config.replica_fetch_backoff_ms;
+                for (corr, tp) in lost {
+                    self.fetch_targets.remove(&corr);
+                    let stuck = matches!(
+                        self.partitions.get(&tp).map(|p| &p.role),
+                        Some(Role::Follower(f)) if f.in_flight == Some(corr)
+                    );
+                    if stuck {
+                        self.schedule_follower_fetch(&tp, backoff, out);
+                    }
+                }
+                let _ = now;
+            }
+            _ => {}
+        }
+    }
+
+    fn on_send_failed(
+        &mut self,
+        now: Instant,
+        to: NodeId,
+        msg: Message,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        match msg {
+            Message::Fetch { corr, tp, .. } => {
+                self.fetch_targets.remove(&corr);
+                let stuck = matches!(
+                    self.partitions.get(&tp).map(|p| &p.role),
+                    Some(Role::Follower(f)) if f.in_flight == Some(corr)
+                );
+                if stuck {
+                    let backoff = self.config.replica_fetch_backoff_ms;
+                    self.schedule_follower_fetch(&tp, backoff, out);
+                }
+            }
+            Message::Zk { .. } => {
+                if self.zk.state == SessionState::Connecting {
+                    self.zk.expire();
+                    out.timer(500, BrokerTimer::ZkReconnect);
+                }
+            }
+            Message::LeaderAndIsr { .. } | Message::UpdateMetadata { .. } => {
+                // The controller re-sends full state when the broker registers again.
+            }
+            _ => {}
+        }
+        let _ = (now, to);
+    }
+}
+
+fn parse_dir(dir: &str) -> Option<TopicPartition> {
+    let (topic, p) = dir.rsplit_once('-')?;
+    Some(TopicPartition::new(topic, p.parse().ok()?))
+}
+
+fn parse_i32(data: &[u8]) -> Option<i32> {
+    std::str::from_utf8(data).ok()?.trim().parse().ok()
+}
+
+fn parse_controller_id(data: &[u8]) -> Option<BrokerId> {
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    Some(BrokerId(v.get("brokerid")?.as_i64()? as i32))
+}
+
+/// Parses Kafka's checkpoint text format: version, count, then `topic partition offset` lines.
+fn parse_hw_checkpoint(data: Option<&[u8]>) -> BTreeMap<TopicPartition, Offset> {
+    let mut map = BTreeMap::new();
+    let Some(data) = data else { return map };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return map;
+    };
+    for line in text.lines().skip(2) {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        if let [topic, p, off] = parts.as_slice() {
+            if let (Ok(p), Ok(off)) = (p.parse(), off.parse()) {
+                map.insert(TopicPartition::new(*topic, p), Offset(off));
+            }
+        }
+    }
+    map
+}
+

@@ -1,0 +1,894 @@
+//! The controller: the one broker that decides leaders and ISRs (ZooKeeper mode).
+//!
+//! # How Kafka's ZooKeeper-mode controller works, and how this one does
+//! * **Election.** Every broker tries to create the ephemeral `/controller` znode; the winner
+//!   increments `/controller_epoch` with a conditional write and becomes the active
+//!   controller. The znode vanishes with the winner's session, and the others, watching it,
+//!   try again. (The broker side of this lives in `broker.rs`.)
+//! * **Fencing.** Every write the controller makes is a `multi` that first checks the version
+//!   of `/controller_epoch` it wrote, so a deposed controller that has not noticed yet cannot
+//!   change anything (KAFKA-6082). Brokers reject requests carrying an older controller epoch.
+//! * **Context.** On election the controller reads the live brokers (`/brokers/ids`, with a
+//!   child watch), each topic's replica assignment (`/brokers/topics/T`) and each partition's
+//!   state znode (`/brokers/topics/T/partitions/P/state`: leader, leader epoch, ISR).
+//! * **Events, one at a time.** Like Kafka's `ControllerEventManager`, events are processed
+//!   strictly in order and an event's writes complete before the next event starts: startup,
+//!   broker membership changes, and AlterPartition requests from leaders (KIP-497).
+//! * **Leader election** (`OfflinePartitionLeaderElection`): the first replica in assignment
+//!   order that is alive and in the ISR; if none and `unclean.leader.election.enable`, the first
+//!   live replica (an *unclean* election that can lose committed data); otherwise the
+//!   partition goes offline (no leader) and keeps its ISR. A leader change bumps the leader
+//!   epoch; so does a controller-driven ISR shrink after a broker failure (ZooKeeper mode).
+//! * **Propagation.** After its writes, an event sends LeaderAndIsr to the replicas of every
+//!   partition it changed and UpdateMetadata to every live broker.
+//! * **Broker bounce (KIP-380).** A broker that re-registers with a new broker epoch is treated
+//!   as failed and then started: it is not elected leader in the same step, and requests are
+//!   addressed to its current broker epoch.
+//!
+//! The scenario's topics are created by the controller if absent (standing in for an admin
+//! client's CreateTopics, which in ZooKeeper mode writes the assignment znode the same way).
+
+use crate::broker::BrokerTimer;
+use crate::config::{BrokerConfig, TopicConfig};
+use crate::effects::Effects;
+use crate::event::Event;
+use crate::protocol::*;
+use crate::types::*;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// A topic the controller creates if it does not exist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTopic {
+    pub name: String,
+    /// Replica assignment: one list of broker ids per partition, preferred leader first.
+    pub assignment: Vec<Vec<BrokerId>>,
+    pub config: TopicConfig,
+}
+
+/// Why the controller sent a coordination-node request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ControllerZkOp {
+    BrokerIds {
+        scan: u64,
+    },
+    BrokerData {
+        scan: u64,
+        id: BrokerId,
+    },
+    TopicData {
+        topic: String,
+    },
+    TopicCreate {
+        topic: String,
+    },
+    EnsurePath,
+    StateRead {
+        tp: TopicPartition,
+    },
+    StateWrite {
+        tp: TopicPartition,
+        state: PartitionState,
+        reason: String,
+        created: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+enum CtlEvent {
+    Startup,
+    BrokersChanged(BTreeMap<BrokerId, BrokerEpoch>),
+    AlterPartition {
+        from: NodeId,
+        corr: CorrelationId,
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+        tp: TopicPartition,
+        leader_epoch: LeaderEpoch,
+        new_isr: Vec<BrokerId>,
+        partition_epoch: ZkVersion,
+    },
+}
+
+/// What to do once the current event's writes have completed.
+#[derive(Debug, Default)]
+struct Pending {
+    writes: usize,
+    changed: BTreeSet<TopicPartition>,
+    full_to: BTreeSet<BrokerId>,
+    alter_reply: Option<(NodeId, CorrelationId, TopicPartition)>,
+}
+
+#[derive(Debug)]
+struct Active {
+    epoch: ControllerEpoch,
+    epoch_version: ZkVersion,
+    live: BTreeMap<BrokerId, BrokerEpoch>,
+    assignments: BTreeMap<TopicPartition, Vec<BrokerId>>,
+    /// `None`: the partition's state znode does not exist yet.
+    states: BTreeMap<TopicPartition, Option<PartitionState>>,
+    loading: usize,
+    loaded: bool,
+    scan: u64,
+    scan_pending: usize,
+    scan_result: BTreeMap<BrokerId, BrokerEpoch>,
+    queue: VecDeque<CtlEvent>,
+    pending: Option<Pending>,
+}
+
+/// The controller role of one broker; inactive unless elected.
+#[derive(Debug)]
+pub struct Controller {
+    broker: BrokerId,
+    config: BrokerConfig,
+    topics: Vec<NewTopic>,
+    active: Option<Active>,
+}
+
+type Reqs = Vec<(ZkRequest, ControllerZkOp)>;
+
+fn state_path(tp: &TopicPartition) -> String {
+    format!(
+        "/brokers/topics/{}/partitions/{}/state",
+        tp.topic, tp.partition
+    )
+}
+
+fn encode_state(s: &PartitionState) -> Vec<u8> {
+    let leader = s.leader.map(|b| b.0).unwrap_or(-1);
+    let isr: Vec<i32> = s.isr.iter().map(|b| b.0).collect();
+    serde_json::json!({
+        "controller_epoch": s.controller_epoch.0,
+        "leader": leader,
+        "version": 1,
+        "leader_epoch": s.leader_epoch.0,
+        "isr": isr,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn decode_state(
+    tp: &TopicPartition,
+    replicas: &[BrokerId],
+    data: &[u8],
+    version: ZkVersion,
+) -> Option<PartitionState> {
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let leader = v.get("leader")?.as_i64()? as i32;
+    let isr = v
+        .get("isr")?
+        .as_array()?
+        .iter()
+        .filter_map(|x| x.as_i64())
+        .map(|x| BrokerId(x as i32))
+        .collect();
+    Some(PartitionState {
+        tp: tp.clone(),
+        leader: if leader < 0 {
+            None
+        } else {
+            Some(BrokerId(leader))
+        },
+        leader_epoch: LeaderEpoch(v.get("leader_epoch")?.as_i64()? as i32),
+        isr,
+        replicas: replicas.to_vec(),
+        partition_epoch: version,
+        controller_epoch: ControllerEpoch(v.get("controller_epoch")?.as_i64()? as i32),
+    })
+}
+
+fn encode_assignment(assignment: &[Vec<BrokerId>]) -> Vec<u8> {
+    let mut parts = serde_json::Map::new();
+    for (p, replicas) in assignment.iter().enumerate() {
+        parts.insert(
+            p.to_string(),
+            serde_json::json!(replicas.iter().map(|b| b.0).collect::<Vec<_>>()),
+        );
+    }
+    serde_json::json!({ "version": 2, "partitions": parts })
+        .to_string()
+        .into_bytes()
+}
+
+fn decode_assignment(data: &[u8]) -> Option<Vec<Vec<BrokerId>>> {
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let parts = v.get("partitions")?.as_object()?;
+    let mut out: Vec<(i32, Vec<BrokerId>)> = parts
+        .iter()
+        .filter_map(|(k, v)| {
+            let p: i32 = k.parse().ok()?;
+            let r = v
+                .as_array()?
+                .iter()
+                .filter_map(|x| x.as_i64())
+                .map(|x| BrokerId(x as i32))
+                .collect();
+            Some((p, r))
+        })
+        .collect();
+    out.sort();
+    Some(out.into_iter().map(|(_, r)| r).collect())
+}
+
+impl Controller {
+    pub fn new(broker: BrokerId, config: BrokerConfig, topics: Vec<NewTopic>) -> Self {
+        Controller {
+            broker,
+            config,
+            topics,
+            active: None,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active.is_some()
+    }
+
+    /// The controller epoch while active.
+    pub fn epoch(&self) -> Option<ControllerEpoch> {
+        self.active.as_ref().map(|a| a.epoch)
+    }
+
+    /// Stop acting as controller.
+    pub fn resign(&mut self, out: &mut Effects<BrokerTimer>) {
+        if let Some(a) = self.active.take() {
+            out.event(Event::ControllerResigned {
+                broker: self.broker,
+                controller_epoch: a.epoch,
+            });
+        }
+    }
+
+    fn unclean_allowed(&self, topic: &str) -> bool {
+        self.topics
+            .iter()
+            .find(|t| t.name == topic)
+            .and_then(|t| t.config.unclean_leader_election_enable)
+            .unwrap_or(self.config.unclean_leader_election_enable)
+    }
+
+    /// Won the election with `/controller_epoch` = `epoch` at zkVersion `version`: load the
+    /// cluster's state.
+    pub fn on_elected(
+        &mut self,
+        epoch: ControllerEpoch,
+        version: ZkVersion,
+        reqs: &mut Reqs,
+        _out: &mut Effects<BrokerTimer>,
+    ) {
+        let mut a = Active {
+            epoch,
+            epoch_version: version,
+            live: BTreeMap::new(),
+            assignments: BTreeMap::new(),
+            states: BTreeMap::new(),
+            loading: 0,
+            loaded: false,
+            scan: 1,
+            scan_pending: 0,
+            scan_result: BTreeMap::new(),
+            queue: VecDeque::new(),
+            pending: None,
+        };
+        a.loading += 1;
+        reqs.push((
+            ZkRequest::GetChildren {
+                path: "/brokers/ids".into(),
+                watch: true,
+            },
+            ControllerZkOp::BrokerIds { scan: 1 },
+        ));
+        for t in &self.topics {
+            a.loading += 1;
+            reqs.push((
+                ZkRequest::GetData {
+                    path: format!("/brokers/topics/{}", t.name),
+                    watch: false,
+                },
+                ControllerZkOp::TopicData {
+                    topic: t.name.clone(),
+                },
+            ));
+        }
+        self.active = Some(a);
+    }
+
+    /// A watch fired.
+    pub fn on_watch(&mut self, path: &str, _kind: WatchKind, reqs: &mut Reqs) {
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
+        if path == "/brokers/ids" {
+            a.scan += 1;
+            reqs.push((
+                ZkRequest::GetChildren {
+                    path: "/brokers/ids".into(),
+                    watch: true,
+                },
+                ControllerZkOp::BrokerIds { scan: a.scan },
+            ));
+        }
+    }
+
+    /// A reply to one of the controller's requests.
+    pub fn on_zk_reply(
+        &mut self,
+        _now: Instant,
+        op: ControllerZkOp,
+        result: Result<ZkReply, ZkError>,
+        reqs: &mut Reqs,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let topics = self.topics.clone();
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
+        match op {
+            ControllerZkOp::EnsurePath => {}
+            ControllerZkOp::BrokerIds { scan } => {
+                if scan != a.scan {
+                    return;
+                }
+                let children = match result {
+                    Ok(ZkReply::Children { children }) => children,
+                    _ => vec![],
+                };
+                a.scan_result.clear();
+                a.scan_pending = 0;
+                for c in children {
+                    if let Ok(id) = c.parse::<i32>() {
+                        a.scan_pending += 1;
+                        reqs.push((
+                            ZkRequest::GetData {
+                                path: format!("/brokers/ids/{id}"),
+                                watch: false,
+                            },
+                            ControllerZkOp::BrokerData {
+                                scan,
+                                id: BrokerId(id),
+                            },
+                        ));
+                    }
+                }
+                if a.scan_pending == 0 {
+                    Self::scan_done(a);
+                }
+            }
+            ControllerZkOp::BrokerData { scan, id } => {
+                if scan != a.scan {
+                    return;
+                }
+                if let Ok(ZkReply::Data { data, .. }) = result {
+                    let epoch = serde_json::from_slice::<serde_json::Value>(&data)
+                        .ok()
+                        .and_then(|v| v.get("broker_epoch").and_then(|e| e.as_i64()))
+                        .unwrap_or(-1);
+                    a.scan_result.insert(id, BrokerEpoch(epoch));
+                }
+                a.scan_pending -= 1;
+                if a.scan_pending == 0 {
+                    Self::scan_done(a);
+                }
+            }
+            ControllerZkOp::TopicData { topic } => match result {
+                Ok(ZkReply::Data { data, .. }) => {
+                    let assignment = decode_assignment(&data).unwrap_or_default();
+                    Self::load_partitions(a, &topic, &assignment, reqs);
+                    a.loading -= 1;
+                }
+                _ => {
+                    let t = topics
+                        .iter()
+                        .find(|t| t.name == topic)
+                        .expect("configured topic");
+                    reqs.push((
+                        ZkRequest::Create {
+                            path: format!("/brokers/topics/{topic}"),
+                            data: encode_assignment(&t.assignment),
+                            ephemeral: false,
+                        },
+                        ControllerZkOp::TopicCreate { topic },
+                    ));
+                }
+            },
+            ControllerZkOp::TopicCreate { topic } => {
+                let t = topics
+                    .iter()
+                    .find(|t| t.name == topic)
+                    .expect("configured topic");
+                let assignment = t.assignment.clone();
+                reqs.push((
+                    ZkRequest::Create {
+                        path: format!("/brokers/topics/{topic}/partitions"),
+                        data: vec![],
+                        ephemeral: false,
+                    },
+                    ControllerZkOp::EnsurePath,
+                ));
+                Self::load_partitions(a, &topic, &assignment, reqs);
+                a.loading -= 1;
+            }
+            ControllerZkOp::StateRead { tp } => {
+                let replicas = a.assignments.get(&tp).cloned().unwrap_or_default();
+                let state = match result {
+                    Ok(ZkReply::Data { data, version }) => {
+                        decode_state(&tp, &replicas, &data, version)
+                    }
+                    _ => None,
+                };
+                a.states.insert(tp, state);
+                a.loading -= 1;
+            }
+            ControllerZkOp::StateWrite {
+                tp,
+                mut state,
+                reason,
+                created,
+            } => {
+                let version = match &result {
+                    Ok(ZkReply::Multi { results }) => match results.last() {
+                        Some(ZkReply::Stat { version }) => Some(*version),
+                        Some(ZkReply::Created { .. }) => Some(ZkVersion(0)),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let Some(version) = version else {
+                    // Our epoch check or the state's version check failed: another controller
+                    // has taken over (ControllerMovedException). Step down.
+                    let _ = created;
+                    self.resign(out);
+                    return;
+                };
+                state.partition_epoch = version;
+                out.event(Event::PartitionStateChanged {
+                    tp: tp.clone(),
+                    leader: state.leader,
+                    leader_epoch: state.leader_epoch,
+                    isr: state.isr.clone(),
+                    controller_epoch: state.controller_epoch,
+                    partition_epoch: version,
+                    reason,
+                });
+                a.states.insert(tp.clone(), Some(state));
+                if let Some(p) = a.pending.as_mut() {
+                    p.writes -= 1;
+                    p.changed.insert(tp);
+                }
+                self.maybe_finish_event(reqs, out);
+                return;
+            }
+        }
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
+        if !a.loaded && a.loading == 0 {
+            a.loaded = true;
+            a.queue.push_front(CtlEvent::Startup);
+        }
+        self.process_queue(reqs, out);
+    }
+
+    fn scan_done(a: &mut Active) {
+        let result = std::mem::take(&mut a.scan_result);
+        if !a.loaded && a.live.is_empty() && a.scan == 1 {
+            a.live = result;
+            a.loading -= 1;
+        } else {
+            a.queue.push_back(CtlEvent::BrokersChanged(result));
+        }
+    }
+
+    fn load_partitions(a: &mut Active, topic: &str, assignment: &[Vec<BrokerId>], reqs: &mut Reqs) {
+        for (p, replicas) in assignment.iter().enumerate() {
+            let tp = TopicPartition::new(topic, p as i32);
+            a.assignments.insert(tp.clone(), replicas.clone());
+            a.loading += 1;
+            reqs.push((
+                ZkRequest::GetData {
+                    path: state_path(&tp),
+                    watch: false,
+                },
+                ControllerZkOp::StateRead { tp },
+            ));
+        }
+    }
+
+    /// A leader asks to change its ISR (KIP-497).
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_alter_partition(
+        &mut self,
+        from: NodeId,
+        corr: CorrelationId,
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+        tp: TopicPartition,
+        leader_epoch: LeaderEpoch,
+        new_isr: Vec<BrokerId>,
+        partition_epoch: ZkVersion,
+        reqs: &mut Reqs,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let Some(a) = self.active.as_mut() else {
+            out.send(
+                from,
+                Message::AlterPartitionResponse {
+                    corr,
+                    tp,
+                    error: ErrorCode::NotController,
+                    state: None,
+                },
+            );
+            return;
+        };
+        a.queue.push_back(CtlEvent::AlterPartition {
+            from,
+            corr,
+            broker,
+            broker_epoch,
+            tp,
+            leader_epoch,
+            new_isr,
+            partition_epoch,
+        });
+        self.process_queue(reqs, out);
+    }
+
+    fn process_queue(&mut self, reqs: &mut Reqs, out: &mut Effects<BrokerTimer>) {
+        loop {
+            let Some(a) = self.active.as_mut() else {
+                return;
+            };
+            if !a.loaded || a.pending.is_some() {
+                return;
+            }
+            let Some(event) = a.queue.pop_front() else {
+                return;
+            };
+            a.pending = Some(Pending::default());
+            self.handle_event(event, reqs, out);
+            self.maybe_finish_event(reqs, out);
+        }
+    }
+
+    fn maybe_finish_event(&mut self, reqs: &mut Reqs, out: &mut Effects<BrokerTimer>) {
+        let Some(a) = self.active.as_mut() else {
+            return;
+        };
+        let done = matches!(&a.pending, Some(p) if p.writes == 0);
+        if !done {
+            return;
+        }
+        let p = a.pending.take().expect("pending");
+        let epoch = a.epoch;
+        // LeaderAndIsr: changed partitions to their live replicas, everything to new brokers.
+        let mut per_broker: BTreeMap<BrokerId, Vec<PartitionState>> = BTreeMap::new();
+        for (tp, state) in &a.states {
+            let Some(state) = state else { continue };
+            for r in &state.replicas {
+                if !a.live.contains_key(r) {
+                    continue;
+                }
+                if p.changed.contains(tp) || p.full_to.contains(r) {
+                    per_broker.entry(*r).or_default().push(state.clone());
+                }
+            }
+        }
+        for (b, partitions) in per_broker {
+            let broker_epoch = a.live[&b];
+            out.send(
+                NodeId::Broker(b),
+                Message::LeaderAndIsr {
+                    controller: self.broker,
+                    controller_epoch: epoch,
+                    broker_epoch,
+                    partitions,
+                },
+            );
+        }
+        if let Some((from, corr, tp)) = p.alter_reply {
+            let state = a.states.get(&tp).cloned().flatten();
+            out.send(
+                from,
+                Message::AlterPartitionResponse {
+                    corr,
+                    tp,
+                    error: ErrorCode::None,
+                    state,
+                },
+            );
+        }
+        let all: Vec<PartitionState> = a.states.values().flatten().cloned().collect();
+        let live: Vec<BrokerId> = a.live.keys().copied().collect();
+        for b in &live {
+            out.send(
+                NodeId::Broker(*b),
+                Message::UpdateMetadata {
+                    controller: self.broker,
+                    controller_epoch: epoch,
+                    live_brokers: live.clone(),
+                    partitions: all.clone(),
+                },
+            );
+        }
+        self.invariants();
+        self.process_queue(reqs, out);
+    }
+
+    fn write_state(
+        &mut self,
+        tp: &TopicPartition,
+        state: PartitionState,
+        reason: &str,
+        reqs: &mut Reqs,
+    ) {
+        let a = self.active.as_mut().expect("active");
+        let existing = a.states.get(tp).cloned().flatten();
+        let check = ZkOp::Check {
+            path: "/controller_epoch".into(),
+            version: a.epoch_version,
+        };
+        let (ops, created) = match existing {
+            Some(old) => (
+                vec![
+                    check,
+                    ZkOp::SetData {
+                        path: state_path(tp),
+                        data: encode_state(&state),
+                        expected_version: Some(old.partition_epoch),
+                    },
+                ],
+                false,
+            ),
+            None => {
+                for path in [
+                    format!("/brokers/topics/{}/partitions", tp.topic),
+                    format!("/brokers/topics/{}/partitions/{}", tp.topic, tp.partition),
+                ] {
+                    reqs.push((
+                        ZkRequest::Create {
+                            path,
+                            data: vec![],
+                            ephemeral: false,
+                        },
+                        ControllerZkOp::EnsurePath,
+                    ));
+                }
+                (
+                    vec![
+                        check,
+                        ZkOp::Create {
+                            path: state_path(tp),
+                            data: encode_state(&state),
+                            ephemeral: false,
+                        },
+                    ],
+                    true,
+                )
+            }
+        };
+        a.pending.as_mut().expect("in an event").writes += 1;
+        reqs.push((
+            ZkRequest::Multi { ops },
+            ControllerZkOp::StateWrite {
+                tp: tp.clone(),
+                state,
+                reason: reason.into(),
+                created,
+            },
+        ));
+    }
+
+    /// Leader election for one partition among `eligible` brokers. Returns the new leader (or
+    /// `None`: offline), the new ISR, and whether the choice was unclean.
+    fn elect(
+        &self,
+        tp: &TopicPartition,
+        replicas: &[BrokerId],
+        isr: &[BrokerId],
+        eligible: &BTreeSet<BrokerId>,
+    ) -> (Option<BrokerId>, Vec<BrokerId>, bool) {
+        if let Some(l) = replicas
+            .iter()
+            .find(|r| eligible.contains(r) && isr.contains(r))
+        {
+            let new_isr: Vec<BrokerId> = isr
+                .iter()
+                .copied()
+                .filter(|r| eligible.contains(r))
+                .collect();
+            return (Some(*l), new_isr, false);
+        }
+        if self.unclean_allowed(&tp.topic) {
+            if let Some(l) = replicas.iter().find(|r| eligible.contains(r)) {
+                return (Some(*l), vec![*l], true);
+            }
+        }
+        (None, isr.to_vec(), false)
+    }
+
+    fn handle_event(&mut self, event: CtlEvent, reqs: &mut Reqs, out: &mut Effects<BrokerTimer>) {
+        match event {
+            CtlEvent::Startup => {
+                let live: BTreeSet<BrokerId> = self
+                    .active
+                    .as_ref()
+                    .expect("active")
+                    .live
+                    .keys()
+                    .copied()
+                    .collect();
+                let a = self.active.as_mut().expect("active");
+                a.pending.as_mut().expect("pending").full_to = live.clone();
+                self.reconcile(&live, &live, reqs);
+            }
+            CtlEvent::BrokersChanged(new_live) => {
+                let a = self.active.as_mut().expect("active");
+                let old = std::mem::replace(&mut a.live, new_live.clone());
+                let bounced: BTreeSet<BrokerId> = new_live
+                    .iter()
+                    .filter(|(b, e)| old.get(b).is_some_and(|o| o != *e))
+                    .map(|(b, _)| *b)
+                    .collect();
+                let added: BTreeSet<BrokerId> = new_live
+                    .keys()
+                    .filter(|b| !old.contains_key(b))
+                    .copied()
+                    .collect();
+                let live: BTreeSet<BrokerId> = new_live.keys().copied().collect();
+                let eligible: BTreeSet<BrokerId> = live.difference(&bounced).copied().collect();
+                let pending = a.pending.as_mut().expect("pending");
+                pending.full_to = added.union(&bounced).copied().collect();
+                self.reconcile(&eligible, &live, reqs);
+            }
+            CtlEvent::AlterPartition {
+                from,
+                corr,
+                broker,
+                broker_epoch,
+                tp,
+                leader_epoch,
+                new_isr,
+                partition_epoch,
+            } => {
+                let a = self.active.as_mut().expect("active");
+                let reject = |out: &mut Effects<BrokerTimer>, error: ErrorCode| {
+                    out.send(
+                        from,
+                        Message::AlterPartitionResponse {
+                            corr,
+                            tp: tp.clone(),
+                            error,
+                            state: None,
+                        },
+                    );
+                };
+                if a.live.get(&broker) != Some(&broker_epoch) {
+                    reject(out, ErrorCode::StaleBrokerEpoch);
+                    return;
+                }
+                let Some(Some(state)) = a.states.get(&tp).cloned() else {
+                    reject(out, ErrorCode::UnknownTopicOrPartition);
+                    return;
+                };
+                if state.leader != Some(broker) || state.leader_epoch != leader_epoch {
+                    reject(out, ErrorCode::FencedLeaderEpoch);
+                    return;
+                }
+                if state.partition_epoch != partition_epoch {
+                    reject(out, ErrorCode::InvalidUpdateVersion);
+                    return;
+                }
+                let valid = new_isr.contains(&broker)
+                    && new_isr.iter().all(|r| state.replicas.contains(r))
+                    && new_isr
+                        .iter()
+                        .all(|r| a.live.contains_key(r) || state.isr.contains(r));
+                if !valid {
+                    reject(out, ErrorCode::InvalidRequest);
+                    return;
+                }
+                let mut next = state.clone();
+                next.isr = new_isr;
+                next.controller_epoch = a.epoch;
+                a.pending.as_mut().expect("pending").alter_reply = Some((from, corr, tp.clone()));
+                self.write_state(&tp, next, "isr-change", reqs);
+            }
+        }
+    }
+
+    /// Bring every partition in line with the live set: initialise new partitions, elect
+    /// leaders for partitions whose leader is not eligible, drop dead replicas from ISRs.
+    fn reconcile(
+        &mut self,
+        eligible: &BTreeSet<BrokerId>,
+        live: &BTreeSet<BrokerId>,
+        reqs: &mut Reqs,
+    ) {
+        let a = self.active.as_ref().expect("active");
+        let epoch = a.epoch;
+        let mut writes = Vec::new();
+        for (tp, state) in &a.states {
+            let replicas = a.assignments.get(tp).cloned().unwrap_or_default();
+            match state {
+                None => {
+                    let isr: Vec<BrokerId> = replicas
+                        .iter()
+                        .copied()
+                        .filter(|r| eligible.contains(r))
+                        .collect();
+                    if let Some(l) = isr.first().copied() {
+                        writes.push((
+                            tp.clone(),
+                            PartitionState {
+                                tp: tp.clone(),
+                                leader: Some(l),
+                                leader_epoch: LeaderEpoch(0),
+                                isr,
+                                replicas: replicas.clone(),
+                                partition_epoch: ZkVersion(0),
+                                controller_epoch: epoch,
+                            },
+                            "new-partition",
+                        ));
+                    }
+                }
+                Some(s) => {
+                    let leader_ok = s.leader.is_some_and(|l| eligible.contains(&l));
+                    if !leader_ok {
+                        let (leader, isr, unclean) = self.elect(tp, &replicas, &s.isr, eligible);
+                        if leader.is_none() && s.leader.is_none() {
+                            continue; // still offline
+                        }
+                        let mut next = s.clone();
+                        next.leader = leader;
+                        next.isr = isr;
+                        next.leader_epoch = s.leader_epoch.next();
+                        next.controller_epoch = epoch;
+                        let reason = match (leader, unclean) {
+                            (None, _) => "offline",
+                            (Some(_), true) => "unclean-election",
+                            (Some(_), false) => "leader-election",
+                        };
+                        writes.push((tp.clone(), next, reason));
+                    } else {
+                        // Leader fine: drop ISR members that are gone (or bounced).
+                        let isr: Vec<BrokerId> = s
+                            .isr
+                            .iter()
+                            .copied()
+                            .filter(|r| eligible.contains(r))
+                            .collect();
+                        if isr != s.isr {
+                            let mut next = s.clone();
+                            next.isr = isr;
+                            next.leader_epoch = s.leader_epoch.next();
+                            next.controller_epoch = epoch;
+                            writes.push((tp.clone(), next, "broker-failed"));
+                        }
+                    }
+                }
+            }
+        }
+        let _ = live;
+        for (tp, state, reason) in writes {
+            self.write_state(&tp, state, reason, reqs);
+        }
+    }
+
+    fn invariants(&self) {
+        let Some(a) = &self.active else { return };
+        for (tp, s) in &a.states {
+            if let Some(s) = s {
+                if let Some(l) = s.leader {
+                    assert!(
+                        s.isr.contains(&l),
+                        "controller state for {tp}: leader {l} not in ISR {:?}",
+                        s.isr
+                    );
+                }
+                assert!(!s.isr.is_empty(), "controller state for {tp}: empty ISR");
+            }
+        }
+    }
+}
