@@ -1,1 +1,491 @@
-//! (being written)
+//! Checkers: named properties read off a finished run.
+//!
+//! A checker is a pure function of the run's records: the client history (`history.jsonl`,
+//! Jepsen-style ops), the internal event log (`events.jsonl`) and each surviving replica's final
+//! log. It returns the violations it found, never panics on a strange record, draws no
+//! randomness and orders everything it reports (`BTreeMap`, history order), so the same run
+//! always produces the same report.
+//!
+//! Client-visible anomalies carry the names of Jepsen's Kafka checker
+//! (`jepsen/src/jepsen/tests/kafka.clj`): [`lost_write`], [`duplicate`],
+//! [`inconsistent_offsets`], [`unseen`]. Internal invariants carry the names of the TLA+ and
+//! Raft invariants they come from (see `KAFKA-SEMANTICS.md`): [`leader_in_isr`],
+//! [`single_leader_per_epoch`], [`monotonic_high_watermark`]. Each lives in its own file whose
+//! module doc states the property, its source and what is allowed, with a unit test that makes
+//! it fail.
+//!
+//! A checker reports at most one [`Violation`]: its message tells the first anomaly in one
+//! sentence a person understands (which value, partition, offsets, who, when) and how many
+//! more there are; its `details` list every anomaly as data, up to [`MAX_DETAILS`].
+
+use crate::history::{EventRecord, HistoryEntry};
+use ksim_model::event::{OpType, OpValue};
+use ksim_model::types::{NodeId, Offset, TopicPartition};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+pub mod duplicate;
+pub mod inconsistent_offsets;
+pub mod leader_in_isr;
+pub mod lost_write;
+pub mod monotonic_high_watermark;
+pub mod single_leader_per_epoch;
+pub mod unseen;
+
+/// Everything a checker may read about a finished run.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckInput<'a> {
+    /// The client history, in log order.
+    pub history: &'a [HistoryEntry],
+    /// The internal events, in log order.
+    pub events: &'a [EventRecord],
+    /// Each surviving replica's log at the end, as (offset, value); may be empty.
+    pub final_logs: &'a BTreeMap<(NodeId, TopicPartition), Vec<(Offset, u64)>>,
+}
+
+/// A property that did not hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    /// The check's name, e.g. `lost-write`.
+    pub check: String,
+    /// One sentence a person understands: which value, partition, offsets, who, when.
+    pub message: String,
+    /// Every anomaly as data (bounded by [`MAX_DETAILS`]).
+    pub details: Value,
+}
+
+/// A named property over a finished run.
+pub trait Checker {
+    /// The check's name, as in `SCENARIOS.md` ("Check names").
+    fn name(&self) -> &'static str;
+    /// The violations found; empty when the property holds.
+    fn check(&self, input: &CheckInput) -> Vec<Violation>;
+}
+
+/// Every checker, in a fixed order: client-visible anomalies first, then internal invariants.
+pub fn all_checkers() -> Vec<Box<dyn Checker>> {
+    vec![
+        Box::new(lost_write::LostWrite),
+        Box::new(duplicate::Duplicate),
+        Box::new(inconsistent_offsets::InconsistentOffsets),
+        Box::new(unseen::Unseen),
+        Box::new(leader_in_isr::LeaderInIsr),
+        Box::new(single_leader_per_epoch::SingleLeaderPerEpoch),
+        Box::new(monotonic_high_watermark::MonotonicHighWatermark),
+    ]
+}
+
+/// What [`run_all`] found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// The names of the checks that ran, in order.
+    pub checks_run: Vec<String>,
+    /// Their violations, in check order.
+    pub violations: Vec<Violation>,
+}
+
+impl CheckReport {
+    /// True when no check failed.
+    pub fn is_ok(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// Runs [`all_checkers`] in order.
+pub fn run_all(input: &CheckInput) -> CheckReport {
+    let mut report = CheckReport {
+        checks_run: Vec::new(),
+        violations: Vec::new(),
+    };
+    for checker in all_checkers() {
+        let violations = checker.check(input);
+        debug_assert!(violations.iter().all(|v| v.check == checker.name()));
+        report.checks_run.push(checker.name().to_string());
+        report.violations.extend(violations);
+    }
+    report
+}
+
+/// At most this many anomalies are listed in a violation's `details`.
+pub const MAX_DETAILS: usize = 100;
+
+/// Folds a checker's anomalies into at most one [`Violation`].
+///
+/// `anomalies` are (sentence, data) pairs in a deterministic order. The message is `headline`
+/// if given, else the first sentence followed by how many more there are. `details` is
+/// `{"count", "anomalies": [..up to MAX_DETAILS], "omitted", ..extra}`.
+pub(crate) fn violation(
+    check: &str,
+    headline: Option<String>,
+    anomalies: Vec<(String, Value)>,
+    extra: serde_json::Map<String, Value>,
+) -> Vec<Violation> {
+    let count = anomalies.len();
+    let Some((first, _)) = anomalies.first() else {
+        return Vec::new();
+    };
+    let message = match headline {
+        Some(h) => h,
+        None if count == 1 => first.clone(),
+        None => format!("{first} ({} more like this in details)", count - 1),
+    };
+    let listed: Vec<Value> = anomalies
+        .into_iter()
+        .take(MAX_DETAILS)
+        .map(|(sentence, mut data)| {
+            if let Value::Object(map) = &mut data {
+                map.insert("message".into(), Value::String(sentence));
+            }
+            data
+        })
+        .collect();
+    let mut details = serde_json::Map::new();
+    details.insert("count".into(), json!(count));
+    details.insert("omitted".into(), json!(count.saturating_sub(MAX_DETAILS)));
+    details.insert("anomalies".into(), Value::Array(listed));
+    details.extend(extra);
+    vec![Violation {
+        check: check.to_string(),
+        message,
+        details: Value::Object(details),
+    }]
+}
+
+/// How a client learned that a value sits at an offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Seen {
+    /// An `ok` send completion carried the offset.
+    Acked,
+    /// An `ok` poll returned the record.
+    Polled,
+}
+
+/// Where an observation came from in the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Source {
+    pub seen: Seen,
+    pub process: NodeId,
+    pub time_ms: u64,
+    /// The history index of the completion.
+    pub index: u64,
+}
+
+impl Source {
+    fn of(entry: &HistoryEntry, seen: Seen) -> Source {
+        Source {
+            seen,
+            process: entry.process,
+            time_ms: entry.time_ms,
+            index: entry.index,
+        }
+    }
+
+    /// `acknowledged to producer-0 at t=5230 ms` / `read by consumer-1 at t=7000 ms`.
+    pub fn describe(&self) -> String {
+        match self.seen {
+            Seen::Acked => format!("acknowledged to {} at t={} ms", self.process, self.time_ms),
+            Seen::Polled => format!("read by {} at t={} ms", self.process, self.time_ms),
+        }
+    }
+
+    pub fn to_json(self) -> Value {
+        json!({
+            "seen": match self.seen { Seen::Acked => "send-ok", Seen::Polled => "poll-ok" },
+            "process": self.process.to_string(),
+            "time_ms": self.time_ms,
+            "index": self.index,
+        })
+    }
+}
+
+/// One client observation that `value` is at `offset` in `tp`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Observation {
+    pub tp: TopicPartition,
+    pub offset: Offset,
+    pub value: u64,
+    pub source: Source,
+}
+
+/// Every (partition, offset, value) the clients observed, in history order: the offsets of `ok`
+/// sends and the records of `ok` polls. `info` and `fail` completions carry no offset, and
+/// Jepsen's version orders likewise use only what definitely happened.
+pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
+    let mut out = Vec::new();
+    for entry in history {
+        if entry.op.op_type != OpType::Ok {
+            continue;
+        }
+        match &entry.op.value {
+            OpValue::Send {
+                tp,
+                value,
+                offset: Some(offset),
+                ..
+            } => out.push(Observation {
+                tp: tp.clone(),
+                offset: *offset,
+                value: *value,
+                source: Source::of(entry, Seen::Acked),
+            }),
+            OpValue::Send { offset: None, .. } => {}
+            OpValue::Poll { records } => {
+                for r in records {
+                    out.push(Observation {
+                        tp: r.tp.clone(),
+                        offset: r.offset,
+                        value: r.value,
+                        source: Source::of(entry, Seen::Polled),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// An acknowledged (`ok`) send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AckedSend {
+    pub tp: TopicPartition,
+    /// The offset the ack carried (always set by a well-behaved client).
+    pub offset: Option<Offset>,
+    pub value: u64,
+    pub source: Source,
+}
+
+impl AckedSend {
+    /// `events-1 offset 17` or `events-1 (offset unknown)`.
+    pub fn position(&self) -> String {
+        match self.offset {
+            Some(o) => format!("{} offset {}", self.tp, o),
+            None => format!("{} (offset unknown)", self.tp),
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "value": self.value,
+            "tp": self.tp.to_string(),
+            "offset": self.offset.map(|o| o.0),
+            "acked": self.source.to_json(),
+        })
+    }
+}
+
+/// Every `ok` send, in history order.
+pub(crate) fn acked_sends(history: &[HistoryEntry]) -> Vec<AckedSend> {
+    history
+        .iter()
+        .filter(|e| e.op.op_type == OpType::Ok)
+        .filter_map(|e| match &e.op.value {
+            OpValue::Send {
+                tp, value, offset, ..
+            } => Some(AckedSend {
+                tp: tp.clone(),
+                offset: *offset,
+                value: *value,
+                source: Source::of(e, Seen::Acked),
+            }),
+            OpValue::Poll { .. } => None,
+        })
+        .collect()
+}
+
+/// `broker-1 at t=5230 ms`: who logged an event and when.
+pub(crate) fn at(record: &EventRecord) -> String {
+    format!("{} at t={} ms", record.node, record.time_ms)
+}
+
+/// The event's origin as data.
+pub(crate) fn event_json(record: &EventRecord) -> Value {
+    json!({ "node": record.node.to_string(), "time_ms": record.time_ms })
+}
+
+/// Builders for hand-written histories and event logs in the checkers' unit tests.
+#[cfg(test)]
+pub(crate) mod testkit {
+    use super::*;
+    use ksim_model::event::{ClientOp, Event, PolledRecord};
+
+    /// Appends Jepsen ops with consecutive indexes; time is 10 ms per entry.
+    #[derive(Default)]
+    pub struct HistoryBuilder {
+        pub entries: Vec<HistoryEntry>,
+        next_op_id: u64,
+    }
+
+    impl HistoryBuilder {
+        fn push(&mut self, process: NodeId, op_type: OpType, op_id: u64, value: OpValue) {
+            let index = self.entries.len() as u64;
+            self.entries.push(HistoryEntry {
+                index,
+                time_ms: index * 10,
+                process,
+                op: ClientOp {
+                    op_type,
+                    op_id,
+                    value,
+                    error: None,
+                },
+            });
+        }
+
+        /// An invoke of a send and its completion (`offset` is only logged on `ok`).
+        pub fn send(
+            &mut self,
+            producer: u32,
+            op_type: OpType,
+            tp: &TopicPartition,
+            value: u64,
+            offset: i64,
+        ) -> &mut Self {
+            let p = NodeId::Producer(producer);
+            let id = self.next_op_id;
+            self.next_op_id += 1;
+            let v = |offset| OpValue::Send {
+                tp: tp.clone(),
+                key: None,
+                value,
+                offset,
+            };
+            self.push(p, OpType::Invoke, id, v(None));
+            let done = if op_type == OpType::Ok {
+                Some(Offset(offset))
+            } else {
+                None
+            };
+            self.push(p, op_type, id, v(done));
+            self
+        }
+
+        /// An invoke of a send that never completes.
+        pub fn send_open(&mut self, producer: u32, tp: &TopicPartition, value: u64) -> &mut Self {
+            let id = self.next_op_id;
+            self.next_op_id += 1;
+            let v = OpValue::Send {
+                tp: tp.clone(),
+                key: None,
+                value,
+                offset: None,
+            };
+            self.push(NodeId::Producer(producer), OpType::Invoke, id, v);
+            self
+        }
+
+        /// An invoke of a poll and its `ok` completion returning `(offset, value)` records.
+        pub fn poll(
+            &mut self,
+            consumer: u32,
+            tp: &TopicPartition,
+            records: &[(i64, u64)],
+        ) -> &mut Self {
+            let c = NodeId::Consumer(consumer);
+            let id = self.next_op_id;
+            self.next_op_id += 1;
+            self.push(
+                c,
+                OpType::Invoke,
+                id,
+                OpValue::Poll {
+                    records: Vec::new(),
+                },
+            );
+            let records = records
+                .iter()
+                .map(|&(o, v)| PolledRecord {
+                    tp: tp.clone(),
+                    offset: Offset(o),
+                    value: v,
+                })
+                .collect();
+            self.push(c, OpType::Ok, id, OpValue::Poll { records });
+            self
+        }
+    }
+
+    /// Runs one checker over a history alone.
+    pub fn check_history(checker: &dyn Checker, history: &[HistoryEntry]) -> Vec<Violation> {
+        let logs = BTreeMap::new();
+        checker.check(&CheckInput {
+            history,
+            events: &[],
+            final_logs: &logs,
+        })
+    }
+
+    /// Runs one checker over an event log alone; events are 100 ms apart.
+    pub fn check_events(checker: &dyn Checker, events: &[(NodeId, Event)]) -> Vec<Violation> {
+        let logs = BTreeMap::new();
+        let records: Vec<EventRecord> = events
+            .iter()
+            .enumerate()
+            .map(|(i, (node, event))| EventRecord {
+                time_ms: i as u64 * 100,
+                node: *node,
+                event: event.clone(),
+            })
+            .collect();
+        checker.check(&CheckInput {
+            history: &[],
+            events: &records,
+            final_logs: &logs,
+        })
+    }
+
+    pub fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("events", p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testkit::*;
+    use super::*;
+
+    #[test]
+    fn clean_run_passes_every_check_in_a_fixed_order() {
+        let mut h = HistoryBuilder::default();
+        h.send(0, OpType::Ok, &tp(0), 1, 0)
+            .send(0, OpType::Ok, &tp(0), 2, 1);
+        h.poll(0, &tp(0), &[(0, 1), (1, 2)]);
+        let logs = BTreeMap::new();
+        let report = run_all(&CheckInput {
+            history: &h.entries,
+            events: &[],
+            final_logs: &logs,
+        });
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(
+            report.checks_run,
+            [
+                "lost-write",
+                "duplicate",
+                "inconsistent-offsets",
+                "unseen",
+                "leader-in-isr",
+                "single-leader-per-epoch",
+                "monotonic-high-watermark"
+            ]
+        );
+    }
+
+    #[test]
+    fn details_are_bounded_and_say_how_many_were_left_out() {
+        let anomalies: Vec<(String, Value)> = (0..250)
+            .map(|i| (format!("anomaly {i}"), json!({ "i": i })))
+            .collect();
+        let v = violation("duplicate", None, anomalies, serde_json::Map::new());
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].message, "anomaly 0 (249 more like this in details)");
+        assert_eq!(v[0].details["count"], 250);
+        assert_eq!(v[0].details["omitted"], 150);
+        assert_eq!(
+            v[0].details["anomalies"].as_array().unwrap().len(),
+            MAX_DETAILS
+        );
+        assert_eq!(v[0].details["anomalies"][3]["message"], "anomaly 3");
+        assert!(violation("duplicate", None, Vec::new(), serde_json::Map::new()).is_empty());
+    }
+}

@@ -1,0 +1,151 @@
+//! `unseen`: an acknowledged value that no consumer ever read.
+//!
+//! **Definition.** A send of value `v` completed `ok`, and by the end of the history no `ok`
+//! poll, by any consumer, at any offset, returned `v`. Every run ends with a liveness phase in
+//! which faults are healed and consumers drain every partition, so an acknowledged record that
+//! is still unseen at the end is not merely late: the cluster no longer serves it. `unseen`
+//! includes every `lost-write` and also the records acknowledged above the highest offset ever
+//! read, which `lost-write` cannot judge (for example the tail of a log that a failover cut).
+//!
+//! **Source.** Jepsen's Kafka checker (`jepsen/src/jepsen/tests/kafka.clj`, `unseen`): at each
+//! point of the history, the messages per key that have been successfully acknowledged but not
+//! polled by any client; the final count must be zero, because Jepsen's workload ends with a
+//! final poll phase that reads every key from the beginning.
+//!
+//! **What is allowed.** Sends that completed `info` (a timeout: maybe written) or `fail`
+//! (certainly not written), and sends the run never completed, need not be read. A value read
+//! at another offset than acknowledged counts as seen (that is a `duplicate` or
+//! `inconsistent-offsets` question). A run whose consumers do not read from the beginning
+//! (`auto.offset.reset=latest` without a drain), or whose records are deleted by retention or
+//! compaction, must not run this check.
+
+use super::{acked_sends, observations, violation, CheckInput, Checker, Seen, Violation};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// See the module documentation.
+pub struct Unseen;
+
+/// How many unseen values the one-sentence message names.
+const NAMED_IN_MESSAGE: usize = 3;
+
+impl Checker for Unseen {
+    fn name(&self) -> &'static str {
+        "unseen"
+    }
+
+    fn check(&self, input: &CheckInput) -> Vec<Violation> {
+        let read_values: BTreeSet<u64> = observations(input.history)
+            .into_iter()
+            .filter(|o| o.source.seen == Seen::Polled)
+            .map(|o| o.value)
+            .collect();
+        let mut unseen: Vec<_> = acked_sends(input.history)
+            .into_iter()
+            .filter(|s| !read_values.contains(&s.value))
+            .collect();
+        if unseen.is_empty() {
+            return Vec::new();
+        }
+        // Partition order, then offset (unknown offsets last), then history order.
+        unseen.sort_by(|a, b| {
+            let key =
+                |s: &super::AckedSend| (s.tp.clone(), s.offset.is_none(), s.offset, s.source.index);
+            key(a).cmp(&key(b))
+        });
+
+        let mut by_partition: BTreeMap<String, usize> = BTreeMap::new();
+        for s in &unseen {
+            *by_partition.entry(s.tp.to_string()).or_default() += 1;
+        }
+        let count = unseen.len();
+        let named: Vec<String> = unseen
+            .iter()
+            .take(NAMED_IN_MESSAGE)
+            .map(|s| {
+                format!(
+                    "value {} at {} ({}, t={} ms)",
+                    s.value,
+                    s.position(),
+                    s.source.process,
+                    s.source.time_ms
+                )
+            })
+            .collect();
+        let partitions: Vec<String> = by_partition
+            .iter()
+            .map(|(tp, n)| format!("{tp}: {n}"))
+            .collect();
+        let headline = format!(
+            "{count} acknowledged value{} never read by any consumer by the end of the run ({}); {}{}",
+            if count == 1 { " was" } else { "s were" },
+            partitions.join(", "),
+            if count > NAMED_IN_MESSAGE { "first: " } else { "" },
+            named.join(", ")
+        );
+
+        let anomalies = unseen
+            .iter()
+            .map(|s| {
+                let sentence = format!(
+                    "value {} acknowledged at {} ({}, t={} ms) was never read",
+                    s.value,
+                    s.position(),
+                    s.source.process,
+                    s.source.time_ms
+                );
+                (sentence, s.to_json())
+            })
+            .collect();
+        let mut extra = serde_json::Map::new();
+        extra.insert("by_partition".into(), json!(by_partition));
+        extra.insert(
+            "acked".into(),
+            Value::from(acked_sends(input.history).len()),
+        );
+        violation(self.name(), Some(headline), anomalies, extra)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::*;
+    use ksim_model::event::OpType;
+
+    #[test]
+    fn an_acknowledged_value_nobody_read_is_unseen() {
+        let mut h = HistoryBuilder::default();
+        h.send(0, OpType::Ok, &tp(0), 1, 0)
+            .send(0, OpType::Ok, &tp(0), 2, 1)
+            .send(0, OpType::Ok, &tp(1), 3, 0)
+            .send(1, OpType::Ok, &tp(0), 4, 2)
+            .send(1, OpType::Ok, &tp(0), 5, 3);
+        h.poll(0, &tp(0), &[(0, 1)]);
+        let v = check_history(&Unseen, &h.entries);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].check, "unseen");
+        assert_eq!(
+            v[0].message,
+            "4 acknowledged values were never read by any consumer by the end of the run \
+             (events-0: 3, events-1: 1); first: value 2 at events-0 offset 1 (producer-0, t=30 ms), \
+             value 4 at events-0 offset 2 (producer-1, t=70 ms), value 5 at events-0 offset 3 (producer-1, t=90 ms)"
+        );
+        assert_eq!(v[0].details["count"], 4);
+        assert_eq!(v[0].details["acked"], 5);
+        assert_eq!(v[0].details["by_partition"]["events-1"], 1);
+        assert_eq!(v[0].details["anomalies"][3]["value"], 3);
+    }
+
+    #[test]
+    fn indeterminate_failed_and_open_sends_need_not_be_read() {
+        let mut h = HistoryBuilder::default();
+        h.send(0, OpType::Ok, &tp(0), 1, 0)
+            .send(0, OpType::Info, &tp(0), 2, 0)
+            .send(0, OpType::Fail, &tp(0), 3, 0)
+            .send_open(0, &tp(0), 4);
+        // Read at another partition than acknowledged: seen (other checks judge where).
+        h.poll(0, &tp(1), &[(9, 1)]);
+        assert!(check_history(&Unseen, &h.entries).is_empty());
+    }
+}
