@@ -96,8 +96,13 @@ pub struct BrokerConfig {
     pub log_flush_interval_messages: u64,
     /// `log.flush.interval.ms` (unset: never forced).
     pub log_flush_interval_ms: Option<u64>,
-    /// `log.flush.offset.checkpoint.interval.ms` / `replica.high.watermark.checkpoint.interval.ms` (5000).
+    /// `replica.high.watermark.checkpoint.interval.ms` (5000).
     pub replica_high_watermark_checkpoint_interval_ms: u64,
+    /// `log.flush.offset.checkpoint.interval.ms` (60000): how often the recovery point is
+    /// checkpointed.
+    pub log_flush_offset_checkpoint_interval_ms: u64,
+    /// `log.index.interval.bytes` (4096).
+    pub log_index_interval_bytes: u32,
     /// `zookeeper.session.timeout.ms` (18000).
     pub zookeeper_session_timeout_ms: u64,
     /// `num.partitions` (1).
@@ -125,6 +130,8 @@ impl Default for BrokerConfig {
             log_flush_interval_messages: u64::MAX,
             log_flush_interval_ms: None,
             replica_high_watermark_checkpoint_interval_ms: 5_000,
+            log_flush_offset_checkpoint_interval_ms: 60_000,
+            log_index_interval_bytes: 4_096,
             zookeeper_session_timeout_ms: 18_000,
             num_partitions: 1,
             default_replication_factor: 1,
@@ -262,5 +269,1258 @@ impl Default for ConsumerConfig {
             heartbeat_interval_ms: 3_000,
             max_poll_interval_ms: 300_000,
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+// ---------------------------------------------------------------------------------------------
+
+/// Which configuration a key belongs to; names the kind in "unknown producer config ..." errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigKind {
+    /// `server.properties` (scenario `[cluster.broker_config]`).
+    Broker,
+    /// Topic-level overrides (scenario `[[topics]] config`).
+    Topic,
+    /// `ProducerConfig` (scenario `[[producers]] config`).
+    Producer,
+    /// `ConsumerConfig` (scenario `[[consumers]] config`).
+    Consumer,
+}
+
+impl fmt::Display for ConfigKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConfigKind::Broker => "broker",
+            ConfigKind::Topic => "topic",
+            ConfigKind::Producer => "producer",
+            ConfigKind::Consumer => "consumer",
+        })
+    }
+}
+
+/// A real Kafka setting whose feature the testbed does not implement yet.
+///
+/// The key parses (its type and range are checked like any other), but any value outside
+/// `allowed` (Kafka's default, or values that mean the same as the default) is refused with
+/// `not supported yet: KEY = VALUE (reason)`. Implementing a feature = deleting its row from
+/// [`NOT_SUPPORTED_YET`] and reading the key in `from_properties`.
+#[derive(Debug, Clone, Copy)]
+pub struct NotSupportedYet {
+    pub kind: ConfigKind,
+    pub key: &'static str,
+    /// Values accepted because they mean "feature off" (canonical form: `true`/`false`,
+    /// decimal numbers, strings as written, lists joined by `,`). Empty: any value is refused.
+    pub allowed: &'static [&'static str],
+    /// The row applies only when this other key is set too (e.g. `enable.auto.commit` only
+    /// matters with a `group.id`).
+    pub only_with: Option<&'static str>,
+    /// What is missing, for the error message.
+    pub reason: &'static str,
+}
+
+const fn nsy(
+    kind: ConfigKind,
+    key: &'static str,
+    allowed: &'static [&'static str],
+    reason: &'static str,
+) -> NotSupportedYet {
+    NotSupportedYet {
+        kind,
+        key,
+        allowed,
+        only_with: None,
+        reason,
+    }
+}
+
+/// Every Kafka setting that parses but whose feature is not implemented yet: the one list to
+/// shrink as features land.
+pub const NOT_SUPPORTED_YET: &[NotSupportedYet] = &[
+    // Broker.
+    nsy(
+        ConfigKind::Broker,
+        "sim.replication.truncation",
+        &["fenced"],
+        "only the fenced protocol (KIP-320) is implemented",
+    ),
+    nsy(
+        ConfigKind::Broker,
+        "log.cleanup.policy",
+        &["delete"],
+        "log compaction",
+    ),
+    nsy(
+        ConfigKind::Broker,
+        "log.retention.ms",
+        &["604800000"],
+        "log retention",
+    ),
+    nsy(
+        ConfigKind::Broker,
+        "log.retention.minutes",
+        &["10080"],
+        "log retention",
+    ),
+    nsy(
+        ConfigKind::Broker,
+        "log.retention.hours",
+        &["168"],
+        "log retention",
+    ),
+    nsy(
+        ConfigKind::Broker,
+        "log.retention.bytes",
+        &["-1"],
+        "log retention",
+    ),
+    nsy(
+        ConfigKind::Broker,
+        "log.roll.ms",
+        &["604800000"],
+        "time-based segment rolling",
+    ),
+    nsy(
+        ConfigKind::Broker,
+        "log.roll.hours",
+        &["168"],
+        "time-based segment rolling",
+    ),
+    nsy(
+        ConfigKind::Broker,
+        "compression.type",
+        &["producer", "uncompressed"],
+        "compression",
+    ),
+    // Topic.
+    nsy(
+        ConfigKind::Topic,
+        "cleanup.policy",
+        &["delete"],
+        "log compaction",
+    ),
+    nsy(
+        ConfigKind::Topic,
+        "retention.ms",
+        &["604800000"],
+        "log retention",
+    ),
+    nsy(
+        ConfigKind::Topic,
+        "retention.bytes",
+        &["-1"],
+        "log retention",
+    ),
+    nsy(
+        ConfigKind::Topic,
+        "segment.ms",
+        &["604800000"],
+        "time-based segment rolling",
+    ),
+    nsy(
+        ConfigKind::Topic,
+        "compression.type",
+        &["producer", "uncompressed"],
+        "compression",
+    ),
+    // Producer.
+    nsy(
+        ConfigKind::Producer,
+        "transactional.id",
+        &[],
+        "transactions (KIP-98)",
+    ),
+    nsy(
+        ConfigKind::Producer,
+        "transaction.timeout.ms",
+        &["60000"],
+        "transactions (KIP-98)",
+    ),
+    nsy(
+        ConfigKind::Producer,
+        "compression.type",
+        &["none"],
+        "compression",
+    ),
+    // Consumer.
+    nsy(
+        ConfigKind::Consumer,
+        "group.id",
+        &[],
+        "consumer groups (only assign mode for now)",
+    ),
+    NotSupportedYet {
+        kind: ConfigKind::Consumer,
+        key: "enable.auto.commit",
+        allowed: &["false"],
+        only_with: Some("group.id"),
+        reason: "consumer groups (only assign mode for now)",
+    },
+    nsy(
+        ConfigKind::Consumer,
+        "isolation.level",
+        &["read_uncommitted"],
+        "transactions (KIP-98)",
+    ),
+    nsy(
+        ConfigKind::Consumer,
+        "partition.assignment.strategy",
+        &[],
+        "consumer groups (only assign mode for now)",
+    ),
+];
+
+/// `ConfigDef.Type` plus its validator.
+#[derive(Debug, Clone, Copy)]
+enum Ty {
+    Bool,
+    /// 32-bit integer within [min, max].
+    Int(i64, i64),
+    /// 64-bit integer within [min, max].
+    Long(i64, i64),
+    /// Any string.
+    Str,
+    /// `ValidString.in(..)`.
+    OneOf(&'static [&'static str]),
+    /// `ValidList.in(..)`: a comma-separated list (or TOML array) of these.
+    ListOf(&'static [&'static str]),
+    /// A list of anything (class names).
+    List,
+}
+
+const I32: i64 = i32::MAX as i64;
+const I64: i64 = i64::MAX;
+/// `ms` settings: negative values are refused.
+const MS: Ty = Ty::Long(0, I64);
+const MS32: Ty = Ty::Int(0, I32);
+
+struct KeyDef {
+    name: &'static str,
+    ty: Ty,
+}
+
+const fn k(name: &'static str, ty: Ty) -> KeyDef {
+    KeyDef { name, ty }
+}
+
+const TRUNCATION_MODES: &[&str] = &[
+    "high-watermark",
+    "kip-101",
+    "kip-279",
+    "kip-320-first-try",
+    "fenced",
+];
+
+const BROKER_KEYS: &[KeyDef] = &[
+    k("broker.id", Ty::Int(-1, I32)),
+    k("num.partitions", Ty::Int(1, I32)),
+    k("default.replication.factor", Ty::Int(1, I32)),
+    k("min.insync.replicas", Ty::Int(1, I32)),
+    k("unclean.leader.election.enable", Ty::Bool),
+    k("replica.lag.time.max.ms", MS),
+    k("replica.fetch.wait.max.ms", MS32),
+    k("replica.fetch.max.bytes", Ty::Int(0, I32)),
+    k("replica.fetch.backoff.ms", MS32),
+    k("replica.high.watermark.checkpoint.interval.ms", MS),
+    k("log.segment.bytes", Ty::Int(14, I32)),
+    k("log.index.interval.bytes", Ty::Int(0, I32)),
+    k("log.flush.interval.messages", Ty::Long(1, I64)),
+    k("log.flush.interval.ms", MS),
+    k("log.flush.offset.checkpoint.interval.ms", MS32),
+    k("zookeeper.session.timeout.ms", MS32),
+    k("auto.create.topics.enable", Ty::Bool),
+    k("controller.socket.timeout.ms", MS32),
+    k("log.cleanup.policy", Ty::ListOf(&["compact", "delete"])),
+    k("log.retention.ms", Ty::Long(-1, I64)),
+    k("log.retention.minutes", Ty::Int(-1, I32)),
+    k("log.retention.hours", Ty::Int(-1, I32)),
+    k("log.retention.bytes", Ty::Long(-1, I64)),
+    k("log.roll.ms", Ty::Long(1, I64)),
+    k("log.roll.hours", Ty::Int(1, I32)),
+    k(
+        "compression.type",
+        Ty::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+    ),
+    k("sim.replication.truncation", Ty::OneOf(TRUNCATION_MODES)),
+];
+
+const TOPIC_KEYS: &[KeyDef] = &[
+    k("min.insync.replicas", Ty::Int(1, I32)),
+    k("unclean.leader.election.enable", Ty::Bool),
+    k("flush.messages", Ty::Long(1, I64)),
+    k("flush.ms", MS),
+    k("segment.bytes", Ty::Int(14, I32)),
+    k("cleanup.policy", Ty::ListOf(&["compact", "delete"])),
+    k("retention.ms", Ty::Long(-1, I64)),
+    k("retention.bytes", Ty::Long(-1, I64)),
+    k("segment.ms", Ty::Long(1, I64)),
+    k(
+        "compression.type",
+        Ty::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+    ),
+];
+
+/// Broker-level names written in a topic's config: suggest the topic-level name.
+const TOPIC_SYNONYMS: &[(&str, &str)] = &[
+    ("log.flush.interval.messages", "flush.messages"),
+    ("log.flush.interval.ms", "flush.ms"),
+    ("log.segment.bytes", "segment.bytes"),
+    ("log.cleanup.policy", "cleanup.policy"),
+    ("log.retention.ms", "retention.ms"),
+    ("log.retention.bytes", "retention.bytes"),
+    ("log.roll.ms", "segment.ms"),
+];
+
+const PRODUCER_KEYS: &[KeyDef] = &[
+    k("acks", Ty::OneOf(&["all", "-1", "0", "1"])),
+    k("retries", Ty::Int(0, I32)),
+    k("enable.idempotence", Ty::Bool),
+    k("max.in.flight.requests.per.connection", Ty::Int(1, I32)),
+    k("batch.size", Ty::Int(0, I32)),
+    k("linger.ms", MS),
+    k("buffer.memory", Ty::Long(0, I64)),
+    k("max.block.ms", MS),
+    k("request.timeout.ms", MS32),
+    k("delivery.timeout.ms", MS32),
+    k("retry.backoff.ms", MS),
+    k("metadata.max.age.ms", MS),
+    k("partitioner.ignore.keys", Ty::Bool),
+    k(
+        "compression.type",
+        Ty::OneOf(&["none", "gzip", "snappy", "lz4", "zstd"]),
+    ),
+    k("transactional.id", Ty::Str),
+    k("transaction.timeout.ms", MS32),
+];
+
+const CONSUMER_KEYS: &[KeyDef] = &[
+    k("group.id", Ty::Str),
+    k("enable.auto.commit", Ty::Bool),
+    k("auto.commit.interval.ms", MS32),
+    k(
+        "auto.offset.reset",
+        Ty::OneOf(&["latest", "earliest", "none"]),
+    ),
+    k(
+        "isolation.level",
+        Ty::OneOf(&["read_committed", "read_uncommitted"]),
+    ),
+    k("fetch.min.bytes", Ty::Int(0, I32)),
+    k("fetch.max.wait.ms", MS32),
+    k("max.poll.records", Ty::Int(1, I32)),
+    k("max.partition.fetch.bytes", Ty::Int(0, I32)),
+    k("request.timeout.ms", MS32),
+    k("retry.backoff.ms", MS),
+    k("session.timeout.ms", MS32),
+    k("heartbeat.interval.ms", MS32),
+    k("max.poll.interval.ms", Ty::Int(1, I32)),
+    k("partition.assignment.strategy", Ty::List),
+];
+
+fn key_defs(kind: ConfigKind) -> &'static [KeyDef] {
+    match kind {
+        ConfigKind::Broker => BROKER_KEYS,
+        ConfigKind::Topic => TOPIC_KEYS,
+        ConfigKind::Producer => PRODUCER_KEYS,
+        ConfigKind::Consumer => CONSUMER_KEYS,
+    }
+}
+
+/// Every key a config of this kind accepts (including the not-supported-yet ones).
+pub fn known_keys(kind: ConfigKind) -> Vec<&'static str> {
+    key_defs(kind).iter().map(|d| d.name).collect()
+}
+
+/// Levenshtein edit distance (on chars).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The candidate closest to `word` (edit distance, case-insensitive), if it is close enough to
+/// be a plausible typo: at most a third of the word's length, and at least 2 edits allowed.
+pub fn closest_match<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let lower = word.to_lowercase();
+    let limit = (word.chars().count() / 3).max(2);
+    candidates
+        .into_iter()
+        .map(|c| (edit_distance(&lower, &c.to_lowercase()), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// The message for an unknown key: `unknown producer config "x"; did you mean "y"?`.
+fn unknown_key(kind: ConfigKind, key: &str) -> ConfigError {
+    let synonym = match kind {
+        ConfigKind::Topic => TOPIC_SYNONYMS
+            .iter()
+            .find(|(b, _)| *b == key)
+            .map(|(_, t)| *t),
+        _ => None,
+    };
+    let suggestion = synonym.or_else(|| closest_match(key, key_defs(kind).iter().map(|d| d.name)));
+    let message = match suggestion {
+        Some(s) => format!("unknown {kind} config \"{key}\"; did you mean \"{s}\"?"),
+        None => format!("unknown {kind} config \"{key}\""),
+    };
+    ConfigError {
+        key: key.to_string(),
+        message,
+    }
+}
+
+/// A value after type conversion and validation.
+#[derive(Debug, Clone, PartialEq)]
+enum Val {
+    Bool(bool),
+    Num(i64),
+    Str(String),
+    List(Vec<String>),
+}
+
+impl Val {
+    /// Canonical text, compared against [`NotSupportedYet::allowed`].
+    fn canonical(&self) -> String {
+        match self {
+            Val::Bool(b) => b.to_string(),
+            Val::Num(n) => n.to_string(),
+            Val::Str(s) => s.clone(),
+            Val::List(l) => l.join(","),
+        }
+    }
+}
+
+fn type_name(v: &PropValue) -> &'static str {
+    match v {
+        PropValue::Bool(_) => "boolean",
+        PropValue::Int(_) => "integer",
+        PropValue::Float(_) => "float",
+        PropValue::Str(_) => "string",
+        PropValue::List(_) => "list",
+    }
+}
+
+/// `ConfigException(name, value, message)`: `Invalid value V for configuration K: message`.
+fn invalid(key: &str, value: &PropValue, message: &str) -> ConfigError {
+    ConfigError {
+        key: key.to_string(),
+        message: format!("Invalid value {value} for configuration {key}: {message}"),
+    }
+}
+
+fn parse_number(
+    key: &str,
+    v: &PropValue,
+    min: i64,
+    max: i64,
+    bits: u32,
+) -> Result<i64, ConfigError> {
+    let type_label = if bits == 32 { "INT" } else { "LONG" };
+    let n = match v {
+        PropValue::Int(i) => *i,
+        PropValue::Str(s) => s
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| invalid(key, v, &format!("Not a number of type {type_label}")))?,
+        other => {
+            return Err(invalid(
+                key,
+                v,
+                &format!(
+                    "Expected value to be a {bits}-bit integer, but it was a {}",
+                    type_name(other)
+                ),
+            ))
+        }
+    };
+    if bits == 32 && (n < i32::MIN as i64 || n > i32::MAX as i64) {
+        return Err(invalid(
+            key,
+            v,
+            &format!("Not a number of type {type_label}"),
+        ));
+    }
+    if n < min {
+        return Err(invalid(key, v, &format!("Value must be at least {min}")));
+    }
+    if n > max {
+        return Err(invalid(
+            key,
+            v,
+            &format!("Value must be no more than {max}"),
+        ));
+    }
+    Ok(n)
+}
+
+fn as_string(key: &str, v: &PropValue) -> Result<String, ConfigError> {
+    match v {
+        PropValue::Str(s) => Ok(s.trim().to_string()),
+        PropValue::Int(_) | PropValue::Bool(_) | PropValue::Float(_) => Ok(v.to_string()),
+        PropValue::List(_) => Err(invalid(
+            key,
+            v,
+            "Expected value to be a string, but it was a list",
+        )),
+    }
+}
+
+fn as_list(key: &str, v: &PropValue) -> Result<Vec<String>, ConfigError> {
+    match v {
+        PropValue::Str(s) if s.trim().is_empty() => Ok(Vec::new()),
+        PropValue::Str(s) => Ok(s.split(',').map(|p| p.trim().to_string()).collect()),
+        PropValue::List(items) => items
+            .iter()
+            .map(|i| match i {
+                PropValue::List(_) => Err(invalid(key, v, "Expected a comma separated list.")),
+                other => as_string(key, other),
+            })
+            .collect(),
+        _ => Err(invalid(key, v, "Expected a comma separated list.")),
+    }
+}
+
+fn parse_value(key: &str, ty: Ty, v: &PropValue) -> Result<Val, ConfigError> {
+    Ok(match ty {
+        Ty::Bool => match v {
+            PropValue::Bool(b) => Val::Bool(*b),
+            PropValue::Str(s) if s.trim().eq_ignore_ascii_case("true") => Val::Bool(true),
+            PropValue::Str(s) if s.trim().eq_ignore_ascii_case("false") => Val::Bool(false),
+            _ => return Err(invalid(key, v, "Expected value to be either true or false")),
+        },
+        Ty::Int(min, max) => Val::Num(parse_number(key, v, min, max, 32)?),
+        Ty::Long(min, max) => Val::Num(parse_number(key, v, min, max, 64)?),
+        Ty::Str => Val::Str(as_string(key, v)?),
+        Ty::OneOf(valid) => {
+            let s = as_string(key, v)?;
+            if !valid.contains(&s.as_str()) {
+                return Err(invalid(
+                    key,
+                    v,
+                    &format!("String must be one of: {}", valid.join(", ")),
+                ));
+            }
+            Val::Str(s)
+        }
+        Ty::ListOf(valid) => {
+            let l = as_list(key, v)?;
+            if let Some(bad) = l.iter().find(|s| !valid.contains(&s.as_str())) {
+                return Err(invalid(
+                    key,
+                    &PropValue::Str(bad.clone()),
+                    &format!("String must be one of: {}", valid.join(", ")),
+                ));
+            }
+            Val::List(l)
+        }
+        Ty::List => Val::List(as_list(key, v)?),
+    })
+}
+
+/// The validated properties of one config: known keys only, values converted.
+struct Parsed {
+    vals: BTreeMap<&'static str, Val>,
+}
+
+impl Parsed {
+    /// Checks every key and value of `props` against the table of `kind`, then the
+    /// [`NOT_SUPPORTED_YET`] rows.
+    fn new(kind: ConfigKind, props: &Properties) -> Result<Parsed, ConfigError> {
+        let defs = key_defs(kind);
+        let mut vals = BTreeMap::new();
+        for (key, value) in props {
+            let def = defs
+                .iter()
+                .find(|d| d.name == key)
+                .ok_or_else(|| unknown_key(kind, key))?;
+            vals.insert(def.name, parse_value(key, def.ty, value)?);
+        }
+        for row in NOT_SUPPORTED_YET.iter().filter(|r| r.kind == kind) {
+            let Some(val) = vals.get(row.key) else {
+                continue;
+            };
+            if row.only_with.is_some_and(|other| !vals.contains_key(other)) {
+                continue;
+            }
+            let canonical = val.canonical();
+            if !row.allowed.contains(&canonical.as_str()) {
+                let shown = match val {
+                    Val::Str(_) | Val::List(_) => format!("\"{canonical}\""),
+                    _ => canonical,
+                };
+                return Err(ConfigError {
+                    key: row.key.to_string(),
+                    message: format!("not supported yet: {} = {shown} ({})", row.key, row.reason),
+                });
+            }
+        }
+        Ok(Parsed { vals })
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.vals.contains_key(key)
+    }
+
+    fn bool(&self, key: &str) -> Option<bool> {
+        match self.vals.get(key) {
+            Some(Val::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    fn num(&self, key: &str) -> Option<i64> {
+        match self.vals.get(key) {
+            Some(Val::Num(n)) => Some(*n),
+            _ => None,
+        }
+    }
+
+    fn str(&self, key: &str) -> Option<&str> {
+        match self.vals.get(key) {
+            Some(Val::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Parses `server.properties`-style settings (plus `sim.*`) on top of Kafka's defaults.
+    pub fn from_properties(props: &Properties) -> Result<Self, ConfigError> {
+        let p = Parsed::new(ConfigKind::Broker, props)?;
+        if p.has("broker.id") {
+            return Err(ConfigError {
+                key: "broker.id".into(),
+                message: "broker.id is assigned by the testbed: brokers are numbered 0..brokers-1 (broker-0, broker-1, ...)"
+                    .into(),
+            });
+        }
+        let mut c = BrokerConfig::default();
+        if let Some(v) = p.num("num.partitions") {
+            c.num_partitions = v as i32;
+        }
+        if let Some(v) = p.num("default.replication.factor") {
+            c.default_replication_factor = v as i32;
+        }
+        if let Some(v) = p.num("min.insync.replicas") {
+            c.min_insync_replicas = v as i32;
+        }
+        if let Some(v) = p.bool("unclean.leader.election.enable") {
+            c.unclean_leader_election_enable = v;
+        }
+        if let Some(v) = p.num("replica.lag.time.max.ms") {
+            c.replica_lag_time_max_ms = v as u64;
+        }
+        if let Some(v) = p.num("replica.fetch.wait.max.ms") {
+            c.replica_fetch_wait_max_ms = v as u64;
+        }
+        if let Some(v) = p.num("replica.fetch.max.bytes") {
+            c.replica_fetch_max_bytes = v as u32;
+        }
+        if let Some(v) = p.num("replica.fetch.backoff.ms") {
+            c.replica_fetch_backoff_ms = v as u64;
+        }
+        if let Some(v) = p.num("replica.high.watermark.checkpoint.interval.ms") {
+            c.replica_high_watermark_checkpoint_interval_ms = v as u64;
+        }
+        if let Some(v) = p.num("log.segment.bytes") {
+            c.log_segment_bytes = v as u64;
+        }
+        if let Some(v) = p.num("log.index.interval.bytes") {
+            c.log_index_interval_bytes = v as u32;
+        }
+        if let Some(v) = p.num("log.flush.interval.messages") {
+            c.log_flush_interval_messages = v as u64;
+        }
+        if let Some(v) = p.num("log.flush.interval.ms") {
+            c.log_flush_interval_ms = Some(v as u64);
+        }
+        if let Some(v) = p.num("log.flush.offset.checkpoint.interval.ms") {
+            c.log_flush_offset_checkpoint_interval_ms = v as u64;
+        }
+        if let Some(v) = p.num("zookeeper.session.timeout.ms") {
+            c.zookeeper_session_timeout_ms = v as u64;
+        }
+        if let Some(v) = p.bool("auto.create.topics.enable") {
+            c.auto_create_topics_enable = v;
+        }
+        if let Some(v) = p.num("controller.socket.timeout.ms") {
+            c.controller_socket_timeout_ms = v as u64;
+        }
+        if let Some(v) = p.str("sim.replication.truncation") {
+            c.replication_truncation = TruncationMode::parse(v).expect("validated");
+        }
+        Ok(c)
+    }
+}
+
+impl TruncationMode {
+    /// The `sim.replication.truncation` values, in the order of the modes' history.
+    pub const NAMES: &'static [&'static str] = TRUNCATION_MODES;
+
+    /// Parses a `sim.replication.truncation` value.
+    pub fn parse(s: &str) -> Option<TruncationMode> {
+        Some(match s {
+            "high-watermark" => TruncationMode::HighWatermark,
+            "kip-101" => TruncationMode::Kip101,
+            "kip-279" => TruncationMode::Kip279,
+            "kip-320-first-try" => TruncationMode::Kip320FirstTry,
+            "fenced" => TruncationMode::Fenced,
+            _ => return None,
+        })
+    }
+
+    /// The `sim.replication.truncation` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            TruncationMode::HighWatermark => "high-watermark",
+            TruncationMode::Kip101 => "kip-101",
+            TruncationMode::Kip279 => "kip-279",
+            TruncationMode::Kip320FirstTry => "kip-320-first-try",
+            TruncationMode::Fenced => "fenced",
+        }
+    }
+}
+
+impl TopicConfig {
+    /// Parses topic-level overrides (`kafka-configs --entity-type topics` names).
+    pub fn from_properties(props: &Properties) -> Result<Self, ConfigError> {
+        let p = Parsed::new(ConfigKind::Topic, props)?;
+        Ok(TopicConfig {
+            min_insync_replicas: p.num("min.insync.replicas").map(|v| v as i32),
+            unclean_leader_election_enable: p.bool("unclean.leader.election.enable"),
+            flush_messages: p.num("flush.messages").map(|v| v as u64),
+            flush_ms: p.num("flush.ms").map(|v| v as u64),
+            segment_bytes: p.num("segment.bytes").map(|v| v as u64),
+        })
+    }
+}
+
+impl ProducerConfig {
+    /// Parses producer settings and applies `KafkaProducer`'s post-processing (Kafka 3.2+):
+    /// idempotence checks against `acks`, `retries` and `max.in.flight.requests.per.connection`
+    /// (an error when `enable.idempotence` was set explicitly, else idempotence is silently
+    /// disabled, KAFKA-13598), and `delivery.timeout.ms >= linger.ms + request.timeout.ms`
+    /// (an error when set explicitly, else raised to that sum).
+    pub fn from_properties(props: &Properties) -> Result<Self, ConfigError> {
+        let p = Parsed::new(ConfigKind::Producer, props)?;
+        let mut c = ProducerConfig::default();
+        if let Some(v) = p.str("acks") {
+            c.acks = match v {
+                "0" => Acks::None,
+                "1" => Acks::Leader,
+                _ => Acks::All,
+            };
+        }
+        if let Some(v) = p.num("retries") {
+            c.retries = v as i32;
+        }
+        if let Some(v) = p.bool("enable.idempotence") {
+            c.enable_idempotence = v;
+        }
+        if let Some(v) = p.num("max.in.flight.requests.per.connection") {
+            c.max_in_flight_requests_per_connection = v as u32;
+        }
+        if let Some(v) = p.num("batch.size") {
+            c.batch_size = v as u32;
+        }
+        if let Some(v) = p.num("linger.ms") {
+            c.linger_ms = v as u64;
+        }
+        if let Some(v) = p.num("buffer.memory") {
+            c.buffer_memory = v as u64;
+        }
+        if let Some(v) = p.num("max.block.ms") {
+            c.max_block_ms = v as u64;
+        }
+        if let Some(v) = p.num("request.timeout.ms") {
+            c.request_timeout_ms = v as u64;
+        }
+        if let Some(v) = p.num("delivery.timeout.ms") {
+            c.delivery_timeout_ms = v as u64;
+        }
+        if let Some(v) = p.num("retry.backoff.ms") {
+            c.retry_backoff_ms = v as u64;
+        }
+        if let Some(v) = p.num("metadata.max.age.ms") {
+            c.metadata_max_age_ms = v as u64;
+        }
+        if let Some(v) = p.bool("partitioner.ignore.keys") {
+            c.partitioner_ignore_keys = v;
+        }
+
+        // ProducerConfig.postProcessAndValidateIdempotenceConfigs.
+        if c.enable_idempotence {
+            let explicit = p.has("enable.idempotence");
+            let mut disable = false;
+            if c.retries == 0 {
+                if explicit {
+                    return Err(ConfigError {
+                        key: "retries".into(),
+                        message: "Must set retries to non-zero when using the idempotent producer."
+                            .into(),
+                    });
+                }
+                disable = true;
+            }
+            if c.acks != Acks::All {
+                if explicit {
+                    return Err(ConfigError {
+                        key: "acks".into(),
+                        message: "Must set acks to all in order to use the idempotent producer. Otherwise we cannot guarantee idempotence.".into(),
+                    });
+                }
+                disable = true;
+            }
+            if c.max_in_flight_requests_per_connection > 5 {
+                if explicit {
+                    return Err(ConfigError {
+                        key: "max.in.flight.requests.per.connection".into(),
+                        message: "Must set max.in.flight.requests.per.connection to at most 5 to use the idempotent producer."
+                            .into(),
+                    });
+                }
+                disable = true;
+            }
+            if disable {
+                c.enable_idempotence = false;
+            }
+        }
+
+        // KafkaProducer.configureDeliveryTimeout.
+        let floor = (c.linger_ms + c.request_timeout_ms).min(i32::MAX as u64);
+        if c.delivery_timeout_ms < floor {
+            if p.has("delivery.timeout.ms") {
+                return Err(ConfigError {
+                    key: "delivery.timeout.ms".into(),
+                    message: "delivery.timeout.ms should be equal to or larger than linger.ms + request.timeout.ms".into(),
+                });
+            }
+            c.delivery_timeout_ms = floor;
+        }
+        Ok(c)
+    }
+}
+
+impl ConsumerConfig {
+    /// Parses consumer settings. As `KafkaConsumer` does, auto commit is off when there is no
+    /// `group.id` unless set explicitly, and an explicit `enable.auto.commit = true` without a
+    /// group id is an error.
+    pub fn from_properties(props: &Properties) -> Result<Self, ConfigError> {
+        let p = Parsed::new(ConfigKind::Consumer, props)?;
+        let mut c = ConsumerConfig {
+            group_id: p.str("group.id").map(str::to_string),
+            ..ConsumerConfig::default()
+        };
+        if let Some(v) = p.bool("enable.auto.commit") {
+            c.enable_auto_commit = v;
+        }
+        if c.group_id.is_none() {
+            if !p.has("enable.auto.commit") {
+                c.enable_auto_commit = false;
+            } else if c.enable_auto_commit {
+                return Err(ConfigError {
+                    key: "enable.auto.commit".into(),
+                    message: "enable.auto.commit cannot be set to true when default group id (null) is used.".into(),
+                });
+            }
+        }
+        if let Some(v) = p.num("auto.commit.interval.ms") {
+            c.auto_commit_interval_ms = v as u64;
+        }
+        if let Some(v) = p.str("auto.offset.reset") {
+            c.auto_offset_reset = match v {
+                "earliest" => AutoOffsetReset::Earliest,
+                "latest" => AutoOffsetReset::Latest,
+                _ => AutoOffsetReset::None,
+            };
+        }
+        if let Some(v) = p.str("isolation.level") {
+            c.isolation_level = if v == "read_committed" {
+                IsolationLevel::ReadCommitted
+            } else {
+                IsolationLevel::ReadUncommitted
+            };
+        }
+        if let Some(v) = p.num("fetch.min.bytes") {
+            c.fetch_min_bytes = v as u32;
+        }
+        if let Some(v) = p.num("fetch.max.wait.ms") {
+            c.fetch_max_wait_ms = v as u64;
+        }
+        if let Some(v) = p.num("max.poll.records") {
+            c.max_poll_records = v as u32;
+        }
+        if let Some(v) = p.num("max.partition.fetch.bytes") {
+            c.max_partition_fetch_bytes = v as u32;
+        }
+        if let Some(v) = p.num("request.timeout.ms") {
+            c.request_timeout_ms = v as u64;
+        }
+        if let Some(v) = p.num("retry.backoff.ms") {
+            c.retry_backoff_ms = v as u64;
+        }
+        if let Some(v) = p.num("session.timeout.ms") {
+            c.session_timeout_ms = v as u64;
+        }
+        if let Some(v) = p.num("heartbeat.interval.ms") {
+            c.heartbeat_interval_ms = v as u64;
+        }
+        if let Some(v) = p.num("max.poll.interval.ms") {
+            c.max_poll_interval_ms = v as u64;
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, PropValue)]) -> Properties {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+    fn s(v: &str) -> PropValue {
+        PropValue::Str(v.into())
+    }
+    fn i(v: i64) -> PropValue {
+        PropValue::Int(v)
+    }
+    fn b(v: bool) -> PropValue {
+        PropValue::Bool(v)
+    }
+    fn producer(pairs: &[(&str, PropValue)]) -> Result<ProducerConfig, ConfigError> {
+        ProducerConfig::from_properties(&props(pairs))
+    }
+    fn consumer(pairs: &[(&str, PropValue)]) -> Result<ConsumerConfig, ConfigError> {
+        ConsumerConfig::from_properties(&props(pairs))
+    }
+    fn broker(pairs: &[(&str, PropValue)]) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_properties(&props(pairs))
+    }
+    fn topic(pairs: &[(&str, PropValue)]) -> Result<TopicConfig, ConfigError> {
+        TopicConfig::from_properties(&props(pairs))
+    }
+    fn msg<T: fmt::Debug>(r: Result<T, ConfigError>) -> String {
+        r.unwrap_err().message
+    }
+
+    #[test]
+    fn config_empty_gives_kafka_defaults() {
+        assert_eq!(broker(&[]).unwrap(), BrokerConfig::default());
+        assert_eq!(topic(&[]).unwrap(), TopicConfig::default());
+        assert_eq!(producer(&[]).unwrap(), ProducerConfig::default());
+        // Without a group id, auto commit is off (KafkaConsumer).
+        let c = consumer(&[]).unwrap();
+        assert!(!c.enable_auto_commit);
+        assert_eq!(c.auto_offset_reset, AutoOffsetReset::Latest);
+    }
+
+    #[test]
+    fn config_acks_forms() {
+        for (v, want) in [
+            (s("all"), Acks::All),
+            (i(-1), Acks::All),
+            (s("-1"), Acks::All),
+            (s("1"), Acks::Leader),
+            (i(1), Acks::Leader),
+            (i(0), Acks::None),
+        ] {
+            let c = producer(&[("acks", v), ("enable.idempotence", b(false))]).unwrap();
+            assert_eq!(c.acks, want);
+        }
+        assert_eq!(
+            msg(producer(&[("acks", i(2))])),
+            "Invalid value 2 for configuration acks: String must be one of: all, -1, 0, 1"
+        );
+        assert_eq!(
+            msg(producer(&[("acks", s("ALL"))])),
+            "Invalid value ALL for configuration acks: String must be one of: all, -1, 0, 1"
+        );
+    }
+
+    #[test]
+    fn config_bool_and_number_forms() {
+        let c = producer(&[
+            ("enable.idempotence", s("false")),
+            ("batch.size", s("1000")),
+            ("linger.ms", i(0)),
+        ])
+        .unwrap();
+        assert!(!c.enable_idempotence);
+        assert_eq!(c.batch_size, 1000);
+        assert_eq!(c.linger_ms, 0);
+        assert_eq!(
+            msg(producer(&[("enable.idempotence", s("yes"))])),
+            "Invalid value yes for configuration enable.idempotence: Expected value to be either true or false"
+        );
+        assert_eq!(
+            msg(producer(&[("batch.size", s("big"))])),
+            "Invalid value big for configuration batch.size: Not a number of type INT"
+        );
+        assert_eq!(
+            msg(producer(&[("batch.size", i(1 << 40))])),
+            "Invalid value 1099511627776 for configuration batch.size: Not a number of type INT"
+        );
+        assert_eq!(
+            msg(producer(&[("batch.size", b(true))])),
+            "Invalid value true for configuration batch.size: Expected value to be a 32-bit integer, but it was a boolean"
+        );
+    }
+
+    #[test]
+    fn config_ranges() {
+        assert_eq!(
+            msg(broker(&[("min.insync.replicas", i(0))])),
+            "Invalid value 0 for configuration min.insync.replicas: Value must be at least 1"
+        );
+        assert_eq!(
+            msg(topic(&[("min.insync.replicas", s("0"))])),
+            "Invalid value 0 for configuration min.insync.replicas: Value must be at least 1"
+        );
+        assert_eq!(
+            msg(producer(&[("batch.size", i(-1))])),
+            "Invalid value -1 for configuration batch.size: Value must be at least 0"
+        );
+        assert_eq!(
+            msg(producer(&[("linger.ms", i(-5))])),
+            "Invalid value -5 for configuration linger.ms: Value must be at least 0"
+        );
+        assert_eq!(
+            msg(broker(&[("replica.lag.time.max.ms", i(-1))])),
+            "Invalid value -1 for configuration replica.lag.time.max.ms: Value must be at least 0"
+        );
+        assert_eq!(
+            msg(producer(&[("max.in.flight.requests.per.connection", i(0))])),
+            "Invalid value 0 for configuration max.in.flight.requests.per.connection: Value must be at least 1"
+        );
+        assert_eq!(
+            msg(consumer(&[("max.poll.records", i(0))])),
+            "Invalid value 0 for configuration max.poll.records: Value must be at least 1"
+        );
+    }
+
+    #[test]
+    fn config_broker_values() {
+        let c = broker(&[
+            ("min.insync.replicas", i(2)),
+            ("unclean.leader.election.enable", s("true")),
+            ("replica.lag.time.max.ms", i(10_000)),
+            ("log.flush.interval.messages", i(1)),
+            ("log.flush.interval.ms", i(100)),
+            ("sim.replication.truncation", s("fenced")),
+        ])
+        .unwrap();
+        assert_eq!(c.min_insync_replicas, 2);
+        assert!(c.unclean_leader_election_enable);
+        assert_eq!(c.replica_lag_time_max_ms, 10_000);
+        assert_eq!(c.log_flush_interval_messages, 1);
+        assert_eq!(c.log_flush_interval_ms, Some(100));
+        assert_eq!(c.replication_truncation, TruncationMode::Fenced);
+        assert!(msg(broker(&[("broker.id", i(1))])).contains("assigned by the testbed"));
+        let t = topic(&[("min.insync.replicas", i(2)), ("flush.messages", i(1))]).unwrap();
+        assert_eq!(t.min_insync_replicas, Some(2));
+        assert_eq!(t.flush_messages, Some(1));
+    }
+
+    #[test]
+    fn config_unknown_key_suggests_closest() {
+        let e = producer(&[("enable.idempotency", b(true))]).unwrap_err();
+        assert_eq!(e.key, "enable.idempotency");
+        assert_eq!(
+            e.message,
+            "unknown producer config \"enable.idempotency\"; did you mean \"enable.idempotence\"?"
+        );
+        assert_eq!(
+            msg(broker(&[("min.insync.replica", i(2))])),
+            "unknown broker config \"min.insync.replica\"; did you mean \"min.insync.replicas\"?"
+        );
+        assert_eq!(
+            msg(consumer(&[("bootstrap.servers", s("x:9092"))])),
+            "unknown consumer config \"bootstrap.servers\""
+        );
+        // A broker-level name in a topic's config points at the topic-level name.
+        assert_eq!(
+            msg(topic(&[("log.flush.interval.messages", i(1))])),
+            "unknown topic config \"log.flush.interval.messages\"; did you mean \"flush.messages\"?"
+        );
+        assert_eq!(
+            msg(broker(&[("sim.replication.truncaton", s("fenced"))])),
+            "unknown broker config \"sim.replication.truncaton\"; did you mean \"sim.replication.truncation\"?"
+        );
+    }
+
+    #[test]
+    fn config_not_supported_yet() {
+        let e = producer(&[("transactional.id", s("tx-1"))]).unwrap_err();
+        assert_eq!(e.key, "transactional.id");
+        assert!(
+            e.message
+                .starts_with("not supported yet: transactional.id = \"tx-1\""),
+            "{}",
+            e.message
+        );
+        assert!(msg(producer(&[("compression.type", s("lz4"))]))
+            .starts_with("not supported yet: compression.type"));
+        assert!(producer(&[("compression.type", s("none"))]).is_ok());
+        assert!(msg(broker(&[("log.cleanup.policy", s("compact"))]))
+            .starts_with("not supported yet: log.cleanup.policy"));
+        assert!(broker(&[("log.cleanup.policy", s("delete"))]).is_ok());
+        assert!(msg(broker(&[("log.retention.ms", i(1000))]))
+            .starts_with("not supported yet: log.retention.ms"));
+        assert!(
+            msg(broker(&[("log.roll.ms", i(1000))])).starts_with("not supported yet: log.roll.ms")
+        );
+        assert!(msg(topic(&[("cleanup.policy", s("compact,delete"))]))
+            .starts_with("not supported yet: cleanup.policy"));
+        assert!(msg(consumer(&[("isolation.level", s("read_committed"))]))
+            .starts_with("not supported yet: isolation.level"));
+        assert!(consumer(&[("isolation.level", s("read_uncommitted"))]).is_ok());
+        assert!(msg(consumer(&[("group.id", s("g1"))])).starts_with("not supported yet: group.id"));
+        assert!(
+            msg(consumer(&[("partition.assignment.strategy", s("range"))]))
+                .starts_with("not supported yet: partition.assignment.strategy")
+        );
+        // Values are still validated first.
+        assert_eq!(
+            msg(producer(&[("compression.type", s("brotli"))])),
+            "Invalid value brotli for configuration compression.type: String must be one of: none, gzip, snappy, lz4, zstd"
+        );
+        assert_eq!(
+            msg(broker(&[("log.cleanup.policy", s("compakt"))])),
+            "Invalid value compakt for configuration log.cleanup.policy: String must be one of: compact, delete"
+        );
+    }
+
+    #[test]
+    fn config_truncation_modes() {
+        for mode in ["high-watermark", "kip-101", "kip-279", "kip-320-first-try"] {
+            let m = msg(broker(&[("sim.replication.truncation", s(mode))]));
+            assert!(
+                m.starts_with("not supported yet: sim.replication.truncation"),
+                "{m}"
+            );
+            assert!(TruncationMode::parse(mode).is_some_and(|t| t.name() == mode));
+        }
+        assert_eq!(
+            msg(broker(&[("sim.replication.truncation", s("kip-102"))])),
+            "Invalid value kip-102 for configuration sim.replication.truncation: String must be one of: \
+             high-watermark, kip-101, kip-279, kip-320-first-try, fenced"
+        );
+    }
+
+    #[test]
+    fn config_idempotence_explicit_conflicts_are_errors() {
+        assert_eq!(
+            msg(producer(&[("enable.idempotence", b(true)), ("acks", i(1))])),
+            "Must set acks to all in order to use the idempotent producer. Otherwise we cannot guarantee idempotence."
+        );
+        assert_eq!(
+            msg(producer(&[("enable.idempotence", s("true")), ("max.in.flight.requests.per.connection", i(6))])),
+            "Must set max.in.flight.requests.per.connection to at most 5 to use the idempotent producer."
+        );
+        assert_eq!(
+            msg(producer(&[
+                ("enable.idempotence", b(true)),
+                ("retries", i(0))
+            ])),
+            "Must set retries to non-zero when using the idempotent producer."
+        );
+        let c = producer(&[
+            ("enable.idempotence", b(true)),
+            ("acks", s("all")),
+            ("max.in.flight.requests.per.connection", i(5)),
+        ])
+        .unwrap();
+        assert!(c.enable_idempotence);
+    }
+
+    #[test]
+    fn config_idempotence_implicit_is_disabled_silently() {
+        for pairs in [
+            vec![("acks", i(1))],
+            vec![("acks", s("0"))],
+            vec![("retries", i(0))],
+            vec![("max.in.flight.requests.per.connection", i(10))],
+        ] {
+            let c = producer(&pairs).unwrap();
+            assert!(!c.enable_idempotence, "{pairs:?}");
+        }
+        // Explicitly false: no checks.
+        let c = producer(&[
+            ("enable.idempotence", b(false)),
+            ("acks", i(1)),
+            ("retries", i(0)),
+        ])
+        .unwrap();
+        assert!(!c.enable_idempotence);
+        assert_eq!(c.acks, Acks::Leader);
+        assert_eq!(c.retries, 0);
+        assert_eq!(
+            msg(producer(&[("retries", i(-1))])),
+            "Invalid value -1 for configuration retries: Value must be at least 0"
+        );
+    }
+
+    #[test]
+    fn config_delivery_timeout() {
+        assert_eq!(
+            msg(producer(&[("delivery.timeout.ms", i(1000))])),
+            "delivery.timeout.ms should be equal to or larger than linger.ms + request.timeout.ms"
+        );
+        assert!(producer(&[("delivery.timeout.ms", i(30_005))]).is_ok());
+        // Not set explicitly: raised to the floor.
+        let c = producer(&[("request.timeout.ms", i(200_000))]).unwrap();
+        assert_eq!(c.delivery_timeout_ms, 200_005);
+    }
+
+    #[test]
+    fn config_consumer_rules() {
+        for (v, want) in [
+            ("earliest", AutoOffsetReset::Earliest),
+            ("latest", AutoOffsetReset::Latest),
+            ("none", AutoOffsetReset::None),
+        ] {
+            assert_eq!(
+                consumer(&[("auto.offset.reset", s(v))])
+                    .unwrap()
+                    .auto_offset_reset,
+                want
+            );
+        }
+        assert_eq!(
+            msg(consumer(&[("auto.offset.reset", s("smallest"))])),
+            "Invalid value smallest for configuration auto.offset.reset: String must be one of: latest, earliest, none"
+        );
+        assert!(consumer(&[("enable.auto.commit", b(false))]).is_ok());
+        assert_eq!(
+            msg(consumer(&[("enable.auto.commit", b(true))])),
+            "enable.auto.commit cannot be set to true when default group id (null) is used."
+        );
+    }
+
+    #[test]
+    fn config_closest_match() {
+        assert_eq!(
+            closest_match("replication_facter", ["name", "replication_factor"]),
+            Some("replication_factor")
+        );
+        assert_eq!(closest_match("zzz", ["name", "replication_factor"]), None);
     }
 }
