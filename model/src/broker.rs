@@ -228,7 +228,6 @@ pub struct Broker {
     next_corr: u64,
 }
 
-
 impl Broker {
     /// A broker recovering from the files on its disk (`files`: every file of its data
     /// directory). `topics` are the scenario's topics: configs for every broker, and the
@@ -308,7 +307,6 @@ impl Broker {
             next_corr: 1,
         }
     }
-
 
     fn fresh_id(&mut self) -> u64 {
         self.next_id += 1;
@@ -2191,4 +2189,3 @@ fn parse_hw_checkpoint(data: Option<&[u8]>) -> BTreeMap<TopicPartition, Offset> 
     }
     map
 }
-

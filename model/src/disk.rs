@@ -37,7 +37,11 @@ impl Disk for MemDisk {
     }
     fn apply(&mut self, op: &DiskOp) -> io::Result<()> {
         match op {
-            DiskOp::Append { file, data } => self.files.entry(file.clone()).or_default().extend_from_slice(data),
+            DiskOp::Append { file, data } => self
+                .files
+                .entry(file.clone())
+                .or_default()
+                .extend_from_slice(data),
             DiskOp::Truncate { file, len } => {
                 if let Some(f) = self.files.get_mut(file) {
                     f.truncate(*len as usize);

@@ -15,11 +15,20 @@ pub enum Event {
     /// A broker process started and recovered its logs.
     BrokerStarted { broker: BrokerId },
     /// A broker registered under `/brokers/ids` with this broker epoch (KIP-380).
-    BrokerRegistered { broker: BrokerId, broker_epoch: BrokerEpoch },
+    BrokerRegistered {
+        broker: BrokerId,
+        broker_epoch: BrokerEpoch,
+    },
     /// A broker won the `/controller` election.
-    ControllerElected { broker: BrokerId, controller_epoch: ControllerEpoch },
+    ControllerElected {
+        broker: BrokerId,
+        controller_epoch: ControllerEpoch,
+    },
     /// A controller gave up the role (lost its session or saw a newer controller).
-    ControllerResigned { broker: BrokerId, controller_epoch: ControllerEpoch },
+    ControllerResigned {
+        broker: BrokerId,
+        controller_epoch: ControllerEpoch,
+    },
     /// The controller wrote a partition's state to the coordination node.
     PartitionStateChanged {
         tp: TopicPartition,
@@ -105,6 +114,15 @@ pub enum Event {
     ZkSessionExpired { session: SessionId, owner: NodeId },
     /// A node halted itself (fatal disk error).
     Halted { reason: String },
+    /// The nemesis injected a fault (recorded by the simulator, attributed to the node it hit).
+    Fault {
+        /// The scenario key of the action (`kill`, `partition`, `heal`, ...).
+        action: String,
+        /// Every node it touched, by name.
+        nodes: Vec<String>,
+        /// `random` (drawn from the seed), `schedule` (scripted) or `heal-phase`.
+        source: String,
+    },
 }
 
 /// Jepsen's operation types: an `invoke` is later completed by exactly one of `ok` (it

@@ -154,15 +154,26 @@ pub enum ZkRequest {
     /// Keep the session alive; any request also does.
     Ping,
     /// Create `path` (its parent must exist). Ephemeral znodes vanish with the session.
-    Create { path: String, data: Vec<u8>, ephemeral: bool },
+    Create {
+        path: String,
+        data: Vec<u8>,
+        ephemeral: bool,
+    },
     /// Replace `path`'s data if its version equals `expected_version` (`None`: any version).
-    SetData { path: String, data: Vec<u8>, expected_version: Option<ZkVersion> },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        expected_version: Option<ZkVersion>,
+    },
     /// Read `path`; `watch` leaves a one-shot data watch (fires on change or delete).
     GetData { path: String, watch: bool },
     /// List `path`'s children, sorted; `watch` leaves a one-shot child watch.
     GetChildren { path: String, watch: bool },
     /// Delete `path` (it must have no children) if its version matches.
-    Delete { path: String, expected_version: Option<ZkVersion> },
+    Delete {
+        path: String,
+        expected_version: Option<ZkVersion>,
+    },
     /// All-or-nothing: every op succeeds or none is applied (ZooKeeper `multi`).
     Multi { ops: Vec<ZkOp> },
     /// Close the session now, deleting its ephemeral znodes (a clean shutdown).
@@ -174,24 +185,49 @@ pub enum ZkRequest {
 pub enum ZkOp {
     /// Fails the multi unless `path` exists with this version.
     Check { path: String, version: ZkVersion },
-    Create { path: String, data: Vec<u8>, ephemeral: bool },
-    SetData { path: String, data: Vec<u8>, expected_version: Option<ZkVersion> },
-    Delete { path: String, expected_version: Option<ZkVersion> },
+    Create {
+        path: String,
+        data: Vec<u8>,
+        ephemeral: bool,
+    },
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        expected_version: Option<ZkVersion>,
+    },
+    Delete {
+        path: String,
+        expected_version: Option<ZkVersion>,
+    },
 }
 
 /// Successful ZooKeeper-style replies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ZkReply {
-    Connected { session: SessionId, session_timeout_ms: u64 },
+    Connected {
+        session: SessionId,
+        session_timeout_ms: u64,
+    },
     Pong,
-    Created { path: String },
+    Created {
+        path: String,
+    },
     /// New version after SetData.
-    Stat { version: ZkVersion },
-    Data { data: Vec<u8>, version: ZkVersion },
-    Children { children: Vec<String> },
+    Stat {
+        version: ZkVersion,
+    },
+    Data {
+        data: Vec<u8>,
+        version: ZkVersion,
+    },
+    Children {
+        children: Vec<String>,
+    },
     Deleted,
     /// Per-op results of a successful multi.
-    Multi { results: Vec<ZkReply> },
+    Multi {
+        results: Vec<ZkReply>,
+    },
     Closed,
 }
 
@@ -221,15 +257,29 @@ pub enum WatchKind {
 pub enum Message {
     // ---- coordination node ----
     /// A request to the coordination node. `session` is ignored for `Connect`.
-    Zk { corr: CorrelationId, session: SessionId, req: ZkRequest },
-    ZkResponse { corr: CorrelationId, result: Result<ZkReply, ZkError> },
+    Zk {
+        corr: CorrelationId,
+        session: SessionId,
+        req: ZkRequest,
+    },
+    ZkResponse {
+        corr: CorrelationId,
+        result: Result<ZkReply, ZkError>,
+    },
     /// A one-shot watch fired.
-    ZkWatch { session: SessionId, path: String, kind: WatchKind },
+    ZkWatch {
+        session: SessionId,
+        path: String,
+        kind: WatchKind,
+    },
     /// The session is gone (expired or closed): its ephemerals are deleted and its watches dropped.
     ZkSessionExpired { session: SessionId },
 
     // ---- clients <-> brokers ----
-    Metadata { corr: CorrelationId, topics: Vec<String> },
+    Metadata {
+        corr: CorrelationId,
+        topics: Vec<String>,
+    },
     MetadataResponse {
         corr: CorrelationId,
         brokers: Vec<BrokerId>,
@@ -313,7 +363,10 @@ pub enum Message {
         offset: Offset,
         leader_epoch: LeaderEpoch,
     },
-    InitProducerId { corr: CorrelationId, transactional_id: Option<String> },
+    InitProducerId {
+        corr: CorrelationId,
+        transactional_id: Option<String>,
+    },
     InitProducerIdResponse {
         corr: CorrelationId,
         error: ErrorCode,
@@ -329,7 +382,10 @@ pub enum Message {
         broker_epoch: BrokerEpoch,
         partitions: Vec<PartitionState>,
     },
-    LeaderAndIsrResponse { controller_epoch: ControllerEpoch, error: ErrorCode },
+    LeaderAndIsrResponse {
+        controller_epoch: ControllerEpoch,
+        error: ErrorCode,
+    },
     UpdateMetadata {
         controller: BrokerId,
         controller_epoch: ControllerEpoch,

@@ -10,7 +10,9 @@ use std::fmt;
 /// Simulated time in milliseconds since the start of the run.
 ///
 /// State machines never read a clock: the shell passes `now` into every handler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Instant(pub u64);
 
 impl Instant {
@@ -119,7 +121,10 @@ pub struct TopicPartition {
 
 impl TopicPartition {
     pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        TopicPartition { topic: topic.into(), partition }
+        TopicPartition {
+            topic: topic.into(),
+            partition,
+        }
     }
 }
 
@@ -175,7 +180,12 @@ mod tests {
 
     #[test]
     fn node_names_round_trip() {
-        for n in [NodeId::Zk, NodeId::Broker(BrokerId(2)), NodeId::Producer(0), NodeId::Consumer(7)] {
+        for n in [
+            NodeId::Zk,
+            NodeId::Broker(BrokerId(2)),
+            NodeId::Producer(0),
+            NodeId::Consumer(7),
+        ] {
             assert_eq!(NodeId::parse(&n.to_string()), Some(n));
         }
         assert_eq!(NodeId::parse("broker-x"), None);

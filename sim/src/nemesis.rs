@@ -1,0 +1,325 @@
+//! The nemesis: turns a scenario's random fault kinds and its scripted schedule into one
+//! explicit, timed list of fault actions, and carries them out.
+//!
+//! Random faults are drawn up front from the run's `nemesis` random stream, so the list is
+//! plain data: it is written to `summary.json`, and a failing run can be shrunk by removing
+//! entries and running again. With `swarm = true` each kind's weight is itself drawn from the
+//! seed (swarm testing: some seeds hammer one kind, others mix them), so different seeds
+//! explore different fault profiles.
+//!
+//! Conventions of the random nemesis (scripted faults can do anything):
+//! * `kill` picks a running broker, and never the last running one;
+//! * `restart` picks a killed broker;
+//! * `partition` splits the brokers and the coordination node into two non-empty groups and
+//!   heals after a duration drawn from `faults.duration_ms`; clients stay connected to all.
+//!
+//! Role selectors (`leader:t-0`, `controller`, ...) are resolved when the fault fires, from
+//! what the simulator has observed of the cluster so far.
+
+use crate::runtime::Observer;
+use crate::scenario::{FaultAction, FaultKind, FaultsSpec, Selector};
+use ksim_model::types::{BrokerId, NodeId, TopicPartition};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Where a planned fault came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultSource {
+    /// Drawn from the seed.
+    Random,
+    /// Written in `[[faults.schedule]]`.
+    Schedule,
+    /// The heal phase at the end of the fault phase.
+    HealPhase,
+}
+
+impl FaultSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultSource::Random => "random",
+            FaultSource::Schedule => "schedule",
+            FaultSource::HealPhase => "heal-phase",
+        }
+    }
+}
+
+/// One planned fault.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedFault {
+    pub at_ms: u64,
+    pub action: FaultAction,
+    pub source: FaultSource,
+}
+
+/// A fault as it happened: which nodes it touched.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultRecord {
+    pub at_ms: u64,
+    /// The scenario key (`kill`, `partition`, ...).
+    pub action: String,
+    /// Nodes touched (for `partition`, groups joined by ` | `).
+    pub nodes: Vec<String>,
+    /// As written in the scenario, or as drawn (`broker-1`).
+    pub selector: String,
+    pub source: FaultSource,
+    /// Why nothing happened, when nothing did (`broker-2 already down`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+fn describe_action(action: &FaultAction) -> String {
+    match action {
+        FaultAction::Kill(s)
+        | FaultAction::PowerFail(s)
+        | FaultAction::Restart(s)
+        | FaultAction::DiskLoss(s)
+        | FaultAction::Shutdown(s)
+        | FaultAction::Pause(s)
+        | FaultAction::Resume(s)
+        | FaultAction::Isolate(s) => s.to_string(),
+        FaultAction::Partition(groups) => groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .collect::<Vec<_>>()
+            .join(" | "),
+        FaultAction::Clog { from, to } => format!("{from} -> {to}"),
+        FaultAction::Heal => String::new(),
+        FaultAction::DiskFault { node, kind } => format!("{node} ({kind:?})"),
+    }
+}
+
+impl FaultRecord {
+    pub fn new(
+        planned: &PlannedFault,
+        at_ms: u64,
+        nodes: Vec<String>,
+        note: Option<String>,
+    ) -> Self {
+        FaultRecord {
+            at_ms,
+            action: planned.action.key().to_string(),
+            nodes,
+            selector: describe_action(&planned.action),
+            source: planned.source,
+            note,
+        }
+    }
+}
+
+/// Draws the random faults for `[0, duration_ms)` and merges the scripted ones, ordered by
+/// time (scripted before random at the same millisecond).
+pub fn plan(
+    faults: &FaultsSpec,
+    brokers: i32,
+    duration_ms: u64,
+    rng: &mut ChaCha8Rng,
+) -> Vec<PlannedFault> {
+    let mut planned: Vec<PlannedFault> = faults
+        .schedule
+        .iter()
+        .map(|f| PlannedFault {
+            at_ms: f.at_ms,
+            action: f.action.clone(),
+            source: FaultSource::Schedule,
+        })
+        .collect();
+    let kinds: Vec<FaultKind> = faults.kinds.clone();
+    if !kinds.is_empty() && brokers > 0 {
+        let weights: Vec<u32> = if faults.swarm {
+            let mut w: Vec<u32> = kinds.iter().map(|_| rng.gen_range(0..=4)).collect();
+            if w.iter().all(|x| *x == 0) {
+                w[0] = 1;
+            }
+            w
+        } else {
+            vec![1; kinds.len()]
+        };
+        let total: u32 = weights.iter().sum();
+        let mut up: BTreeSet<i32> = (0..brokers).collect();
+        let mut down: BTreeSet<i32> = BTreeSet::new();
+        let [gap_min, gap_max] = faults.interval_ms;
+        let [dur_min, dur_max] = faults.duration_ms;
+        let mut t = rng.gen_range(gap_min..=gap_max.max(gap_min));
+        // The partition in force and when it heals.
+        let mut partition_until: Option<u64> = None;
+        while t < duration_ms {
+            if let Some(until) = partition_until {
+                if until <= t {
+                    planned.push(PlannedFault {
+                        at_ms: until,
+                        action: FaultAction::Heal,
+                        source: FaultSource::Random,
+                    });
+                    partition_until = None;
+                }
+            }
+            let mut pick = rng.gen_range(0..total);
+            let mut kind = kinds[0];
+            for (k, w) in kinds.iter().zip(&weights) {
+                if pick < *w {
+                    kind = *k;
+                    break;
+                }
+                pick -= w;
+            }
+            match kind {
+                FaultKind::Kill if up.len() > 1 => {
+                    let v: Vec<i32> = up.iter().copied().collect();
+                    let b = *v.choose(rng).expect("non-empty");
+                    up.remove(&b);
+                    down.insert(b);
+                    planned.push(PlannedFault {
+                        at_ms: t,
+                        action: FaultAction::Kill(Selector::Broker(b)),
+                        source: FaultSource::Random,
+                    });
+                }
+                FaultKind::Restart if !down.is_empty() => {
+                    let v: Vec<i32> = down.iter().copied().collect();
+                    let b = *v.choose(rng).expect("non-empty");
+                    down.remove(&b);
+                    up.insert(b);
+                    planned.push(PlannedFault {
+                        at_ms: t,
+                        action: FaultAction::Restart(Selector::Broker(b)),
+                        source: FaultSource::Random,
+                    });
+                }
+                FaultKind::Partition if partition_until.is_none() => {
+                    // Brokers and the coordination node, shuffled, cut in two.
+                    let mut nodes: Vec<Selector> = (0..brokers).map(Selector::Broker).collect();
+                    nodes.push(Selector::Zk);
+                    nodes.shuffle(rng);
+                    let cut = rng.gen_range(1..nodes.len());
+                    let (a, b) = nodes.split_at(cut);
+                    let mut a = a.to_vec();
+                    let mut b = b.to_vec();
+                    a.sort();
+                    b.sort();
+                    planned.push(PlannedFault {
+                        at_ms: t,
+                        action: FaultAction::Partition(vec![a, b]),
+                        source: FaultSource::Random,
+                    });
+                    partition_until = Some(t + rng.gen_range(dur_min..=dur_max.max(dur_min)));
+                }
+                _ => {}
+            }
+            t += rng.gen_range(gap_min..=gap_max.max(gap_min)).max(1);
+        }
+        if let Some(until) = partition_until {
+            if until < duration_ms {
+                planned.push(PlannedFault {
+                    at_ms: until,
+                    action: FaultAction::Heal,
+                    source: FaultSource::Random,
+                });
+            }
+        }
+    }
+    planned.sort_by_key(|f| (f.at_ms, f.source != FaultSource::Schedule));
+    planned
+}
+
+/// What the nemesis needs to resolve selectors.
+pub struct ResolveContext<'a> {
+    pub observer: &'a Observer,
+    /// Replica assignment per partition, preferred leader first.
+    pub assignment: &'a BTreeMap<TopicPartition, Vec<BrokerId>>,
+    /// Every node of the world.
+    pub all_nodes: &'a [NodeId],
+    pub brokers: i32,
+}
+
+/// Resolves one selector to nodes. `named` are the nodes named elsewhere in the same fault
+/// (for `rest`). Unknown roles resolve to nothing.
+pub fn resolve(
+    sel: &Selector,
+    ctx: &ResolveContext,
+    named: &BTreeSet<NodeId>,
+    rng: &mut ChaCha8Rng,
+) -> Vec<NodeId> {
+    let broker = |b: BrokerId| NodeId::Broker(b);
+    match sel {
+        Selector::Broker(i) => vec![broker(BrokerId(*i))],
+        Selector::Zk => vec![NodeId::Zk],
+        Selector::Controller => ctx
+            .observer
+            .controller
+            .map(|(_, b)| vec![broker(b)])
+            .unwrap_or_default(),
+        Selector::Leader(tp) => ctx
+            .observer
+            .leaders
+            .get(tp)
+            .map(|(_, b)| vec![broker(*b)])
+            .unwrap_or_default(),
+        Selector::Follower(tp) => {
+            let leader = ctx.observer.leaders.get(tp).map(|(_, b)| *b);
+            ctx.assignment
+                .get(tp)
+                .and_then(|r| r.iter().find(|b| Some(**b) != leader).copied())
+                .map(|b| vec![broker(b)])
+                .unwrap_or_default()
+        }
+        Selector::Isr(tp) => ctx
+            .observer
+            .isr
+            .get(tp)
+            .map(|isr| isr.iter().map(|b| broker(*b)).collect())
+            .unwrap_or_default(),
+        Selector::Client(name) => NodeId::parse(name).into_iter().collect(),
+        Selector::Rest => ctx
+            .all_nodes
+            .iter()
+            .filter(|n| !named.contains(n))
+            .copied()
+            .collect(),
+        Selector::RandomBroker => {
+            if ctx.brokers == 0 {
+                vec![]
+            } else {
+                vec![broker(BrokerId(rng.gen_range(0..ctx.brokers)))]
+            }
+        }
+    }
+}
+
+/// Resolves a partition's groups; `rest` takes every node not named in another group.
+pub fn resolve_groups(
+    groups: &[Vec<Selector>],
+    ctx: &ResolveContext,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Vec<NodeId>> {
+    let mut named = BTreeSet::new();
+    let mut out: Vec<Vec<NodeId>> = Vec::new();
+    for g in groups {
+        let mut nodes = Vec::new();
+        for s in g {
+            if *s != Selector::Rest {
+                nodes.extend(resolve(s, ctx, &named, rng));
+            }
+        }
+        named.extend(nodes.iter().copied());
+        out.push(nodes);
+    }
+    for (g, nodes) in groups.iter().zip(out.iter_mut()) {
+        if g.contains(&Selector::Rest) {
+            nodes.extend(resolve(&Selector::Rest, ctx, &named, rng));
+        }
+    }
+    for nodes in &mut out {
+        nodes.sort();
+        nodes.dedup();
+    }
+    out
+}

@@ -1,0 +1,173 @@
+//! One scenario run end to end: simulate, check, judge against the scenario's expectation,
+//! and write the outputs SCENARIOS.md promises (`summary.json`, `history.jsonl`,
+//! `events.jsonl`, `report.md`).
+
+use crate::check::{run_all, CheckInput, CheckReport, Violation};
+use crate::history::to_jsonl;
+use crate::scenario::{Expect, Scenario};
+use crate::world::{simulate, RunOutput};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The verdict of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// No check failed.
+    Ok,
+    /// At least one check failed.
+    Violation,
+}
+
+/// A run together with its checks.
+#[derive(Debug, Clone)]
+pub struct RunResult {
+    pub scenario: Scenario,
+    pub output: RunOutput,
+    pub checks: CheckReport,
+    pub outcome: Outcome,
+    /// Whether the outcome is what the scenario expects: `ok` with no violation, or
+    /// `violation` with at least one of `expect_violations` among the failed checks.
+    pub expected: bool,
+    /// SHA-256 of `history.jsonl`, hex.
+    pub history_hash: String,
+}
+
+/// Run statistics for `summary.json` (`wall_ms` is the only wall-clock field).
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub simulated_ms: u64,
+    pub wall_ms: u64,
+    pub messages: u64,
+    pub records_sent: u64,
+    pub records_acked: u64,
+    pub records_failed: u64,
+    pub records_indeterminate: u64,
+    pub records_polled: u64,
+    pub faults: u64,
+}
+
+/// The contents of `summary.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub scenario: String,
+    pub seed: u64,
+    pub outcome: Outcome,
+    pub expected: bool,
+    pub expect: Expect,
+    pub violations: Vec<Violation>,
+    pub checks_run: Vec<String>,
+    pub history_hash: String,
+    pub stats: Stats,
+    pub faults: Vec<crate::nemesis::FaultRecord>,
+    /// The command that replays this run.
+    pub replay: String,
+}
+
+/// Runs `scenario` with `seed` and checks the result.
+pub fn run(scenario: &Scenario, seed: u64) -> RunResult {
+    let output = simulate(scenario, seed);
+    let checks = run_all(&CheckInput {
+        history: &output.history,
+        events: &output.events,
+        final_logs: &output.final_logs,
+    });
+    let outcome = if checks.violations.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Violation
+    };
+    let expected = match scenario.expect {
+        Expect::Ok => outcome == Outcome::Ok,
+        Expect::Violation => checks
+            .violations
+            .iter()
+            .any(|v| scenario.expect_violations.contains(&v.check)),
+    };
+    let history_hash = hex(&Sha256::digest(to_jsonl(&output.history).as_bytes()));
+    RunResult {
+        scenario: scenario.clone(),
+        output,
+        checks,
+        outcome,
+        expected,
+        history_hash,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl RunResult {
+    /// The command that replays this run exactly.
+    pub fn replay_command(&self) -> String {
+        format!(
+            "cargo run --release -- run {} --seed {}",
+            self.scenario.file, self.output.seed
+        )
+    }
+
+    pub fn stats(&self) -> Stats {
+        use ksim_model::event::{OpType, OpValue};
+        let mut s = Stats {
+            simulated_ms: self.output.simulated_ms,
+            wall_ms: self.output.wall_ms,
+            messages: self.output.messages,
+            records_sent: 0,
+            records_acked: 0,
+            records_failed: 0,
+            records_indeterminate: 0,
+            records_polled: 0,
+            faults: self.output.faults.len() as u64,
+        };
+        for e in &self.output.history {
+            match (&e.op.value, e.op.op_type) {
+                (OpValue::Send { .. }, OpType::Invoke) => s.records_sent += 1,
+                (OpValue::Send { .. }, OpType::Ok) => s.records_acked += 1,
+                (OpValue::Send { .. }, OpType::Fail) => s.records_failed += 1,
+                (OpValue::Send { .. }, OpType::Info) => s.records_indeterminate += 1,
+                (OpValue::Poll { records }, OpType::Ok) => s.records_polled += records.len() as u64,
+                _ => {}
+            }
+        }
+        s
+    }
+
+    pub fn summary(&self) -> Summary {
+        Summary {
+            scenario: self.scenario.name.clone(),
+            seed: self.output.seed,
+            outcome: self.outcome,
+            expected: self.expected,
+            expect: self.scenario.expect,
+            violations: self.checks.violations.clone(),
+            checks_run: self.checks.checks_run.clone(),
+            history_hash: self.history_hash.clone(),
+            stats: self.stats(),
+            faults: self.output.faults.clone(),
+            replay: self.replay_command(),
+        }
+    }
+
+    /// The default output directory: `target/ksim/<scenario>/seed-<n>/`.
+    pub fn default_out_dir(&self) -> PathBuf {
+        PathBuf::from("target/ksim")
+            .join(&self.scenario.name)
+            .join(format!("seed-{}", self.output.seed))
+    }
+
+    /// Writes `summary.json`, `history.jsonl`, `events.jsonl` and `report.md` into `dir`
+    /// (created if needed; these four files are replaced).
+    pub fn write_outputs(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        let summary = serde_json::to_string_pretty(&self.summary()).expect("summary serializes");
+        std::fs::write(dir.join("summary.json"), summary + "\n")?;
+        std::fs::write(dir.join("history.jsonl"), to_jsonl(&self.output.history))?;
+        std::fs::write(dir.join("events.jsonl"), to_jsonl(&self.output.events))?;
+        std::fs::write(dir.join("report.md"), crate::report::render(self))?;
+        Ok(())
+    }
+}

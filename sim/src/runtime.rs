@@ -1,0 +1,330 @@
+//! The node shell and the world: each model actor runs in its own madsim node, talking to the
+//! others over simulated TCP and writing to the simulated disk.
+//!
+//! # The shell
+//! [`run_actor`] is the only place where a state machine meets I/O. It keeps the actor's
+//! timers, feeds it messages from its TCP connections, and executes the effects the actor
+//! returns, **in order**: a disk write or sync finishes before any later send, so a response
+//! that depends on a flush is never sent before the flush.
+//!
+//! # The transport
+//! Every message travels as one frame: a 4-byte big-endian length, then the bincode encoding of
+//! `(sender, message)`. Each node keeps one outbound connection per peer, opened on first use.
+//! madsim's TCP behaves like the real thing under faults: bytes on an open connection across
+//! a clogged link are held and delivered after the heal (a long stall, not a reset);
+//! connecting across a clogged link or to a dead node fails at once. The shell reports both
+//! kinds of trouble to the actor as Kafka's `NetworkClient` sees them: `on_send_failed` when a
+//! message could not be sent at all, `on_disconnect` when a connection to or from a peer broke.
+
+use crate::disk::SimDisk;
+use crate::history::{EventRecord, HistoryEntry};
+use ksim_model::disk::Disk;
+use ksim_model::effects::{Actor, Effect, Effects};
+use ksim_model::event::Event;
+use ksim_model::protocol::Message;
+use ksim_model::types::{BrokerId, ControllerEpoch, Instant, LeaderEpoch, NodeId, TopicPartition};
+use madsim::net::{TcpListener, TcpStream};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+/// The port every node listens on.
+pub const PORT: u16 = 9092;
+
+/// Upper bound on one frame, to catch corrupt length prefixes.
+const MAX_FRAME_BYTES: u32 = 64 << 20;
+
+/// What the world has seen so far, as the simulator (not any node) knows it. Updated from the
+/// events nodes emit; the nemesis resolves role selectors (`leader:t-0`) against it.
+#[derive(Debug, Default, Clone)]
+pub struct Observer {
+    /// Highest-epoch `BecameLeader` per partition.
+    pub leaders: BTreeMap<TopicPartition, (LeaderEpoch, BrokerId)>,
+    /// ISR and replicas from the controller's latest decision per partition.
+    pub isr: BTreeMap<TopicPartition, Vec<BrokerId>>,
+    pub replicas: BTreeMap<TopicPartition, Vec<BrokerId>>,
+    /// The latest controller.
+    pub controller: Option<(ControllerEpoch, BrokerId)>,
+}
+
+impl Observer {
+    fn observe(&mut self, event: &Event) {
+        match event {
+            Event::BecameLeader {
+                tp,
+                broker,
+                leader_epoch,
+                ..
+            } => {
+                let e = self
+                    .leaders
+                    .entry(tp.clone())
+                    .or_insert((*leader_epoch, *broker));
+                if *leader_epoch >= e.0 {
+                    *e = (*leader_epoch, *broker);
+                }
+            }
+            Event::PartitionStateChanged { tp, isr, .. } => {
+                self.isr.insert(tp.clone(), isr.clone());
+            }
+            Event::ControllerElected {
+                broker,
+                controller_epoch,
+            } => {
+                if self.controller.is_none_or(|(e, _)| *controller_epoch >= e) {
+                    self.controller = Some((*controller_epoch, *broker));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// State shared by every node's shell and the supervisor: the recorders and the observer.
+/// (madsim runs all tasks on one thread; the mutex is never contended.)
+#[derive(Debug)]
+pub struct Shared {
+    pub start: madsim::time::Instant,
+    pub history: Vec<HistoryEntry>,
+    pub events: Vec<EventRecord>,
+    pub messages: u64,
+    pub observer: Observer,
+    /// Nodes that halted themselves (fatal disk error).
+    pub halted: Vec<NodeId>,
+    pub addrs: BTreeMap<NodeId, SocketAddr>,
+}
+
+pub type SharedRef = Arc<Mutex<Shared>>;
+
+impl Shared {
+    pub fn new(addrs: BTreeMap<NodeId, SocketAddr>) -> SharedRef {
+        Arc::new(Mutex::new(Shared {
+            start: madsim::time::Instant::now(),
+            history: Vec::new(),
+            events: Vec::new(),
+            messages: 0,
+            observer: Observer::default(),
+            halted: Vec::new(),
+            addrs,
+        }))
+    }
+
+    /// Simulated milliseconds since the world started.
+    pub fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// Records an event as if `node` emitted it (the nemesis records faults this way).
+    pub fn record_event(&mut self, node: NodeId, event: Event) {
+        let time_ms = self.now_ms();
+        self.observer.observe(&event);
+        self.events.push(EventRecord {
+            time_ms,
+            node,
+            event,
+        });
+    }
+}
+
+fn lock(shared: &SharedRef) -> std::sync::MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+enum Inbound {
+    Msg(NodeId, Message),
+    Disconnected(NodeId),
+    SendFailed(NodeId, Message),
+}
+
+fn encode_frame(from: NodeId, msg: &Message) -> Vec<u8> {
+    let body = bincode::serialize(&(from, msg)).expect("messages always serialize");
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    frame
+}
+
+async fn read_frame(stream: &mut TcpStream) -> Option<(NodeId, Message)> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await.ok()?;
+    let len = u32::from_be_bytes(len);
+    if len > MAX_FRAME_BYTES {
+        return None;
+    }
+    let mut body = vec![0u8; len as usize];
+    stream.read_exact(&mut body).await.ok()?;
+    bincode::deserialize(&body).ok()
+}
+
+async fn accept_loop(listener: TcpListener, inbox: mpsc::UnboundedSender<Inbound>) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        let inbox = inbox.clone();
+        madsim::task::spawn(async move {
+            let mut peer = None;
+            while let Some((from, msg)) = read_frame(&mut stream).await {
+                peer = Some(from);
+                if inbox.send(Inbound::Msg(from, msg)).is_err() {
+                    return;
+                }
+            }
+            if let Some(p) = peer {
+                let _ = inbox.send(Inbound::Disconnected(p));
+            }
+        });
+    }
+}
+
+async fn writer_loop(
+    me: NodeId,
+    peer: NodeId,
+    addr: SocketAddr,
+    mut queue: mpsc::UnboundedReceiver<Message>,
+    inbox: mpsc::UnboundedSender<Inbound>,
+) {
+    let mut stream: Option<TcpStream> = None;
+    while let Some(msg) = queue.recv().await {
+        if stream.is_none() {
+            match TcpStream::connect(addr).await {
+                Ok(s) => stream = Some(s),
+                Err(_) => {
+                    let _ = inbox.send(Inbound::SendFailed(peer, msg));
+                    continue;
+                }
+            }
+        }
+        let frame = encode_frame(me, &msg);
+        let s = stream.as_mut().expect("connected");
+        let ok = s.write_all(&frame).await.is_ok() && s.flush().await.is_ok();
+        if !ok {
+            stream = None;
+            let _ = inbox.send(Inbound::Disconnected(peer));
+            let _ = inbox.send(Inbound::SendFailed(peer, msg));
+        }
+    }
+}
+
+/// Runs one actor until its node is killed (or it halts itself).
+///
+/// `initial` holds effects produced while the actor was built (recovery's disk repairs and
+/// events); they are executed before `on_start`.
+pub async fn run_actor<A: Actor>(
+    me: NodeId,
+    mut actor: A,
+    initial: Effects<A::Timer>,
+    shared: SharedRef,
+    disk_sim: Arc<SimDisk>,
+) {
+    let mut disk = disk_sim.handle(&me.to_string());
+    let (inbox_tx, mut inbox_rx) = mpsc::unbounded_channel::<Inbound>();
+    let addr = lock(&shared).addrs[&me];
+    let listener = TcpListener::bind(addr).await.expect("bind node address");
+    madsim::task::spawn(accept_loop(listener, inbox_tx.clone()));
+
+    let mut writers: BTreeMap<NodeId, mpsc::UnboundedSender<Message>> = BTreeMap::new();
+    let mut timers: BTreeMap<(u64, u64), A::Timer> = BTreeMap::new();
+    let mut timer_seq: u64 = 0;
+    let start = lock(&shared).start;
+
+    let mut out = initial;
+    let now = Instant(start.elapsed().as_millis() as u64);
+    actor.on_start(now, &mut out);
+    loop {
+        // Execute effects in order.
+        let now_ms = start.elapsed().as_millis() as u64;
+        let mut halt: Option<String> = None;
+        for effect in out.drain() {
+            match effect {
+                Effect::Send { to, msg } => {
+                    lock(&shared).messages += 1;
+                    let tx = writers.entry(to).or_insert_with(|| {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        let peer_addr = lock(&shared).addrs[&to];
+                        madsim::task::spawn(writer_loop(me, to, peer_addr, rx, inbox_tx.clone()));
+                        tx
+                    });
+                    let _ = tx.send(msg);
+                }
+                Effect::SetTimer { after_ms, timer } => {
+                    timer_seq += 1;
+                    timers.insert((now_ms + after_ms, timer_seq), timer);
+                }
+                Effect::Disk(op) => {
+                    if let Err(e) = disk.apply(&op) {
+                        halt = Some(format!("disk error on {op:?}: {e}"));
+                        break;
+                    }
+                }
+                Effect::Event(event) => lock(&shared).record_event(me, event),
+                Effect::Op(op) => {
+                    let mut s = lock(&shared);
+                    let index = s.history.len() as u64;
+                    let time_ms = s.now_ms();
+                    s.history.push(HistoryEntry {
+                        index,
+                        time_ms,
+                        process: me,
+                        op,
+                    });
+                }
+                Effect::Halt { reason } => {
+                    halt = Some(reason);
+                    break;
+                }
+            }
+        }
+        if let Some(reason) = halt {
+            // Kafka halts the process on a fatal log-directory error (single log dir).
+            let mut s = lock(&shared);
+            s.record_event(me, Event::Halted { reason });
+            s.halted.push(me);
+            drop(s);
+            let _ = disk.read("");
+            std::future::pending::<()>().await;
+        }
+
+        // Wait for the next input: a message, or the earliest timer.
+        let next_deadline = timers.keys().next().map(|(t, _)| *t);
+        let input = match next_deadline {
+            Some(deadline) => {
+                let wake = start + Duration::from_millis(deadline);
+                tokio::select! {
+                    biased;
+                    m = inbox_rx.recv() => Some(m.expect("inbox sender held by this task")),
+                    _ = madsim::time::sleep_until(wake) => None,
+                }
+            }
+            None => Some(
+                inbox_rx
+                    .recv()
+                    .await
+                    .expect("inbox sender held by this task"),
+            ),
+        };
+        let now = Instant(start.elapsed().as_millis() as u64);
+        match input {
+            Some(Inbound::Msg(from, msg)) => actor.on_message(now, from, msg, &mut out),
+            Some(Inbound::Disconnected(peer)) => {
+                // The next send to that peer must reconnect.
+                writers.remove(&peer);
+                actor.on_disconnect(now, peer, &mut out)
+            }
+            Some(Inbound::SendFailed(peer, msg)) => actor.on_send_failed(now, peer, msg, &mut out),
+            None => {
+                let due: Vec<(u64, u64)> = timers
+                    .range(..=(now.as_ms(), u64::MAX))
+                    .map(|(k, _)| *k)
+                    .collect();
+                for key in due {
+                    let timer = timers.remove(&key).expect("present");
+                    actor.on_timeout(now, timer, &mut out);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,573 @@
+//! One run: a scenario and a seed in, a history, an event log and the fault list out.
+//!
+//! [`simulate`] starts a fresh OS thread and a fresh madsim runtime seeded with the run's seed
+//! (std's `HashMap` seeds and tokio statics are only reproducible that way), registers the
+//! simulated disk, creates one madsim node per process (the coordination node, each broker,
+//! each client), and supervises the run:
+//!
+//! 1. **fault phase** (`duration_ms`): producers offer records, consumers poll, the nemesis
+//!    executes its planned faults;
+//! 2. **heal phase** (`heal_ms`): every partition healed, every stopped node restarted,
+//!    producers stop offering new records, consumers drain; a correct cluster converges;
+//! 3. **final drain** ([`DRAIN_MS`]): producers stop, consumers read what was acknowledged.
+//!
+//! Randomness comes from the seed only, split into named streams (ChaCha8 stream ids) so that
+//! changing one subsystem does not move another's draws: madsim's own generator (network
+//! latency, scheduling), `nemesis`, `assignment`, `disk`.
+
+use crate::disk::SimDisk;
+use crate::history::{EventRecord, HistoryEntry};
+use crate::nemesis::{self, FaultRecord, FaultSource, PlannedFault, ResolveContext};
+use crate::runtime::{run_actor, Shared, SharedRef};
+use crate::scenario::{FaultAction, Scenario};
+use ksim_model::broker::Broker;
+use ksim_model::consumer::ConsumerClient;
+use ksim_model::controller::NewTopic;
+use ksim_model::coordination::ZkServer;
+use ksim_model::disk::Disk;
+use ksim_model::effects::Effects;
+use ksim_model::event::Event;
+use ksim_model::log::PartitionLog;
+use ksim_model::producer::{ProducerClient, ProducerWorkload};
+use ksim_model::types::{BrokerId, NodeId, Offset, TopicPartition};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// After the heal phase producers stop and consumers get this long to read what was
+/// acknowledged (Jepsen's final reads).
+pub const DRAIN_MS: u64 = 5_000;
+
+/// Named random streams (ChaCha8 stream ids), one per subsystem.
+pub mod streams {
+    pub const NEMESIS: u64 = 1;
+    pub const ASSIGNMENT: u64 = 2;
+    pub const DISK: u64 = 3;
+}
+
+/// A fresh generator for one named stream of a seed.
+pub fn stream_rng(seed: u64, stream: u64) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(stream);
+    rng
+}
+
+/// Everything a run produced.
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub seed: u64,
+    pub history: Vec<HistoryEntry>,
+    pub events: Vec<EventRecord>,
+    pub faults: Vec<FaultRecord>,
+    /// Each broker's log at the end (what its process would read), as (offset, value).
+    pub final_logs: BTreeMap<(NodeId, TopicPartition), Vec<(Offset, u64)>>,
+    /// The replica assignment the run used.
+    pub assignment: BTreeMap<TopicPartition, Vec<BrokerId>>,
+    /// Messages sent between nodes.
+    pub messages: u64,
+    pub simulated_ms: u64,
+    pub wall_ms: u64,
+}
+
+/// Kafka's rack-unaware replica assignment (`AdminUtils.assignReplicasToBrokersRackUnaware`):
+/// a random start index and a random shift, so that leaders and followers spread evenly.
+pub fn assign_replicas(
+    brokers: i32,
+    partitions: i32,
+    replication_factor: i32,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Vec<BrokerId>> {
+    let n = brokers;
+    let start_index = rng.gen_range(0..n);
+    let mut next_replica_shift = rng.gen_range(0..n);
+    let mut out = Vec::new();
+    for p in 0..partitions {
+        if p > 0 && p % n == 0 {
+            next_replica_shift += 1;
+        }
+        let first = (p + start_index) % n;
+        let mut replicas = vec![BrokerId(first)];
+        for j in 0..replication_factor - 1 {
+            let shift = 1 + (next_replica_shift + j) % (n - 1).max(1);
+            replicas.push(BrokerId((first + shift) % n));
+        }
+        out.push(replicas);
+    }
+    out
+}
+
+fn node_ip(node: NodeId) -> IpAddr {
+    match node {
+        NodeId::Zk => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+        NodeId::Broker(b) => IpAddr::V4(Ipv4Addr::new(10, 0, 1, b.0 as u8 + 1)),
+        NodeId::Producer(i) => IpAddr::V4(Ipv4Addr::new(10, 0, 2, i as u8 + 1)),
+        NodeId::Consumer(i) => IpAddr::V4(Ipv4Addr::new(10, 0, 3, i as u8 + 1)),
+    }
+}
+
+/// The topics to create, with their assignment.
+pub fn new_topics(scenario: &Scenario, seed: u64) -> Vec<NewTopic> {
+    let mut rng = stream_rng(seed, streams::ASSIGNMENT);
+    scenario
+        .topics
+        .iter()
+        .map(|t| NewTopic {
+            name: t.name.clone(),
+            assignment: match &t.replica_assignment {
+                Some(a) => a.clone(),
+                None => assign_replicas(
+                    scenario.cluster.brokers,
+                    t.partitions,
+                    t.replication_factor,
+                    &mut rng,
+                ),
+            },
+            config: t.config.clone(),
+        })
+        .collect()
+}
+
+/// Runs `scenario` with `seed` on a fresh thread and runtime. Blocks until done.
+pub fn simulate(scenario: &Scenario, seed: u64) -> RunOutput {
+    let scenario = scenario.clone();
+    // A fresh OS thread per run: madsim needs it for reproducible std/tokio statics. This is
+    // the simulator's harness, outside any simulated node.
+    let handle = std::thread::Builder::new()
+        .name(format!("ksim-seed-{seed}"))
+        .stack_size(64 << 20)
+        .spawn(move || {
+            let wall = std::time::Instant::now();
+            let rt =
+                madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+            rt.add_simulator::<SimDisk>();
+            let mut out = rt.block_on(world(scenario, seed));
+            out.wall_ms = wall.elapsed().as_millis() as u64;
+            out
+        })
+        .expect("spawn simulation thread");
+    match handle.join() {
+        Ok(out) => out,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+async fn world(scenario: Scenario, seed: u64) -> RunOutput {
+    let handle = madsim::runtime::Handle::current();
+    let disk = madsim::plugin::simulator::<SimDisk>();
+    let topics = new_topics(&scenario, seed);
+    let mut assignment = BTreeMap::new();
+    for t in &topics {
+        for (p, r) in t.assignment.iter().enumerate() {
+            assignment.insert(TopicPartition::new(t.name.clone(), p as i32), r.clone());
+        }
+    }
+
+    // Every process, in a fixed order.
+    let mut nodes: Vec<NodeId> = vec![NodeId::Zk];
+    nodes.extend((0..scenario.cluster.brokers).map(|b| NodeId::Broker(BrokerId(b))));
+    let mut producer_specs = Vec::new();
+    for spec in &scenario.producers {
+        for _ in 0..spec.count {
+            let i = producer_specs.len() as u32;
+            producer_specs.push((i, spec.clone()));
+            nodes.push(NodeId::Producer(i));
+        }
+    }
+    let mut consumer_specs = Vec::new();
+    for spec in &scenario.consumers {
+        for _ in 0..spec.members {
+            let i = consumer_specs.len() as u32;
+            consumer_specs.push((i, spec.clone()));
+            nodes.push(NodeId::Consumer(i));
+        }
+    }
+    let addrs: BTreeMap<NodeId, SocketAddr> = nodes
+        .iter()
+        .map(|n| (*n, SocketAddr::new(node_ip(*n), crate::runtime::PORT)))
+        .collect();
+    let shared: SharedRef = Shared::new(addrs);
+    let start = shared.lock().expect("shared").start;
+    let brokers: Vec<BrokerId> = (0..scenario.cluster.brokers).map(BrokerId).collect();
+
+    let mut handles: BTreeMap<NodeId, madsim::runtime::NodeHandle> = BTreeMap::new();
+    // Coordination node.
+    {
+        let (shared, disk) = (shared.clone(), disk.clone());
+        let h = handle
+            .create_node()
+            .name("zk")
+            .ip(node_ip(NodeId::Zk))
+            .init(move || {
+                let (shared, disk) = (shared.clone(), disk.clone());
+                async move {
+                    let files = read_files(&disk, NodeId::Zk);
+                    let server = ZkServer::recover(&files);
+                    run_actor(NodeId::Zk, server, Effects::new(), shared, disk).await
+                }
+            })
+            .build();
+        handles.insert(NodeId::Zk, h);
+    }
+    // Let the coordination node bind before anyone connects.
+    madsim::time::sleep(Duration::from_millis(1)).await;
+    for b in &brokers {
+        let id = *b;
+        let node = NodeId::Broker(id);
+        let (shared, disk) = (shared.clone(), disk.clone());
+        let config = scenario.cluster.broker_config.clone();
+        let topics = topics.clone();
+        let h = handle
+            .create_node()
+            .name(node.to_string())
+            .ip(node_ip(node))
+            .init(move || {
+                let (shared, disk, config, topics) =
+                    (shared.clone(), disk.clone(), config.clone(), topics.clone());
+                async move {
+                    let files = read_files(&disk, node);
+                    let mut out = Effects::new();
+                    let broker = Broker::recover(id, config, topics, &files, &mut out);
+                    run_actor(node, broker, out, shared, disk).await
+                }
+            })
+            .build();
+        handles.insert(node, h);
+    }
+    for (i, spec) in &producer_specs {
+        let node = NodeId::Producer(*i);
+        let (shared, disk) = (shared.clone(), disk.clone());
+        let config = spec.config.clone();
+        let workload = ProducerWorkload {
+            topic: spec.topic.clone(),
+            rate_per_sec: spec.rate_per_sec.round().max(1.0) as u32,
+            keys: spec.keys,
+            stop_at_ms: scenario.duration_ms,
+        };
+        let bootstrap = brokers.clone();
+        let i = *i;
+        let h = handle
+            .create_node()
+            .name(node.to_string())
+            .ip(node_ip(node))
+            .init(move || {
+                let p = ProducerClient::new(i, config.clone(), workload.clone(), bootstrap.clone());
+                run_actor(node, p, Effects::new(), shared.clone(), disk.clone())
+            })
+            .build();
+        handles.insert(node, h);
+    }
+    for (i, spec) in &consumer_specs {
+        let node = NodeId::Consumer(*i);
+        let (shared, disk) = (shared.clone(), disk.clone());
+        let config = spec.config.clone();
+        let topics = spec.topics.clone();
+        let bootstrap = brokers.clone();
+        let i = *i;
+        let h = handle
+            .create_node()
+            .name(node.to_string())
+            .ip(node_ip(node))
+            .init(move || {
+                let c = ConsumerClient::new(i, config.clone(), topics.clone(), bootstrap.clone());
+                run_actor(node, c, Effects::new(), shared.clone(), disk.clone())
+            })
+            .build();
+        handles.insert(node, h);
+    }
+
+    // ---- fault phase ----
+    let mut nemesis_rng = stream_rng(seed, streams::NEMESIS);
+    let mut disk_rng = stream_rng(seed, streams::DISK);
+    let plan = nemesis::plan(
+        &scenario.faults,
+        scenario.cluster.brokers,
+        scenario.duration_ms,
+        &mut nemesis_rng,
+    );
+    let mut state = NemesisState::default();
+    let mut records = Vec::new();
+    for fault in &plan {
+        madsim::time::sleep_until(start + Duration::from_millis(fault.at_ms)).await;
+        let rec = execute(
+            fault,
+            &mut state,
+            &handles,
+            &shared,
+            &assignment,
+            &nodes,
+            scenario.cluster.brokers,
+            &mut nemesis_rng,
+            &mut disk_rng,
+            &disk,
+        );
+        records.push(rec);
+    }
+
+    // ---- heal phase ----
+    madsim::time::sleep_until(start + Duration::from_millis(scenario.duration_ms)).await;
+    let heal = PlannedFault {
+        at_ms: scenario.duration_ms,
+        action: FaultAction::Heal,
+        source: FaultSource::HealPhase,
+    };
+    records.push(execute(
+        &heal,
+        &mut state,
+        &handles,
+        &shared,
+        &assignment,
+        &nodes,
+        scenario.cluster.brokers,
+        &mut nemesis_rng,
+        &mut disk_rng,
+        &disk,
+    ));
+    let halted: Vec<NodeId> = shared.lock().expect("shared").halted.drain(..).collect();
+    let stopped: Vec<NodeId> = state
+        .down
+        .iter()
+        .copied()
+        .chain(halted)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    for node in stopped {
+        let restart = PlannedFault {
+            at_ms: scenario.duration_ms,
+            action: FaultAction::Restart(node_selector(node)),
+            source: FaultSource::HealPhase,
+        };
+        if state.down.contains(&node) {
+            records.push(execute(
+                &restart,
+                &mut state,
+                &handles,
+                &shared,
+                &assignment,
+                &nodes,
+                scenario.cluster.brokers,
+                &mut nemesis_rng,
+                &mut disk_rng,
+                &disk,
+            ));
+        } else {
+            // A halted process: its node is still "running" in madsim; restart it.
+            handle.restart(handles[&node].id());
+            records.push(FaultRecord::new(
+                &restart,
+                scenario.duration_ms,
+                vec![node.to_string()],
+                Some("halted process restarted".into()),
+            ));
+        }
+    }
+    let end_ms = scenario.duration_ms + scenario.heal_ms;
+    madsim::time::sleep_until(start + Duration::from_millis(end_ms)).await;
+    // ---- final drain ----
+    // Producers stop (sends still unanswered stay open: indeterminate, as Jepsen treats them),
+    // then consumers get DRAIN_MS to read everything that was acknowledged.
+    for n in &nodes {
+        if matches!(n, NodeId::Producer(_)) {
+            handle.kill(handles[n].id());
+        }
+    }
+    madsim::time::sleep_until(start + Duration::from_millis(end_ms + DRAIN_MS)).await;
+
+    // ---- collect ----
+    let mut final_logs = BTreeMap::new();
+    for b in &brokers {
+        let node = NodeId::Broker(*b);
+        let files = read_files(&disk, node);
+        let mut scratch = Vec::new();
+        let dirs: BTreeSet<TopicPartition> = files
+            .keys()
+            .filter_map(|f| f.split_once('/'))
+            .filter_map(|(d, _)| {
+                d.rsplit_once('-')
+                    .and_then(|(t, p)| p.parse().ok().map(|p| TopicPartition::new(t, p)))
+            })
+            .collect();
+        for tp in dirs {
+            let (log, _) = PartitionLog::recover(&tp, &files, &mut scratch);
+            let records: Vec<(Offset, u64)> = log
+                .records()
+                .into_iter()
+                .map(|(o, v, _)| {
+                    (
+                        o,
+                        v.filter(|v| v.len() == 8)
+                            .map(|v| u64::from_be_bytes(v[..8].try_into().expect("8")))
+                            .unwrap_or(0),
+                    )
+                })
+                .collect();
+            final_logs.insert((node, tp), records);
+        }
+    }
+    let s = shared.lock().expect("shared");
+    RunOutput {
+        seed,
+        history: s.history.clone(),
+        events: s.events.clone(),
+        faults: records,
+        final_logs,
+        assignment,
+        messages: s.messages,
+        simulated_ms: s.now_ms(),
+        wall_ms: 0,
+    }
+}
+
+fn node_selector(node: NodeId) -> crate::scenario::Selector {
+    use crate::scenario::Selector;
+    match node {
+        NodeId::Zk => Selector::Zk,
+        NodeId::Broker(b) => Selector::Broker(b.0),
+        other => Selector::Client(other.to_string()),
+    }
+}
+
+fn read_files(disk: &Arc<SimDisk>, node: NodeId) -> BTreeMap<String, Vec<u8>> {
+    let d = disk.handle(&node.to_string());
+    d.list()
+        .into_iter()
+        .filter_map(|f| d.read(&f).ok().map(|data| (f, data)))
+        .collect()
+}
+
+/// What the nemesis has done so far.
+#[derive(Debug, Default)]
+struct NemesisState {
+    down: BTreeSet<NodeId>,
+    clogged: BTreeSet<(NodeId, NodeId)>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn execute(
+    fault: &PlannedFault,
+    state: &mut NemesisState,
+    handles: &BTreeMap<NodeId, madsim::runtime::NodeHandle>,
+    shared: &SharedRef,
+    assignment: &BTreeMap<TopicPartition, Vec<BrokerId>>,
+    all_nodes: &[NodeId],
+    brokers: i32,
+    rng: &mut ChaCha8Rng,
+    _disk_rng: &mut ChaCha8Rng,
+    _disk: &Arc<SimDisk>,
+) -> FaultRecord {
+    let handle = madsim::runtime::Handle::current();
+    let net = madsim::net::NetSim::current();
+    let observer = shared.lock().expect("shared").observer.clone();
+    let ctx = ResolveContext {
+        observer: &observer,
+        assignment,
+        all_nodes,
+        brokers,
+    };
+    let now_ms = shared.lock().expect("shared").now_ms();
+    let none = BTreeSet::new();
+    let mut note = None;
+    let touched: Vec<NodeId> = match &fault.action {
+        FaultAction::Kill(sel) => {
+            let nodes = nemesis::resolve(sel, &ctx, &none, rng);
+            let mut hit = Vec::new();
+            for n in nodes {
+                if let Some(h) = handles.get(&n) {
+                    if state.down.insert(n) {
+                        handle.kill(h.id());
+                        hit.push(n);
+                    } else {
+                        note = Some(format!("{n} already down"));
+                    }
+                }
+            }
+            hit
+        }
+        FaultAction::Restart(sel) => {
+            let nodes = nemesis::resolve(sel, &ctx, &none, rng);
+            let mut hit = Vec::new();
+            for n in nodes {
+                if let Some(h) = handles.get(&n) {
+                    if state.down.remove(&n) {
+                        handle.restart(h.id());
+                        hit.push(n);
+                    } else {
+                        note = Some(format!("{n} already running"));
+                    }
+                }
+            }
+            hit
+        }
+        FaultAction::Partition(groups) => {
+            let groups = nemesis::resolve_groups(groups, &ctx, rng);
+            let mut hit = BTreeSet::new();
+            for (i, a) in groups.iter().enumerate() {
+                for (j, b) in groups.iter().enumerate() {
+                    if i == j {
+                        continue;
+                    }
+                    for x in a {
+                        for y in b {
+                            if x != y && state.clogged.insert((*x, *y)) {
+                                net.clog_link(handles[x].id(), handles[y].id());
+                            }
+                            hit.insert(*x);
+                        }
+                    }
+                }
+            }
+            let names: Vec<String> = groups
+                .iter()
+                .map(|g| {
+                    g.iter()
+                        .map(|n| n.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .collect();
+            let mut s = shared.lock().expect("shared");
+            let nodes: Vec<String> = hit.iter().map(|n| n.to_string()).collect();
+            s.record_event(
+                NodeId::Zk,
+                Event::Fault {
+                    action: "partition".into(),
+                    nodes: names.clone(),
+                    source: fault.source.name().into(),
+                },
+            );
+            drop(s);
+            return FaultRecord::new(
+                fault,
+                now_ms,
+                if names.is_empty() { nodes } else { names },
+                None,
+            );
+        }
+        FaultAction::Heal => {
+            for (x, y) in std::mem::take(&mut state.clogged) {
+                net.unclog_link(handles[&x].id(), handles[&y].id());
+            }
+            vec![]
+        }
+        other => {
+            // The loader rejects kinds the simulator does not implement yet.
+            unreachable!("fault action {} is not supported yet", other.key())
+        }
+    };
+    let names: Vec<String> = touched.iter().map(|n| n.to_string()).collect();
+    let mut s = shared.lock().expect("shared");
+    let attributed = touched.first().copied().unwrap_or(NodeId::Zk);
+    s.record_event(
+        attributed,
+        Event::Fault {
+            action: fault.action.key().into(),
+            nodes: names.clone(),
+            source: fault.source.name().into(),
+        },
+    );
+    drop(s);
+    FaultRecord::new(fault, now_ms, names, note)
+}
