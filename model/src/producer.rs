@@ -253,6 +253,20 @@ impl ProducerClient {
         let size = record_size(&key);
         let batch_size = self.config.batch_size.max(1);
         let linger = self.config.linger_ms;
+        // Like Kafka's RecordAccumulator: a record joins the last batch of its partition as
+        // long as that batch has not been sent and has room, even if it is already ready.
+        // While a partition cannot send (no leader, or its in-flight slot is taken), records
+        // therefore gather into full batches instead of a long queue of tiny ones.
+        if !self.open.contains_key(&partition) {
+            if let Some(last) = self.ready.get_mut(&partition).and_then(|q| q.back_mut()) {
+                if last.attempts == 0 && last.size_bytes + size <= batch_size {
+                    last.records.push(PendingRecord { op_id, key, value });
+                    last.size_bytes += size;
+                    self.drain(now, out);
+                    return;
+                }
+            }
+        }
         if !self.open.contains_key(&partition) {
             self.next_batch += 1;
             let id = self.next_batch;

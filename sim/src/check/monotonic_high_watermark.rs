@@ -27,9 +27,16 @@
 //! knows an HW that lags the old leader's, and it only raises it once followers have fetched
 //! from it. No committed record is lost by this (the new leader came from the ISR, so it holds
 //! every record below the old HW); consumers meanwhile may see the HW briefly lag. Followers'
-//! HWs are not judged. Equal values (a repeated event) are allowed everywhere. A broker that
-//! restarts and leads again is expected to do so in a new leader epoch, as Kafka's controller
-//! bumps the epoch when a broker fails or bounces.
+//! HWs are not judged. Equal values (a repeated event) are allowed everywhere.
+//!
+//! The HW is a leader *process's* in-memory state, so it is tracked per incarnation of the
+//! broker (a `broker-started` event begins a new one). A restarted broker rebuilds its HW from
+//! `replication-offset-checkpoint`, written every
+//! `replica.high.watermark.checkpoint.interval.ms`, so it may come back lower; normally the
+//! controller notices the bounce (KIP-380) and elects in a new epoch, but if no controller saw
+//! it (for example the controller was cut off from the coordination node at the time), the
+//! restarted broker can be confirmed as leader in the same epoch, exactly as in Kafka. That is
+//! not a violation: every record it had acknowledged is still in its log.
 
 use super::{at, event_json, violation, CheckInput, Checker, Violation};
 use crate::history::EventRecord;
@@ -58,6 +65,10 @@ impl Checker for MonotonicHighWatermark {
         let mut anomalies = Vec::new();
 
         for record in input.events {
+            if let Event::BrokerStarted { broker } = &record.event {
+                // A new incarnation: its HW starts again from the checkpoint.
+                high_watermarks.retain(|(_, b, _), _| b != broker);
+            }
             match &record.event {
                 Event::HighWatermarkChanged {
                     tp,
@@ -318,5 +329,36 @@ mod tests {
             hw(0, 1, 40),
         ];
         assert!(check_events(&MonotonicHighWatermark, &events).is_empty());
+    }
+
+    #[test]
+    fn a_restarted_broker_rebuilds_its_high_watermark_from_the_checkpoint() {
+        let started = (
+            NodeId::Broker(BrokerId(1)),
+            Event::BrokerStarted {
+                broker: BrokerId(1),
+            },
+        );
+        let events = [
+            elected(2, 1),
+            state(Some(1), 1),
+            became_leader(1, 1, 0),
+            hw(1, 1, 40),
+            // broker-1 crashes and restarts; no controller saw the bounce, so it is confirmed
+            // as leader in the same epoch, starting from its older checkpointed HW.
+            started.clone(),
+            became_leader(1, 1, 30),
+            hw(1, 1, 41),
+        ];
+        assert!(check_events(&MonotonicHighWatermark, &events).is_empty());
+        // Without the restart the same drop is a violation.
+        let events = [
+            elected(2, 1),
+            state(Some(1), 1),
+            became_leader(1, 1, 0),
+            hw(1, 1, 40),
+            became_leader(1, 1, 30),
+        ];
+        assert_eq!(check_events(&MonotonicHighWatermark, &events).len(), 1);
     }
 }
