@@ -870,9 +870,24 @@ impl Broker {
                         .iter()
                         .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
                     {
-                        // A retry of a batch we already have: answer with its original offset.
-                        let off = dup.first_offset;
-                        respond(out, ErrorCode::None, off, p.log.log_start_offset());
+                        // A retry of a batch we already have: answer with its original
+                        // offsets, but under the same rule as a fresh append. With acks=all
+                        // the answer waits until the HW passes the batch (Kafka's
+                        // DelayedProduce does the same for a duplicate): a new leader may hold
+                        // the batch uncommitted, and acknowledging it now would promise a
+                        // record that the next election can discard.
+                        let base = dup.first_offset;
+                        let last = Offset(dup.first_offset.0 + (dup.last_seq.wrapping_sub(dup.first_seq)) as i64);
+                        if acks == Acks::All && last >= p.high_watermark {
+                            let id = self.fresh_id();
+                            self.pending_produces.insert(
+                                id,
+                                PendingProduce { from, corr, tp: tp.clone(), leader_epoch, base_offset: base, last_offset: last },
+                            );
+                            out.timer(timeout_ms, BrokerTimer::ProduceTimeout { id });
+                            return;
+                        }
+                        respond(out, ErrorCode::None, base, p.log.log_start_offset());
                         return;
                     }
                     let expected = entry.last_seq().map(|s| s.wrapping_add(1)).unwrap_or(0);

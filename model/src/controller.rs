@@ -110,6 +110,8 @@ struct Active {
     loaded: bool,
     scan: u64,
     scan_pending: usize,
+    /// Loading still waits for a complete scan of `/brokers/ids`.
+    awaiting_initial_scan: bool,
     scan_result: BTreeMap<BrokerId, BrokerEpoch>,
     queue: VecDeque<CtlEvent>,
     pending: Option<Pending>,
@@ -266,6 +268,7 @@ impl Controller {
             loaded: false,
             scan: 1,
             scan_pending: 0,
+            awaiting_initial_scan: true,
             scan_result: BTreeMap::new(),
             queue: VecDeque::new(),
             pending: None,
@@ -471,7 +474,10 @@ impl Controller {
 
     fn scan_done(a: &mut Active) {
         let result = std::mem::take(&mut a.scan_result);
-        if !a.loaded && a.live.is_empty() && a.scan == 1 {
+        if a.awaiting_initial_scan {
+            // The first scan to complete (a broker change during loading supersedes the first
+            // request) gives the live set the controller starts from.
+            a.awaiting_initial_scan = false;
             a.live = result;
             a.loading -= 1;
         } else {

@@ -6,12 +6,9 @@
 //! clock or draws randomness; the simulator (`sim/`) drives every actor through
 //! [`effects::Actor`] and executes the [`effects::Effect`]s it emits.
 
-#[cfg(feature = "wip")]
 pub mod broker;
 pub mod config;
-#[cfg(feature = "wip")]
 pub mod consumer;
-#[cfg(feature = "wip")]
 pub mod controller;
 pub mod coordination;
 pub mod disk;
@@ -19,7 +16,6 @@ pub mod effects;
 pub mod event;
 pub mod log;
 pub mod partitioner;
-#[cfg(feature = "wip")]
 pub mod producer;
 pub mod protocol;
 pub mod record;
