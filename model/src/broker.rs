@@ -2204,3 +2204,132 @@ fn parse_hw_checkpoint(data: Option<&[u8]>) -> BTreeMap<TopicPartition, Offset> 
     }
     map
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::effects::Effect;
+    use crate::record::RecordBatch;
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new("t", 0)
+    }
+
+    fn leader_of_t0(isr: Vec<BrokerId>) -> (Broker, Effects<BrokerTimer>) {
+        let mut out = Effects::new();
+        let mut b = Broker::recover(BrokerId(0), BrokerConfig::default(), vec![], &BTreeMap::new(), &mut out);
+        let state = PartitionState {
+            tp: tp(),
+            leader: Some(BrokerId(0)),
+            leader_epoch: LeaderEpoch(0),
+            isr: isr.clone(),
+            replicas: vec![BrokerId(0), BrokerId(1)],
+            partition_epoch: ZkVersion(0),
+            controller_epoch: ControllerEpoch(1),
+        };
+        let msg = Message::LeaderAndIsr {
+            controller: BrokerId(0),
+            controller_epoch: ControllerEpoch(1),
+            broker_epoch: BrokerEpoch(-1),
+            partitions: vec![state],
+        };
+        b.on_message(Instant(0), NodeId::Broker(BrokerId(1)), msg, &mut out);
+        (b, out)
+    }
+
+    fn idempotent_batch(seq: i32) -> Vec<u8> {
+        let mut rb = RecordBatch::new(vec![(None, Some(vec![1, 2, 3]))], 0);
+        rb.producer_id = ProducerId(7);
+        rb.producer_epoch = ProducerEpoch(0);
+        rb.base_sequence = Sequence(seq);
+        rb.encode()
+    }
+
+    fn produce(corr: u64, batch: Vec<u8>) -> Message {
+        Message::Produce { corr: CorrelationId(corr), tp: tp(), acks: Acks::All, timeout_ms: 30_000, batch }
+    }
+
+    fn produce_responses(out: &Effects<BrokerTimer>) -> Vec<(CorrelationId, ErrorCode, Offset)> {
+        out.list
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send { msg: Message::ProduceResponse { corr, error, base_offset, .. }, .. } => {
+                    Some((*corr, *error, *base_offset))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn follower_fetch(fetch_offset: i64) -> Message {
+        Message::Fetch {
+            corr: CorrelationId(99),
+            replica_id: Some(BrokerId(1)),
+            broker_epoch: BrokerEpoch(-1),
+            tp: tp(),
+            fetch_offset: Offset(fetch_offset),
+            last_fetched_epoch: if fetch_offset > 0 { LeaderEpoch(0) } else { LeaderEpoch::UNKNOWN },
+            current_leader_epoch: LeaderEpoch(0),
+            max_bytes: 1 << 20,
+            min_bytes: 1,
+            max_wait_ms: 0,
+            isolation_level: IsolationLevel::ReadUncommitted,
+        }
+    }
+
+    /// Regression (found by `default` seed 155): a retried idempotent batch that the leader
+    /// already holds but has not committed must not be acknowledged before the HW passes it.
+    #[test]
+    fn duplicate_batch_under_acks_all_waits_for_the_high_watermark() {
+        let (mut b, _) = leader_of_t0(vec![BrokerId(0), BrokerId(1)]);
+        let client = NodeId::Producer(0);
+        let mut out = Effects::new();
+        b.on_message(Instant(1), client, produce(1, idempotent_batch(0)), &mut out);
+        assert!(produce_responses(&out).is_empty(), "acks=all must wait for the follower");
+        let mut out = Effects::new();
+        b.on_message(Instant(2), client, produce(2, idempotent_batch(0)), &mut out);
+        assert!(produce_responses(&out).is_empty(), "a duplicate must not be acknowledged before it is committed");
+        // The follower fetches past offset 0: the HW moves to 1 and both requests are answered
+        // with the original offset.
+        let mut out = Effects::new();
+        b.on_message(Instant(3), NodeId::Broker(BrokerId(1)), follower_fetch(1), &mut out);
+        let mut answered = produce_responses(&out);
+        answered.sort();
+        assert_eq!(
+            answered,
+            vec![(CorrelationId(1), ErrorCode::None, Offset(0)), (CorrelationId(2), ErrorCode::None, Offset(0))]
+        );
+        assert_eq!(b.partitions[&tp()].log.log_end_offset(), Offset(1), "the duplicate was not appended again");
+    }
+
+    #[test]
+    fn acks_all_below_min_insync_replicas_is_refused_before_append() {
+        let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+        b.topic_configs.insert("t".into(), TopicConfig { min_insync_replicas: Some(2), ..Default::default() });
+        let mut out = Effects::new();
+        b.on_message(Instant(1), NodeId::Producer(0), produce(1, idempotent_batch(0)), &mut out);
+        assert_eq!(produce_responses(&out), vec![(CorrelationId(1), ErrorCode::NotEnoughReplicas, Offset(-1))]);
+        assert_eq!(b.partitions[&tp()].log.log_end_offset(), Offset(0));
+    }
+
+    #[test]
+    fn fetch_from_a_stale_epoch_is_fenced() {
+        let (mut b, _) = leader_of_t0(vec![BrokerId(0), BrokerId(1)]);
+        let mut fetch = follower_fetch(0);
+        if let Message::Fetch { current_leader_epoch, .. } = &mut fetch {
+            *current_leader_epoch = LeaderEpoch(-2);
+        }
+        // -2 is older than 0: FENCED_LEADER_EPOCH (UNKNOWN = -1 skips the check).
+        let mut out = Effects::new();
+        b.on_message(Instant(1), NodeId::Broker(BrokerId(1)), fetch, &mut out);
+        let errors: Vec<ErrorCode> = out
+            .list
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send { msg: Message::FetchResponse { error, .. }, .. } => Some(*error),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(errors, vec![ErrorCode::FencedLeaderEpoch]);
+    }
+}

@@ -898,3 +898,72 @@ impl Controller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn controller() -> Controller {
+        let topic = NewTopic { name: "t".into(), assignment: vec![vec![BrokerId(0), BrokerId(1)]], config: TopicConfig::default() };
+        Controller::new(BrokerId(0), BrokerConfig::default(), vec![topic])
+    }
+
+    fn broker_data(epoch: i64) -> Result<ZkReply, ZkError> {
+        Ok(ZkReply::Data { data: format!("{{\"broker_epoch\":{epoch}}}").into_bytes(), version: ZkVersion(0) })
+    }
+
+    fn state_writes(reqs: &Reqs) -> Vec<PartitionState> {
+        reqs.iter()
+            .filter_map(|(_, op)| match op {
+                ControllerZkOp::StateWrite { state, .. } => Some(state.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Regression (found by `default` seed 137): a broker registering while a new controller
+    /// is still loading supersedes the first scan of `/brokers/ids`; loading must still finish.
+    #[test]
+    fn loading_finishes_when_the_first_broker_scan_is_superseded() {
+        let mut c = controller();
+        let mut out = Effects::new();
+        let mut reqs = Vec::new();
+        c.on_elected(ControllerEpoch(2), ZkVersion(1), &mut reqs, &mut out);
+        let now = Instant(0);
+        let mut reqs = Vec::new();
+        // The first scan lists broker 0 only; then broker 1 registers and the watch fires.
+        c.on_zk_reply(now, ControllerZkOp::BrokerIds { scan: 1 }, Ok(ZkReply::Children { children: vec!["0".into()] }), &mut reqs, &mut out);
+        c.on_watch("/brokers/ids", WatchKind::NodeChildrenChanged, &mut reqs);
+        // The stale scan's data reply is ignored; the topic exists with no partition state yet.
+        c.on_zk_reply(now, ControllerZkOp::BrokerData { scan: 1, id: BrokerId(0) }, broker_data(10), &mut reqs, &mut out);
+        let assignment = br#"{"version":2,"partitions":{"0":[0,1]}}"#.to_vec();
+        c.on_zk_reply(now, ControllerZkOp::TopicData { topic: "t".into() }, Ok(ZkReply::Data { data: assignment, version: ZkVersion(0) }), &mut reqs, &mut out);
+        c.on_zk_reply(now, ControllerZkOp::StateRead { tp: TopicPartition::new("t", 0) }, Err(ZkError::NoNode), &mut reqs, &mut out);
+        assert!(state_writes(&reqs).is_empty(), "no decision before the live brokers are known");
+        // The second scan completes: loading is done and the partition is created.
+        let children = vec!["0".into(), "1".into()];
+        c.on_zk_reply(now, ControllerZkOp::BrokerIds { scan: 2 }, Ok(ZkReply::Children { children }), &mut reqs, &mut out);
+        c.on_zk_reply(now, ControllerZkOp::BrokerData { scan: 2, id: BrokerId(0) }, broker_data(10), &mut reqs, &mut out);
+        c.on_zk_reply(now, ControllerZkOp::BrokerData { scan: 2, id: BrokerId(1) }, broker_data(11), &mut reqs, &mut out);
+        let writes = state_writes(&reqs);
+        assert_eq!(writes.len(), 1, "{reqs:?}");
+        assert_eq!(writes[0].leader, Some(BrokerId(0)));
+        assert_eq!(writes[0].isr, vec![BrokerId(0), BrokerId(1)]);
+    }
+
+    #[test]
+    fn election_prefers_the_isr_and_goes_offline_rather_than_unclean() {
+        let c = controller();
+        let eligible: BTreeSet<BrokerId> = [BrokerId(1)].into_iter().collect();
+        let replicas = [BrokerId(0), BrokerId(1)];
+        let tp = TopicPartition::new("t", 0);
+        // broker 1 is alive and in the ISR: elected.
+        assert_eq!(c.elect(&tp, &replicas, &[BrokerId(0), BrokerId(1)], &eligible), (Some(BrokerId(1)), vec![BrokerId(1)], false));
+        // broker 1 is alive but out of the ISR: with unclean election off, the partition goes offline.
+        assert_eq!(c.elect(&tp, &replicas, &[BrokerId(0)], &eligible), (None, vec![BrokerId(0)], false));
+        let mut config = BrokerConfig::default();
+        config.unclean_leader_election_enable = true;
+        let unclean = Controller::new(BrokerId(0), config, vec![]);
+        assert_eq!(unclean.elect(&tp, &replicas, &[BrokerId(0)], &eligible), (Some(BrokerId(1)), vec![BrokerId(1)], true));
+    }
+}
