@@ -369,6 +369,14 @@ impl ProducerClient {
                 }
                 if idempotent {
                     let (pid, epoch) = self.producer.expect("pid");
+                    if batch.producer.is_some() && batch.producer != Some((pid, epoch)) && batch.indeterminate {
+                        // Sequenced under a producer id that is gone, and an earlier attempt
+                        // may have been written: sending it again under the new id could
+                        // append it twice (the broker dedupes per producer id only). Kafka
+                        // fails such unresolved batches instead of resending them (KIP-360).
+                        self.complete_failed(batch, "producer id reset; an earlier attempt may have been written", out);
+                        continue;
+                    }
                     if batch.producer != Some((pid, epoch)) {
                         let seq = self.next_sequence.entry(partition).or_insert(0);
                         batch.base_sequence = Some(*seq);
@@ -546,17 +554,11 @@ impl ProducerClient {
             | ErrorCode::UnknownProducerId => {
                 // KIP-360: the broker lost our producer state; start a new producer id and
                 // send this batch again with fresh sequence numbers. This attempt was rejected.
-                let mut batch = batch;
-                batch.producer = None;
-                batch.base_sequence = None;
+                // Batches that were never written keep their place and are sequenced again
+                // under the new id when they are sent; batches that may have been written are
+                // failed as indeterminate by `drain` (see there).
                 self.producer = None;
                 self.next_sequence.clear();
-                for q in self.ready.values_mut() {
-                    for b in q.iter_mut() {
-                        b.producer = None;
-                        b.base_sequence = None;
-                    }
-                }
                 self.retry_or_fail(now, batch, error.kafka_name().into(), false, out);
             }
             e if e.is_retriable() => {

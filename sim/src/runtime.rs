@@ -241,6 +241,7 @@ pub async fn run_actor<A: Actor>(
         for effect in out.drain() {
             match effect {
                 Effect::Send { to, msg } => {
+                    tracing::trace!(from = %me, %to, api = msg.api_name(), "send");
                     lock(&shared).messages += 1;
                     let tx = writers.entry(to).or_insert_with(|| {
                         let (tx, rx) = mpsc::unbounded_channel();
@@ -260,7 +261,10 @@ pub async fn run_actor<A: Actor>(
                         break;
                     }
                 }
-                Effect::Event(event) => lock(&shared).record_event(me, event),
+                Effect::Event(event) => {
+                    tracing::debug!(node = %me, ?event, "event");
+                    lock(&shared).record_event(me, event)
+                }
                 Effect::Op(op) => {
                     let mut s = lock(&shared);
                     let index = s.history.len() as u64;
@@ -279,12 +283,13 @@ pub async fn run_actor<A: Actor>(
             }
         }
         if let Some(reason) = halt {
+            tracing::warn!(node = %me, %reason, "halted");
             // Kafka halts the process on a fatal log-directory error (single log dir).
             let mut s = lock(&shared);
             s.record_event(me, Event::Halted { reason });
             s.halted.push(me);
             drop(s);
-            let _ = disk.read("");
+            // The process is gone: it answers nothing until the heal phase restarts it.
             std::future::pending::<()>().await;
         }
 

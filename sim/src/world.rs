@@ -558,6 +558,7 @@ fn execute(
         }
     };
     let names: Vec<String> = touched.iter().map(|n| n.to_string()).collect();
+    tracing::info!(action = fault.action.key(), nodes = ?names, source = fault.source.name(), "fault");
     let mut s = shared.lock().expect("shared");
     let attributed = touched.first().copied().unwrap_or(NodeId::Zk);
     s.record_event(
