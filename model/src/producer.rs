@@ -345,6 +345,15 @@ impl ProducerClient {
                         Some(earliest_retry.map_or(front.retry_at, |e| e.min(front.retry_at)));
                     break;
                 }
+                if idempotent && front.indeterminate && front.producer.is_some() && front.producer != self.producer {
+                    // Sequenced under a producer id that is gone, and an earlier attempt may
+                    // have been written: sending it again under the new id could append it
+                    // twice (the broker dedupes per producer id only). Kafka fails such
+                    // unresolved batches instead of resending them (KIP-360).
+                    let batch = self.ready.get_mut(&partition).and_then(|q| q.pop_front()).expect("front");
+                    self.complete_failed(batch, "producer id reset; an earlier attempt may have been written", out);
+                    continue;
+                }
                 let Some(Some(leader)) = self.leaders.get(&partition).copied() else {
                     need_metadata = true;
                     break;
@@ -369,14 +378,6 @@ impl ProducerClient {
                 }
                 if idempotent {
                     let (pid, epoch) = self.producer.expect("pid");
-                    if batch.producer.is_some() && batch.producer != Some((pid, epoch)) && batch.indeterminate {
-                        // Sequenced under a producer id that is gone, and an earlier attempt
-                        // may have been written: sending it again under the new id could
-                        // append it twice (the broker dedupes per producer id only). Kafka
-                        // fails such unresolved batches instead of resending them (KIP-360).
-                        self.complete_failed(batch, "producer id reset; an earlier attempt may have been written", out);
-                        continue;
-                    }
                     if batch.producer != Some((pid, epoch)) {
                         let seq = self.next_sequence.entry(partition).or_insert(0);
                         batch.base_sequence = Some(*seq);
@@ -775,5 +776,106 @@ impl Actor for ProducerClient {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::effects::Effect;
+
+    fn sends(out: &Effects<ProducerTimer>) -> Vec<Message> {
+        out.list
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send { msg, .. } => Some(msg.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ops(out: &Effects<ProducerTimer>) -> Vec<ClientOp> {
+        out.list
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Op(op) => Some(op.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn metadata(corr: CorrelationId) -> Message {
+        let pm = |p: i32| PartitionMetadata {
+            tp: TopicPartition::new("t", p),
+            error: ErrorCode::None,
+            leader: Some(BrokerId(0)),
+            leader_epoch: LeaderEpoch(0),
+            replicas: vec![BrokerId(0)],
+            isr: vec![BrokerId(0)],
+        };
+        Message::MetadataResponse { corr, brokers: vec![BrokerId(0)], controller: Some(BrokerId(0)), partitions: vec![pm(0), pm(1)] }
+    }
+
+    fn corr_of(m: &Message) -> CorrelationId {
+        match m {
+            Message::Metadata { corr, .. } | Message::InitProducerId { corr, .. } | Message::Produce { corr, .. } => *corr,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// Regression (found by `default` seed 934): after a producer-id reset, a batch whose
+    /// earlier attempt may have been written must not be sent again under the new id.
+    #[test]
+    fn possibly_written_batch_is_not_resent_under_a_new_producer_id() {
+        let workload = ProducerWorkload { topic: "t".into(), rate_per_sec: 1000, keys: 0, stop_at_ms: 1_000_000 };
+        let config = ProducerConfig { linger_ms: 0, ..ProducerConfig::default() };
+        let mut p = ProducerClient::new(0, config, workload, vec![BrokerId(0)]);
+        // Null keys: the sticky partitioner moves to the other partition after each batch.
+        let broker = NodeId::Broker(BrokerId(0));
+        let mut out = Effects::new();
+        p.on_start(Instant(0), &mut out);
+        let md = corr_of(&sends(&out)[0]);
+        let mut out = Effects::new();
+        p.on_message(Instant(1), broker, metadata(md), &mut out);
+        let init = corr_of(&sends(&out)[0]);
+        let mut out = Effects::new();
+        let pid_reply = |corr, pid| Message::InitProducerIdResponse { corr, error: ErrorCode::None, producer_id: ProducerId(pid), producer_epoch: ProducerEpoch(0) };
+        p.on_message(Instant(2), broker, pid_reply(init, 7), &mut out);
+        // Records land on both partitions; each partition has one batch in flight.
+        let mut produces = Vec::new();
+        let partition_of = |m: &Message| match m {
+            Message::Produce { tp, .. } => tp.partition,
+            _ => unreachable!(),
+        };
+        for t in 3..20 {
+            let mut out = Effects::new();
+            p.on_timeout(Instant(t), ProducerTimer::Tick, &mut out);
+            produces.extend(sends(&out).into_iter().filter(|m| matches!(m, Message::Produce { .. })));
+            if produces.iter().map(partition_of).collect::<std::collections::BTreeSet<_>>().len() == 2 {
+                break;
+            }
+        }
+        assert_eq!(produces.len(), 2, "one batch in flight per partition: {produces:?}");
+        // Batch A times out (it may have been written); batch B is rejected with
+        // OUT_OF_ORDER_SEQUENCE_NUMBER, which resets the producer id.
+        let (a, b) = (&produces[0], &produces[1]);
+        assert_ne!(partition_of(a), partition_of(b));
+        let mut out = Effects::new();
+        p.on_timeout(Instant(31_000), ProducerTimer::RequestTimeout { corr: corr_of(a) }, &mut out);
+        let mut out = Effects::new();
+        let reject = Message::ProduceResponse { corr: corr_of(b), tp: TopicPartition::new("t", partition_of(b)), error: ErrorCode::OutOfOrderSequenceNumber, base_offset: Offset(-1), log_start_offset: Offset(0) };
+        p.on_message(Instant(31_001), broker, reject, &mut out);
+        let reinit = sends(&out).into_iter().find(|m| matches!(m, Message::InitProducerId { .. })).expect("re-init");
+        // The new producer id arrives: B (never written) is resent under it, A is failed as
+        // indeterminate instead of being appended a second time.
+        let mut out = Effects::new();
+        p.on_message(Instant(31_002), broker, pid_reply(corr_of(&reinit), 8), &mut out);
+        // After retry.backoff.ms both batches are due again.
+        let mut out = Effects::new();
+        p.on_timeout(Instant(31_200), ProducerTimer::Drain, &mut out);
+        let resent: Vec<i32> = sends(&out).iter().filter(|m| matches!(m, Message::Produce { .. })).map(partition_of).collect();
+        assert_eq!(resent, vec![partition_of(b)]);
+        let completed: Vec<OpType> = ops(&out).iter().map(|o| o.op_type).collect();
+        assert_eq!(completed, vec![OpType::Info], "{:?}", ops(&out));
     }
 }
