@@ -1,1 +1,279 @@
-//! (being written)
+//! Bad input is an operating error, not a programmer error: the loader returns a
+//! `ScenarioError` that names the file, line, key and what is wrong (with the closest spelling
+//! for an unknown key), and `ksim run` prints it on stderr and exits with code 2. Nothing
+//! panics.
+//!
+//! Each case is the shipped `scenarios/default.toml` with one edit, written to a temporary
+//! directory under a file name that matches its `scenario.name`, so that exactly the edit is
+//! wrong. `the_unedited_copy_loads` proves the copy itself is fine.
+
+use ksim::scenario::{load, parse, ScenarioError, ScenarioErrorKind};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// One bad input.
+struct Case {
+    /// File stem and `scenario.name` of the written file.
+    name: &'static str,
+    /// `(from, to)`: the one edit of `default.toml`; `None`: the file does not exist.
+    edit: Option<(&'static str, &'static str)>,
+    /// Substrings the message must contain (`{file}` stands for the path, `{line}` for the
+    /// 1-based line of the edit).
+    expect: &'static [&'static str],
+    kind: ScenarioErrorKind,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "unknown-key",
+        edit: Some(("replication_factor = 3", "replication_facter = 3")),
+        expect: &[
+            "{file}:{line}:",
+            "unknown key \"replication_facter\"",
+            "did you mean \"replication_factor\"",
+        ],
+        kind: ScenarioErrorKind::UnknownKey,
+    },
+    Case {
+        name: "acks-2",
+        edit: Some(("acks = \"all\"", "acks = 2")),
+        expect: &[
+            "{file}:{line}:",
+            "producers[0].config.acks",
+            "Invalid value 2 for configuration acks",
+        ],
+        kind: ScenarioErrorKind::Invalid,
+    },
+    Case {
+        name: "replication-factor-above-brokers",
+        edit: Some(("replication_factor = 3", "replication_factor = 4")),
+        expect: &[
+            "{file}:{line}:",
+            "topics[0].replication_factor",
+            "Replication factor: 4 larger than available brokers: 3.",
+        ],
+        kind: ScenarioErrorKind::Invalid,
+    },
+    Case {
+        name: "syntax-error",
+        edit: Some(("brokers = 3", "brokers = = 3")),
+        expect: &["{file}:{line}:"],
+        kind: ScenarioErrorKind::Syntax,
+    },
+    Case {
+        name: "fault-kind-not-supported",
+        edit: Some((
+            "kinds = [\"kill\", \"restart\", \"partition\"]",
+            "kinds = [\"kill\", \"pause\"]",
+        )),
+        expect: &[
+            "{file}:{line}:",
+            "faults.kinds",
+            "not supported yet",
+            "pause",
+        ],
+        kind: ScenarioErrorKind::NotSupportedYet,
+    },
+    Case {
+        name: "missing-file",
+        edit: None,
+        expect: &["cannot read {file}"],
+        kind: ScenarioErrorKind::Io,
+    },
+];
+
+fn default_text() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/default.toml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `text` with the only occurrence of `from` replaced by `to`.
+fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(
+        text.matches(from).count(),
+        1,
+        "scenarios/default.toml must contain {from:?} exactly once for this test's edit"
+    );
+    text.replacen(from, to, 1)
+}
+
+/// The default scenario renamed to `name` (the loader requires name == file stem).
+fn renamed_default(name: &str) -> String {
+    replace_once(
+        &default_text(),
+        "name = \"default\"",
+        &format!("name = \"{name}\""),
+    )
+}
+
+/// A written case: its path and text (`None` for the missing file).
+struct Written {
+    path: PathBuf,
+    text: Option<String>,
+    /// 1-based line of the edit.
+    line: usize,
+}
+
+fn write_case(dir: &Path, case: &Case) -> Written {
+    let path = dir.join(format!("{}.toml", case.name));
+    let Some((from, to)) = case.edit else {
+        assert!(!path.exists());
+        return Written {
+            path,
+            text: None,
+            line: 0,
+        };
+    };
+    let base = renamed_default(case.name);
+    let text = replace_once(&base, from, to);
+    let at = text.find(to).expect("the edit is in the text");
+    let line = text[..at].matches('\n').count() + 1;
+    std::fs::write(&path, &text).expect("write case");
+    Written {
+        path,
+        text: Some(text),
+        line,
+    }
+}
+
+fn expected_substrings(case: &Case, w: &Written) -> Vec<String> {
+    let file = w.path.display().to_string();
+    case.expect
+        .iter()
+        .map(|e| {
+            e.replace("{file}", &file)
+                .replace("{line}", &w.line.to_string())
+        })
+        .collect()
+}
+
+/// The library's verdict on a case: `load` for a missing file, `parse` otherwise.
+fn library_error(w: &Written) -> ScenarioError {
+    let file = w.path.display().to_string();
+    let result = match &w.text {
+        Some(text) => parse(text, &file),
+        None => load(&w.path),
+    };
+    match result {
+        Ok(_) => panic!("{file}: the loader accepted bad input"),
+        Err(e) => e,
+    }
+}
+
+/// Runs the built `ksim` binary, killing it if it does not finish within a minute (bad input
+/// must be refused before any simulation starts).
+fn ksim(args: &[&str], cwd: &Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_BACKTRACE", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ksim");
+    let started = Instant::now();
+    while child.try_wait().expect("wait for ksim").is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            child.kill().ok();
+            panic!("ksim {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("ksim output")
+}
+
+#[test]
+fn the_unedited_copy_loads() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for case in CASES {
+        let path = tmp.path().join(format!("{}.toml", case.name));
+        let text = renamed_default(case.name);
+        if let Err(e) = parse(&text, &path.display().to_string()) {
+            panic!(
+                "the copy of default.toml for case {} does not load: {e}",
+                case.name
+            );
+        }
+    }
+}
+
+#[test]
+fn the_loader_returns_an_error_for_each_bad_input() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for case in CASES {
+        let w = write_case(tmp.path(), case);
+        let e = library_error(&w);
+        let shown = e.to_string();
+        assert_eq!(e.kind, case.kind, "{}: {shown}", case.name);
+        assert_eq!(e.file, w.path.display().to_string(), "{}", case.name);
+        for want in expected_substrings(case, &w) {
+            assert!(
+                shown.contains(&want),
+                "{}: the message does not contain {want:?}:\n{shown}",
+                case.name
+            );
+        }
+        // `load` on the written file says the same as `parse` on its text.
+        assert_eq!(load(&w.path).unwrap_err(), e, "{}", case.name);
+    }
+}
+
+#[test]
+fn ksim_run_refuses_each_bad_input_with_exit_code_2() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let out_dir = tmp.path().join("out");
+    let out = out_dir.display().to_string();
+    let mut failures = Vec::new();
+    for case in CASES {
+        let w = write_case(tmp.path(), case);
+        let path = w.path.display().to_string();
+        let o = ksim(&["run", &path, "--seed", "1", "--out", &out], tmp.path());
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        let mut problems = Vec::new();
+        if o.status.code() != Some(2) {
+            problems.push(format!("exit status {:?}, expected code 2", o.status));
+        }
+        if stderr.contains("panicked") || stdout.contains("panicked") {
+            problems.push("it panicked".to_string());
+        }
+        // The message the library gives, in full, and the pieces this case is about.
+        let mut wanted = expected_substrings(case, &w);
+        wanted.push(library_error(&w).to_string());
+        for want in wanted {
+            if !stderr.contains(&want) {
+                problems.push(format!("stderr does not contain {want:?}"));
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(format!(
+                "ksim run {path}:\n  {}\n  --- stderr ---\n{stderr}\n  --- stdout ---\n{stdout}",
+                problems.join("\n  ")
+            ));
+        }
+    }
+    assert!(
+        !out_dir.exists(),
+        "a run was started and wrote {} despite bad input",
+        out_dir.display()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn ksim_run_refuses_a_bad_seed_with_exit_code_2() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/default.toml");
+    let scenario = scenario.display().to_string();
+    let out = tmp.path().join("out").display().to_string();
+    let o = ksim(
+        &["run", &scenario, "--seed", "not-a-number", "--out", &out],
+        tmp.path(),
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{:?}\n{stderr}", o.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("not-a-number"), "{stderr}");
+}

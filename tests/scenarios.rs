@@ -1,1 +1,178 @@
-//! (being written)
+//! Every scenario under `scenarios/` on every one of its pinned seeds must end the way the
+//! scenario says it does (`expect`). This is the regression suite of the project: a scenario is
+//! a lesson or a fixed bug, and its pinned seeds are the runs that show it.
+//!
+//! The scenario files are discovered at run time, so a new file is picked up without touching
+//! this test. Runs go to a small pool of worker threads (one per core); each run already has
+//! its own OS thread and madsim runtime, so they do not interfere.
+
+use ksim::run::{run, RunResult};
+use ksim::scenario::{load, Scenario};
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// `scenarios/*.toml`, sorted, as paths relative to the package root (the working directory
+/// cargo gives integration tests), so that replay commands read as a user would type them.
+fn scenario_files() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| Path::new("scenarios").join(p.file_name().expect("file name")))
+        .collect();
+    files.sort();
+    assert!(
+        files.iter().any(|f| f.ends_with("default.toml")),
+        "scenarios/default.toml not found among {files:?} (cwd {:?})",
+        std::env::current_dir()
+    );
+    files
+}
+
+fn load_all() -> Vec<Scenario> {
+    scenario_files()
+        .iter()
+        .map(|f| load(f).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+/// What a person needs to see when a pinned run does not end as expected.
+fn describe_failure(r: &RunResult) -> String {
+    let mut s = format!(
+        "{} seed {}: outcome {:?}, but the scenario expects {:?}{}\n",
+        r.scenario.name,
+        r.output.seed,
+        r.outcome,
+        r.scenario.expect,
+        if r.scenario.expect_violations.is_empty() {
+            String::new()
+        } else {
+            format!(" (one of {:?})", r.scenario.expect_violations)
+        }
+    );
+    if r.checks.violations.is_empty() {
+        s.push_str("  no check failed\n");
+    }
+    for v in &r.checks.violations {
+        let message: String = v.message.chars().take(600).collect();
+        let cut = if message.len() < v.message.len() {
+            " ..."
+        } else {
+            ""
+        };
+        s.push_str(&format!("  {}: {message}{cut}\n", v.check));
+    }
+    let out = r.default_out_dir();
+    match r.write_outputs(&out) {
+        Ok(()) => s.push_str(&format!("  outputs: {}\n", out.display())),
+        Err(e) => s.push_str(&format!(
+            "  (could not write outputs to {}: {e})\n",
+            out.display()
+        )),
+    }
+    s.push_str(&format!("  replay: {}\n", r.replay_command()));
+    s
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".to_string()
+    }
+}
+
+#[test]
+fn scenario_files_are_well_formed() {
+    for sc in load_all() {
+        let stem = Path::new(&sc.file)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("file stem")
+            .to_string();
+        assert_eq!(
+            sc.name, stem,
+            "{}: scenario.name must equal the file stem",
+            sc.file
+        );
+        assert!(
+            !sc.description.trim().is_empty(),
+            "{}: scenario.description is empty; say why the scenario exists and what to watch",
+            sc.file
+        );
+        assert!(!sc.seeds.is_empty(), "{}: no pinned seeds", sc.file);
+    }
+}
+
+#[test]
+fn every_scenario_meets_its_expectation_on_its_pinned_seeds() {
+    let scenarios = load_all();
+    let jobs: VecDeque<(usize, u64)> = scenarios
+        .iter()
+        .enumerate()
+        .flat_map(|(i, sc)| sc.seeds.iter().map(move |&seed| (i, seed)))
+        .collect();
+    let total = jobs.len();
+    assert!(total > 0);
+    let jobs = Mutex::new(jobs);
+    let failures: Mutex<Vec<(usize, u64, String)>> = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, total);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let Some((i, seed)) = jobs.lock().expect("jobs").pop_front() else {
+                    break;
+                };
+                let sc = &scenarios[i];
+                let t = Instant::now();
+                let outcome = std::panic::catch_unwind(|| run(sc, seed));
+                let failure = match outcome {
+                    Ok(r) => {
+                        eprintln!(
+                            "{} seed {seed}: {:?} (expected: {}) in {} ms",
+                            sc.name,
+                            r.outcome,
+                            r.expected,
+                            t.elapsed().as_millis()
+                        );
+                        assert_eq!(r.output.seed, seed);
+                        (!r.expected).then(|| describe_failure(&r))
+                    }
+                    Err(panic) => Some(format!(
+                        "{} seed {seed}: the simulation panicked: {}\n  replay: cargo run --release -- run {} --seed {seed}\n",
+                        sc.name,
+                        panic_message(&*panic),
+                        sc.file
+                    )),
+                };
+                if let Some(f) = failure {
+                    failures.lock().expect("failures").push((i, seed, f));
+                }
+            });
+        }
+    });
+    eprintln!(
+        "{total} pinned runs of {} scenarios on {workers} threads in {} ms",
+        scenarios.len(),
+        started.elapsed().as_millis()
+    );
+    let mut failures = failures.into_inner().expect("failures");
+    failures.sort();
+    let failures: Vec<String> = failures.into_iter().map(|(_, _, f)| f).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {total} pinned runs did not meet their scenario's expectation:\n\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
