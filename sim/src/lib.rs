@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod cli;
 pub mod disk;
 pub mod history;
 pub mod nemesis;

@@ -1,35 +1,686 @@
-use std::path::PathBuf;
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let path = PathBuf::from(
-        args.get(1)
-            .cloned()
-            .unwrap_or("scenarios/default.toml".into()),
-    );
-    let seeds: Vec<u64> = args
-        .get(2)
-        .map(|s| {
-            let (a, b) = s.split_once("..").unwrap_or((s, s));
-            (a.parse().unwrap()..=b.parse().unwrap()).collect()
-        })
-        .unwrap_or(vec![1]);
-    let sc = match ksim::scenario::load(&path) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2)
-        }
+//! `ksim`: the command line of the Kafka simulation testbed.
+//!
+//! A scenario file (see `SCENARIOS.md`) plus a seed is a complete, deterministic experiment:
+//! the same pair always produces the same history, events and verdict. The commands:
+//!
+//! - **`ksim run [SCENARIO] [--seed N] [--out DIR] [--force] [--log LEVEL]`** runs one
+//!   scenario once (default `scenarios/default.toml`, default seed the scenario's first pinned
+//!   seed), writes `summary.json`, `history.jsonl`, `events.jsonl` and `report.md` to `DIR`
+//!   (default `target/ksim/<scenario>/seed-<n>/`) and prints a short verdict. An existing
+//!   `--out DIR` that holds anything but those four files is refused unless `--force` is given.
+//!   `ksim` with no command is `ksim run`, so `cargo run --release` runs the default scenario.
+//! - **`ksim replay SCENARIO --seed N`** is the same as `run`, with both arguments required:
+//!   the spelling for reproducing a seed from a bug report.
+//! - **`ksim explore SCENARIO --seeds N [--start S] [--jobs J]`** runs seeds `S..S+N`
+//!   (default `S` = 1) on `J` threads (default: all cores), prints each seed whose outcome
+//!   differs from the scenario's `expect` with its violations and replay command, in seed
+//!   order, then a tally: what was found, how many seeds it took, and what each find cost.
+//! - **`ksim bench [--seeds N] [--messages M]`** measures the simulator on this machine: the
+//!   default scenario over seeds `1..=N`, one after another, against a bare madsim TCP
+//!   ping-pong of `M` messages in the same process, and prints our cost per message against
+//!   the bare one.
+//!
+//! `--log LEVEL` (every command) writes the simulation's `tracing` logs to stderr; inside a
+//! simulation their timestamps are simulated seconds since the run started.
+//!
+//! Exit status: 0 when every run's outcome is what the scenario expects, 1 when one is not,
+//! 2 on bad input (an unreadable or invalid scenario, a bad flag, a refused `--out`).
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use ksim::cli::explore::{explore, Tally, MESSAGE_CHARS_MAX};
+use ksim::cli::{check_out_dir, human_duration_ms, io_reason, speedup, truncate_message};
+use ksim::run::{Outcome, RunResult};
+use ksim::scenario::{Expect, Scenario};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// The scenario `ksim`, `ksim run` and `ksim bench` use when none is named.
+const DEFAULT_SCENARIO: &str = "scenarios/default.toml";
+
+/// Deterministic simulation testbed of a Kafka-style cluster.
+///
+/// With no command, `ksim` is `ksim run`: it runs scenarios/default.toml with its first
+/// pinned seed and prints the verdict.
+#[derive(Parser, Debug)]
+#[command(name = "ksim", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// With no command: the arguments of `ksim run`.
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a scenario once, write its outputs and print the verdict.
+    Run(RunArgs),
+    /// The same as `run`, with the scenario and seed required (reproduce a reported seed).
+    Replay(ReplayArgs),
+    /// Run a scenario over many seeds in parallel and tally what was found.
+    Explore(ExploreArgs),
+    /// Measure simulation speed on this machine against bare madsim.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug, Clone, PartialEq)]
+struct RunArgs {
+    /// The scenario file.
+    #[arg(value_name = "SCENARIO", default_value = DEFAULT_SCENARIO)]
+    scenario: PathBuf,
+    /// The seed [default: the scenario's first pinned seed].
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Args, Debug, Clone, PartialEq)]
+struct ReplayArgs {
+    /// The scenario file.
+    #[arg(value_name = "SCENARIO")]
+    scenario: PathBuf,
+    /// The seed to replay.
+    #[arg(long, value_name = "N")]
+    seed: u64,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Args, Debug, Clone, PartialEq)]
+struct OutputArgs {
+    /// Where to write summary.json, history.jsonl, events.jsonl and report.md
+    /// [default: target/ksim/<scenario>/seed-<n>/].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Write into --out DIR even if it holds other files (the four outputs are replaced).
+    #[arg(long)]
+    force: bool,
+}
+
+#[derive(Args, Debug, Clone, PartialEq)]
+struct ExploreArgs {
+    /// The scenario file.
+    #[arg(value_name = "SCENARIO")]
+    scenario: PathBuf,
+    /// How many seeds to run.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    start: u64,
+    /// Worker threads [default: the number of cores].
+    #[arg(long, value_name = "J", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    jobs: Option<u64>,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Args, Debug, Clone, PartialEq)]
+struct BenchArgs {
+    /// Run the default scenario with seeds 1..=N.
+    #[arg(long, value_name = "N", default_value_t = 20,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    seeds: u64,
+    /// Messages in the bare madsim ping-pong baseline.
+    #[arg(long, value_name = "M", default_value_t = 200_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    messages: u64,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Args, Debug, Clone, PartialEq, Default)]
+struct LogArgs {
+    /// Log to stderr: a level (error, warn, info, debug, trace) or env-filter directives
+    /// such as `ksim=debug,madsim=info`.
+    #[arg(long, value_name = "LEVEL")]
+    log: Option<String>,
+}
+
+/// Bad input: printed as `error: ...`, exit status 2.
+struct BadInput(String);
+
+impl<E: std::fmt::Display> From<E> for BadInput {
+    fn from(e: E) -> Self {
+        BadInput(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    // Clap prints its own usage errors and exits 2 (0 for --help and --version).
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => cmd_run(cli.run),
+        Some(Command::Run(args)) => cmd_run(args),
+        Some(Command::Replay(args)) => cmd_run(RunArgs {
+            scenario: args.scenario,
+            seed: Some(args.seed),
+            output: args.output,
+            log: args.log,
+        }),
+        Some(Command::Explore(args)) => cmd_explore(args),
+        Some(Command::Bench(args)) => cmd_bench(args),
     };
-    for seed in seeds {
-        let r = ksim::run::run(&sc, seed);
-        let st = r.stats();
-        let v: Vec<String> = r
-            .checks
-            .violations
-            .iter()
-            .map(|v| format!("{}: {}", v.check, &v.message[..v.message.len().min(300)]))
-            .collect();
-        println!("seed {seed} {:?} wall={}ms sim={} msgs={} sent={} ack={} fail={} info={} polled={} faults={} {:?}", r.outcome, st.wall_ms, st.simulated_ms, st.messages, st.records_sent, st.records_acked, st.records_failed, st.records_indeterminate, st.records_polled, st.faults, v);
-        r.write_outputs(&r.default_out_dir()).unwrap();
+    match result {
+        Ok(code) => code,
+        Err(BadInput(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Exit status for a set of runs: 0 when all were as expected, 1 otherwise.
+fn verdict_code(all_expected: bool) -> ExitCode {
+    if all_expected {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Logging
+// ---------------------------------------------------------------------------------------------
+
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// Installs a stderr `tracing` subscriber when `--log` was given.
+fn init_logging(args: &LogArgs) -> Result<(), BadInput> {
+    let Some(spec) = &args.log else {
+        return Ok(());
+    };
+    // A bare word that is no level is almost surely a typo (`--log verbose`); env-filter
+    // would read it as a target name and silently log nothing.
+    let bare = !spec.contains(['=', ',', '[']);
+    if bare && !LEVELS.contains(&spec.to_ascii_lowercase().as_str()) {
+        return Err(BadInput(format!(
+            "--log {spec}: not a level; use one of {} or directives such as `ksim=debug`",
+            LEVELS.join(", ")
+        )));
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(spec)
+        .map_err(|e| BadInput(format!("--log {spec}: {e}")))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_timer(SimulatedTime)
+        .try_init()
+        .map_err(|e| BadInput(format!("cannot set up logging: {e}")))
+}
+
+/// Log timestamps in simulated seconds since the run started, read from the madsim runtime
+/// the event was emitted in; `-` outside any simulation (a wall clock there would mislead).
+struct SimulatedTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for SimulatedTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match madsim::time::TimeHandle::try_current() {
+            Some(time) => write!(w, "{:>10.6}s", time.elapsed().as_secs_f64()),
+            None => write!(w, "{:>11}", "-"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// run / replay
+// ---------------------------------------------------------------------------------------------
+
+fn load_scenario(path: &Path) -> Result<Scenario, BadInput> {
+    ksim::scenario::load(path).map_err(BadInput::from)
+}
+
+fn cmd_run(args: RunArgs) -> Result<ExitCode, BadInput> {
+    init_logging(&args.log)?;
+    let scenario = load_scenario(&args.scenario)?;
+    let seed = match args.seed {
+        Some(seed) => seed,
+        // The loader guarantees at least one pinned seed; 1 keeps a future change harmless.
+        None => scenario.seeds.first().copied().unwrap_or(1),
+    };
+    // Refuse a bad --out before spending time on the run.
+    if let (Some(dir), false) = (&args.output.out, args.output.force) {
+        check_out_dir(dir)?;
+    }
+    let result = ksim::run::run(&scenario, seed);
+    let out_dir = args
+        .output
+        .out
+        .clone()
+        .unwrap_or_else(|| result.default_out_dir());
+    result.write_outputs(&out_dir).map_err(|e| {
+        BadInput(format!(
+            "cannot write outputs to {}: {}",
+            out_dir.display(),
+            io_reason(&e)
+        ))
+    })?;
+    print!("{}", verdict_text(&result, &out_dir));
+    Ok(verdict_code(result.expected))
+}
+
+/// What the scenario expects, for people: `ok` or `violation of lost-write or duplicate`.
+fn expect_text(scenario: &Scenario) -> String {
+    match scenario.expect {
+        Expect::Ok => "ok".to_string(),
+        Expect::Violation => format!("violation of {}", scenario.expect_violations.join(" or ")),
+    }
+}
+
+/// A directory for people, with one trailing `/` so it reads as a directory.
+fn dir_text(dir: &Path) -> String {
+    let text = dir.display().to_string();
+    if text.ends_with('/') {
+        text
+    } else {
+        text + "/"
+    }
+}
+
+fn outcome_text(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Ok => "ok",
+        Outcome::Violation => "violation",
+    }
+}
+
+/// The human verdict of one run.
+fn verdict_text(r: &RunResult, out_dir: &Path) -> String {
+    use std::fmt::Write;
+    let sc = &r.scenario;
+    let st = r.stats();
+    let mut t = String::new();
+    let _ = writeln!(t, "{}: {}", sc.name, sc.title);
+    let _ = writeln!(
+        t,
+        "seed {}: {}, {} (expect: {})",
+        r.output.seed,
+        outcome_text(r.outcome),
+        if r.expected {
+            "as expected"
+        } else {
+            "NOT as expected"
+        },
+        expect_text(sc)
+    );
+    if !r.checks.violations.is_empty() {
+        let _ = writeln!(t, "violations ({}):", r.checks.violations.len());
+        for v in &r.checks.violations {
+            let _ = writeln!(
+                t,
+                "  {}: {}",
+                v.check,
+                truncate_message(&v.message, MESSAGE_CHARS_MAX)
+            );
+        }
+    }
+    let rows = [
+        (
+            "records acked/sent",
+            format!("{}/{}", st.records_acked, st.records_sent),
+        ),
+        (
+            "simulated",
+            format!("{:.1} s", st.simulated_ms as f64 / 1000.0),
+        ),
+        (
+            "wall",
+            format!(
+                "{} ms ({:.0}x real time)",
+                st.wall_ms,
+                speedup(st.simulated_ms, st.wall_ms)
+            ),
+        ),
+        ("network messages", st.messages.to_string()),
+        ("faults injected", st.faults.to_string()),
+    ];
+    for (name, value) in rows {
+        let _ = writeln!(t, "  {name:<20}{value}");
+    }
+    let _ = writeln!(
+        t,
+        "outputs: {} (report.md tells the story)",
+        dir_text(out_dir)
+    );
+    if !r.expected {
+        let _ = writeln!(t, "replay: {}", r.replay_command());
+    }
+    t
+}
+
+// ---------------------------------------------------------------------------------------------
+// explore
+// ---------------------------------------------------------------------------------------------
+
+/// A progress bar on stderr, hidden when stderr is not a terminal or under CI.
+fn progress_bar(len: u64, unit: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() || std::env::var_os("CI").is_some() {
+        return ProgressBar::hidden();
+    }
+    let template = format!("{{elapsed_precise}} {{bar:40}} {{pos}}/{{len}} {unit} {{msg}}");
+    let style =
+        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::new(len).with_style(style)
+}
+
+fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, BadInput> {
+    init_logging(&args.log)?;
+    let scenario = load_scenario(&args.scenario)?;
+    let end = args.start.checked_add(args.seeds).ok_or_else(|| {
+        BadInput(format!(
+            "--start {} --seeds {} runs past the largest seed ({})",
+            args.start,
+            args.seeds,
+            u64::MAX
+        ))
+    })?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let jobs = args
+        .jobs
+        .map_or(cores, |j| j as usize)
+        .min(args.seeds as usize);
+    println!(
+        "exploring {} ({}): seeds {}..={} on {} thread{}, expect: {}",
+        scenario.name,
+        scenario.file,
+        args.start,
+        end - 1,
+        jobs,
+        if jobs == 1 { "" } else { "s" },
+        expect_text(&scenario)
+    );
+    let pb = progress_bar(args.seeds, "seeds");
+    let wall = Instant::now();
+    let tally: Tally = explore(
+        &scenario,
+        args.start..end,
+        jobs,
+        || pb.inc(1),
+        |s, tally| {
+            if tally.unexpected > 0 {
+                pb.set_message(format!("{} unexpected", tally.unexpected));
+            }
+            if s.expected {
+                return;
+            }
+            pb.suspend(|| {
+                match (&s.panic, s.outcome) {
+                    (Some(panic), _) => {
+                        println!("seed {}: the simulator panicked: {panic}", s.seed)
+                    }
+                    (None, Some(outcome)) => println!(
+                        "seed {}: {}, but expected {}",
+                        s.seed,
+                        outcome_text(outcome),
+                        expect_text(&scenario)
+                    ),
+                    (None, None) => println!("seed {}: no outcome", s.seed),
+                }
+                for (check, message) in &s.violations {
+                    println!("  {check}: {message}");
+                }
+                if let Some(replay) = &s.replay {
+                    println!("  replay: {replay}");
+                }
+            });
+        },
+    );
+    pb.finish_and_clear();
+    let elapsed_ms = wall.elapsed().as_secs_f64() * 1000.0;
+    println!("{}", tally.line(elapsed_ms));
+    for line in tally.check_lines(elapsed_ms) {
+        println!("  {line}");
+    }
+    Ok(verdict_code(tally.unexpected == 0))
+}
+
+// ---------------------------------------------------------------------------------------------
+// bench
+// ---------------------------------------------------------------------------------------------
+
+fn cmd_bench(args: BenchArgs) -> Result<ExitCode, BadInput> {
+    init_logging(&args.log)?;
+    let scenario = load_scenario(Path::new(DEFAULT_SCENARIO))?;
+    println!(
+        "bench: {} seeds 1..={} one after another, then bare madsim TCP ping-pong of {} messages",
+        DEFAULT_SCENARIO, args.seeds, args.messages
+    );
+    // Sequential on purpose: one core gives figures that compare across machines and runs.
+    let pb = progress_bar(args.seeds, "seeds");
+    let wall = Instant::now();
+    let (mut wall_ms_sum, mut simulated_ms_sum, mut messages_sum, mut unexpected) = (0, 0, 0, 0);
+    for seed in 1..=args.seeds {
+        let r = ksim::run::run(&scenario, seed);
+        wall_ms_sum += r.output.wall_ms;
+        simulated_ms_sum += r.output.simulated_ms;
+        messages_sum += r.output.messages;
+        unexpected += u64::from(!r.expected);
+        pb.inc(1);
+    }
+    let elapsed_s = wall.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    let base = ksim::bench::baseline_pingpong(1, args.messages);
+
+    let ours_us_per_message = wall_ms_sum as f64 * 1000.0 / messages_sum.max(1) as f64;
+    let rows: [(&str, String, String); 5] = [
+        (
+            "simulated s per wall s",
+            format!("{:.1}", speedup(simulated_ms_sum, wall_ms_sum)),
+            format!("{:.1}", base.simulated_per_wall_ratio),
+        ),
+        (
+            "wall µs per network message",
+            format!("{ours_us_per_message:.2}"),
+            format!("{:.2}", base.wall_us_per_message),
+        ),
+        (
+            "network messages",
+            messages_sum.to_string(),
+            base.messages.to_string(),
+        ),
+        (
+            "wall time",
+            human_duration_ms(wall_ms_sum as f64),
+            human_duration_ms(base.wall_us as f64 / 1000.0),
+        ),
+        (
+            "seeds per second",
+            format!("{:.2}", args.seeds as f64 / elapsed_s.max(1e-9)),
+            "-".to_string(),
+        ),
+    ];
+    println!();
+    println!("{:<30}{:>16}{:>16}", "", "ksim scenario", "bare madsim");
+    for (name, ours, bare) in rows {
+        println!("{name:<30}{ours:>16}{bare:>16}");
+    }
+    println!();
+    println!(
+        "per-message cost: {:.1}x bare madsim (simulation wall time only; seeds per second \
+         includes checking)",
+        ours_us_per_message / base.wall_us_per_message.max(1e-9)
+    );
+    println!(
+        "peak memory: {} (the whole process)",
+        ksim::bench::peak_rss_kib().map_or("unknown".to_string(), |kib| {
+            format!("{:.1} MiB", kib as f64 / 1024.0)
+        })
+    );
+    if unexpected > 0 {
+        println!(
+            "note: {unexpected} of {} seeds were not as the scenario expects \
+             (run `ksim explore {DEFAULT_SCENARIO} --seeds {}`)",
+            args.seeds, args.seeds
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------------------------
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ksim").chain(args.iter().copied()))
+    }
+
+    fn default_run() -> RunArgs {
+        RunArgs {
+            scenario: PathBuf::from(DEFAULT_SCENARIO),
+            seed: None,
+            output: OutputArgs {
+                out: None,
+                force: false,
+            },
+            log: LogArgs::default(),
+        }
+    }
+
+    #[test]
+    fn no_command_is_run_of_the_default_scenario() {
+        let cli = parse(&[]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run, default_run());
+    }
+
+    #[test]
+    fn no_command_takes_run_arguments() {
+        let cli = parse(&["--seed", "7", "scenarios/x.toml"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.seed, Some(7));
+        assert_eq!(cli.run.scenario, PathBuf::from("scenarios/x.toml"));
+    }
+
+    #[test]
+    fn run_parses_every_option() {
+        let cli = parse(&[
+            "run", "s.toml", "--seed", "3", "--out", "o", "--force", "--log", "debug",
+        ])
+        .unwrap();
+        let Some(Command::Run(args)) = cli.command else {
+            panic!("not run: {:?}", cli.command)
+        };
+        assert_eq!(
+            args,
+            RunArgs {
+                scenario: "s.toml".into(),
+                seed: Some(3),
+                output: OutputArgs {
+                    out: Some("o".into()),
+                    force: true
+                },
+                log: LogArgs {
+                    log: Some("debug".into())
+                },
+            }
+        );
+        let Some(Command::Run(args)) = parse(&["run"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(args, default_run());
+    }
+
+    #[test]
+    fn replay_requires_scenario_and_seed() {
+        let Some(Command::Replay(args)) =
+            parse(&["replay", "s.toml", "--seed", "9"]).unwrap().command
+        else {
+            panic!()
+        };
+        assert_eq!((args.scenario, args.seed), (PathBuf::from("s.toml"), 9));
+        assert_eq!(
+            parse(&["replay", "s.toml"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            parse(&["replay", "--seed", "9"]).unwrap_err().kind(),
+            ErrorKind::MissingRequiredArgument
+        );
+    }
+
+    #[test]
+    fn explore_defaults_and_limits() {
+        let Some(Command::Explore(args)) = parse(&["explore", "s.toml", "--seeds", "300"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!((args.seeds, args.start, args.jobs), (300, 1, None));
+        let Some(Command::Explore(args)) = parse(&[
+            "explore", "s.toml", "--seeds", "5", "--start", "0", "--jobs", "4",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!((args.seeds, args.start, args.jobs), (5, 0, Some(4)));
+        for bad in [
+            &["explore", "s.toml"][..],
+            &["explore", "--seeds", "5"],
+            &["explore", "s.toml", "--seeds", "0"],
+            &["explore", "s.toml", "--seeds", "-1"],
+            &["explore", "s.toml", "--seeds", "5", "--jobs", "0"],
+            &["explore", "s.toml", "--seeds", "many"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn bench_defaults() {
+        let Some(Command::Bench(args)) = parse(&["bench"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!((args.seeds, args.messages), (20, 200_000));
+        assert!(parse(&["bench", "--messages", "0"]).is_err());
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors() {
+        for bad in [
+            &["--seed", "x"][..],
+            &["run", "--seed", "-3"],
+            &["run", "--bogus"],
+            &["frobnicate", "--seed", "1", "extra"],
+            &["run", "a.toml", "b.toml"],
+        ] {
+            let err = parse(bad).unwrap_err();
+            // Clap exits 2 for all of these (0 is reserved for --help / --version).
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+        }
+        assert_eq!(parse(&["--help"]).unwrap_err().exit_code(), 0);
+    }
+
+    #[test]
+    fn log_levels_are_checked() {
+        let log = |s: &str| LogArgs {
+            log: Some(s.to_string()),
+        };
+        assert!(init_logging(&LogArgs::default()).is_ok());
+        let err = init_logging(&log("verbose")).err().unwrap().0;
+        assert!(err.contains("not a level"), "{err}");
+        assert!(init_logging(&log("ksim=[")).is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
     }
 }

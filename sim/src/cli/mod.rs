@@ -182,7 +182,10 @@ mod tests {
             other => panic!("expected refusal, got {other:?}"),
         }
         let message = check_out_dir(tmp.path()).unwrap_err().to_string();
-        assert!(message.contains("notes.txt") && message.contains("--force"), "{message}");
+        assert!(
+            message.contains("notes.txt") && message.contains("--force"),
+            "{message}"
+        );
     }
 
     #[test]
