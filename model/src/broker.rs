@@ -132,6 +132,8 @@ struct FollowerProgress {
     log_end_offset: Offset,
     /// Last time the follower was caught up to the leader's LEO.
     last_caught_up: Instant,
+    /// The follower's broker epoch from its fetches (KIP-903); `-1` before its first fetch.
+    broker_epoch: BrokerEpoch,
 }
 
 #[derive(Debug, Clone)]
@@ -715,6 +717,7 @@ impl Broker {
                     FollowerProgress {
                         log_end_offset: Offset(-1),
                         last_caught_up: now,
+                        broker_epoch: BrokerEpoch(-1),
                     },
                 )
             })
@@ -877,12 +880,21 @@ impl Broker {
                         // the batch uncommitted, and acknowledging it now would promise a
                         // record that the next election can discard.
                         let base = dup.first_offset;
-                        let last = Offset(dup.first_offset.0 + (dup.last_seq.wrapping_sub(dup.first_seq)) as i64);
+                        let last = Offset(
+                            dup.first_offset.0 + (dup.last_seq.wrapping_sub(dup.first_seq)) as i64,
+                        );
                         if acks == Acks::All && last >= p.high_watermark {
                             let id = self.fresh_id();
                             self.pending_produces.insert(
                                 id,
-                                PendingProduce { from, corr, tp: tp.clone(), leader_epoch, base_offset: base, last_offset: last },
+                                PendingProduce {
+                                    from,
+                                    corr,
+                                    tp: tp.clone(),
+                                    leader_epoch,
+                                    base_offset: base,
+                                    last_offset: last,
+                                },
                             );
                             out.timer(timeout_ms, BrokerTimer::ProduceTimeout { id });
                             return;
@@ -1080,7 +1092,7 @@ impl Broker {
         let Message::Fetch {
             corr,
             replica_id,
-            broker_epoch: _,
+            broker_epoch: fetch_broker_epoch,
             ref tp,
             fetch_offset,
             last_fetched_epoch,
@@ -1206,6 +1218,7 @@ impl Broker {
                 // Follower fetch: record its progress.
                 if let Some(f) = leader.followers.get_mut(&r) {
                     f.log_end_offset = fetch_offset;
+                    f.broker_epoch = fetch_broker_epoch;
                     if fetch_offset >= leo {
                         f.last_caught_up = now;
                     }
@@ -1315,6 +1328,19 @@ impl Broker {
         let p = self.partitions.get_mut(tp).expect("hosted");
         let Role::Leader(l) = &mut p.role else { return };
         l.pending_isr = Some((corr, new_isr.clone()));
+        let new_isr_epochs = new_isr
+            .iter()
+            .map(|r| {
+                if *r == broker {
+                    broker_epoch
+                } else {
+                    l.followers
+                        .get(r)
+                        .map(|f| f.broker_epoch)
+                        .unwrap_or(BrokerEpoch(-1))
+                }
+            })
+            .collect();
         let msg = Message::AlterPartition {
             corr,
             broker,
@@ -1322,6 +1348,7 @@ impl Broker {
             tp: tp.clone(),
             leader_epoch: l.leader_epoch,
             new_isr,
+            new_isr_epochs,
             partition_epoch: l.partition_epoch,
         };
         let generation = p.generation;
@@ -1965,6 +1992,7 @@ impl Actor for Broker {
                 tp,
                 leader_epoch,
                 new_isr,
+                new_isr_epochs,
                 partition_epoch,
             } => {
                 let mut reqs = Vec::new();
@@ -1976,6 +2004,7 @@ impl Actor for Broker {
                     tp,
                     leader_epoch,
                     new_isr,
+                    new_isr_epochs,
                     partition_epoch,
                     &mut reqs,
                     out,
@@ -2217,7 +2246,13 @@ mod tests {
 
     fn leader_of_t0(isr: Vec<BrokerId>) -> (Broker, Effects<BrokerTimer>) {
         let mut out = Effects::new();
-        let mut b = Broker::recover(BrokerId(0), BrokerConfig::default(), vec![], &BTreeMap::new(), &mut out);
+        let mut b = Broker::recover(
+            BrokerId(0),
+            BrokerConfig::default(),
+            vec![],
+            &BTreeMap::new(),
+            &mut out,
+        );
         let state = PartitionState {
             tp: tp(),
             leader: Some(BrokerId(0)),
@@ -2246,16 +2281,29 @@ mod tests {
     }
 
     fn produce(corr: u64, batch: Vec<u8>) -> Message {
-        Message::Produce { corr: CorrelationId(corr), tp: tp(), acks: Acks::All, timeout_ms: 30_000, batch }
+        Message::Produce {
+            corr: CorrelationId(corr),
+            tp: tp(),
+            acks: Acks::All,
+            timeout_ms: 30_000,
+            batch,
+        }
     }
 
     fn produce_responses(out: &Effects<BrokerTimer>) -> Vec<(CorrelationId, ErrorCode, Offset)> {
         out.list
             .iter()
             .filter_map(|e| match e {
-                Effect::Send { msg: Message::ProduceResponse { corr, error, base_offset, .. }, .. } => {
-                    Some((*corr, *error, *base_offset))
-                }
+                Effect::Send {
+                    msg:
+                        Message::ProduceResponse {
+                            corr,
+                            error,
+                            base_offset,
+                            ..
+                        },
+                    ..
+                } => Some((*corr, *error, *base_offset)),
                 _ => None,
             })
             .collect()
@@ -2268,7 +2316,11 @@ mod tests {
             broker_epoch: BrokerEpoch(-1),
             tp: tp(),
             fetch_offset: Offset(fetch_offset),
-            last_fetched_epoch: if fetch_offset > 0 { LeaderEpoch(0) } else { LeaderEpoch::UNKNOWN },
+            last_fetched_epoch: if fetch_offset > 0 {
+                LeaderEpoch(0)
+            } else {
+                LeaderEpoch::UNKNOWN
+            },
             current_leader_epoch: LeaderEpoch(0),
             max_bytes: 1 << 20,
             min_bytes: 1,
@@ -2284,31 +2336,73 @@ mod tests {
         let (mut b, _) = leader_of_t0(vec![BrokerId(0), BrokerId(1)]);
         let client = NodeId::Producer(0);
         let mut out = Effects::new();
-        b.on_message(Instant(1), client, produce(1, idempotent_batch(0)), &mut out);
-        assert!(produce_responses(&out).is_empty(), "acks=all must wait for the follower");
+        b.on_message(
+            Instant(1),
+            client,
+            produce(1, idempotent_batch(0)),
+            &mut out,
+        );
+        assert!(
+            produce_responses(&out).is_empty(),
+            "acks=all must wait for the follower"
+        );
         let mut out = Effects::new();
-        b.on_message(Instant(2), client, produce(2, idempotent_batch(0)), &mut out);
-        assert!(produce_responses(&out).is_empty(), "a duplicate must not be acknowledged before it is committed");
+        b.on_message(
+            Instant(2),
+            client,
+            produce(2, idempotent_batch(0)),
+            &mut out,
+        );
+        assert!(
+            produce_responses(&out).is_empty(),
+            "a duplicate must not be acknowledged before it is committed"
+        );
         // The follower fetches past offset 0: the HW moves to 1 and both requests are answered
         // with the original offset.
         let mut out = Effects::new();
-        b.on_message(Instant(3), NodeId::Broker(BrokerId(1)), follower_fetch(1), &mut out);
+        b.on_message(
+            Instant(3),
+            NodeId::Broker(BrokerId(1)),
+            follower_fetch(1),
+            &mut out,
+        );
         let mut answered = produce_responses(&out);
         answered.sort();
         assert_eq!(
             answered,
-            vec![(CorrelationId(1), ErrorCode::None, Offset(0)), (CorrelationId(2), ErrorCode::None, Offset(0))]
+            vec![
+                (CorrelationId(1), ErrorCode::None, Offset(0)),
+                (CorrelationId(2), ErrorCode::None, Offset(0))
+            ]
         );
-        assert_eq!(b.partitions[&tp()].log.log_end_offset(), Offset(1), "the duplicate was not appended again");
+        assert_eq!(
+            b.partitions[&tp()].log.log_end_offset(),
+            Offset(1),
+            "the duplicate was not appended again"
+        );
     }
 
     #[test]
     fn acks_all_below_min_insync_replicas_is_refused_before_append() {
         let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
-        b.topic_configs.insert("t".into(), TopicConfig { min_insync_replicas: Some(2), ..Default::default() });
+        b.topic_configs.insert(
+            "t".into(),
+            TopicConfig {
+                min_insync_replicas: Some(2),
+                ..Default::default()
+            },
+        );
         let mut out = Effects::new();
-        b.on_message(Instant(1), NodeId::Producer(0), produce(1, idempotent_batch(0)), &mut out);
-        assert_eq!(produce_responses(&out), vec![(CorrelationId(1), ErrorCode::NotEnoughReplicas, Offset(-1))]);
+        b.on_message(
+            Instant(1),
+            NodeId::Producer(0),
+            produce(1, idempotent_batch(0)),
+            &mut out,
+        );
+        assert_eq!(
+            produce_responses(&out),
+            vec![(CorrelationId(1), ErrorCode::NotEnoughReplicas, Offset(-1))]
+        );
         assert_eq!(b.partitions[&tp()].log.log_end_offset(), Offset(0));
     }
 
@@ -2316,7 +2410,11 @@ mod tests {
     fn fetch_from_a_stale_epoch_is_fenced() {
         let (mut b, _) = leader_of_t0(vec![BrokerId(0), BrokerId(1)]);
         let mut fetch = follower_fetch(0);
-        if let Message::Fetch { current_leader_epoch, .. } = &mut fetch {
+        if let Message::Fetch {
+            current_leader_epoch,
+            ..
+        } = &mut fetch
+        {
             *current_leader_epoch = LeaderEpoch(-2);
         }
         // -2 is older than 0: FENCED_LEADER_EPOCH (UNKNOWN = -1 skips the check).
@@ -2326,7 +2424,10 @@ mod tests {
             .list
             .iter()
             .filter_map(|e| match e {
-                Effect::Send { msg: Message::FetchResponse { error, .. }, .. } => Some(*error),
+                Effect::Send {
+                    msg: Message::FetchResponse { error, .. },
+                    ..
+                } => Some(*error),
                 _ => None,
             })
             .collect();

@@ -68,6 +68,8 @@ pub enum ControllerZkOp {
     StateWrite {
         tp: TopicPartition,
         state: PartitionState,
+        /// Broker epoch of each ISR member (KIP-903).
+        epochs: IsrEpochs,
         reason: String,
         created: bool,
     },
@@ -85,6 +87,7 @@ enum CtlEvent {
         tp: TopicPartition,
         leader_epoch: LeaderEpoch,
         new_isr: Vec<BrokerId>,
+        new_isr_epochs: Vec<BrokerEpoch>,
         partition_epoch: ZkVersion,
     },
 }
@@ -106,6 +109,8 @@ struct Active {
     assignments: BTreeMap<TopicPartition, Vec<BrokerId>>,
     /// `None`: the partition's state znode does not exist yet.
     states: BTreeMap<TopicPartition, Option<PartitionState>>,
+    /// The broker epoch each ISR member joined with (KIP-903), per partition.
+    isr_epochs: BTreeMap<TopicPartition, IsrEpochs>,
     loading: usize,
     loaded: bool,
     scan: u64,
@@ -135,18 +140,40 @@ fn state_path(tp: &TopicPartition) -> String {
     )
 }
 
-fn encode_state(s: &PartitionState) -> Vec<u8> {
+/// The broker epoch of each ISR member when it joined (KIP-903).
+pub type IsrEpochs = BTreeMap<BrokerId, BrokerEpoch>;
+
+fn encode_state(s: &PartitionState, epochs: &IsrEpochs) -> Vec<u8> {
     let leader = s.leader.map(|b| b.0).unwrap_or(-1);
     let isr: Vec<i32> = s.isr.iter().map(|b| b.0).collect();
+    let isr_epochs: serde_json::Map<String, serde_json::Value> = epochs
+        .iter()
+        .map(|(b, e)| (b.0.to_string(), serde_json::json!(e.0)))
+        .collect();
     serde_json::json!({
         "controller_epoch": s.controller_epoch.0,
         "leader": leader,
         "version": 1,
         "leader_epoch": s.leader_epoch.0,
         "isr": isr,
+        "isr_broker_epochs": isr_epochs,
     })
     .to_string()
     .into_bytes()
+}
+
+fn decode_epochs(data: &[u8]) -> IsrEpochs {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return IsrEpochs::new();
+    };
+    v.get("isr_broker_epochs")
+        .and_then(|m| m.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, e)| Some((BrokerId(k.parse().ok()?), BrokerEpoch(e.as_i64()?))))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn decode_state(
@@ -264,6 +291,7 @@ impl Controller {
             live: BTreeMap::new(),
             assignments: BTreeMap::new(),
             states: BTreeMap::new(),
+            isr_epochs: BTreeMap::new(),
             loading: 0,
             loaded: false,
             scan: 1,
@@ -415,6 +443,7 @@ impl Controller {
                 let replicas = a.assignments.get(&tp).cloned().unwrap_or_default();
                 let state = match result {
                     Ok(ZkReply::Data { data, version }) => {
+                        a.isr_epochs.insert(tp.clone(), decode_epochs(&data));
                         decode_state(&tp, &replicas, &data, version)
                     }
                     _ => None,
@@ -425,6 +454,7 @@ impl Controller {
             ControllerZkOp::StateWrite {
                 tp,
                 mut state,
+                epochs,
                 reason,
                 created,
             } => {
@@ -454,6 +484,7 @@ impl Controller {
                     reason,
                 });
                 a.states.insert(tp.clone(), Some(state));
+                a.isr_epochs.insert(tp.clone(), epochs);
                 if let Some(p) = a.pending.as_mut() {
                     p.writes -= 1;
                     p.changed.insert(tp);
@@ -511,6 +542,7 @@ impl Controller {
         tp: TopicPartition,
         leader_epoch: LeaderEpoch,
         new_isr: Vec<BrokerId>,
+        new_isr_epochs: Vec<BrokerEpoch>,
         partition_epoch: ZkVersion,
         reqs: &mut Reqs,
         out: &mut Effects<BrokerTimer>,
@@ -535,6 +567,7 @@ impl Controller {
             tp,
             leader_epoch,
             new_isr,
+            new_isr_epochs,
             partition_epoch,
         });
         self.process_queue(reqs, out);
@@ -630,6 +663,23 @@ impl Controller {
     ) {
         let a = self.active.as_mut().expect("active");
         let existing = a.states.get(tp).cloned().flatten();
+        // KIP-903: remember each ISR member's broker epoch. A member kept from the previous
+        // ISR keeps the epoch it joined with; a new member joins with its current epoch (for
+        // AlterPartition the leader's view of it was checked against that already).
+        let stored = a.isr_epochs.get(tp).cloned().unwrap_or_default();
+        let old_isr: Vec<BrokerId> = existing.as_ref().map(|s| s.isr.clone()).unwrap_or_default();
+        let epochs: IsrEpochs = state
+            .isr
+            .iter()
+            .filter_map(|m| {
+                let e = if old_isr.contains(m) {
+                    stored.get(m).or(a.live.get(m))
+                } else {
+                    a.live.get(m)
+                };
+                e.map(|e| (*m, *e))
+            })
+            .collect();
         let check = ZkOp::Check {
             path: "/controller_epoch".into(),
             version: a.epoch_version,
@@ -640,7 +690,7 @@ impl Controller {
                     check,
                     ZkOp::SetData {
                         path: state_path(tp),
-                        data: encode_state(&state),
+                        data: encode_state(&state, &epochs),
                         expected_version: Some(old.partition_epoch),
                     },
                 ],
@@ -665,7 +715,7 @@ impl Controller {
                         check,
                         ZkOp::Create {
                             path: state_path(tp),
-                            data: encode_state(&state),
+                            data: encode_state(&state, &epochs),
                             ephemeral: false,
                         },
                     ],
@@ -679,34 +729,38 @@ impl Controller {
             ControllerZkOp::StateWrite {
                 tp: tp.clone(),
                 state,
+                epochs,
                 reason: reason.into(),
                 created,
             },
         ));
     }
 
-    /// Leader election for one partition among `eligible` brokers. Returns the new leader (or
-    /// `None`: offline), the new ISR, and whether the choice was unclean.
+    /// Leader election for one partition (`OfflinePartitionLeaderElection`): the first replica
+    /// in assignment order that is in `in_sync` (ISR members of their current incarnation);
+    /// if there is none and unclean election is allowed, the first replica in `alive`.
+    /// Returns the new leader (or `None`: offline), the new ISR, and whether it was unclean.
     fn elect(
         &self,
         tp: &TopicPartition,
         replicas: &[BrokerId],
         isr: &[BrokerId],
-        eligible: &BTreeSet<BrokerId>,
+        in_sync: &BTreeSet<BrokerId>,
+        alive: &BTreeSet<BrokerId>,
     ) -> (Option<BrokerId>, Vec<BrokerId>, bool) {
         if let Some(l) = replicas
             .iter()
-            .find(|r| eligible.contains(r) && isr.contains(r))
+            .find(|r| in_sync.contains(r) && isr.contains(r))
         {
             let new_isr: Vec<BrokerId> = isr
                 .iter()
                 .copied()
-                .filter(|r| eligible.contains(r))
+                .filter(|r| in_sync.contains(r))
                 .collect();
             return (Some(*l), new_isr, false);
         }
         if self.unclean_allowed(&tp.topic) {
-            if let Some(l) = replicas.iter().find(|r| eligible.contains(r)) {
+            if let Some(l) = replicas.iter().find(|r| alive.contains(r)) {
                 return (Some(*l), vec![*l], true);
             }
         }
@@ -726,7 +780,7 @@ impl Controller {
                     .collect();
                 let a = self.active.as_mut().expect("active");
                 a.pending.as_mut().expect("pending").full_to = live.clone();
-                self.reconcile(&live, &live, reqs);
+                self.reconcile(&live, reqs);
             }
             CtlEvent::BrokersChanged(new_live) => {
                 let a = self.active.as_mut().expect("active");
@@ -745,7 +799,7 @@ impl Controller {
                 let eligible: BTreeSet<BrokerId> = live.difference(&bounced).copied().collect();
                 let pending = a.pending.as_mut().expect("pending");
                 pending.full_to = added.union(&bounced).copied().collect();
-                self.reconcile(&eligible, &live, reqs);
+                self.reconcile(&eligible, reqs);
             }
             CtlEvent::AlterPartition {
                 from,
@@ -755,6 +809,7 @@ impl Controller {
                 tp,
                 leader_epoch,
                 new_isr,
+                new_isr_epochs,
                 partition_epoch,
             } => {
                 let a = self.active.as_mut().expect("active");
@@ -794,6 +849,20 @@ impl Controller {
                     reject(out, ErrorCode::InvalidRequest);
                     return;
                 }
+                // KIP-903: a member being added must be the incarnation that is registered
+                // now; the leader names the broker epoch it saw in that member's fetches.
+                let stale = new_isr
+                    .iter()
+                    .zip(
+                        new_isr_epochs
+                            .iter()
+                            .chain(std::iter::repeat(&BrokerEpoch(-1))),
+                    )
+                    .any(|(r, e)| !state.isr.contains(r) && a.live.get(r) != Some(e));
+                if stale {
+                    reject(out, ErrorCode::IneligibleReplica);
+                    return;
+                }
                 let mut next = state.clone();
                 next.isr = new_isr;
                 next.controller_epoch = a.epoch;
@@ -805,17 +874,29 @@ impl Controller {
 
     /// Bring every partition in line with the live set: initialise new partitions, elect
     /// leaders for partitions whose leader is not eligible, drop dead replicas from ISRs.
-    fn reconcile(
-        &mut self,
-        eligible: &BTreeSet<BrokerId>,
-        live: &BTreeSet<BrokerId>,
-        reqs: &mut Reqs,
-    ) {
+    ///
+    /// A replica counts as in sync only in the incarnation that joined the ISR (KIP-903): its
+    /// registered broker epoch must equal the one stored with the ISR. A broker that restarted
+    /// (perhaps after losing power or its disk) is therefore out of the ISR even when no
+    /// controller saw it go (for example because the controller changed meanwhile), and must
+    /// catch up and be added back by the leader before it can be elected.
+    fn reconcile(&mut self, eligible: &BTreeSet<BrokerId>, reqs: &mut Reqs) {
         let a = self.active.as_ref().expect("active");
         let epoch = a.epoch;
         let mut writes = Vec::new();
         for (tp, state) in &a.states {
             let replicas = a.assignments.get(tp).cloned().unwrap_or_default();
+            let stored = a.isr_epochs.get(tp);
+            // In sync: eligible now, and the same incarnation that joined the ISR. (A state
+            // written before epochs were stored has none: then only liveness counts.)
+            let in_sync: BTreeSet<BrokerId> = eligible
+                .iter()
+                .copied()
+                .filter(|b| match stored.and_then(|m| m.get(b)) {
+                    Some(e) => a.live.get(b) == Some(e),
+                    None => stored.is_none_or(|m| m.is_empty()),
+                })
+                .collect();
             match state {
                 None => {
                     let isr: Vec<BrokerId> = replicas
@@ -840,9 +921,10 @@ impl Controller {
                     }
                 }
                 Some(s) => {
-                    let leader_ok = s.leader.is_some_and(|l| eligible.contains(&l));
+                    let leader_ok = s.leader.is_some_and(|l| in_sync.contains(&l));
                     if !leader_ok {
-                        let (leader, isr, unclean) = self.elect(tp, &replicas, &s.isr, eligible);
+                        let (leader, isr, unclean) =
+                            self.elect(tp, &replicas, &s.isr, &in_sync, eligible);
                         if leader.is_none() && s.leader.is_none() {
                             continue; // still offline
                         }
@@ -858,12 +940,12 @@ impl Controller {
                         };
                         writes.push((tp.clone(), next, reason));
                     } else {
-                        // Leader fine: drop ISR members that are gone (or bounced).
+                        // Leader fine: drop ISR members that are gone or restarted since.
                         let isr: Vec<BrokerId> = s
                             .isr
                             .iter()
                             .copied()
-                            .filter(|r| eligible.contains(r))
+                            .filter(|r| in_sync.contains(r))
                             .collect();
                         if isr != s.isr {
                             let mut next = s.clone();
@@ -876,7 +958,6 @@ impl Controller {
                 }
             }
         }
-        let _ = live;
         for (tp, state, reason) in writes {
             self.write_state(&tp, state, reason, reqs);
         }
@@ -904,12 +985,19 @@ mod tests {
     use super::*;
 
     fn controller() -> Controller {
-        let topic = NewTopic { name: "t".into(), assignment: vec![vec![BrokerId(0), BrokerId(1)]], config: TopicConfig::default() };
+        let topic = NewTopic {
+            name: "t".into(),
+            assignment: vec![vec![BrokerId(0), BrokerId(1)]],
+            config: TopicConfig::default(),
+        };
         Controller::new(BrokerId(0), BrokerConfig::default(), vec![topic])
     }
 
     fn broker_data(epoch: i64) -> Result<ZkReply, ZkError> {
-        Ok(ZkReply::Data { data: format!("{{\"broker_epoch\":{epoch}}}").into_bytes(), version: ZkVersion(0) })
+        Ok(ZkReply::Data {
+            data: format!("{{\"broker_epoch\":{epoch}}}").into_bytes(),
+            version: ZkVersion(0),
+        })
     }
 
     fn state_writes(reqs: &Reqs) -> Vec<PartitionState> {
@@ -932,19 +1020,80 @@ mod tests {
         let now = Instant(0);
         let mut reqs = Vec::new();
         // The first scan lists broker 0 only; then broker 1 registers and the watch fires.
-        c.on_zk_reply(now, ControllerZkOp::BrokerIds { scan: 1 }, Ok(ZkReply::Children { children: vec!["0".into()] }), &mut reqs, &mut out);
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::BrokerIds { scan: 1 },
+            Ok(ZkReply::Children {
+                children: vec!["0".into()],
+            }),
+            &mut reqs,
+            &mut out,
+        );
         c.on_watch("/brokers/ids", WatchKind::NodeChildrenChanged, &mut reqs);
         // The stale scan's data reply is ignored; the topic exists with no partition state yet.
-        c.on_zk_reply(now, ControllerZkOp::BrokerData { scan: 1, id: BrokerId(0) }, broker_data(10), &mut reqs, &mut out);
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::BrokerData {
+                scan: 1,
+                id: BrokerId(0),
+            },
+            broker_data(10),
+            &mut reqs,
+            &mut out,
+        );
         let assignment = br#"{"version":2,"partitions":{"0":[0,1]}}"#.to_vec();
-        c.on_zk_reply(now, ControllerZkOp::TopicData { topic: "t".into() }, Ok(ZkReply::Data { data: assignment, version: ZkVersion(0) }), &mut reqs, &mut out);
-        c.on_zk_reply(now, ControllerZkOp::StateRead { tp: TopicPartition::new("t", 0) }, Err(ZkError::NoNode), &mut reqs, &mut out);
-        assert!(state_writes(&reqs).is_empty(), "no decision before the live brokers are known");
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::TopicData { topic: "t".into() },
+            Ok(ZkReply::Data {
+                data: assignment,
+                version: ZkVersion(0),
+            }),
+            &mut reqs,
+            &mut out,
+        );
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::StateRead {
+                tp: TopicPartition::new("t", 0),
+            },
+            Err(ZkError::NoNode),
+            &mut reqs,
+            &mut out,
+        );
+        assert!(
+            state_writes(&reqs).is_empty(),
+            "no decision before the live brokers are known"
+        );
         // The second scan completes: loading is done and the partition is created.
         let children = vec!["0".into(), "1".into()];
-        c.on_zk_reply(now, ControllerZkOp::BrokerIds { scan: 2 }, Ok(ZkReply::Children { children }), &mut reqs, &mut out);
-        c.on_zk_reply(now, ControllerZkOp::BrokerData { scan: 2, id: BrokerId(0) }, broker_data(10), &mut reqs, &mut out);
-        c.on_zk_reply(now, ControllerZkOp::BrokerData { scan: 2, id: BrokerId(1) }, broker_data(11), &mut reqs, &mut out);
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::BrokerIds { scan: 2 },
+            Ok(ZkReply::Children { children }),
+            &mut reqs,
+            &mut out,
+        );
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::BrokerData {
+                scan: 2,
+                id: BrokerId(0),
+            },
+            broker_data(10),
+            &mut reqs,
+            &mut out,
+        );
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::BrokerData {
+                scan: 2,
+                id: BrokerId(1),
+            },
+            broker_data(11),
+            &mut reqs,
+            &mut out,
+        );
         let writes = state_writes(&reqs);
         assert_eq!(writes.len(), 1, "{reqs:?}");
         assert_eq!(writes[0].leader, Some(BrokerId(0)));
@@ -954,16 +1103,33 @@ mod tests {
     #[test]
     fn election_prefers_the_isr_and_goes_offline_rather_than_unclean() {
         let c = controller();
-        let eligible: BTreeSet<BrokerId> = [BrokerId(1)].into_iter().collect();
+        let alive: BTreeSet<BrokerId> = [BrokerId(1)].into_iter().collect();
+        let none = BTreeSet::new();
         let replicas = [BrokerId(0), BrokerId(1)];
         let tp = TopicPartition::new("t", 0);
-        // broker 1 is alive and in the ISR: elected.
-        assert_eq!(c.elect(&tp, &replicas, &[BrokerId(0), BrokerId(1)], &eligible), (Some(BrokerId(1)), vec![BrokerId(1)], false));
-        // broker 1 is alive but out of the ISR: with unclean election off, the partition goes offline.
-        assert_eq!(c.elect(&tp, &replicas, &[BrokerId(0)], &eligible), (None, vec![BrokerId(0)], false));
-        let mut config = BrokerConfig::default();
-        config.unclean_leader_election_enable = true;
+        // broker 1 is alive and in sync: elected.
+        assert_eq!(
+            c.elect(&tp, &replicas, &[BrokerId(0), BrokerId(1)], &alive, &alive),
+            (Some(BrokerId(1)), vec![BrokerId(1)], false)
+        );
+        // broker 1 is alive but out of the ISR, or in it from an earlier incarnation (not in
+        // sync): with unclean election off, the partition goes offline.
+        assert_eq!(
+            c.elect(&tp, &replicas, &[BrokerId(0)], &alive, &alive),
+            (None, vec![BrokerId(0)], false)
+        );
+        assert_eq!(
+            c.elect(&tp, &replicas, &[BrokerId(0), BrokerId(1)], &none, &alive),
+            (None, vec![BrokerId(0), BrokerId(1)], false)
+        );
+        let config = BrokerConfig {
+            unclean_leader_election_enable: true,
+            ..BrokerConfig::default()
+        };
         let unclean = Controller::new(BrokerId(0), config, vec![]);
-        assert_eq!(unclean.elect(&tp, &replicas, &[BrokerId(0)], &eligible), (Some(BrokerId(1)), vec![BrokerId(1)], true));
+        assert_eq!(
+            unclean.elect(&tp, &replicas, &[BrokerId(0)], &alive, &alive),
+            (Some(BrokerId(1)), vec![BrokerId(1)], true)
+        );
     }
 }

@@ -37,6 +37,9 @@ pub enum ErrorCode {
     /// The partition's replica is not in the state the request assumes (AlterPartition).
     InvalidUpdateVersion,
     StaleBrokerEpoch,
+    /// AlterPartition named a replica that is not eligible to join the ISR, e.g. with a broker
+    /// epoch from an earlier incarnation (KIP-903).
+    IneligibleReplica,
     KafkaStorageError,
     InvalidRequest,
     NotController,
@@ -81,6 +84,7 @@ impl ErrorCode {
             ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
             ErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
             ErrorCode::StaleBrokerEpoch => "STALE_BROKER_EPOCH",
+            ErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
             ErrorCode::KafkaStorageError => "KAFKA_STORAGE_ERROR",
             ErrorCode::InvalidRequest => "INVALID_REQUEST",
             ErrorCode::NotController => "NOT_CONTROLLER",
@@ -400,6 +404,9 @@ pub enum Message {
         tp: TopicPartition,
         leader_epoch: LeaderEpoch,
         new_isr: Vec<BrokerId>,
+        /// The broker epoch of each `new_isr` member as the leader saw it in that member's
+        /// fetches (KIP-903), so the controller can refuse a member from an older incarnation.
+        new_isr_epochs: Vec<BrokerEpoch>,
         partition_epoch: ZkVersion,
     },
     AlterPartitionResponse {

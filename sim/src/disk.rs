@@ -308,6 +308,15 @@ impl DiskState {
         }
     }
 
+    /// Make every file of the node durable (what a clean shutdown's final flush does).
+    pub fn sync_all(&mut self, node: &str) {
+        if let Some(n) = self.nodes.get_mut(node) {
+            for f in n.files.values_mut() {
+                f.durable = Some(f.current.clone());
+            }
+        }
+    }
+
     /// Replace the node's disk by an empty one (pending faults go with the old disk).
     pub fn wipe(&mut self, node: &str) {
         self.nodes.remove(node);
@@ -392,6 +401,11 @@ impl SimDisk {
     /// in file-name order) of the unsynced tail: the torn last write.
     pub fn power_fail<R: rand::Rng + ?Sized>(&self, node: &str, torn_tail: bool, rng: &mut R) {
         lock(&self.state).power_fail(node, torn_tail, rng);
+    }
+
+    /// Flush every file of the node (a clean shutdown).
+    pub fn sync_all(&self, node: &str) {
+        lock(&self.state).sync_all(node);
     }
 
     /// Disk loss: the node's disk is replaced by an empty one (pending faults are dropped).

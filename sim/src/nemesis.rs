@@ -8,16 +8,22 @@
 //! explore different fault profiles.
 //!
 //! Conventions of the random nemesis (scripted faults can do anything):
-//! * `kill` picks a running broker, and never the last running one;
-//! * `restart` picks a killed broker;
-//! * `partition` splits the brokers and the coordination node into two non-empty groups and
-//!   heals after a duration drawn from `faults.duration_ms`; clients stay connected to all.
+//! * `kill`, `shutdown`, `power-fail` and `disk-loss` take a running, unpaused broker, never
+//!   the last running one; `restart` brings back a stopped one;
+//! * `power-fail` and `disk-loss` spare a broker holding the last in-sync copy of a partition
+//!   when `spare_last_replica` is true (checked when the fault fires; see `world`);
+//! * `pause` stops a broker's process for a duration drawn from `faults.duration_ms`;
+//! * `partition` splits the brokers and the coordination node into two non-empty groups,
+//!   `isolate` cuts one of them off, `clog` cuts one direction between two of them; one
+//!   network fault at a time, healed after a drawn duration; clients stay connected to all;
+//! * `disk-fault` makes the next disk write of a random broker fail (EIO, disk full) or land
+//!   corrupted.
 //!
 //! Role selectors (`leader:t-0`, `controller`, ...) are resolved when the fault fires, from
 //! what the simulator has observed of the cluster so far.
 
 use crate::runtime::Observer;
-use crate::scenario::{FaultAction, FaultKind, FaultsSpec, Selector};
+use crate::scenario::{DiskFaultKind, FaultAction, FaultKind, FaultsSpec, Selector};
 use ksim_model::types::{BrokerId, NodeId, TopicPartition};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -146,22 +152,41 @@ pub fn plan(
         let total: u32 = weights.iter().sum();
         let mut up: BTreeSet<i32> = (0..brokers).collect();
         let mut down: BTreeSet<i32> = BTreeSet::new();
+        let mut paused: BTreeSet<i32> = BTreeSet::new();
         let [gap_min, gap_max] = faults.interval_ms;
         let [dur_min, dur_max] = faults.duration_ms;
         let mut t = rng.gen_range(gap_min..=gap_max.max(gap_min));
-        // The partition in force and when it heals.
-        let mut partition_until: Option<u64> = None;
+        // The network fault in force (partition, isolate or clog) and when it heals.
+        let mut network_until: Option<u64> = None;
+        // Pauses in force: (broker, resume time).
+        let mut pauses: Vec<(i32, u64)> = Vec::new();
+        let push = |planned: &mut Vec<PlannedFault>, at_ms: u64, action: FaultAction| {
+            planned.push(PlannedFault {
+                at_ms,
+                action,
+                source: FaultSource::Random,
+            })
+        };
         while t < duration_ms {
-            if let Some(until) = partition_until {
+            if let Some(until) = network_until {
                 if until <= t {
-                    planned.push(PlannedFault {
-                        at_ms: until,
-                        action: FaultAction::Heal,
-                        source: FaultSource::Random,
-                    });
-                    partition_until = None;
+                    push(&mut planned, until, FaultAction::Heal);
+                    network_until = None;
                 }
             }
+            pauses.retain(|(b, until)| {
+                if *until <= t {
+                    push(
+                        &mut planned,
+                        *until,
+                        FaultAction::Resume(Selector::Broker(*b)),
+                    );
+                    paused.remove(b);
+                    false
+                } else {
+                    true
+                }
+            });
             let mut pick = rng.gen_range(0..total);
             let mut kind = kinds[0];
             for (k, w) in kinds.iter().zip(&weights) {
@@ -171,58 +196,101 @@ pub fn plan(
                 }
                 pick -= w;
             }
+            // Brokers a process fault may take: running, not paused, never the last running one.
+            let takeable: Vec<i32> = up.iter().copied().filter(|b| !paused.contains(b)).collect();
+            let may_take = up.len() > 1 && !takeable.is_empty();
             match kind {
-                FaultKind::Kill if up.len() > 1 => {
-                    let v: Vec<i32> = up.iter().copied().collect();
-                    let b = *v.choose(rng).expect("non-empty");
+                FaultKind::Kill
+                | FaultKind::Shutdown
+                | FaultKind::PowerFail
+                | FaultKind::DiskLoss
+                    if may_take =>
+                {
+                    let b = *takeable.choose(rng).expect("non-empty");
                     up.remove(&b);
                     down.insert(b);
-                    planned.push(PlannedFault {
-                        at_ms: t,
-                        action: FaultAction::Kill(Selector::Broker(b)),
-                        source: FaultSource::Random,
-                    });
+                    let sel = Selector::Broker(b);
+                    let action = match kind {
+                        FaultKind::Kill => FaultAction::Kill(sel),
+                        FaultKind::Shutdown => FaultAction::Shutdown(sel),
+                        FaultKind::PowerFail => FaultAction::PowerFail(sel),
+                        _ => FaultAction::DiskLoss(sel),
+                    };
+                    push(&mut planned, t, action);
                 }
                 FaultKind::Restart if !down.is_empty() => {
                     let v: Vec<i32> = down.iter().copied().collect();
                     let b = *v.choose(rng).expect("non-empty");
                     down.remove(&b);
                     up.insert(b);
-                    planned.push(PlannedFault {
-                        at_ms: t,
-                        action: FaultAction::Restart(Selector::Broker(b)),
-                        source: FaultSource::Random,
-                    });
+                    push(&mut planned, t, FaultAction::Restart(Selector::Broker(b)));
                 }
-                FaultKind::Partition if partition_until.is_none() => {
-                    // Brokers and the coordination node, shuffled, cut in two.
+                FaultKind::Pause if !takeable.is_empty() => {
+                    let b = *takeable.choose(rng).expect("non-empty");
+                    paused.insert(b);
+                    pauses.push((b, t + rng.gen_range(dur_min..=dur_max.max(dur_min))));
+                    push(&mut planned, t, FaultAction::Pause(Selector::Broker(b)));
+                }
+                FaultKind::Partition | FaultKind::Isolate | FaultKind::Clog
+                    if network_until.is_none() =>
+                {
+                    // Brokers and the coordination node; clients stay connected to all.
                     let mut nodes: Vec<Selector> = (0..brokers).map(Selector::Broker).collect();
                     nodes.push(Selector::Zk);
                     nodes.shuffle(rng);
-                    let cut = rng.gen_range(1..nodes.len());
-                    let (a, b) = nodes.split_at(cut);
-                    let mut a = a.to_vec();
-                    let mut b = b.to_vec();
-                    a.sort();
-                    b.sort();
-                    planned.push(PlannedFault {
-                        at_ms: t,
-                        action: FaultAction::Partition(vec![a, b]),
-                        source: FaultSource::Random,
-                    });
-                    partition_until = Some(t + rng.gen_range(dur_min..=dur_max.max(dur_min)));
+                    let action = match kind {
+                        FaultKind::Partition => {
+                            let cut = rng.gen_range(1..nodes.len());
+                            let (a, b) = nodes.split_at(cut);
+                            let mut a = a.to_vec();
+                            let mut b = b.to_vec();
+                            a.sort();
+                            b.sort();
+                            FaultAction::Partition(vec![a, b])
+                        }
+                        FaultKind::Isolate => FaultAction::Isolate(nodes[0].clone()),
+                        _ => FaultAction::Clog {
+                            from: nodes[0].clone(),
+                            to: nodes[1].clone(),
+                        },
+                    };
+                    push(&mut planned, t, action);
+                    network_until = Some(t + rng.gen_range(dur_min..=dur_max.max(dur_min)));
+                }
+                FaultKind::DiskFault => {
+                    let b = rng.gen_range(0..brokers);
+                    let kind = *[
+                        DiskFaultKind::Eio,
+                        DiskFaultKind::Full,
+                        DiskFaultKind::Corrupt,
+                    ]
+                    .choose(rng)
+                    .expect("3");
+                    push(
+                        &mut planned,
+                        t,
+                        FaultAction::DiskFault {
+                            node: Selector::Broker(b),
+                            kind,
+                        },
+                    );
                 }
                 _ => {}
             }
             t += rng.gen_range(gap_min..=gap_max.max(gap_min)).max(1);
         }
-        if let Some(until) = partition_until {
+        if let Some(until) = network_until {
             if until < duration_ms {
-                planned.push(PlannedFault {
-                    at_ms: until,
-                    action: FaultAction::Heal,
-                    source: FaultSource::Random,
-                });
+                push(&mut planned, until, FaultAction::Heal);
+            }
+        }
+        for (b, until) in pauses {
+            if until < duration_ms {
+                push(
+                    &mut planned,
+                    until,
+                    FaultAction::Resume(Selector::Broker(b)),
+                );
             }
         }
     }

@@ -7,7 +7,8 @@
 //!
 //! 1. **fault phase** (`duration_ms`): producers offer records, consumers poll, the nemesis
 //!    executes its planned faults;
-//! 2. **heal phase** (`heal_ms`): every partition healed, every stopped node restarted,
+//! 2. **heal phase** (`heal_ms`): every network fault healed, every paused process resumed,
+//!    every stopped node restarted,
 //!    producers stop offering new records, consumers drain; a correct cluster converges;
 //! 3. **final drain** ([`DRAIN_MS`]): producers stop, consumers read what was acknowledged.
 //!
@@ -302,6 +303,7 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
             &mut nemesis_rng,
             &mut disk_rng,
             &disk,
+            scenario.faults.spare_last_replica,
         );
         records.push(rec);
     }
@@ -324,7 +326,29 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         &mut nemesis_rng,
         &mut disk_rng,
         &disk,
+        scenario.faults.spare_last_replica,
     ));
+    let paused: Vec<NodeId> = state.paused.iter().copied().collect();
+    for node in paused {
+        let resume = PlannedFault {
+            at_ms: scenario.duration_ms,
+            action: FaultAction::Resume(node_selector(node)),
+            source: FaultSource::HealPhase,
+        };
+        records.push(execute(
+            &resume,
+            &mut state,
+            &handles,
+            &shared,
+            &assignment,
+            &nodes,
+            scenario.cluster.brokers,
+            &mut nemesis_rng,
+            &mut disk_rng,
+            &disk,
+            scenario.faults.spare_last_replica,
+        ));
+    }
     let halted: Vec<NodeId> = shared.lock().expect("shared").halted.drain(..).collect();
     let stopped: Vec<NodeId> = state
         .down
@@ -352,9 +376,13 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
                 &mut nemesis_rng,
                 &mut disk_rng,
                 &disk,
+                scenario.faults.spare_last_replica,
             ));
         } else {
-            // A halted process: its node is still "running" in madsim; restart it.
+            // A halted process: its node is still "running" in madsim. Kill it first so its
+            // sockets are released (madsim's restart alone does not reset the network), then
+            // start it again.
+            handle.kill(handles[&node].id());
             handle.restart(handles[&node].id());
             records.push(FaultRecord::new(
                 &restart,
@@ -407,6 +435,12 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
             final_logs.insert((node, tp), records);
         }
     }
+    // Stop every node: madsim does not drop a runtime's pending tasks with it (madsim#242), so
+    // without this each run would keep its whole world alive and a long explore would grow
+    // without bound.
+    for h in handles.values() {
+        handle.kill(h.id());
+    }
     let s = shared.lock().expect("shared");
     RunOutput {
         seed,
@@ -441,8 +475,28 @@ fn read_files(disk: &Arc<SimDisk>, node: NodeId) -> BTreeMap<String, Vec<u8>> {
 /// What the nemesis has done so far.
 #[derive(Debug, Default)]
 struct NemesisState {
+    /// Stopped processes (killed, shut down, power-failed, disk lost).
     down: BTreeSet<NodeId>,
+    paused: BTreeSet<NodeId>,
     clogged: BTreeSet<(NodeId, NodeId)>,
+}
+
+/// A partition for which `node` is the only in-sync replica still running, if any: taking its
+/// power or disk would lose data Kafka never promised to keep (KAFKA-SEMANTICS.md: durability
+/// holds while one in-sync replica survives without losing power or disk).
+fn last_in_sync_copy(
+    node: NodeId,
+    observer: &crate::runtime::Observer,
+    down: &BTreeSet<NodeId>,
+) -> Option<TopicPartition> {
+    let NodeId::Broker(b) = node else { return None };
+    observer.isr.iter().find_map(|(tp, isr)| {
+        let in_isr = isr.contains(&b);
+        let others_up = isr
+            .iter()
+            .any(|o| *o != b && !down.contains(&NodeId::Broker(*o)));
+        (in_isr && !others_up).then(|| tp.clone())
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -455,8 +509,9 @@ fn execute(
     all_nodes: &[NodeId],
     brokers: i32,
     rng: &mut ChaCha8Rng,
-    _disk_rng: &mut ChaCha8Rng,
-    _disk: &Arc<SimDisk>,
+    disk_rng: &mut ChaCha8Rng,
+    disk: &Arc<SimDisk>,
+    spare_last_replica: bool,
 ) -> FaultRecord {
     let handle = madsim::runtime::Handle::current();
     let net = madsim::net::NetSim::current();
@@ -470,19 +525,68 @@ fn execute(
     let now_ms = shared.lock().expect("shared").now_ms();
     let none = BTreeSet::new();
     let mut note = None;
+    // Stop a running process; returns whether it was running.
+    let stop = |n: NodeId, state: &mut NemesisState, note: &mut Option<String>| -> bool {
+        match handles.get(&n) {
+            Some(h) if !state.down.contains(&n) => {
+                state.down.insert(n);
+                state.paused.remove(&n);
+                handle.kill(h.id());
+                true
+            }
+            Some(_) => {
+                *note = Some(format!("{n} already down"));
+                false
+            }
+            None => false,
+        }
+    };
     let touched: Vec<NodeId> = match &fault.action {
         FaultAction::Kill(sel) => {
             let nodes = nemesis::resolve(sel, &ctx, &none, rng);
+            nodes
+                .into_iter()
+                .filter(|n| stop(*n, state, &mut note))
+                .collect()
+        }
+        FaultAction::Shutdown(sel) => {
+            // A clean shutdown: everything written reaches the disk, then the process stops.
+            // (Kafka's controlled shutdown also hands leadership over first; not modelled.)
+            let nodes = nemesis::resolve(sel, &ctx, &none, rng);
             let mut hit = Vec::new();
             for n in nodes {
-                if let Some(h) = handles.get(&n) {
-                    if state.down.insert(n) {
-                        handle.kill(h.id());
-                        hit.push(n);
-                    } else {
-                        note = Some(format!("{n} already down"));
+                if !state.down.contains(&n) {
+                    disk.sync_all(&n.to_string());
+                }
+                if stop(n, state, &mut note) {
+                    hit.push(n);
+                }
+            }
+            hit
+        }
+        FaultAction::PowerFail(sel) | FaultAction::DiskLoss(sel) => {
+            let wipe = matches!(fault.action, FaultAction::DiskLoss(_));
+            let nodes = nemesis::resolve(sel, &ctx, &none, rng);
+            let mut hit = Vec::new();
+            for n in nodes {
+                if fault.source == FaultSource::Random && spare_last_replica {
+                    if let Some(tp) = last_in_sync_copy(n, &observer, &state.down) {
+                        note = Some(format!("{n} spared: it holds the last in-sync copy of {tp} (spare_last_replica)"));
+                        continue;
                     }
                 }
+                let was_running = !state.down.contains(&n);
+                if was_running {
+                    stop(n, state, &mut note);
+                }
+                // Power is lost even if the process had already crashed: the page cache goes.
+                if wipe {
+                    disk.wipe(&n.to_string());
+                } else {
+                    disk.power_fail(&n.to_string(), true, disk_rng);
+                }
+                state.down.insert(n);
+                hit.push(n);
             }
             hit
         }
@@ -497,6 +601,30 @@ fn execute(
                     } else {
                         note = Some(format!("{n} already running"));
                     }
+                }
+            }
+            hit
+        }
+        FaultAction::Pause(sel) => {
+            let nodes = nemesis::resolve(sel, &ctx, &none, rng);
+            let mut hit = Vec::new();
+            for n in nodes {
+                if state.down.contains(&n) {
+                    note = Some(format!("{n} is down"));
+                } else if state.paused.insert(n) {
+                    handle.pause(handles[&n].id());
+                    hit.push(n);
+                }
+            }
+            hit
+        }
+        FaultAction::Resume(sel) => {
+            let nodes = nemesis::resolve(sel, &ctx, &none, rng);
+            let mut hit = Vec::new();
+            for n in nodes {
+                if state.paused.remove(&n) {
+                    handle.resume(handles[&n].id());
+                    hit.push(n);
                 }
             }
             hit
@@ -528,8 +656,8 @@ fn execute(
                         .join(",")
                 })
                 .collect();
+            tracing::info!(action = "partition", groups = ?names, source = fault.source.name(), "fault");
             let mut s = shared.lock().expect("shared");
-            let nodes: Vec<String> = hit.iter().map(|n| n.to_string()).collect();
             s.record_event(
                 NodeId::Zk,
                 Event::Fault {
@@ -539,12 +667,34 @@ fn execute(
                 },
             );
             drop(s);
-            return FaultRecord::new(
-                fault,
-                now_ms,
-                if names.is_empty() { nodes } else { names },
-                None,
-            );
+            return FaultRecord::new(fault, now_ms, names, None);
+        }
+        FaultAction::Isolate(sel) => {
+            let nodes = nemesis::resolve(sel, &ctx, &none, rng);
+            for x in &nodes {
+                for y in all_nodes {
+                    if x != y {
+                        for (a, b) in [(*x, *y), (*y, *x)] {
+                            if state.clogged.insert((a, b)) {
+                                net.clog_link(handles[&a].id(), handles[&b].id());
+                            }
+                        }
+                    }
+                }
+            }
+            nodes
+        }
+        FaultAction::Clog { from, to } => {
+            let from = nemesis::resolve(from, &ctx, &none, rng);
+            let to = nemesis::resolve(to, &ctx, &none, rng);
+            for x in &from {
+                for y in &to {
+                    if x != y && state.clogged.insert((*x, *y)) {
+                        net.clog_link(handles[x].id(), handles[y].id());
+                    }
+                }
+            }
+            from.into_iter().chain(to).collect()
         }
         FaultAction::Heal => {
             for (x, y) in std::mem::take(&mut state.clogged) {
@@ -552,9 +702,17 @@ fn execute(
             }
             vec![]
         }
-        other => {
-            // The loader rejects kinds the simulator does not implement yet.
-            unreachable!("fault action {} is not supported yet", other.key())
+        FaultAction::DiskFault { node, kind } => {
+            let nodes = nemesis::resolve(node, &ctx, &none, rng);
+            let kind = match kind {
+                crate::scenario::DiskFaultKind::Eio => crate::disk::DiskFaultKind::Eio,
+                crate::scenario::DiskFaultKind::Full => crate::disk::DiskFaultKind::Full,
+                crate::scenario::DiskFaultKind::Corrupt => crate::disk::DiskFaultKind::Corrupt,
+            };
+            for n in &nodes {
+                disk.inject_fault(&n.to_string(), kind, 1);
+            }
+            nodes
         }
     };
     let names: Vec<String> = touched.iter().map(|n| n.to_string()).collect();
