@@ -26,10 +26,16 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 pub mod duplicate;
+pub mod idempotent_duplicate;
 pub mod inconsistent_offsets;
+pub mod int_nonmonotonic_poll;
+pub mod int_poll_skip;
 pub mod leader_in_isr;
 pub mod lost_write;
 pub mod monotonic_high_watermark;
+pub mod nonmonotonic_poll;
+pub mod nonmonotonic_send;
+pub mod poll_skip;
 pub mod single_leader_per_epoch;
 pub mod unseen;
 
@@ -73,6 +79,12 @@ pub fn all_checkers() -> Vec<Box<dyn Checker>> {
         Box::new(leader_in_isr::LeaderInIsr),
         Box::new(single_leader_per_epoch::SingleLeaderPerEpoch),
         Box::new(monotonic_high_watermark::MonotonicHighWatermark),
+        Box::new(poll_skip::PollSkip),
+        Box::new(nonmonotonic_poll::NonmonotonicPoll),
+        Box::new(int_poll_skip::IntPollSkip),
+        Box::new(int_nonmonotonic_poll::IntNonmonotonicPoll),
+        Box::new(nonmonotonic_send::NonmonotonicSend),
+        Box::new(idempotent_duplicate::IdempotentDuplicate),
     ]
 }
 
@@ -466,7 +478,13 @@ mod tests {
                 "unseen",
                 "leader-in-isr",
                 "single-leader-per-epoch",
-                "monotonic-high-watermark"
+                "monotonic-high-watermark",
+                "poll-skip",
+                "nonmonotonic-poll",
+                "int-poll-skip",
+                "int-nonmonotonic-poll",
+                "nonmonotonic-send",
+                "idempotent-duplicate"
             ]
         );
     }
