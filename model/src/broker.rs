@@ -45,6 +45,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 /// (Kafka's `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`).
 pub const NUM_BATCHES_TO_RETAIN: usize = 5;
 
+/// How long the controller waits before resending to a broker it could not reach.
+pub const CONTROLLER_RESEND_BACKOFF_MS: u64 = 1_000;
+
 /// File holding the HW of every partition (Kafka's `replication-offset-checkpoint`).
 pub const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
 
@@ -101,6 +104,10 @@ pub enum BrokerTimer {
     AlterPartitionRetry {
         tp: TopicPartition,
         generation: u64,
+    },
+    /// The controller resends its state to a broker a send to which failed.
+    ControllerResend {
+        broker: BrokerId,
     },
 }
 
@@ -228,6 +235,8 @@ pub struct Broker {
     /// Leader fetches waiting for a reply, to the leader they went to.
     fetch_targets: BTreeMap<CorrelationId, (TopicPartition, BrokerId)>,
     next_corr: u64,
+    /// Brokers the controller will resend its state to (one timer each).
+    controller_resends: BTreeSet<BrokerId>,
 }
 
 impl Broker {
@@ -307,6 +316,7 @@ impl Broker {
             next_producer_id: 0,
             fetch_targets: BTreeMap::new(),
             next_corr: 1,
+            controller_resends: BTreeSet::new(),
         }
     }
 
@@ -388,9 +398,14 @@ impl Broker {
 
     fn on_connected(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
         let session = self.zk.session().expect("connected");
-        // KIP-380: the broker epoch identifies this incarnation; session ids are unique and
-        // increase, like the czxid of the registration znode Kafka uses.
-        self.broker_epoch = BrokerEpoch(session.0);
+        // KIP-380/KIP-903: the broker epoch identifies this process incarnation. It is taken
+        // from the first session of the process (session ids are unique and increase, like the
+        // czxid Kafka uses) and kept when a lost session is re-established: the process and its
+        // log did not change, so its ISR memberships stay valid (as in KRaft, where a broker
+        // registers once per process start).
+        if self.broker_epoch.0 < 0 {
+            self.broker_epoch = BrokerEpoch(session.0);
+        }
         for path in ["/brokers", "/brokers/ids", "/brokers/topics"] {
             self.zk_send(
                 now,
@@ -407,8 +422,24 @@ impl Broker {
     }
 
     fn register(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
+        // The registration also reports each hosted log's end (last epoch, log end offset), as
+        // KIP-966's balanced unclean recovery asks replicas for theirs: the controller uses it
+        // to pick the most complete member of an offline partition's last ISR.
+        let logs: serde_json::Map<String, serde_json::Value> = self
+            .partitions
+            .iter()
+            .map(|(tp, p)| {
+                let epoch = p.log.latest_epoch().unwrap_or(LeaderEpoch::UNKNOWN);
+                (
+                    tp.to_string(),
+                    serde_json::json!([epoch.0, p.log.log_end_offset().0]),
+                )
+            })
+            .collect();
         let data =
-            format!("{{\"version\":5,\"broker_epoch\":{}}}", self.broker_epoch.0).into_bytes();
+            serde_json::json!({ "version": 5, "broker_epoch": self.broker_epoch.0, "logs": logs })
+                .to_string()
+                .into_bytes();
         self.zk_send(
             now,
             ZkRequest::Create {
@@ -2113,6 +2144,12 @@ impl Actor for Broker {
                     out.timer(ms.max(1), BrokerTimer::FlushCheck);
                 }
             }
+            BrokerTimer::ControllerResend { broker } => {
+                self.controller_resends.remove(&broker);
+                for msg in self.controller.messages_for(broker) {
+                    out.send(NodeId::Broker(broker), msg);
+                }
+            }
             BrokerTimer::AlterPartitionRetry { tp, generation } => {
                 let retry = match self.partitions.get_mut(&tp) {
                     Some(p) if p.generation == generation => match &mut p.role {
@@ -2194,7 +2231,15 @@ impl Actor for Broker {
                 }
             }
             Message::LeaderAndIsr { .. } | Message::UpdateMetadata { .. } => {
-                // The controller re-sends full state when the broker registers again.
+                // As Kafka's ControllerChannelManager: keep trying while the broker is live.
+                if let NodeId::Broker(b) = to {
+                    if self.controller.is_active() && self.controller_resends.insert(b) {
+                        out.timer(
+                            CONTROLLER_RESEND_BACKOFF_MS,
+                            BrokerTimer::ControllerResend { broker: b },
+                        );
+                    }
+                }
             }
             _ => {}
         }

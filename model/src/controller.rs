@@ -111,6 +111,9 @@ struct Active {
     states: BTreeMap<TopicPartition, Option<PartitionState>>,
     /// The broker epoch each ISR member joined with (KIP-903), per partition.
     isr_epochs: BTreeMap<TopicPartition, IsrEpochs>,
+    /// Each broker incarnation's logs as it registered them: (last epoch, log end offset) by
+    /// partition name.
+    reported_logs: BTreeMap<(BrokerId, BrokerEpoch), BTreeMap<String, (LeaderEpoch, Offset)>>,
     loading: usize,
     loaded: bool,
     scan: u64,
@@ -292,6 +295,7 @@ impl Controller {
             assignments: BTreeMap::new(),
             states: BTreeMap::new(),
             isr_epochs: BTreeMap::new(),
+            reported_logs: BTreeMap::new(),
             loading: 0,
             loaded: false,
             scan: 1,
@@ -322,6 +326,42 @@ impl Controller {
             ));
         }
         self.active = Some(a);
+    }
+
+    /// Everything `broker` should know from the controller now: a LeaderAndIsr for every
+    /// partition it hosts and an UpdateMetadata. Empty unless active and `broker` is live.
+    /// Used to resend after a failed send: Kafka's `ControllerChannelManager` keeps retrying
+    /// requests to a live broker until they go through.
+    pub fn messages_for(&self, broker: BrokerId) -> Vec<Message> {
+        let Some(a) = &self.active else { return vec![] };
+        let Some(broker_epoch) = a.live.get(&broker).copied() else {
+            return vec![];
+        };
+        if !a.loaded {
+            return vec![];
+        }
+        let all: Vec<PartitionState> = a.states.values().flatten().cloned().collect();
+        let mine: Vec<PartitionState> = all
+            .iter()
+            .filter(|s| s.replicas.contains(&broker))
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        if !mine.is_empty() {
+            out.push(Message::LeaderAndIsr {
+                controller: self.broker,
+                controller_epoch: a.epoch,
+                broker_epoch,
+                partitions: mine,
+            });
+        }
+        out.push(Message::UpdateMetadata {
+            controller: self.broker,
+            controller_epoch: a.epoch,
+            live_brokers: a.live.keys().copied().collect(),
+            partitions: all,
+        });
+        out
     }
 
     /// A watch fired.
@@ -390,11 +430,32 @@ impl Controller {
                     return;
                 }
                 if let Ok(ZkReply::Data { data, .. }) = result {
-                    let epoch = serde_json::from_slice::<serde_json::Value>(&data)
-                        .ok()
+                    let v = serde_json::from_slice::<serde_json::Value>(&data).ok();
+                    let epoch = v
+                        .as_ref()
                         .and_then(|v| v.get("broker_epoch").and_then(|e| e.as_i64()))
                         .unwrap_or(-1);
                     a.scan_result.insert(id, BrokerEpoch(epoch));
+                    let logs: BTreeMap<String, (LeaderEpoch, Offset)> = v
+                        .as_ref()
+                        .and_then(|v| v.get("logs"))
+                        .and_then(|l| l.as_object())
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|(tp, x)| {
+                                    let a = x.as_array()?;
+                                    Some((
+                                        tp.clone(),
+                                        (
+                                            LeaderEpoch(a.first()?.as_i64()? as i32),
+                                            Offset(a.get(1)?.as_i64()?),
+                                        ),
+                                    ))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    a.reported_logs.insert((id, BrokerEpoch(epoch)), logs);
                 }
                 a.scan_pending -= 1;
                 if a.scan_pending == 0 {
@@ -923,8 +984,40 @@ impl Controller {
                 Some(s) => {
                     let leader_ok = s.leader.is_some_and(|l| in_sync.contains(&l));
                     if !leader_ok {
-                        let (leader, isr, unclean) =
+                        let (mut leader, mut isr, unclean) =
                             self.elect(tp, &replicas, &s.isr, &in_sync, eligible);
+                        let mut recovered = false;
+                        if leader.is_none()
+                            && !s.isr.is_empty()
+                            && s.isr.iter().all(|r| a.live.contains_key(r))
+                        {
+                            // No member of the ISR is the incarnation that joined it: each has
+                            // restarted since. Once all of them are back, elect the one whose
+                            // log is most complete (KIP-966's balanced unclean recovery among
+                            // the last ISR): committed records survive as long as one of them
+                            // kept its log, which is all Kafka promises.
+                            let best = s
+                                .isr
+                                .iter()
+                                .map(|r| {
+                                    let report = a
+                                        .reported_logs
+                                        .get(&(*r, a.live[r]))
+                                        .and_then(|m| m.get(&tp.to_string()))
+                                        .copied()
+                                        .unwrap_or((LeaderEpoch::UNKNOWN, Offset(0)));
+                                    let order =
+                                        replicas.iter().position(|x| x == r).unwrap_or(usize::MAX);
+                                    (report, std::cmp::Reverse(order), *r)
+                                })
+                                .max()
+                                .map(|(_, _, r)| r);
+                            if let Some(b) = best {
+                                leader = Some(b);
+                                isr = vec![b];
+                                recovered = true;
+                            }
+                        }
                         if leader.is_none() && s.leader.is_none() {
                             continue; // still offline
                         }
@@ -933,10 +1026,11 @@ impl Controller {
                         next.isr = isr;
                         next.leader_epoch = s.leader_epoch.next();
                         next.controller_epoch = epoch;
-                        let reason = match (leader, unclean) {
-                            (None, _) => "offline",
-                            (Some(_), true) => "unclean-election",
-                            (Some(_), false) => "leader-election",
+                        let reason = match (leader, unclean, recovered) {
+                            (None, _, _) => "offline",
+                            (Some(_), true, _) => "unclean-election",
+                            (Some(_), false, true) => "last-isr-recovery",
+                            (Some(_), false, false) => "leader-election",
                         };
                         writes.push((tp.clone(), next, reason));
                     } else {

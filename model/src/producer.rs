@@ -345,13 +345,25 @@ impl ProducerClient {
                         Some(earliest_retry.map_or(front.retry_at, |e| e.min(front.retry_at)));
                     break;
                 }
-                if idempotent && front.indeterminate && front.producer.is_some() && front.producer != self.producer {
+                if idempotent
+                    && front.indeterminate
+                    && front.producer.is_some()
+                    && front.producer != self.producer
+                {
                     // Sequenced under a producer id that is gone, and an earlier attempt may
                     // have been written: sending it again under the new id could append it
                     // twice (the broker dedupes per producer id only). Kafka fails such
                     // unresolved batches instead of resending them (KIP-360).
-                    let batch = self.ready.get_mut(&partition).and_then(|q| q.pop_front()).expect("front");
-                    self.complete_failed(batch, "producer id reset; an earlier attempt may have been written", out);
+                    let batch = self
+                        .ready
+                        .get_mut(&partition)
+                        .and_then(|q| q.pop_front())
+                        .expect("front");
+                    self.complete_failed(
+                        batch,
+                        "producer id reset; an earlier attempt may have been written",
+                        out,
+                    );
                     continue;
                 }
                 let Some(Some(leader)) = self.leaders.get(&partition).copied() else {
@@ -813,12 +825,19 @@ mod tests {
             replicas: vec![BrokerId(0)],
             isr: vec![BrokerId(0)],
         };
-        Message::MetadataResponse { corr, brokers: vec![BrokerId(0)], controller: Some(BrokerId(0)), partitions: vec![pm(0), pm(1)] }
+        Message::MetadataResponse {
+            corr,
+            brokers: vec![BrokerId(0)],
+            controller: Some(BrokerId(0)),
+            partitions: vec![pm(0), pm(1)],
+        }
     }
 
     fn corr_of(m: &Message) -> CorrelationId {
         match m {
-            Message::Metadata { corr, .. } | Message::InitProducerId { corr, .. } | Message::Produce { corr, .. } => *corr,
+            Message::Metadata { corr, .. }
+            | Message::InitProducerId { corr, .. }
+            | Message::Produce { corr, .. } => *corr,
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -827,8 +846,16 @@ mod tests {
     /// earlier attempt may have been written must not be sent again under the new id.
     #[test]
     fn possibly_written_batch_is_not_resent_under_a_new_producer_id() {
-        let workload = ProducerWorkload { topic: "t".into(), rate_per_sec: 1000, keys: 0, stop_at_ms: 1_000_000 };
-        let config = ProducerConfig { linger_ms: 0, ..ProducerConfig::default() };
+        let workload = ProducerWorkload {
+            topic: "t".into(),
+            rate_per_sec: 1000,
+            keys: 0,
+            stop_at_ms: 1_000_000,
+        };
+        let config = ProducerConfig {
+            linger_ms: 0,
+            ..ProducerConfig::default()
+        };
         let mut p = ProducerClient::new(0, config, workload, vec![BrokerId(0)]);
         // Null keys: the sticky partitioner moves to the other partition after each batch.
         let broker = NodeId::Broker(BrokerId(0));
@@ -839,7 +866,12 @@ mod tests {
         p.on_message(Instant(1), broker, metadata(md), &mut out);
         let init = corr_of(&sends(&out)[0]);
         let mut out = Effects::new();
-        let pid_reply = |corr, pid| Message::InitProducerIdResponse { corr, error: ErrorCode::None, producer_id: ProducerId(pid), producer_epoch: ProducerEpoch(0) };
+        let pid_reply = |corr, pid| Message::InitProducerIdResponse {
+            corr,
+            error: ErrorCode::None,
+            producer_id: ProducerId(pid),
+            producer_epoch: ProducerEpoch(0),
+        };
         p.on_message(Instant(2), broker, pid_reply(init, 7), &mut out);
         // Records land on both partitions; each partition has one batch in flight.
         let mut produces = Vec::new();
@@ -850,30 +882,66 @@ mod tests {
         for t in 3..20 {
             let mut out = Effects::new();
             p.on_timeout(Instant(t), ProducerTimer::Tick, &mut out);
-            produces.extend(sends(&out).into_iter().filter(|m| matches!(m, Message::Produce { .. })));
-            if produces.iter().map(partition_of).collect::<std::collections::BTreeSet<_>>().len() == 2 {
+            produces.extend(
+                sends(&out)
+                    .into_iter()
+                    .filter(|m| matches!(m, Message::Produce { .. })),
+            );
+            if produces
+                .iter()
+                .map(partition_of)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                == 2
+            {
                 break;
             }
         }
-        assert_eq!(produces.len(), 2, "one batch in flight per partition: {produces:?}");
+        assert_eq!(
+            produces.len(),
+            2,
+            "one batch in flight per partition: {produces:?}"
+        );
         // Batch A times out (it may have been written); batch B is rejected with
         // OUT_OF_ORDER_SEQUENCE_NUMBER, which resets the producer id.
         let (a, b) = (&produces[0], &produces[1]);
         assert_ne!(partition_of(a), partition_of(b));
         let mut out = Effects::new();
-        p.on_timeout(Instant(31_000), ProducerTimer::RequestTimeout { corr: corr_of(a) }, &mut out);
+        p.on_timeout(
+            Instant(31_000),
+            ProducerTimer::RequestTimeout { corr: corr_of(a) },
+            &mut out,
+        );
         let mut out = Effects::new();
-        let reject = Message::ProduceResponse { corr: corr_of(b), tp: TopicPartition::new("t", partition_of(b)), error: ErrorCode::OutOfOrderSequenceNumber, base_offset: Offset(-1), log_start_offset: Offset(0) };
+        let reject = Message::ProduceResponse {
+            corr: corr_of(b),
+            tp: TopicPartition::new("t", partition_of(b)),
+            error: ErrorCode::OutOfOrderSequenceNumber,
+            base_offset: Offset(-1),
+            log_start_offset: Offset(0),
+        };
         p.on_message(Instant(31_001), broker, reject, &mut out);
-        let reinit = sends(&out).into_iter().find(|m| matches!(m, Message::InitProducerId { .. })).expect("re-init");
+        let reinit = sends(&out)
+            .into_iter()
+            .find(|m| matches!(m, Message::InitProducerId { .. }))
+            .expect("re-init");
         // The new producer id arrives: B (never written) is resent under it, A is failed as
         // indeterminate instead of being appended a second time.
         let mut out = Effects::new();
-        p.on_message(Instant(31_002), broker, pid_reply(corr_of(&reinit), 8), &mut out);
+        p.on_message(
+            Instant(31_002),
+            broker,
+            pid_reply(corr_of(&reinit), 8),
+            &mut out,
+        );
         // After retry.backoff.ms both batches are due again.
         let mut out = Effects::new();
         p.on_timeout(Instant(31_200), ProducerTimer::Drain, &mut out);
-        let resent: Vec<i32> = sends(&out).iter().filter(|m| matches!(m, Message::Produce { .. })).map(partition_of).collect();
+        let resent: Vec<i32> = sends(&out)
+            .iter()
+            .filter(|m| matches!(m, Message::Produce { .. }))
+            .map(partition_of)
+            .collect();
         assert_eq!(resent, vec![partition_of(b)]);
         let completed: Vec<OpType> = ops(&out).iter().map(|o| o.op_type).collect();
         assert_eq!(completed, vec![OpType::Info], "{:?}", ops(&out));

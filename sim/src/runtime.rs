@@ -95,6 +95,8 @@ pub struct Shared {
     /// Nodes that halted themselves (fatal disk error).
     pub halted: Vec<NodeId>,
     pub addrs: BTreeMap<NodeId, SocketAddr>,
+    /// Each running shell's inbox, so that a process death can reset its peers' connections.
+    inboxes: BTreeMap<NodeId, mpsc::UnboundedSender<Inbound>>,
 }
 
 pub type SharedRef = Arc<Mutex<Shared>>;
@@ -109,12 +111,25 @@ impl Shared {
             observer: Observer::default(),
             halted: Vec::new(),
             addrs,
+            inboxes: BTreeMap::new(),
         }))
     }
 
     /// Simulated milliseconds since the world started.
     pub fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
+    }
+
+    /// `node`'s process died (killed, powered off, shut down): as its kernel would reset its
+    /// TCP connections, every other node sees its connections to and from `node` close.
+    /// (madsim keeps a killed node's blocked tasks, and so its sockets, alive: madsim#242.)
+    pub fn reset_connections_to(&mut self, node: NodeId) {
+        self.inboxes.remove(&node);
+        for (other, inbox) in &self.inboxes {
+            if *other != node {
+                let _ = inbox.send(Inbound::Disconnected(node));
+            }
+        }
     }
 
     /// Records an event as if `node` emitted it (the nemesis records faults this way).
@@ -223,6 +238,7 @@ pub async fn run_actor<A: Actor>(
     let mut disk = disk_sim.handle(&me.to_string());
     let (inbox_tx, mut inbox_rx) = mpsc::unbounded_channel::<Inbound>();
     let addr = lock(&shared).addrs[&me];
+    lock(&shared).inboxes.insert(me, inbox_tx.clone());
     let listener = TcpListener::bind(addr).await.expect("bind node address");
     madsim::task::spawn(accept_loop(listener, inbox_tx.clone()));
 

@@ -245,7 +245,9 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
             topic: spec.topic.clone(),
             rate_per_sec: spec.rate_per_sec.round().max(1.0) as u32,
             keys: spec.keys,
-            stop_at_ms: scenario.duration_ms,
+            // Producers keep offering through the heal phase, so that the `liveness` check can
+            // see every partition take writes again.
+            stop_at_ms: scenario.duration_ms + scenario.heal_ms,
         };
         let bootstrap = brokers.clone();
         let i = *i;
@@ -383,6 +385,7 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
             // sockets are released (madsim's restart alone does not reset the network), then
             // start it again.
             handle.kill(handles[&node].id());
+            shared.lock().expect("shared").reset_connections_to(node);
             handle.restart(handles[&node].id());
             records.push(FaultRecord::new(
                 &restart,
@@ -400,6 +403,7 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
     for n in &nodes {
         if matches!(n, NodeId::Producer(_)) {
             handle.kill(handles[n].id());
+            shared.lock().expect("shared").reset_connections_to(*n);
         }
     }
     madsim::time::sleep_until(start + Duration::from_millis(end_ms + DRAIN_MS)).await;
@@ -532,6 +536,7 @@ fn execute(
                 state.down.insert(n);
                 state.paused.remove(&n);
                 handle.kill(h.id());
+                shared.lock().expect("shared").reset_connections_to(n);
                 true
             }
             Some(_) => {

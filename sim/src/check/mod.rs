@@ -31,6 +31,7 @@ pub mod inconsistent_offsets;
 pub mod int_nonmonotonic_poll;
 pub mod int_poll_skip;
 pub mod leader_in_isr;
+pub mod liveness;
 pub mod lost_write;
 pub mod monotonic_high_watermark;
 pub mod nonmonotonic_poll;
@@ -85,6 +86,7 @@ pub fn all_checkers() -> Vec<Box<dyn Checker>> {
         Box::new(int_nonmonotonic_poll::IntNonmonotonicPoll),
         Box::new(nonmonotonic_send::NonmonotonicSend),
         Box::new(idempotent_duplicate::IdempotentDuplicate),
+        Box::new(liveness::Liveness),
     ]
 }
 

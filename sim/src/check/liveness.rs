@@ -1,0 +1,183 @@
+//! `liveness`: once the faults are healed, every partition takes writes again.
+//!
+//! **Definition.** A run's fault phase ends with a heal (the nemesis records it as a `fault`
+//! event with source `heal-phase`): every network fault is undone, every paused process resumed
+//! and every stopped process restarted. From then on producers keep offering records. For every
+//! partition that producers offered records to after the heal, at least one of those records
+//! must be acknowledged (`ok`) by the end of the run. A partition that accepts no write after
+//! every fault is gone has lost its availability for good: no leader was elected, or the leader
+//! never learned it leads, or clients never found it.
+//!
+//! **Source.** TigerBeetle's VOPR and Jepsen both end a run with a liveness phase in which a
+//! core of healthy replicas must make progress; STYLE.md's "Eventually" property in stateright
+//! terms. Safety checks alone pass vacuously on a cluster that stops answering: this check is
+//! what makes such a run fail.
+//!
+//! **What is allowed.** Records offered before the heal may fail or stay unanswered. A
+//! partition with no record offered after the heal is not judged. Recovery takes time Kafka
+//! itself needs: a restarted broker registers only after its previous coordination-node session
+//! expires (`zookeeper.session.timeout.ms`), so a scenario's `heal_ms` must leave room for that.
+//! The check is skipped (no violation) when the history has no heal-phase event.
+
+use super::{violation, CheckInput, Checker, Violation};
+use ksim_model::event::{Event, OpType, OpValue};
+use ksim_model::types::TopicPartition;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// See the module documentation.
+pub struct Liveness;
+
+impl Checker for Liveness {
+    fn name(&self) -> &'static str {
+        "liveness"
+    }
+
+    fn check(&self, input: &CheckInput) -> Vec<Violation> {
+        let Some(heal_ms) = input
+            .events
+            .iter()
+            .find(|r| matches!(&r.event, Event::Fault { source, .. } if source == "heal-phase"))
+            .map(|r| r.time_ms)
+        else {
+            return Vec::new();
+        };
+        // Sends invoked after the heal, per partition, and which of them were acknowledged.
+        let mut offered: BTreeMap<TopicPartition, usize> = BTreeMap::new();
+        let mut after_heal: BTreeSet<(String, u64)> = BTreeSet::new();
+        let mut acked: BTreeSet<TopicPartition> = BTreeSet::new();
+        let mut last_ok: BTreeMap<TopicPartition, u64> = BTreeMap::new();
+        for e in input.history {
+            let OpValue::Send { tp, .. } = &e.op.value else {
+                continue;
+            };
+            let key = (e.process.to_string(), e.op.op_id);
+            match e.op.op_type {
+                OpType::Invoke if e.time_ms >= heal_ms => {
+                    *offered.entry(tp.clone()).or_default() += 1;
+                    after_heal.insert(key);
+                }
+                OpType::Ok => {
+                    last_ok.insert(tp.clone(), e.time_ms);
+                    if after_heal.contains(&key) {
+                        acked.insert(tp.clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+        let end_ms = input
+            .history
+            .iter()
+            .map(|e| e.time_ms)
+            .chain(input.events.iter().map(|e| e.time_ms))
+            .max()
+            .unwrap_or(0);
+        let mut anomalies = Vec::new();
+        for (tp, n) in &offered {
+            if acked.contains(tp) {
+                continue;
+            }
+            let last = match last_ok.get(tp) {
+                Some(t) => format!("its last acknowledged write was at t={t} ms"),
+                None => "no write to it was ever acknowledged".to_string(),
+            };
+            let sentence = format!(
+                "{tp} acknowledged none of the {n} records offered after the heal at t={heal_ms} ms (run end t={end_ms} ms); {last}"
+            );
+            anomalies.push((sentence, json!({ "tp": tp.to_string(), "offered_after_heal": n, "heal_ms": heal_ms, "last_ok_ms": last_ok.get(tp) })));
+        }
+        violation(self.name(), None, anomalies, serde_json::Map::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{EventRecord, HistoryEntry};
+    use ksim_model::event::ClientOp;
+    use ksim_model::types::{NodeId, Offset};
+    use std::collections::BTreeMap;
+
+    fn send(
+        index: u64,
+        time_ms: u64,
+        op_type: OpType,
+        op_id: u64,
+        partition: i32,
+        offset: Option<i64>,
+    ) -> HistoryEntry {
+        HistoryEntry {
+            index,
+            time_ms,
+            process: NodeId::Producer(0),
+            op: ClientOp {
+                op_type,
+                op_id,
+                value: OpValue::Send {
+                    tp: TopicPartition::new("t", partition),
+                    key: None,
+                    value: op_id,
+                    offset: offset.map(Offset),
+                },
+                error: None,
+            },
+        }
+    }
+
+    fn heal(time_ms: u64) -> EventRecord {
+        EventRecord {
+            time_ms,
+            node: NodeId::Zk,
+            event: Event::Fault {
+                action: "heal".into(),
+                nodes: vec![],
+                source: "heal-phase".into(),
+            },
+        }
+    }
+
+    fn check(history: &[HistoryEntry], events: &[EventRecord]) -> Vec<Violation> {
+        let logs = BTreeMap::new();
+        Liveness.check(&CheckInput {
+            history,
+            events,
+            final_logs: &logs,
+        })
+    }
+
+    #[test]
+    fn a_partition_that_takes_no_write_after_the_heal_is_a_violation() {
+        let history = [
+            send(0, 100, OpType::Invoke, 1, 0, None),
+            send(1, 120, OpType::Ok, 1, 0, Some(0)),
+            send(2, 100, OpType::Invoke, 2, 1, None),
+            send(3, 120, OpType::Ok, 2, 1, Some(0)),
+            // After the heal at 1000: partition 0 recovers, partition 1 does not.
+            send(4, 1500, OpType::Invoke, 3, 0, None),
+            send(5, 1520, OpType::Ok, 3, 0, Some(1)),
+            send(6, 1500, OpType::Invoke, 4, 1, None),
+        ];
+        let v = check(&history, &[heal(1000)]);
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].check, "liveness");
+        assert_eq!(
+            v[0].message,
+            "t-1 acknowledged none of the 1 records offered after the heal at t=1000 ms (run end t=1520 ms); its last acknowledged write was at t=120 ms"
+        );
+    }
+
+    #[test]
+    fn recovered_partitions_and_runs_without_a_heal_pass() {
+        let history = [
+            send(0, 1500, OpType::Invoke, 1, 0, None),
+            send(1, 1520, OpType::Ok, 1, 0, Some(0)),
+        ];
+        assert!(check(&history, &[heal(1000)]).is_empty());
+        // An acknowledgement of a record offered before the heal does not count as recovery,
+        // but without a heal-phase event the check does not apply at all.
+        let stuck = [send(0, 1500, OpType::Invoke, 1, 0, None)];
+        assert!(!check(&stuck, &[heal(1000)]).is_empty());
+        assert!(check(&stuck, &[]).is_empty());
+    }
+}
