@@ -62,16 +62,13 @@ const CASES: &[Case] = &[
         kind: ScenarioErrorKind::Syntax,
     },
     Case {
-        name: "fault-kind-not-supported",
-        edit: Some((
-            "kinds = [\"kill\", \"restart\", \"partition\"]",
-            "kinds = [\"kill\", \"pause\"]",
-        )),
+        name: "controller-not-supported",
+        edit: Some(("controller = \"zk\"", "controller = \"kraft\"")),
         expect: &[
             "{file}:{line}:",
-            "faults.kinds",
+            "cluster.controller",
             "not supported yet",
-            "pause",
+            "kraft",
         ],
         kind: ScenarioErrorKind::NotSupportedYet,
     },

@@ -486,7 +486,8 @@ mod tests {
                 "int-poll-skip",
                 "int-nonmonotonic-poll",
                 "nonmonotonic-send",
-                "idempotent-duplicate"
+                "idempotent-duplicate",
+                "liveness"
             ]
         );
     }
