@@ -64,6 +64,19 @@ enum Command {
     Explore(ExploreArgs),
     /// Measure simulation speed on this machine against bare madsim.
     Bench(BenchArgs),
+    /// Regenerate the report gallery: `reports/<scenario>.md` for every scenario's first pinned
+    /// seed.
+    Gallery(GalleryArgs),
+}
+
+#[derive(Args, Debug, Clone, PartialEq)]
+struct GalleryArgs {
+    /// Directory of scenario files.
+    #[arg(long, default_value = "scenarios")]
+    scenarios: PathBuf,
+    /// Directory the reports are written to (only `<scenario>.md` files are replaced).
+    #[arg(long, default_value = "reports")]
+    dir: PathBuf,
 }
 
 #[derive(Args, Debug, Clone, PartialEq)]
@@ -168,6 +181,7 @@ fn main() -> ExitCode {
         }),
         Some(Command::Explore(args)) => cmd_explore(args),
         Some(Command::Bench(args)) => cmd_bench(args),
+        Some(Command::Gallery(args)) => cmd_gallery(args),
     };
     match result {
         Ok(code) => code,
@@ -446,6 +460,59 @@ fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, BadInput> {
 // ---------------------------------------------------------------------------------------------
 // bench
 // ---------------------------------------------------------------------------------------------
+
+/// `ksim gallery`: one report per shipped scenario, on its first pinned seed, so that the
+/// gallery always shows what the current code does. Exits 1 if any run missed its expectation.
+fn cmd_gallery(args: GalleryArgs) -> Result<ExitCode, BadInput> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.scenarios)
+        .map_err(|e| BadInput(format!("cannot read {}: {e}", args.scenarios.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    std::fs::create_dir_all(&args.dir)
+        .map_err(|e| BadInput(format!("cannot create {}: {e}", args.dir.display())))?;
+    let mut all_expected = true;
+    let mut index = String::from("# Report gallery\n\nOne report per shipped scenario, on its first pinned seed. Regenerate with `cargo run --release -- gallery`.\n\n| scenario | seed | verdict | title |\n|---|---|---|---|\n");
+    for file in files {
+        let scenario = load_scenario(&file)?;
+        let seed = scenario.seeds.first().copied().unwrap_or(1);
+        let result = ksim::run::run(&scenario, seed);
+        let out = args.dir.join(format!("{}.md", scenario.name));
+        // Wall-clock lines differ between runs; keep the gallery byte-stable.
+        let report: String = ksim::report::render(&result)
+            .lines()
+            .filter(|l| {
+                !l.contains("wall-clock") && !l.contains("Wall-clock") && !l.contains("wall clock")
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&out, report)
+            .map_err(|e| BadInput(format!("cannot write {}: {e}", out.display())))?;
+        let verdict = match (result.outcome, result.expected) {
+            (ksim::run::Outcome::Ok, true) => "ok, as expected",
+            (ksim::run::Outcome::Violation, true) => "violation, as expected",
+            (ksim::run::Outcome::Ok, false) => "ok, NOT as expected",
+            (ksim::run::Outcome::Violation, false) => "violation, NOT as expected",
+        };
+        all_expected &= result.expected;
+        println!(
+            "{}: seed {seed}: {verdict} -> {}",
+            scenario.name,
+            out.display()
+        );
+        index.push_str(&format!(
+            "| [{}]({}.md) | {seed} | {verdict} | {} |\n",
+            scenario.name, scenario.name, scenario.title
+        ));
+    }
+    std::fs::write(args.dir.join("README.md"), index).map_err(|e| BadInput(e.to_string()))?;
+    Ok(if all_expected {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
 
 fn cmd_bench(args: BenchArgs) -> Result<ExitCode, BadInput> {
     init_logging(&args.log)?;
