@@ -46,12 +46,14 @@ pub struct Observer {
     /// ISR and replicas from the controller's latest decision per partition.
     pub isr: BTreeMap<TopicPartition, Vec<BrokerId>>,
     pub replicas: BTreeMap<TopicPartition, Vec<BrokerId>>,
+    /// When the controller last wrote each partition's ISR (simulated ms).
+    pub isr_written_ms: BTreeMap<TopicPartition, u64>,
     /// The latest controller.
     pub controller: Option<(ControllerEpoch, BrokerId)>,
 }
 
 impl Observer {
-    fn observe(&mut self, event: &Event) {
+    fn observe(&mut self, time_ms: u64, event: &Event) {
         match event {
             Event::BecameLeader {
                 tp,
@@ -69,6 +71,7 @@ impl Observer {
             }
             Event::PartitionStateChanged { tp, isr, .. } => {
                 self.isr.insert(tp.clone(), isr.clone());
+                self.isr_written_ms.insert(tp.clone(), time_ms);
             }
             Event::ControllerElected {
                 broker,
@@ -135,7 +138,7 @@ impl Shared {
     /// Records an event as if `node` emitted it (the nemesis records faults this way).
     pub fn record_event(&mut self, node: NodeId, event: Event) {
         let time_ms = self.now_ms();
-        self.observer.observe(&event);
+        self.observer.observe(time_ms, &event);
         self.events.push(EventRecord {
             time_ms,
             node,
@@ -224,6 +227,20 @@ async fn writer_loop(
     }
 }
 
+/// A short description of a disk operation for logs and events (no data bytes).
+fn describe_disk_op(op: &ksim_model::effects::DiskOp) -> String {
+    use ksim_model::effects::DiskOp;
+    match op {
+        DiskOp::Append { file, data } => format!("append of {} bytes to {file}", data.len()),
+        DiskOp::Truncate { file, len } => format!("truncate of {file} to {len} bytes"),
+        DiskOp::Sync { file } => format!("fsync of {file}"),
+        DiskOp::WriteAtomic { file, data } => {
+            format!("atomic write of {} bytes to {file}", data.len())
+        }
+        DiskOp::Delete { file } => format!("delete of {file}"),
+    }
+}
+
 /// Runs one actor until its node is killed (or it halts itself).
 ///
 /// `initial` holds effects produced while the actor was built (recovery's disk repairs and
@@ -273,7 +290,7 @@ pub async fn run_actor<A: Actor>(
                 }
                 Effect::Disk(op) => {
                     if let Err(e) = disk.apply(&op) {
-                        halt = Some(format!("disk error on {op:?}: {e}"));
+                        halt = Some(format!("disk error on {}: {e}", describe_disk_op(&op)));
                         break;
                     }
                 }
@@ -304,8 +321,11 @@ pub async fn run_actor<A: Actor>(
             let mut s = lock(&shared);
             s.record_event(me, Event::Halted { reason });
             s.halted.push(me);
+            // The process exits (Kafka calls Runtime.halt): its connections reset, and madsim
+            // stops the node; the heal phase restarts it.
+            s.reset_connections_to(me);
             drop(s);
-            // The process is gone: it answers nothing until the heal phase restarts it.
+            madsim::runtime::Handle::current().kill(madsim::plugin::node());
             std::future::pending::<()>().await;
         }
 

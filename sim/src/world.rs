@@ -330,6 +330,14 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         &disk,
         scenario.faults.spare_last_replica,
     ));
+    // Disk faults not yet triggered are healed too.
+    for b in &brokers {
+        disk.inject_fault(
+            &NodeId::Broker(*b).to_string(),
+            crate::disk::DiskFaultKind::Eio,
+            0,
+        );
+    }
     let paused: Vec<NodeId> = state.paused.iter().copied().collect();
     for node in paused {
         let resume = PlannedFault {
@@ -483,23 +491,34 @@ struct NemesisState {
     down: BTreeSet<NodeId>,
     paused: BTreeSet<NodeId>,
     clogged: BTreeSet<(NodeId, NodeId)>,
+    /// Brokers that lost power or their disk: `None` while down, then the restart time.
+    data_lost: BTreeMap<NodeId, Option<u64>>,
 }
 
-/// A partition for which `node` is the only in-sync replica still running, if any: taking its
-/// power or disk would lose data Kafka never promised to keep (KAFKA-SEMANTICS.md: durability
-/// holds while one in-sync replica survives without losing power or disk).
+/// A partition for which `node` is the only in-sync replica still holding its data, if any:
+/// taking its power or disk would lose data Kafka never promised to keep (KAFKA-SEMANTICS.md:
+/// durability holds while one in-sync replica survives without losing power or disk). Another
+/// ISR member counts only if it is running and, if it lost power or disk itself, an ISR written
+/// after its restart includes it again (it caught up).
 fn last_in_sync_copy(
     node: NodeId,
     observer: &crate::runtime::Observer,
-    down: &BTreeSet<NodeId>,
+    state: &NemesisState,
 ) -> Option<TopicPartition> {
     let NodeId::Broker(b) = node else { return None };
     observer.isr.iter().find_map(|(tp, isr)| {
-        let in_isr = isr.contains(&b);
-        let others_up = isr
-            .iter()
-            .any(|o| *o != b && !down.contains(&NodeId::Broker(*o)));
-        (in_isr && !others_up).then(|| tp.clone())
+        let written = observer.isr_written_ms.get(tp).copied().unwrap_or(0);
+        let holds_data = |o: &BrokerId| {
+            let n = NodeId::Broker(*o);
+            !state.down.contains(&n)
+                && match state.data_lost.get(&n) {
+                    None => true,
+                    Some(None) => false,
+                    Some(Some(restarted)) => written > *restarted,
+                }
+        };
+        let others = isr.iter().any(|o| *o != b && holds_data(o));
+        (isr.contains(&b) && !others).then(|| tp.clone())
     })
 }
 
@@ -575,7 +594,7 @@ fn execute(
             let mut hit = Vec::new();
             for n in nodes {
                 if fault.source == FaultSource::Random && spare_last_replica {
-                    if let Some(tp) = last_in_sync_copy(n, &observer, &state.down) {
+                    if let Some(tp) = last_in_sync_copy(n, &observer, state) {
                         note = Some(format!("{n} spared: it holds the last in-sync copy of {tp} (spare_last_replica)"));
                         continue;
                     }
@@ -591,6 +610,7 @@ fn execute(
                     disk.power_fail(&n.to_string(), true, disk_rng);
                 }
                 state.down.insert(n);
+                state.data_lost.insert(n, None);
                 hit.push(n);
             }
             hit
@@ -602,6 +622,9 @@ fn execute(
                 if let Some(h) = handles.get(&n) {
                     if state.down.remove(&n) {
                         handle.restart(h.id());
+                        if let Some(lost) = state.data_lost.get_mut(&n) {
+                            *lost = Some(now_ms);
+                        }
                         hit.push(n);
                     } else {
                         note = Some(format!("{n} already running"));
