@@ -737,10 +737,24 @@ fn execute(
                 crate::scenario::DiskFaultKind::Full => crate::disk::DiskFaultKind::Full,
                 crate::scenario::DiskFaultKind::Corrupt => crate::disk::DiskFaultKind::Corrupt,
             };
-            for n in &nodes {
+            let mut hit = Vec::new();
+            for n in nodes {
+                if kind == crate::disk::DiskFaultKind::Corrupt {
+                    // Silent corruption destroys data like a power loss does (it surfaces when
+                    // recovery finds the bad CRC), so it spares the last in-sync copy too, and
+                    // the broker no longer counts as a copy until it restarts and catches up.
+                    if fault.source == FaultSource::Random && spare_last_replica {
+                        if let Some(tp) = last_in_sync_copy(n, &observer, state) {
+                            note = Some(format!("{n} spared: it holds the last in-sync copy of {tp} (spare_last_replica)"));
+                            continue;
+                        }
+                    }
+                    state.data_lost.insert(n, None);
+                }
                 disk.inject_fault(&n.to_string(), kind, 1);
+                hit.push(n);
             }
-            nodes
+            hit
         }
     };
     let names: Vec<String> = touched.iter().map(|n| n.to_string()).collect();
