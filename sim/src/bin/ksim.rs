@@ -19,12 +19,23 @@
 //!   default scenario over seeds `1..=N`, one after another, against a bare madsim TCP
 //!   ping-pong of `M` messages in the same process, and prints our cost per message against
 //!   the bare one.
+//! - **`ksim partition --partitions N [--murmur2] [KEY ...]`** answers "where will my key
+//!   go?": for each key, in order, it prints `KEY<TAB>PARTITION`, the partition Kafka's default
+//!   partitioner picks for that non-null key on a topic of `N` partitions,
+//!   `toPositive(murmur2(key)) % N` (the same as a real Kafka client unless
+//!   `partitioner.ignore.keys=true`). With no `KEY`, keys are read from standard input, one a
+//!   line: only the `\n` ending a line is stripped (a `\r` before it stays part of the key), and
+//!   an empty line is the empty key, which Kafka hashes like any other byte string. The key is
+//!   printed byte for byte as given. `--murmur2` adds Kafka's raw `Utils.murmur2` of the key,
+//!   as a signed 32-bit int, as a third column. `N` must be at least 1. A key that starts with
+//!   `-` goes after `--`: `ksim partition --partitions 6 -- -key`.
 //!
-//! `--log LEVEL` (every command) writes the simulation's `tracing` logs to stderr; inside a
+//! `--log LEVEL` (every simulating command) writes the simulation's `tracing` logs to stderr; inside a
 //! simulation their timestamps are simulated seconds since the run started.
 //!
 //! Exit status: 0 when every run's outcome is what the scenario expects, 1 when one is not,
-//! 2 on bad input (an unreadable or invalid scenario, a bad flag, a refused `--out`).
+//! 2 on bad input (an unreadable or invalid scenario, a bad flag, a refused `--out`, a
+//! `--partitions` below 1). `ksim partition` exits 0 once it has printed every key.
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -32,7 +43,9 @@ use ksim::cli::explore::{explore, Tally, MESSAGE_CHARS_MAX};
 use ksim::cli::{check_out_dir, human_duration_ms, io_reason, speedup, truncate_message};
 use ksim::run::{Outcome, RunResult};
 use ksim::scenario::{Expect, Scenario};
-use std::io::IsTerminal;
+use ksim_model::partitioner::{murmur2, partition_for_key};
+use std::ffi::OsString;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -67,6 +80,25 @@ enum Command {
     /// Regenerate the report gallery: `reports/<scenario>.md` for every scenario's first pinned
     /// seed.
     Gallery(GalleryArgs),
+    /// Print the partition Kafka's default partitioner picks for each key.
+    ///
+    /// One `KEY<TAB>PARTITION` line per key, in order; the keys come from the arguments, or
+    /// one a line from standard input when there are none.
+    Partition(PartitionArgs),
+}
+
+#[derive(Args, Debug, Clone, PartialEq)]
+struct PartitionArgs {
+    /// Partitions of the topic (at least 1).
+    #[arg(long, value_name = "N", value_parser = parse_partitions, allow_negative_numbers = true)]
+    partitions: i32,
+    /// Also print Kafka's raw murmur2 hash of each key (a signed 32-bit int) as a third column.
+    #[arg(long)]
+    murmur2: bool,
+    /// The keys [default: one a line from standard input]. Put `--` before a key that starts
+    /// with `-`.
+    #[arg(value_name = "KEY")]
+    keys: Vec<OsString>,
 }
 
 #[derive(Args, Debug, Clone, PartialEq)]
@@ -182,6 +214,7 @@ fn main() -> ExitCode {
         Some(Command::Explore(args)) => cmd_explore(args),
         Some(Command::Bench(args)) => cmd_bench(args),
         Some(Command::Gallery(args)) => cmd_gallery(args),
+        Some(Command::Partition(args)) => cmd_partition(args),
     };
     match result {
         Ok(code) => code,
@@ -514,6 +547,84 @@ fn cmd_gallery(args: GalleryArgs) -> Result<ExitCode, BadInput> {
     })
 }
 
+// ---------------------------------------------------------------------------------------------
+// partition
+// ---------------------------------------------------------------------------------------------
+
+/// `--partitions`: Kafka's partition count is a Java `int`, and a topic has at least one.
+fn parse_partitions(s: &str) -> Result<i32, String> {
+    let n: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| "not a whole number".to_string())?;
+    if n < 1 {
+        return Err("a topic has at least one partition".to_string());
+    }
+    i32::try_from(n).map_err(|_| format!("at most {} (a Java int)", i32::MAX))
+}
+
+/// One output line: `KEY<TAB>PARTITION`, plus `<TAB>MURMUR2` with `--murmur2`.
+fn partition_line(key: &[u8], partitions: i32, with_hash: bool) -> Vec<u8> {
+    let mut line = Vec::with_capacity(key.len() + 24);
+    line.extend_from_slice(key);
+    line.extend_from_slice(format!("\t{}", partition_for_key(key, partitions)).as_bytes());
+    if with_hash {
+        line.extend_from_slice(format!("\t{}", murmur2(key)).as_bytes());
+    }
+    line.push(b'\n');
+    line
+}
+
+/// The keys of a stream, one a line: only the `\n` ending a line is stripped, so an empty
+/// line is the empty key and a final line without `\n` still counts.
+fn for_each_line(
+    mut input: impl BufRead,
+    mut f: impl FnMut(&[u8]) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = input.read_until(b'\n', &mut line).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot read standard input: {e}"))
+        })?;
+        if read == 0 {
+            return Ok(());
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        f(&line)?;
+    }
+}
+
+fn cmd_partition(args: PartitionArgs) -> Result<ExitCode, BadInput> {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut write_key = |key: &[u8]| {
+        out.write_all(&partition_line(key, args.partitions, args.murmur2))
+            .map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot write standard output: {e}"))
+            })
+    };
+    let result = if args.keys.is_empty() {
+        for_each_line(std::io::stdin().lock(), &mut write_key)
+    } else {
+        args.keys
+            .iter()
+            .try_for_each(|key| write_key(key.as_encoded_bytes()))
+    }
+    .and_then(|()| {
+        out.flush().map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot write standard output: {e}"))
+        })
+    });
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        // `ksim partition ... | head`: the reader has all it wants.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(BadInput(format!("ksim partition: {e}"))),
+    }
+}
+
 fn cmd_bench(args: BenchArgs) -> Result<ExitCode, BadInput> {
     init_logging(&args.log)?;
     let scenario = load_scenario(Path::new(DEFAULT_SCENARIO))?;
@@ -716,6 +827,105 @@ mod tests {
         };
         assert_eq!((args.seeds, args.messages), (20, 200_000));
         assert!(parse(&["bench", "--messages", "0"]).is_err());
+    }
+
+    #[test]
+    fn partition_parses_keys_and_flags() {
+        let Some(Command::Partition(args)) =
+            parse(&["partition", "--partitions", "6", "a", "", "b"])
+                .unwrap()
+                .command
+        else {
+            panic!()
+        };
+        assert_eq!(
+            args,
+            PartitionArgs {
+                partitions: 6,
+                murmur2: false,
+                keys: vec!["a".into(), "".into(), "b".into()],
+            }
+        );
+        // No key: read standard input. A key starting with `-` goes after `--`.
+        let Some(Command::Partition(args)) =
+            parse(&["partition", "--murmur2", "--partitions", "1"])
+                .unwrap()
+                .command
+        else {
+            panic!()
+        };
+        assert!(args.murmur2 && args.keys.is_empty() && args.partitions == 1);
+        let Some(Command::Partition(args)) =
+            parse(&["partition", "--partitions", "3", "--", "-k", "--murmur2"])
+                .unwrap()
+                .command
+        else {
+            panic!()
+        };
+        assert!(!args.murmur2);
+        assert_eq!(args.keys, vec![OsString::from("-k"), "--murmur2".into()]);
+        let Some(Command::Partition(args)) = parse(&["partition", "--partitions", "2147483647"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!(args.partitions, i32::MAX);
+    }
+
+    #[test]
+    fn partition_count_is_checked() {
+        for (bad, why) in [
+            (&["partition", "k"][..], "--partitions"),
+            (
+                &["partition", "--partitions", "0", "k"],
+                "at least one partition",
+            ),
+            (
+                &["partition", "--partitions", "-1", "k"],
+                "at least one partition",
+            ),
+            (
+                &["partition", "--partitions", "2147483648"],
+                "at most 2147483647",
+            ),
+            (&["partition", "--partitions", "six"], "not a whole number"),
+            (&["partition", "--partitions", "1.5"], "not a whole number"),
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+            assert!(err.to_string().contains(why), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn partition_lines() {
+        // Kafka's UtilsTest.testMurmur2: murmur2("foobar") = -790332482.
+        let want = format!(
+            "foobar\t{}\t-790332482\n",
+            (-790_332_482i32 & 0x7fff_ffff) % 7
+        );
+        assert_eq!(partition_line(b"foobar", 7, true), want.as_bytes());
+        assert_eq!(partition_line(b"foobar", 1, false), b"foobar\t0\n");
+        let mut keys = Vec::new();
+        let input: &[u8] = b"a\n\nb\r\n\xff c";
+        for_each_line(input, |k| {
+            keys.push(k.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(keys, [&b"a"[..], b"", b"b\r", b"\xff c"]);
+        keys.clear();
+        for_each_line(&b"x\n"[..], |k| {
+            keys.push(k.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            keys,
+            [b"x"],
+            "the final newline ends a line; it adds no empty key"
+        );
     }
 
     #[test]
