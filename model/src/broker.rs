@@ -30,7 +30,7 @@
 //! flush (`log.flush.interval.messages` / `log.flush.interval.ms`; by default never forced).
 //! A process crash loses nothing; a power failure loses the unflushed tail.
 
-use crate::config::{BrokerConfig, TopicConfig};
+use crate::config::{BrokerConfig, TopicConfig, TruncationMode};
 use crate::controller::{Controller, ControllerZkOp, NewTopic};
 use crate::effects::{Actor, DiskOp, Effects};
 use crate::event::Event;
@@ -804,6 +804,30 @@ impl Broker {
             leader_epoch: state.leader_epoch,
             log_end_offset: leo,
         });
+        if self.config.replication_truncation == TruncationMode::HighWatermark
+            && p.high_watermark < leo
+        {
+            // Before KIP-101 a new follower cut its log back to its own high watermark and
+            // fetched from there: anything above it was assumed uncommitted. A follower learns
+            // the HW one fetch late and checkpoints it every few seconds, so after a restart
+            // this can cut records the leader had already committed (KIP-101, scenario 1).
+            let hw = p.high_watermark;
+            let mut ops = Vec::new();
+            // Truncation stops at a batch boundary, possibly below the HW.
+            let to = p.log.truncate_to(hw, &mut ops);
+            p.high_watermark = p.high_watermark.min(to);
+            for op in ops {
+                out.disk(op);
+            }
+            out.event(Event::Truncated {
+                tp: tp.clone(),
+                broker: me,
+                from_offset: leo,
+                to_offset: to,
+                reason: "high-watermark (pre-KIP-101)".into(),
+            });
+            self.rebuild_producers(&tp);
+        }
         self.fail_pending_produces(&tp, ErrorCode::NotLeaderOrFollower, out);
         if state.leader.is_some() {
             self.send_follower_fetch(now, &tp, out);
@@ -1525,6 +1549,7 @@ impl Broker {
         let wait = self.config.replica_fetch_wait_max_ms;
         let max_bytes = self.config.replica_fetch_max_bytes;
         let socket_timeout = self.config.controller_socket_timeout_ms;
+        let legacy_fetch = self.config.replication_truncation == TruncationMode::HighWatermark;
         let Some(p) = self.partitions.get_mut(tp) else {
             return;
         };
@@ -1536,14 +1561,23 @@ impl Broker {
             return;
         }
         f.in_flight = Some(corr);
+        // Before KIP-101 (and KIP-320) fetches carried no epochs: no divergence check, no fencing.
         let msg = Message::Fetch {
             corr,
             replica_id: Some(me),
             broker_epoch,
             tp: tp.clone(),
             fetch_offset: p.log.log_end_offset(),
-            last_fetched_epoch: p.log.epoch_of_last_batch(),
-            current_leader_epoch: f.leader_epoch,
+            last_fetched_epoch: if legacy_fetch {
+                LeaderEpoch::UNKNOWN
+            } else {
+                p.log.epoch_of_last_batch()
+            },
+            current_leader_epoch: if legacy_fetch {
+                LeaderEpoch::UNKNOWN
+            } else {
+                f.leader_epoch
+            },
             max_bytes,
             min_bytes: 1,
             max_wait_ms: wait,

@@ -342,8 +342,8 @@ pub const NOT_SUPPORTED_YET: &[NotSupportedYet] = &[
     nsy(
         ConfigKind::Broker,
         "sim.replication.truncation",
-        &["fenced"],
-        "only the fenced protocol (KIP-320) is implemented",
+        &["fenced", "high-watermark"],
+        "implemented so far: fenced (the default) and high-watermark (before KIP-101)",
     ),
     nsy(
         ConfigKind::Broker,
@@ -1410,7 +1410,13 @@ mod tests {
 
     #[test]
     fn config_truncation_modes() {
-        for mode in ["high-watermark", "kip-101", "kip-279", "kip-320-first-try"] {
+        let c = BrokerConfig::from_properties(&broker(&[(
+            "sim.replication.truncation",
+            s("high-watermark"),
+        )]))
+        .unwrap();
+        assert_eq!(c.replication_truncation, TruncationMode::HighWatermark);
+        for mode in ["kip-101", "kip-279", "kip-320-first-try"] {
             let m = msg(broker(&[("sim.replication.truncation", s(mode))]));
             assert!(
                 m.starts_with("not supported yet: sim.replication.truncation"),

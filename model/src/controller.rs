@@ -29,7 +29,7 @@
 //! client's CreateTopics, which in ZooKeeper mode writes the assignment znode the same way).
 
 use crate::broker::BrokerTimer;
-use crate::config::{BrokerConfig, TopicConfig};
+use crate::config::{BrokerConfig, TopicConfig, TruncationMode};
 use crate::effects::Effects;
 use crate::event::Event;
 use crate::protocol::*;
@@ -950,12 +950,18 @@ impl Controller {
             let stored = a.isr_epochs.get(tp);
             // In sync: eligible now, and the same incarnation that joined the ISR. (A state
             // written before epochs were stored has none: then only liveness counts.)
+            // The legacy truncation modes model Kafka before KIP-380 and KIP-903 as well: then
+            // ISR membership alone made a replica electable, whatever had happened to it since.
+            let legacy = self.config.replication_truncation != TruncationMode::Fenced;
             let in_sync: BTreeSet<BrokerId> = eligible
                 .iter()
                 .copied()
-                .filter(|b| match stored.and_then(|m| m.get(b)) {
-                    Some(e) => a.live.get(b) == Some(e),
-                    None => stored.is_none_or(|m| m.is_empty()),
+                .filter(|b| {
+                    legacy
+                        || match stored.and_then(|m| m.get(b)) {
+                            Some(e) => a.live.get(b) == Some(e),
+                            None => stored.is_none_or(|m| m.is_empty()),
+                        }
                 })
                 .collect();
             match state {
@@ -987,7 +993,8 @@ impl Controller {
                         let (mut leader, mut isr, unclean) =
                             self.elect(tp, &replicas, &s.isr, &in_sync, eligible);
                         let mut recovered = false;
-                        if leader.is_none()
+                        if !legacy
+                            && leader.is_none()
                             && !s.isr.is_empty()
                             && s.isr.iter().all(|r| a.live.contains_key(r))
                         {
