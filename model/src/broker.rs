@@ -912,79 +912,40 @@ impl Broker {
         if pid != ProducerId::NONE {
             let first_seq = header.base_sequence.0;
             let last_seq = first_seq.wrapping_add(header.last_offset_delta);
-            if let Some(entry) = p.producers.get(&pid) {
-                if header.producer_epoch < entry.epoch {
-                    respond(
-                        out,
-                        ErrorCode::InvalidProducerEpoch,
-                        Offset(-1),
-                        p.log.log_start_offset(),
-                    );
+            match check_sequence(
+                p.producers.get(&pid),
+                header.producer_epoch,
+                first_seq,
+                last_seq,
+            ) {
+                SequenceCheck::Append => {}
+                SequenceCheck::Reject(error) => {
+                    respond(out, error, Offset(-1), p.log.log_start_offset());
                     return;
                 }
-                if header.producer_epoch == entry.epoch {
-                    if let Some(dup) = entry
-                        .batches
-                        .iter()
-                        .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
-                    {
-                        // A retry of a batch we already have: answer with its original
-                        // offsets, but under the same rule as a fresh append. With acks=all
-                        // the answer waits until the HW passes the batch (Kafka's
-                        // DelayedProduce does the same for a duplicate): a new leader may hold
-                        // the batch uncommitted, and acknowledging it now would promise a
-                        // record that the next election can discard.
-                        let base = dup.first_offset;
-                        let last = Offset(
-                            dup.first_offset.0 + (dup.last_seq.wrapping_sub(dup.first_seq)) as i64,
-                        );
-                        if acks == Acks::All && last >= p.high_watermark {
-                            let id = self.fresh_id();
-                            self.pending_produces.insert(
-                                id,
-                                PendingProduce {
-                                    from,
-                                    corr,
-                                    tp: tp.clone(),
-                                    leader_epoch,
-                                    base_offset: base,
-                                    last_offset: last,
-                                },
-                            );
-                            out.timer(timeout_ms, BrokerTimer::ProduceTimeout { id });
-                            return;
-                        }
-                        respond(out, ErrorCode::None, base, p.log.log_start_offset());
+                SequenceCheck::Duplicate { base, last } => {
+                    // A retry of a batch we already have: answer with its original offsets,
+                    // but under the same rule as a fresh append. With acks=all the answer waits
+                    // until the HW passes the batch (Kafka's DelayedProduce does the same for a
+                    // duplicate): a new leader may hold the batch uncommitted, and
+                    // acknowledging it now would promise a record the next election can discard.
+                    if acks == Acks::All && last >= p.high_watermark {
+                        let id = self.fresh_id();
+                        let pending = PendingProduce {
+                            from,
+                            corr,
+                            tp: tp.clone(),
+                            leader_epoch,
+                            base_offset: base,
+                            last_offset: last,
+                        };
+                        self.pending_produces.insert(id, pending);
+                        out.timer(timeout_ms, BrokerTimer::ProduceTimeout { id });
                         return;
                     }
-                    let expected = entry.last_seq().map(|s| s.wrapping_add(1)).unwrap_or(0);
-                    if first_seq != expected {
-                        respond(
-                            out,
-                            ErrorCode::OutOfOrderSequenceNumber,
-                            Offset(-1),
-                            p.log.log_start_offset(),
-                        );
-                        return;
-                    }
-                } else if first_seq != 0 {
-                    respond(
-                        out,
-                        ErrorCode::OutOfOrderSequenceNumber,
-                        Offset(-1),
-                        p.log.log_start_offset(),
-                    );
+                    respond(out, ErrorCode::None, base, p.log.log_start_offset());
                     return;
                 }
-            } else if first_seq != 0 {
-                // Unknown producer with a non-zero sequence: its earlier batches are gone.
-                respond(
-                    out,
-                    ErrorCode::OutOfOrderSequenceNumber,
-                    Offset(-1),
-                    p.log.log_start_offset(),
-                );
-                return;
             }
         }
         if acks == Acks::All && (isr_now.len() as i32) < min_isr {
@@ -1884,6 +1845,64 @@ impl Broker {
     }
 }
 
+/// The leader's verdict on an idempotent batch (KIP-98; Kafka's `ProducerAppendInfo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SequenceCheck {
+    /// The next batch in sequence (or the first of a new epoch): append it.
+    Append,
+    /// One of the last [`NUM_BATCHES_TO_RETAIN`] batches again: answer with its offsets.
+    Duplicate { base: Offset, last: Offset },
+    /// Refuse it with this error.
+    Reject(ErrorCode),
+}
+
+/// Judges a batch `[first_seq, last_seq]` of epoch `epoch` against the producer's state.
+/// A stale epoch is fenced; within the epoch, a cached batch is a duplicate and anything but
+/// the next sequence is out of order; a new epoch, or a producer the leader does not know,
+/// must start at sequence 0 (an unknown producer with a later sequence lost its earlier
+/// batches, e.g. to truncation).
+fn check_sequence(
+    entry: Option<&ProducerEntry>,
+    epoch: ProducerEpoch,
+    first_seq: i32,
+    last_seq: i32,
+) -> SequenceCheck {
+    let Some(entry) = entry else {
+        return if first_seq == 0 {
+            SequenceCheck::Append
+        } else {
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        };
+    };
+    if epoch < entry.epoch {
+        return SequenceCheck::Reject(ErrorCode::InvalidProducerEpoch);
+    }
+    if epoch > entry.epoch {
+        return if first_seq == 0 {
+            SequenceCheck::Append
+        } else {
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        };
+    }
+    if let Some(dup) = entry
+        .batches
+        .iter()
+        .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
+    {
+        let last = Offset(dup.first_offset.0 + dup.last_seq.wrapping_sub(dup.first_seq) as i64);
+        return SequenceCheck::Duplicate {
+            base: dup.first_offset,
+            last,
+        };
+    }
+    let expected = entry.last_seq().map(|s| s.wrapping_add(1)).unwrap_or(0);
+    if first_seq == expected {
+        SequenceCheck::Append
+    } else {
+        SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+    }
+}
+
 impl Partition {
     fn record_producer_batch(
         &mut self,
@@ -2458,6 +2477,49 @@ mod tests {
             b.partitions[&tp()].log.log_end_offset(),
             Offset(1),
             "the duplicate was not appended again"
+        );
+    }
+
+    #[test]
+    fn sequence_rules_of_kip_98() {
+        let mut entry = ProducerEntry {
+            epoch: ProducerEpoch(1),
+            batches: VecDeque::new(),
+        };
+        entry.batches.push_back(CachedBatch {
+            first_seq: 0,
+            last_seq: 4,
+            first_offset: Offset(10),
+        });
+        let e = ProducerEpoch(1);
+        assert_eq!(check_sequence(Some(&entry), e, 5, 7), SequenceCheck::Append);
+        assert_eq!(
+            check_sequence(Some(&entry), e, 0, 4),
+            SequenceCheck::Duplicate {
+                base: Offset(10),
+                last: Offset(14)
+            }
+        );
+        assert_eq!(
+            check_sequence(Some(&entry), e, 6, 7),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
+        assert_eq!(
+            check_sequence(Some(&entry), ProducerEpoch(0), 5, 7),
+            SequenceCheck::Reject(ErrorCode::InvalidProducerEpoch)
+        );
+        assert_eq!(
+            check_sequence(Some(&entry), ProducerEpoch(2), 0, 3),
+            SequenceCheck::Append
+        );
+        assert_eq!(
+            check_sequence(Some(&entry), ProducerEpoch(2), 5, 7),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        );
+        assert_eq!(check_sequence(None, e, 0, 1), SequenceCheck::Append);
+        assert_eq!(
+            check_sequence(None, e, 3, 4),
+            SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
         );
     }
 

@@ -1410,11 +1410,7 @@ mod tests {
 
     #[test]
     fn config_truncation_modes() {
-        let c = BrokerConfig::from_properties(&broker(&[(
-            "sim.replication.truncation",
-            s("high-watermark"),
-        )]))
-        .unwrap();
+        let c = broker(&[("sim.replication.truncation", s("high-watermark"))]).unwrap();
         assert_eq!(c.replication_truncation, TruncationMode::HighWatermark);
         for mode in ["kip-101", "kip-279", "kip-320-first-try"] {
             let m = msg(broker(&[("sim.replication.truncation", s(mode))]));
