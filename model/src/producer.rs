@@ -370,7 +370,13 @@ impl ProducerClient {
                     need_metadata = true;
                     break;
                 };
-                if idempotent && self.partition_in_flight(partition) {
+                // One batch per partition in flight when order is guaranteed: with idempotence,
+                // and with max.in.flight.requests.per.connection=1 (Kafka's
+                // `guaranteeMessageOrder`: the sender mutes a partition until its batch is done,
+                // even across a leader change that sends the next batch to another broker).
+                let guarantee_order =
+                    idempotent || self.config.max_in_flight_requests_per_connection == 1;
+                if guarantee_order && self.partition_in_flight(partition) {
                     break;
                 }
                 if self.in_flight_to(leader)
