@@ -21,9 +21,18 @@
 //!   epoch; so does a controller-driven ISR shrink after a broker failure (ZooKeeper mode).
 //! * **Propagation.** After its writes, an event sends LeaderAndIsr to the replicas of every
 //!   partition it changed and UpdateMetadata to every live broker.
-//! * **Broker bounce (KIP-380).** A broker that re-registers with a new broker epoch is treated
-//!   as failed and then started: it is not elected leader in the same step, and requests are
-//!   addressed to its current broker epoch.
+//! * **Broker bounce (KIP-380) and ISR incarnations (KIP-903).** A broker registers with a broker
+//!   epoch that identifies its process incarnation. The ISR is stored with the epoch each member
+//!   joined with; a member whose registered epoch differs (it restarted, and may have lost its
+//!   unflushed tail or its disk) is dropped from the ISR and cannot be cleanly elected until the
+//!   leader adds it back after it caught up. A leader vouches for a new member with the epoch it
+//!   saw in that member's fetches, and the controller refuses a stale one (INELIGIBLE_REPLICA).
+//! * **Recovery among the last ISR (KIP-966).** When no ISR member is the incarnation that
+//!   joined, the partition stays offline until every member of the last ISR has registered
+//!   again; then the one whose log is most complete (by last epoch, then log end offset, as each
+//!   reported when it registered) is elected.
+//! * **Legacy modes.** With a legacy `sim.replication.truncation`, the controller behaves as
+//!   before KIP-380/KIP-903: ISR membership alone makes a replica electable.
 //!
 //! The scenario's topics are created by the controller if absent (standing in for an admin
 //! client's CreateTopics, which in ZooKeeper mode writes the assignment znode the same way).
