@@ -197,19 +197,14 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
     // Coordination node.
     {
         let (shared, disk) = (shared.clone(), disk.clone());
-        let h = handle
-            .create_node()
-            .name("zk")
-            .ip(node_ip(NodeId::Zk))
-            .init(move || {
-                let (shared, disk) = (shared.clone(), disk.clone());
-                async move {
-                    let files = read_files(&disk, NodeId::Zk);
-                    let server = ZkServer::recover(&files);
-                    run_actor(NodeId::Zk, server, Effects::new(), shared, disk).await
-                }
-            })
-            .build();
+        let h = spawn_node(&handle, NodeId::Zk, move || {
+            let (shared, disk) = (shared.clone(), disk.clone());
+            async move {
+                let files = read_files(&disk, NodeId::Zk);
+                let server = ZkServer::recover(&files);
+                run_actor(NodeId::Zk, server, Effects::new(), shared, disk).await
+            }
+        });
         handles.insert(NodeId::Zk, h);
     }
     // Let the coordination node bind before anyone connects.
@@ -220,21 +215,16 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         let (shared, disk) = (shared.clone(), disk.clone());
         let config = scenario.cluster.broker_config.clone();
         let topics = topics.clone();
-        let h = handle
-            .create_node()
-            .name(node.to_string())
-            .ip(node_ip(node))
-            .init(move || {
-                let (shared, disk, config, topics) =
-                    (shared.clone(), disk.clone(), config.clone(), topics.clone());
-                async move {
-                    let files = read_files(&disk, node);
-                    let mut out = Effects::new();
-                    let broker = Broker::recover(id, config, topics, &files, &mut out);
-                    run_actor(node, broker, out, shared, disk).await
-                }
-            })
-            .build();
+        let h = spawn_node(&handle, node, move || {
+            let (shared, disk, config, topics) =
+                (shared.clone(), disk.clone(), config.clone(), topics.clone());
+            async move {
+                let files = read_files(&disk, node);
+                let mut out = Effects::new();
+                let broker = Broker::recover(id, config, topics, &files, &mut out);
+                run_actor(node, broker, out, shared, disk).await
+            }
+        });
         handles.insert(node, h);
     }
     for (i, spec) in &producer_specs {
@@ -251,15 +241,10 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         };
         let bootstrap = brokers.clone();
         let i = *i;
-        let h = handle
-            .create_node()
-            .name(node.to_string())
-            .ip(node_ip(node))
-            .init(move || {
-                let p = ProducerClient::new(i, config.clone(), workload.clone(), bootstrap.clone());
-                run_actor(node, p, Effects::new(), shared.clone(), disk.clone())
-            })
-            .build();
+        let h = spawn_node(&handle, node, move || {
+            let p = ProducerClient::new(i, config.clone(), workload.clone(), bootstrap.clone());
+            run_actor(node, p, Effects::new(), shared.clone(), disk.clone())
+        });
         handles.insert(node, h);
     }
     for (i, spec) in &consumer_specs {
@@ -269,44 +254,38 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         let topics = spec.topics.clone();
         let bootstrap = brokers.clone();
         let i = *i;
-        let h = handle
-            .create_node()
-            .name(node.to_string())
-            .ip(node_ip(node))
-            .init(move || {
-                let c = ConsumerClient::new(i, config.clone(), topics.clone(), bootstrap.clone());
-                run_actor(node, c, Effects::new(), shared.clone(), disk.clone())
-            })
-            .build();
+        let h = spawn_node(&handle, node, move || {
+            let c = ConsumerClient::new(i, config.clone(), topics.clone(), bootstrap.clone());
+            run_actor(node, c, Effects::new(), shared.clone(), disk.clone())
+        });
         handles.insert(node, h);
     }
 
     // ---- fault phase ----
     let mut nemesis_rng = stream_rng(seed, streams::NEMESIS);
-    let mut disk_rng = stream_rng(seed, streams::DISK);
+    let disk_rng = stream_rng(seed, streams::DISK);
     let plan = nemesis::plan(
         &scenario.faults,
         scenario.cluster.brokers,
         scenario.duration_ms,
         &mut nemesis_rng,
     );
-    let mut state = NemesisState::default();
+    let mut nem = Nemesis {
+        state: NemesisState::default(),
+        handles: &handles,
+        shared: &shared,
+        assignment: &assignment,
+        all_nodes: &nodes,
+        brokers: scenario.cluster.brokers,
+        rng: nemesis_rng,
+        disk_rng,
+        disk: &disk,
+        spare_last_replica: scenario.faults.spare_last_replica,
+    };
     let mut records = Vec::new();
     for fault in &plan {
         madsim::time::sleep_until(start + Duration::from_millis(fault.at_ms)).await;
-        let rec = execute(
-            fault,
-            &mut state,
-            &handles,
-            &shared,
-            &assignment,
-            &nodes,
-            scenario.cluster.brokers,
-            &mut nemesis_rng,
-            &mut disk_rng,
-            &disk,
-            scenario.faults.spare_last_replica,
-        );
+        let rec = nem.execute(fault);
         records.push(rec);
     }
 
@@ -317,19 +296,7 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         action: FaultAction::Heal,
         source: FaultSource::HealPhase,
     };
-    records.push(execute(
-        &heal,
-        &mut state,
-        &handles,
-        &shared,
-        &assignment,
-        &nodes,
-        scenario.cluster.brokers,
-        &mut nemesis_rng,
-        &mut disk_rng,
-        &disk,
-        scenario.faults.spare_last_replica,
-    ));
+    records.push(nem.execute(&heal));
     // Disk faults not yet triggered are healed too.
     for b in &brokers {
         disk.inject_fault(
@@ -338,29 +305,18 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
             0,
         );
     }
-    let paused: Vec<NodeId> = state.paused.iter().copied().collect();
+    let paused: Vec<NodeId> = nem.state.paused.iter().copied().collect();
     for node in paused {
         let resume = PlannedFault {
             at_ms: scenario.duration_ms,
             action: FaultAction::Resume(node_selector(node)),
             source: FaultSource::HealPhase,
         };
-        records.push(execute(
-            &resume,
-            &mut state,
-            &handles,
-            &shared,
-            &assignment,
-            &nodes,
-            scenario.cluster.brokers,
-            &mut nemesis_rng,
-            &mut disk_rng,
-            &disk,
-            scenario.faults.spare_last_replica,
-        ));
+        records.push(nem.execute(&resume));
     }
     let halted: Vec<NodeId> = shared.lock().expect("shared").halted.drain(..).collect();
-    let stopped: Vec<NodeId> = state
+    let stopped: Vec<NodeId> = nem
+        .state
         .down
         .iter()
         .copied()
@@ -374,20 +330,8 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
             action: FaultAction::Restart(node_selector(node)),
             source: FaultSource::HealPhase,
         };
-        if state.down.contains(&node) {
-            records.push(execute(
-                &restart,
-                &mut state,
-                &handles,
-                &shared,
-                &assignment,
-                &nodes,
-                scenario.cluster.brokers,
-                &mut nemesis_rng,
-                &mut disk_rng,
-                &disk,
-                scenario.faults.spare_last_replica,
-            ));
+        if nem.state.down.contains(&node) {
+            records.push(nem.execute(&restart));
         } else {
             // A halted process: its node is still "running" in madsim. Kill it first so its
             // sockets are released (madsim's restart alone does not reset the network), then
@@ -467,6 +411,24 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
     }
 }
 
+/// Creates the madsim node of `node`; `init` runs at its start and at every restart.
+fn spawn_node<F, Fut>(
+    handle: &madsim::runtime::Handle,
+    node: NodeId,
+    init: F,
+) -> madsim::runtime::NodeHandle
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future + 'static,
+{
+    handle
+        .create_node()
+        .name(node.to_string())
+        .ip(node_ip(node))
+        .init(init)
+        .build()
+}
+
 fn node_selector(node: NodeId) -> crate::scenario::Selector {
     use crate::scenario::Selector;
     match node {
@@ -520,6 +482,42 @@ fn last_in_sync_copy(
         let others = isr.iter().any(|o| *o != b && holds_data(o));
         (isr.contains(&b) && !others).then(|| tp.clone())
     })
+}
+
+/// The nemesis at work: what it has done so far and what it needs to resolve and carry out
+/// the next fault.
+struct Nemesis<'a> {
+    state: NemesisState,
+    handles: &'a BTreeMap<NodeId, madsim::runtime::NodeHandle>,
+    shared: &'a SharedRef,
+    assignment: &'a BTreeMap<TopicPartition, Vec<BrokerId>>,
+    all_nodes: &'a [NodeId],
+    brokers: i32,
+    /// The `nemesis` random stream (plan, then fire-time choices such as `random-broker`).
+    rng: ChaCha8Rng,
+    /// The `disk` random stream (torn tails).
+    disk_rng: ChaCha8Rng,
+    disk: &'a Arc<SimDisk>,
+    spare_last_replica: bool,
+}
+
+impl Nemesis<'_> {
+    /// Carries out one fault now and returns what it did.
+    fn execute(&mut self, fault: &PlannedFault) -> FaultRecord {
+        execute(
+            fault,
+            &mut self.state,
+            self.handles,
+            self.shared,
+            self.assignment,
+            self.all_nodes,
+            self.brokers,
+            &mut self.rng,
+            &mut self.disk_rng,
+            self.disk,
+            self.spare_last_replica,
+        )
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
