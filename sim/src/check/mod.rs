@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+pub mod committed_record_lost;
 pub mod duplicate;
 pub mod idempotent_duplicate;
 pub mod inconsistent_offsets;
@@ -87,6 +88,7 @@ pub fn all_checkers() -> Vec<Box<dyn Checker>> {
         Box::new(nonmonotonic_send::NonmonotonicSend),
         Box::new(idempotent_duplicate::IdempotentDuplicate),
         Box::new(liveness::Liveness),
+        Box::new(committed_record_lost::CommittedRecordLost),
     ]
 }
 
@@ -487,7 +489,8 @@ mod tests {
                 "int-nonmonotonic-poll",
                 "nonmonotonic-send",
                 "idempotent-duplicate",
-                "liveness"
+                "liveness",
+                "committed-record-lost"
             ]
         );
     }

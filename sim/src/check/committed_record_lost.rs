@@ -1,0 +1,321 @@
+//! `committed-record-lost`: a record Kafka promised to keep is gone from every replica.
+//!
+//! **Definition.** A leader answers a produce with `acks=all` only once its high watermark has
+//! passed the batch, that is once every ISR member has it, and only if the ISR then had at least
+//! `min.insync.replicas` members (otherwise it answers NOT_ENOUGH_REPLICAS_AFTER_APPEND). The
+//! broker records such an answer as a `produce-acked` event; the producer's `ok` tells which
+//! value sits at each offset. The record is *committed*. At the end of the run, no replica's log
+//! may lack it: if no broker holds that value at that offset, the committed record was lost.
+//!
+//! **Source.** Kafka's replication design (a committed message is not lost as long as one
+//! in-sync replica is alive); KafkaReplication.tla and KIP-101's data-loss scenarios; Jepsen's
+//! 2013 Kafka analysis; KIP-966 for the limits of the promise. KAFKA-SEMANTICS.md states it as:
+//! never lost while one ISR member holding it survives without losing power or disk.
+//!
+//! **What is allowed.** Kafka relies on replication, not on fsync: if every member of the ISR
+//! the record was appended with later lost power or its disk (a `fault` event `power-fail` or
+//! `disk-loss` on each of them, or silent corruption by `disk-fault`), Kafka made no promise and
+//! the record is not judged. Records acknowledged with `acks=1` or `acks=0` are not committed
+//! when answered and are `lost-write`'s business. A replica that still holds the value at the
+//! offset (even one out of the ISR) counts as keeping it: this check only flags records that are
+//! gone everywhere.
+
+use super::{violation, CheckInput, Checker, Violation};
+use ksim_model::event::{Event, OpType, OpValue};
+use ksim_model::types::{BrokerId, NodeId, Offset, TopicPartition};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// See the module documentation.
+pub struct CommittedRecordLost;
+
+impl Checker for CommittedRecordLost {
+    fn name(&self) -> &'static str {
+        "committed-record-lost"
+    }
+
+    fn check(&self, input: &CheckInput) -> Vec<Violation> {
+        // The ISR each leader appended with, by (tp, base offset, leader epoch).
+        let mut appended_isr: BTreeMap<(TopicPartition, Offset, i32), Vec<BrokerId>> =
+            BTreeMap::new();
+        // Committed offset ranges: (tp, base, last, time, broker, epoch).
+        let mut committed = Vec::new();
+        // Brokers whose power or disk was lost, with the first time it happened after t.
+        let mut data_lost: BTreeMap<BrokerId, Vec<u64>> = BTreeMap::new();
+        for r in input.events {
+            match &r.event {
+                Event::ProduceAppended {
+                    tp,
+                    base_offset,
+                    leader_epoch,
+                    isr,
+                    ..
+                } => {
+                    appended_isr.insert((tp.clone(), *base_offset, leader_epoch.0), isr.clone());
+                }
+                Event::ProduceAcked {
+                    tp,
+                    broker,
+                    leader_epoch,
+                    base_offset,
+                    last_offset,
+                    error,
+                    ..
+                } if *error == ksim_model::protocol::ErrorCode::None => {
+                    committed.push((
+                        tp.clone(),
+                        *base_offset,
+                        *last_offset,
+                        r.time_ms,
+                        *broker,
+                        leader_epoch.0,
+                    ));
+                }
+                Event::Fault { action, nodes, .. }
+                    if action == "power-fail"
+                        || action == "disk-loss"
+                        || action == "disk-fault" =>
+                {
+                    for n in nodes {
+                        if let Some(NodeId::Broker(b)) = NodeId::parse(n) {
+                            data_lost.entry(b).or_default().push(r.time_ms);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if committed.is_empty() {
+            return Vec::new();
+        }
+        // Which value the producers were told sits at each (tp, offset), and when.
+        let mut acked_values: BTreeMap<(TopicPartition, Offset), Vec<(u64, u64, String)>> =
+            BTreeMap::new();
+        for e in input.history {
+            if let (
+                OpType::Ok,
+                OpValue::Send {
+                    tp,
+                    value,
+                    offset: Some(o),
+                    ..
+                },
+            ) = (e.op.op_type, &e.op.value)
+            {
+                acked_values.entry((tp.clone(), *o)).or_default().push((
+                    e.time_ms,
+                    *value,
+                    e.process.to_string(),
+                ));
+            }
+        }
+        // What every replica holds at the end.
+        let mut held: BTreeSet<(TopicPartition, Offset, u64)> = BTreeSet::new();
+        for ((_, tp), records) in input.final_logs {
+            for (o, v) in records {
+                held.insert((tp.clone(), *o, *v));
+            }
+        }
+        let mut anomalies = Vec::new();
+        let mut judged: BTreeSet<(TopicPartition, Offset)> = BTreeSet::new();
+        for (tp, base, last, acked_ms, broker, epoch) in committed {
+            let isr = appended_isr
+                .get(&(tp.clone(), base, epoch))
+                .cloned()
+                .unwrap_or_else(|| vec![broker]);
+            // Kafka's promise holds only while one ISR member keeps its power and disk.
+            let all_lost = isr
+                .iter()
+                .all(|m| data_lost.get(m).is_some_and(|ts| !ts.is_empty()));
+            if all_lost {
+                continue;
+            }
+            for o in base.0..=last.0 {
+                let key = (tp.clone(), Offset(o));
+                if !judged.insert(key.clone()) {
+                    continue;
+                }
+                // The value the producer was told about for this acknowledgement: the first ok
+                // at this offset answered at or after the leader's acknowledgement.
+                let Some((ok_ms, value, producer)) = acked_values
+                    .get(&key)
+                    .and_then(|v| v.iter().filter(|(t, _, _)| *t >= acked_ms).min().cloned())
+                else {
+                    continue;
+                };
+                if held.contains(&(tp.clone(), Offset(o), value)) {
+                    continue;
+                }
+                let now_there: Vec<String> = input
+                    .final_logs
+                    .iter()
+                    .filter(|((_, t), _)| *t == tp)
+                    .filter_map(|((n, _), recs)| {
+                        recs.iter()
+                            .find(|(x, _)| x.0 == o)
+                            .map(|(_, v)| format!("{n} holds {v}"))
+                    })
+                    .collect();
+                let there = if now_there.is_empty() {
+                    "no replica holds that offset".to_string()
+                } else {
+                    now_there.join(", ")
+                };
+                let isr_names: Vec<String> =
+                    isr.iter().map(|b| format!("broker-{}", b.0)).collect();
+                let sentence = format!(
+                    "value {value} at {tp} offset {o}, committed by leader broker-{} in epoch {epoch} with ISR [{}] at t={acked_ms} ms (acknowledged to {producer} at t={ok_ms} ms), is on no replica at the end: {there}",
+                    broker.0,
+                    isr_names.join(", ")
+                );
+                anomalies.push((
+                    sentence,
+                    json!({ "tp": tp.to_string(), "offset": o, "value": value, "leader": broker.0, "leader_epoch": epoch, "isr": isr.iter().map(|b| b.0).collect::<Vec<_>>(), "acked_ms": acked_ms }),
+                ));
+            }
+        }
+        violation(self.name(), None, anomalies, serde_json::Map::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{EventRecord, HistoryEntry};
+    use ksim_model::event::ClientOp;
+    use ksim_model::protocol::ErrorCode;
+    use ksim_model::types::{LeaderEpoch, ProducerId, Sequence};
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new("t", 0)
+    }
+
+    fn ev(time_ms: u64, event: Event) -> EventRecord {
+        EventRecord {
+            time_ms,
+            node: NodeId::Broker(BrokerId(0)),
+            event,
+        }
+    }
+
+    fn appended_and_acked(isr: Vec<BrokerId>) -> Vec<EventRecord> {
+        vec![
+            ev(
+                10,
+                Event::ProduceAppended {
+                    tp: tp(),
+                    broker: BrokerId(0),
+                    leader_epoch: LeaderEpoch(0),
+                    base_offset: Offset(5),
+                    last_offset: Offset(5),
+                    producer_id: ProducerId(1),
+                    base_sequence: Sequence(0),
+                    isr,
+                },
+            ),
+            ev(
+                20,
+                Event::ProduceAcked {
+                    tp: tp(),
+                    broker: BrokerId(0),
+                    leader_epoch: LeaderEpoch(0),
+                    base_offset: Offset(5),
+                    last_offset: Offset(5),
+                    acks: "all".into(),
+                    error: ErrorCode::None,
+                },
+            ),
+        ]
+    }
+
+    fn ok(value: u64) -> Vec<HistoryEntry> {
+        vec![HistoryEntry {
+            index: 0,
+            time_ms: 25,
+            process: NodeId::Producer(0),
+            op: ClientOp {
+                op_type: OpType::Ok,
+                op_id: 1,
+                value: OpValue::Send {
+                    tp: tp(),
+                    key: None,
+                    value,
+                    offset: Some(Offset(5)),
+                },
+                error: None,
+            },
+        }]
+    }
+
+    fn logs(entries: &[(i32, i64, u64)]) -> BTreeMap<(NodeId, TopicPartition), Vec<(Offset, u64)>> {
+        let mut m: BTreeMap<(NodeId, TopicPartition), Vec<(Offset, u64)>> = BTreeMap::new();
+        for (b, o, v) in entries {
+            m.entry((NodeId::Broker(BrokerId(*b)), tp()))
+                .or_default()
+                .push((Offset(*o), *v));
+        }
+        m
+    }
+
+    fn check(
+        history: &[HistoryEntry],
+        events: &[EventRecord],
+        final_logs: &BTreeMap<(NodeId, TopicPartition), Vec<(Offset, u64)>>,
+    ) -> Vec<Violation> {
+        CommittedRecordLost.check(&CheckInput {
+            history,
+            events,
+            final_logs,
+        })
+    }
+
+    #[test]
+    fn a_committed_record_missing_from_every_replica_is_a_violation() {
+        let events = appended_and_acked(vec![BrokerId(0), BrokerId(1)]);
+        // Both replicas now hold another value at offset 5.
+        let v = check(&ok(42), &events, &logs(&[(0, 5, 99), (1, 5, 99)]));
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].check, "committed-record-lost");
+        assert!(
+            v[0].message.contains("value 42 at t-0 offset 5"),
+            "{}",
+            v[0].message
+        );
+        assert!(
+            v[0].message.contains("broker-0 holds 99"),
+            "{}",
+            v[0].message
+        );
+    }
+
+    #[test]
+    fn kept_records_and_records_beyond_the_promise_pass() {
+        let events = appended_and_acked(vec![BrokerId(0), BrokerId(1)]);
+        // One replica still holds it.
+        assert!(check(&ok(42), &events, &logs(&[(0, 5, 99), (1, 5, 42)])).is_empty());
+        // Every ISR member lost power afterwards: Kafka promised nothing.
+        let mut beyond = events.clone();
+        for b in ["broker-0", "broker-1"] {
+            beyond.push(ev(
+                30,
+                Event::Fault {
+                    action: "power-fail".into(),
+                    nodes: vec![b.into()],
+                    source: "random".into(),
+                },
+            ));
+        }
+        assert!(check(&ok(42), &beyond, &logs(&[(0, 5, 99)])).is_empty());
+        // Only one of them lost power: still promised.
+        let mut one = events.clone();
+        one.push(ev(
+            30,
+            Event::Fault {
+                action: "power-fail".into(),
+                nodes: vec!["broker-0".into()],
+                source: "random".into(),
+            },
+        ));
+        assert_eq!(check(&ok(42), &one, &logs(&[(0, 5, 99)])).len(), 1);
+    }
+}
