@@ -1368,9 +1368,8 @@ impl Broker {
             partition_epoch: l.partition_epoch,
         };
         let generation = p.generation;
-        match controller {
-            Some(c) => out.send(NodeId::Broker(c), msg),
-            None => {}
+        if let Some(c) = controller {
+            out.send(NodeId::Broker(c), msg)
         }
         // If no answer comes (controller moved or died), try again.
         out.timer(
@@ -2225,14 +2224,13 @@ impl Actor for Broker {
 
     fn on_disconnect(&mut self, now: Instant, peer: NodeId, out: &mut Effects<BrokerTimer>) {
         match peer {
-            NodeId::Zk => {
+            NodeId::Zk
                 // Requests to the coordination node were lost; the session may survive.
                 // Reconnect handling: if we are not connected yet, try again shortly.
-                if self.zk.state == SessionState::Connecting {
+                if self.zk.state == SessionState::Connecting => {
                     self.zk.expire();
                     out.timer(500, BrokerTimer::ZkReconnect);
                 }
-            }
             NodeId::Broker(b) => {
                 // Follower fetches in flight to that broker will not be answered.
                 let lost: Vec<(CorrelationId, TopicPartition)> = self
@@ -2277,11 +2275,9 @@ impl Actor for Broker {
                     self.schedule_follower_fetch(&tp, backoff, out);
                 }
             }
-            Message::Zk { .. } => {
-                if self.zk.state == SessionState::Connecting {
-                    self.zk.expire();
-                    out.timer(500, BrokerTimer::ZkReconnect);
-                }
+            Message::Zk { .. } if self.zk.state == SessionState::Connecting => {
+                self.zk.expire();
+                out.timer(500, BrokerTimer::ZkReconnect);
             }
             Message::LeaderAndIsr { .. } | Message::UpdateMetadata { .. } => {
                 // As Kafka's ControllerChannelManager: keep trying while the broker is live.

@@ -777,20 +777,16 @@ impl Actor for ProducerClient {
                 }
                 self.request_metadata(now, out);
             }
-            Message::Metadata { corr, .. } => {
-                if self.metadata_in_flight == Some(corr) {
-                    self.metadata_in_flight = None;
-                    out.timer(
-                        self.config.retry_backoff_ms.max(1),
-                        ProducerTimer::MetadataRetry,
-                    );
-                }
+            Message::Metadata { corr, .. } if self.metadata_in_flight == Some(corr) => {
+                self.metadata_in_flight = None;
+                out.timer(
+                    self.config.retry_backoff_ms.max(1),
+                    ProducerTimer::MetadataRetry,
+                );
             }
-            Message::InitProducerId { corr, .. } => {
-                if self.init_pid_in_flight == Some(corr) {
-                    self.init_pid_in_flight = None;
-                    out.timer(self.config.retry_backoff_ms.max(1), ProducerTimer::Drain);
-                }
+            Message::InitProducerId { corr, .. } if self.init_pid_in_flight == Some(corr) => {
+                self.init_pid_in_flight = None;
+                out.timer(self.config.retry_backoff_ms.max(1), ProducerTimer::Drain);
             }
             _ => {}
         }

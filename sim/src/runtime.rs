@@ -76,10 +76,8 @@ impl Observer {
             Event::ControllerElected {
                 broker,
                 controller_epoch,
-            } => {
-                if self.controller.is_none_or(|(e, _)| *controller_epoch >= e) {
-                    self.controller = Some((*controller_epoch, *broker));
-                }
+            } if self.controller.is_none_or(|(e, _)| *controller_epoch >= e) => {
+                self.controller = Some((*controller_epoch, *broker));
             }
             _ => {}
         }
@@ -318,13 +316,14 @@ pub async fn run_actor<A: Actor>(
         if let Some(reason) = halt {
             tracing::warn!(node = %me, %reason, "halted");
             // Kafka halts the process on a fatal log-directory error (single log dir).
-            let mut s = lock(&shared);
-            s.record_event(me, Event::Halted { reason });
-            s.halted.push(me);
-            // The process exits (Kafka calls Runtime.halt): its connections reset, and madsim
-            // stops the node; the heal phase restarts it.
-            s.reset_connections_to(me);
-            drop(s);
+            {
+                let mut s = lock(&shared);
+                s.record_event(me, Event::Halted { reason });
+                s.halted.push(me);
+                // The process exits (Kafka calls Runtime.halt): its connections reset, and
+                // madsim stops the node; the heal phase restarts it.
+                s.reset_connections_to(me);
+            }
             madsim::runtime::Handle::current().kill(madsim::plugin::node());
             std::future::pending::<()>().await;
         }
