@@ -9,6 +9,13 @@
 //! the leader with `min.insync.replicas=1`, or a replica that truncated an acknowledged record
 //! (KIP-101) and then led.
 //!
+//! A send acknowledged without an offset (`acks=0`: fire and forget, the producer never learns
+//! where the record went) is judged by the producer's own order instead: if a record the same
+//! producer sent *later* to the same partition was read, reads went past it. Within one
+//! connection a leader appends a producer's records in the order they were sent, and a record
+//! left behind on a deposed leader is gone with that leader's divergent log, so an earlier
+//! record that was never read was lost.
+//!
 //! **Source.** Jepsen's Kafka checker (`jepsen/src/jepsen/tests/kafka.clj`,
 //! `lost-write-cases`): for each key (partition) take the highest offset any poll observed and
 //! demand that every value acknowledged below it was observed by some poll. Jepsen works on a
@@ -41,6 +48,7 @@ impl Checker for LostWrite {
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         let mut read_values: BTreeSet<u64> = BTreeSet::new();
+        let mut first_reader: BTreeMap<u64, Source> = BTreeMap::new();
         // Per partition: the highest offset polled and the first poll (in history order) that
         // returned it, as the witness that reads went that far.
         let mut max_read: BTreeMap<TopicPartition, (Offset, u64, Source)> = BTreeMap::new();
@@ -49,6 +57,7 @@ impl Checker for LostWrite {
                 continue;
             }
             read_values.insert(obs.value);
+            first_reader.entry(obs.value).or_insert(obs.source);
             let higher = max_read
                 .get(&obs.tp)
                 .is_none_or(|(o, _, _)| obs.offset > *o);
@@ -94,8 +103,51 @@ impl Checker for LostWrite {
                 (sentence, data)
             })
             .collect();
+        let mut anomalies: Vec<(String, serde_json::Value)> = anomalies;
+        anomalies.extend(offsetless_lost(input, &read_values, &first_reader));
         violation(self.name(), None, anomalies, serde_json::Map::new())
     }
+}
+
+/// Fire-and-forget sends (no offset) never read although a later send of the same producer to
+/// the same partition was read.
+fn offsetless_lost(
+    input: &CheckInput,
+    read_values: &BTreeSet<u64>,
+    first_reader: &BTreeMap<u64, Source>,
+) -> Vec<(String, serde_json::Value)> {
+    let sends = acked_sends(input.history);
+    // The latest send (by history order) of each producer to each partition that was read.
+    let mut latest_read: BTreeMap<(String, TopicPartition), (u64, u64)> = BTreeMap::new();
+    for s in sends.iter().filter(|s| read_values.contains(&s.value)) {
+        let key = (s.source.process.to_string(), s.tp.clone());
+        let e = latest_read.entry(key).or_insert((s.source.index, s.value));
+        if s.source.index > e.0 {
+            *e = (s.source.index, s.value);
+        }
+    }
+    let mut out = Vec::new();
+    for s in sends
+        .iter()
+        .filter(|s| s.offset.is_none() && !read_values.contains(&s.value))
+    {
+        let key = (s.source.process.to_string(), s.tp.clone());
+        let Some((index, later)) = latest_read.get(&key) else {
+            continue;
+        };
+        if *index <= s.source.index {
+            continue;
+        }
+        let reader = first_reader.get(later).expect("a read value has a reader");
+        let sentence = format!(
+            "value {} sent fire-and-forget to {} ({}, t={} ms) was never read, although {}'s later value {} to {} was read by {} (t={} ms)",
+            s.value, s.tp, s.source.process, s.source.time_ms, s.source.process, later, s.tp, reader.process, reader.time_ms
+        );
+        let mut data = s.to_json();
+        data["later_read"] = json!({ "value": later, "reader": reader.to_json() });
+        out.push((sentence, data));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -143,6 +195,38 @@ mod tests {
         h.send(1, OpType::Ok, &tp(1), 7, 1);
         h.poll(1, &tp(1), &[(2, 7)]);
         h.poll(1, &tp(1), &[(0, 6)]);
+        assert!(check_history(&LostWrite, &h.entries).is_empty());
+    }
+
+    #[test]
+    fn fire_and_forget_send_overtaken_by_a_read_later_send_is_lost() {
+        let fire_and_forget = |h: &mut HistoryBuilder| {
+            for e in h.entries.iter_mut() {
+                if let ksim_model::event::OpValue::Send { offset, .. } = &mut e.op.value {
+                    *offset = None;
+                }
+            }
+        };
+        // producer-0 sends 200 then 201 with acks=0; only 201 is ever read.
+        let mut h = HistoryBuilder::default();
+        h.send(0, OpType::Ok, &tp(1), 200, 0)
+            .send(0, OpType::Ok, &tp(1), 201, 0);
+        fire_and_forget(&mut h);
+        h.poll(0, &tp(1), &[(0, 201)]);
+        let v = check_history(&LostWrite, &h.entries);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].message
+                .starts_with("value 200 sent fire-and-forget to events-1"),
+            "{}",
+            v[0].message
+        );
+        // If the last send is the unread one, nothing was read past it: not judged here.
+        let mut h = HistoryBuilder::default();
+        h.send(0, OpType::Ok, &tp(1), 200, 0)
+            .send(0, OpType::Ok, &tp(1), 201, 0);
+        fire_and_forget(&mut h);
+        h.poll(0, &tp(1), &[(0, 200)]);
         assert!(check_history(&LostWrite, &h.entries).is_empty());
     }
 }
