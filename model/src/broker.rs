@@ -872,7 +872,14 @@ impl Broker {
         let flush_interval = self.flush_interval_messages(&tp.topic);
         let respond =
             |out: &mut Effects<BrokerTimer>, error: ErrorCode, base: Offset, lso: Offset| {
-                if acks != Acks::None {
+                if acks == Acks::None {
+                    // No answer is read with acks=0; on an error Kafka closes the connection
+                    // so that the producer notices and refreshes its metadata.
+                    if error != ErrorCode::None {
+                        out.list
+                            .push(crate::effects::Effect::CloseConnection { peer: from });
+                    }
+                } else {
                     out.send(
                         from,
                         Message::ProduceResponse {

@@ -32,6 +32,9 @@ pub enum DiskOp {
 pub enum Effect<T> {
     /// Send a message to another node (fire and forget; loss is the receiver's timeout's job).
     Send { to: NodeId, msg: Message },
+    /// Like `Send`, and the shell calls `on_sent` once the message's bytes are written to the
+    /// connection (or `on_send_failed` if they never are): what an `acks=0` producer waits for.
+    SendTracked { to: NodeId, msg: Message },
     /// Call `on_timeout(timer)` after `after_ms` simulated milliseconds. Timers cannot be
     /// cancelled; a handler ignores a timer that no longer applies (carry a generation in it).
     SetTimer { after_ms: u64, timer: T },
@@ -43,6 +46,9 @@ pub enum Effect<T> {
     Op(ClientOp),
     /// The process stops itself (Kafka halts on a fatal log-directory error).
     Halt { reason: String },
+    /// Close the connection with `peer`: it sees a disconnect (`on_disconnect`). Kafka does this
+    /// when an `acks=0` produce fails, so that the producer, which reads no answer, notices.
+    CloseConnection { peer: NodeId },
 }
 
 /// The buffer handlers write their effects into.
@@ -63,6 +69,9 @@ impl<T> Effects<T> {
     }
     pub fn send(&mut self, to: NodeId, msg: Message) {
         self.list.push(Effect::Send { to, msg });
+    }
+    pub fn send_tracked(&mut self, to: NodeId, msg: Message) {
+        self.list.push(Effect::SendTracked { to, msg });
     }
     pub fn timer(&mut self, after_ms: u64, timer: T) {
         self.list.push(Effect::SetTimer { after_ms, timer });
@@ -108,6 +117,16 @@ pub trait Actor {
     /// connection), as Kafka's `NetworkClient` sees a disconnect: requests in flight to `peer`
     /// will get no answer. Default: nothing.
     fn on_disconnect(&mut self, _now: Instant, _peer: NodeId, _out: &mut Effects<Self::Timer>) {}
+    /// A message sent with [`Effect::SendTracked`] was written to the connection to `to`.
+    /// Default: nothing.
+    fn on_sent(
+        &mut self,
+        _now: Instant,
+        _to: NodeId,
+        _msg: Message,
+        _out: &mut Effects<Self::Timer>,
+    ) {
+    }
     /// `msg` could not be sent to `to` at all (connection refused): it certainly was not
     /// delivered. Default: nothing (the request's timeout handles it).
     fn on_send_failed(

@@ -105,6 +105,8 @@ pub struct ProducerClient {
     open: BTreeMap<i32, Batch>,
     ready: BTreeMap<i32, VecDeque<Batch>>,
     in_flight: BTreeMap<CorrelationId, InFlight>,
+    /// acks=0 batches handed to the network, not yet known to be written.
+    unconfirmed: BTreeMap<CorrelationId, InFlight>,
     next_value: u64,
     next_op: u64,
     next_corr: u64,
@@ -139,6 +141,7 @@ impl ProducerClient {
             open: BTreeMap::new(),
             ready: BTreeMap::new(),
             in_flight: BTreeMap::new(),
+            unconfirmed: BTreeMap::new(),
             next_value: 0,
             next_op: 0,
             next_corr: 0,
@@ -442,33 +445,29 @@ impl ProducerClient {
         let bytes = rb.encode();
         let tp = self.tp(batch.partition);
         let acks = self.config.acks;
-        out.send(
-            NodeId::Broker(leader),
-            Message::Produce {
-                corr,
-                tp,
-                acks,
-                timeout_ms: self.config.request_timeout_ms,
-                batch: bytes,
-            },
-        );
+        let msg = Message::Produce {
+            corr,
+            tp,
+            acks,
+            timeout_ms: self.config.request_timeout_ms,
+            batch: bytes,
+        };
         if acks == Acks::None {
-            // Fire and forget: success as soon as it is on the wire, offset unknown.
-            for r in &batch.records {
-                out.op(ClientOp {
-                    op_type: OpType::Ok,
-                    op_id: r.op_id,
-                    value: OpValue::Send {
-                        tp: self.tp(batch.partition),
-                        key: r.key.clone(),
-                        value: r.value,
-                        offset: None,
-                    },
-                    error: None,
-                });
-            }
+            // Fire and forget: the batch is done once its bytes are written to the connection
+            // (`on_sent`), with no offset; a batch that could not be written at all (connection
+            // refused) goes back to the accumulator, as Kafka's sender only drains batches to a
+            // ready connection.
+            out.send_tracked(NodeId::Broker(leader), msg);
+            self.unconfirmed.insert(
+                corr,
+                InFlight {
+                    batch,
+                    broker: leader,
+                },
+            );
             return;
         }
+        out.send(NodeId::Broker(leader), msg);
         out.timer(
             self.config.request_timeout_ms,
             ProducerTimer::RequestTimeout { corr },
@@ -755,6 +754,34 @@ impl Actor for ProducerClient {
         self.drain(now, out);
     }
 
+    fn on_sent(
+        &mut self,
+        _now: Instant,
+        _to: NodeId,
+        msg: Message,
+        out: &mut Effects<ProducerTimer>,
+    ) {
+        let Message::Produce { corr, .. } = msg else {
+            return;
+        };
+        let Some(f) = self.unconfirmed.remove(&corr) else {
+            return;
+        };
+        for r in &f.batch.records {
+            out.op(ClientOp {
+                op_type: OpType::Ok,
+                op_id: r.op_id,
+                value: OpValue::Send {
+                    tp: self.tp(f.batch.partition),
+                    key: r.key.clone(),
+                    value: r.value,
+                    offset: None,
+                },
+                error: None,
+            });
+        }
+    }
+
     fn on_send_failed(
         &mut self,
         now: Instant,
@@ -763,6 +790,20 @@ impl Actor for ProducerClient {
         out: &mut Effects<ProducerTimer>,
     ) {
         match msg {
+            Message::Produce { corr, .. } if self.unconfirmed.contains_key(&corr) => {
+                // Never written: back to the front of its partition's queue, sent again once
+                // metadata names a reachable leader.
+                let f = self.unconfirmed.remove(&corr).expect("present");
+                self.leaders.insert(f.batch.partition, None);
+                let mut batch = f.batch;
+                batch.retry_at = now.plus_ms(self.config.retry_backoff_ms);
+                self.ready
+                    .entry(batch.partition)
+                    .or_default()
+                    .push_front(batch);
+                self.request_metadata(now, out);
+                out.timer(self.config.retry_backoff_ms.max(1), ProducerTimer::Drain);
+            }
             Message::Produce { corr, .. } => {
                 if let Some(f) = self.in_flight.remove(&corr) {
                     self.leaders.insert(f.batch.partition, None);

@@ -133,6 +133,13 @@ impl Shared {
         }
     }
 
+    /// `node` closed its connections with `peer`: `peer` sees them close.
+    pub fn close_connection(&mut self, node: NodeId, peer: NodeId) {
+        if let Some(inbox) = self.inboxes.get(&peer) {
+            let _ = inbox.send(Inbound::Disconnected(node));
+        }
+    }
+
     /// Records an event as if `node` emitted it (the nemesis records faults this way).
     pub fn record_event(&mut self, node: NodeId, event: Event) {
         let time_ms = self.now_ms();
@@ -153,6 +160,8 @@ enum Inbound {
     Msg(NodeId, Message),
     Disconnected(NodeId),
     SendFailed(NodeId, Message),
+    /// A tracked message was written to its connection.
+    Sent(NodeId, Message),
 }
 
 fn encode_frame(from: NodeId, msg: &Message) -> Vec<u8> {
@@ -200,11 +209,11 @@ async fn writer_loop(
     me: NodeId,
     peer: NodeId,
     addr: SocketAddr,
-    mut queue: mpsc::UnboundedReceiver<Message>,
+    mut queue: mpsc::UnboundedReceiver<(Message, bool)>,
     inbox: mpsc::UnboundedSender<Inbound>,
 ) {
     let mut stream: Option<TcpStream> = None;
-    while let Some(msg) = queue.recv().await {
+    while let Some((msg, tracked)) = queue.recv().await {
         if stream.is_none() {
             match TcpStream::connect(addr).await {
                 Ok(s) => stream = Some(s),
@@ -221,6 +230,8 @@ async fn writer_loop(
             stream = None;
             let _ = inbox.send(Inbound::Disconnected(peer));
             let _ = inbox.send(Inbound::SendFailed(peer, msg));
+        } else if tracked {
+            let _ = inbox.send(Inbound::Sent(peer, msg));
         }
     }
 }
@@ -257,7 +268,7 @@ pub async fn run_actor<A: Actor>(
     let listener = TcpListener::bind(addr).await.expect("bind node address");
     madsim::task::spawn(accept_loop(listener, inbox_tx.clone()));
 
-    let mut writers: BTreeMap<NodeId, mpsc::UnboundedSender<Message>> = BTreeMap::new();
+    let mut writers: BTreeMap<NodeId, mpsc::UnboundedSender<(Message, bool)>> = BTreeMap::new();
     let mut timers: BTreeMap<(u64, u64), A::Timer> = BTreeMap::new();
     let mut timer_seq: u64 = 0;
     let start = lock(&shared).start;
@@ -271,7 +282,12 @@ pub async fn run_actor<A: Actor>(
         let mut halt: Option<String> = None;
         for effect in out.drain() {
             match effect {
-                Effect::Send { to, msg } => {
+                effect @ (Effect::Send { .. } | Effect::SendTracked { .. }) => {
+                    let (to, msg, tracked) = match effect {
+                        Effect::Send { to, msg } => (to, msg, false),
+                        Effect::SendTracked { to, msg } => (to, msg, true),
+                        _ => unreachable!("matched a send"),
+                    };
                     tracing::trace!(from = %me, %to, api = msg.api_name(), "send");
                     lock(&shared).messages += 1;
                     let tx = writers.entry(to).or_insert_with(|| {
@@ -280,7 +296,7 @@ pub async fn run_actor<A: Actor>(
                         madsim::task::spawn(writer_loop(me, to, peer_addr, rx, inbox_tx.clone()));
                         tx
                     });
-                    let _ = tx.send(msg);
+                    let _ = tx.send((msg, tracked));
                 }
                 Effect::SetTimer { after_ms, timer } => {
                     timer_seq += 1;
@@ -306,6 +322,10 @@ pub async fn run_actor<A: Actor>(
                         process: me,
                         op,
                     });
+                }
+                Effect::CloseConnection { peer } => {
+                    writers.remove(&peer);
+                    lock(&shared).close_connection(me, peer);
                 }
                 Effect::Halt { reason } => {
                     halt = Some(reason);
@@ -355,6 +375,7 @@ pub async fn run_actor<A: Actor>(
                 actor.on_disconnect(now, peer, &mut out)
             }
             Some(Inbound::SendFailed(peer, msg)) => actor.on_send_failed(now, peer, msg, &mut out),
+            Some(Inbound::Sent(peer, msg)) => actor.on_sent(now, peer, msg, &mut out),
             None => {
                 let due: Vec<(u64, u64)> = timers
                     .range(..=(now.as_ms(), u64::MAX))
