@@ -1386,7 +1386,6 @@ impl Broker {
                 generation,
             },
         );
-        let _ = corr;
     }
 
     fn on_alter_partition_response(
@@ -1586,7 +1585,7 @@ impl Broker {
     #[allow(clippy::too_many_arguments)]
     fn on_fetch_response(
         &mut self,
-        now: Instant,
+        _now: Instant,
         corr: CorrelationId,
         tp: TopicPartition,
         error: ErrorCode,
@@ -1693,7 +1692,6 @@ impl Broker {
         for op in ops {
             out.disk(op);
         }
-        let _ = now;
         self.schedule_follower_fetch(&tp, 0, out);
     }
 
@@ -2229,7 +2227,7 @@ impl Actor for Broker {
         self.invariants();
     }
 
-    fn on_disconnect(&mut self, now: Instant, peer: NodeId, out: &mut Effects<BrokerTimer>) {
+    fn on_disconnect(&mut self, _now: Instant, peer: NodeId, out: &mut Effects<BrokerTimer>) {
         match peer {
             NodeId::Zk
                 // Requests to the coordination node were lost; the session may survive.
@@ -2257,7 +2255,6 @@ impl Actor for Broker {
                         self.schedule_follower_fetch(&tp, backoff, out);
                     }
                 }
-                let _ = now;
             }
             _ => {}
         }
@@ -2265,7 +2262,7 @@ impl Actor for Broker {
 
     fn on_send_failed(
         &mut self,
-        now: Instant,
+        _now: Instant,
         to: NodeId,
         msg: Message,
         out: &mut Effects<BrokerTimer>,
@@ -2299,7 +2296,6 @@ impl Actor for Broker {
             }
             _ => {}
         }
-        let _ = (now, to);
     }
 }
 

@@ -80,7 +80,6 @@ pub enum ControllerZkOp {
         /// Broker epoch of each ISR member (KIP-903).
         epochs: IsrEpochs,
         reason: String,
-        created: bool,
     },
 }
 
@@ -526,7 +525,6 @@ impl Controller {
                 mut state,
                 epochs,
                 reason,
-                created,
             } => {
                 let version = match &result {
                     Ok(ZkReply::Multi { results }) => match results.last() {
@@ -539,7 +537,6 @@ impl Controller {
                 let Some(version) = version else {
                     // Our epoch check or the state's version check failed: another controller
                     // has taken over (ControllerMovedException). Step down.
-                    let _ = created;
                     self.resign(out);
                     return;
                 };
@@ -754,18 +751,15 @@ impl Controller {
             path: "/controller_epoch".into(),
             version: a.epoch_version,
         };
-        let (ops, created) = match existing {
-            Some(old) => (
-                vec![
-                    check,
-                    ZkOp::SetData {
-                        path: state_path(tp),
-                        data: encode_state(&state, &epochs),
-                        expected_version: Some(old.partition_epoch),
-                    },
-                ],
-                false,
-            ),
+        let ops = match existing {
+            Some(old) => vec![
+                check,
+                ZkOp::SetData {
+                    path: state_path(tp),
+                    data: encode_state(&state, &epochs),
+                    expected_version: Some(old.partition_epoch),
+                },
+            ],
             None => {
                 for path in [
                     format!("/brokers/topics/{}/partitions", tp.topic),
@@ -780,17 +774,14 @@ impl Controller {
                         ControllerZkOp::EnsurePath,
                     ));
                 }
-                (
-                    vec![
-                        check,
-                        ZkOp::Create {
-                            path: state_path(tp),
-                            data: encode_state(&state, &epochs),
-                            ephemeral: false,
-                        },
-                    ],
-                    true,
-                )
+                vec![
+                    check,
+                    ZkOp::Create {
+                        path: state_path(tp),
+                        data: encode_state(&state, &epochs),
+                        ephemeral: false,
+                    },
+                ]
             }
         };
         a.pending.as_mut().expect("in an event").writes += 1;
@@ -801,7 +792,6 @@ impl Controller {
                 state,
                 epochs,
                 reason: reason.into(),
-                created,
             },
         ));
     }

@@ -164,7 +164,7 @@ impl ProducerClient {
         (1000 / self.workload.rate_per_sec.max(1) as u64).max(1)
     }
 
-    fn request_metadata(&mut self, now: Instant, out: &mut Effects<ProducerTimer>) {
+    fn request_metadata(&mut self, out: &mut Effects<ProducerTimer>) {
         if self.metadata_in_flight.is_some() || self.bootstrap.is_empty() {
             return;
         }
@@ -183,7 +183,6 @@ impl ProducerClient {
             self.config.request_timeout_ms,
             ProducerTimer::RequestTimeout { corr },
         );
-        let _ = now;
     }
 
     fn init_producer_id(&mut self, out: &mut Effects<ProducerTimer>) {
@@ -410,7 +409,7 @@ impl ProducerClient {
             }
         }
         if need_metadata {
-            self.request_metadata(now, out);
+            self.request_metadata(out);
         }
         if let Some(at) = earliest_retry {
             out.timer(at.since(now).max(1), ProducerTimer::Drain);
@@ -592,7 +591,7 @@ impl ProducerClient {
                         | ErrorCode::FencedLeaderEpoch
                 ) {
                     self.leaders.insert(batch.partition, None);
-                    self.request_metadata(now, out);
+                    self.request_metadata(out);
                 }
                 self.retry_or_fail(now, batch, e.kafka_name().into(), may_be_written, out);
             }
@@ -609,8 +608,8 @@ impl ProducerClient {
 impl Actor for ProducerClient {
     type Timer = ProducerTimer;
 
-    fn on_start(&mut self, now: Instant, out: &mut Effects<ProducerTimer>) {
-        self.request_metadata(now, out);
+    fn on_start(&mut self, _now: Instant, out: &mut Effects<ProducerTimer>) {
+        self.request_metadata(out);
         out.timer(self.tick_interval_ms(), ProducerTimer::Tick);
         out.timer(
             self.config.metadata_max_age_ms,
@@ -694,13 +693,13 @@ impl Actor for ProducerClient {
             ProducerTimer::RequestTimeout { corr } => {
                 if self.metadata_in_flight == Some(corr) {
                     self.metadata_in_flight = None;
-                    self.request_metadata(now, out);
+                    self.request_metadata(out);
                 } else if self.init_pid_in_flight == Some(corr) {
                     self.init_pid_in_flight = None;
                     self.drain(now, out);
                 } else if let Some(f) = self.in_flight.remove(&corr) {
                     self.leaders.insert(f.batch.partition, None);
-                    self.request_metadata(now, out);
+                    self.request_metadata(out);
                     self.retry_or_fail(
                         now,
                         f.batch,
@@ -712,9 +711,9 @@ impl Actor for ProducerClient {
                 }
             }
             ProducerTimer::Drain => self.drain(now, out),
-            ProducerTimer::MetadataRetry => self.request_metadata(now, out),
+            ProducerTimer::MetadataRetry => self.request_metadata(out),
             ProducerTimer::MetadataRefresh => {
-                self.request_metadata(now, out);
+                self.request_metadata(out);
                 out.timer(
                     self.config.metadata_max_age_ms,
                     ProducerTimer::MetadataRefresh,
@@ -750,7 +749,7 @@ impl Actor for ProducerClient {
         if self.init_pid_in_flight.is_some() {
             self.init_pid_in_flight = None;
         }
-        self.request_metadata(now, out);
+        self.request_metadata(out);
         self.drain(now, out);
     }
 
@@ -801,7 +800,7 @@ impl Actor for ProducerClient {
                     .entry(batch.partition)
                     .or_default()
                     .push_front(batch);
-                self.request_metadata(now, out);
+                self.request_metadata(out);
                 out.timer(self.config.retry_backoff_ms.max(1), ProducerTimer::Drain);
             }
             Message::Produce { corr, .. } => {
@@ -816,7 +815,7 @@ impl Actor for ProducerClient {
                         out,
                     );
                 }
-                self.request_metadata(now, out);
+                self.request_metadata(out);
             }
             Message::Metadata { corr, .. } if self.metadata_in_flight == Some(corr) => {
                 self.metadata_in_flight = None;

@@ -5,7 +5,7 @@
 //! [`NodeId::Zk`].
 
 use crate::protocol::{Message, ZkError, ZkReply, ZkRequest};
-use crate::types::{CorrelationId, Instant, NodeId, SessionId};
+use crate::types::{CorrelationId, Instant, SessionId};
 use std::collections::BTreeMap;
 
 /// Session state.
@@ -100,15 +100,5 @@ impl<P> ZkClient<P> {
     /// Whether a ping is due (nothing sent for a third of the session timeout).
     pub fn ping_due(&self, now: Instant) -> bool {
         self.session().is_some() && now.since(self.last_sent) >= self.session_timeout_ms / 3
-    }
-
-    /// Requests awaiting an answer.
-    pub fn in_flight(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Destination of every request.
-    pub fn node() -> NodeId {
-        NodeId::Zk
     }
 }
