@@ -594,12 +594,30 @@ fn write_verdict(out: &mut String, run: &RunResult) {
             cell(check_statement(check))
         );
     }
+    for skipped in &run.checks.checks_skipped {
+        let _ = writeln!(
+            out,
+            "| `{}` | skipped | - | {} |",
+            skipped.check,
+            cell(&skipped.reason)
+        );
+    }
     out.push('\n');
+    if !run.checks.notes.is_empty() {
+        out.push_str("What the checks deliberately did not judge, and why:\n\n");
+        for note in &run.checks.notes {
+            let _ = writeln!(out, "- `{}`: {}", note.check, note.note);
+        }
+        out.push('\n');
+    }
     let not_run: Vec<&String> = run
         .scenario
         .expect_violations
         .iter()
-        .filter(|c| !run.checks.checks_run.contains(c))
+        .filter(|c| {
+            !run.checks.checks_run.contains(c)
+                && !run.checks.checks_skipped.iter().any(|s| &s.check == *c)
+        })
         .collect();
     if !not_run.is_empty() {
         let _ = writeln!(
@@ -2692,6 +2710,7 @@ config = { "auto.offset.reset" = "earliest" }
             history: &history,
             events: &events,
             final_logs: &final_logs,
+            scenario: None,
         });
         let mut assignment = BTreeMap::new();
         assignment.insert(TopicPartition::new("events", 0), vec![b(0), b(1), b(2)]);

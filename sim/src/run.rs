@@ -59,6 +59,10 @@ pub struct Summary {
     pub expect: Expect,
     pub violations: Vec<Violation>,
     pub checks_run: Vec<String>,
+    /// Checks that did not apply to this run, each with the reason.
+    pub checks_skipped: Vec<crate::check::SkippedCheck>,
+    /// What the checks deliberately left unjudged, and why.
+    pub check_notes: Vec<crate::check::CheckNote>,
     pub history_hash: String,
     pub stats: Stats,
     pub faults: Vec<crate::nemesis::FaultRecord>,
@@ -73,6 +77,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunResult {
         history: &output.history,
         events: &output.events,
         final_logs: &output.final_logs,
+        scenario: Some(scenario),
     });
     let outcome = if checks.violations.is_empty() {
         Outcome::Ok
@@ -145,6 +150,8 @@ impl RunResult {
             expect: self.scenario.expect,
             violations: self.checks.violations.clone(),
             checks_run: self.checks.checks_run.clone(),
+            checks_skipped: self.checks.checks_skipped.clone(),
+            check_notes: self.checks.notes.clone(),
             history_hash: self.history_hash.clone(),
             stats: self.stats(),
             faults: self.output.faults.clone(),

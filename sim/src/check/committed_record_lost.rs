@@ -34,6 +34,19 @@ impl Checker for CommittedRecordLost {
         "committed-record-lost"
     }
 
+    fn skip_reason(&self, input: &CheckInput) -> Option<String> {
+        let scenario = input.scenario?;
+        (!scenario
+            .producers
+            .iter()
+            .any(|p| p.config.acks == ksim_model::protocol::Acks::All))
+        .then(|| {
+            "no producer sends with acks=all, so no acknowledgement promises that a record was \
+             committed to the in-sync replicas"
+                .to_string()
+        })
+    }
+
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         // The ISR each leader appended with, by (tp, base offset, leader epoch).
         let mut appended_isr: BTreeMap<(TopicPartition, Offset, i32), Vec<BrokerId>> =
@@ -266,6 +279,7 @@ mod tests {
             history,
             events,
             final_logs,
+            scenario: None,
         })
     }
 

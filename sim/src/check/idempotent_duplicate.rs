@@ -94,6 +94,19 @@ impl Checker for IdempotentDuplicate {
         "idempotent-duplicate"
     }
 
+    fn skip_reason(&self, input: &CheckInput) -> Option<String> {
+        let scenario = input.scenario?;
+        (!scenario
+            .producers
+            .iter()
+            .any(|p| p.config.enable_idempotence))
+        .then(|| {
+            "no producer sets enable.idempotence=true, so no batch carries a producer id and \
+             sequence to judge"
+                .to_string()
+        })
+    }
+
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         // (partition, PID, base sequence) -> distinct appends, in event order.
         let mut appends: BTreeMap<(TopicPartition, ProducerId, Sequence), Vec<Append<'_>>> =
@@ -226,6 +239,7 @@ mod tests {
             history: &[],
             events: &records,
             final_logs: &final_logs,
+            scenario: None,
         })
     }
 

@@ -32,6 +32,10 @@ impl Checker for IntNonmonotonicPoll {
         "int-nonmonotonic-poll"
     }
 
+    fn skip_reason(&self, input: &CheckInput) -> Option<String> {
+        super::without_consumers(input, "there are no polls to inspect")
+    }
+
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         let mut anomalies = Vec::new();
         for poll in ok_polls(input.history) {

@@ -35,6 +35,10 @@ impl Checker for IntPollSkip {
         "int-poll-skip"
     }
 
+    fn skip_reason(&self, input: &CheckInput) -> Option<String> {
+        super::without_consumers(input, "there are no polls to inspect")
+    }
+
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         let known = known_offsets(input.history);
         let mut anomalies = Vec::new();

@@ -143,6 +143,7 @@ mod tests {
             history,
             events,
             final_logs: &logs,
+            scenario: None,
         })
     }
 

@@ -46,6 +46,10 @@ impl Checker for LostWrite {
         "lost-write"
     }
 
+    fn skip_reason(&self, input: &CheckInput) -> Option<String> {
+        super::without_consumers(input, "no read can reveal a lost write")
+    }
+
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         let mut read_values: BTreeSet<u64> = BTreeSet::new();
         let mut first_reader: BTreeMap<u64, Source> = BTreeMap::new();

@@ -50,6 +50,9 @@ pub struct CheckInput<'a> {
     pub events: &'a [EventRecord],
     /// Each surviving replica's log at the end, as (offset, value); may be empty.
     pub final_logs: &'a BTreeMap<(NodeId, TopicPartition), Vec<(Offset, u64)>>,
+    /// The scenario that produced the run, for [`Checker::skip_reason`] and for checks whose
+    /// judgement depends on configuration (`None` in unit tests: every check applies).
+    pub scenario: Option<&'a crate::scenario::Scenario>,
 }
 
 /// A property that did not hold.
@@ -69,6 +72,40 @@ pub trait Checker {
     fn name(&self) -> &'static str;
     /// The violations found; empty when the property holds.
     fn check(&self, input: &CheckInput) -> Vec<Violation>;
+
+    /// Why this check does not apply to the run, in one sentence a person understands (for
+    /// example "no consumer reads topic `events`, so no acknowledged record can be judged
+    /// unread"); `None` (the default) when it applies. A skipped check is not run and is listed
+    /// with its reason in `summary.json` (`checks_skipped`) and in the report, as SCENARIOS.md
+    /// asks ("the report says which checks ran and why any was skipped").
+    fn skip_reason(&self, _input: &CheckInput) -> Option<String> {
+        None
+    }
+
+    /// What the check deliberately did not judge in this run and why (records a consumer was
+    /// configured not to read, records removed by retention, ...), one plain sentence each.
+    /// Shown in the report under the verdict so that an excused record is never silent.
+    fn notes(&self, _input: &CheckInput) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// A check that did not run, and why (see [`Checker::skip_reason`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedCheck {
+    /// The check's name.
+    pub check: String,
+    /// One sentence: why it does not apply to this run.
+    pub reason: String,
+}
+
+/// A remark by a check that ran (see [`Checker::notes`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckNote {
+    /// The check's name.
+    pub check: String,
+    /// One sentence: what was not judged and why.
+    pub note: String,
 }
 
 /// Every checker, in a fixed order: client-visible anomalies first, then internal invariants.
@@ -97,6 +134,10 @@ pub fn all_checkers() -> Vec<Box<dyn Checker>> {
 pub struct CheckReport {
     /// The names of the checks that ran, in order.
     pub checks_run: Vec<String>,
+    /// The checks that did not apply to the run, with the reason, in check order.
+    pub checks_skipped: Vec<SkippedCheck>,
+    /// What the checks that ran deliberately left unjudged, in check order.
+    pub notes: Vec<CheckNote>,
     /// Their violations, in check order.
     pub violations: Vec<Violation>,
 }
@@ -108,19 +149,45 @@ impl CheckReport {
     }
 }
 
-/// Runs [`all_checkers`] in order.
+/// Runs [`all_checkers`] in order, skipping those whose [`Checker::skip_reason`] says they do
+/// not apply.
 pub fn run_all(input: &CheckInput) -> CheckReport {
     let mut report = CheckReport {
         checks_run: Vec::new(),
+        checks_skipped: Vec::new(),
+        notes: Vec::new(),
         violations: Vec::new(),
     };
     for checker in all_checkers() {
+        if let Some(reason) = checker.skip_reason(input) {
+            report.checks_skipped.push(SkippedCheck {
+                check: checker.name().to_string(),
+                reason,
+            });
+            continue;
+        }
+        report
+            .notes
+            .extend(checker.notes(input).into_iter().map(|note| CheckNote {
+                check: checker.name().to_string(),
+                note,
+            }));
         let violations = checker.check(input);
         debug_assert!(violations.iter().all(|v| v.check == checker.name()));
         report.checks_run.push(checker.name().to_string());
         report.violations.extend(violations);
     }
     report
+}
+
+/// The skip reason shared by the checks that judge what consumers read: `Some` when the
+/// scenario has no consumer at all (`what` completes the sentence: what cannot be judged).
+pub(crate) fn without_consumers(input: &CheckInput, what: &str) -> Option<String> {
+    let scenario = input.scenario?;
+    scenario
+        .consumers
+        .is_empty()
+        .then(|| format!("the scenario has no consumer, so {what}"))
 }
 
 /// At most this many anomalies are listed in a violation's `details`.
@@ -428,6 +495,7 @@ pub(crate) mod testkit {
             history,
             events: &[],
             final_logs: &logs,
+            scenario: None,
         })
     }
 
@@ -447,6 +515,7 @@ pub(crate) mod testkit {
             history: &[],
             events: &records,
             final_logs: &logs,
+            scenario: None,
         })
     }
 
@@ -471,6 +540,7 @@ mod tests {
             history: &h.entries,
             events: &[],
             final_logs: &logs,
+            scenario: None,
         });
         assert!(report.is_ok(), "{report:?}");
         assert_eq!(
@@ -493,6 +563,67 @@ mod tests {
                 "committed-record-lost"
             ]
         );
+    }
+
+    #[test]
+    fn checks_that_do_not_apply_are_skipped_with_a_reason() {
+        let scenario = crate::scenario::parse(
+            r#"
+            [scenario]
+            name = "no-consumers"
+            duration_ms = 1000
+            seeds = [1]
+            [cluster]
+            brokers = 1
+            [[topics]]
+            name = "events"
+            replication_factor = 1
+            [[producers]]
+            topic = "events"
+            rate_per_sec = 10
+            config = { acks = 1, "enable.idempotence" = false }
+            "#,
+            "no-consumers.toml",
+        )
+        .expect("valid scenario");
+        // An acked send nobody read: `unseen` would fail if it ran.
+        let mut h = HistoryBuilder::default();
+        h.send(0, OpType::Ok, &tp(0), 1, 0);
+        let logs = BTreeMap::new();
+        let input = CheckInput {
+            history: &h.entries,
+            events: &[],
+            final_logs: &logs,
+            scenario: Some(&scenario),
+        };
+        let report = run_all(&input);
+        assert!(report.is_ok(), "{report:?}");
+        let skipped: Vec<&str> = report
+            .checks_skipped
+            .iter()
+            .map(|s| s.check.as_str())
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                "lost-write",
+                "unseen",
+                "poll-skip",
+                "nonmonotonic-poll",
+                "int-poll-skip",
+                "int-nonmonotonic-poll",
+                "idempotent-duplicate",
+                "committed-record-lost"
+            ]
+        );
+        assert!(report.checks_skipped[1].reason.contains("no consumer"));
+        assert!(!report.checks_run.contains(&"unseen".to_string()));
+        // Without a scenario (unit tests), the same history fails `unseen`.
+        let report = run_all(&CheckInput {
+            scenario: None,
+            ..input
+        });
+        assert!(report.violations.iter().any(|v| v.check == "unseen"));
     }
 
     #[test]

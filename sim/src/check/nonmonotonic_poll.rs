@@ -36,6 +36,10 @@ impl Checker for NonmonotonicPoll {
         "nonmonotonic-poll"
     }
 
+    fn skip_reason(&self, input: &CheckInput) -> Option<String> {
+        super::without_consumers(input, "there are no successive polls to compare")
+    }
+
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         let mut anomalies = Vec::new();
         successive_polls(input.history, |tp, (o1, v1, before), (o2, v2, after)| {

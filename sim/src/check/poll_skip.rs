@@ -178,6 +178,10 @@ impl Checker for PollSkip {
         "poll-skip"
     }
 
+    fn skip_reason(&self, input: &CheckInput) -> Option<String> {
+        super::without_consumers(input, "there are no successive polls to compare")
+    }
+
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         let known = known_offsets(input.history);
         let mut anomalies = Vec::new();

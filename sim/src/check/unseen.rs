@@ -34,6 +34,10 @@ impl Checker for Unseen {
         "unseen"
     }
 
+    fn skip_reason(&self, input: &CheckInput) -> Option<String> {
+        super::without_consumers(input, "no acknowledged record can be judged unread")
+    }
+
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         let read_values: BTreeSet<u64> = observations(input.history)
             .into_iter()
