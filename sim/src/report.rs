@@ -568,6 +568,13 @@ fn check_statement(check: &str) -> &'static str {
         "nonmonotonic-send" => "one producer's acknowledged offsets increase in send order",
         "poll-skip" => "a consumer's successive polls do not skip offsets",
         "nonmonotonic-poll" => "a consumer's successive polls do not go back",
+        "int-poll-skip" => "the records of one poll follow one another without gaps",
+        "int-nonmonotonic-poll" => "the offsets within one poll increase",
+        "liveness" => "after every fault is healed, every partition serves reads and writes again",
+        "controller-epoch-fencing" => {
+            "brokers obey no controller request older than one they already accepted"
+        }
+        "duplicate-free" => "no record is delivered twice",
         _ => "",
     }
 }
@@ -2049,98 +2056,7 @@ fn lessons(check: &str, s: &Safety, topics: &BTreeSet<String>) -> Vec<String> {
                 _ => "Replicas disagreed about committed records.",
             };
             out.push(intro.to_string());
-            let mut fixes = Vec::new();
-            for p in &producers {
-                if p.acks != Acks::All {
-                    let min_isr = s
-                        .topics
-                        .iter()
-                        .find(|t| t.name == p.topic)
-                        .map_or(1, |t| t.min_insync_replicas);
-                    let with = if min_isr >= 2 {
-                        format!(
-                            "; the topic already has `min.insync.replicas={min_isr}`, which then \
-                             guarantees that {min_isr} replicas hold every acknowledged record"
-                        )
-                    } else {
-                        " together with `min.insync.replicas=2` on a topic with replication \
-                         factor 3, so that every acknowledged record is on at least two replicas"
-                            .to_string()
-                    };
-                    fixes.push(format!(
-                        "- {} produced to `{}` with `acks={}`: the leader acknowledges as soon as \
-                         the record is in its own log, so if it fails before a follower copies \
-                         the record, the next leader never had it. Use `acks=all` (Kafka's \
-                         default since 3.0){with}.",
-                        p.clients,
-                        p.topic,
-                        acks_name(p.acks)
-                    ));
-                }
-            }
-            for t in &topic_list {
-                if t.replication_factor < 2 {
-                    fixes.push(format!(
-                        "- Topic `{}` has replication factor {}: one broker holds the only copy. \
-                         Use replication factor 3.",
-                        t.name, t.replication_factor
-                    ));
-                } else if t.min_insync_replicas < 2
-                    && producers
-                        .iter()
-                        .any(|p| p.topic == t.name && p.acks == Acks::All)
-                {
-                    fixes.push(format!(
-                        "- Topic `{}` runs with `min.insync.replicas={}`: even with `acks=all` \
-                         the ISR may shrink to the leader alone, which then acknowledges alone; \
-                         when it fails, another replica leads without the record (Jepsen 2013). \
-                         Set \
-                         `min.insync.replicas=2`, so that a leader refuses writes it cannot copy \
-                         to at least one other replica.",
-                        t.name, t.min_insync_replicas
-                    ));
-                }
-                if t.unclean_leader_election_enable {
-                    fixes.push(format!(
-                        "- Topic `{}` allows unclean leader election: when every in-sync \
-                         replica is down, an out-of-sync replica becomes leader and the records \
-                         it lacks are gone. Set `unclean.leader.election.enable=false` (the \
-                         default).",
-                        t.name
-                    ));
-                }
-            }
-            if s.truncation != TruncationMode::Fenced {
-                let what = match s.truncation {
-                    TruncationMode::HighWatermark => {
-                        "truncates followers to their high watermark on restart (fixed by KIP-101)"
-                    }
-                    TruncationMode::Kip101 => {
-                        "uses KIP-101's epoch lookup, which fast leader changes break (fixed by KIP-279)"
-                    }
-                    TruncationMode::Kip279 => {
-                        "does not fence fetches by leader epoch (fixed by KIP-320)"
-                    }
-                    TruncationMode::Kip320FirstTry => {
-                        "uses KIP-320's first attempt, which counts acks from stale-epoch followers"
-                    }
-                    TruncationMode::Fenced => "",
-                };
-                fixes.push(format!(
-                    "- `sim.replication.truncation = \"{}\"` brings back a historical protocol \
-                     that {what}. The default, `fenced` (today's Kafka), prevents it.",
-                    s.truncation.name()
-                ));
-            }
-            if s.power_faults && !s.spare_last_replica && s.flush_interval_messages > 1 {
-                fixes.push(
-                    "- The nemesis may cut the power of every in-sync replica: Kafka relies on \
-                     replication, not fsync, so unflushed acknowledged records can vanish. \
-                     `log.flush.interval.messages=1` prevents it, at the cost of an fsync per \
-                     record."
-                        .to_string(),
-                );
-            }
+            let fixes = loss_fixes(s, &producers, &topic_list);
             if fixes.is_empty() {
                 let minimum = topic_list
                     .iter()
@@ -2166,7 +2082,19 @@ fn lessons(check: &str, s: &Safety, topics: &BTreeSet<String>) -> Vec<String> {
                 .iter()
                 .filter(|p| !p.enable_idempotence && p.retries > 0)
                 .collect();
-            if unsafe_producers.is_empty() {
+            let loss = loss_fixes(s, &producers, &topic_list);
+            if unsafe_producers.is_empty() && !loss.is_empty() {
+                out.push(
+                    "Here the producers were idempotent, so this follows from a loss of \
+                     replicated data, not from retries: the partition's log was cut back (see \
+                     the truncation in the story above) and its offsets were given to new \
+                     records, so later sends were acknowledged at offsets below earlier ones, \
+                     or a retried batch found no trace of its first copy. What prevents the \
+                     loss prevents this:"
+                        .to_string(),
+                );
+                out.push(loss.join("\n"));
+            } else if unsafe_producers.is_empty() {
                 out.push(bug("`enable.idempotence=true` on every producer"));
             } else {
                 let fixes: Vec<String> = unsafe_producers
@@ -2192,6 +2120,47 @@ fn lessons(check: &str, s: &Safety, topics: &BTreeSet<String>) -> Vec<String> {
                     .collect();
                 out.push("What would have prevented it:".to_string());
                 out.push(fixes.join("\n"));
+            }
+        }
+        "poll-skip" | "nonmonotonic-poll" | "int-poll-skip" | "int-nonmonotonic-poll" => {
+            out.push(
+                "A consumer's reads of one partition jumped: the offsets it read did not follow \
+                 one another. A consumer that reads a log which never changes below what it has \
+                 read cannot see this; it happens when the records it read are truncated away \
+                 and their offsets reused by a new leader, so the log changes under the reader."
+                    .to_string(),
+            );
+            let loss = loss_fixes(s, &producers, &topic_list);
+            if loss.is_empty() {
+                out.push(bug(
+                    "`acks=all`, `min.insync.replicas` of 2 or more, unclean leader election off, \
+                     fenced truncation, assign mode",
+                ));
+            } else {
+                out.push("What would have prevented it (it prevents the truncation):".to_string());
+                out.push(loss.join("\n"));
+            }
+        }
+        "liveness" => {
+            out.push(
+                "After every fault was healed and every node restarted, the cluster did not \
+                 come back to serving every partition within the heal phase: a partition stayed \
+                 without a leader, or the clients could not finish."
+                    .to_string(),
+            );
+            let offline_by_config = topic_list
+                .iter()
+                .any(|t| !t.unclean_leader_election_enable && t.replication_factor >= 2);
+            if offline_by_config && !s.spare_last_replica {
+                out.push(
+                    "With `spare_last_replica = false` the nemesis may wipe or power-fail every \
+                     in-sync replica; with unclean leader election off (the safe default), \
+                     Kafka then keeps the partition offline rather than lose data, which is \
+                     the intended trade. Give the heal phase more time, or accept it."
+                        .to_string(),
+                );
+            } else {
+                out.push(bug("faults healed and every node restarted"));
             }
         }
         "leader-in-isr"
@@ -2223,6 +2192,108 @@ fn lessons(check: &str, s: &Safety, topics: &BTreeSet<String>) -> Vec<String> {
         }
     }
     out
+}
+
+/// The settings of this run that let acknowledged records be lost or offsets be reused (weak
+/// acks, `min.insync.replicas=1`, unclean election, a historical truncation protocol,
+/// correlated power loss without fsync), one Markdown bullet each; empty when the run used the
+/// safe settings.
+fn loss_fixes(
+    s: &Safety,
+    producers: &[&ProducerSafety],
+    topic_list: &[&TopicSafety],
+) -> Vec<String> {
+    let mut fixes = Vec::new();
+    for p in producers {
+        if p.acks != Acks::All {
+            let min_isr = s
+                .topics
+                .iter()
+                .find(|t| t.name == p.topic)
+                .map_or(1, |t| t.min_insync_replicas);
+            let with = if min_isr >= 2 {
+                format!(
+                    "; the topic already has `min.insync.replicas={min_isr}`, which then \
+                     guarantees that {min_isr} replicas hold every acknowledged record"
+                )
+            } else {
+                " together with `min.insync.replicas=2` on a topic with replication \
+                 factor 3, so that every acknowledged record is on at least two replicas"
+                    .to_string()
+            };
+            fixes.push(format!(
+                "- {} produced to `{}` with `acks={}`: the leader acknowledges as soon as \
+                 the record is in its own log, so if it fails before a follower copies \
+                 the record, the next leader never had it. Use `acks=all` (Kafka's \
+                 default since 3.0){with}.",
+                p.clients,
+                p.topic,
+                acks_name(p.acks)
+            ));
+        }
+    }
+    for t in topic_list {
+        if t.replication_factor < 2 {
+            fixes.push(format!(
+                "- Topic `{}` has replication factor {}: one broker holds the only copy. \
+                 Use replication factor 3.",
+                t.name, t.replication_factor
+            ));
+        } else if t.min_insync_replicas < 2
+            && producers
+                .iter()
+                .any(|p| p.topic == t.name && p.acks == Acks::All)
+        {
+            fixes.push(format!(
+                "- Topic `{}` runs with `min.insync.replicas={}`: even with `acks=all` \
+                 the ISR may shrink to the leader alone, which then acknowledges alone; \
+                 when it fails, another replica leads without the record (Jepsen 2013). \
+                 Set \
+                 `min.insync.replicas=2`, so that a leader refuses writes it cannot copy \
+                 to at least one other replica.",
+                t.name, t.min_insync_replicas
+            ));
+        }
+        if t.unclean_leader_election_enable {
+            fixes.push(format!(
+                "- Topic `{}` allows unclean leader election: when every in-sync \
+                 replica is down, an out-of-sync replica becomes leader and the records \
+                 it lacks are gone. Set `unclean.leader.election.enable=false` (the \
+                 default).",
+                t.name
+            ));
+        }
+    }
+    if s.truncation != TruncationMode::Fenced {
+        let what = match s.truncation {
+            TruncationMode::HighWatermark => {
+                "truncates followers to their high watermark on restart (fixed by KIP-101)"
+            }
+            TruncationMode::Kip101 => {
+                "uses KIP-101's epoch lookup, which fast leader changes break (fixed by KIP-279)"
+            }
+            TruncationMode::Kip279 => "does not fence fetches by leader epoch (fixed by KIP-320)",
+            TruncationMode::Kip320FirstTry => {
+                "uses KIP-320's first attempt, which counts acks from stale-epoch followers"
+            }
+            TruncationMode::Fenced => "",
+        };
+        fixes.push(format!(
+            "- `sim.replication.truncation = \"{}\"` brings back a historical protocol \
+             that {what}. The default, `fenced` (today's Kafka), prevents it.",
+            s.truncation.name()
+        ));
+    }
+    if s.power_faults && !s.spare_last_replica && s.flush_interval_messages > 1 {
+        fixes.push(
+            "- The nemesis may cut the power of every in-sync replica: Kafka relies on \
+             replication, not fsync, so unflushed acknowledged records can vanish. \
+             `log.flush.interval.messages=1` prevents it, at the cost of an fsync per \
+             record."
+                .to_string(),
+        );
+    }
+    fixes
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -2625,6 +2696,15 @@ mod tests {
         assert!(dup.contains("Set `enable.idempotence=true`"), "{dup}");
         let dup_safe = lessons("duplicate", &safety(Acks::All, 2, true), &none).join("\n");
         assert!(dup_safe.contains("bug"), "{dup_safe}");
+
+        // With idempotent producers, a reordered send that follows from a truncation is blamed
+        // on what allowed the truncation, not called a bug.
+        let reorder = lessons("nonmonotonic-send", &safety(Acks::All, 1, true), &none).join("\n");
+        assert!(reorder.contains("follows from a loss"), "{reorder}");
+        assert!(reorder.contains("Set `min.insync.replicas=2`"), "{reorder}");
+        assert!(!reorder.contains("bug"), "{reorder}");
+        let skip = lessons("nonmonotonic-poll", &safety(Acks::All, 2, true), &none).join("\n");
+        assert!(skip.contains("bug"), "{skip}");
 
         // Anomalies in another topic do not blame this topic's producer.
         let other: BTreeSet<String> = ["audit".to_string()].into();
