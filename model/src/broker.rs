@@ -175,6 +175,9 @@ struct FollowerState {
     in_flight: Option<CorrelationId>,
     /// Bumped on every role change so stale timers are ignored.
     generation: u64,
+    /// The truncation phase of the legacy modes `kip-101` and `kip-279`: while `Some(epoch)`,
+    /// the follower sends OffsetsForLeaderEpoch for `epoch` instead of fetching.
+    epoch_lookup: Option<LeaderEpoch>,
 }
 
 #[derive(Debug, Clone)]
@@ -786,15 +789,35 @@ impl Broker {
     ) {
         let tp = state.tp.clone();
         let me = self.id;
+        let mode = self.config.replication_truncation;
         let p = self.partitions.get_mut(&tp).expect("hosted");
+        // The leader this replica followed (itself if it led) before this LeaderAndIsr; `None`
+        // after a restart, when no LeaderAndIsr has been seen yet.
+        let previous_leader = match &p.role {
+            Role::None => None,
+            Role::Leader(_) => Some(me),
+            Role::Follower(f) => f.leader,
+        };
         p.leader_epoch = state.leader_epoch;
         p.generation += 1;
         let generation = p.generation;
+        // KIP-101 and KIP-279 truncate before fetching, by asking the leader where the epoch of
+        // the follower's last record ends (an empty log has nothing to truncate). Kip101.tla
+        // truncates on every new epoch; Kafka up to 2.0 (KAFKA-7164) only when the leader
+        // changed, which is what `kip-279` keeps.
+        let last_epoch = p.log.epoch_of_last_batch();
+        let epoch_lookup = match mode {
+            TruncationMode::Kip101 => Some(last_epoch),
+            TruncationMode::Kip279 if previous_leader != state.leader => Some(last_epoch),
+            _ => None,
+        }
+        .filter(|e| *e != LeaderEpoch::UNKNOWN && state.leader.is_some());
         p.role = Role::Follower(FollowerState {
             leader: state.leader,
             leader_epoch: state.leader_epoch,
             in_flight: None,
             generation,
+            epoch_lookup,
         });
         let leo = p.log.log_end_offset();
         out.event(Event::BecameFollower {
@@ -1515,7 +1538,13 @@ impl Broker {
         let wait = self.config.replica_fetch_wait_max_ms;
         let max_bytes = self.config.replica_fetch_max_bytes;
         let socket_timeout = self.config.controller_socket_timeout_ms;
-        let legacy_fetch = self.config.replication_truncation == TruncationMode::HighWatermark;
+        let mode = self.config.replication_truncation;
+        // Before KIP-320 (high-watermark, kip-101, kip-279) fetches carried no epochs: no
+        // divergence check, no fencing. KIP-320's first try added the last fetched epoch
+        // (divergence check) but not the current leader epoch (fencing).
+        let send_last_fetched_epoch =
+            matches!(mode, TruncationMode::Fenced | TruncationMode::Kip320FirstTry);
+        let send_current_leader_epoch = mode == TruncationMode::Fenced;
         let Some(p) = self.partitions.get_mut(tp) else {
             return;
         };
@@ -1527,22 +1556,42 @@ impl Broker {
             return;
         }
         f.in_flight = Some(corr);
-        // Before KIP-101 (and KIP-320) fetches carried no epochs: no divergence check, no fencing.
+        if let Some(epoch) = f.epoch_lookup {
+            // The truncation phase of KIP-101 / KIP-279: ask where `epoch` ends on the leader.
+            // Unfenced, as before KIP-320: the current leader epoch is not sent.
+            let msg = Message::OffsetForLeaderEpoch {
+                corr,
+                replica_id: Some(me),
+                tp: tp.clone(),
+                current_leader_epoch: LeaderEpoch::UNKNOWN,
+                leader_epoch: epoch,
+            };
+            self.fetch_targets.insert(corr, (tp.clone(), leader));
+            out.send(NodeId::Broker(leader), msg);
+            out.timer(
+                socket_timeout,
+                BrokerTimer::FollowerFetchTimeout {
+                    tp: tp.clone(),
+                    corr,
+                },
+            );
+            return;
+        }
         let msg = Message::Fetch {
             corr,
             replica_id: Some(me),
             broker_epoch,
             tp: tp.clone(),
             fetch_offset: p.log.log_end_offset(),
-            last_fetched_epoch: if legacy_fetch {
-                LeaderEpoch::UNKNOWN
-            } else {
+            last_fetched_epoch: if send_last_fetched_epoch {
                 p.log.epoch_of_last_batch()
-            },
-            current_leader_epoch: if legacy_fetch {
-                LeaderEpoch::UNKNOWN
             } else {
+                LeaderEpoch::UNKNOWN
+            },
+            current_leader_epoch: if send_current_leader_epoch {
                 f.leader_epoch
+            } else {
+                LeaderEpoch::UNKNOWN
             },
             max_bytes,
             min_bytes: 1,
@@ -1691,6 +1740,145 @@ impl Broker {
         }
         for op in ops {
             out.disk(op);
+        }
+        self.schedule_follower_fetch(&tp, 0, out);
+    }
+
+    /// OffsetsForLeaderEpoch on the leader: where does `leader_epoch` end in my log? Fenced by
+    /// `current_leader_epoch` as a fetch is (KIP-320) unless it is `UNKNOWN`, as the legacy
+    /// modes send it. In mode `kip-101` the answer is KIP-101's original lookup
+    /// ([`kip101_end_offset`], no epoch in the answer); otherwise KIP-279's
+    /// ([`PartitionLog::end_offset_for_epoch`]: the largest epoch `<=` the requested one and
+    /// where it ends).
+    fn on_offset_for_leader_epoch(
+        &self,
+        from: NodeId,
+        corr: CorrelationId,
+        tp: TopicPartition,
+        current_leader_epoch: LeaderEpoch,
+        leader_epoch: LeaderEpoch,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let undefined = EpochEndOffset {
+            leader_epoch: LeaderEpoch::UNKNOWN,
+            end_offset: crate::log::UNDEFINED_EPOCH_OFFSET,
+        };
+        let (error, end) = match self.partitions.get(&tp) {
+            Some(p) => match &p.role {
+                Role::Leader(l)
+                    if current_leader_epoch != LeaderEpoch::UNKNOWN
+                        && current_leader_epoch < l.leader_epoch =>
+                {
+                    (ErrorCode::FencedLeaderEpoch, undefined)
+                }
+                Role::Leader(l)
+                    if current_leader_epoch != LeaderEpoch::UNKNOWN
+                        && current_leader_epoch > l.leader_epoch =>
+                {
+                    (ErrorCode::UnknownLeaderEpoch, undefined)
+                }
+                Role::Leader(_) if self.config.replication_truncation == TruncationMode::Kip101 => {
+                    (ErrorCode::None, kip101_end_offset(&p.log, leader_epoch))
+                }
+                Role::Leader(_) => (ErrorCode::None, p.log.end_offset_for_epoch(leader_epoch)),
+                _ => (ErrorCode::NotLeaderOrFollower, undefined),
+            },
+            None => (ErrorCode::NotLeaderOrFollower, undefined),
+        };
+        out.send(
+            from,
+            Message::OffsetForLeaderEpochResponse {
+                corr,
+                tp,
+                error,
+                end,
+            },
+        );
+    }
+
+    /// The follower's truncation phase in modes `kip-101` and `kip-279`.
+    ///
+    /// * `kip-101` (one round, Kip101.tla): truncate to the leader's answer, or to the high
+    ///   watermark if the leader had no answer (`UNDEFINED_EPOCH_OFFSET`), as Kafka 0.11 did.
+    ///   The answer says nothing about which epoch it belongs to, so a leader that never had
+    ///   the follower's epoch answers with an offset past the point where the logs diverge
+    ///   (KIP-279's fast leader change).
+    /// * `kip-279` (Kip279.tla): the answer is `(E, end)`, the leader's largest epoch `<=` the
+    ///   one asked. If the follower has `E` too it truncates to the smaller of the two ends of
+    ///   `E`; if it has no epoch `<= E` it truncates to its log start; otherwise it asks again
+    ///   for its own largest epoch below `E`, until both agree on an epoch.
+    ///
+    /// Then the follower starts fetching.
+    fn on_offset_for_leader_epoch_response(
+        &mut self,
+        _now: Instant,
+        corr: CorrelationId,
+        tp: TopicPartition,
+        error: ErrorCode,
+        end: EpochEndOffset,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        self.fetch_targets.remove(&corr);
+        let me = self.id;
+        let mode = self.config.replication_truncation;
+        let backoff = self.config.replica_fetch_backoff_ms;
+        let Some(p) = self.partitions.get_mut(&tp) else {
+            return;
+        };
+        let Role::Follower(f) = &mut p.role else {
+            return;
+        };
+        if f.in_flight != Some(corr) || f.epoch_lookup.is_none() {
+            return;
+        }
+        f.in_flight = None;
+        if error != ErrorCode::None {
+            self.schedule_follower_fetch(&tp, backoff, out);
+            return;
+        }
+        let leo = p.log.log_end_offset();
+        let (target, reason) = if mode == TruncationMode::Kip101 {
+            if end.end_offset == crate::log::UNDEFINED_EPOCH_OFFSET {
+                (p.high_watermark, "offsets-for-leader-epoch (KIP-101, no answer: high watermark)")
+            } else {
+                (end.end_offset, "offsets-for-leader-epoch (KIP-101)")
+            }
+        } else if end.leader_epoch == LeaderEpoch::UNKNOWN {
+            // The leader has no epoch at or below the one asked: nothing is shared.
+            (p.log.log_start_offset(), "offsets-for-leader-epoch (KIP-279)")
+        } else {
+            let mine = p.log.end_offset_for_epoch(end.leader_epoch);
+            if mine.leader_epoch == end.leader_epoch {
+                (
+                    end.end_offset.min(mine.end_offset),
+                    "offsets-for-leader-epoch (KIP-279)",
+                )
+            } else if mine.leader_epoch == LeaderEpoch::UNKNOWN {
+                (p.log.log_start_offset(), "offsets-for-leader-epoch (KIP-279)")
+            } else {
+                // Ask again for my largest epoch below the leader's answer.
+                assert!(mine.leader_epoch < end.leader_epoch);
+                f.epoch_lookup = Some(mine.leader_epoch);
+                self.schedule_follower_fetch(&tp, 0, out);
+                return;
+            }
+        };
+        f.epoch_lookup = None;
+        let mut ops = Vec::new();
+        let to = p.log.truncate_to(target.min(leo), &mut ops);
+        p.high_watermark = p.high_watermark.min(to);
+        for op in ops {
+            out.disk(op);
+        }
+        if to < leo {
+            out.event(Event::Truncated {
+                tp: tp.clone(),
+                broker: me,
+                from_offset: leo,
+                to_offset: to,
+                reason: reason.into(),
+            });
+            self.rebuild_producers(&tp);
         }
         self.schedule_follower_fetch(&tp, 0, out);
     }
@@ -2036,31 +2224,23 @@ impl Actor for Broker {
             Message::OffsetForLeaderEpoch {
                 corr,
                 tp,
+                current_leader_epoch,
                 leader_epoch,
                 ..
-            } => {
-                let (error, end) = match self.partitions.get(&tp) {
-                    Some(p) if matches!(p.role, Role::Leader(_)) => {
-                        (ErrorCode::None, p.log.end_offset_for_epoch(leader_epoch))
-                    }
-                    _ => (
-                        ErrorCode::NotLeaderOrFollower,
-                        EpochEndOffset {
-                            leader_epoch: LeaderEpoch::UNKNOWN,
-                            end_offset: Offset(-1),
-                        },
-                    ),
-                };
-                out.send(
-                    from,
-                    Message::OffsetForLeaderEpochResponse {
-                        corr,
-                        tp,
-                        error,
-                        end,
-                    },
-                );
-            }
+            } => self.on_offset_for_leader_epoch(
+                from,
+                corr,
+                tp,
+                current_leader_epoch,
+                leader_epoch,
+                out,
+            ),
+            Message::OffsetForLeaderEpochResponse {
+                corr,
+                tp,
+                error,
+                end,
+            } => self.on_offset_for_leader_epoch_response(now, corr, tp, error, end, out),
             Message::LeaderAndIsr {
                 controller: _,
                 controller_epoch,
@@ -2110,7 +2290,6 @@ impl Actor for Broker {
             Message::Zk { .. }
             | Message::MetadataResponse { .. }
             | Message::ProduceResponse { .. }
-            | Message::OffsetForLeaderEpochResponse { .. }
             | Message::ListOffsetsResponse { .. }
             | Message::InitProducerIdResponse { .. } => {}
         }
@@ -2268,7 +2447,7 @@ impl Actor for Broker {
         out: &mut Effects<BrokerTimer>,
     ) {
         match msg {
-            Message::Fetch { corr, tp, .. } => {
+            Message::Fetch { corr, tp, .. } | Message::OffsetForLeaderEpoch { corr, tp, .. } => {
                 self.fetch_targets.remove(&corr);
                 let stuck = matches!(
                     self.partitions.get(&tp).map(|p| &p.role),
@@ -2296,6 +2475,39 @@ impl Actor for Broker {
             }
             _ => {}
         }
+    }
+}
+
+/// KIP-101's original OffsetsForLeaderEpoch lookup (Kafka 0.11's `LeaderEpochFileCache`,
+/// `LookupOffsetForEpoch` in Kip101.tla): the LEO if `epoch` is the latest epoch in the cache;
+/// otherwise the start offset of the first cached epoch larger than `epoch`; and
+/// `UNDEFINED_EPOCH_OFFSET` if there is none or `epoch` is below the earliest cached epoch.
+/// The answer carries no epoch: the follower cannot tell whether the leader ever had `epoch`,
+/// which is the hole KIP-279 closed.
+fn kip101_end_offset(log: &PartitionLog, epoch: LeaderEpoch) -> EpochEndOffset {
+    let undefined = EpochEndOffset {
+        leader_epoch: LeaderEpoch::UNKNOWN,
+        end_offset: crate::log::UNDEFINED_EPOCH_OFFSET,
+    };
+    let entries = log.epoch_entries();
+    let Some(&(first, _)) = entries.first() else {
+        return undefined;
+    };
+    if log.latest_epoch() == Some(epoch) {
+        return EpochEndOffset {
+            leader_epoch: LeaderEpoch::UNKNOWN,
+            end_offset: log.log_end_offset(),
+        };
+    }
+    if epoch < first {
+        return undefined;
+    }
+    match entries.iter().find(|(e, _)| *e > epoch) {
+        Some(&(_, start)) => EpochEndOffset {
+            leader_epoch: LeaderEpoch::UNKNOWN,
+            end_offset: start,
+        },
+        None => undefined,
     }
 }
 
@@ -2544,6 +2756,34 @@ mod tests {
             vec![(CorrelationId(1), ErrorCode::NotEnoughReplicas, Offset(-1))]
         );
         assert_eq!(b.partitions[&tp()].log.log_end_offset(), Offset(0));
+    }
+
+    /// KIP-101's lookup answers an epoch the leader never had with the start of its next
+    /// epoch (the fast-leader-change hole), KIP-279's with the largest epoch below it.
+    #[test]
+    fn kip101_lookup_versus_kip279_lookup() {
+        let mut log = PartitionLog::new(&tp());
+        let mut ops = Vec::new();
+        log.assign_epoch_start(LeaderEpoch(0), Offset(0), &mut ops);
+        let batch = RecordBatch::new(vec![(None, Some(vec![1]))], 0).encode();
+        log.append_as_leader(&batch, LeaderEpoch(0), &mut ops).unwrap();
+        log.append_as_leader(&batch, LeaderEpoch(0), &mut ops).unwrap();
+        log.assign_epoch_start(LeaderEpoch(2), Offset(2), &mut ops);
+        log.append_as_leader(&batch, LeaderEpoch(2), &mut ops).unwrap();
+        let off = |e: i32| kip101_end_offset(&log, LeaderEpoch(e)).end_offset;
+        assert_eq!(off(0), Offset(2));
+        // Epoch 1 was never on this log: KIP-101 answers where epoch 2 starts ...
+        assert_eq!(off(1), Offset(2));
+        assert_eq!(off(2), Offset(3), "the latest epoch ends at the LEO");
+        assert_eq!(off(3), crate::log::UNDEFINED_EPOCH_OFFSET);
+        // ... while KIP-279's answer names the epoch it is about.
+        assert_eq!(
+            log.end_offset_for_epoch(LeaderEpoch(1)),
+            EpochEndOffset {
+                leader_epoch: LeaderEpoch(0),
+                end_offset: Offset(2)
+            }
+        );
     }
 
     #[test]

@@ -62,13 +62,23 @@ impl std::error::Error for ConfigError {}
 /// change. Only `Fenced` is the modern, safe protocol; the others bring back historic bugs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TruncationMode {
-    /// Before KIP-101: truncate to the local high watermark on becoming follower.
+    /// Before KIP-101 (Kafka < 0.11): truncate to the local high watermark on becoming
+    /// follower; fetches carry no epochs (`KafkaTruncateToHighWatermark.tla`).
     HighWatermark,
-    /// KIP-101: OffsetForLeaderEpoch with the follower's latest epoch.
+    /// KIP-101 (Kafka 0.11): on every new leader epoch a follower sends OffsetsForLeaderEpoch
+    /// for the epoch of its last record; the leader answers with the start offset of its first
+    /// epoch larger than that (its LEO if the epoch is its latest), without an epoch, and the
+    /// follower truncates there in one round (`Kip101.tla`). Fetches carry no epochs.
     Kip101,
-    /// KIP-279: the epoch lookup repeated until both sides agree on an epoch.
+    /// KIP-279 (Kafka 2.0): the answer carries the leader's largest epoch `<=` the requested
+    /// one and the follower repeats the lookup until both agree on an epoch (`Kip279.tla`).
+    /// As Kafka before KAFKA-7164, the truncation runs only when the follower learns of a new
+    /// leader, not when the same leader starts a new epoch; fetches carry no epochs.
     Kip279,
-    /// KIP-320's first attempt (no fencing of fetches by the current leader epoch).
+    /// KIP-320's first attempt (`Kip320FirstTry.tla`): a follower does not truncate on becoming
+    /// follower but on a diverging fetch (fetches carry the last fetched epoch); fetches do not
+    /// carry the current leader epoch, so the leader counts a follower still on an old epoch
+    /// toward its high watermark and ISR.
     Kip320FirstTry,
     /// The default: fetches carry and are fenced by the current leader epoch, truncation uses
     /// the diverging-epoch check, HW counts only followers on the leader's epoch (Kip320.tla).
@@ -339,12 +349,6 @@ const fn nsy(
 /// shrink as features land.
 pub const NOT_SUPPORTED_YET: &[NotSupportedYet] = &[
     // Broker.
-    nsy(
-        ConfigKind::Broker,
-        "sim.replication.truncation",
-        &["fenced", "high-watermark"],
-        "implemented so far: fenced (the default) and high-watermark (before KIP-101)",
-    ),
     nsy(
         ConfigKind::Broker,
         "log.cleanup.policy",
@@ -1410,15 +1414,10 @@ mod tests {
 
     #[test]
     fn config_truncation_modes() {
-        let c = broker(&[("sim.replication.truncation", s("high-watermark"))]).unwrap();
-        assert_eq!(c.replication_truncation, TruncationMode::HighWatermark);
-        for mode in ["kip-101", "kip-279", "kip-320-first-try"] {
-            let m = msg(broker(&[("sim.replication.truncation", s(mode))]));
-            assert!(
-                m.starts_with("not supported yet: sim.replication.truncation"),
-                "{m}"
-            );
-            assert!(TruncationMode::parse(mode).is_some_and(|t| t.name() == mode));
+        for mode in TruncationMode::NAMES {
+            let c = broker(&[("sim.replication.truncation", s(mode))]).unwrap();
+            assert_eq!(c.replication_truncation.name(), *mode);
+            assert!(TruncationMode::parse(mode).is_some_and(|t| t.name() == *mode));
         }
         assert_eq!(
             msg(broker(&[("sim.replication.truncation", s("kip-102"))])),
