@@ -73,6 +73,19 @@ const CASES: &[Case] = &[
         kind: ScenarioErrorKind::NotSupportedYet,
     },
     Case {
+        name: "unknown-truncation-mode",
+        edit: Some((
+            "\"zookeeper.session.timeout.ms\" = 6000",
+            "\"zookeeper.session.timeout.ms\" = 6000\n\"sim.replication.truncation\" = \"kip-102\"",
+        )),
+        expect: &[
+            "sim.replication.truncation",
+            "Invalid value kip-102 for configuration sim.replication.truncation: String must be one of: \
+             high-watermark, kip-101, kip-279, kip-320-first-try, fenced",
+        ],
+        kind: ScenarioErrorKind::Invalid,
+    },
+    Case {
         name: "missing-file",
         edit: None,
         expect: &["cannot read {file}"],

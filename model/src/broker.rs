@@ -1542,8 +1542,10 @@ impl Broker {
         // Before KIP-320 (high-watermark, kip-101, kip-279) fetches carried no epochs: no
         // divergence check, no fencing. KIP-320's first try added the last fetched epoch
         // (divergence check) but not the current leader epoch (fencing).
-        let send_last_fetched_epoch =
-            matches!(mode, TruncationMode::Fenced | TruncationMode::Kip320FirstTry);
+        let send_last_fetched_epoch = matches!(
+            mode,
+            TruncationMode::Fenced | TruncationMode::Kip320FirstTry
+        );
         let send_current_leader_epoch = mode == TruncationMode::Fenced;
         let Some(p) = self.partitions.get_mut(tp) else {
             return;
@@ -1839,13 +1841,19 @@ impl Broker {
         let leo = p.log.log_end_offset();
         let (target, reason) = if mode == TruncationMode::Kip101 {
             if end.end_offset == crate::log::UNDEFINED_EPOCH_OFFSET {
-                (p.high_watermark, "offsets-for-leader-epoch (KIP-101, no answer: high watermark)")
+                (
+                    p.high_watermark,
+                    "offsets-for-leader-epoch (KIP-101, no answer: high watermark)",
+                )
             } else {
                 (end.end_offset, "offsets-for-leader-epoch (KIP-101)")
             }
         } else if end.leader_epoch == LeaderEpoch::UNKNOWN {
             // The leader has no epoch at or below the one asked: nothing is shared.
-            (p.log.log_start_offset(), "offsets-for-leader-epoch (KIP-279)")
+            (
+                p.log.log_start_offset(),
+                "offsets-for-leader-epoch (KIP-279)",
+            )
         } else {
             let mine = p.log.end_offset_for_epoch(end.leader_epoch);
             if mine.leader_epoch == end.leader_epoch {
@@ -1854,7 +1862,10 @@ impl Broker {
                     "offsets-for-leader-epoch (KIP-279)",
                 )
             } else if mine.leader_epoch == LeaderEpoch::UNKNOWN {
-                (p.log.log_start_offset(), "offsets-for-leader-epoch (KIP-279)")
+                (
+                    p.log.log_start_offset(),
+                    "offsets-for-leader-epoch (KIP-279)",
+                )
             } else {
                 // Ask again for my largest epoch below the leader's answer.
                 assert!(mine.leader_epoch < end.leader_epoch);
@@ -2766,10 +2777,13 @@ mod tests {
         let mut ops = Vec::new();
         log.assign_epoch_start(LeaderEpoch(0), Offset(0), &mut ops);
         let batch = RecordBatch::new(vec![(None, Some(vec![1]))], 0).encode();
-        log.append_as_leader(&batch, LeaderEpoch(0), &mut ops).unwrap();
-        log.append_as_leader(&batch, LeaderEpoch(0), &mut ops).unwrap();
+        log.append_as_leader(&batch, LeaderEpoch(0), &mut ops)
+            .unwrap();
+        log.append_as_leader(&batch, LeaderEpoch(0), &mut ops)
+            .unwrap();
         log.assign_epoch_start(LeaderEpoch(2), Offset(2), &mut ops);
-        log.append_as_leader(&batch, LeaderEpoch(2), &mut ops).unwrap();
+        log.append_as_leader(&batch, LeaderEpoch(2), &mut ops)
+            .unwrap();
         let off = |e: i32| kip101_end_offset(&log, LeaderEpoch(e)).end_offset;
         assert_eq!(off(0), Offset(2));
         // Epoch 1 was never on this log: KIP-101 answers where epoch 2 starts ...
