@@ -1870,12 +1870,16 @@ name = "t"
             "scenarios/good.toml:37:19: producers[0].config.acks: \
              Invalid value 2 for configuration acks: String must be one of: all, -1, 0, 1"
         );
+        // Every historic mode is implemented; an unknown one lists them.
         let e = err_with(
             "\"sim.replication.truncation\" = \"fenced\"",
-            "\"sim.replication.truncation\" = \"kip-101\"",
+            "\"sim.replication.truncation\" = \"kip-102\"",
         );
         assert!(
-            e.contains("not supported yet: sim.replication.truncation"),
+            e.ends_with(
+                "Invalid value kip-102 for configuration sim.replication.truncation: String must \
+                 be one of: high-watermark, kip-101, kip-279, kip-320-first-try, fenced"
+            ),
             "{e}"
         );
         let e = err_with(
