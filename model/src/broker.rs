@@ -240,6 +240,8 @@ pub struct Broker {
     next_corr: u64,
     /// Brokers the controller will resend its state to (one timer each).
     controller_resends: BTreeSet<BrokerId>,
+    /// When this broker last heard from the coordination node on its session.
+    zk_last_heard: Instant,
 }
 
 impl Broker {
@@ -320,6 +322,7 @@ impl Broker {
             fetch_targets: BTreeMap::new(),
             next_corr: 1,
             controller_resends: BTreeSet::new(),
+            zk_last_heard: Instant(0),
         }
     }
 
@@ -390,13 +393,34 @@ impl Broker {
         out.send(NodeId::Zk, msg);
     }
 
-    fn on_session_lost(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
+    fn on_session_lost(&mut self, now: Instant, reason: &str, out: &mut Effects<BrokerTimer>) {
         self.zk.expire();
         self.registered = false;
-        if self.controller.is_active() {
-            self.controller.resign(out);
+        // Without controller-epoch fencing (the legacy mode), a controller does not step down
+        // when its session goes: like the pre-KIP-? ZkClient-based controller, it resigns only
+        // once it sees `/controller` owned by another broker, after re-registering, and keeps
+        // acting (and sending) on its stale view until then.
+        if self.controller.is_active() && self.config.controller_epoch_fencing {
+            self.controller.resign(reason, out);
         }
         self.zk_connect(now, out);
+    }
+
+    /// With controller-epoch fencing on, an active controller that has heard nothing from the
+    /// coordination node for the whole session timeout gives up its session and the role: the
+    /// coordination node has expired the session by now (it counts from the last request it
+    /// received, which is no later than the last reply we received), so another broker may
+    /// already be controller. This is Curator's `LOST` connection state; it keeps a controller
+    /// cut off from the coordination node from acting on (and sending) stale decisions.
+    fn check_session_silence(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
+        if !self.config.controller_epoch_fencing || !self.controller.is_active() {
+            return;
+        }
+        if self.zk.session().is_some()
+            && now.since(self.zk_last_heard) >= self.zk.session_timeout_ms
+        {
+            self.on_session_lost(now, "session-silent", out);
+        }
     }
 
     fn on_connected(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
@@ -477,12 +501,13 @@ impl Broker {
         let Some(purpose) = self.zk.on_response(corr, &result) else {
             return;
         };
+        self.zk_last_heard = now;
         if matches!(
             result,
             Err(ZkError::SessionExpired) | Err(ZkError::NoSession)
         ) {
             if self.zk.session().is_some() || matches!(purpose, ZkPurpose::Connect) {
-                self.on_session_lost(now, out);
+                self.on_session_lost(now, "session-expired", out);
             }
             return;
         }
@@ -513,7 +538,7 @@ impl Broker {
                 Ok(ZkReply::Data { data, .. }) => {
                     self.controller_id = parse_controller_id(&data);
                     if self.controller_id != Some(self.id) && self.controller.is_active() {
-                        self.controller.resign(out);
+                        self.controller.resign("controller-moved", out);
                     }
                 }
                 Err(ZkError::NoNode) => {
@@ -637,16 +662,65 @@ impl Broker {
     // Controller requests to this broker
     // ------------------------------------------------------------------
 
+    /// Whether a controller request from `controller` in `controller_epoch` is fenced: with
+    /// `sim.controller.epoch-fencing` on, a request from an older controller epoch than the
+    /// highest this broker accepted comes from a deposed controller and is refused with
+    /// STALE_CONTROLLER_EPOCH (Kafka's `ReplicaManager`: "Ignoring ... since its controller epoch
+    /// is old"). Records the rejection.
+    fn controller_request_fenced(
+        &self,
+        controller: BrokerId,
+        controller_epoch: ControllerEpoch,
+        api: &str,
+        out: &mut Effects<BrokerTimer>,
+    ) -> bool {
+        if !self.config.controller_epoch_fencing || controller_epoch >= self.highest_controller_epoch
+        {
+            return false;
+        }
+        out.event(Event::ControllerRequestRejected {
+            broker: self.id,
+            controller,
+            controller_epoch,
+            api: api.into(),
+            highest_controller_epoch: self.highest_controller_epoch,
+        });
+        true
+    }
+
+    /// A controller request is applied: remember its epoch (the highest seen, when fenced; in
+    /// the legacy unfenced mode the broker simply follows the latest request) and record it.
+    fn accept_controller_request(
+        &mut self,
+        controller: BrokerId,
+        controller_epoch: ControllerEpoch,
+        api: &str,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        if self.config.controller_epoch_fencing {
+            assert!(controller_epoch >= self.highest_controller_epoch);
+        }
+        self.highest_controller_epoch = controller_epoch;
+        out.event(Event::ControllerRequestAccepted {
+            broker: self.id,
+            controller,
+            controller_epoch,
+            api: api.into(),
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn on_leader_and_isr(
         &mut self,
         now: Instant,
         from: NodeId,
+        controller: BrokerId,
         controller_epoch: ControllerEpoch,
         broker_epoch: BrokerEpoch,
         states: Vec<PartitionState>,
         out: &mut Effects<BrokerTimer>,
     ) {
-        if controller_epoch < self.highest_controller_epoch {
+        if self.controller_request_fenced(controller, controller_epoch, "LeaderAndIsr", out) {
             out.send(
                 from,
                 Message::LeaderAndIsrResponse {
@@ -667,7 +741,7 @@ impl Broker {
             );
             return;
         }
-        self.highest_controller_epoch = controller_epoch;
+        self.accept_controller_request(controller, controller_epoch, "LeaderAndIsr", out);
         for state in states {
             if !state.replicas.contains(&self.id) {
                 continue;
@@ -863,11 +937,12 @@ impl Broker {
         controller_epoch: ControllerEpoch,
         live_brokers: Vec<BrokerId>,
         partitions: Vec<PartitionState>,
+        out: &mut Effects<BrokerTimer>,
     ) {
-        if controller_epoch < self.highest_controller_epoch {
+        if self.controller_request_fenced(controller, controller_epoch, "UpdateMetadata", out) {
             return;
         }
-        self.highest_controller_epoch = controller_epoch;
+        self.accept_controller_request(controller, controller_epoch, "UpdateMetadata", out);
         self.controller_id = Some(controller);
         self.live_brokers = live_brokers;
         for s in partitions {
@@ -2190,12 +2265,13 @@ impl Actor for Broker {
                 kind,
             } => {
                 if Some(session) == self.zk.session() {
+                    self.zk_last_heard = now;
                     self.on_zk_watch(now, path, kind, out);
                 }
             }
             Message::ZkSessionExpired { session } => {
                 if Some(session) == self.zk.session() {
-                    self.on_session_lost(now, out);
+                    self.on_session_lost(now, "session-expired", out);
                 }
             }
             Message::Produce {
@@ -2253,17 +2329,27 @@ impl Actor for Broker {
                 end,
             } => self.on_offset_for_leader_epoch_response(now, corr, tp, error, end, out),
             Message::LeaderAndIsr {
-                controller: _,
+                controller,
                 controller_epoch,
                 broker_epoch,
                 partitions,
-            } => self.on_leader_and_isr(now, from, controller_epoch, broker_epoch, partitions, out),
+            } => self.on_leader_and_isr(
+                now,
+                from,
+                controller,
+                controller_epoch,
+                broker_epoch,
+                partitions,
+                out,
+            ),
             Message::UpdateMetadata {
                 controller,
                 controller_epoch,
                 live_brokers,
                 partitions,
-            } => self.on_update_metadata(controller, controller_epoch, live_brokers, partitions),
+            } => {
+                self.on_update_metadata(controller, controller_epoch, live_brokers, partitions, out)
+            }
             Message::AlterPartition {
                 corr,
                 broker,
@@ -2316,6 +2402,7 @@ impl Actor for Broker {
                 if self.zk.state == SessionState::Disconnected {
                     self.zk_connect(now, out);
                 }
+                self.check_session_silence(now, out);
                 out.timer(200, BrokerTimer::ZkTick);
             }
             BrokerTimer::ZkReconnect => {

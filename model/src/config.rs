@@ -125,6 +125,14 @@ pub struct BrokerConfig {
     pub controller_socket_timeout_ms: u64,
     /// `sim.replication.truncation` ("fenced").
     pub replication_truncation: TruncationMode,
+    /// `sim.controller.epoch-fencing` (true): brokers remember the highest controller epoch
+    /// they accepted and refuse LeaderAndIsr / UpdateMetadata / StopReplica from an older one
+    /// (STALE_CONTROLLER_EPOCH), and a controller that hears nothing from the coordination node
+    /// for `zookeeper.session.timeout.ms` resigns (its session is gone by then: a new
+    /// controller may be elected). `false` is the legacy, unfenced mode: brokers obey any
+    /// controller, and a deposed controller keeps sending until the coordination node tells it
+    /// its session expired (the zombie-controller split brain).
+    pub controller_epoch_fencing: bool,
 }
 
 impl Default for BrokerConfig {
@@ -148,6 +156,7 @@ impl Default for BrokerConfig {
             auto_create_topics_enable: true,
             controller_socket_timeout_ms: 30_000,
             replication_truncation: TruncationMode::Fenced,
+            controller_epoch_fencing: true,
         }
     }
 }
@@ -547,6 +556,7 @@ const BROKER_KEYS: &[KeyDef] = &[
         Ty::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
     ),
     k("sim.replication.truncation", Ty::OneOf(TRUNCATION_MODES)),
+    k("sim.controller.epoch-fencing", Ty::Bool),
 ];
 
 const TOPIC_KEYS: &[KeyDef] = &[
@@ -966,6 +976,9 @@ impl BrokerConfig {
         }
         if let Some(v) = p.str("sim.replication.truncation") {
             c.replication_truncation = TruncationMode::parse(v).expect("validated");
+        }
+        if let Some(v) = p.bool("sim.controller.epoch-fencing") {
+            c.controller_epoch_fencing = v;
         }
         Ok(c)
     }

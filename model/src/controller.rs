@@ -269,12 +269,13 @@ impl Controller {
         self.active.as_ref().map(|a| a.epoch)
     }
 
-    /// Stop acting as controller.
-    pub fn resign(&mut self, out: &mut Effects<BrokerTimer>) {
+    /// Stop acting as controller; `reason` as in [`Event::ControllerResigned`].
+    pub fn resign(&mut self, reason: &str, out: &mut Effects<BrokerTimer>) {
         if let Some(a) = self.active.take() {
             out.event(Event::ControllerResigned {
                 broker: self.broker,
                 controller_epoch: a.epoch,
+                reason: reason.into(),
             });
         }
     }
@@ -537,7 +538,7 @@ impl Controller {
                 let Some(version) = version else {
                     // Our epoch check or the state's version check failed: another controller
                     // has taken over (ControllerMovedException). Step down.
-                    self.resign(out);
+                    self.resign("write-fenced", out);
                     return;
                 };
                 state.partition_epoch = version;

@@ -28,6 +28,32 @@ pub enum Event {
     ControllerResigned {
         broker: BrokerId,
         controller_epoch: ControllerEpoch,
+        /// `session-expired` (the coordination node said so), `session-silent` (nothing heard
+        /// from it for `zookeeper.session.timeout.ms`: the session is gone by now),
+        /// `controller-moved` (`/controller` names another broker), `write-fenced` (a
+        /// conditional write failed: another controller has taken over).
+        reason: String,
+    },
+    /// A broker applied a request from the controller (`LeaderAndIsr`, `UpdateMetadata`,
+    /// `StopReplica`), carrying `controller_epoch`; the checker `controller-epoch-fencing`
+    /// reads these.
+    ControllerRequestAccepted {
+        broker: BrokerId,
+        /// The sending controller's broker id.
+        controller: BrokerId,
+        controller_epoch: ControllerEpoch,
+        /// The API name, e.g. `LeaderAndIsr`.
+        api: String,
+    },
+    /// A broker refused a controller request from an older controller epoch than the highest
+    /// it had accepted (STALE_CONTROLLER_EPOCH).
+    ControllerRequestRejected {
+        broker: BrokerId,
+        controller: BrokerId,
+        controller_epoch: ControllerEpoch,
+        api: String,
+        /// The highest controller epoch the broker had accepted.
+        highest_controller_epoch: ControllerEpoch,
     },
     /// The controller wrote a partition's state to the coordination node.
     PartitionStateChanged {

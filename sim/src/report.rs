@@ -1597,7 +1597,23 @@ pub fn describe_event(e: &Event) -> String {
         Event::ControllerResigned {
             broker,
             controller_epoch,
-        } => format!("broker-{broker} resigned as controller (controller epoch {controller_epoch})"),
+            reason,
+        } => format!("broker-{broker} resigned as controller (controller epoch {controller_epoch}, {reason})"),
+        Event::ControllerRequestAccepted {
+            broker,
+            controller,
+            controller_epoch,
+            api,
+        } => format!("broker-{broker} applied {api} from controller broker-{controller} (controller epoch {controller_epoch})"),
+        Event::ControllerRequestRejected {
+            broker,
+            controller,
+            controller_epoch,
+            api,
+            highest_controller_epoch,
+        } => format!(
+            "broker-{broker} refused {api} from broker-{controller}: STALE_CONTROLLER_EPOCH (controller epoch {controller_epoch} < {highest_controller_epoch})"
+        ),
         Event::PartitionStateChanged {
             tp,
             leader,
@@ -1750,10 +1766,12 @@ fn timeline_class(e: &Event) -> Option<bool> {
             "isr-change" | "broker-failed" | "new-partition" | "new-topic"
         )),
         Event::ControllerResigned { .. }
+        | Event::ControllerRequestRejected { .. }
         | Event::IsrChanged { .. }
         | Event::ZkSessionExpired { .. }
         | Event::BrokerStarted { .. } => Some(true),
         Event::BrokerRegistered { .. }
+        | Event::ControllerRequestAccepted { .. }
         | Event::BecameFollower { .. }
         | Event::HighWatermarkChanged { .. }
         | Event::ProduceAppended { .. }

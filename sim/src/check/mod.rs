@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 pub mod committed_record_lost;
+pub mod controller_epoch_fencing;
 pub mod duplicate;
 pub mod idempotent_duplicate;
 pub mod inconsistent_offsets;
@@ -126,6 +127,7 @@ pub fn all_checkers() -> Vec<Box<dyn Checker>> {
         Box::new(idempotent_duplicate::IdempotentDuplicate),
         Box::new(liveness::Liveness),
         Box::new(committed_record_lost::CommittedRecordLost),
+        Box::new(controller_epoch_fencing::ControllerEpochFencing),
     ]
 }
 
