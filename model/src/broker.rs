@@ -397,9 +397,9 @@ impl Broker {
         self.zk.expire();
         self.registered = false;
         // Without controller-epoch fencing (the legacy mode), a controller does not step down
-        // when its session goes: like the pre-KIP-? ZkClient-based controller, it resigns only
-        // once it sees `/controller` owned by another broker, after re-registering, and keeps
-        // acting (and sending) on its stale view until then.
+        // when its session goes: it resigns only once it sees `/controller` owned by another
+        // broker after re-registering (as ZkClient-era controllers resigned from their
+        // new-session handler), and until then acts, and sends, on its stale view.
         if self.controller.is_active() && self.config.controller_epoch_fencing {
             self.controller.resign(reason, out);
         }
