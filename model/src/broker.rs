@@ -674,7 +674,8 @@ impl Broker {
         api: &str,
         out: &mut Effects<BrokerTimer>,
     ) -> bool {
-        if !self.config.controller_epoch_fencing || controller_epoch >= self.highest_controller_epoch
+        if !self.config.controller_epoch_fencing
+            || controller_epoch >= self.highest_controller_epoch
         {
             return false;
         }
