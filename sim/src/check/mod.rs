@@ -562,7 +562,8 @@ mod tests {
                 "nonmonotonic-send",
                 "idempotent-duplicate",
                 "liveness",
-                "committed-record-lost"
+                "committed-record-lost",
+                "controller-epoch-fencing"
             ]
         );
     }
