@@ -62,7 +62,8 @@ heal = true
 /// leader epoch; that broker becomes leader and the run loses nothing.
 #[test]
 fn broker_session_expiry_makes_its_partitions_elect_new_leaders() {
-    let sc = parse(LEADER_CUT_FROM_ZK, "leader-session-expiry.toml").unwrap_or_else(|e| panic!("{e}"));
+    let sc =
+        parse(LEADER_CUT_FROM_ZK, "leader-session-expiry.toml").unwrap_or_else(|e| panic!("{e}"));
     let r = run(&sc, 1);
     assert!(r.checks.is_ok(), "{:?}", r.checks.violations);
     let events = &r.output.events;
@@ -72,7 +73,10 @@ fn broker_session_expiry_makes_its_partitions_elect_new_leaders() {
             matches!(&e.event, Event::ZkSessionExpired { owner, .. } if *owner == NodeId::Broker(BrokerId(0)))
         })
         .expect("broker-0's session expires");
-    assert!(expired.time_ms >= 3000 && expired.time_ms < 12000, "{expired:?}");
+    assert!(
+        expired.time_ms >= 3000 && expired.time_ms < 12000,
+        "{expired:?}"
+    );
     let elected = events
         .iter()
         .filter(|e| e.time_ms >= expired.time_ms)
@@ -83,13 +87,18 @@ fn broker_session_expiry_makes_its_partitions_elect_new_leaders() {
                 isr,
                 reason,
                 ..
-            } if *l != BrokerId(0) => Some((e.time_ms, *l, *leader_epoch, isr.clone(), reason.clone())),
+            } if *l != BrokerId(0) => {
+                Some((e.time_ms, *l, *leader_epoch, isr.clone(), reason.clone()))
+            }
             _ => None,
         })
         .expect("the controller elects a new leader after the session expired");
     assert_eq!(elected.4, "leader-election");
     assert!(elected.2 .0 >= 1, "the leader epoch is bumped: {elected:?}");
-    assert!(!elected.3.contains(&BrokerId(0)), "broker-0 left the ISR: {elected:?}");
+    assert!(
+        !elected.3.contains(&BrokerId(0)),
+        "broker-0 left the ISR: {elected:?}"
+    );
     assert!(
         elected.0 < expired.time_ms + 1000,
         "the election follows the expiry promptly: {elected:?} after {expired:?}"
@@ -120,5 +129,8 @@ fn a_deposed_controller_resigns_and_its_late_requests_are_refused() {
         matches!(&e.event, Event::ControllerRequestRejected { controller_epoch, highest_controller_epoch, .. }
             if controller_epoch < highest_controller_epoch)
     });
-    assert!(refused.count() > 0, "a late request of the deposed controller is refused");
+    assert!(
+        refused.count() > 0,
+        "a late request of the deposed controller is refused"
+    );
 }
