@@ -2213,7 +2213,6 @@ impl Partition {
         let batches: Vec<_> = self
             .log
             .batches()
-            .iter()
             .filter(|b| b.producer_id != ProducerId::NONE)
             .map(|b| {
                 (
