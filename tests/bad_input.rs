@@ -86,6 +86,71 @@ const CASES: &[Case] = &[
         kind: ScenarioErrorKind::Invalid,
     },
     Case {
+        name: "negative-retention-ms",
+        edit: Some((
+            "\"zookeeper.session.timeout.ms\" = 6000",
+            "\"zookeeper.session.timeout.ms\" = 6000\n\"log.retention.ms\" = -5",
+        )),
+        expect: &[
+            "{file}:",
+            "log.retention.ms",
+            "Invalid value -5 for configuration log.retention.ms: Value must be at least -1",
+        ],
+        kind: ScenarioErrorKind::Invalid,
+    },
+    Case {
+        name: "negative-retention-bytes",
+        edit: Some((
+            "replication_factor = 3",
+            "replication_factor = 3\nconfig = { \"retention.bytes\" = -7 }",
+        )),
+        expect: &[
+            "{file}:",
+            "retention.bytes",
+            "Invalid value -7 for configuration retention.bytes: Value must be at least -1",
+        ],
+        kind: ScenarioErrorKind::Invalid,
+    },
+    Case {
+        name: "segment-bytes-below-minimum",
+        edit: Some((
+            "\"zookeeper.session.timeout.ms\" = 6000",
+            "\"zookeeper.session.timeout.ms\" = 6000\n\"log.segment.bytes\" = 13",
+        )),
+        expect: &[
+            "{file}:",
+            "log.segment.bytes",
+            "Invalid value 13 for configuration log.segment.bytes: Value must be at least 14",
+        ],
+        kind: ScenarioErrorKind::Invalid,
+    },
+    Case {
+        name: "unknown-cleanup-policy",
+        edit: Some((
+            "replication_factor = 3",
+            "replication_factor = 3\nconfig = { \"cleanup.policy\" = \"compress\" }",
+        )),
+        expect: &[
+            "{file}:",
+            "cleanup.policy",
+            "Invalid value compress for configuration cleanup.policy: String must be one of: compact, delete",
+        ],
+        kind: ScenarioErrorKind::Invalid,
+    },
+    Case {
+        name: "compacted-topic-null-keys",
+        edit: Some((
+            "replication_factor = 3\n\n[[producers]]\ntopic = \"events\"\ncount = 2\nrate_per_sec = 100\nkeys = 16",
+            "replication_factor = 3\nconfig = { \"cleanup.policy\" = \"compact\" }\n\n[[producers]]\ntopic = \"events\"\ncount = 2\nrate_per_sec = 100\nkeys = 0",
+        )),
+        expect: &[
+            "{file}:",
+            "producers[0].keys",
+            "Compacted topic cannot accept message without key in topic partition events-0.",
+        ],
+        kind: ScenarioErrorKind::Invalid,
+    },
+    Case {
         name: "missing-file",
         edit: None,
         expect: &["cannot read {file}"],

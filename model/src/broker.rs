@@ -34,9 +34,9 @@ use crate::config::{BrokerConfig, TopicConfig, TruncationMode};
 use crate::controller::{Controller, ControllerZkOp, NewTopic};
 use crate::effects::{Actor, DiskOp, Effects};
 use crate::event::Event;
-use crate::log::PartitionLog;
+use crate::log::{checkpoint, LogConfig, PartitionLog};
 use crate::protocol::*;
-use crate::record::{read_header, verify_crc};
+use crate::record::{read_header, verify_crc, RecordBatch};
 use crate::types::*;
 use crate::zk_client::{SessionState, ZkClient};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -109,6 +109,15 @@ pub enum BrokerTimer {
     ControllerResend {
         broker: BrokerId,
     },
+    /// Retention runs (`log.retention.check.interval.ms`).
+    LogRetentionCheck,
+    /// The log cleaner's next pass (`log.cleaner.backoff.ms`); armed only when some topic
+    /// compacts.
+    LogCleanerTick,
+    /// Checkpoint every log's recovery point (`log.flush.offset.checkpoint.interval.ms`).
+    RecoveryPointCheckpoint,
+    /// Checkpoint every log's start offset (`log.flush.start.offset.checkpoint.interval.ms`).
+    LogStartOffsetCheckpoint,
 }
 
 /// One cached batch of a producer (for duplicate detection).
@@ -272,7 +281,13 @@ impl Broker {
         let mut partitions = BTreeMap::new();
         let mut disk_ops = Vec::new();
         for tp in dirs {
-            let (log, report) = PartitionLog::recover(&tp, files, &mut disk_ops);
+            let log_config = topic_configs
+                .get(&tp.topic)
+                .cloned()
+                .unwrap_or_default()
+                .log_config(&config);
+            let (log, report) =
+                PartitionLog::recover_with_config(&tp, files, log_config, &mut disk_ops);
             if report.discarded_bytes > 0 {
                 out.event(Event::LogRecovered {
                     tp: tp.clone(),
@@ -281,11 +296,13 @@ impl Broker {
                     discarded_bytes: report.discarded_bytes,
                 });
             }
+            // Kafka: the HW is at least the log start offset.
             let hw = checkpoint
                 .get(&tp)
                 .copied()
                 .unwrap_or(Offset(0))
-                .min(log.log_end_offset());
+                .min(log.log_end_offset())
+                .max(log.log_start_offset());
             let mut p = Partition {
                 log,
                 high_watermark: hw,
@@ -341,6 +358,15 @@ impl Broker {
             .get(topic)
             .and_then(|c| c.min_insync_replicas)
             .unwrap_or(self.config.min_insync_replicas)
+    }
+
+    /// The log settings of `topic`'s partitions: its overrides on top of the broker's.
+    fn log_config(&self, topic: &str) -> LogConfig {
+        self.topic_configs
+            .get(topic)
+            .cloned()
+            .unwrap_or_default()
+            .log_config(&self.config)
     }
 
     fn flush_interval_messages(&self, topic: &str) -> u64 {
@@ -767,10 +793,12 @@ impl Broker {
         let tp = state.tp.clone();
         let me = self.id;
         if !self.partitions.contains_key(&tp) {
+            let mut log = PartitionLog::new(&tp);
+            log.set_config(self.log_config(&tp.topic));
             self.partitions.insert(
                 tp.clone(),
                 Partition {
-                    log: PartitionLog::new(&tp),
+                    log,
                     high_watermark: Offset(0),
                     role: Role::None,
                     leader_epoch: LeaderEpoch::UNKNOWN,
@@ -1013,6 +1041,29 @@ impl Broker {
                 return;
             }
         };
+        // Kafka's LogValidator: a compacted topic needs a key on every record.
+        if p.log.config().cleanup_policy.compact && !header.is_control() {
+            let keyless = RecordBatch::decode(&batch)
+                .map(|(b, _)| b.records.iter().any(|r| r.key.is_none()))
+                .unwrap_or(false);
+            if keyless {
+                out.event(Event::ProduceRejected {
+                    tp: tp.clone(),
+                    broker: me,
+                    error: ErrorCode::CorruptMessage,
+                    message: format!(
+                        "Compacted topic cannot accept message without key in topic partition {tp}."
+                    ),
+                });
+                respond(
+                    out,
+                    ErrorCode::CorruptMessage,
+                    Offset(-1),
+                    p.log.log_start_offset(),
+                );
+                return;
+            }
+        }
         // Idempotence (KIP-98): dedupe, order, and fence by epoch.
         let pid = header.producer_id;
         if pid != ProducerId::NONE {
@@ -1064,6 +1115,7 @@ impl Broker {
             return;
         }
         let mut ops = Vec::new();
+        let active_before = p.log.segments().len();
         let (base, last) = match p.log.append_as_leader(&batch, leader_epoch, &mut ops) {
             Ok(r) => r,
             Err(_) => {
@@ -1089,6 +1141,13 @@ impl Broker {
         p.log.maybe_flush(flush_interval, &mut ops);
         for op in ops {
             out.disk(op);
+        }
+        if p.log.segments().len() > active_before {
+            out.event(Event::LogSegmentRolled {
+                tp: tp.clone(),
+                broker: me,
+                base_offset: base,
+            });
         }
         out.event(Event::ProduceAppended {
             tp: tp.clone(),
@@ -1716,7 +1775,7 @@ impl Broker {
         corr: CorrelationId,
         tp: TopicPartition,
         error: ErrorCode,
-        high_watermark: Offset,
+        (high_watermark, leader_log_start_offset): (Offset, Offset),
         diverging: Option<EpochEndOffset>,
         batches: Vec<Vec<u8>>,
         out: &mut Effects<BrokerTimer>,
@@ -1750,6 +1809,35 @@ impl Broker {
                     broker: me,
                     from_offset: from,
                     to_offset: to,
+                    reason: "offset-out-of-range".into(),
+                });
+                self.rebuild_producers(&tp);
+                self.schedule_follower_fetch(&tp, 0, out);
+            } else if error == ErrorCode::OffsetOutOfRange
+                && p.log.log_end_offset() < leader_log_start_offset
+            {
+                // Kafka's ReplicaFetcherThread: our fetch offset is below the leader's log
+                // start offset (retention deleted what we still need), so nothing we have can
+                // be continued: truncate fully and start at the leader's log start offset.
+                let mut ops = Vec::new();
+                let from = p.log.log_end_offset();
+                p.log
+                    .truncate_fully_and_start_at(leader_log_start_offset, &mut ops);
+                p.high_watermark = leader_log_start_offset;
+                for op in ops {
+                    out.disk(op);
+                }
+                out.event(Event::Truncated {
+                    tp: tp.clone(),
+                    broker: me,
+                    from_offset: from,
+                    to_offset: leader_log_start_offset,
+                    reason: "below-leader-log-start-offset".into(),
+                });
+                out.event(Event::LogStartOffsetAdvanced {
+                    tp: tp.clone(),
+                    broker: me,
+                    log_start_offset: leader_log_start_offset,
                     reason: "offset-out-of-range".into(),
                 });
                 self.rebuild_producers(&tp);
@@ -1792,6 +1880,7 @@ impl Broker {
             self.schedule_follower_fetch(&tp, 0, out);
             return;
         }
+        let segments_before = p.log.segments().len();
         for b in &batches {
             match p.log.append_as_follower(b, &mut ops) {
                 Ok((base, _last)) => {
@@ -1816,8 +1905,29 @@ impl Broker {
         if new_hw > p.high_watermark {
             p.high_watermark = new_hw;
         }
+        // The follower learns the leader's log start offset (capped at its own HW, as Kafka's
+        // maybeIncrementLogStartOffset requires).
+        let new_log_start = leader_log_start_offset.min(p.high_watermark);
+        let advanced = p
+            .log
+            .maybe_increment_log_start_offset(new_log_start, &mut ops);
         for op in ops {
             out.disk(op);
+        }
+        for seg in p.log.segments().iter().skip(segments_before) {
+            out.event(Event::LogSegmentRolled {
+                tp: tp.clone(),
+                broker: me,
+                base_offset: seg.base_offset(),
+            });
+        }
+        if advanced {
+            out.event(Event::LogStartOffsetAdvanced {
+                tp: tp.clone(),
+                broker: me,
+                log_start_offset: new_log_start,
+                reason: "leader-log-start-offset".into(),
+            });
         }
         self.schedule_follower_fetch(&tp, 0, out);
     }
@@ -2026,10 +2136,17 @@ impl Broker {
         let (error, offset, epoch) = match self.partitions.get(&tp) {
             Some(p) => match &p.role {
                 Role::Leader(l) => {
-                    let off = if timestamp == -2 {
-                        p.log.log_start_offset()
-                    } else {
-                        p.high_watermark
+                    let off = match timestamp {
+                        -2 => p.log.log_start_offset(),
+                        // offsetsForTimes (KIP-79): the first committed offset whose record
+                        // timestamp is >= the target, -1 if there is none.
+                        t if t >= 0 => p
+                            .log
+                            .offset_for_timestamp(t)
+                            .map(|(o, _)| o)
+                            .filter(|&o| o < p.high_watermark)
+                            .unwrap_or(Offset(-1)),
+                        _ => p.high_watermark,
                     };
                     (ErrorCode::None, off, l.leader_epoch)
                 }
@@ -2099,6 +2216,107 @@ impl Broker {
             file: HW_CHECKPOINT_FILE.into(),
             data: text.into_bytes(),
         });
+    }
+
+    /// Writes Kafka's `recovery-point-offset-checkpoint` (every log's recovery point).
+    fn write_recovery_point_checkpoint(&self, out: &mut Effects<BrokerTimer>) {
+        let entries = self
+            .partitions
+            .iter()
+            .map(|(tp, p)| (tp.clone(), p.log.recovery_point()))
+            .collect();
+        out.disk(DiskOp::WriteAtomic {
+            file: checkpoint::RECOVERY_POINT_CHECKPOINT.into(),
+            data: checkpoint::encode(&entries),
+        });
+    }
+
+    /// Writes Kafka's `log-start-offset-checkpoint` (every log start offset above 0, as Kafka
+    /// leaves out logs that start at 0).
+    fn write_log_start_offset_checkpoint(&self, out: &mut Effects<BrokerTimer>) {
+        let entries = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.log.log_start_offset().0 > 0)
+            .map(|(tp, p)| (tp.clone(), p.log.log_start_offset()))
+            .collect();
+        out.disk(DiskOp::WriteAtomic {
+            file: checkpoint::LOG_START_OFFSET_CHECKPOINT.into(),
+            data: checkpoint::encode(&entries),
+        });
+    }
+
+    /// One retention pass over every hosted log (Kafka's `LogManager.cleanupLogs`): deletes
+    /// segments by `retention.ms` / `retention.bytes` / log start offset, never at or above
+    /// the replica's HW, and checkpoints the log start offsets if any moved.
+    fn on_log_retention_check(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
+        let me = self.id;
+        let now_ms = now.as_ms() as i64;
+        let mut moved = false;
+        for (tp, p) in self.partitions.iter_mut() {
+            let mut ops = Vec::new();
+            let Some(r) = p
+                .log
+                .delete_old_segments(now_ms, p.high_watermark, &mut ops)
+            else {
+                continue;
+            };
+            for op in ops {
+                out.disk(op);
+            }
+            out.event(Event::LogSegmentsDeleted {
+                tp: tp.clone(),
+                broker: me,
+                base_offsets: r.deleted_segments.clone(),
+                deleted_bytes: r.deleted_bytes,
+                log_start_offset: r.new_log_start_offset,
+                reason: r.reason.into(),
+            });
+            if r.new_log_start_offset > r.old_log_start_offset {
+                moved = true;
+                out.event(Event::LogStartOffsetAdvanced {
+                    tp: tp.clone(),
+                    broker: me,
+                    log_start_offset: r.new_log_start_offset,
+                    reason: "retention".into(),
+                });
+            }
+        }
+        if moved {
+            self.write_log_start_offset_checkpoint(out);
+        }
+    }
+
+    /// One cleaner pass over every compacted log (Kafka's `LogCleaner`), below each replica's
+    /// HW.
+    fn on_log_cleaner_tick(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
+        let me = self.id;
+        let now_ms = now.as_ms() as i64;
+        for (tp, p) in self.partitions.iter_mut() {
+            let mut ops = Vec::new();
+            let Some(r) = p.log.clean(now_ms, p.high_watermark, &mut ops) else {
+                continue;
+            };
+            for op in ops {
+                out.disk(op);
+            }
+            out.event(Event::LogCleaned {
+                tp: tp.clone(),
+                broker: me,
+                cleaned_segments: r.cleaned_segments.len(),
+                superseded: r.superseded,
+                expired_tombstones: r.expired_tombstones,
+            });
+        }
+    }
+
+    /// Whether any topic this broker knows compacts (the cleaner runs only then).
+    fn any_compacted_topic(&self) -> bool {
+        self.config.log_cleanup_policy.compact
+            || self
+                .topic_configs
+                .values()
+                .any(|c| c.cleanup_policy.is_some_and(|p| p.compact))
     }
 
     /// Asserts the broker's own invariants (STYLE.md: end handlers with them).
@@ -2248,6 +2466,26 @@ impl Actor for Broker {
         if let Some(ms) = self.config.log_flush_interval_ms {
             out.timer(ms.max(1), BrokerTimer::FlushCheck);
         }
+        out.timer(
+            self.config.log_retention_check_interval_ms.max(1),
+            BrokerTimer::LogRetentionCheck,
+        );
+        out.timer(
+            self.config.log_flush_offset_checkpoint_interval_ms.max(1),
+            BrokerTimer::RecoveryPointCheckpoint,
+        );
+        out.timer(
+            self.config
+                .log_flush_start_offset_checkpoint_interval_ms
+                .max(1),
+            BrokerTimer::LogStartOffsetCheckpoint,
+        );
+        if self.any_compacted_topic() {
+            out.timer(
+                self.config.log_cleaner_backoff_ms.max(1),
+                BrokerTimer::LogCleanerTick,
+            );
+        }
     }
 
     fn on_message(
@@ -2287,6 +2525,7 @@ impl Actor for Broker {
                 tp,
                 error,
                 high_watermark,
+                log_start_offset,
                 diverging_epoch,
                 batches,
                 ..
@@ -2295,7 +2534,7 @@ impl Actor for Broker {
                 corr,
                 tp,
                 error,
-                high_watermark,
+                (high_watermark, log_start_offset),
                 diverging_epoch,
                 batches,
                 out,
@@ -2477,6 +2716,36 @@ impl Actor for Broker {
                 if let Some(ms) = self.config.log_flush_interval_ms {
                     out.timer(ms.max(1), BrokerTimer::FlushCheck);
                 }
+            }
+            BrokerTimer::LogRetentionCheck => {
+                self.on_log_retention_check(now, out);
+                out.timer(
+                    self.config.log_retention_check_interval_ms.max(1),
+                    BrokerTimer::LogRetentionCheck,
+                );
+            }
+            BrokerTimer::LogCleanerTick => {
+                self.on_log_cleaner_tick(now, out);
+                out.timer(
+                    self.config.log_cleaner_backoff_ms.max(1),
+                    BrokerTimer::LogCleanerTick,
+                );
+            }
+            BrokerTimer::RecoveryPointCheckpoint => {
+                self.write_recovery_point_checkpoint(out);
+                out.timer(
+                    self.config.log_flush_offset_checkpoint_interval_ms.max(1),
+                    BrokerTimer::RecoveryPointCheckpoint,
+                );
+            }
+            BrokerTimer::LogStartOffsetCheckpoint => {
+                self.write_log_start_offset_checkpoint(out);
+                out.timer(
+                    self.config
+                        .log_flush_start_offset_checkpoint_interval_ms
+                        .max(1),
+                    BrokerTimer::LogStartOffsetCheckpoint,
+                );
             }
             BrokerTimer::ControllerResend { broker } => {
                 self.controller_resends.remove(&broker);

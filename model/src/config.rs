@@ -8,6 +8,7 @@
 //!
 //! Defaults are those of Apache Kafka 3.x (`KafkaConfig`, `ProducerConfig`, `ConsumerConfig`).
 
+use crate::log::{CleanupPolicy, LogConfig};
 use crate::protocol::{Acks, IsolationLevel};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -133,6 +134,26 @@ pub struct BrokerConfig {
     /// controller, and a deposed controller keeps sending until the coordination node tells it
     /// its session expired (the zombie-controller split brain).
     pub controller_epoch_fencing: bool,
+    /// `log.roll.ms` (604800000, or `log.roll.hours` 168): roll a segment whose first record
+    /// is this much older than the next one.
+    pub log_roll_ms: i64,
+    /// `log.index.size.max.bytes` (10485760): a segment whose index is this full is rolled.
+    pub log_index_size_max_bytes: u32,
+    /// `log.retention.ms` (604800000, or `log.retention.minutes` / `log.retention.hours` 168);
+    /// negative: unlimited.
+    pub log_retention_ms: i64,
+    /// `log.retention.bytes` (-1: unlimited), per partition.
+    pub log_retention_bytes: i64,
+    /// `log.retention.check.interval.ms` (300000): how often retention runs.
+    pub log_retention_check_interval_ms: u64,
+    /// `log.cleanup.policy` (`delete`).
+    pub log_cleanup_policy: CleanupPolicy,
+    /// `log.cleaner.delete.retention.ms` (86400000): how long tombstones survive cleaning.
+    pub log_cleaner_delete_retention_ms: i64,
+    /// `log.cleaner.backoff.ms` (15000): the cleaner's pause between passes.
+    pub log_cleaner_backoff_ms: u64,
+    /// `log.flush.start.offset.checkpoint.interval.ms` (60000).
+    pub log_flush_start_offset_checkpoint_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -157,6 +178,15 @@ impl Default for BrokerConfig {
             controller_socket_timeout_ms: 30_000,
             replication_truncation: TruncationMode::Fenced,
             controller_epoch_fencing: true,
+            log_roll_ms: 604_800_000,
+            log_index_size_max_bytes: 10 * 1024 * 1024,
+            log_retention_ms: 604_800_000,
+            log_retention_bytes: -1,
+            log_retention_check_interval_ms: 300_000,
+            log_cleanup_policy: CleanupPolicy::DELETE,
+            log_cleaner_delete_retention_ms: 86_400_000,
+            log_cleaner_backoff_ms: 15_000,
+            log_flush_start_offset_checkpoint_interval_ms: 60_000,
         }
     }
 }
@@ -174,6 +204,45 @@ pub struct TopicConfig {
     pub flush_ms: Option<u64>,
     /// `segment.bytes`.
     pub segment_bytes: Option<u64>,
+    /// `segment.ms`.
+    #[serde(default)]
+    pub segment_ms: Option<i64>,
+    /// `segment.index.bytes`.
+    #[serde(default)]
+    pub segment_index_bytes: Option<u32>,
+    /// `retention.ms` (negative: unlimited).
+    #[serde(default)]
+    pub retention_ms: Option<i64>,
+    /// `retention.bytes` (negative: unlimited).
+    #[serde(default)]
+    pub retention_bytes: Option<i64>,
+    /// `cleanup.policy`.
+    #[serde(default)]
+    pub cleanup_policy: Option<CleanupPolicy>,
+    /// `delete.retention.ms`.
+    #[serde(default)]
+    pub delete_retention_ms: Option<i64>,
+}
+
+impl TopicConfig {
+    /// The settings a partition of this topic logs with: these overrides on top of the
+    /// broker's `log.*` defaults (Kafka's `LogConfig`).
+    pub fn log_config(&self, broker: &BrokerConfig) -> LogConfig {
+        LogConfig {
+            segment_bytes: self.segment_bytes.unwrap_or(broker.log_segment_bytes),
+            segment_ms: self.segment_ms.unwrap_or(broker.log_roll_ms),
+            index_interval_bytes: broker.log_index_interval_bytes,
+            max_index_size_bytes: self
+                .segment_index_bytes
+                .unwrap_or(broker.log_index_size_max_bytes),
+            retention_ms: self.retention_ms.unwrap_or(broker.log_retention_ms),
+            retention_bytes: self.retention_bytes.unwrap_or(broker.log_retention_bytes),
+            cleanup_policy: self.cleanup_policy.unwrap_or(broker.log_cleanup_policy),
+            delete_retention_ms: self
+                .delete_retention_ms
+                .unwrap_or(broker.log_cleaner_delete_retention_ms),
+        }
+    }
 }
 
 /// `auto.offset.reset`.
@@ -360,77 +429,11 @@ pub const NOT_SUPPORTED_YET: &[NotSupportedYet] = &[
     // Broker.
     nsy(
         ConfigKind::Broker,
-        "log.cleanup.policy",
-        &["delete"],
-        "log compaction",
-    ),
-    nsy(
-        ConfigKind::Broker,
-        "log.retention.ms",
-        &["604800000"],
-        "log retention",
-    ),
-    nsy(
-        ConfigKind::Broker,
-        "log.retention.minutes",
-        &["10080"],
-        "log retention",
-    ),
-    nsy(
-        ConfigKind::Broker,
-        "log.retention.hours",
-        &["168"],
-        "log retention",
-    ),
-    nsy(
-        ConfigKind::Broker,
-        "log.retention.bytes",
-        &["-1"],
-        "log retention",
-    ),
-    nsy(
-        ConfigKind::Broker,
-        "log.roll.ms",
-        &["604800000"],
-        "time-based segment rolling",
-    ),
-    nsy(
-        ConfigKind::Broker,
-        "log.roll.hours",
-        &["168"],
-        "time-based segment rolling",
-    ),
-    nsy(
-        ConfigKind::Broker,
         "compression.type",
         &["producer", "uncompressed"],
         "compression",
     ),
     // Topic.
-    nsy(
-        ConfigKind::Topic,
-        "cleanup.policy",
-        &["delete"],
-        "log compaction",
-    ),
-    nsy(
-        ConfigKind::Topic,
-        "retention.ms",
-        &["604800000"],
-        "log retention",
-    ),
-    nsy(
-        ConfigKind::Topic,
-        "retention.bytes",
-        &["-1"],
-        "log retention",
-    ),
-    nsy(
-        ConfigKind::Topic,
-        "segment.ms",
-        &["604800000"],
-        "time-based segment rolling",
-    ),
     nsy(
         ConfigKind::Topic,
         "compression.type",
@@ -551,6 +554,11 @@ const BROKER_KEYS: &[KeyDef] = &[
     k("log.retention.bytes", Ty::Long(-1, I64)),
     k("log.roll.ms", Ty::Long(1, I64)),
     k("log.roll.hours", Ty::Int(1, I32)),
+    k("log.index.size.max.bytes", Ty::Int(4, I32)),
+    k("log.retention.check.interval.ms", Ty::Long(1, I64)),
+    k("log.cleaner.delete.retention.ms", Ty::Long(0, I64)),
+    k("log.cleaner.backoff.ms", Ty::Long(0, I64)),
+    k("log.flush.start.offset.checkpoint.interval.ms", MS32),
     k(
         "compression.type",
         Ty::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
@@ -569,6 +577,8 @@ const TOPIC_KEYS: &[KeyDef] = &[
     k("retention.ms", Ty::Long(-1, I64)),
     k("retention.bytes", Ty::Long(-1, I64)),
     k("segment.ms", Ty::Long(1, I64)),
+    k("segment.index.bytes", Ty::Int(4, I32)),
+    k("delete.retention.ms", Ty::Long(0, I64)),
     k(
         "compression.type",
         Ty::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
@@ -584,6 +594,8 @@ const TOPIC_SYNONYMS: &[(&str, &str)] = &[
     ("log.retention.ms", "retention.ms"),
     ("log.retention.bytes", "retention.bytes"),
     ("log.roll.ms", "segment.ms"),
+    ("log.index.size.max.bytes", "segment.index.bytes"),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
 ];
 
 const PRODUCER_KEYS: &[KeyDef] = &[
@@ -903,6 +915,13 @@ impl Parsed {
         }
     }
 
+    fn list(&self, key: &str) -> Option<&[String]> {
+        match self.vals.get(key) {
+            Some(Val::List(l)) => Some(l),
+            _ => None,
+        }
+    }
+
     fn str(&self, key: &str) -> Option<&str> {
         match self.vals.get(key) {
             Some(Val::Str(s)) => Some(s),
@@ -980,6 +999,41 @@ impl BrokerConfig {
         if let Some(v) = p.bool("sim.controller.epoch-fencing") {
             c.controller_epoch_fencing = v;
         }
+        // Kafka's precedence: log.roll.ms over log.roll.hours; log.retention.ms over
+        // log.retention.minutes over log.retention.hours.
+        if let Some(v) = p.num("log.roll.ms") {
+            c.log_roll_ms = v;
+        } else if let Some(v) = p.num("log.roll.hours") {
+            c.log_roll_ms = v * 3_600_000;
+        }
+        if let Some(v) = p.num("log.retention.ms") {
+            c.log_retention_ms = v;
+        } else if let Some(v) = p.num("log.retention.minutes") {
+            c.log_retention_ms = if v < 0 { -1 } else { v * 60_000 };
+        } else if let Some(v) = p.num("log.retention.hours") {
+            c.log_retention_ms = if v < 0 { -1 } else { v * 3_600_000 };
+        }
+        if let Some(v) = p.num("log.retention.bytes") {
+            c.log_retention_bytes = v;
+        }
+        if let Some(v) = p.num("log.index.size.max.bytes") {
+            c.log_index_size_max_bytes = v as u32;
+        }
+        if let Some(v) = p.num("log.retention.check.interval.ms") {
+            c.log_retention_check_interval_ms = v as u64;
+        }
+        if let Some(v) = p.list("log.cleanup.policy") {
+            c.log_cleanup_policy = CleanupPolicy::from_list(v);
+        }
+        if let Some(v) = p.num("log.cleaner.delete.retention.ms") {
+            c.log_cleaner_delete_retention_ms = v;
+        }
+        if let Some(v) = p.num("log.cleaner.backoff.ms") {
+            c.log_cleaner_backoff_ms = v as u64;
+        }
+        if let Some(v) = p.num("log.flush.start.offset.checkpoint.interval.ms") {
+            c.log_flush_start_offset_checkpoint_interval_ms = v as u64;
+        }
         Ok(c)
     }
 }
@@ -1022,6 +1076,12 @@ impl TopicConfig {
             flush_messages: p.num("flush.messages").map(|v| v as u64),
             flush_ms: p.num("flush.ms").map(|v| v as u64),
             segment_bytes: p.num("segment.bytes").map(|v| v as u64),
+            segment_ms: p.num("segment.ms"),
+            segment_index_bytes: p.num("segment.index.bytes").map(|v| v as u32),
+            retention_ms: p.num("retention.ms"),
+            retention_bytes: p.num("retention.bytes"),
+            cleanup_policy: p.list("cleanup.policy").map(CleanupPolicy::from_list),
+            delete_retention_ms: p.num("delete.retention.ms"),
         })
     }
 }
@@ -1396,16 +1456,55 @@ mod tests {
         assert!(msg(producer(&[("compression.type", s("lz4"))]))
             .starts_with("not supported yet: compression.type"));
         assert!(producer(&[("compression.type", s("none"))]).is_ok());
-        assert!(msg(broker(&[("log.cleanup.policy", s("compact"))]))
-            .starts_with("not supported yet: log.cleanup.policy"));
-        assert!(broker(&[("log.cleanup.policy", s("delete"))]).is_ok());
-        assert!(msg(broker(&[("log.retention.ms", i(1000))]))
-            .starts_with("not supported yet: log.retention.ms"));
-        assert!(
-            msg(broker(&[("log.roll.ms", i(1000))])).starts_with("not supported yet: log.roll.ms")
+        // Retention, rolling and compaction are implemented.
+        let c = broker(&[
+            ("log.cleanup.policy", s("compact")),
+            ("log.retention.hours", i(1)),
+            ("log.roll.hours", i(2)),
+            ("log.retention.bytes", i(5000)),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.log_cleanup_policy,
+            CleanupPolicy {
+                delete: false,
+                compact: true
+            }
         );
-        assert!(msg(topic(&[("cleanup.policy", s("compact,delete"))]))
-            .starts_with("not supported yet: cleanup.policy"));
+        assert_eq!((c.log_retention_ms, c.log_roll_ms), (3_600_000, 7_200_000));
+        assert_eq!(c.log_retention_bytes, 5000);
+        let c = broker(&[("log.retention.ms", i(1000)), ("log.retention.hours", i(1))]).unwrap();
+        assert_eq!(c.log_retention_ms, 1000, "ms wins over hours");
+        assert_eq!(
+            broker(&[("log.retention.minutes", i(-1))])
+                .unwrap()
+                .log_retention_ms,
+            -1
+        );
+        let t = topic(&[
+            ("cleanup.policy", s("compact,delete")),
+            ("retention.ms", i(-1)),
+            ("segment.ms", i(500)),
+        ])
+        .unwrap();
+        let lc = t.log_config(&BrokerConfig::default());
+        assert_eq!(
+            lc.cleanup_policy,
+            CleanupPolicy {
+                delete: true,
+                compact: true
+            }
+        );
+        assert_eq!((lc.retention_ms, lc.segment_ms), (-1, 500));
+        assert_eq!(lc.segment_bytes, 1 << 30);
+        assert_eq!(
+            msg(broker(&[("log.retention.ms", i(-5))])),
+            "Invalid value -5 for configuration log.retention.ms: Value must be at least -1"
+        );
+        assert_eq!(
+            msg(topic(&[("segment.bytes", i(13))])),
+            "Invalid value 13 for configuration segment.bytes: Value must be at least 14"
+        );
         assert!(msg(consumer(&[("isolation.level", s("read_committed"))]))
             .starts_with("not supported yet: isolation.level"));
         assert!(consumer(&[("isolation.level", s("read_uncommitted"))]).is_ok());

@@ -114,6 +114,52 @@ pub enum Event {
         log_end_offset: Offset,
         discarded_bytes: u64,
     },
+    /// A replica rolled a new active log segment at `base_offset` (its log end offset).
+    LogSegmentRolled {
+        tp: TopicPartition,
+        broker: BrokerId,
+        base_offset: Offset,
+    },
+    /// Retention deleted whole segments of a replica's log (Kafka's `deleteOldSegments`).
+    /// `reason`: `retention-ms`, `retention-bytes` or `log-start-offset` (segments wholly
+    /// below a log start offset learned from the leader).
+    LogSegmentsDeleted {
+        tp: TopicPartition,
+        broker: BrokerId,
+        base_offsets: Vec<Offset>,
+        deleted_bytes: u64,
+        log_start_offset: Offset,
+        reason: String,
+    },
+    /// A replica's log start offset moved up: records below it are no longer served.
+    /// `reason`: `retention` (this replica deleted segments by `retention.ms` /
+    /// `retention.bytes`), `leader-log-start-offset` (a follower learned the leader's from a
+    /// fetch response) or `offset-out-of-range` (a follower below the leader's log start
+    /// offset truncated fully and restarted there). Checkers excuse records below a
+    /// `retention` log start offset.
+    LogStartOffsetAdvanced {
+        tp: TopicPartition,
+        broker: BrokerId,
+        log_start_offset: Offset,
+        reason: String,
+    },
+    /// The log cleaner compacted a replica's log: `superseded` records had a later record with
+    /// the same key, `expired_tombstones` were tombstones older than `delete.retention.ms`.
+    LogCleaned {
+        tp: TopicPartition,
+        broker: BrokerId,
+        cleaned_segments: usize,
+        superseded: Vec<Offset>,
+        expired_tombstones: Vec<Offset>,
+    },
+    /// The leader refused a produce for a reason a client would see as an error message
+    /// (e.g. a record without a key on a compacted topic).
+    ProduceRejected {
+        tp: TopicPartition,
+        broker: BrokerId,
+        error: ErrorCode,
+        message: String,
+    },
     /// A produce request was answered (leader side), for the idempotence and durability checks.
     ProduceAppended {
         tp: TopicPartition,

@@ -111,7 +111,7 @@ pub fn segment_file_name(base_offset: Offset) -> String {
 }
 
 /// `cleanup.policy`: a list of `delete` and `compact`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CleanupPolicy {
     pub delete: bool,
     pub compact: bool,
@@ -767,6 +767,13 @@ impl PartitionLog {
             .batches()
             .find(|b| b.last_offset >= target)
             .map_or(target, |b| b.base_offset.min(target));
+        if new_end < self.log_start_offset {
+            // The batch holding the log start offset began before it: nothing readable is
+            // left, so start afresh at the log start offset (never below it).
+            let start = self.log_start_offset;
+            self.truncate_fully_and_start_at(start, out);
+            return start;
+        }
         // Keep segments with data below new_end (and always the first one).
         let keep = self
             .segments
@@ -792,10 +799,7 @@ impl PartitionLog {
         let (o, t) = (before.0.as_slice(), before.1.as_slice());
         active.sync_index_files(
             &dir,
-            (
-                (!o.is_empty()).then_some(o),
-                (!t.is_empty()).then_some(t),
-            ),
+            ((!o.is_empty()).then_some(o), (!t.is_empty()).then_some(t)),
             out,
         );
         let new_end = self.log_end_offset();
@@ -1049,7 +1053,10 @@ impl PartitionLog {
     pub fn keyed_records(&self) -> Vec<(Offset, Option<Vec<u8>>, Option<Vec<u8>>, LeaderEpoch)> {
         let mut result = Vec::new();
         let start = self.log_start_offset;
-        for b in self.batches().filter(|b| !b.is_control && b.last_offset >= start) {
+        for b in self
+            .batches()
+            .filter(|b| !b.is_control && b.last_offset >= start)
+        {
             let (batch, _) = RecordBatch::decode(&b.bytes)
                 .expect("a batch in the log was validated when appended");
             for r in batch.records {
@@ -1097,7 +1104,10 @@ impl PartitionLog {
         let leo = self.log_end_offset();
         let dir = self.dir.clone();
         self.active_mut().on_become_inactive(&dir, out);
-        assert!(leo > self.active().base_offset, "never roll an empty segment");
+        assert!(
+            leo > self.active().base_offset,
+            "never roll an empty segment"
+        );
         self.segments.push(Segment::new(leo));
         self.recovery_point = self.recovery_point.max(leo);
         self.rolled_segments += 1;
@@ -1883,7 +1893,11 @@ mod tests {
     fn segments_roll_by_size_and_are_named_by_base_offset() {
         let mut disk = MemDisk::default();
         let log = many_segments(&mut disk, 40, small_config());
-        assert!(log.segments().len() > 5, "{} segments", log.segments().len());
+        assert!(
+            log.segments().len() > 5,
+            "{} segments",
+            log.segments().len()
+        );
         assert_eq!(log.rolled_segments() as usize, log.segments().len() - 1);
         let mut expected_base = Offset(0);
         for seg in log.segments() {
@@ -1922,7 +1936,11 @@ mod tests {
             },
         );
         // Timestamps 1000..1090: a segment holds records within 25 ms of its first one.
-        let bases: Vec<i64> = by_time.segments().iter().map(|s| s.base_offset().0).collect();
+        let bases: Vec<i64> = by_time
+            .segments()
+            .iter()
+            .map(|s| s.base_offset().0)
+            .collect();
         assert_eq!(bases, vec![0, 3, 6, 9]);
         let mut disk = MemDisk::default();
         let by_index = many_segments(
@@ -1962,7 +1980,10 @@ mod tests {
         // With index interval 0 every batch but the first of a segment is indexed.
         let seg = &log.segments()[0];
         assert_eq!(seg.offset_index().len(), seg.batches().len() - 1);
-        assert_eq!(seg.offset_index()[0].position as u64, seg.batches()[1].position);
+        assert_eq!(
+            seg.offset_index()[0].position as u64,
+            seg.batches()[1].position
+        );
         // Reads cross segment boundaries.
         assert_eq!(log.read(Offset(0), Offset(60), u32::MAX).unwrap().len(), 60);
         let mut disk = MemDisk::default();
@@ -2033,7 +2054,9 @@ mod tests {
             PartitionLog::recover_with_config(&tp(), &disk.files, small_config(), &mut ops);
         assert_eq!(report.discarded_batches, 1);
         assert_eq!(back.log_end_offset(), Offset(39));
-        assert!(ops.iter().any(|op| matches!(op, DiskOp::Truncate { file: f, .. } if *f == file)));
+        assert!(ops
+            .iter()
+            .any(|op| matches!(op, DiskOp::Truncate { file: f, .. } if *f == file)));
         assert!(ops.iter().any(
             |op| matches!(op, DiskOp::WriteAtomic { file: f, .. } | DiskOp::Truncate { file: f, .. } if *f == active.index_file("events-0"))
         ));
@@ -2148,7 +2171,10 @@ mod tests {
         let mut ops = Vec::new();
         // Nothing is old enough at t=1100 for the first segment (max ts 1000 + ...).
         let first_max = log.segments()[0].max_timestamp();
-        assert_eq!(log.delete_old_segments(first_max + 100, Offset(40), &mut ops), None);
+        assert_eq!(
+            log.delete_old_segments(first_max + 100, Offset(40), &mut ops),
+            None
+        );
         // Old enough, but the HW caps it: only segments ending at or below the HW go.
         let r = log
             .delete_old_segments(10_000, bases[2], &mut ops)
@@ -2167,7 +2193,8 @@ mod tests {
         ));
         assert_eq!(log.records()[0].0, bases[2]);
         // Never the active segment, even when everything is old and committed.
-        log.delete_old_segments(10_000, Offset(40), &mut ops).unwrap();
+        log.delete_old_segments(10_000, Offset(40), &mut ops)
+            .unwrap();
         assert_eq!(log.segments().len(), 1);
         apply(&mut disk, &mut ops);
         assert!(!disk.files.contains_key("events-0/00000000000000000000.log"));
@@ -2184,7 +2211,10 @@ mod tests {
                 ..small_config()
             },
         );
-        assert_eq!(log.delete_old_segments(i64::MAX / 2, Offset(40), &mut ops), None);
+        assert_eq!(
+            log.delete_old_segments(i64::MAX / 2, Offset(40), &mut ops),
+            None
+        );
     }
 
     #[test]
@@ -2229,7 +2259,11 @@ mod tests {
         let r = log.delete_old_segments(0, Offset(40), &mut ops).unwrap();
         assert_eq!(r.deleted_segments, vec![bases[0]]);
         assert_eq!(r.reason, "log-start-offset");
-        assert_eq!(log.log_start_offset(), lso, "inside the first remaining segment");
+        assert_eq!(
+            log.log_start_offset(),
+            lso,
+            "inside the first remaining segment"
+        );
         assert_eq!(log.records()[0].0, lso);
     }
 
@@ -2283,7 +2317,9 @@ mod tests {
             leo.0 - cleanable_end.0
         );
         // The tombstone survives the first pass, and delete.retention.ms after it, goes.
-        assert!(kept.iter().any(|(_, k, v, _)| k.as_deref() == Some(&b"a"[..]) && v.is_none()));
+        assert!(kept
+            .iter()
+            .any(|(_, k, v, _)| k.as_deref() == Some(&b"a"[..]) && v.is_none()));
         assert_eq!(log.clean(5_500, leo, &mut ops), None);
         let r2 = log.clean(7_000, leo, &mut ops).expect("tombstone expired");
         assert_eq!(r2.expired_tombstones.len(), 1);
@@ -2291,7 +2327,8 @@ mod tests {
         apply(&mut disk, &mut ops);
         // Reads skip the gaps; recovery accepts the gapped batches.
         assert!(log.read(Offset(0), leo, u32::MAX).unwrap().len() < 37);
-        let (back, report) = PartitionLog::recover_with_config(&tp(), &disk.files, config, &mut ops);
+        let (back, report) =
+            PartitionLog::recover_with_config(&tp(), &disk.files, config, &mut ops);
         assert_eq!(report.discarded_bytes, 0);
         assert_eq!(back.keyed_records(), log.keyed_records());
         // A follower copies the compacted batches, gaps and all.

@@ -639,6 +639,33 @@ fn write_verdict(out: &mut String, run: &RunResult) {
             if not_run.len() == 1 { "it" } else { "they" }
         );
     }
+    let stats = run.stats();
+    if stats.segments_rolled + stats.segments_deleted + stats.segments_cleaned > 0 {
+        let _ = writeln!(
+            out,
+            "The logs rolled {} segment{}, retention deleted {} and the cleaner rewrote {} \
+             (over all replicas). {} acknowledged record{} fell below a log start offset that \
+             retention set and {} {} superseded by a later record with the same key and \
+             compacted away: `lost-write`, `unseen`, `committed-record-lost`, `poll-skip` and \
+             `int-poll-skip` excuse exactly those, and no other record.\n",
+            stats.segments_rolled,
+            if stats.segments_rolled == 1 { "" } else { "s" },
+            stats.segments_deleted,
+            stats.segments_cleaned,
+            stats.records_deleted_by_retention,
+            if stats.records_deleted_by_retention == 1 {
+                ""
+            } else {
+                "s"
+            },
+            stats.records_removed_by_compaction,
+            if stats.records_removed_by_compaction == 1 {
+                "was"
+            } else {
+                "were"
+            },
+        );
+    }
     if run.checks.violations.is_empty() {
         out.push_str("Every check passed.\n\n");
         return;
@@ -1736,6 +1763,54 @@ pub fn describe_event(e: &Event) -> String {
         ),
         Event::Halted { reason } => format!("halted itself: {reason}"),
         Event::Fault { .. } => format!("nemesis {}", describe_fault_event(e)),
+        Event::LogSegmentRolled {
+            tp,
+            broker,
+            base_offset,
+        } => format!("broker-{broker} rolled a new segment of {tp} at offset {base_offset}"),
+        Event::LogSegmentsDeleted {
+            tp,
+            broker,
+            base_offsets,
+            deleted_bytes,
+            log_start_offset,
+            reason,
+        } => format!(
+            "broker-{broker} deleted {} segment{} of {tp} ({deleted_bytes} bytes, {reason}); log start offset {log_start_offset}",
+            base_offsets.len(),
+            if base_offsets.len() == 1 { "" } else { "s" }
+        ),
+        Event::LogStartOffsetAdvanced {
+            tp,
+            broker,
+            log_start_offset,
+            reason,
+        } => format!(
+            "broker-{broker} moved the log start offset of {tp} to {log_start_offset} ({reason})"
+        ),
+        Event::LogCleaned {
+            tp,
+            broker,
+            cleaned_segments,
+            superseded,
+            expired_tombstones,
+        } => format!(
+            "broker-{broker} compacted {cleaned_segments} segment{} of {tp}: {} superseded record{} and {} expired tombstone{} removed",
+            if *cleaned_segments == 1 { "" } else { "s" },
+            superseded.len(),
+            if superseded.len() == 1 { "" } else { "s" },
+            expired_tombstones.len(),
+            if expired_tombstones.len() == 1 { "" } else { "s" }
+        ),
+        Event::ProduceRejected {
+            tp,
+            broker,
+            error,
+            message,
+        } => format!(
+            "broker-{broker} rejected a produce to {tp} with {}: {message}",
+            error.kafka_name()
+        ),
     }
 }
 
@@ -1775,7 +1850,11 @@ fn timeline_class(e: &Event) -> Option<bool> {
         | Event::BecameFollower { .. }
         | Event::HighWatermarkChanged { .. }
         | Event::ProduceAppended { .. }
-        | Event::ProduceAcked { .. } => None,
+        | Event::ProduceAcked { .. }
+        | Event::LogSegmentRolled { .. }
+        | Event::LogCleaned { .. }
+        | Event::ProduceRejected { .. } => None,
+        Event::LogSegmentsDeleted { .. } | Event::LogStartOffsetAdvanced { .. } => Some(true),
     }
 }
 

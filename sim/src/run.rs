@@ -47,6 +47,25 @@ pub struct Stats {
     pub records_indeterminate: u64,
     pub records_polled: u64,
     pub faults: u64,
+    /// Log segments rolled, deleted by retention and rewritten by the cleaner, over all
+    /// replicas (left out of `summary.json` when zero).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub segments_rolled: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub segments_deleted: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub segments_cleaned: u64,
+    /// Acknowledged records below a log start offset retention set (checkers excuse them).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub records_deleted_by_retention: u64,
+    /// Acknowledged records the cleaner removed (superseded by a later record with the same
+    /// key; checkers excuse them).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub records_removed_by_compaction: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The contents of `summary.json`.
@@ -127,7 +146,30 @@ impl RunResult {
             records_indeterminate: 0,
             records_polled: 0,
             faults: self.output.faults.len() as u64,
+            segments_rolled: 0,
+            segments_deleted: 0,
+            segments_cleaned: 0,
+            records_deleted_by_retention: 0,
+            records_removed_by_compaction: 0,
         };
+        for r in &self.output.events {
+            use ksim_model::event::Event;
+            match &r.event {
+                Event::LogSegmentRolled { .. } => s.segments_rolled += 1,
+                Event::LogSegmentsDeleted { base_offsets, .. } => {
+                    s.segments_deleted += base_offsets.len() as u64
+                }
+                Event::LogCleaned {
+                    cleaned_segments, ..
+                } => s.segments_cleaned += *cleaned_segments as u64,
+                _ => {}
+            }
+        }
+        let removed = crate::check::Removed::from_events(&self.output.events);
+        (
+            s.records_deleted_by_retention,
+            s.records_removed_by_compaction,
+        ) = removed.excused_counts(&self.output.history);
         for e in &self.output.history {
             match (&e.op.value, e.op.op_type) {
                 (OpValue::Send { .. }, OpType::Invoke) => s.records_sent += 1,

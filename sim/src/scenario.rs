@@ -865,7 +865,7 @@ struct RawProducer {
     count: Option<Spanned<u32>>,
     rate_per_sec: Spanned<f64>,
     #[serde(default)]
-    keys: Option<u32>,
+    keys: Option<Spanned<u32>>,
     #[serde(default)]
     config: Option<RawProps>,
 }
@@ -1312,11 +1312,36 @@ fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
             &format!("{path}.config"),
             ProducerConfig::from_properties,
         )?;
+        let keys = p.keys.as_ref().map_or(0, |k| *k.get_ref());
+        // Kafka's LogValidator refuses keyless records on a compacted topic
+        // (InvalidRecordException, CORRUPT_MESSAGE): every send would fail.
+        let compacted = topics
+            .iter()
+            .find(|t| &t.name == p.topic.get_ref())
+            .map(|t| {
+                t.config
+                    .log_config(&cluster.broker_config)
+                    .cleanup_policy
+                    .compact
+            })
+            .unwrap_or(false);
+        if compacted && keys == 0 {
+            let span = p.keys.as_ref().map_or(p.topic.span(), |k| k.span());
+            return Err(ctx.err(
+                Some(span),
+                format!("{path}.keys"),
+                format!(
+                    "topic \"{}\" is compacted (cleanup.policy includes compact) and keys = 0 writes null keys, which the broker rejects: \"Compacted topic cannot accept message without key in topic partition {}-0.\" Set keys to 1 or more",
+                    p.topic.get_ref(),
+                    p.topic.get_ref()
+                ),
+            ));
+        }
         producers.push(ProducerSpec {
             topic: p.topic.get_ref().clone(),
             count,
             rate_per_sec: rate,
-            keys: p.keys.unwrap_or(0),
+            keys,
             config,
             properties,
         });

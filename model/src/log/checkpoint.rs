@@ -69,7 +69,12 @@ mod tests {
         let text = encode(&m);
         assert_eq!(text, b"0\n2\nevents 0 1042\nevents 1 977\n".to_vec());
         assert_eq!(parse(&text), Some(m));
-        for bad in [&b"1\n0\n"[..], b"0\n2\nevents 0 1\n", b"0\n1\nevents x 1\n", b""] {
+        for bad in [
+            &b"1\n0\n"[..],
+            b"0\n2\nevents 0 1\n",
+            b"0\n1\nevents x 1\n",
+            b"",
+        ] {
             assert_eq!(parse(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
         assert_eq!(parse(b"0\n0\n"), Some(BTreeMap::new()));

@@ -199,7 +199,10 @@ impl Segment {
         assert_eq!(batch.position, self.size_bytes, "batches are back to back");
         assert!(batch.base_offset >= self.base_offset);
         if let Some(last) = self.last_offset() {
-            assert!(batch.base_offset > last, "offsets increase within a segment");
+            assert!(
+                batch.base_offset > last,
+                "offsets increase within a segment"
+            );
         }
         if batch.max_timestamp > self.max_timestamp.0 {
             self.max_timestamp = (batch.max_timestamp, batch.last_offset);
@@ -224,7 +227,12 @@ impl Segment {
 
     fn maybe_append_time_entry(&mut self) -> Option<TimeIndexEntry> {
         let (timestamp, offset) = self.max_timestamp;
-        if timestamp < 0 || self.time_index.last().is_some_and(|e| e.timestamp >= timestamp) {
+        if timestamp < 0
+            || self
+                .time_index
+                .last()
+                .is_some_and(|e| e.timestamp >= timestamp)
+        {
             return None;
         }
         let entry = TimeIndexEntry {
@@ -316,7 +324,9 @@ impl Segment {
     /// every batch ends below `offset`.
     pub fn find_batch(&self, offset: Offset) -> Option<usize> {
         let position = self.lookup(offset);
-        let mut i = self.batches.partition_point(|b| (b.position as u32) < position);
+        let mut i = self
+            .batches
+            .partition_point(|b| (b.position as u32) < position);
         while i < self.batches.len() && self.batches[i].last_offset < offset {
             i += 1;
         }
@@ -414,21 +424,24 @@ impl Segment {
             return false;
         };
         let last = self.last_offset().map_or(-1, |o| o.0 - self.base_offset.0);
-        offsets.windows(2).all(|w| {
-            w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position
-        }) && offsets.iter().all(|e| {
-            let i = self
-                .batches
-                .partition_point(|b| (b.position as u32) < e.position);
-            self.batches.get(i).is_some_and(|b| {
-                b.position == e.position as u64
-                    && b.last_offset.0 - self.base_offset.0 == e.relative_offset as i64
+        offsets
+            .windows(2)
+            .all(|w| w[0].relative_offset < w[1].relative_offset && w[0].position < w[1].position)
+            && offsets.iter().all(|e| {
+                let i = self
+                    .batches
+                    .partition_point(|b| (b.position as u32) < e.position);
+                self.batches.get(i).is_some_and(|b| {
+                    b.position == e.position as u64
+                        && b.last_offset.0 - self.base_offset.0 == e.relative_offset as i64
+                })
             })
-        }) && times.windows(2).all(|w| {
-            w[0].timestamp < w[1].timestamp && w[0].relative_offset <= w[1].relative_offset
-        }) && times
-            .iter()
-            .all(|e| (e.relative_offset as i64) <= last && e.timestamp <= self.max_timestamp.0)
+            && times.windows(2).all(|w| {
+                w[0].timestamp < w[1].timestamp && w[0].relative_offset <= w[1].relative_offset
+            })
+            && times
+                .iter()
+                .all(|e| (e.relative_offset as i64) <= last && e.timestamp <= self.max_timestamp.0)
     }
 
     /// Replaces the in-memory indexes by the ones read from disk (after

@@ -18,9 +18,11 @@
 //! the record is not judged. Records acknowledged with `acks=1` or `acks=0` are not committed
 //! when answered and are `lost-write`'s business. A replica that still holds the value at the
 //! offset (even one out of the ISR) counts as keeping it: this check only flags records that are
-//! gone everywhere.
+//! gone everywhere. Records the log removed on purpose, by retention below the log start offset
+//! or by the cleaner because a later record has the same key, are not lost
+//! ([`super::Removed`]).
 
-use super::{violation, CheckInput, Checker, Violation};
+use super::{violation, CheckInput, Checker, Removed, Violation};
 use ksim_model::event::{Event, OpType, OpValue};
 use ksim_model::types::{BrokerId, NodeId, Offset, TopicPartition};
 use serde_json::json;
@@ -129,6 +131,7 @@ impl Checker for CommittedRecordLost {
                 held.insert((tp.clone(), *o, *v));
             }
         }
+        let removed = Removed::from_events(input.events);
         let mut anomalies = Vec::new();
         let mut judged: BTreeSet<(TopicPartition, Offset)> = BTreeSet::new();
         for (tp, base, last, acked_ms, broker, epoch) in committed {
@@ -146,6 +149,10 @@ impl Checker for CommittedRecordLost {
             for o in base.0..=last.0 {
                 let key = (tp.clone(), Offset(o));
                 if !judged.insert(key.clone()) {
+                    continue;
+                }
+                // Deleted by retention or removed by the cleaner: gone on purpose.
+                if removed.excuses(&tp, Offset(o)).is_some() {
                     continue;
                 }
                 // The value the producer was told about for this acknowledgement: the first ok

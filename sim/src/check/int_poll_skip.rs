@@ -19,8 +19,8 @@
 //! **What is allowed.** Jepsen does not report a key that was rebalanced during the operation.
 //! ksim's consumers run in assign mode with a fixed assignment and there are no consumer groups
 //! yet, so no poll spans an assignment change and the check always applies. Holes that no
-//! client ever revealed are not judged; records deleted by retention or compaction would be,
-//! so scenarios that expect them must not run this check. Going back inside a poll is
+//! client ever revealed are not judged; offsets the log removed on purpose (retention,
+//! compaction; see [`super::Removed`]) are not judged either. Going back inside a poll is
 //! `int-nonmonotonic-poll`.
 
 use super::poll_skip::{known_between, known_offsets, ok_polls, skipped_json, skipping};
@@ -40,7 +40,8 @@ impl Checker for IntPollSkip {
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
-        let known = known_offsets(input.history);
+        let mut known = known_offsets(input.history);
+        super::Removed::from_events(input.events).forget(&mut known);
         let mut anomalies = Vec::new();
         for poll in ok_polls(input.history) {
             let entry = poll.entry;

@@ -30,10 +30,13 @@
 //! phase). Values acknowledged above the highest offset read are not judged here: they are the
 //! business of `unseen`. Sends that completed `info` (indeterminate) or `fail` are never lost
 //! writes; nor is a value that was read at a different offset than acknowledged (that is a
-//! `duplicate` or `inconsistent-offsets`). Records deleted by retention or compaction would be
-//! reported, so scenarios that expect them must not run this check.
+//! `duplicate` or `inconsistent-offsets`). A record the log removed on purpose is not lost: one
+//! below a log start offset that retention set, or one the cleaner removed because a later
+//! record had the same key (see [`super::Removed`]) is excused, and nothing else is.
 
-use super::{acked_sends, observations, violation, CheckInput, Checker, Seen, Source, Violation};
+use super::{
+    acked_sends, observations, violation, CheckInput, Checker, Removed, Seen, Source, Violation,
+};
 use ksim_model::types::{Offset, TopicPartition};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,9 +73,14 @@ impl Checker for LostWrite {
             }
         }
 
+        let removed = Removed::from_events(input.events);
         let mut lost: Vec<_> = acked_sends(input.history)
             .into_iter()
             .filter(|send| !read_values.contains(&send.value))
+            .filter(|send| {
+                send.offset
+                    .is_none_or(|o| removed.excuses(&send.tp, o).is_none())
+            })
             .filter_map(|send| {
                 let offset = send.offset?;
                 let (max_offset, max_value, reader) = max_read.get(&send.tp)?;

@@ -378,6 +378,102 @@ pub(crate) fn acked_sends(history: &[HistoryEntry]) -> Vec<AckedSend> {
         .collect()
 }
 
+/// Records the log removed on purpose, by retention or compaction, as the brokers' events
+/// tell it: such a record is not lost, so `lost-write`, `unseen`, `committed-record-lost`,
+/// `poll-skip` and `int-poll-skip` excuse it, and only it.
+///
+/// * **Retention**: an offset below the highest log start offset that some broker reached by
+///   deleting segments itself (`log-start-offset-advanced` with reason `retention`). Retention
+///   never deletes at or above the replica's high watermark, so only committed records go.
+///   (Log start offsets a follower copied from its leader are not needed: they never exceed
+///   the leader's.)
+/// * **Compaction**: an offset some broker's cleaner removed (`log-cleaned`): a record
+///   superseded by a later record with the same key, or a tombstone older than
+///   `delete.retention.ms`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Per partition, the highest log start offset retention set.
+    pub retention: BTreeMap<TopicPartition, Offset>,
+    /// Per partition, every offset the cleaner removed on some replica.
+    pub compaction: BTreeMap<TopicPartition, std::collections::BTreeSet<Offset>>,
+}
+
+/// Why a record is excused (see [`Removed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemovedBy {
+    Retention,
+    Compaction,
+}
+
+impl Removed {
+    /// Reads the retention and cleaner events.
+    pub fn from_events(events: &[EventRecord]) -> Removed {
+        use ksim_model::event::Event;
+        let mut r = Removed::default();
+        for e in events {
+            match &e.event {
+                Event::LogStartOffsetAdvanced {
+                    tp,
+                    log_start_offset,
+                    reason,
+                    ..
+                } if reason == "retention" => {
+                    let o = r.retention.entry(tp.clone()).or_insert(*log_start_offset);
+                    *o = (*o).max(*log_start_offset);
+                }
+                Event::LogCleaned {
+                    tp,
+                    superseded,
+                    expired_tombstones,
+                    ..
+                } => {
+                    let set = r.compaction.entry(tp.clone()).or_default();
+                    set.extend(superseded.iter().copied());
+                    set.extend(expired_tombstones.iter().copied());
+                }
+                _ => {}
+            }
+        }
+        r
+    }
+
+    /// Whether the record at `offset` of `tp` was removed on purpose, and how.
+    pub fn excuses(&self, tp: &TopicPartition, offset: Offset) -> Option<RemovedBy> {
+        if self.retention.get(tp).is_some_and(|&start| offset < start) {
+            return Some(RemovedBy::Retention);
+        }
+        if self.compaction.get(tp).is_some_and(|s| s.contains(&offset)) {
+            return Some(RemovedBy::Compaction);
+        }
+        None
+    }
+
+    /// Removes the excused offsets from a per-partition map of known offsets.
+    pub fn forget<V>(&self, known: &mut BTreeMap<TopicPartition, BTreeMap<Offset, V>>) {
+        for (tp, offsets) in known.iter_mut() {
+            offsets.retain(|o, _| self.excuses(tp, *o).is_none());
+        }
+    }
+
+    /// Whether nothing was removed on purpose.
+    pub fn is_empty(&self) -> bool {
+        self.retention.is_empty() && self.compaction.is_empty()
+    }
+
+    /// Acknowledged sends excused, as (by retention, by compaction).
+    pub fn excused_counts(&self, history: &[HistoryEntry]) -> (u64, u64) {
+        let mut counts = (0, 0);
+        for s in acked_sends(history) {
+            match s.offset.and_then(|o| self.excuses(&s.tp, o)) {
+                Some(RemovedBy::Retention) => counts.0 += 1,
+                Some(RemovedBy::Compaction) => counts.1 += 1,
+                None => {}
+            }
+        }
+        counts
+    }
+}
+
 /// `broker-1 at t=5230 ms`: who logged an event and when.
 pub(crate) fn at(record: &EventRecord) -> String {
     format!("{} at t={} ms", record.node, record.time_ms)
@@ -530,6 +626,103 @@ pub(crate) mod testkit {
 mod tests {
     use super::testkit::*;
     use super::*;
+
+    fn with_events(
+        checker: &dyn Checker,
+        history: &[HistoryEntry],
+        events: &[ksim_model::event::Event],
+    ) -> Vec<Violation> {
+        let records: Vec<EventRecord> = events
+            .iter()
+            .map(|e| EventRecord {
+                time_ms: 0,
+                node: NodeId::Broker(ksim_model::types::BrokerId(0)),
+                event: e.clone(),
+            })
+            .collect();
+        let logs = BTreeMap::new();
+        checker.check(&CheckInput {
+            history,
+            events: &records,
+            final_logs: &logs,
+        })
+    }
+
+    /// Records removed by retention (below a retention log start offset) or by the cleaner are
+    /// excused by lost-write, unseen and poll-skip; nothing else is, and other reasons for a
+    /// log start offset to move excuse nothing.
+    #[test]
+    fn retention_and_compaction_excuse_exactly_the_removed_records() {
+        use ksim_model::event::Event;
+        use ksim_model::types::BrokerId;
+        let mut h = HistoryBuilder::default();
+        for i in 0..6 {
+            h.send(0, OpType::Ok, &tp(0), 10 + i, i as i64);
+        }
+        // The consumer read 0, then (after a gap) 4 and 5: 1, 2, 3 were never read.
+        h.poll(0, &tp(0), &[(0, 10)]);
+        h.poll(0, &tp(0), &[(4, 14), (5, 15)]);
+        let checks: [&dyn Checker; 3] = [
+            &lost_write::LostWrite,
+            &unseen::Unseen,
+            &poll_skip::PollSkip,
+        ];
+        for c in checks {
+            assert_eq!(
+                with_events(c, &h.entries, &[]).len(),
+                1,
+                "{} fails",
+                c.name()
+            );
+        }
+        let retention = Event::LogStartOffsetAdvanced {
+            tp: tp(0),
+            broker: BrokerId(0),
+            log_start_offset: Offset(3),
+            reason: "retention".into(),
+        };
+        let cleaned = Event::LogCleaned {
+            tp: tp(0),
+            broker: BrokerId(1),
+            cleaned_segments: 1,
+            superseded: vec![Offset(3)],
+            expired_tombstones: vec![],
+        };
+        for c in checks {
+            assert!(
+                with_events(c, &h.entries, &[retention.clone(), cleaned.clone()]).is_empty(),
+                "{} excuses 1, 2 (retention) and 3 (compaction)",
+                c.name()
+            );
+            // Either excuse alone leaves something unexplained.
+            assert_eq!(with_events(c, &h.entries, &[retention.clone()]).len(), 1);
+            assert_eq!(with_events(c, &h.entries, &[cleaned.clone()]).len(), 1);
+            // A follower copying the leader's start offset excuses nothing by itself.
+            let copied = Event::LogStartOffsetAdvanced {
+                reason: "leader-log-start-offset".into(),
+                ..retention.clone()
+            };
+            assert_eq!(
+                with_events(c, &h.entries, &[copied, cleaned.clone()]).len(),
+                1
+            );
+        }
+        let records: Vec<EventRecord> = [retention, cleaned]
+            .into_iter()
+            .map(|event| EventRecord {
+                time_ms: 0,
+                node: NodeId::Broker(BrokerId(0)),
+                event,
+            })
+            .collect();
+        let removed = Removed::from_events(&records);
+        assert_eq!(removed.excused_counts(&h.entries), (3, 1));
+        assert_eq!(
+            removed.excuses(&tp(0), Offset(3)),
+            Some(RemovedBy::Compaction)
+        );
+        assert_eq!(removed.excuses(&tp(1), Offset(0)), None);
+    }
 
     #[test]
     fn clean_run_passes_every_check_in_a_fixed_order() {

@@ -29,8 +29,8 @@
 //! consumer groups yet, so the history records no assignment change and the check always
 //! applies; when groups arrive, a process's last read of a partition must be forgotten when
 //! the partition is revoked. Offsets that no client ever saw are not judged (nothing proves a
-//! record existed there). Records deleted by retention or compaction would be reported, so
-//! scenarios that expect them must not run this check.
+//! record existed there). Offsets the log removed on purpose (retention, compaction; see
+//! [`super::Removed`]) are not known records: a consumer rightly skips them.
 
 use super::{observations, violation, CheckInput, Checker, Source, Violation};
 use crate::history::HistoryEntry;
@@ -183,7 +183,8 @@ impl Checker for PollSkip {
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
-        let known = known_offsets(input.history);
+        let mut known = known_offsets(input.history);
+        super::Removed::from_events(input.events).forget(&mut known);
         let mut anomalies = Vec::new();
         successive_polls(input.history, |tp, (o1, v1, before), (o2, v2, after)| {
             if o2 <= o1 {

@@ -15,11 +15,12 @@
 //! **What is allowed.** Sends that completed `info` (a timeout: maybe written) or `fail`
 //! (certainly not written), and sends the run never completed, need not be read. A value read
 //! at another offset than acknowledged counts as seen (that is a `duplicate` or
-//! `inconsistent-offsets` question). A run whose consumers do not read from the beginning
-//! (`auto.offset.reset=latest` without a drain), or whose records are deleted by retention or
-//! compaction, must not run this check.
+//! `inconsistent-offsets` question). Records the log removed on purpose (below a log start
+//! offset retention set, or superseded by a later record with the same key and removed by the
+//! cleaner, see [`super::Removed`]) need not be read. A run whose consumers do not read from
+//! the beginning (`auto.offset.reset=latest` without a drain) must not run this check.
 
-use super::{acked_sends, observations, violation, CheckInput, Checker, Seen, Violation};
+use super::{acked_sends, observations, violation, CheckInput, Checker, Removed, Seen, Violation};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,9 +45,11 @@ impl Checker for Unseen {
             .filter(|o| o.source.seen == Seen::Polled)
             .map(|o| o.value)
             .collect();
+        let removed = Removed::from_events(input.events);
         let mut unseen: Vec<_> = acked_sends(input.history)
             .into_iter()
             .filter(|s| !read_values.contains(&s.value))
+            .filter(|s| s.offset.is_none_or(|o| removed.excuses(&s.tp, o).is_none()))
             .collect();
         if unseen.is_empty() {
             return Vec::new();
