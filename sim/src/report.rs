@@ -645,9 +645,9 @@ fn write_verdict(out: &mut String, run: &RunResult) {
             out,
             "The logs rolled {} segment{}, retention deleted {} and the cleaner rewrote {} \
              (over all replicas). {} acknowledged record{} fell below a log start offset that \
-             retention set and {} {} superseded by a later record with the same key and \
-             compacted away: `lost-write`, `unseen`, `committed-record-lost`, `poll-skip` and \
-             `int-poll-skip` excuse exactly those, and no other record.\n",
+             retention set and {} {} compacted away (superseded by a later record with the same \
+             key); the checks that would otherwise report them excuse exactly those and say so \
+             in their notes.\n",
             stats.segments_rolled,
             if stats.segments_rolled == 1 { "" } else { "s" },
             stats.segments_deleted,

@@ -36,6 +36,10 @@ impl Checker for CommittedRecordLost {
         "committed-record-lost"
     }
 
+    fn notes(&self, input: &CheckInput) -> Vec<String> {
+        super::Removed::from_events(input.events).notes(input.history)
+    }
+
     fn skip_reason(&self, input: &CheckInput) -> Option<String> {
         let scenario = input.scenario?;
         (!scenario

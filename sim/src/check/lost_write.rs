@@ -49,6 +49,10 @@ impl Checker for LostWrite {
         "lost-write"
     }
 
+    fn notes(&self, input: &CheckInput) -> Vec<String> {
+        super::Removed::from_events(input.events).notes(input.history)
+    }
+
     fn skip_reason(&self, input: &CheckInput) -> Option<String> {
         super::without_consumers(input, "no read can reveal a lost write")
     }

@@ -455,6 +455,35 @@ impl Removed {
         }
     }
 
+    /// The note a check that excuses removed records adds to the report (none if nothing was
+    /// excused).
+    pub fn notes(&self, history: &[HistoryEntry]) -> Vec<String> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let (retention, compaction) = self.excused_counts(history);
+        let mut parts = Vec::new();
+        if retention > 0 {
+            parts.push(format!(
+                "{retention} acknowledged record{} below a log start offset that retention set",
+                if retention == 1 { "" } else { "s" }
+            ));
+        }
+        if compaction > 0 {
+            parts.push(format!(
+                "{compaction} acknowledged record{} the cleaner removed because a later record has the same key",
+                if compaction == 1 { "" } else { "s" }
+            ));
+        }
+        if parts.is_empty() {
+            return Vec::new();
+        }
+        vec![format!(
+            "not judged, because the log removed them on purpose: {}",
+            parts.join(" and ")
+        )]
+    }
+
     /// Whether nothing was removed on purpose.
     pub fn is_empty(&self) -> bool {
         self.retention.is_empty() && self.compaction.is_empty()
@@ -645,6 +674,7 @@ mod tests {
             history,
             events: &records,
             final_logs: &logs,
+            scenario: None,
         })
     }
 
@@ -699,8 +729,10 @@ mod tests {
             assert_eq!(with_events(c, &h.entries, &[cleaned.clone()]).len(), 1);
             // A follower copying the leader's start offset excuses nothing by itself.
             let copied = Event::LogStartOffsetAdvanced {
+                tp: tp(0),
+                broker: BrokerId(1),
+                log_start_offset: Offset(3),
                 reason: "leader-log-start-offset".into(),
-                ..retention.clone()
             };
             assert_eq!(
                 with_events(c, &h.entries, &[copied, cleaned.clone()]).len(),
@@ -717,6 +749,16 @@ mod tests {
             .collect();
         let removed = Removed::from_events(&records);
         assert_eq!(removed.excused_counts(&h.entries), (3, 1));
+        assert_eq!(
+            removed.notes(&h.entries),
+            vec![
+                "not judged, because the log removed them on purpose: 3 acknowledged records \
+                  below a log start offset that retention set and 1 acknowledged record the \
+                  cleaner removed because a later record has the same key"
+                    .to_string()
+            ]
+        );
+        assert!(Removed::default().notes(&h.entries).is_empty());
         assert_eq!(
             removed.excuses(&tp(0), Offset(3)),
             Some(RemovedBy::Compaction)

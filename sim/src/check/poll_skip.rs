@@ -178,6 +178,10 @@ impl Checker for PollSkip {
         "poll-skip"
     }
 
+    fn notes(&self, input: &CheckInput) -> Vec<String> {
+        super::Removed::from_events(input.events).notes(input.history)
+    }
+
     fn skip_reason(&self, input: &CheckInput) -> Option<String> {
         super::without_consumers(input, "there are no successive polls to compare")
     }

@@ -35,6 +35,10 @@ impl Checker for Unseen {
         "unseen"
     }
 
+    fn notes(&self, input: &CheckInput) -> Vec<String> {
+        super::Removed::from_events(input.events).notes(input.history)
+    }
+
     fn skip_reason(&self, input: &CheckInput) -> Option<String> {
         super::without_consumers(input, "no acknowledged record can be judged unread")
     }
