@@ -3125,6 +3125,111 @@ mod tests {
         assert_eq!(b.partitions[&tp()].log.log_end_offset(), Offset(0));
     }
 
+    /// Kafka's LogValidator: a compacted topic refuses a record without a key, with
+    /// CORRUPT_MESSAGE and InvalidRecordException's text; nothing is appended.
+    #[test]
+    fn compacted_topic_refuses_records_without_a_key() {
+        let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+        let compact = crate::log::LogConfig {
+            cleanup_policy: crate::log::CleanupPolicy {
+                delete: false,
+                compact: true,
+            },
+            ..Default::default()
+        };
+        b.partitions.get_mut(&tp()).unwrap().log.set_config(compact);
+        let mut out = Effects::new();
+        b.on_message(
+            Instant(1),
+            NodeId::Producer(0),
+            produce(1, idempotent_batch(0)),
+            &mut out,
+        );
+        assert_eq!(
+            produce_responses(&out),
+            vec![(CorrelationId(1), ErrorCode::CorruptMessage, Offset(-1))]
+        );
+        assert!(out.list.iter().any(|e| matches!(
+            e,
+            Effect::Event(Event::ProduceRejected { message, .. })
+                if message == "Compacted topic cannot accept message without key in topic partition t-0."
+        )));
+        assert_eq!(b.partitions[&tp()].log.log_end_offset(), Offset(0));
+        // With a key it is appended.
+        let keyed = RecordBatch::new(vec![(Some(b"k".to_vec()), Some(vec![1]))], 0).encode();
+        let mut out = Effects::new();
+        b.on_message(Instant(2), NodeId::Producer(0), produce(2, keyed), &mut out);
+        assert_eq!(b.partitions[&tp()].log.log_end_offset(), Offset(1));
+    }
+
+    /// Retention on the leader: old segments below the HW go, the log start offset advances
+    /// (event, checkpoint), and a fetch below it gets OFFSET_OUT_OF_RANGE with the new log
+    /// start offset, which is what a lagging follower truncates fully to.
+    #[test]
+    fn retention_advances_the_log_start_offset_and_fetches_below_it_are_out_of_range() {
+        let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+        let config = crate::log::LogConfig {
+            segment_bytes: 200,
+            retention_ms: 1_000,
+            ..Default::default()
+        };
+        b.partitions.get_mut(&tp()).unwrap().log.set_config(config);
+        for i in 0..10 {
+            let batch = RecordBatch::new(vec![(None, Some(vec![i]))], 100).encode();
+            let mut out = Effects::new();
+            b.on_message(
+                Instant(1),
+                NodeId::Producer(0),
+                produce(i as u64, batch),
+                &mut out,
+            );
+        }
+        let p = &b.partitions[&tp()];
+        assert_eq!(
+            p.high_watermark,
+            Offset(10),
+            "a one-member ISR commits at once"
+        );
+        assert!(p.log.segments().len() > 2);
+        let mut out = Effects::new();
+        b.on_timeout(Instant(5_000), BrokerTimer::LogRetentionCheck, &mut out);
+        let lso = b.partitions[&tp()].log.log_start_offset();
+        assert!(lso > Offset(0));
+        assert!(out.list.iter().any(|e| matches!(
+            e,
+            Effect::Event(Event::LogStartOffsetAdvanced { log_start_offset, reason, .. })
+                if *log_start_offset == lso && reason == "retention"
+        )));
+        assert!(out.list.iter().any(|e| matches!(
+            e,
+            Effect::Disk(DiskOp::WriteAtomic { file, .. }) if file == checkpoint::LOG_START_OFFSET_CHECKPOINT
+        )));
+        let mut out = Effects::new();
+        b.on_message(
+            Instant(5_001),
+            NodeId::Broker(BrokerId(1)),
+            follower_fetch(0),
+            &mut out,
+        );
+        let answered: Vec<(ErrorCode, Offset)> = out
+            .list
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send {
+                    msg:
+                        Message::FetchResponse {
+                            error,
+                            log_start_offset,
+                            ..
+                        },
+                    ..
+                } => Some((*error, *log_start_offset)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(answered, vec![(ErrorCode::OffsetOutOfRange, lso)]);
+    }
+
     /// KIP-101's lookup answers an epoch the leader never had with the start of its next
     /// epoch (the fast-leader-change hole), KIP-279's with the largest epoch below it.
     #[test]
