@@ -101,6 +101,10 @@ fn exercise_failure(r: &RunResult) -> Option<String> {
                 s.records_deleted_by_retention == 0,
                 "no acknowledged record fell below a retention log start offset",
             ),
+            (
+                unread_but_removed(r) == 0,
+                "no acknowledged record went unread because retention deleted it (the excuse was not exercised)",
+            ),
         ]
         .into_iter()
         .filter_map(|(bad, what)| bad.then_some(what))
@@ -127,6 +131,33 @@ fn exercise_failure(r: &RunResult) -> Option<String> {
             r.replay_command()
         )
     })
+}
+
+/// Acknowledged records no consumer ever read that the checks excused because the log removed
+/// them on purpose (retention or compaction).
+fn unread_but_removed(r: &RunResult) -> usize {
+    use ksim_model::event::{OpType, OpValue};
+    let removed = ksim::check::Removed::from_events(&r.output.events);
+    let mut read = std::collections::BTreeSet::new();
+    for e in &r.output.history {
+        if let (OpType::Ok, OpValue::Poll { records }) = (e.op.op_type, &e.op.value) {
+            read.extend(records.iter().map(|rec| rec.value));
+        }
+    }
+    r.output
+        .history
+        .iter()
+        .filter(|e| e.op.op_type == OpType::Ok)
+        .filter(|e| match &e.op.value {
+            OpValue::Send {
+                tp,
+                value,
+                offset: Some(o),
+                ..
+            } => !read.contains(value) && removed.excuses(tp, *o).is_some(),
+            _ => false,
+        })
+        .count()
 }
 
 #[test]
