@@ -134,3 +134,71 @@ fn a_deposed_controller_resigns_and_its_late_requests_are_refused() {
         "a late request of the deposed controller is refused"
     );
 }
+
+/// `topic-admin-under-faults` on its pinned seeds: the controller raises `events` from 3 to 5
+/// partitions and deletes `scratch`; producers write to the new partitions, replicas of
+/// `scratch` delete their logs, and no check fails.
+#[test]
+fn topic_admin_creates_partitions_and_deletes_a_topic_on_pinned_seeds() {
+    let sc = load(Path::new("scenarios/topic-admin-under-faults.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for &seed in &sc.seeds {
+        let r = run(&sc, seed);
+        assert!(r.checks.is_ok(), "seed {seed}: {:?}", r.checks.violations);
+        let events = &r.output.events;
+        let created = events.iter().any(|e| {
+            matches!(&e.event, Event::PartitionsCreated { topic, from_count: 3, to_count: 5, .. } if topic == "events")
+        });
+        assert!(created, "seed {seed}: events raised to 5 partitions");
+        for p in [3, 4] {
+            let started = events.iter().any(|e| {
+                matches!(&e.event, Event::PartitionStateChanged { tp, reason, leader: Some(_), .. }
+                    if tp.topic == "events" && tp.partition == p && reason == "new-partition")
+            });
+            assert!(started, "seed {seed}: events-{p} gets a leader");
+        }
+        let deleted = events
+            .iter()
+            .any(|e| matches!(&e.event, Event::TopicDeleted { topic, .. } if topic == "scratch"));
+        assert!(deleted, "seed {seed}: scratch deleted");
+        let replica_deleted = events
+            .iter()
+            .any(|e| matches!(&e.event, Event::ReplicaDeleted { tp, .. } if tp.topic == "scratch"));
+        assert!(
+            replica_deleted,
+            "seed {seed}: a replica of scratch deleted its log"
+        );
+        let new_partition_acked = r.output.history.iter().any(|h| {
+            h.op.op_type == ksim_model::event::OpType::Ok
+                && matches!(&h.op.value, ksim_model::event::OpValue::Send { tp, .. }
+                    if tp.topic == "events" && tp.partition >= 3)
+        });
+        assert!(
+            new_partition_acked,
+            "seed {seed}: producers write to the new partitions"
+        );
+    }
+}
+
+/// A `create-partitions` that is not an increase is refused at load time with Kafka's message.
+#[test]
+fn create_partitions_must_increase_the_count() {
+    let base = std::fs::read_to_string("scenarios/topic-admin-under-faults.toml").expect("read");
+    let with = |count: i64| base.replace("count = 5 }", &format!("count = {count} }}"));
+    let err = parse(&with(2), "topic-admin-under-faults.toml")
+        .expect_err("a decrease is refused")
+        .to_string();
+    assert!(
+        err.contains("Topic currently has 3 partitions, which is higher than the requested 2."),
+        "{err}"
+    );
+    let err = parse(&with(3), "topic-admin-under-faults.toml")
+        .expect_err("an equal count is refused")
+        .to_string();
+    assert!(err.contains("Topic already has 3 partitions."), "{err}");
+    let unknown = base.replace("delete-topic = \"scratch\"", "delete-topic = \"nope\"");
+    let err = parse(&unknown, "topic-admin-under-faults.toml")
+        .expect_err("an unknown topic is refused")
+        .to_string();
+    assert!(err.contains("unknown topic \"nope\""), "{err}");
+}

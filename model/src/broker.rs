@@ -31,7 +31,7 @@
 //! A process crash loses nothing; a power failure loses the unflushed tail.
 
 use crate::config::{BrokerConfig, TopicConfig, TruncationMode};
-use crate::controller::{Controller, ControllerZkOp, NewTopic};
+use crate::controller::{AdminOp, Controller, ControllerZkOp, NewTopic};
 use crate::effects::{Actor, DiskOp, Effects};
 use crate::event::Event;
 use crate::log::{checkpoint, LogConfig, PartitionLog};
@@ -974,9 +974,60 @@ impl Broker {
         self.accept_controller_request(controller, controller_epoch, "UpdateMetadata", out);
         self.controller_id = Some(controller);
         self.live_brokers = live_brokers;
-        for s in partitions {
-            self.metadata.insert(s.tp.clone(), s);
+        // The controller always sends the whole cluster's state: a partition it no longer lists
+        // belongs to a deleted topic.
+        self.metadata = partitions.into_iter().map(|s| (s.tp.clone(), s)).collect();
+    }
+
+    /// StopReplica: stop serving the partitions and, with `delete_partitions` (topic
+    /// deletion), delete their logs, as Kafka's `ReplicaManager.stopReplicas` does. Fenced by
+    /// controller epoch and broker epoch like LeaderAndIsr.
+    #[allow(clippy::too_many_arguments)]
+    fn on_stop_replica(
+        &mut self,
+        from: NodeId,
+        controller: BrokerId,
+        controller_epoch: ControllerEpoch,
+        broker_epoch: BrokerEpoch,
+        partitions: Vec<TopicPartition>,
+        delete_partitions: bool,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let error =
+            if self.controller_request_fenced(controller, controller_epoch, "StopReplica", out) {
+                ErrorCode::StaleControllerEpoch
+            } else if broker_epoch != self.broker_epoch {
+                ErrorCode::StaleBrokerEpoch
+            } else {
+                ErrorCode::None
+            };
+        if error == ErrorCode::None {
+            self.accept_controller_request(controller, controller_epoch, "StopReplica", out);
+            for tp in partitions {
+                if !delete_partitions {
+                    continue; // only deletion is modelled (replica reassignment is not)
+                }
+                let Some(p) = self.partitions.remove(&tp) else {
+                    continue;
+                };
+                self.metadata.remove(&tp);
+                out.disk(DiskOp::DeleteDir {
+                    dir: p.log.dir().to_string(),
+                });
+                out.event(Event::ReplicaDeleted {
+                    tp: tp.clone(),
+                    broker: self.id,
+                });
+                self.fail_pending_produces(&tp, ErrorCode::UnknownTopicOrPartition, out);
+            }
         }
+        out.send(
+            from,
+            Message::StopReplicaResponse {
+                controller_epoch,
+                error,
+            },
+        );
     }
 
     // ------------------------------------------------------------------
@@ -1019,6 +1070,17 @@ impl Broker {
                     );
                 }
             };
+        if !self.partitions.contains_key(&tp) && !self.metadata.contains_key(&tp) {
+            // Kafka's `getPartitionOrError`: a partition missing from the metadata cache (for
+            // example of a deleted topic) is unknown, not merely led elsewhere.
+            respond(
+                out,
+                ErrorCode::UnknownTopicOrPartition,
+                Offset(-1),
+                Offset(-1),
+            );
+            return;
+        }
         let Some(p) = self.partitions.get_mut(&tp) else {
             respond(out, ErrorCode::NotLeaderOrFollower, Offset(-1), Offset(-1));
             return;
@@ -2621,7 +2683,34 @@ impl Actor for Broker {
                 error,
                 state,
             } => self.on_alter_partition_response(now, corr, tp, error, state, out),
-            Message::LeaderAndIsrResponse { .. } => {}
+            Message::StopReplica {
+                controller,
+                controller_epoch,
+                broker_epoch,
+                partitions,
+                delete_partitions,
+            } => self.on_stop_replica(
+                from,
+                controller,
+                controller_epoch,
+                broker_epoch,
+                partitions,
+                delete_partitions,
+                out,
+            ),
+            Message::CreatePartitions { topic, assignment } => {
+                let mut reqs = Vec::new();
+                let op = AdminOp::CreatePartitions { topic, assignment };
+                self.controller.on_admin(op, &mut reqs, out);
+                self.flush_controller_requests(now, reqs, out);
+            }
+            Message::DeleteTopics { topic } => {
+                let mut reqs = Vec::new();
+                let op = AdminOp::DeleteTopic { topic };
+                self.controller.on_admin(op, &mut reqs, out);
+                self.flush_controller_requests(now, reqs, out);
+            }
+            Message::LeaderAndIsrResponse { .. } | Message::StopReplicaResponse { .. } => {}
             // Not addressed to a broker.
             Message::Zk { .. }
             | Message::MetadataResponse { .. }

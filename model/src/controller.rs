@@ -54,6 +54,23 @@ pub struct NewTopic {
     pub config: TopicConfig,
 }
 
+/// A topic-administration request, carried out by the active controller (Kafka's
+/// CreatePartitions and DeleteTopics, which the ZooKeeper-mode controller executes through
+/// `/brokers/topics/T` and `/admin/delete_topics/T`). Every broker remembers the requests it
+/// was given, so that if no controller is active when one arrives, the next one carries it out;
+/// both are idempotent (a count that is not an increase, or a topic that is gone, is a no-op).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdminOp {
+    /// Raise the topic's partition count to `assignment.len()`; `assignment` lists every
+    /// partition's replicas (the existing ones are kept as they are).
+    CreatePartitions {
+        topic: String,
+        assignment: Vec<Vec<BrokerId>>,
+    },
+    /// Delete the topic and its logs.
+    DeleteTopic { topic: String },
+}
+
 /// Why the controller sent a coordination-node request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ControllerZkOp {
@@ -73,6 +90,20 @@ pub enum ControllerZkOp {
     EnsurePath,
     StateRead {
         tp: TopicPartition,
+    },
+    /// `/brokers/topics/T` is absent: was the topic deleted (`/admin/delete_topics/T`)?
+    DeletedMarker {
+        topic: String,
+    },
+    /// The fenced write of a topic's enlarged assignment (`create-partitions`).
+    AssignmentWrite {
+        topic: String,
+        from_count: usize,
+        assignment: Vec<Vec<BrokerId>>,
+    },
+    /// The fenced deletion of a topic's znodes.
+    TopicDelete {
+        topic: String,
     },
     StateWrite {
         tp: TopicPartition,
@@ -98,6 +129,7 @@ enum CtlEvent {
         new_isr_epochs: Vec<BrokerEpoch>,
         partition_epoch: ZkVersion,
     },
+    Admin(AdminOp),
 }
 
 /// What to do once the current event's writes have completed.
@@ -140,6 +172,8 @@ pub struct Controller {
     config: BrokerConfig,
     topics: Vec<NewTopic>,
     active: Option<Active>,
+    /// Topic-administration requests this broker was given (see [`AdminOp`]).
+    admin: Vec<AdminOp>,
 }
 
 type Reqs = Vec<(ZkRequest, ControllerZkOp)>;
@@ -257,6 +291,18 @@ impl Controller {
             config,
             topics,
             active: None,
+            admin: Vec::new(),
+        }
+    }
+
+    /// A topic-administration request arrived: remember it, and carry it out if active.
+    pub fn on_admin(&mut self, op: AdminOp, reqs: &mut Reqs, out: &mut Effects<BrokerTimer>) {
+        if !self.admin.contains(&op) {
+            self.admin.push(op.clone());
+        }
+        if let Some(a) = self.active.as_mut() {
+            a.queue.push_back(CtlEvent::Admin(op));
+            self.process_queue(reqs, out);
         }
     }
 
@@ -478,6 +524,21 @@ impl Controller {
                     a.loading -= 1;
                 }
                 _ => {
+                    // Absent: create it, unless it was deleted (the testbed keeps
+                    // `/admin/delete_topics/T` as a tombstone, so that its stand-in for
+                    // CreateTopics does not bring a deleted topic back).
+                    reqs.push((
+                        ZkRequest::GetData {
+                            path: format!("/admin/delete_topics/{topic}"),
+                            watch: false,
+                        },
+                        ControllerZkOp::DeletedMarker { topic },
+                    ));
+                }
+            },
+            ControllerZkOp::DeletedMarker { topic } => match result {
+                Ok(ZkReply::Data { .. }) => a.loading -= 1,
+                _ => {
                     let t = topics
                         .iter()
                         .find(|t| t.name == topic)
@@ -492,6 +553,81 @@ impl Controller {
                     ));
                 }
             },
+            ControllerZkOp::AssignmentWrite {
+                topic,
+                from_count,
+                assignment,
+            } => {
+                if !matches!(result, Ok(ZkReply::Multi { .. })) {
+                    self.resign("write-fenced", out);
+                    return;
+                }
+                out.event(Event::PartitionsCreated {
+                    topic: topic.clone(),
+                    from_count: from_count as i32,
+                    to_count: assignment.len() as i32,
+                    controller_epoch: a.epoch,
+                });
+                for (p, replicas) in assignment.iter().enumerate().skip(from_count) {
+                    let tp = TopicPartition::new(&topic, p as i32);
+                    a.assignments.insert(tp.clone(), replicas.clone());
+                    a.states.insert(tp, None);
+                }
+                let live: BTreeSet<BrokerId> = a.live.keys().copied().collect();
+                if let Some(p) = a.pending.as_mut() {
+                    p.writes -= 1;
+                }
+                // The new partitions get their first leader and ISR like a new topic's.
+                self.reconcile(&live, reqs);
+                self.maybe_finish_event(reqs, out);
+                return;
+            }
+            ControllerZkOp::TopicDelete { topic } => {
+                if !matches!(result, Ok(ZkReply::Multi { .. })) {
+                    self.resign("write-fenced", out);
+                    return;
+                }
+                let tps: Vec<TopicPartition> = a
+                    .assignments
+                    .keys()
+                    .filter(|tp| tp.topic == topic)
+                    .cloned()
+                    .collect();
+                // StopReplica with delete to every live replica (Kafka's TopicDeletionManager;
+                // a replica that is down keeps its log, see the scenario notes).
+                let mut per_broker: BTreeMap<BrokerId, Vec<TopicPartition>> = BTreeMap::new();
+                for tp in &tps {
+                    for r in a.assignments.get(tp).into_iter().flatten() {
+                        if a.live.contains_key(r) {
+                            per_broker.entry(*r).or_default().push(tp.clone());
+                        }
+                    }
+                    a.assignments.remove(tp);
+                    a.states.remove(tp);
+                    a.isr_epochs.remove(tp);
+                }
+                for (b, partitions) in per_broker {
+                    out.send(
+                        NodeId::Broker(b),
+                        Message::StopReplica {
+                            controller: self.broker,
+                            controller_epoch: a.epoch,
+                            broker_epoch: a.live[&b],
+                            partitions,
+                            delete_partitions: true,
+                        },
+                    );
+                }
+                out.event(Event::TopicDeleted {
+                    topic,
+                    controller_epoch: a.epoch,
+                });
+                if let Some(p) = a.pending.as_mut() {
+                    p.writes -= 1;
+                }
+                self.maybe_finish_event(reqs, out);
+                return;
+            }
             ControllerZkOp::TopicCreate { topic } => {
                 let t = topics
                     .iter()
@@ -841,8 +977,13 @@ impl Controller {
                     .collect();
                 let a = self.active.as_mut().expect("active");
                 a.pending.as_mut().expect("pending").full_to = live.clone();
+                // Topic administration a previous controller may not have finished.
+                for op in &self.admin {
+                    a.queue.push_back(CtlEvent::Admin(op.clone()));
+                }
                 self.reconcile(&live, reqs);
             }
+            CtlEvent::Admin(op) => self.handle_admin(op, reqs),
             CtlEvent::BrokersChanged(new_live) => {
                 let a = self.active.as_mut().expect("active");
                 let old = std::mem::replace(&mut a.live, new_live.clone());
@@ -1061,6 +1202,106 @@ impl Controller {
         }
         for (tp, state, reason) in writes {
             self.write_state(&tp, state, reason, reqs);
+        }
+    }
+
+    /// Carries out a topic-administration request (no-op when already done).
+    fn handle_admin(&mut self, op: AdminOp, reqs: &mut Reqs) {
+        let a = self.active.as_mut().expect("active");
+        let check = ZkOp::Check {
+            path: "/controller_epoch".into(),
+            version: a.epoch_version,
+        };
+        match op {
+            AdminOp::CreatePartitions { topic, assignment } => {
+                let current: Vec<Vec<BrokerId>> = a
+                    .assignments
+                    .iter()
+                    .filter(|(tp, _)| tp.topic == topic)
+                    .map(|(_, r)| r.clone())
+                    .collect();
+                // Unknown (not created yet, or deleted) or not an increase: nothing to do.
+                if current.is_empty() || assignment.len() <= current.len() {
+                    return;
+                }
+                let from_count = current.len();
+                let mut full = current;
+                full.extend(assignment[from_count..].iter().cloned());
+                a.pending.as_mut().expect("in an event").writes += 1;
+                reqs.push((
+                    ZkRequest::Multi {
+                        ops: vec![
+                            check,
+                            ZkOp::SetData {
+                                path: format!("/brokers/topics/{topic}"),
+                                data: encode_assignment(&full),
+                                expected_version: None,
+                            },
+                        ],
+                    },
+                    ControllerZkOp::AssignmentWrite {
+                        topic,
+                        from_count,
+                        assignment: full,
+                    },
+                ));
+            }
+            AdminOp::DeleteTopic { topic } => {
+                let tps: Vec<TopicPartition> = a
+                    .assignments
+                    .keys()
+                    .filter(|tp| tp.topic == topic)
+                    .cloned()
+                    .collect();
+                if tps.is_empty() {
+                    return;
+                }
+                for path in ["/admin", "/admin/delete_topics"] {
+                    reqs.push((
+                        ZkRequest::Create {
+                            path: path.into(),
+                            data: vec![],
+                            ephemeral: false,
+                        },
+                        ControllerZkOp::EnsurePath,
+                    ));
+                }
+                let mut ops = vec![check];
+                for tp in &tps {
+                    if matches!(a.states.get(tp), Some(Some(_))) {
+                        ops.push(ZkOp::Delete {
+                            path: state_path(tp),
+                            expected_version: None,
+                        });
+                        ops.push(ZkOp::Delete {
+                            path: format!(
+                                "/brokers/topics/{}/partitions/{}",
+                                tp.topic, tp.partition
+                            ),
+                            expected_version: None,
+                        });
+                    }
+                }
+                for path in [
+                    format!("/brokers/topics/{topic}/partitions"),
+                    format!("/brokers/topics/{topic}"),
+                ] {
+                    ops.push(ZkOp::Delete {
+                        path,
+                        expected_version: None,
+                    });
+                }
+                ops.push(ZkOp::Create {
+                    path: format!("/admin/delete_topics/{topic}"),
+                    data: vec![],
+                    ephemeral: false,
+                });
+                a.pending.as_mut().expect("in an event").writes += 1;
+                reqs.push((
+                    ZkRequest::Multi { ops },
+                    ControllerZkOp::TopicDelete { topic },
+                ));
+            }
         }
     }
 

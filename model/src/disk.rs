@@ -55,6 +55,10 @@ impl Disk for MemDisk {
             DiskOp::Delete { file } => {
                 self.files.remove(file);
             }
+            DiskOp::DeleteDir { dir } => {
+                let prefix = format!("{dir}/");
+                self.files.retain(|f, _| !f.starts_with(&prefix));
+            }
         }
         Ok(())
     }
@@ -162,6 +166,10 @@ impl Disk for FsDisk {
                 std::fs::rename(&tmp, &path)
             }
             DiskOp::Delete { file } => match std::fs::remove_file(self.path(file)?) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+            DiskOp::DeleteDir { dir } => match std::fs::remove_dir_all(self.path(dir)?) {
                 Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
                 _ => Ok(()),
             },

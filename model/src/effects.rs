@@ -25,6 +25,9 @@ pub enum DiskOp {
     WriteAtomic { file: String, data: Vec<u8> },
     /// Delete the file.
     Delete { file: String },
+    /// Delete every file under the directory `dir` (names starting with `dir/`), as Kafka
+    /// removes a deleted partition's log directory.
+    DeleteDir { dir: String },
 }
 
 /// One effect.

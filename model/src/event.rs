@@ -66,6 +66,26 @@ pub enum Event {
         /// Why: `new-topic`, `leader-failed`, `broker-failed`, `isr-change`, `unclean`, ...
         reason: String,
     },
+    /// The controller raised a topic's partition count (`create-partitions`); the new
+    /// partitions follow as `partition-state-changed` with reason `new-partition`.
+    PartitionsCreated {
+        topic: String,
+        /// The partition count before and after.
+        from_count: i32,
+        to_count: i32,
+        controller_epoch: ControllerEpoch,
+    },
+    /// The controller deleted a topic: its znodes are gone, its replicas were told to delete
+    /// their logs (StopReplica), and metadata no longer lists it.
+    TopicDeleted {
+        topic: String,
+        controller_epoch: ControllerEpoch,
+    },
+    /// A broker deleted its replica's log after StopReplica with delete.
+    ReplicaDeleted {
+        tp: TopicPartition,
+        broker: BrokerId,
+    },
     /// A broker started acting as leader of a partition in an epoch.
     BecameLeader {
         tp: TopicPartition,

@@ -396,6 +396,34 @@ pub enum Message {
         live_brokers: Vec<BrokerId>,
         partitions: Vec<PartitionState>,
     },
+    /// Stop serving partitions; with `delete_partitions`, also delete their logs (topic
+    /// deletion). Kafka's StopReplica (KIP-570 adds leader epochs; not modelled).
+    StopReplica {
+        controller: BrokerId,
+        controller_epoch: ControllerEpoch,
+        broker_epoch: BrokerEpoch,
+        partitions: Vec<TopicPartition>,
+        delete_partitions: bool,
+    },
+    StopReplicaResponse {
+        controller_epoch: ControllerEpoch,
+        error: ErrorCode,
+    },
+
+    // ---- admin -> controller ----
+    /// Increase `topic`'s partition count to `assignment.len()`: `assignment` is the whole new
+    /// replica assignment (existing partitions unchanged, new ones appended), as Kafka's
+    /// `AdminZkClient.addPartitions` computes it. The testbed's scheduled `create-partitions`
+    /// action delivers it to every running broker; the active controller carries it out (and a
+    /// later one does if none is active now). A request that does not increase the count is a
+    /// no-op (the scenario loader refuses it with Kafka's message).
+    CreatePartitions {
+        topic: String,
+        assignment: Vec<Vec<BrokerId>>,
+    },
+    /// Delete `topic` (Kafka's DeleteTopics; ZooKeeper mode's `/admin/delete_topics/T`).
+    DeleteTopics { topic: String },
+
     /// The leader asks the controller to change the ISR (KIP-497).
     AlterPartition {
         corr: CorrelationId,
@@ -442,6 +470,10 @@ impl Message {
             Message::LeaderAndIsrResponse { .. } => "LeaderAndIsrResponse",
             Message::UpdateMetadata { .. } => "UpdateMetadata",
             Message::AlterPartition { .. } => "AlterPartition",
+            Message::StopReplica { .. } => "StopReplica",
+            Message::StopReplicaResponse { .. } => "StopReplicaResponse",
+            Message::CreatePartitions { .. } => "CreatePartitions",
+            Message::DeleteTopics { .. } => "DeleteTopics",
             Message::AlterPartitionResponse { .. } => "AlterPartitionResponse",
         }
     }

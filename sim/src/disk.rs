@@ -212,6 +212,10 @@ impl NodeState {
             DiskOp::Delete { file } => {
                 self.files.remove(file);
             }
+            DiskOp::DeleteDir { dir } => {
+                let prefix = format!("{dir}/");
+                self.files.retain(|f, _| !f.starts_with(&prefix));
+            }
         }
         Ok(())
     }
@@ -344,9 +348,10 @@ impl DiskState {
         match op {
             DiskOp::Sync { .. } => c.sync_latency_us,
             DiskOp::WriteAtomic { .. } => c.write_latency_us + c.sync_latency_us,
-            DiskOp::Append { .. } | DiskOp::Truncate { .. } | DiskOp::Delete { .. } => {
-                c.write_latency_us
-            }
+            DiskOp::Append { .. }
+            | DiskOp::Truncate { .. }
+            | DiskOp::Delete { .. }
+            | DiskOp::DeleteDir { .. } => c.write_latency_us,
         }
     }
 }

@@ -100,6 +100,8 @@ fn describe_action(action: &FaultAction) -> String {
         FaultAction::Clog { from, to } => format!("{from} -> {to}"),
         FaultAction::Heal => String::new(),
         FaultAction::DiskFault { node, kind } => format!("{node} ({kind:?})"),
+        FaultAction::CreatePartitions { topic, count } => format!("{topic} to {count} partitions"),
+        FaultAction::DeleteTopic(topic) => topic.clone(),
     }
 }
 

@@ -153,6 +153,8 @@ struct Safety {
     producers: Vec<ProducerSafety>,
     topics: Vec<TopicSafety>,
     truncation: TruncationMode,
+    /// `sim.controller.epoch-fencing`.
+    controller_epoch_fencing: bool,
     flush_interval_messages: u64,
     power_faults: bool,
     spare_last_replica: bool,
@@ -220,6 +222,7 @@ impl Safety {
             producers,
             topics,
             truncation: broker.replication_truncation,
+            controller_epoch_fencing: broker.controller_epoch_fencing,
             flush_interval_messages: broker.log_flush_interval_messages,
             power_faults,
             spare_last_replica: sc.faults.spare_last_replica,
@@ -536,6 +539,10 @@ fn scheduled(s: &ScheduledFault) -> String {
         FaultAction::Clog { from, to } => format!("`{from}` → `{to}`"),
         FaultAction::Heal => String::new(),
         FaultAction::DiskFault { node, kind } => format!("`{node}` ({kind:?})"),
+        FaultAction::CreatePartitions { topic, count } => {
+            format!("`{topic}` to {count} partitions")
+        }
+        FaultAction::DeleteTopic(topic) => format!("`{topic}`"),
     };
     format!("{} {what}", a.key()).trim_end().to_string()
 }
@@ -1626,6 +1633,23 @@ pub fn describe_event(e: &Event) -> String {
             controller_epoch,
             reason,
         } => format!("broker-{broker} resigned as controller (controller epoch {controller_epoch}, {reason})"),
+        Event::PartitionsCreated {
+            topic,
+            from_count,
+            to_count,
+            controller_epoch,
+        } => format!(
+            "the controller raised `{topic}` from {from_count} to {to_count} partitions (controller epoch {controller_epoch})"
+        ),
+        Event::TopicDeleted {
+            topic,
+            controller_epoch,
+        } => format!(
+            "the controller deleted topic `{topic}` (controller epoch {controller_epoch}); its replicas delete their logs"
+        ),
+        Event::ReplicaDeleted { tp, broker } => {
+            format!("broker-{broker} deleted its replica of {tp} (StopReplica with delete)")
+        }
         Event::ControllerRequestAccepted {
             broker,
             controller,
@@ -1832,6 +1856,8 @@ fn timeline_class(e: &Event) -> Option<bool> {
     match e {
         Event::Fault { .. }
         | Event::ControllerElected { .. }
+        | Event::PartitionsCreated { .. }
+        | Event::TopicDeleted { .. }
         | Event::BecameLeader { .. }
         | Event::Truncated { .. }
         | Event::LogRecovered { .. }
@@ -1842,6 +1868,7 @@ fn timeline_class(e: &Event) -> Option<bool> {
         )),
         Event::ControllerResigned { .. }
         | Event::ControllerRequestRejected { .. }
+        | Event::ReplicaDeleted { .. }
         | Event::IsrChanged { .. }
         | Event::ZkSessionExpired { .. }
         | Event::BrokerStarted { .. } => Some(true),
@@ -2269,7 +2296,15 @@ fn lessons(check: &str, s: &Safety, topics: &BTreeSet<String>) -> Vec<String> {
                  configuration is meant to allow breaking it."
                     .to_string(),
             );
-            if s.truncation != TruncationMode::Fenced {
+            if !s.controller_epoch_fencing {
+                out.push(
+                    "The run turned controller-epoch fencing off \
+                     (`sim.controller.epoch-fencing = false`): brokers obeyed requests from a \
+                     deposed controller, and a controller cut off from the coordination node kept \
+                     acting. The default refuses them with STALE_CONTROLLER_EPOCH."
+                        .to_string(),
+                );
+            } else if s.truncation != TruncationMode::Fenced {
                 out.push(format!(
                     "The run used the historical protocol `sim.replication.truncation = \"{}\"`; \
                      the default, `fenced`, is the one Kafka runs today. If the failure \
@@ -2760,6 +2795,7 @@ mod tests {
                 unclean_leader_election_enable: false,
             }],
             truncation: TruncationMode::Fenced,
+            controller_epoch_fencing: true,
             flush_interval_messages: u64::MAX,
             power_faults: false,
             spare_last_replica: true,

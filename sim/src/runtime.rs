@@ -133,6 +133,15 @@ impl Shared {
         }
     }
 
+    /// Hands `msg` to `to` as if `from` had sent it (the testbed's own requests, such as the
+    /// scheduled topic administration). Returns false when `to` is not running.
+    pub fn deliver(&self, to: NodeId, from: NodeId, msg: Message) -> bool {
+        match self.inboxes.get(&to) {
+            Some(inbox) => inbox.send(Inbound::Msg(from, msg)).is_ok(),
+            None => false,
+        }
+    }
+
     /// `node` closed its connections with `peer`: `peer` sees them close.
     pub fn close_connection(&mut self, node: NodeId, peer: NodeId) {
         if let Some(inbox) = self.inboxes.get(&peer) {
@@ -247,6 +256,7 @@ fn describe_disk_op(op: &ksim_model::effects::DiskOp) -> String {
             format!("atomic write of {} bytes to {file}", data.len())
         }
         DiskOp::Delete { file } => format!("delete of {file}"),
+        DiskOp::DeleteDir { dir } => format!("delete of directory {dir}"),
     }
 }
 

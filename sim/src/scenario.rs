@@ -20,6 +20,28 @@
 //!   `fenced`), except when set to Kafka's default.
 //!
 //! Shrink those lists (here and in `config.rs`) as features land.
+//!
+//! # Topic administration in the schedule
+//! Besides fault actions, a `[[faults.schedule]]` entry may administer topics (one action per
+//! entry, like the faults):
+//!
+//! ```toml
+//! [[faults.schedule]]
+//! at_ms = 6000
+//! create-partitions = { topic = "events", count = 5 }   # raise the partition count
+//! [[faults.schedule]]
+//! at_ms = 10000
+//! delete-topic = "scratch"                              # delete the topic and its logs
+//! ```
+//!
+//! The request goes to every running broker and the active controller carries it out (a later
+//! controller does if none is active). `create-partitions` must increase the count: a decrease
+//! or the same count is refused at load time with Kafka's messages ("Topic currently has 3
+//! partitions, which is higher than the requested 2." / "Topic already has 3 partitions.").
+//! New partitions get replicas as Kafka's `AdminZkClient.addPartitions` assigns them; clients
+//! see them on their next metadata refresh (`metadata.max.age.ms`), and keyed records then go
+//! to `murmur2(key) % new count`. A deleted topic's records are not judged by the durability
+//! checks (the report notes it); its producers' sends fail or time out, as Kafka's do.
 
 use ksim_model::config::{
     closest_match, BrokerConfig, ConfigError, ConsumerConfig, ProducerConfig, PropValue,
@@ -91,6 +113,8 @@ pub const SUPPORTED_ACTIONS: &[&str] = &[
     "clog",
     "heal",
     "disk-fault",
+    "create-partitions",
+    "delete-topic",
 ];
 
 /// A loaded and validated scenario. Everything in it has been checked: topics named by clients
@@ -340,6 +364,15 @@ pub enum FaultAction {
     Heal,
     /// The next disk operation(s) of `node` fail that way.
     DiskFault { node: Selector, kind: DiskFaultKind },
+    /// Topic administration, not a fault: raise `topic`'s partition count to `count`
+    /// (`create-partitions = { topic = "events", count = 4 }`, Kafka's
+    /// `kafka-topics --alter --partitions`). The loader refuses a count that is not an
+    /// increase, with Kafka's message. The new partitions' replicas follow Kafka's
+    /// `AdminZkClient.addPartitions` (rack-unaware, continuing from partition 0's first replica).
+    CreatePartitions { topic: String, count: i32 },
+    /// Topic administration: delete the topic (`delete-topic = "events"`, Kafka's
+    /// `kafka-topics --delete`). Its records are no longer judged by the durability checks.
+    DeleteTopic(String),
 }
 
 impl FaultAction {
@@ -358,6 +391,8 @@ impl FaultAction {
             FaultAction::Clog { .. } => "clog",
             FaultAction::Heal => "heal",
             FaultAction::DiskFault { .. } => "disk-fault",
+            FaultAction::CreatePartitions { .. } => "create-partitions",
+            FaultAction::DeleteTopic(_) => "delete-topic",
         }
     }
 }
@@ -927,6 +962,17 @@ struct RawScheduled {
     heal: Option<Spanned<bool>>,
     #[serde(default, rename = "disk-fault")]
     disk_fault: Option<Spanned<RawDiskFault>>,
+    #[serde(default, rename = "create-partitions")]
+    create_partitions: Option<Spanned<RawCreatePartitions>>,
+    #[serde(default, rename = "delete-topic")]
+    delete_topic: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCreatePartitions {
+    topic: Spanned<String>,
+    count: Spanned<i64>,
 }
 
 #[derive(Deserialize)]
@@ -1479,6 +1525,7 @@ fn resolve_faults(ctx: &Ctx<'_>, sc: &Scenario, f: RawFaults) -> Result<FaultsSp
         let action = resolve_action(ctx, sc, e, &path)?;
         schedule.push(ScheduledFault { at_ms, action });
     }
+    check_topic_admin(ctx, sc, &f.schedule)?;
     schedule.sort_by_key(|s| s.at_ms);
 
     Ok(FaultsSpec {
@@ -1491,7 +1538,98 @@ fn resolve_faults(ctx: &Ctx<'_>, sc: &Scenario, f: RawFaults) -> Result<FaultsSp
     })
 }
 
-const ACTION_KEYS: &str = "kill, power-fail, restart, disk-loss, shutdown, pause, resume, partition, isolate, clog, heal, disk-fault";
+const ACTION_KEYS: &str = "kill, power-fail, restart, disk-loss, shutdown, pause, resume, partition, isolate, clog, heal, disk-fault, create-partitions, delete-topic";
+
+/// Topic administration in the schedule, in time order (file order at equal times): a topic
+/// must exist (and not have been deleted), and `create-partitions` must increase its partition
+/// count, refused otherwise with Kafka's own messages (`AdminZkClient.addPartitions`:
+/// "Topic currently has 3 partitions, which is higher than the requested 2." and
+/// "Topic already has 3 partitions.").
+fn check_topic_admin(
+    ctx: &Ctx<'_>,
+    sc: &Scenario,
+    schedule: &[RawScheduled],
+) -> Result<(), ScenarioError> {
+    let mut counts: BTreeMap<&str, i32> = sc
+        .topics
+        .iter()
+        .map(|t| (t.name.as_str(), t.partitions))
+        .collect();
+    let mut deleted: BTreeMap<String, u64> = BTreeMap::new();
+    let mut order: Vec<(u64, usize)> = schedule
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (*e.at_ms.get_ref(), i))
+        .collect();
+    order.sort();
+    let known = |topic: &Spanned<String>,
+                 key: &str,
+                 counts: &BTreeMap<&str, i32>,
+                 deleted: &BTreeMap<String, u64>|
+     -> Result<i32, ScenarioError> {
+        let name = topic.get_ref();
+        if let Some(at) = deleted.get(name) {
+            return Err(ctx.at(
+                topic,
+                key,
+                format!("topic \"{name}\" is deleted by an earlier entry (at_ms = {at})"),
+            ));
+        }
+        counts.get(name.as_str()).copied().ok_or_else(|| {
+            let names: Vec<&str> = counts.keys().copied().collect();
+            ctx.at(
+                topic,
+                key,
+                format!(
+                    "unknown topic \"{name}\" (the scenario's topics: {})",
+                    names.join(", ")
+                ),
+            )
+        })
+    };
+    for (at_ms, i) in order {
+        let e = &schedule[i];
+        let path = format!("faults.schedule[{i}]");
+        if let Some(cp) = &e.create_partitions {
+            let key = format!("{path}.create-partitions");
+            let c = cp.get_ref();
+            let current = known(&c.topic, &key, &counts, &deleted)?;
+            let requested = *c.count.get_ref();
+            if requested < current as i64 {
+                return Err(ctx.at(
+                    &c.count,
+                    key,
+                    format!(
+                        "Topic currently has {current} partitions, which is higher than the requested {requested}."
+                    ),
+                ));
+            }
+            if requested == current as i64 {
+                return Err(ctx.at(
+                    &c.count,
+                    key,
+                    format!("Topic already has {current} partitions."),
+                ));
+            }
+            if requested > 10_000 {
+                return Err(ctx.at(&c.count, key, "count must be at most 10000"));
+            }
+            let name = sc
+                .topics
+                .iter()
+                .find(|t| &t.name == c.topic.get_ref())
+                .map(|t| t.name.as_str())
+                .expect("known topic");
+            counts.insert(name, requested as i32);
+        }
+        if let Some(topic) = &e.delete_topic {
+            let key = format!("{path}.delete-topic");
+            known(topic, &key, &counts, &deleted)?;
+            deleted.insert(topic.get_ref().clone(), at_ms);
+        }
+    }
+    Ok(())
+}
 
 fn resolve_action(
     ctx: &Ctx<'_>,
@@ -1519,6 +1657,8 @@ fn resolve_action(
     note!(clog, "clog");
     note!(heal, "heal");
     note!(disk_fault, "disk-fault");
+    note!(create_partitions, "create-partitions");
+    note!(delete_topic, "delete-topic");
     let (name, span) = match present.as_slice() {
         [] => {
             return Err(ctx.at(
@@ -1580,6 +1720,17 @@ fn resolve_action(
                 node: one(&d.node)?,
                 kind: d.kind,
             }
+        }
+        // Validated in time order by `check_topic_admin`.
+        "create-partitions" => {
+            let c = e.create_partitions.as_ref().unwrap().get_ref();
+            FaultAction::CreatePartitions {
+                topic: c.topic.get_ref().clone(),
+                count: (*c.count.get_ref()).clamp(0, i32::MAX as i64) as i32,
+            }
+        }
+        "delete-topic" => {
+            FaultAction::DeleteTopic(e.delete_topic.as_ref().unwrap().get_ref().clone())
         }
         "partition" => {
             let groups = e.partition.as_ref().unwrap();

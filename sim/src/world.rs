@@ -30,6 +30,7 @@ use ksim_model::effects::Effects;
 use ksim_model::event::Event;
 use ksim_model::log::PartitionLog;
 use ksim_model::producer::{ProducerClient, ProducerWorkload};
+use ksim_model::protocol::Message;
 use ksim_model::types::{BrokerId, NodeId, Offset, TopicPartition};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -165,6 +166,22 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
             assignment.insert(TopicPartition::new(t.name.clone(), p as i32), r.clone());
         }
     }
+    // Partitions the schedule adds, assigned up front as Kafka's admin would assign them.
+    let mut added_partitions = BTreeMap::new();
+    for s in &scenario.faults.schedule {
+        if let FaultAction::CreatePartitions { topic, count } = &s.action {
+            let existing: Vec<Vec<BrokerId>> = assignment
+                .iter()
+                .filter(|(tp, _)| &tp.topic == topic)
+                .map(|(_, r)| r.clone())
+                .collect();
+            let all = add_partitions(scenario.cluster.brokers, &existing, *count);
+            for (p, r) in all.iter().enumerate().skip(existing.len()) {
+                assignment.insert(TopicPartition::new(topic.clone(), p as i32), r.clone());
+            }
+            added_partitions.insert((topic.clone(), *count), all);
+        }
+    }
 
     // Every process, in a fixed order.
     let mut nodes: Vec<NodeId> = vec![NodeId::Zk];
@@ -271,7 +288,10 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         &mut nemesis_rng,
     );
     let mut nem = Nemesis {
-        state: NemesisState::default(),
+        state: NemesisState {
+            added_partitions,
+            ..NemesisState::default()
+        },
         handles: &handles,
         shared: &shared,
         assignment: &assignment,
@@ -455,6 +475,36 @@ struct NemesisState {
     clogged: BTreeSet<(NodeId, NodeId)>,
     /// Brokers that lost power or their disk: `None` while down, then the restart time.
     data_lost: BTreeMap<NodeId, Option<u64>>,
+    /// The whole replica assignment of each scheduled `create-partitions`, by (topic, count).
+    added_partitions: BTreeMap<(String, i32), Vec<Vec<BrokerId>>>,
+}
+
+/// The replica assignment Kafka gives partitions added to a topic (`AdminZkClient.addPartitions`
+/// with `assignReplicasToBrokersRackUnaware`): no randomness, the start index is partition 0's
+/// first replica, and partition numbering continues from the existing count. Returns the whole
+/// assignment (existing partitions unchanged, `count` in all).
+pub fn add_partitions(brokers: i32, existing: &[Vec<BrokerId>], count: i32) -> Vec<Vec<BrokerId>> {
+    let n = brokers.max(1);
+    let rf = existing.first().map_or(1, |r| r.len() as i32);
+    let start_index = existing
+        .first()
+        .and_then(|r| r.first())
+        .map_or(0, |b| b.0.clamp(0, n - 1));
+    let mut next_replica_shift = start_index;
+    let mut out = existing.to_vec();
+    for p in existing.len() as i32..count {
+        if p > 0 && p % n == 0 {
+            next_replica_shift += 1;
+        }
+        let first = (p + start_index) % n;
+        let mut replicas = vec![BrokerId(first)];
+        for j in 0..rf - 1 {
+            let shift = 1 + (next_replica_shift + j) % (n - 1).max(1);
+            replicas.push(BrokerId((first + shift) % n));
+        }
+        out.push(replicas);
+    }
+    out
 }
 
 /// A partition for which `node` is the only in-sync replica still holding its data, if any:
@@ -727,6 +777,33 @@ fn execute(
                 net.unclog_link(handles[&x].id(), handles[&y].id());
             }
             vec![]
+        }
+        FaultAction::CreatePartitions { .. } | FaultAction::DeleteTopic(_) => {
+            // Topic administration: the request goes to every running broker, as if an admin
+            // client had sent it; the active controller carries it out (see `AdminOp`).
+            let msg = match &fault.action {
+                FaultAction::CreatePartitions { topic, count } => Message::CreatePartitions {
+                    topic: topic.clone(),
+                    assignment: state
+                        .added_partitions
+                        .get(&(topic.clone(), *count))
+                        .cloned()
+                        .expect("assigned at the start"),
+                },
+                FaultAction::DeleteTopic(topic) => Message::DeleteTopics {
+                    topic: topic.clone(),
+                },
+                _ => unreachable!(),
+            };
+            let s = shared.lock().expect("shared");
+            let mut hit = Vec::new();
+            for b in 0..brokers {
+                let n = NodeId::Broker(BrokerId(b));
+                if !state.down.contains(&n) && s.deliver(n, n, msg.clone()) {
+                    hit.push(n);
+                }
+            }
+            hit
         }
         FaultAction::DiskFault { node, kind } => {
             let nodes = nemesis::resolve(node, &ctx, &none, rng);

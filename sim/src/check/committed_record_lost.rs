@@ -53,7 +53,12 @@ impl Checker for CommittedRecordLost {
         })
     }
 
+    fn notes(&self, input: &CheckInput) -> Vec<String> {
+        super::deleted_topics_notes(input.events, "committed records")
+    }
+
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
+        let deleted = super::deleted_topics(input.events);
         // The ISR each leader appended with, by (tp, base offset, leader epoch).
         let mut appended_isr: BTreeMap<(TopicPartition, Offset, i32), Vec<BrokerId>> =
             BTreeMap::new();
@@ -80,7 +85,9 @@ impl Checker for CommittedRecordLost {
                     last_offset,
                     error,
                     ..
-                } if *error == ksim_model::protocol::ErrorCode::None => {
+                } if *error == ksim_model::protocol::ErrorCode::None
+                    && !deleted.contains_key(&tp.topic) =>
+                {
                     committed.push((
                         tp.clone(),
                         *base_offset,

@@ -33,6 +33,10 @@ impl Checker for Liveness {
         "liveness"
     }
 
+    fn notes(&self, input: &CheckInput) -> Vec<String> {
+        super::deleted_topics_notes(input.events, "writes")
+    }
+
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         let Some(heal_ms) = input
             .events
@@ -73,9 +77,10 @@ impl Checker for Liveness {
             .chain(input.events.iter().map(|e| e.time_ms))
             .max()
             .unwrap_or(0);
+        let deleted = super::deleted_topics(input.events);
         let mut anomalies = Vec::new();
         for (tp, n) in &offered {
-            if acked.contains(tp) {
+            if acked.contains(tp) || deleted.contains_key(&tp.topic) {
                 continue;
             }
             let last = match last_ok.get(tp) {

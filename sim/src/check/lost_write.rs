@@ -57,7 +57,12 @@ impl Checker for LostWrite {
         super::without_consumers(input, "no read can reveal a lost write")
     }
 
+    fn notes(&self, input: &CheckInput) -> Vec<String> {
+        super::deleted_topics_notes(input.events, "acknowledged records")
+    }
+
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
+        let deleted = super::deleted_topics(input.events);
         let mut read_values: BTreeSet<u64> = BTreeSet::new();
         let mut first_reader: BTreeMap<u64, Source> = BTreeMap::new();
         // Per partition: the highest offset polled and the first poll (in history order) that
@@ -80,6 +85,7 @@ impl Checker for LostWrite {
         let removed = Removed::from_events(input.events);
         let mut lost: Vec<_> = acked_sends(input.history)
             .into_iter()
+            .filter(|send| !deleted.contains_key(&send.tp.topic))
             .filter(|send| !read_values.contains(&send.value))
             .filter(|send| {
                 send.offset

@@ -360,6 +360,32 @@ impl AckedSend {
 }
 
 /// Every `ok` send, in history order.
+/// Topics the controller deleted during the run (`topic-deleted` events), with the time of the
+/// deletion. Deleting a topic deletes its records, so the checks that ask whether acknowledged
+/// records survived or were read do not judge that topic's records, and say so in a note.
+pub(crate) fn deleted_topics(events: &[EventRecord]) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for r in events {
+        if let ksim_model::event::Event::TopicDeleted { topic, .. } = &r.event {
+            out.entry(topic.clone()).or_insert(r.time_ms);
+        }
+    }
+    out
+}
+
+/// The note a check shows for the deleted topics it did not judge.
+pub(crate) fn deleted_topics_notes(events: &[EventRecord], what: &str) -> Vec<String> {
+    deleted_topics(events)
+        .iter()
+        .map(|(topic, t)| {
+            format!(
+                "{what} of topic `{topic}` are not judged: the topic was deleted at t={t} ms \
+                 (`delete-topic`), which deletes its records"
+            )
+        })
+        .collect()
+}
+
 pub(crate) fn acked_sends(history: &[HistoryEntry]) -> Vec<AckedSend> {
     history
         .iter()

@@ -43,7 +43,12 @@ impl Checker for Unseen {
         super::without_consumers(input, "no acknowledged record can be judged unread")
     }
 
+    fn notes(&self, input: &CheckInput) -> Vec<String> {
+        super::deleted_topics_notes(input.events, "acknowledged records")
+    }
+
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
+        let deleted = super::deleted_topics(input.events);
         let read_values: BTreeSet<u64> = observations(input.history)
             .into_iter()
             .filter(|o| o.source.seen == Seen::Polled)
@@ -52,6 +57,7 @@ impl Checker for Unseen {
         let removed = Removed::from_events(input.events);
         let mut unseen: Vec<_> = acked_sends(input.history)
             .into_iter()
+            .filter(|s| !deleted.contains_key(&s.tp.topic))
             .filter(|s| !read_values.contains(&s.value))
             .filter(|s| s.offset.is_none_or(|o| removed.excuses(&s.tp, o).is_none()))
             .collect();
