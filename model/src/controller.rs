@@ -52,6 +52,11 @@ pub struct NewTopic {
     /// Replica assignment: one list of broker ids per partition, preferred leader first.
     pub assignment: Vec<Vec<BrokerId>>,
     pub config: TopicConfig,
+    /// The scenario deletes this topic later (`delete-topic`): before creating it because it
+    /// is absent, the controller checks the `/admin/delete_topics/T` tombstone, so that it does
+    /// not bring a deleted topic back. (Only then, so that runs without topic deletion send no
+    /// extra request.)
+    pub deletable: bool,
 }
 
 /// A topic-administration request, carried out by the active controller (Kafka's
@@ -523,7 +528,7 @@ impl Controller {
                     Self::load_partitions(a, &topic, &assignment, reqs);
                     a.loading -= 1;
                 }
-                _ => {
+                _ if topics.iter().any(|t| t.name == topic && t.deletable) => {
                     // Absent: create it, unless it was deleted (the testbed keeps
                     // `/admin/delete_topics/T` as a tombstone, so that its stand-in for
                     // CreateTopics does not bring a deleted topic back).
@@ -533,6 +538,20 @@ impl Controller {
                             watch: false,
                         },
                         ControllerZkOp::DeletedMarker { topic },
+                    ));
+                }
+                _ => {
+                    let t = topics
+                        .iter()
+                        .find(|t| t.name == topic)
+                        .expect("configured topic");
+                    reqs.push((
+                        ZkRequest::Create {
+                            path: format!("/brokers/topics/{topic}"),
+                            data: encode_assignment(&t.assignment),
+                            ephemeral: false,
+                        },
+                        ControllerZkOp::TopicCreate { topic },
                     ));
                 }
             },
@@ -1331,6 +1350,7 @@ mod tests {
             name: "t".into(),
             assignment: vec![vec![BrokerId(0), BrokerId(1)]],
             config: TopicConfig::default(),
+            deletable: false,
         };
         Controller::new(BrokerId(0), BrokerConfig::default(), vec![topic])
     }

@@ -128,6 +128,11 @@ pub fn new_topics(scenario: &Scenario, seed: u64) -> Vec<NewTopic> {
                 ),
             },
             config: t.config.clone(),
+            deletable: scenario
+                .faults
+                .schedule
+                .iter()
+                .any(|s| matches!(&s.action, FaultAction::DeleteTopic(d) if *d == t.name)),
         })
         .collect()
 }
