@@ -37,7 +37,12 @@ impl Checker for CommittedRecordLost {
     }
 
     fn notes(&self, input: &CheckInput) -> Vec<String> {
-        super::Removed::from_events(input.events).notes(input.history)
+        let mut notes = super::Removed::from_events(input.events).notes(input.history);
+        notes.extend(super::deleted_topics_notes(
+            input.events,
+            "committed records",
+        ));
+        notes
     }
 
     fn skip_reason(&self, input: &CheckInput) -> Option<String> {
@@ -51,10 +56,6 @@ impl Checker for CommittedRecordLost {
              committed to the in-sync replicas"
                 .to_string()
         })
-    }
-
-    fn notes(&self, input: &CheckInput) -> Vec<String> {
-        super::deleted_topics_notes(input.events, "committed records")
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {

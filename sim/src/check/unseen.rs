@@ -36,15 +36,16 @@ impl Checker for Unseen {
     }
 
     fn notes(&self, input: &CheckInput) -> Vec<String> {
-        super::Removed::from_events(input.events).notes(input.history)
+        let mut notes = super::Removed::from_events(input.events).notes(input.history);
+        notes.extend(super::deleted_topics_notes(
+            input.events,
+            "acknowledged records",
+        ));
+        notes
     }
 
     fn skip_reason(&self, input: &CheckInput) -> Option<String> {
         super::without_consumers(input, "no acknowledged record can be judged unread")
-    }
-
-    fn notes(&self, input: &CheckInput) -> Vec<String> {
-        super::deleted_topics_notes(input.events, "acknowledged records")
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
