@@ -820,6 +820,15 @@ impl Broker {
                     if state.partition_epoch > l.partition_epoch {
                         l.isr = state.isr.clone();
                         l.partition_epoch = state.partition_epoch;
+                        // The leader's view of the ISR changed: say so, as an AlterPartition
+                        // answer does (the weak-isr check reads the local ISR from events).
+                        out.event(Event::IsrChanged {
+                            tp: tp.clone(),
+                            broker: me,
+                            leader_epoch: l.leader_epoch,
+                            isr: state.isr.clone(),
+                            partition_epoch: state.partition_epoch,
+                        });
                     }
                     return;
                 }
@@ -2512,6 +2521,16 @@ impl Partition {
 
 impl Actor for Broker {
     type Timer = BrokerTimer;
+
+    fn visit_replicas(&self, visit: &mut dyn FnMut(&TopicPartition, Offset, Option<LeaderEpoch>)) {
+        for (tp, p) in &self.partitions {
+            let leader_epoch = match &p.role {
+                Role::Leader(l) => Some(l.leader_epoch),
+                _ => None,
+            };
+            visit(tp, p.high_watermark, leader_epoch);
+        }
+    }
 
     fn on_start(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
         out.event(Event::BrokerStarted { broker: self.id });

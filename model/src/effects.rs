@@ -8,7 +8,7 @@
 
 use crate::event::{ClientOp, Event};
 use crate::protocol::Message;
-use crate::types::{Instant, NodeId};
+use crate::types::{Instant, LeaderEpoch, NodeId, Offset, TopicPartition};
 
 /// A disk operation on one file of the node's own disk (paths are relative to the node's
 /// data directory, e.g. `events-0/00000000000000000000.log`).
@@ -139,5 +139,11 @@ pub trait Actor {
         _msg: Message,
         _out: &mut Effects<Self::Timer>,
     ) {
+    }
+    /// For the simulator's replica snapshots (read-only, never changes behaviour): calls
+    /// `visit(tp, high_watermark, leader_epoch)` for every partition replica this process
+    /// hosts, with `leader_epoch` set when it acts as the partition's leader (it "presumes
+    /// leadership", in KafkaReplication.tla's words). Default: hosts no replica.
+    fn visit_replicas(&self, _visit: &mut dyn FnMut(&TopicPartition, Offset, Option<LeaderEpoch>)) {
     }
 }

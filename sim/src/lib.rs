@@ -11,4 +11,5 @@ pub mod report;
 pub mod run;
 pub mod runtime;
 pub mod scenario;
+pub mod snapshot;
 pub mod world;

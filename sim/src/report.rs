@@ -2924,6 +2924,7 @@ config = { "auto.offset.reset" = "earliest" }
             events: &events,
             final_logs: &final_logs,
             scenario: None,
+            snapshots: &[],
         });
         let mut assignment = BTreeMap::new();
         assignment.insert(TopicPartition::new("events", 0), vec![b(0), b(1), b(2)]);
@@ -2936,6 +2937,7 @@ config = { "auto.offset.reset" = "earliest" }
                 events,
                 faults: Vec::new(),
                 final_logs,
+                snapshots: Vec::new(),
                 assignment,
                 messages: 123,
                 simulated_ms: 15000,

@@ -97,6 +97,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunResult {
         events: &output.events,
         final_logs: &output.final_logs,
         scenario: Some(scenario),
+        snapshots: &output.snapshots,
     });
     let outcome = if checks.violations.is_empty() {
         Outcome::Ok

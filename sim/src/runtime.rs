@@ -98,12 +98,23 @@ pub struct Shared {
     pub addrs: BTreeMap<NodeId, SocketAddr>,
     /// Each running shell's inbox, so that a process death can reset its peers' connections.
     inboxes: BTreeMap<NodeId, mpsc::UnboundedSender<Inbound>>,
+    /// Replica snapshots for the replication checkers (taken as events are recorded).
+    pub snapshotter: crate::snapshot::Snapshotter,
 }
 
 pub type SharedRef = Arc<Mutex<Shared>>;
 
 impl Shared {
     pub fn new(addrs: BTreeMap<NodeId, SocketAddr>) -> SharedRef {
+        let snapshotter = crate::snapshot::Snapshotter::new(
+            addrs
+                .keys()
+                .filter_map(|n| match n {
+                    NodeId::Broker(b) => Some(*b),
+                    _ => None,
+                })
+                .collect(),
+        );
         Arc::new(Mutex::new(Shared {
             start: madsim::time::Instant::now(),
             history: Vec::new(),
@@ -113,6 +124,7 @@ impl Shared {
             halted: Vec::new(),
             addrs,
             inboxes: BTreeMap::new(),
+            snapshotter,
         }))
     }
 
@@ -158,6 +170,31 @@ impl Shared {
             node,
             event,
         });
+        let inboxes = &self.inboxes;
+        let running = |b: BrokerId| inboxes.contains_key(&NodeId::Broker(b));
+        let event = &self.events.last().expect("just pushed").event;
+        self.snapshotter
+            .observe(time_ms, self.events.len(), event, &running);
+    }
+
+    /// Snapshots every partition in `tps` now (the end of a run).
+    pub fn snapshot_all(&mut self, tps: &[TopicPartition], trigger: &str) {
+        let time_ms = self.now_ms();
+        let inboxes = &self.inboxes;
+        let running = |b: BrokerId| inboxes.contains_key(&NodeId::Broker(b));
+        for tp in tps {
+            self.snapshotter
+                .take(time_ms, self.events.len(), tp, trigger, &running);
+        }
+    }
+
+    /// Records what `node`'s process holds now, if it is a broker (see
+    /// [`crate::snapshot::Snapshotter::report`]).
+    fn report_replicas<A: Actor>(&mut self, node: NodeId, actor: &A, fresh: bool) {
+        if let NodeId::Broker(b) = node {
+            self.snapshotter
+                .report(b, fresh, |visit| actor.visit_replicas(visit));
+        }
     }
 }
 
@@ -286,6 +323,7 @@ pub async fn run_actor<A: Actor>(
     let mut out = initial;
     let now = Instant(start.elapsed().as_millis() as u64);
     actor.on_start(now, &mut out);
+    lock(&shared).report_replicas(me, &actor, true);
     loop {
         // Execute effects in order.
         let now_ms = start.elapsed().as_millis() as u64;
@@ -397,5 +435,6 @@ pub async fn run_actor<A: Actor>(
                 }
             }
         }
+        lock(&shared).report_replicas(me, &actor, false);
     }
 }

@@ -66,6 +66,9 @@ pub struct RunOutput {
     pub faults: Vec<FaultRecord>,
     /// Each broker's log at the end (what its process would read), as (offset, value).
     pub final_logs: BTreeMap<(NodeId, TopicPartition), Vec<(Offset, u64)>>,
+    /// Replica snapshots of one partition at each change of its replication state, and of
+    /// every partition at the end (see [`crate::snapshot`]), in time order.
+    pub snapshots: Vec<crate::snapshot::ReplicaSnapshot>,
     /// The replica assignment the run used.
     pub assignment: BTreeMap<TopicPartition, Vec<BrokerId>>,
     /// Messages sent between nodes.
@@ -212,6 +215,7 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         .map(|n| (*n, SocketAddr::new(node_ip(*n), crate::runtime::PORT)))
         .collect();
     let shared: SharedRef = Shared::new(addrs);
+    shared.lock().expect("shared").snapshotter.disk = Some(disk.clone());
     let start = shared.lock().expect("shared").start;
     let brokers: Vec<BrokerId> = (0..scenario.cluster.brokers).map(BrokerId).collect();
 
@@ -386,6 +390,10 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
     madsim::time::sleep_until(start + Duration::from_millis(end_ms + DRAIN_MS)).await;
 
     // ---- collect ----
+    {
+        let tps: Vec<TopicPartition> = assignment.keys().cloned().collect();
+        shared.lock().expect("shared").snapshot_all(&tps, "final");
+    }
     let mut final_logs = BTreeMap::new();
     for b in &brokers {
         let node = NodeId::Broker(*b);
@@ -422,13 +430,15 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
     for h in handles.values() {
         handle.kill(h.id());
     }
-    let s = shared.lock().expect("shared");
+    let mut s = shared.lock().expect("shared");
+    let snapshots = std::mem::take(&mut s.snapshotter.snapshots);
     RunOutput {
         seed,
         history: s.history.clone(),
         events: s.events.clone(),
         faults: records,
         final_logs,
+        snapshots,
         assignment,
         messages: s.messages,
         simulated_ms: s.now_ms(),

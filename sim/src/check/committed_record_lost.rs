@@ -299,6 +299,7 @@ mod tests {
             events,
             final_logs,
             scenario: None,
+            snapshots: &[],
         })
     }
 

@@ -240,6 +240,7 @@ mod tests {
             events: &records,
             final_logs: &final_logs,
             scenario: None,
+            snapshots: &[],
         })
     }
 

@@ -149,6 +149,7 @@ mod tests {
             events,
             final_logs: &logs,
             scenario: None,
+            snapshots: &[],
         })
     }
 

@@ -19,12 +19,14 @@
 //! more there are; its `details` list every anomaly as data, up to [`MAX_DETAILS`].
 
 use crate::history::{EventRecord, HistoryEntry};
+use crate::snapshot::ReplicaSnapshot;
 use ksim_model::event::{OpType, OpValue};
 use ksim_model::types::{NodeId, Offset, TopicPartition};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+pub mod committed_data_stable;
 pub mod committed_record_lost;
 pub mod controller_epoch_fencing;
 pub mod duplicate;
@@ -40,7 +42,9 @@ pub mod nonmonotonic_poll;
 pub mod nonmonotonic_send;
 pub mod poll_skip;
 pub mod single_leader_per_epoch;
+pub mod strong_isr;
 pub mod unseen;
+pub mod weak_isr;
 
 /// Everything a checker may read about a finished run.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +58,10 @@ pub struct CheckInput<'a> {
     /// The scenario that produced the run, for [`Checker::skip_reason`] and for checks whose
     /// judgement depends on configuration (`None` in unit tests: every check applies).
     pub scenario: Option<&'a crate::scenario::Scenario>,
+    /// Replica snapshots (logs with batch epochs, in-memory HWs, roles, local and controller
+    /// ISRs) at every change of a partition's replication state and at the end, in time order;
+    /// see [`crate::snapshot`]. May be empty.
+    pub snapshots: &'a [ReplicaSnapshot],
 }
 
 /// A property that did not hold.
@@ -128,6 +136,9 @@ pub fn all_checkers() -> Vec<Box<dyn Checker>> {
         Box::new(liveness::Liveness),
         Box::new(committed_record_lost::CommittedRecordLost),
         Box::new(controller_epoch_fencing::ControllerEpochFencing),
+        Box::new(strong_isr::StrongIsr),
+        Box::new(weak_isr::WeakIsr),
+        Box::new(committed_data_stable::CommittedDataStable),
     ]
 }
 
@@ -539,11 +550,107 @@ pub(crate) fn event_json(record: &EventRecord) -> Value {
     json!({ "node": record.node.to_string(), "time_ms": record.time_ms })
 }
 
+/// Which brokers lost data Kafka does not promise to keep, per partition, as the event log
+/// unfolds. A broker hit by a `power-fail` or `disk-loss` fault counts as having lost its
+/// unflushed records of every partition until it has restarted and the controller has then
+/// written an ISR for the partition that adds it back (it caught up with the leader). A
+/// `disk-fault` may silently corrupt a later write, which stays on disk until recovery cuts it
+/// away: such a broker counts as having lost data of a partition until a `log-recovered` event
+/// of its for that partition, and then a rejoin.
+#[derive(Debug, Default)]
+pub(crate) struct DataLossTracker {
+    /// Events consumed so far.
+    seen: usize,
+    lost: BTreeMap<ksim_model::types::BrokerId, LossState>,
+    /// The controller's latest ISR per partition.
+    isr: BTreeMap<TopicPartition, Vec<ksim_model::types::BrokerId>>,
+}
+
+/// One broker's data loss (see [`DataLossTracker`]).
+#[derive(Debug, Default)]
+struct LossState {
+    /// A disk fault may have corrupted its log.
+    corrupt: bool,
+    /// It restarted since its latest power or disk loss.
+    restarted: bool,
+    /// Partitions whose log recovery ran since the latest fault.
+    recovered: std::collections::BTreeSet<TopicPartition>,
+    /// Partitions whose ISR it rejoined once it could hold their records again.
+    rejoined: std::collections::BTreeSet<TopicPartition>,
+}
+
+impl DataLossTracker {
+    /// Consumes `events[..count]` (call with growing counts).
+    pub fn advance(&mut self, events: &[EventRecord], count: usize) {
+        use ksim_model::event::Event;
+        let count = count.min(events.len());
+        for r in events.get(self.seen..count).unwrap_or(&[]) {
+            match &r.event {
+                Event::Fault { action, nodes, .. }
+                    if action == "power-fail"
+                        || action == "disk-loss"
+                        || action == "disk-fault" =>
+                {
+                    for n in nodes {
+                        if let Some(NodeId::Broker(b)) = NodeId::parse(n) {
+                            let corrupt = action == "disk-fault"
+                                || self.lost.get(&b).is_some_and(|l| l.corrupt);
+                            self.lost.insert(
+                                b,
+                                LossState {
+                                    corrupt,
+                                    ..Default::default()
+                                },
+                            );
+                        }
+                    }
+                }
+                Event::BrokerStarted { broker } => {
+                    if let Some(l) = self.lost.get_mut(broker) {
+                        l.restarted = true;
+                    }
+                }
+                Event::LogRecovered { tp, broker, .. } => {
+                    if let Some(l) = self.lost.get_mut(broker) {
+                        l.recovered.insert(tp.clone());
+                    }
+                }
+                Event::PartitionStateChanged { tp, isr, .. } => {
+                    let before = self.isr.insert(tp.clone(), isr.clone()).unwrap_or_default();
+                    for b in isr.iter().filter(|b| !before.contains(b)) {
+                        if let Some(l) = self.lost.get_mut(b) {
+                            let ready = if l.corrupt {
+                                l.recovered.contains(tp)
+                            } else {
+                                l.restarted
+                            };
+                            if ready {
+                                l.rejoined.insert(tp.clone());
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.seen = self.seen.max(count);
+    }
+
+    /// Whether `broker` lost data of `tp` and has not rejoined `tp`'s ISR since.
+    pub fn excused(&self, tp: &TopicPartition, broker: ksim_model::types::BrokerId) -> bool {
+        self.lost
+            .get(&broker)
+            .is_some_and(|l| !l.rejoined.contains(tp))
+    }
+}
+
 /// Builders for hand-written histories and event logs in the checkers' unit tests.
 #[cfg(test)]
 pub(crate) mod testkit {
     use super::*;
+    use crate::snapshot::ReplicaState;
     use ksim_model::event::{ClientOp, Event, PolledRecord};
+    use ksim_model::types::{BrokerId, LeaderEpoch};
 
     /// Appends Jepsen ops with consecutive indexes; time is 10 ms per entry.
     #[derive(Default)]
@@ -649,6 +756,7 @@ pub(crate) mod testkit {
             events: &[],
             final_logs: &logs,
             scenario: None,
+            snapshots: &[],
         })
     }
 
@@ -669,11 +777,111 @@ pub(crate) mod testkit {
             events: &records,
             final_logs: &logs,
             scenario: None,
+            snapshots: &[],
         })
     }
 
     pub fn tp(p: i32) -> TopicPartition {
         TopicPartition::new("events", p)
+    }
+
+    /// Builds a replica snapshot of `events-0` (trigger `test`, taken before any event).
+    pub struct SnapshotBuilder(ReplicaSnapshot);
+
+    fn records(r: &[(i64, u64, i32)]) -> Vec<(Offset, u64, LeaderEpoch)> {
+        r.iter()
+            .map(|&(o, v, e)| (Offset(o), v, LeaderEpoch(e)))
+            .collect()
+    }
+
+    impl SnapshotBuilder {
+        pub fn new(time_ms: u64) -> Self {
+            SnapshotBuilder(ReplicaSnapshot {
+                time_ms,
+                event_count: 0,
+                tp: tp(0),
+                trigger: "test".into(),
+                controller_isr: None,
+                replicas: Vec::new(),
+            })
+        }
+
+        pub fn controller_isr(mut self, isr: &[i32]) -> Self {
+            self.0.controller_isr = Some(isr.iter().map(|b| BrokerId(*b)).collect());
+            self
+        }
+
+        fn replica(
+            mut self,
+            broker: i32,
+            running: bool,
+            hw: Option<i64>,
+            leader: Option<(i32, &[i32])>,
+            r: &[(i64, u64, i32)],
+        ) -> Self {
+            self.0.replicas.push(ReplicaState {
+                broker: BrokerId(broker),
+                running,
+                high_watermark: hw.map(Offset),
+                leader_epoch: leader.map(|(e, _)| LeaderEpoch(e)),
+                local_isr: leader.map(|(_, isr)| isr.iter().map(|b| BrokerId(*b)).collect()),
+                log_start_offset: Offset(0),
+                records: records(r),
+            });
+            self
+        }
+
+        /// A running leader in `epoch` with HW `hw` and local ISR `isr`; records are
+        /// (offset, value, batch epoch).
+        pub fn leader(
+            self,
+            broker: i32,
+            epoch: i32,
+            hw: i64,
+            isr: &[i32],
+            r: &[(i64, u64, i32)],
+        ) -> Self {
+            self.replica(broker, true, Some(hw), Some((epoch, isr)), r)
+        }
+
+        /// A running follower with HW `hw`.
+        pub fn follower(self, broker: i32, hw: i64, r: &[(i64, u64, i32)]) -> Self {
+            self.replica(broker, true, Some(hw), None, r)
+        }
+
+        /// A broker whose process is down; its disk holds `r`.
+        pub fn dead(self, broker: i32, r: &[(i64, u64, i32)]) -> Self {
+            self.replica(broker, false, None, None, r)
+        }
+
+        pub fn build(self) -> ReplicaSnapshot {
+            self.0
+        }
+    }
+
+    /// Runs one checker over events (100 ms apart) and replica snapshots.
+    pub fn check_snapshots(
+        checker: &dyn Checker,
+        events: &[(NodeId, Event)],
+        snapshots: &[ReplicaSnapshot],
+    ) -> Vec<Violation> {
+        let logs = BTreeMap::new();
+        let records: Vec<EventRecord> = events
+            .iter()
+            .enumerate()
+            .map(|(i, (node, event))| EventRecord {
+                time_ms: i as u64 * 100,
+                node: *node,
+                event: event.clone(),
+            })
+            .collect();
+        checker.check(&CheckInput {
+            history: &[],
+            events: &records,
+            final_logs: &logs,
+            scenario: None,
+            snapshots,
+        })
     }
 }
 
@@ -804,6 +1012,7 @@ mod tests {
             events: &[],
             final_logs: &logs,
             scenario: None,
+            snapshots: &[],
         });
         assert!(report.is_ok(), "{report:?}");
         assert_eq!(
@@ -824,7 +1033,10 @@ mod tests {
                 "idempotent-duplicate",
                 "liveness",
                 "committed-record-lost",
-                "controller-epoch-fencing"
+                "controller-epoch-fencing",
+                "strong-isr",
+                "weak-isr",
+                "committed-data-stable"
             ]
         );
     }
@@ -859,6 +1071,7 @@ mod tests {
             events: &[],
             final_logs: &logs,
             scenario: Some(&scenario),
+            snapshots: &[],
         };
         let report = run_all(&input);
         assert!(report.is_ok(), "{report:?}");
@@ -888,6 +1101,73 @@ mod tests {
             ..input
         });
         assert!(report.violations.iter().any(|v| v.check == "unseen"));
+    }
+
+    #[test]
+    fn a_broker_that_lost_data_is_excused_until_it_restarts_and_rejoins_the_isr() {
+        use ksim_model::event::Event;
+        use ksim_model::types::{BrokerId, ControllerEpoch, LeaderEpoch, ZkVersion};
+        let b = BrokerId;
+        let isr = |members: &[i32]| Event::PartitionStateChanged {
+            tp: testkit::tp(0),
+            leader: Some(b(0)),
+            leader_epoch: LeaderEpoch(1),
+            isr: members.iter().map(|m| b(*m)).collect(),
+            controller_epoch: ControllerEpoch(1),
+            partition_epoch: ZkVersion(0),
+            reason: "test".into(),
+        };
+        let fault = |action: &str| Event::Fault {
+            action: action.into(),
+            nodes: vec!["broker-1".into()],
+            source: "random".into(),
+        };
+        let events: Vec<EventRecord> = [
+            isr(&[0, 1]),
+            fault("power-fail"),
+            isr(&[0]),
+            isr(&[0, 1]), // not restarted yet: still excused
+            Event::BrokerStarted { broker: b(1) },
+            isr(&[0]),
+            isr(&[0, 1]), // rejoined after its restart
+            fault("disk-fault"),
+            Event::BrokerStarted { broker: b(1) },
+            isr(&[0]),
+            isr(&[0, 1]), // restarted, but recovery has not read the partition back
+            Event::LogRecovered {
+                tp: testkit::tp(0),
+                broker: b(1),
+                log_end_offset: Offset(0),
+                discarded_bytes: 10,
+            },
+            isr(&[0]),
+            isr(&[0, 1]),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| EventRecord {
+            time_ms: i as u64,
+            node: NodeId::Zk,
+            event,
+        })
+        .collect();
+        let excused_after: Vec<bool> = (0..=events.len())
+            .map(|n| {
+                let mut t = DataLossTracker::default();
+                t.advance(&events, n);
+                t.excused(&testkit::tp(0), b(1))
+            })
+            .collect();
+        assert_eq!(
+            excused_after,
+            [
+                false, false, true, true, true, true, true, false, true, true, true, true, true,
+                true, false
+            ]
+        );
+        let mut t = DataLossTracker::default();
+        t.advance(&events, events.len());
+        assert!(!t.excused(&testkit::tp(0), b(0)));
     }
 
     #[test]
