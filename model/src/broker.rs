@@ -1639,15 +1639,19 @@ impl Broker {
         if error == ErrorCode::None {
             if let Some(s) = state {
                 if s.leader_epoch == l.leader_epoch {
+                    // A LeaderAndIsr carrying this very state may have told us first.
+                    let changed = l.isr != s.isr || l.partition_epoch != s.partition_epoch;
                     l.isr = s.isr.clone();
                     l.partition_epoch = s.partition_epoch;
-                    out.event(Event::IsrChanged {
-                        tp: tp.clone(),
-                        broker: me,
-                        leader_epoch: l.leader_epoch,
-                        isr: s.isr,
-                        partition_epoch: s.partition_epoch,
-                    });
+                    if changed {
+                        out.event(Event::IsrChanged {
+                            tp: tp.clone(),
+                            broker: me,
+                            leader_epoch: l.leader_epoch,
+                            isr: s.isr,
+                            partition_epoch: s.partition_epoch,
+                        });
+                    }
                 }
             }
         }
