@@ -909,6 +909,7 @@ mod tests {
             events: &records,
             final_logs: &logs,
             scenario: None,
+            snapshots: &[],
         })
     }
 
