@@ -31,7 +31,9 @@
 //! each member `m` of the controller's latest ISR, `m`'s log (as on its disk, whether or not its
 //! process runs: a crash keeps the page cache) must hold the leader's `(value, epoch)` at every
 //! offset below `h` where the leader holds a data record and `m`'s log has not been cleaned
-//! away (offset >= `m`'s log start). A member with no log for the partition holds nothing.
+//! away (offset >= `m`'s log start). A member with no log for the partition holds nothing. A
+//! hole in the member's log (no record at an offset below its last record) is not judged: the
+//! log cleaner compacts each replica on its own schedule, and truncation only cuts the tail.
 //!
 //! A broker that crashed while leading no longer reports an HW, and a restarted one holds no
 //! role until the controller tells it; yet its HW was exposed and the controller may still
@@ -240,7 +242,11 @@ fn first_missing(
             continue;
         }
         let theirs = member.and_then(|m| m.record_at(offset));
-        if theirs != Some((value, epoch)) {
+        // A hole inside the member's log is a record the log cleaner removed (compaction cleans
+        // each replica on its own schedule) or a control batch: truncation and recovery only
+        // ever cut a log's tail.
+        let hole = theirs.is_none() && member.is_some_and(|m| m.end_offset() > offset);
+        if theirs != Some((value, epoch)) && !hole {
             return Some((offset, value, epoch, theirs));
         }
     }
@@ -345,6 +351,13 @@ mod tests {
             .build();
         let v = check_snapshots(&StrongIsr, &[], &[snap]);
         assert!(v[0].message.contains("holds value 99 of epoch 2"), "{v:?}");
+        // A record compacted away on the member (a hole below its last record) is fine.
+        let snap = SnapshotBuilder::new(0)
+            .controller_isr(&[0, 1])
+            .leader(0, 1, 3, &[0, 1], &[(0, 10, 1), (1, 11, 1), (2, 12, 1)])
+            .follower(1, 1, &[(0, 10, 1), (2, 12, 1)])
+            .build();
+        assert!(check_snapshots(&StrongIsr, &[], &[snap]).is_empty());
     }
 
     #[test]
