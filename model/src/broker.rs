@@ -1350,7 +1350,7 @@ impl Broker {
             last_fetched_epoch,
             current_leader_epoch,
             max_bytes,
-            min_bytes: _,
+            min_bytes,
             max_wait_ms,
             isolation_level: _,
         } = msg
@@ -1491,7 +1491,10 @@ impl Broker {
             self.maybe_advance_hw(now, &tp, out);
         }
         let p = self.partitions.get(&tp).expect("hosted");
-        if batches.is_empty() && may_park && max_wait_ms > 0 {
+        // Long poll (`fetch.min.bytes`, `fetch.max.wait.ms`; Kafka's DelayedFetch): hold the
+        // request until at least `min_bytes` are readable or the wait elapses.
+        let readable: usize = batches.iter().map(Vec::len).sum();
+        if readable < (min_bytes as usize).max(1) && may_park && max_wait_ms > 0 {
             let id = self.fresh_id();
             self.pending_fetches.insert(id, PendingFetch { from, msg });
             out.timer(max_wait_ms, BrokerTimer::FetchWaitExpired { id });
@@ -1529,10 +1532,15 @@ impl Broker {
                     tp: t,
                     fetch_offset,
                     replica_id,
+                    min_bytes,
+                    max_bytes,
                     ..
                 } if t == tp => {
                     let limit = if replica_id.is_some() { leo } else { hw };
                     *fetch_offset < limit
+                        && (*min_bytes <= 1
+                            || fetch_ready_bytes(&p.log, *fetch_offset, limit, *max_bytes)
+                                >= *min_bytes as usize)
                 }
                 _ => false,
             })
@@ -2990,6 +2998,14 @@ fn kip101_end_offset(log: &PartitionLog, epoch: LeaderEpoch) -> EpochEndOffset {
     }
 }
 
+/// How many bytes a fetch from `from` below `limit` would return now (whole batches, at most
+/// `max_bytes` after the first): what a parked fetch's `fetch.min.bytes` is compared with.
+fn fetch_ready_bytes(log: &PartitionLog, from: Offset, limit: Offset, max_bytes: u32) -> usize {
+    log.read(from, limit, max_bytes)
+        .map(|b| b.iter().map(Vec::len).sum())
+        .unwrap_or(0)
+}
+
 fn parse_dir(dir: &str) -> Option<TopicPartition> {
     let (topic, p) = dir.rsplit_once('-')?;
     Some(TopicPartition::new(topic, p.parse().ok()?))
@@ -3399,5 +3415,145 @@ mod tests {
             })
             .collect();
         assert_eq!(errors, vec![ErrorCode::FencedLeaderEpoch]);
+    }
+
+    fn consumer_fetch(corr: u64, fetch_offset: i64, min_bytes: u32) -> Message {
+        Message::Fetch {
+            corr: CorrelationId(corr),
+            replica_id: None,
+            broker_epoch: BrokerEpoch(-1),
+            tp: tp(),
+            fetch_offset: Offset(fetch_offset),
+            last_fetched_epoch: LeaderEpoch::UNKNOWN,
+            current_leader_epoch: LeaderEpoch(0),
+            max_bytes: 1 << 20,
+            min_bytes,
+            max_wait_ms: 500,
+            isolation_level: IsolationLevel::ReadUncommitted,
+        }
+    }
+
+    /// (corr, error, number of batches) of every fetch response sent.
+    fn fetch_responses(out: &Effects<BrokerTimer>) -> Vec<(u64, ErrorCode, usize)> {
+        out.list
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send {
+                    msg:
+                        Message::FetchResponse {
+                            corr,
+                            error,
+                            batches,
+                            ..
+                        },
+                    ..
+                } => Some((corr.0, *error, batches.len())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// `fetch.min.bytes` / `fetch.max.wait.ms`: a consumer fetch with nothing to read is held
+    /// (a long poll) and answered as soon as the high watermark makes `min_bytes` readable, or
+    /// with what there is when the wait expires.
+    #[test]
+    fn consumer_fetch_is_a_long_poll_until_min_bytes_or_max_wait() {
+        let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+        let one_batch = RecordBatch::new(vec![(None, Some(vec![0; 8]))], 0).encode();
+        let mut out = Effects::new();
+        let from = NodeId::Consumer(0);
+        b.on_message(Instant(1), from, consumer_fetch(1, 0, 1), &mut out);
+        b.on_message(
+            Instant(1),
+            from,
+            consumer_fetch(2, 0, 2 * one_batch.len() as u32),
+            &mut out,
+        );
+        assert!(fetch_responses(&out).is_empty(), "both parked");
+        let expiry = out
+            .list
+            .iter()
+            .filter_map(|e| match e {
+                Effect::SetTimer {
+                    after_ms: 500,
+                    timer: t @ BrokerTimer::FetchWaitExpired { .. },
+                } => Some(t.clone()),
+                _ => None,
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(expiry.len(), 2);
+        // One record committed (ISR = {leader}): enough for min_bytes = 1 only.
+        let mut out = Effects::new();
+        b.on_message(
+            Instant(2),
+            NodeId::Producer(0),
+            produce(10, one_batch.clone()),
+            &mut out,
+        );
+        assert_eq!(fetch_responses(&out), [(1, ErrorCode::None, 1)]);
+        // A second record: now the min_bytes = 2 batches fetch has enough.
+        let mut out = Effects::new();
+        b.on_message(
+            Instant(3),
+            NodeId::Producer(0),
+            produce(11, one_batch),
+            &mut out,
+        );
+        assert_eq!(fetch_responses(&out), [(2, ErrorCode::None, 2)]);
+        // A fetch that never gets enough is answered with what there is when the wait expires.
+        let mut out = Effects::new();
+        b.on_message(Instant(4), from, consumer_fetch(3, 1, 1 << 20), &mut out);
+        assert!(fetch_responses(&out).is_empty());
+        let timer = out
+            .list
+            .iter()
+            .find_map(|e| match e {
+                Effect::SetTimer { timer, .. } => Some(timer.clone()),
+                _ => None,
+            })
+            .unwrap();
+        let mut out = Effects::new();
+        b.on_timeout(Instant(504), timer, &mut out);
+        assert_eq!(fetch_responses(&out), [(3, ErrorCode::None, 1)]);
+    }
+
+    /// KIP-320: OffsetForLeaderEpoch carries the requester's current leader epoch and is fenced
+    /// like a fetch; a current one gets the end offset of the requested epoch.
+    #[test]
+    fn offset_for_leader_epoch_is_fenced_by_the_current_leader_epoch() {
+        let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+        let ask = |current: i32| Message::OffsetForLeaderEpoch {
+            corr: CorrelationId(5),
+            replica_id: None,
+            tp: tp(),
+            current_leader_epoch: LeaderEpoch(current),
+            leader_epoch: LeaderEpoch(0),
+        };
+        let answer = |out: &Effects<BrokerTimer>| {
+            out.list
+                .iter()
+                .find_map(|e| match e {
+                    Effect::Send {
+                        msg: Message::OffsetForLeaderEpochResponse { error, end, .. },
+                        ..
+                    } => Some((*error, *end)),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        for (current, expected) in [
+            (-2, ErrorCode::FencedLeaderEpoch),
+            (1, ErrorCode::UnknownLeaderEpoch),
+            (0, ErrorCode::None),
+            (-1, ErrorCode::None),
+        ] {
+            let mut out = Effects::new();
+            b.on_message(Instant(1), NodeId::Consumer(0), ask(current), &mut out);
+            let (error, end) = answer(&out);
+            assert_eq!(error, expected, "current epoch {current}");
+            if expected != ErrorCode::None {
+                assert_eq!(end.end_offset, Offset(-1));
+            }
+        }
     }
 }

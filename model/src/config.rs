@@ -327,6 +327,8 @@ pub struct ConsumerConfig {
     pub max_poll_records: u32,
     /// `max.partition.fetch.bytes` (1048576).
     pub max_partition_fetch_bytes: u32,
+    /// `fetch.max.bytes` (52428800).
+    pub fetch_max_bytes: u32,
     /// `request.timeout.ms` (30000).
     pub request_timeout_ms: u64,
     /// `retry.backoff.ms` (100).
@@ -351,6 +353,7 @@ impl Default for ConsumerConfig {
             fetch_max_wait_ms: 500,
             max_poll_records: 500,
             max_partition_fetch_bytes: 1_048_576,
+            fetch_max_bytes: 52_428_800,
             request_timeout_ms: 30_000,
             retry_backoff_ms: 100,
             session_timeout_ms: 45_000,
@@ -636,6 +639,7 @@ const CONSUMER_KEYS: &[KeyDef] = &[
     k("fetch.max.wait.ms", MS32),
     k("max.poll.records", Ty::Int(1, I32)),
     k("max.partition.fetch.bytes", Ty::Int(0, I32)),
+    k("fetch.max.bytes", Ty::Int(0, I32)),
     k("request.timeout.ms", MS32),
     k("retry.backoff.ms", MS),
     k("session.timeout.ms", MS32),
@@ -1243,6 +1247,9 @@ impl ConsumerConfig {
         }
         if let Some(v) = p.num("max.partition.fetch.bytes") {
             c.max_partition_fetch_bytes = v as u32;
+        }
+        if let Some(v) = p.num("fetch.max.bytes") {
+            c.fetch_max_bytes = v as u32;
         }
         if let Some(v) = p.num("request.timeout.ms") {
             c.request_timeout_ms = v as u64;

@@ -202,6 +202,40 @@ pub enum Event {
         acks: String,
         error: ErrorCode,
     },
+    /// A consumer set its position in a partition other than by reading: a reset by
+    /// `auto.offset.reset` (no position yet, OFFSET_OUT_OF_RANGE, or an undefined epoch in
+    /// OffsetForLeaderEpoch), an application `seek`, or the move back to the first offset known
+    /// to diverge after log truncation (KIP-320). The consumer is the event's node. Records of
+    /// `[from_offset, to_offset)` (from the log start when `from_offset` is `None`) were skipped
+    /// by this consumer when `to_offset` is higher, read again when lower.
+    ConsumerPositionReset {
+        tp: TopicPartition,
+        /// The position before, if the consumer had one.
+        from_offset: Option<Offset>,
+        to_offset: Offset,
+        /// `earliest` or `latest` (`auto.offset.reset`), `seek`, or `divergent-offset`.
+        strategy: String,
+        /// `no-position`, `offset-out-of-range`, `undefined-epoch`, `seek` or `log-truncation`.
+        reason: String,
+    },
+    /// A consumer validating its position after a leader change (KIP-320) found that the
+    /// leader's log ends its epoch `offset_epoch` at `divergent_offset`, below the consumer's
+    /// position `fetch_offset`: records it had read are no longer in the log (Kafka's log
+    /// truncation, e.g. after an unclean election).
+    ConsumerLogTruncation {
+        tp: TopicPartition,
+        fetch_offset: Offset,
+        offset_epoch: LeaderEpoch,
+        divergent_offset: Offset,
+        divergent_epoch: LeaderEpoch,
+    },
+    /// A consumer's `poll()` threw: the exception's class (`NoOffsetForPartitionException`,
+    /// `OffsetOutOfRangeException`, `LogTruncationException`) and Kafka's message.
+    ConsumerError {
+        tp: TopicPartition,
+        exception: String,
+        message: String,
+    },
     /// A coordination-node session expired (its ephemeral znodes were deleted).
     ZkSessionExpired { session: SessionId, owner: NodeId },
     /// A node halted itself (fatal disk error).

@@ -1835,7 +1835,64 @@ pub fn describe_event(e: &Event) -> String {
             "broker-{broker} rejected a produce to {tp} with {}: {message}",
             error.kafka_name()
         ),
+        Event::ConsumerPositionReset {
+            tp,
+            from_offset,
+            to_offset,
+            strategy,
+            reason,
+        } => describe_position_reset(tp, *from_offset, *to_offset, strategy, reason),
+        Event::ConsumerLogTruncation {
+            tp,
+            fetch_offset,
+            offset_epoch,
+            divergent_offset,
+            divergent_epoch,
+        } => format!(
+            "consumer detected LOG TRUNCATION of {tp} (KIP-320): its position {fetch_offset} (epoch {offset_epoch}) is past the leader's end of that epoch, offset {divergent_offset} (epoch {divergent_epoch}); records it read there are gone from the log"
+        ),
+        Event::ConsumerError {
+            exception, message, ..
+        } => format!("consumer poll() threw {exception}: {message}"),
     }
+}
+
+/// A consumer's position reset, in words: what moved it and which records it skips or reads
+/// again because of it.
+fn describe_position_reset(
+    tp: &TopicPartition,
+    from: Option<Offset>,
+    to: Offset,
+    strategy: &str,
+    reason: &str,
+) -> String {
+    let why = match (strategy, reason) {
+        ("seek", _) => "the application called seek()".to_string(),
+        ("divergent-offset", _) => {
+            "log truncation detected (KIP-320): back to the first offset known to diverge"
+                .to_string()
+        }
+        (s, "no-position") => format!("no position yet, auto.offset.reset={s}"),
+        (s, "offset-out-of-range") => {
+            format!("the fetch position was OFFSET_OUT_OF_RANGE, auto.offset.reset={s}")
+        }
+        (s, r) => format!("{r}, auto.offset.reset={s}"),
+    };
+    let start = from.unwrap_or(Offset(0));
+    let effect = if to > start {
+        let n = to.0 - start.0;
+        format!(
+            "; it will not read {tp} offsets {start}..{} ({n} record{} skipped by configuration, not lost)",
+            to.0 - 1,
+            if n == 1 { "" } else { "s" }
+        )
+    } else if to < start {
+        format!("; it reads {tp} from {to} again")
+    } else {
+        String::new()
+    };
+    let from = from.map_or("none".to_string(), |o| o.to_string());
+    format!("consumer set its position in {tp} from {from} to {to} ({why}){effect}")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1861,7 +1918,10 @@ fn timeline_class(e: &Event) -> Option<bool> {
         | Event::BecameLeader { .. }
         | Event::Truncated { .. }
         | Event::LogRecovered { .. }
-        | Event::Halted { .. } => Some(false),
+        | Event::Halted { .. }
+        | Event::ConsumerPositionReset { .. }
+        | Event::ConsumerLogTruncation { .. }
+        | Event::ConsumerError { .. } => Some(false),
         Event::PartitionStateChanged { reason, .. } => Some(matches!(
             reason.as_str(),
             "isr-change" | "broker-failed" | "new-partition" | "new-topic"

@@ -235,6 +235,23 @@ pub struct ConsumerSpec {
     pub config: ConsumerConfig,
     /// `config` as written.
     pub properties: Properties,
+    /// `start_ms` (0): when the application creates the consumers and starts polling, in
+    /// simulated ms from the start of the run. With `auto.offset.reset = "latest"` a consumer
+    /// that starts late begins at the high watermark of that moment and never reads the
+    /// records produced before (configuration, not loss: the report says so).
+    pub start_ms: u64,
+    /// `seek_to = { topic = "events", partition = 0, offset = 0, at_ms = 5000 }` (none): the
+    /// application calls `seek(topic-partition, offset)` at `at_ms` (`topic` defaults to the
+    /// entry's first topic; `at_ms >= start_ms`).
+    pub seek_to: Option<SeekSpec>,
+}
+
+/// `[[consumers]] seek_to`: one `KafkaConsumer.seek(tp, offset)` by the application.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SeekSpec {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub at_ms: u64,
 }
 
 /// `[faults]`: the random nemesis and the scripted faults.
@@ -915,6 +932,20 @@ struct RawConsumer {
     topics: Spanned<Vec<Spanned<String>>>,
     #[serde(default)]
     config: Option<RawProps>,
+    #[serde(default)]
+    start_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    seek_to: Option<Spanned<RawSeek>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSeek {
+    #[serde(default)]
+    topic: Option<String>,
+    partition: i32,
+    offset: i64,
+    at_ms: u64,
 }
 
 #[derive(Deserialize)]
@@ -1425,7 +1456,70 @@ fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
             &format!("{path}.config"),
             ConsumerConfig::from_properties,
         )?;
+        let start_ms = c.start_ms.as_ref().map_or(0, |v| *v.get_ref());
+        let run_ms = *m.duration_ms.get_ref() + m.heal_ms.unwrap_or(10_000);
+        if let Some(v) = &c.start_ms {
+            if start_ms >= run_ms {
+                return Err(ctx.at(
+                    v,
+                    format!("{path}.start_ms"),
+                    format!("start_ms {start_ms} is not before the end of the run (duration_ms + heal_ms = {run_ms})"),
+                ));
+            }
+        }
+        let seek_to = match &c.seek_to {
+            None => None,
+            Some(raw) => {
+                let r = raw.get_ref();
+                let key = format!("{path}.seek_to");
+                let topic = r
+                    .topic
+                    .clone()
+                    .unwrap_or_else(|| c.topics.get_ref()[0].get_ref().clone());
+                let Some(t) = c
+                    .topics
+                    .get_ref()
+                    .iter()
+                    .find(|t| t.get_ref() == &topic)
+                    .and_then(|t| topics.iter().find(|x| &x.name == t.get_ref()))
+                else {
+                    return Err(ctx.at(
+                        raw,
+                        key,
+                        format!("topic \"{topic}\" is not one of this entry's topics"),
+                    ));
+                };
+                if r.partition < 0 || r.partition >= t.partitions {
+                    return Err(ctx.at(
+                        raw,
+                        key,
+                        format!(
+                            "partition {} does not exist: {topic} has partitions 0..{}",
+                            r.partition,
+                            t.partitions - 1
+                        ),
+                    ));
+                }
+                if r.offset < 0 {
+                    return Err(ctx.at(raw, key, "offset must be at least 0"));
+                }
+                if r.at_ms < start_ms || r.at_ms >= run_ms {
+                    return Err(ctx.at(
+                        raw,
+                        key,
+                        format!("at_ms {} must be in [start_ms, duration_ms + heal_ms) = [{start_ms}, {run_ms})", r.at_ms),
+                    ));
+                }
+                Some(SeekSpec {
+                    tp: TopicPartition::new(topic.clone(), r.partition),
+                    offset: r.offset,
+                    at_ms: r.at_ms,
+                })
+            }
+        };
         consumers.push(ConsumerSpec {
+            start_ms,
+            seek_to,
             group: None,
             members,
             topics: c

@@ -22,7 +22,7 @@ use crate::nemesis::{self, FaultRecord, FaultSource, PlannedFault, ResolveContex
 use crate::runtime::{run_actor, Shared, SharedRef};
 use crate::scenario::{FaultAction, Scenario};
 use ksim_model::broker::Broker;
-use ksim_model::consumer::ConsumerClient;
+use ksim_model::consumer::{ConsumerClient, ConsumerWorkload, SeekAt};
 use ksim_model::controller::NewTopic;
 use ksim_model::coordination::ZkServer;
 use ksim_model::disk::Disk;
@@ -280,8 +280,21 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         let topics = spec.topics.clone();
         let bootstrap = brokers.clone();
         let i = *i;
+        let workload = ConsumerWorkload {
+            start_ms: spec.start_ms,
+            seeks: spec
+                .seek_to
+                .iter()
+                .map(|s| SeekAt {
+                    at_ms: s.at_ms,
+                    tp: s.tp.clone(),
+                    offset: Offset(s.offset),
+                })
+                .collect(),
+        };
         let h = spawn_node(&handle, node, move || {
-            let c = ConsumerClient::new(i, config.clone(), topics.clone(), bootstrap.clone());
+            let c = ConsumerClient::new(i, config.clone(), topics.clone(), bootstrap.clone())
+                .with_workload(workload.clone());
             run_actor(node, c, Effects::new(), shared.clone(), disk.clone())
         });
         handles.insert(node, h);
