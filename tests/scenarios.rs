@@ -252,3 +252,62 @@ fn every_scenario_meets_its_expectation_on_its_pinned_seeds() {
         failures.join("\n")
     );
 }
+
+/// `offset-reset-latest-skips`: the consumer started at t=8000 ms with
+/// `auto.offset.reset=latest` never reads the records acknowledged before; the run is ok, and
+/// the summary's notes count every one of those records and say it is configuration, not loss.
+#[test]
+fn a_late_latest_consumer_is_explained_not_reported_as_loss() {
+    use ksim_model::event::{OpType, OpValue};
+    use std::collections::BTreeSet;
+    let sc = load(Path::new("scenarios/offset-reset-latest-skips.toml")).expect("loads");
+    let r = run(&sc, sc.seeds[0]);
+    assert!(r.expected, "{}", describe_failure(&r));
+    let read: BTreeSet<u64> = r
+        .output
+        .history
+        .iter()
+        .filter(|e| e.op.op_type == OpType::Ok)
+        .filter_map(|e| match &e.op.value {
+            OpValue::Poll { records } => Some(records.iter().map(|x| x.value)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let unread = r
+        .output
+        .history
+        .iter()
+        .filter(|e| e.op.op_type == OpType::Ok)
+        .filter(|e| matches!(&e.op.value, OpValue::Send { value, .. } if !read.contains(value)))
+        .count();
+    assert!(unread > 100, "the late consumer skipped records: {unread}");
+    let summary = r.summary();
+    let unseen_notes: Vec<&String> = summary
+        .check_notes
+        .iter()
+        .filter(|n| n.check == "unseen")
+        .map(|n| &n.note)
+        .collect();
+    assert!(!unseen_notes.is_empty());
+    let mut counted = 0;
+    for note in &unseen_notes {
+        assert!(
+            note.contains("not read because of configuration, not loss")
+                && note
+                    .contains("auto.offset.reset=latest with a consumer that started at t=8000 ms"),
+            "{note}"
+        );
+        counted += note
+            .split(' ')
+            .next()
+            .and_then(|n| n.parse::<usize>().ok())
+            .expect("a note starts with its count");
+    }
+    assert_eq!(counted, unread, "every skipped record is counted once");
+    let report = ksim::report::render(&r);
+    assert!(
+        report.contains(unseen_notes[0].as_str()),
+        "the report shows the notes"
+    );
+}

@@ -32,7 +32,10 @@
 //! writes; nor is a value that was read at a different offset than acknowledged (that is a
 //! `duplicate` or `inconsistent-offsets`). A record the log removed on purpose is not lost: one
 //! below a log start offset that retention set, or one the cleaner removed because a later
-//! record had the same key (see [`super::Removed`]) is excused, and nothing else is.
+//! record had the same key (see [`super::Removed`]) is excused. So are records no consumer was
+//! configured to read (below every consumer's first position, e.g. `auto.offset.reset=latest`
+//! with a consumer that started late; see `start_positions`), as in `unseen`, which counts them
+//! in its note. Nothing else is excused.
 
 use super::{
     acked_sends, observations, violation, CheckInput, Checker, Removed, Seen, Source, Violation,
@@ -49,21 +52,31 @@ impl Checker for LostWrite {
         "lost-write"
     }
 
+    fn skip_reason(&self, input: &CheckInput) -> Option<String> {
+        super::without_consumers(input, "no read can reveal a lost write")
+    }
+
     fn notes(&self, input: &CheckInput) -> Vec<String> {
         let mut notes = super::Removed::from_events(input.events).notes(input.history);
         notes.extend(super::deleted_topics_notes(
             input.events,
             "acknowledged records",
         ));
+        let n = super::excused_unread(input).len();
+        if n == 0 {
+            return notes;
+        }
+        notes.push(format!(
+            "the {n} unread record{} below every consumer's first position (see the `unseen` note) {} not judged as lost writes either",
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "was" } else { "were" }
+        ));
         notes
-    }
-
-    fn skip_reason(&self, input: &CheckInput) -> Option<String> {
-        super::without_consumers(input, "no read can reveal a lost write")
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         let deleted = super::deleted_topics(input.events);
+        let starts = super::start_positions::StartPositions::from_events(input.events);
         let mut read_values: BTreeSet<u64> = BTreeSet::new();
         let mut first_reader: BTreeMap<u64, Source> = BTreeMap::new();
         // Per partition: the highest offset polled and the first poll (in history order) that
@@ -87,7 +100,7 @@ impl Checker for LostWrite {
         let mut lost: Vec<_> = acked_sends(input.history)
             .into_iter()
             .filter(|send| !deleted.contains_key(&send.tp.topic))
-            .filter(|send| !read_values.contains(&send.value))
+            .filter(|send| !read_values.contains(&send.value) && !starts.excuses(send))
             .filter(|send| {
                 send.offset
                     .is_none_or(|o| removed.excuses(&send.tp, o).is_none())
@@ -127,7 +140,7 @@ impl Checker for LostWrite {
             })
             .collect();
         let mut anomalies: Vec<(String, serde_json::Value)> = anomalies;
-        anomalies.extend(offsetless_lost(input, &read_values, &first_reader));
+        anomalies.extend(offsetless_lost(input, &read_values, &first_reader, &starts));
         violation(self.name(), None, anomalies, serde_json::Map::new())
     }
 }
@@ -138,6 +151,7 @@ fn offsetless_lost(
     input: &CheckInput,
     read_values: &BTreeSet<u64>,
     first_reader: &BTreeMap<u64, Source>,
+    starts: &super::start_positions::StartPositions,
 ) -> Vec<(String, serde_json::Value)> {
     let sends = acked_sends(input.history);
     // The latest send (by history order) of each producer to each partition that was read.
@@ -152,7 +166,7 @@ fn offsetless_lost(
     let mut out = Vec::new();
     for s in sends
         .iter()
-        .filter(|s| s.offset.is_none() && !read_values.contains(&s.value))
+        .filter(|s| s.offset.is_none() && !read_values.contains(&s.value) && !starts.excuses(s))
     {
         let key = (s.source.process.to_string(), s.tp.clone());
         let Some((index, later)) = latest_read.get(&key) else {

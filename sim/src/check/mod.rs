@@ -42,6 +42,7 @@ pub mod nonmonotonic_poll;
 pub mod nonmonotonic_send;
 pub mod poll_skip;
 pub mod single_leader_per_epoch;
+pub(crate) mod start_positions;
 pub mod strong_isr;
 pub mod unseen;
 pub mod weak_isr;
@@ -201,6 +202,24 @@ pub(crate) fn without_consumers(input: &CheckInput, what: &str) -> Option<String
         .consumers
         .is_empty()
         .then(|| format!("the scenario has no consumer, so {what}"))
+}
+
+/// The acknowledged sends no consumer read and no consumer was configured to read (below every
+/// consumer's first position, see [`start_positions`]), in history order: what `unseen` and
+/// `lost-write` do not judge.
+pub(crate) fn excused_unread(input: &CheckInput) -> Vec<AckedSend> {
+    let starts = start_positions::StartPositions::from_events(input.events);
+    let read: std::collections::BTreeSet<u64> = observations(input.history)
+        .into_iter()
+        .filter(|o| o.source.seen == Seen::Polled)
+        .map(|o| o.value)
+        .collect();
+    let removed = Removed::from_events(input.events);
+    acked_sends(input.history)
+        .into_iter()
+        .filter(|s| !read.contains(&s.value) && starts.excuses(s))
+        .filter(|s| s.offset.is_none_or(|o| removed.excuses(&s.tp, o).is_none()))
+        .collect()
 }
 
 /// At most this many anomalies are listed in a violation's `details`.

@@ -17,8 +17,10 @@
 //! at another offset than acknowledged counts as seen (that is a `duplicate` or
 //! `inconsistent-offsets` question). Records the log removed on purpose (below a log start
 //! offset retention set, or superseded by a later record with the same key and removed by the
-//! cleaner, see [`super::Removed`]) need not be read. A run whose consumers do not read from
-//! the beginning (`auto.offset.reset=latest` without a drain) must not run this check.
+//! cleaner, see [`super::Removed`]) need not be read. Records no consumer was configured to
+//! read are excused and counted in a note: those below every consumer's first position, as when
+//! a consumer with `auto.offset.reset=latest` starts after the producers (see
+//! `start_positions`).
 
 use super::{acked_sends, observations, violation, CheckInput, Checker, Removed, Seen, Violation};
 use serde_json::{json, Value};
@@ -35,17 +37,22 @@ impl Checker for Unseen {
         "unseen"
     }
 
+    fn skip_reason(&self, input: &CheckInput) -> Option<String> {
+        super::without_consumers(input, "no acknowledged record can be judged unread")
+    }
+
     fn notes(&self, input: &CheckInput) -> Vec<String> {
         let mut notes = super::Removed::from_events(input.events).notes(input.history);
         notes.extend(super::deleted_topics_notes(
             input.events,
             "acknowledged records",
         ));
+        let excused = super::excused_unread(input);
+        notes.extend(
+            super::start_positions::StartPositions::from_events(input.events)
+                .notes(&excused, input),
+        );
         notes
-    }
-
-    fn skip_reason(&self, input: &CheckInput) -> Option<String> {
-        super::without_consumers(input, "no acknowledged record can be judged unread")
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
@@ -56,10 +63,11 @@ impl Checker for Unseen {
             .map(|o| o.value)
             .collect();
         let removed = Removed::from_events(input.events);
+        let starts = super::start_positions::StartPositions::from_events(input.events);
         let mut unseen: Vec<_> = acked_sends(input.history)
             .into_iter()
             .filter(|s| !deleted.contains_key(&s.tp.topic))
-            .filter(|s| !read_values.contains(&s.value))
+            .filter(|s| !read_values.contains(&s.value) && !starts.excuses(s))
             .filter(|s| s.offset.is_none_or(|o| removed.excuses(&s.tp, o).is_none()))
             .collect();
         if unseen.is_empty() {
@@ -165,5 +173,48 @@ mod tests {
         // Read at another partition than acknowledged: seen (other checks judge where).
         h.poll(0, &tp(1), &[(9, 1)]);
         assert!(check_history(&Unseen, &h.entries).is_empty());
+    }
+
+    /// A consumer that began at offset 2 (`auto.offset.reset=latest`): the unread records
+    /// below are excused and counted in a note; an unread record above still fails the check.
+    #[test]
+    fn records_below_every_consumers_first_position_are_excused_not_those_above() {
+        use ksim_model::event::Event;
+        use ksim_model::types::{NodeId, Offset};
+        let mut h = HistoryBuilder::default();
+        h.send(0, OpType::Ok, &tp(0), 1, 0)
+            .send(0, OpType::Ok, &tp(0), 2, 1)
+            .send(0, OpType::Ok, &tp(0), 3, 2)
+            .send(0, OpType::Ok, &tp(0), 4, 3);
+        h.poll(0, &tp(0), &[(2, 3)]);
+        let events = vec![crate::history::EventRecord {
+            time_ms: 5,
+            node: NodeId::Consumer(0),
+            event: Event::ConsumerPositionReset {
+                tp: tp(0),
+                from_offset: None,
+                to_offset: Offset(2),
+                strategy: "latest".into(),
+                reason: "no-position".into(),
+            },
+        }];
+        let logs = std::collections::BTreeMap::new();
+        let input = CheckInput {
+            history: &h.entries,
+            events: &events,
+            final_logs: &logs,
+            scenario: None,
+        };
+        let v = Unseen.check(&input);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].details["count"], 1);
+        assert_eq!(v[0].details["anomalies"][0]["value"], 4);
+        let notes = Unseen.notes(&input);
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0].starts_with("2 acknowledged records of events-0 (offsets 0..1) were not read because of configuration, not loss: auto.offset.reset=latest"),
+            "{}",
+            notes[0]
+        );
     }
 }
