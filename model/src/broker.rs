@@ -2642,6 +2642,31 @@ impl Actor for Broker {
             Message::InitProducerId { corr, .. } => self.on_init_producer_id(from, corr, out),
             Message::OffsetForLeaderEpoch {
                 corr,
+                replica_id: None,
+                tp,
+                ..
+            } if matches!(
+                self.config.replication_truncation,
+                TruncationMode::HighWatermark | TruncationMode::Kip101 | TruncationMode::Kip279
+            ) =>
+            {
+                // Brokers before KIP-320 (Kafka 2.1) have no consumer version of the request:
+                // the consumer skips validating its position, as Kafka's does.
+                out.send(
+                    from,
+                    Message::OffsetForLeaderEpochResponse {
+                        corr,
+                        tp,
+                        error: ErrorCode::UnsupportedVersion,
+                        end: EpochEndOffset {
+                            leader_epoch: LeaderEpoch::UNKNOWN,
+                            end_offset: Offset(-1),
+                        },
+                    },
+                );
+            }
+            Message::OffsetForLeaderEpoch {
+                corr,
                 tp,
                 current_leader_epoch,
                 leader_epoch,

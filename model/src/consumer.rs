@@ -17,7 +17,8 @@
 //!   the end offset of that epoch on the leader is below the position, the log diverged below
 //!   what the consumer had read (an unclean election): with a reset policy the consumer moves
 //!   back to the first offset known to diverge (Kafka logs "Truncation detected ..."), with
-//!   `none` it raises `LogTruncationException`. An undefined epoch or offset resets by policy.
+//!   `none` it raises `LogTruncationException`. An undefined epoch or offset resets by policy;
+//!   a broker older than KIP-320 (UNSUPPORTED_VERSION) leaves the position unvalidated.
 //! * **fetching**: fetches go to the leader carrying `current_leader_epoch`; FENCED_LEADER_EPOCH
 //!   and UNKNOWN_LEADER_EPOCH (and NOT_LEADER_OR_FOLLOWER) refresh metadata and retry.
 //! * **blocked**: an exception was raised to the application for this partition (the policy
@@ -677,6 +678,12 @@ impl ConsumerClient {
         let FetchState::AwaitValidation(position) = s.state else {
             return;
         };
+        if error == ErrorCode::UnsupportedVersion {
+            // A broker older than KIP-320: Kafka's consumer skips the validation.
+            s.state = FetchState::Fetching(position);
+            self.fetch_one(&tp, out);
+            return;
+        }
         if error != ErrorCode::None {
             self.leader_lost(&tp, out);
             return;
@@ -1442,6 +1449,31 @@ mod tests {
         assert!(
             error.contains("divergentOffset=Optional[OffsetAndMetadata{offset=6, leaderEpoch=1")
         );
+    }
+
+    #[test]
+    fn a_broker_before_kip_320_skips_the_validation() {
+        let (mut c, v) = after_leader_change(AutoOffsetReset::Earliest);
+        let out = deliver(
+            &mut c,
+            Message::OffsetForLeaderEpochResponse {
+                corr: corr_of(&v),
+                tp: tp(),
+                error: ErrorCode::UnsupportedVersion,
+                end: EpochEndOffset {
+                    leader_epoch: LeaderEpoch::UNKNOWN,
+                    end_offset: Offset(-1),
+                },
+            },
+        );
+        assert!(events(&out).is_empty());
+        assert!(matches!(
+            sent(&out)[0],
+            Message::Fetch {
+                fetch_offset: Offset(10),
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub enum ErrorCode {
     KafkaStorageError,
     InvalidRequest,
     NotController,
+    /// The broker does not support the request's version, e.g. a consumer's OffsetForLeaderEpoch
+    /// (v3+, KIP-320, Kafka 2.1) sent to a broker running an older protocol.
+    UnsupportedVersion,
 }
 
 impl ErrorCode {
@@ -88,6 +91,7 @@ impl ErrorCode {
             ErrorCode::KafkaStorageError => "KAFKA_STORAGE_ERROR",
             ErrorCode::InvalidRequest => "INVALID_REQUEST",
             ErrorCode::NotController => "NOT_CONTROLLER",
+            ErrorCode::UnsupportedVersion => "UNSUPPORTED_VERSION",
         }
     }
 }
