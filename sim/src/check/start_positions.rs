@@ -215,6 +215,7 @@ mod tests {
             events: &events,
             final_logs: &BTreeMap::new(),
             scenario: None,
+            snapshots: &[],
         };
         let notes = starts.notes(&sends[..1], &input);
         assert_eq!(

@@ -204,6 +204,7 @@ mod tests {
             events: &events,
             final_logs: &logs,
             scenario: None,
+            snapshots: &[],
         };
         let v = Unseen.check(&input);
         assert_eq!(v.len(), 1, "{v:?}");
