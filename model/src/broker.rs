@@ -30,7 +30,7 @@
 //! flush (`log.flush.interval.messages` / `log.flush.interval.ms`; by default never forced).
 //! A process crash loses nothing; a power failure loses the unflushed tail.
 
-use crate::config::{BrokerConfig, TopicConfig, TruncationMode};
+use crate::config::{BrokerCompression, BrokerConfig, TopicConfig, TruncationMode};
 use crate::controller::{AdminOp, Controller, ControllerZkOp, NewTopic};
 use crate::effects::{Actor, DiskOp, Effects};
 use crate::event::Event;
@@ -367,6 +367,14 @@ impl Broker {
             .cloned()
             .unwrap_or_default()
             .log_config(&self.config)
+    }
+
+    /// The topic's `compression.type`, else the broker's.
+    fn compression_type(&self, topic: &str) -> BrokerCompression {
+        self.topic_configs
+            .get(topic)
+            .and_then(|c| c.compression_type)
+            .unwrap_or(self.config.compression_type)
     }
 
     fn flush_interval_messages(&self, topic: &str) -> u64 {
@@ -1051,11 +1059,12 @@ impl Broker {
         tp: TopicPartition,
         acks: Acks,
         timeout_ms: u64,
-        batch: Vec<u8>,
+        mut batch: Vec<u8>,
         out: &mut Effects<BrokerTimer>,
     ) {
         let me = self.id;
         let min_isr = self.min_isr(&tp.topic);
+        let compression_type = self.compression_type(&tp.topic);
         let flush_interval = self.flush_interval_messages(&tp.topic);
         let respond =
             |out: &mut Effects<BrokerTimer>, error: ErrorCode, base: Offset, lso: Offset| {
@@ -1173,6 +1182,24 @@ impl Broker {
                     }
                     respond(out, ErrorCode::None, base, p.log.log_start_offset());
                     return;
+                }
+            }
+        }
+        // compression.type other than `producer`: the leader stores the batch in the topic's
+        // codec, recompressing it (Kafka's LogValidator); the CRC is recomputed.
+        if let BrokerCompression::Codec(codec) = compression_type {
+            if codec.id() != header.compression() {
+                match RecordBatch::decode(&batch) {
+                    Ok((rb, _)) => batch = rb.with_compression(codec).encode(),
+                    Err(_) => {
+                        respond(
+                            out,
+                            ErrorCode::CorruptMessage,
+                            Offset(-1),
+                            p.log.log_start_offset(),
+                        );
+                        return;
+                    }
                 }
             }
         }
@@ -3252,6 +3279,75 @@ mod tests {
             check_sequence(None, e, 3, 4),
             SequenceCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
         );
+    }
+
+    /// The leader decompresses a producer's batch to validate it, keeps the producer's codec
+    /// under `compression.type=producer`, and recompresses into the topic's codec otherwise.
+    #[test]
+    fn compressed_batches_are_validated_and_recompressed_per_topic() {
+        use crate::record::Compression;
+        let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+        let gzip = RecordBatch::new(vec![(None, Some(vec![9; 100]))], 0)
+            .with_compression(Compression::Gzip)
+            .encode();
+        let mut out = Effects::new();
+        b.on_message(
+            Instant(1),
+            NodeId::Producer(0),
+            produce(1, gzip.clone()),
+            &mut out,
+        );
+        assert_eq!(
+            produce_responses(&out),
+            vec![(CorrelationId(1), ErrorCode::None, Offset(0))]
+        );
+        b.topic_configs.insert(
+            "t".into(),
+            TopicConfig {
+                compression_type: Some(BrokerCompression::Codec(Compression::Zstd)),
+                ..Default::default()
+            },
+        );
+        let mut out = Effects::new();
+        b.on_message(
+            Instant(2),
+            NodeId::Producer(0),
+            produce(2, gzip.clone()),
+            &mut out,
+        );
+        assert_eq!(
+            produce_responses(&out),
+            vec![(CorrelationId(2), ErrorCode::None, Offset(1))]
+        );
+        let log = &b.partitions[&tp()].log;
+        let codecs: Vec<i16> = log
+            .batches()
+            .iter()
+            .map(|lb| read_header(&lb.bytes).unwrap().compression())
+            .collect();
+        assert_eq!(codecs, vec![Compression::Gzip.id(), Compression::Zstd.id()]);
+        let values: Vec<_> = log.records().into_iter().map(|(o, v, _)| (o, v)).collect();
+        assert_eq!(
+            values,
+            vec![
+                (Offset(0), Some(vec![9; 100])),
+                (Offset(1), Some(vec![9; 100]))
+            ]
+        );
+        // A gzip attribute over bytes that are not gzip: refused, nothing appended.
+        let mut bad = gzip;
+        let n = bad.len();
+        bad[n - 3] ^= 0xff;
+        let crc = crc32c::crc32c(&bad[21..]);
+        bad[17..21].copy_from_slice(&crc.to_be_bytes());
+        b.topic_configs.clear();
+        let mut out = Effects::new();
+        b.on_message(Instant(3), NodeId::Producer(0), produce(3, bad), &mut out);
+        assert_eq!(
+            produce_responses(&out),
+            vec![(CorrelationId(3), ErrorCode::CorruptMessage, Offset(-1))]
+        );
+        assert_eq!(b.partitions[&tp()].log.log_end_offset(), Offset(2));
     }
 
     #[test]

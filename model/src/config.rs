@@ -10,6 +10,7 @@
 
 use crate::log::{CleanupPolicy, LogConfig};
 use crate::protocol::{Acks, IsolationLevel};
+use crate::record::Compression;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -154,6 +155,30 @@ pub struct BrokerConfig {
     pub log_cleaner_backoff_ms: u64,
     /// `log.flush.start.offset.checkpoint.interval.ms` (60000).
     pub log_flush_start_offset_checkpoint_interval_ms: u64,
+    /// `compression.type` ("producer"): the codec the leader stores batches in.
+    pub compression_type: BrokerCompression,
+}
+
+/// The broker's and topic's `compression.type`: keep the producer's codec (`producer`, the
+/// default), or recompress every batch into one codec (`uncompressed` = none), as Kafka's
+/// `LogValidator` does on the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum BrokerCompression {
+    /// `producer`: store batches as the producer compressed them.
+    #[default]
+    Producer,
+    /// Recompress batches that arrive in another codec into this one.
+    Codec(Compression),
+}
+
+impl BrokerCompression {
+    /// Parses a validated `compression.type` value (`producer`, `uncompressed`, a codec name).
+    pub fn parse(v: &str) -> Option<BrokerCompression> {
+        if v == "producer" {
+            return Some(BrokerCompression::Producer);
+        }
+        Compression::from_name(v).map(BrokerCompression::Codec)
+    }
 }
 
 impl Default for BrokerConfig {
@@ -187,6 +212,7 @@ impl Default for BrokerConfig {
             log_cleaner_delete_retention_ms: 86_400_000,
             log_cleaner_backoff_ms: 15_000,
             log_flush_start_offset_checkpoint_interval_ms: 60_000,
+            compression_type: BrokerCompression::Producer,
         }
     }
 }
@@ -222,6 +248,8 @@ pub struct TopicConfig {
     /// `delete.retention.ms`.
     #[serde(default)]
     pub delete_retention_ms: Option<i64>,
+    /// `compression.type` (inherits the broker's).
+    pub compression_type: Option<BrokerCompression>,
 }
 
 impl TopicConfig {
@@ -284,6 +312,8 @@ pub struct ProducerConfig {
     pub metadata_max_age_ms: u64,
     /// `partitioner.ignore.keys` (false).
     pub partitioner_ignore_keys: bool,
+    /// `compression.type` ("none"): the codec of every batch this producer builds.
+    pub compression_type: Compression,
 }
 
 impl Default for ProducerConfig {
@@ -302,6 +332,7 @@ impl Default for ProducerConfig {
             retry_backoff_ms: 100,
             metadata_max_age_ms: 300_000,
             partitioner_ignore_keys: false,
+            compression_type: Compression::None,
         }
     }
 }
@@ -430,19 +461,7 @@ const fn nsy(
 /// shrink as features land.
 pub const NOT_SUPPORTED_YET: &[NotSupportedYet] = &[
     // Broker.
-    nsy(
-        ConfigKind::Broker,
-        "compression.type",
-        &["producer", "uncompressed"],
-        "compression",
-    ),
     // Topic.
-    nsy(
-        ConfigKind::Topic,
-        "compression.type",
-        &["producer", "uncompressed"],
-        "compression",
-    ),
     // Producer.
     nsy(
         ConfigKind::Producer,
@@ -455,12 +474,6 @@ pub const NOT_SUPPORTED_YET: &[NotSupportedYet] = &[
         "transaction.timeout.ms",
         &["60000"],
         "transactions (KIP-98)",
-    ),
-    nsy(
-        ConfigKind::Producer,
-        "compression.type",
-        &["none"],
-        "compression",
     ),
     // Consumer.
     nsy(
@@ -1002,6 +1015,8 @@ impl BrokerConfig {
         }
         if let Some(v) = p.bool("sim.controller.epoch-fencing") {
             c.controller_epoch_fencing = v;
+        if let Some(v) = p.str("compression.type") {
+            c.compression_type = BrokerCompression::parse(v).expect("validated");
         }
         // Kafka's precedence: log.roll.ms over log.roll.hours; log.retention.ms over
         // log.retention.minutes over log.retention.hours.
@@ -1086,6 +1101,9 @@ impl TopicConfig {
             retention_bytes: p.num("retention.bytes"),
             cleanup_policy: p.list("cleanup.policy").map(CleanupPolicy::from_list),
             delete_retention_ms: p.num("delete.retention.ms"),
+            compression_type: p
+                .str("compression.type")
+                .map(|v| BrokerCompression::parse(v).expect("validated")),
         })
     }
 }
@@ -1141,6 +1159,9 @@ impl ProducerConfig {
         }
         if let Some(v) = p.bool("partitioner.ignore.keys") {
             c.partitioner_ignore_keys = v;
+        }
+        if let Some(v) = p.str("compression.type") {
+            c.compression_type = Compression::from_name(v).expect("validated");
         }
 
         // ProducerConfig.postProcessAndValidateIdempotenceConfigs.
@@ -1460,9 +1481,6 @@ mod tests {
             "{}",
             e.message
         );
-        assert!(msg(producer(&[("compression.type", s("lz4"))]))
-            .starts_with("not supported yet: compression.type"));
-        assert!(producer(&[("compression.type", s("none"))]).is_ok());
         // Retention, rolling and compaction are implemented.
         let c = broker(&[
             ("log.cleanup.policy", s("compact")),
@@ -1511,6 +1529,23 @@ mod tests {
         assert_eq!(
             msg(topic(&[("segment.bytes", i(13))])),
             "Invalid value 13 for configuration segment.bytes: Value must be at least 14"
+        assert_eq!(
+            producer(&[("compression.type", s("lz4"))])
+                .unwrap()
+                .compression_type,
+            Compression::Lz4
+        );
+        assert_eq!(producer(&[]).unwrap().compression_type, Compression::None);
+        assert_eq!(
+            broker(&[("compression.type", s("uncompressed"))])
+                .unwrap()
+                .compression_type,
+            BrokerCompression::Codec(Compression::None)
+        );
+        assert_eq!(
+            broker(&[]).unwrap().compression_type,
+            BrokerCompression::Producer
+        );
         );
         assert!(msg(consumer(&[("isolation.level", s("read_committed"))]))
             .starts_with("not supported yet: isolation.level"));

@@ -435,7 +435,8 @@ impl ProducerClient {
                 )
             })
             .collect();
-        let mut rb = RecordBatch::new(records, batch.created.as_ms() as i64);
+        let mut rb = RecordBatch::new(records, batch.created.as_ms() as i64)
+            .with_compression(self.config.compression_type);
         if let (Some((pid, epoch)), Some(seq)) = (batch.producer, batch.base_sequence) {
             rb.producer_id = pid;
             rb.producer_epoch = epoch;

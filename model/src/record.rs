@@ -32,10 +32,196 @@
 //! and `magic`: the leader rewrites the first and third in place when it appends a producer's
 //! batch ([`set_base_offset`], [`set_partition_leader_epoch`]) without recomputing the CRC.
 //!
-//! Only compression codec 0 (none) is supported; decoding any other codec is an error naming it.
+//! ## Compression
+//!
+//! With a codec in attribute bits 0-2 the whole records section (everything after the 61-byte
+//! header) is one compressed stream; the header, including `recordsCount`, stays plain, and
+//! the CRC covers the compressed bytes. The streams are those Kafka's `CompressionType` writes:
+//! gzip (RFC 1952, level 6), snappy in xerial's `SnappyOutputStream` framing (magic
+//! `\x82SNAPPY\0`, two int32 versions, then int32-length-prefixed raw snappy blocks of up to
+//! 32 KiB input), lz4 in the LZ4 frame format with independent 64 KiB blocks (Kafka's
+//! `KafkaLZ4BlockOutputStream`), zstd frames (level 3). See [`Compression`].
 
 use crate::types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Sequence};
+use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::io::{Read, Write};
+
+/// Kafka's `CompressionType`: the codec of a batch's records section (attribute bits 0-2) and
+/// the value of the `compression.type` setting.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub enum Compression {
+    /// Codec 0.
+    #[default]
+    None,
+    /// Codec 1: gzip (RFC 1952), deflate level 6 as Java's `GZIPOutputStream`.
+    Gzip,
+    /// Codec 2: snappy in xerial's stream framing (what Kafka's Java client writes).
+    Snappy,
+    /// Codec 3: LZ4 frame format, independent 64 KiB blocks, no content checksum.
+    Lz4,
+    /// Codec 4: zstd frame (KIP-110), level 3 (Kafka's default).
+    Zstd,
+}
+
+/// Largest records section a compressed batch may expand to (a guard against decompression
+/// bombs in a corrupted or hostile batch): 64 MiB, beyond any `max.message.bytes` used here.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 64 << 20;
+
+/// xerial snappy-java stream header (`SnappyCodec.MAGIC_HEADER` + version 1 + compatible 1).
+const XERIAL_SNAPPY_HEADER: [u8; 16] = [
+    0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1,
+];
+/// Input bytes per snappy block in xerial's stream (its default block size).
+const XERIAL_SNAPPY_BLOCK: usize = 32 * 1024;
+
+impl Compression {
+    /// Every codec, in codec-id order.
+    pub const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    /// The codec id stored in attribute bits 0-2 (0 none .. 4 zstd).
+    pub fn id(self) -> i16 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+        }
+    }
+
+    /// The codec with this id, `None` for ids 5-7 (unknown to Kafka).
+    pub fn from_id(id: i16) -> Option<Compression> {
+        Compression::ALL.into_iter().find(|c| c.id() == id)
+    }
+
+    /// Kafka's name (`none`, `gzip`, `snappy`, `lz4`, `zstd`), as `compression.type` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The codec named by a `compression.type` value (`uncompressed`, the broker's word, is
+    /// `none`); `None` for `producer` or anything else.
+    pub fn from_name(name: &str) -> Option<Compression> {
+        if name == "uncompressed" {
+            return Some(Compression::None);
+        }
+        Compression::ALL.into_iter().find(|c| c.name() == name)
+    }
+
+    /// Compresses a records section into this codec's stream (the identity for `None`).
+    pub fn compress(self, plain: &[u8]) -> Vec<u8> {
+        match self {
+            Compression::None => plain.to_vec(),
+            Compression::Gzip => {
+                let mut e = flate2::GzBuilder::new().write(
+                    Vec::with_capacity(plain.len() / 2 + 32),
+                    flate2::Compression::new(6),
+                );
+                e.write_all(plain).expect("writing to a Vec");
+                e.finish().expect("writing to a Vec")
+            }
+            Compression::Snappy => {
+                let mut out = Vec::with_capacity(plain.len() / 2 + 32);
+                out.extend_from_slice(&XERIAL_SNAPPY_HEADER);
+                let mut enc = snap::raw::Encoder::new();
+                for chunk in plain.chunks(XERIAL_SNAPPY_BLOCK) {
+                    let block = enc.compress_vec(chunk).expect("snappy block within limits");
+                    out.extend_from_slice(&(block.len() as i32).to_be_bytes());
+                    out.extend_from_slice(&block);
+                }
+                out
+            }
+            Compression::Lz4 => {
+                let info = lz4_flex::frame::FrameInfo::new()
+                    .block_size(lz4_flex::frame::BlockSize::Max64KB)
+                    .block_mode(lz4_flex::frame::BlockMode::Independent);
+                let mut e = lz4_flex::frame::FrameEncoder::with_frame_info(
+                    info,
+                    Vec::with_capacity(plain.len() / 2 + 32),
+                );
+                e.write_all(plain).expect("writing to a Vec");
+                e.finish().expect("writing to a Vec")
+            }
+            Compression::Zstd => zstd::bulk::compress(plain, 3).expect("zstd level 3"),
+        }
+    }
+
+    /// Expands this codec's stream back into the records section. Errors (with the codec's
+    /// words) on a malformed stream or one expanding beyond [`MAX_DECOMPRESSED_BYTES`].
+    pub fn decompress(self, compressed: &[u8]) -> Result<Vec<u8>, String> {
+        fn read_all(r: impl Read) -> Result<Vec<u8>, String> {
+            let mut out = Vec::new();
+            r.take(MAX_DECOMPRESSED_BYTES + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| e.to_string())?;
+            if out.len() as u64 > MAX_DECOMPRESSED_BYTES {
+                return Err(format!("expands beyond {MAX_DECOMPRESSED_BYTES} bytes"));
+            }
+            Ok(out)
+        }
+        match self {
+            Compression::None => Ok(compressed.to_vec()),
+            Compression::Gzip => read_all(flate2::read::GzDecoder::new(compressed)),
+            Compression::Snappy => {
+                let Some(mut rest) = compressed.strip_prefix(&XERIAL_SNAPPY_HEADER[..8]) else {
+                    return Err("missing the xerial snappy stream header".into());
+                };
+                if rest.len() < 8 {
+                    return Err("truncated xerial snappy header".into());
+                }
+                rest = &rest[8..];
+                let mut out = Vec::new();
+                let mut dec = snap::raw::Decoder::new();
+                while !rest.is_empty() {
+                    if rest.len() < 4 {
+                        return Err("truncated snappy block length".into());
+                    }
+                    let len = i32::from_be_bytes(rest[..4].try_into().unwrap());
+                    rest = &rest[4..];
+                    if len < 0 || len as usize > rest.len() {
+                        return Err(format!("snappy block of {len} bytes overruns the stream"));
+                    }
+                    let block = &rest[..len as usize];
+                    rest = &rest[len as usize..];
+                    let n = snap::raw::decompress_len(block).map_err(|e| e.to_string())?;
+                    if (out.len() + n) as u64 > MAX_DECOMPRESSED_BYTES {
+                        return Err(format!("expands beyond {MAX_DECOMPRESSED_BYTES} bytes"));
+                    }
+                    let start = out.len();
+                    out.resize(start + n, 0);
+                    dec.decompress(block, &mut out[start..])
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(out)
+            }
+            Compression::Lz4 => read_all(lz4_flex::frame::FrameDecoder::new(compressed)),
+            Compression::Zstd => {
+                read_all(zstd::stream::read::Decoder::new(compressed).map_err(|e| e.to_string())?)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Compression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Size in bytes of the fixed batch header (everything before the first record).
 pub const HEADER_SIZE: usize = 61;
@@ -89,8 +275,10 @@ pub enum BatchError {
     BadCrc { expected: u32, actual: u32 },
     /// `batchLength` is smaller than a bare header (49) or otherwise impossible.
     BadLength(i32),
-    /// The attributes name a compression codec other than 0 (none); the value is the codec.
+    /// The attributes name a compression codec Kafka does not know (5-7); the value is the codec.
     UnsupportedCompression(i16),
+    /// The records section does not decompress with the batch's codec.
+    Decompression { codec: Compression, why: String },
     /// The bytes pass the CRC but do not parse (bad varint, record overruns, ...).
     Malformed(String),
 }
@@ -118,17 +306,13 @@ impl fmt::Display for BatchError {
                 "invalid record batch length {l} (minimum {MIN_BATCH_LENGTH})"
             ),
             BatchError::UnsupportedCompression(c) => {
-                let name = match c {
-                    1 => "gzip",
-                    2 => "snappy",
-                    3 => "lz4",
-                    4 => "zstd",
-                    _ => "unknown",
-                };
                 write!(
                     f,
-                    "unsupported compression codec {c} ({name}); only 0 (none) is supported"
+                    "unknown compression codec {c} (known: 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd)"
                 )
+            }
+            BatchError::Decompression { codec, why } => {
+                write!(f, "record batch does not decompress with {codec}: {why}")
             }
             BatchError::Malformed(why) => write!(f, "malformed record batch: {why}"),
         }
@@ -257,19 +441,24 @@ impl RecordBatch {
         self.attributes & ATTR_COMPRESSION_MASK
     }
 
+    /// Sets the compression codec (attribute bits 0-2); [`RecordBatch::encode`] compresses the
+    /// records section with it.
+    pub fn with_compression(mut self, codec: Compression) -> Self {
+        self.attributes = (self.attributes & !ATTR_COMPRESSION_MASK) | codec.id();
+        self
+    }
+
     /// `base_offset + last_offset_delta`.
     pub fn last_offset(&self) -> Offset {
         Offset(self.base_offset.0 + self.last_offset_delta as i64)
     }
 
-    /// The batch's bytes in the v2 layout, with `batchLength` and the CRC-32C computed.
-    /// Panics if the attributes name a compression codec (none is implemented).
+    /// The batch's bytes in the v2 layout, with `batchLength` and the CRC-32C computed, the
+    /// records section compressed with the codec of the attributes (see the module docs).
+    /// Panics if the attributes name an unknown codec (5-7).
     pub fn encode(&self) -> Vec<u8> {
-        assert_eq!(
-            self.compression(),
-            0,
-            "record batch compression is not implemented"
-        );
+        let codec = Compression::from_id(self.compression())
+            .unwrap_or_else(|| panic!("unknown compression codec {}", self.compression()));
         let mut buf = Vec::with_capacity(HEADER_SIZE + 16 * self.records.len());
         buf.extend_from_slice(&self.base_offset.0.to_be_bytes());
         buf.extend_from_slice(&0i32.to_be_bytes()); // batchLength, filled in below
@@ -287,6 +476,12 @@ impl RecordBatch {
         buf.extend_from_slice(&count.to_be_bytes());
         debug_assert_eq!(buf.len(), HEADER_SIZE);
 
+        let mut plain = Vec::new();
+        let records_buf = if codec == Compression::None {
+            &mut buf
+        } else {
+            &mut plain
+        };
         let mut body = Vec::new();
         for r in &self.records {
             body.clear();
@@ -304,10 +499,13 @@ impl RecordBatch {
                 put_nullable_bytes(&mut body, v.as_deref());
             }
             put_varint(
-                &mut buf,
+                records_buf,
                 i32::try_from(body.len()).expect("record too large"),
             );
-            buf.extend_from_slice(&body);
+            records_buf.extend_from_slice(&body);
+        }
+        if codec != Compression::None {
+            buf.extend_from_slice(&codec.compress(&plain));
         }
 
         let batch_length = i32::try_from(buf.len() - LOG_OVERHEAD).expect("record batch too large");
@@ -334,17 +532,26 @@ impl RecordBatch {
             });
         }
         verify_crc(&buf[..size])?;
-        if h.compression() != 0 {
+        let Some(codec) = Compression::from_id(h.compression()) else {
             return Err(BatchError::UnsupportedCompression(h.compression()));
-        }
+        };
         if h.records_count < 0 {
             return Err(BatchError::Malformed(format!(
                 "negative records count {}",
                 h.records_count
             )));
         }
+        let expanded;
+        let section = if codec == Compression::None {
+            &buf[HEADER_SIZE..size]
+        } else {
+            expanded = codec
+                .decompress(&buf[HEADER_SIZE..size])
+                .map_err(|why| BatchError::Decompression { codec, why })?;
+            &expanded[..]
+        };
         let mut r = Reader {
-            buf: &buf[HEADER_SIZE..size],
+            buf: section,
             pos: 0,
         };
         // Each record takes at least 7 bytes, so a bogus count cannot make us allocate much.
@@ -736,14 +943,115 @@ mod tests {
         let mut l = bytes.clone();
         l[8..12].copy_from_slice(&10i32.to_be_bytes());
         assert_eq!(RecordBatch::decode(&l), Err(BatchError::BadLength(10)));
-        // Codec 3 (lz4) with a CRC that matches, so the codec check is what fails.
-        let mut c = bytes.clone();
-        c[21..23].copy_from_slice(&3i16.to_be_bytes());
-        let crc = crc32c::crc32c(&c[21..]);
-        c[17..21].copy_from_slice(&crc.to_be_bytes());
-        let err = RecordBatch::decode(&c).unwrap_err();
-        assert_eq!(err, BatchError::UnsupportedCompression(3));
-        assert!(err.to_string().contains("lz4"));
+        // Codec 6 (unknown) with a CRC that matches, so the codec check is what fails.
+        let with_codec = |codec: i16| {
+            let mut c = bytes.clone();
+            c[21..23].copy_from_slice(&codec.to_be_bytes());
+            let crc = crc32c::crc32c(&c[21..]);
+            c[17..21].copy_from_slice(&crc.to_be_bytes());
+            c
+        };
+        let err = RecordBatch::decode(&with_codec(6)).unwrap_err();
+        assert_eq!(err, BatchError::UnsupportedCompression(6));
+        assert!(err.to_string().contains("unknown compression codec 6"));
+        // Codec 3 (lz4) over plain records: the section is not an LZ4 frame.
+        let err = RecordBatch::decode(&with_codec(3)).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                BatchError::Decompression {
+                    codec: Compression::Lz4,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("does not decompress with lz4"));
+    }
+
+    #[test]
+    fn every_codec_round_trips_and_sets_the_attribute_bits() {
+        // Repetitive values, as a producer's batch of similar records: every codec shrinks it.
+        let records: Vec<KeyValue> = (0..200u64)
+            .map(|i| {
+                (
+                    Some(format!("k{}", i % 7).into_bytes()),
+                    Some(i.to_be_bytes().to_vec()),
+                )
+            })
+            .collect();
+        let plain = RecordBatch::new(records, 5).encode();
+        for codec in Compression::ALL {
+            let b = RecordBatch::new(
+                (0..200u64)
+                    .map(|i| {
+                        (
+                            Some(format!("k{}", i % 7).into_bytes()),
+                            Some(i.to_be_bytes().to_vec()),
+                        )
+                    })
+                    .collect(),
+                5,
+            )
+            .with_compression(codec);
+            let bytes = b.encode();
+            let h = read_header(&bytes).unwrap();
+            assert_eq!(h.compression(), codec.id());
+            assert_eq!(
+                h.records_count, 200,
+                "recordsCount stays in the plain header"
+            );
+            verify_crc(&bytes).unwrap();
+            let (back, used) = RecordBatch::decode(&bytes).unwrap();
+            assert_eq!(used, bytes.len());
+            assert_eq!(back, b, "{codec}");
+            if codec != Compression::None {
+                assert!(
+                    bytes.len() < plain.len(),
+                    "{codec}: {} >= {}",
+                    bytes.len(),
+                    plain.len()
+                );
+            }
+            assert_eq!(Compression::from_name(codec.name()), Some(codec));
+            assert_eq!(Compression::from_id(codec.id()), Some(codec));
+            // Same input, same bytes: codecs are deterministic.
+            assert_eq!(bytes, b.encode());
+        }
+    }
+
+    #[test]
+    fn codec_streams_have_kafkas_framing() {
+        let data = vec![7u8; 100_000];
+        let gz = Compression::Gzip.compress(&data);
+        assert_eq!(&gz[..3], &[0x1f, 0x8b, 8], "gzip magic + deflate");
+        let sn = Compression::Snappy.compress(&data);
+        assert_eq!(
+            &sn[..16],
+            &XERIAL_SNAPPY_HEADER,
+            "xerial snappy-java header"
+        );
+        let lz = Compression::Lz4.compress(&data);
+        assert_eq!(&lz[..4], &[0x04, 0x22, 0x4d, 0x18], "LZ4 frame magic");
+        let zs = Compression::Zstd.compress(&data);
+        assert_eq!(&zs[..4], &[0x28, 0xb5, 0x2f, 0xfd], "zstd frame magic");
+        for c in Compression::ALL {
+            assert_eq!(c.decompress(&c.compress(&data)).unwrap(), data, "{c}");
+            assert_eq!(
+                c.decompress(&c.compress(&[])).unwrap(),
+                Vec::<u8>::new(),
+                "{c}"
+            );
+        }
+        // Garbage is an error, never a panic.
+        for c in &Compression::ALL[1..] {
+            assert!(c.decompress(&[1, 2, 3, 4, 5, 6, 7, 8, 9]).is_err(), "{c}");
+        }
+        assert_eq!(
+            Compression::from_name("uncompressed"),
+            Some(Compression::None)
+        );
+        assert_eq!(Compression::from_name("producer"), None);
     }
 
     #[test]
@@ -801,11 +1109,12 @@ mod tests {
             pepoch in any::<i16>(),
             seq in any::<i32>(),
             ts in any::<i64>(),
+            codec in 0i16..5,
         ) {
             let b = RecordBatch {
                 base_offset: Offset(base),
                 partition_leader_epoch: LeaderEpoch(epoch),
-                attributes: attrs & !ATTR_COMPRESSION_MASK,
+                attributes: (attrs & !ATTR_COMPRESSION_MASK) | codec,
                 last_offset_delta: records.len() as i32 - 1,
                 base_timestamp: ts,
                 max_timestamp: ts.wrapping_add(5),

@@ -15,7 +15,7 @@
 //! - `[[faults.schedule]]` actions other than those in [`SUPPORTED_ACTIONS`] (today: every
 //!   action);
 //! - Kafka settings listed in `ksim_model::config::NOT_SUPPORTED_YET` (transactions,
-//!   compression, compaction, retention, time-based rolling, `isolation.level=read_committed`,
+//!   compaction, retention, time-based rolling, `isolation.level=read_committed`,
 //!   `group.id`, `partition.assignment.strategy`, `sim.replication.truncation` other than
 //!   `fenced`), except when set to Kafka's default.
 //!
