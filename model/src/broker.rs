@@ -210,12 +210,24 @@ struct Partition {
 
 #[derive(Debug, Clone)]
 struct PendingProduce {
-    from: NodeId,
-    corr: CorrelationId,
+    /// The request (in `produce_requests`) this partition's answer belongs to.
+    req: u64,
     tp: TopicPartition,
     leader_epoch: LeaderEpoch,
     base_offset: Offset,
     last_offset: Offset,
+}
+
+/// A produce request whose partitions are not all answered yet (Kafka's DelayedProduce
+/// answers a request once, when every partition is done).
+#[derive(Debug, Clone)]
+struct ProduceRequestState {
+    from: NodeId,
+    corr: CorrelationId,
+    /// Partitions still to answer.
+    waiting: usize,
+    /// Answers so far, each with its position in the request.
+    responses: Vec<(usize, PartitionProduceResponse)>,
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +254,8 @@ pub struct Broker {
     highest_controller_epoch: ControllerEpoch,
     next_id: u64,
     pending_produces: BTreeMap<u64, PendingProduce>,
+    /// Multi-partition produce requests still collecting their partitions' answers.
+    produce_requests: BTreeMap<u64, ProduceRequestState>,
     pending_fetches: BTreeMap<u64, PendingFetch>,
     next_producer_id: i64,
     /// Leader fetches waiting for a reply, to the leader they went to.
@@ -334,6 +348,7 @@ impl Broker {
             highest_controller_epoch: ControllerEpoch(0),
             next_id: 1,
             pending_produces: BTreeMap::new(),
+            produce_requests: BTreeMap::new(),
             pending_fetches: BTreeMap::new(),
             next_producer_id: 0,
             fetch_targets: BTreeMap::new(),
@@ -1051,22 +1066,97 @@ impl Broker {
     // Produce
     // ------------------------------------------------------------------
 
-    fn on_produce(
+    /// A ProduceRequest: each partition's batch is handled on its own ([`Self::on_produce`]);
+    /// the response goes out once every partition has its answer (at once for acks=1 and
+    /// errors, after the HW passes the batch for acks=all). acks=0 gets no response.
+    fn on_produce_request(
         &mut self,
         now: Instant,
         from: NodeId,
         corr: CorrelationId,
+        acks: Acks,
+        timeout_ms: u64,
+        partitions: Vec<(TopicPartition, Vec<u8>)>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let req = self.fresh_id();
+        if acks != Acks::None {
+            self.produce_requests.insert(
+                req,
+                ProduceRequestState {
+                    from,
+                    corr,
+                    waiting: partitions.len(),
+                    responses: Vec::with_capacity(partitions.len()),
+                },
+            );
+        }
+        for (tp, batch) in partitions {
+            let mut reply = None;
+            self.on_produce(now, from, req, tp, acks, timeout_ms, batch, &mut reply, out);
+            if let Some(r) = reply {
+                self.produce_partition_done(req, r, out);
+            }
+        }
+        if self
+            .produce_requests
+            .get(&req)
+            .is_some_and(|r| r.waiting == 0)
+        {
+            self.produce_partition_answered(req, out);
+        }
+    }
+
+    /// Records one partition's answer; sends the response when it was the last one.
+    fn produce_partition_done(
+        &mut self,
+        req: u64,
+        resp: PartitionProduceResponse,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let Some(state) = self.produce_requests.get_mut(&req) else {
+            return;
+        };
+        let pos = state.responses.len();
+        state.responses.push((pos, resp));
+        state.waiting -= 1;
+        if state.waiting == 0 {
+            self.produce_partition_answered(req, out);
+        }
+    }
+
+    fn produce_partition_answered(&mut self, req: u64, out: &mut Effects<BrokerTimer>) {
+        let state = self.produce_requests.remove(&req).expect("present");
+        debug_assert_eq!(state.waiting, 0);
+        out.send(
+            state.from,
+            Message::ProduceResponse {
+                corr: state.corr,
+                partitions: state.responses.into_iter().map(|(_, r)| r).collect(),
+            },
+        );
+    }
+
+    /// One partition's batch of a produce request. An immediate answer goes to `reply`;
+    /// an acks=all append waits in `pending_produces` under `req`.
+    #[allow(clippy::too_many_arguments)]
+    fn on_produce(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        req: u64,
         tp: TopicPartition,
         acks: Acks,
         timeout_ms: u64,
         mut batch: Vec<u8>,
+        reply: &mut Option<PartitionProduceResponse>,
         out: &mut Effects<BrokerTimer>,
     ) {
         let me = self.id;
         let min_isr = self.min_isr(&tp.topic);
         let compression_type = self.compression_type(&tp.topic);
         let flush_interval = self.flush_interval_messages(&tp.topic);
-        let respond =
+        let mut respond =
             |out: &mut Effects<BrokerTimer>, error: ErrorCode, base: Offset, lso: Offset| {
                 if acks == Acks::None {
                     // No answer is read with acks=0; on an error Kafka closes the connection
@@ -1076,16 +1166,12 @@ impl Broker {
                             .push(crate::effects::Effect::CloseConnection { peer: from });
                     }
                 } else {
-                    out.send(
-                        from,
-                        Message::ProduceResponse {
-                            corr,
-                            tp: tp.clone(),
-                            error,
-                            base_offset: base,
-                            log_start_offset: lso,
-                        },
-                    );
+                    *reply = Some(PartitionProduceResponse {
+                        tp: tp.clone(),
+                        error,
+                        base_offset: base,
+                        log_start_offset: lso,
+                    });
                 }
             };
         if !self.partitions.contains_key(&tp) && !self.metadata.contains_key(&tp) {
@@ -1169,8 +1255,7 @@ impl Broker {
                     if acks == Acks::All && last >= p.high_watermark {
                         let id = self.fresh_id();
                         let pending = PendingProduce {
-                            from,
-                            corr,
+                            req,
                             tp: tp.clone(),
                             leader_epoch,
                             base_offset: base,
@@ -1266,8 +1351,7 @@ impl Broker {
                 self.pending_produces.insert(
                     id,
                     PendingProduce {
-                        from,
-                        corr,
+                        req,
                         tp: tp.clone(),
                         leader_epoch,
                         base_offset: base,
@@ -1298,6 +1382,7 @@ impl Broker {
             .filter(|(_, pp)| &pp.tp == tp && pp.last_offset < hw)
             .map(|(id, _)| *id)
             .collect();
+        let mut answers = Vec::new();
         for id in done {
             let pp = self.pending_produces.remove(&id).expect("present");
             // Kafka's DelayedProduce: committed, but if the ISR has shrunk below
@@ -1316,16 +1401,18 @@ impl Broker {
                 acks: "all".into(),
                 error,
             });
-            out.send(
-                pp.from,
-                Message::ProduceResponse {
-                    corr: pp.corr,
+            answers.push((
+                pp.req,
+                PartitionProduceResponse {
                     tp: pp.tp,
                     error,
                     base_offset: pp.base_offset,
                     log_start_offset: p.log.log_start_offset(),
                 },
-            );
+            ));
+        }
+        for (req, answer) in answers {
+            self.produce_partition_done(req, answer, out);
         }
     }
 
@@ -1343,16 +1430,13 @@ impl Broker {
             .collect();
         for id in ids {
             let pp = self.pending_produces.remove(&id).expect("present");
-            out.send(
-                pp.from,
-                Message::ProduceResponse {
-                    corr: pp.corr,
-                    tp: pp.tp,
-                    error,
-                    base_offset: Offset(-1),
-                    log_start_offset: Offset(-1),
-                },
-            );
+            let answer = PartitionProduceResponse {
+                tp: pp.tp,
+                error,
+                base_offset: Offset(-1),
+                log_start_offset: Offset(-1),
+            };
+            self.produce_partition_done(pp.req, answer, out);
         }
     }
 
@@ -2634,11 +2718,10 @@ impl Actor for Broker {
             }
             Message::Produce {
                 corr,
-                tp,
                 acks,
                 timeout_ms,
-                batch,
-            } => self.on_produce(now, from, corr, tp, acks, timeout_ms, batch, out),
+                partitions,
+            } => self.on_produce_request(now, from, corr, acks, timeout_ms, partitions, out),
             m @ Message::Fetch { .. } => self.on_fetch(now, from, m, true, out),
             Message::FetchResponse {
                 corr,
@@ -2828,16 +2911,13 @@ impl Actor for Broker {
             }
             BrokerTimer::ProduceTimeout { id } => {
                 if let Some(pp) = self.pending_produces.remove(&id) {
-                    out.send(
-                        pp.from,
-                        Message::ProduceResponse {
-                            corr: pp.corr,
-                            tp: pp.tp,
-                            error: ErrorCode::RequestTimedOut,
-                            base_offset: Offset(-1),
-                            log_start_offset: Offset(-1),
-                        },
-                    );
+                    let answer = PartitionProduceResponse {
+                        tp: pp.tp,
+                        error: ErrorCode::RequestTimedOut,
+                        base_offset: Offset(-1),
+                        log_start_offset: Offset(-1),
+                    };
+                    self.produce_partition_done(pp.req, answer, out);
                 }
             }
             BrokerTimer::FetchWaitExpired { id } => {
@@ -3139,28 +3219,24 @@ mod tests {
     fn produce(corr: u64, batch: Vec<u8>) -> Message {
         Message::Produce {
             corr: CorrelationId(corr),
-            tp: tp(),
             acks: Acks::All,
             timeout_ms: 30_000,
-            batch,
+            partitions: vec![(tp(), batch)],
         }
     }
 
     fn produce_responses(out: &Effects<BrokerTimer>) -> Vec<(CorrelationId, ErrorCode, Offset)> {
         out.list
             .iter()
-            .filter_map(|e| match e {
+            .flat_map(|e| match e {
                 Effect::Send {
-                    msg:
-                        Message::ProduceResponse {
-                            corr,
-                            error,
-                            base_offset,
-                            ..
-                        },
+                    msg: Message::ProduceResponse { corr, partitions },
                     ..
-                } => Some((*corr, *error, *base_offset)),
-                _ => None,
+                } => partitions
+                    .iter()
+                    .map(|r| (*corr, r.error, r.base_offset))
+                    .collect::<Vec<_>>(),
+                _ => vec![],
             })
             .collect()
     }

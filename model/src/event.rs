@@ -240,6 +240,16 @@ pub enum Event {
     ZkSessionExpired { session: SessionId, owner: NodeId },
     /// A node halted itself (fatal disk error).
     Halted { reason: String },
+    /// A client's interceptor panicked; the client logged it and went on (Kafka's
+    /// `ProducerInterceptors` catches and logs interceptor exceptions, never propagates them).
+    InterceptorFailed {
+        /// The interceptor's name.
+        interceptor: String,
+        /// `onSend` or `onAcknowledgement`.
+        method: String,
+        /// The panic message.
+        error: String,
+    },
     /// The nemesis injected a fault (recorded by the simulator, attributed to the node it hit).
     Fault {
         /// The scenario key of the action (`kill`, `partition`, `heal`, ...).

@@ -294,21 +294,20 @@ pub enum Message {
         controller: Option<BrokerId>,
         partitions: Vec<PartitionMetadata>,
     },
-    /// One record batch (v2 layout, base offset 0 as sent by the producer) for one partition.
+    /// Kafka's ProduceRequest: one record batch (v2 layout, base offset 0 as sent by the
+    /// producer) for each of several partitions led by the receiving broker. With acks=all
+    /// the broker answers once every partition is done (Kafka's DelayedProduce).
     Produce {
         corr: CorrelationId,
-        tp: TopicPartition,
         acks: Acks,
         timeout_ms: u64,
-        batch: Vec<u8>,
+        /// `(partition, batch bytes)`, at most one batch per partition.
+        partitions: Vec<(TopicPartition, Vec<u8>)>,
     },
+    /// One answer per partition of the request, in the request's order.
     ProduceResponse {
         corr: CorrelationId,
-        tp: TopicPartition,
-        error: ErrorCode,
-        /// Offset of the batch's first record when `error` is `None` (or a duplicate).
-        base_offset: Offset,
-        log_start_offset: Offset,
+        partitions: Vec<PartitionProduceResponse>,
     },
     /// A fetch from a consumer (`replica_id = None`) or a follower (`Some`).
     Fetch {
@@ -448,6 +447,16 @@ pub enum Message {
         /// The committed state on success.
         state: Option<PartitionState>,
     },
+}
+
+/// A partition's answer inside a [`Message::ProduceResponse`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionProduceResponse {
+    pub tp: TopicPartition,
+    pub error: ErrorCode,
+    /// Offset of the batch's first record when `error` is `None` (or a duplicate), else -1.
+    pub base_offset: Offset,
+    pub log_start_offset: Offset,
 }
 
 impl Message {

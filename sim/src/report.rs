@@ -1786,6 +1786,11 @@ pub fn describe_event(e: &Event) -> String {
             "the coordination node expired the session of {owner}: its ephemeral znodes (broker registration, controller) are gone"
         ),
         Event::Halted { reason } => format!("halted itself: {reason}"),
+        Event::InterceptorFailed {
+            interceptor,
+            method,
+            error,
+        } => format!("interceptor {interceptor} panicked in {method} (caught and logged): {error}"),
         Event::Fault { .. } => format!("nemesis {}", describe_fault_event(e)),
         Event::LogSegmentRolled {
             tp,
@@ -1921,7 +1926,8 @@ fn timeline_class(e: &Event) -> Option<bool> {
         | Event::Halted { .. }
         | Event::ConsumerPositionReset { .. }
         | Event::ConsumerLogTruncation { .. }
-        | Event::ConsumerError { .. } => Some(false),
+        | Event::ConsumerError { .. }
+        | Event::InterceptorFailed { .. } => Some(false),
         Event::PartitionStateChanged { reason, .. } => Some(matches!(
             reason.as_str(),
             "isr-change" | "broker-failed" | "new-partition" | "new-topic"

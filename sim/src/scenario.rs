@@ -47,6 +47,7 @@ use ksim_model::config::{
     closest_match, BrokerConfig, ConfigError, ConsumerConfig, ProducerConfig, PropValue,
     Properties, TopicConfig,
 };
+use ksim_model::producer::SendStyle;
 use ksim_model::types::{BrokerId, NodeId, TopicPartition};
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -217,9 +218,17 @@ pub struct ProducerSpec {
     pub rate_per_sec: f64,
     /// `keys` (0): distinct keys; 0 = null keys.
     pub keys: u32,
+    /// `send_style` ("async"): how the workload calls `send` ("async" with a callback,
+    /// "sync" waiting for each outcome, or "fire-and-forget").
+    #[serde(serialize_with = "ser_send_style")]
+    pub send_style: SendStyle,
     pub config: ProducerConfig,
     /// `config` as written.
     pub properties: Properties,
+}
+
+fn ser_send_style<S: Serializer>(v: &SendStyle, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.name())
 }
 
 /// One `[[consumers]]` entry: `members` consumer clients with the same settings.
@@ -919,6 +928,8 @@ struct RawProducer {
     #[serde(default)]
     keys: Option<Spanned<u32>>,
     #[serde(default)]
+    send_style: Option<Spanned<String>>,
+    #[serde(default)]
     config: Option<RawProps>,
 }
 
@@ -1383,6 +1394,20 @@ fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
                 "rate_per_sec must be a number above 0",
             ));
         }
+        let send_style = match &p.send_style {
+            None => SendStyle::default(),
+            Some(v) => SendStyle::parse(v.get_ref()).ok_or_else(|| {
+                ctx.at(
+                    v,
+                    format!("{path}.send_style"),
+                    format!(
+                        "unknown send_style \"{}\"; expected one of: {}",
+                        v.get_ref(),
+                        SendStyle::NAMES.join(", ")
+                    ),
+                )
+            })?,
+        };
         let (config, properties) = config(
             ctx,
             &p.config,
@@ -1419,6 +1444,7 @@ fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
             count,
             rate_per_sec: rate,
             keys,
+            send_style,
             config,
             properties,
         });

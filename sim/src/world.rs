@@ -264,6 +264,7 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
             // Producers keep offering through the heal phase, so that the `liveness` check can
             // see every partition take writes again.
             stop_at_ms: scenario.duration_ms + scenario.heal_ms,
+            send_style: spec.send_style,
         };
         let bootstrap = brokers.clone();
         let i = *i;
