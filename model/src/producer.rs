@@ -407,6 +407,11 @@ impl ProducerClient {
         (1000 / self.workload.rate_per_sec.max(1) as u64).max(1)
     }
 
+    /// Records offered per tick: one, or `rate / 1000` above 1000 per second (ticks are 1 ms).
+    fn records_per_tick(&self) -> u32 {
+        (self.workload.rate_per_sec / 1000).max(1)
+    }
+
     fn idempotent(&self) -> bool {
         self.config.enable_idempotence
     }
@@ -1363,7 +1368,10 @@ impl Actor for ProducerClient {
         match timer {
             ProducerTimer::Tick => {
                 if now.as_ms() < self.workload.stop_at_ms {
-                    if !self.workload_blocked() {
+                    for _ in 0..self.records_per_tick() {
+                        if self.workload_blocked() {
+                            break;
+                        }
                         self.offer_record(now, out);
                     }
                     out.timer(self.tick_interval_ms(), ProducerTimer::Tick);

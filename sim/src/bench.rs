@@ -132,6 +132,123 @@ pub fn baseline_pingpong(seed: u64, messages: u64) -> BaselineResult {
         .expect("bench thread panicked")
 }
 
+/// One run of the producer-heavy bench ([`producer_heavy`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProducerBenchResult {
+    /// `linger.ms` of the producer.
+    pub linger_ms: u64,
+    /// `batch.size` in bytes.
+    pub batch_size: u32,
+    /// Records the producer offered (`invoke`s).
+    pub records: u64,
+    /// Records acknowledged with an offset (`ok`).
+    pub acked: u64,
+    /// Messages between all nodes (produce, replication fetches, consumer fetches, ...).
+    pub messages: u64,
+    pub simulated_ms: u64,
+    /// Wall time of the simulation alone (checkers excluded), in milliseconds.
+    pub wall_ms: u64,
+    /// Whether the run met its expectation (`ok`: nothing lost, duplicated or reordered).
+    pub ok: bool,
+}
+
+impl ProducerBenchResult {
+    /// Records offered per wall second.
+    pub fn records_per_wall_s(&self) -> f64 {
+        self.records as f64 * 1000.0 / self.wall_ms.max(1) as f64
+    }
+    /// Wall microseconds per record offered.
+    pub fn wall_us_per_record(&self) -> f64 {
+        self.wall_ms as f64 * 1000.0 / self.records.max(1) as f64
+    }
+}
+
+/// The producer-heavy bench scenario: 3 brokers, one topic of 6 partitions replicated 3 times,
+/// one producer offering `rate_per_sec` records per simulated second with 16 keys,
+/// `acks=all`, idempotence, `compression.type=compression`, the given `linger.ms` and
+/// `batch.size`, and one consumer reading everything; no faults.
+pub fn producer_heavy_scenario(
+    linger_ms: u64,
+    batch_size: u32,
+    compression: &str,
+    rate_per_sec: u32,
+    duration_ms: u64,
+) -> crate::scenario::Scenario {
+    let text = format!(
+        r#"[scenario]
+name = "bench-producer-heavy"
+title = "Producer-heavy bench"
+description = "One producer at {rate_per_sec} records per simulated second through batching and compression."
+references = ["KIP-480", "KIP-110"]
+duration_ms = {duration_ms}
+heal_ms = 2000
+seeds = [1]
+expect = "ok"
+
+[cluster]
+brokers = 3
+
+[[topics]]
+name = "events"
+partitions = 6
+replication_factor = 3
+
+[[producers]]
+topic = "events"
+rate_per_sec = {rate_per_sec}
+keys = 16
+config = {{ acks = "all", "enable.idempotence" = true, "linger.ms" = {linger_ms}, "batch.size" = {batch_size}, "compression.type" = "{compression}" }}
+
+[[consumers]]
+topics = ["events"]
+config = {{ "auto.offset.reset" = "earliest", "enable.auto.commit" = false }}
+"#
+    );
+    crate::scenario::parse(&text, "bench-producer-heavy.toml").expect("the bench scenario parses")
+}
+
+/// Runs [`producer_heavy_scenario`] once (seed 1) and measures it.
+pub fn producer_heavy(
+    linger_ms: u64,
+    batch_size: u32,
+    compression: &str,
+    rate_per_sec: u32,
+    duration_ms: u64,
+) -> ProducerBenchResult {
+    use ksim_model::event::{OpType, OpValue};
+    let scenario = producer_heavy_scenario(
+        linger_ms,
+        batch_size,
+        compression,
+        rate_per_sec,
+        duration_ms,
+    );
+    let r = crate::run::run(&scenario, 1);
+    let sends = r
+        .output
+        .history
+        .iter()
+        .filter(|h| matches!(h.op.value, OpValue::Send { .. }));
+    let (mut records, mut acked) = (0, 0);
+    for h in sends {
+        match h.op.op_type {
+            OpType::Invoke => records += 1,
+            OpType::Ok => acked += 1,
+            _ => {}
+        }
+    }
+    ProducerBenchResult {
+        linger_ms,
+        batch_size,
+        records,
+        acked,
+        messages: r.output.messages,
+        simulated_ms: r.output.simulated_ms,
+        wall_ms: r.output.wall_ms,
+        ok: r.expected,
+    }
+}
+
 /// Peak resident set size of this process in KiB (`VmHWM` in /proc/self/status), if known.
 pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -162,6 +279,16 @@ mod tests {
         let a = baseline_pingpong(7, 200);
         let b = baseline_pingpong(7, 200);
         assert_eq!(a.simulated_ms, b.simulated_ms);
+    }
+
+    #[test]
+    fn bench_producer_heavy_runs_and_batches() {
+        // A short run: 2000 records/s for 1 simulated second, linger 5 ms, zstd.
+        let r = producer_heavy(5, 16_384, "zstd", 2000, 1000);
+        eprintln!("{r:?}");
+        assert!(r.ok, "{r:?}");
+        assert!(r.records >= 1800, "{r:?}");
+        assert!(r.acked > 0 && r.wall_ms > 0);
     }
 
     #[test]
