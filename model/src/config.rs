@@ -1015,6 +1015,7 @@ impl BrokerConfig {
         }
         if let Some(v) = p.bool("sim.controller.epoch-fencing") {
             c.controller_epoch_fencing = v;
+        }
         if let Some(v) = p.str("compression.type") {
             c.compression_type = BrokerCompression::parse(v).expect("validated");
         }
