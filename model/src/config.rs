@@ -1530,6 +1530,7 @@ mod tests {
         assert_eq!(
             msg(topic(&[("segment.bytes", i(13))])),
             "Invalid value 13 for configuration segment.bytes: Value must be at least 14"
+        );
         assert_eq!(
             producer(&[("compression.type", s("lz4"))])
                 .unwrap()
@@ -1546,7 +1547,6 @@ mod tests {
         assert_eq!(
             broker(&[]).unwrap().compression_type,
             BrokerCompression::Producer
-        );
         );
         assert!(msg(consumer(&[("isolation.level", s("read_committed"))]))
             .starts_with("not supported yet: isolation.level"));
