@@ -3398,7 +3398,6 @@ mod tests {
         let log = &b.partitions[&tp()].log;
         let codecs: Vec<i16> = log
             .batches()
-            .iter()
             .map(|lb| read_header(&lb.bytes).unwrap().compression())
             .collect();
         assert_eq!(codecs, vec![Compression::Gzip.id(), Compression::Zstd.id()]);
