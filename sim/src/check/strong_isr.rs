@@ -90,9 +90,15 @@ pub(crate) fn isr_holds_leader_records(
     let mut leaders = LeaderTracker::default();
     let mut reported: BTreeSet<(TopicPartition, BrokerId, BrokerId, Offset)> = BTreeSet::new();
     let mut anomalies = Vec::new();
+    // A deleted topic's replicas remove their logs on purpose (StopReplica with delete): from
+    // the deletion on, its partitions are not judged (the lost-write/unseen notes say so).
+    let deleted = super::deleted_topics(input.events);
     for s in input.snapshots {
         losses.advance(input.events, s.event_count);
         leaders.advance(input.events, s.event_count);
+        if deleted.get(&s.tp.topic).is_some_and(|&at| at <= s.time_ms) {
+            continue;
+        }
         // Every replica presuming leadership, with its in-memory HW and local ISR.
         let mut judged: Vec<(
             &ReplicaState,
@@ -335,8 +341,17 @@ mod tests {
             )
             .follower(1, 2, &[(0, 10, 1), (1, 11, 1)])
             .build();
-        let v = check_snapshots(&StrongIsr, &[], &[snap]);
+        let v = check_snapshots(&StrongIsr, &[], std::slice::from_ref(&snap));
         assert_eq!(v.len(), 1, "{v:?}");
+        // Once the topic is deleted, its replicas drop their logs on purpose: not judged.
+        let deleted = [(
+            ksim_model::types::NodeId::Broker(BrokerId(0)),
+            Event::TopicDeleted {
+                topic: snap.tp.topic.clone(),
+                controller_epoch: ksim_model::types::ControllerEpoch(1),
+            },
+        )];
+        assert!(check_snapshots(&StrongIsr, &deleted, &[snap]).is_empty());
         assert_eq!(v[0].check, "strong-isr");
         assert!(
             v[0].message.contains("broker-1, in the controller's ISR [broker-0, broker-1], lacks offset 2 (value 12 of epoch 1): it has no record there (its log ends at 2)"),
