@@ -781,23 +781,7 @@ pub(crate) mod testkit {
 
     /// Runs one checker over an event log alone; events are 100 ms apart.
     pub fn check_events(checker: &dyn Checker, events: &[(NodeId, Event)]) -> Vec<Violation> {
-        let logs = BTreeMap::new();
-        let records: Vec<EventRecord> = events
-            .iter()
-            .enumerate()
-            .map(|(i, (node, event))| EventRecord {
-                time_ms: i as u64 * 100,
-                node: *node,
-                event: event.clone(),
-            })
-            .collect();
-        checker.check(&CheckInput {
-            history: &[],
-            events: &records,
-            final_logs: &logs,
-            scenario: None,
-            snapshots: &[],
-        })
+        check_snapshots(checker, events, &[])
     }
 
     pub fn tp(p: i32) -> TopicPartition {
