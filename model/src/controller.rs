@@ -1061,11 +1061,16 @@ impl Controller {
                     reject(out, ErrorCode::InvalidUpdateVersion);
                     return;
                 }
+                // The legacy truncation modes model Kafka before KIP-497 as well: the leader
+                // wrote the ISR to ZooKeeper itself, with a conditional write on the state
+                // znode's version and no check that an added member was registered (KIP-841)
+                // or the incarnation the leader had seen (KIP-903).
+                let legacy = self.config.replication_truncation != TruncationMode::Fenced;
                 let valid = new_isr.contains(&broker)
                     && new_isr.iter().all(|r| state.replicas.contains(r))
                     && new_isr
                         .iter()
-                        .all(|r| a.live.contains_key(r) || state.isr.contains(r));
+                        .all(|r| legacy || a.live.contains_key(r) || state.isr.contains(r));
                 if !valid {
                     reject(out, ErrorCode::InvalidRequest);
                     return;
@@ -1080,7 +1085,7 @@ impl Controller {
                             .chain(std::iter::repeat(&BrokerEpoch(-1))),
                     )
                     .any(|(r, e)| !state.isr.contains(r) && a.live.get(r) != Some(e));
-                if stale {
+                if stale && !legacy {
                     reject(out, ErrorCode::IneligibleReplica);
                     return;
                 }
