@@ -260,8 +260,22 @@ impl ConsumerClient {
     /// gets OFFSET_OUT_OF_RANGE and resets by policy). Unblocks a partition blocked by an
     /// exception. A partition not (yet) assigned is assigned by the seek, as Kafka requires
     /// `assign` before `seek`; here assignment is implicit. Emits
-    /// [`Event::ConsumerPositionReset`] with strategy `seek`.
+    /// [`Event::ConsumerPositionReset`] with strategy `seek`, and records the call in the
+    /// history as an operation `seek` (`invoke`, then `ok`), so the poll checkers know the
+    /// consumer moved on purpose.
     pub fn seek(&mut self, tp: &TopicPartition, offset: Offset, out: &mut Effects<ConsumerTimer>) {
+        self.next_op += 1;
+        for op_type in [OpType::Invoke, OpType::Ok] {
+            out.op(ClientOp {
+                op_type,
+                op_id: self.next_op,
+                value: OpValue::Seek {
+                    tp: tp.clone(),
+                    offset,
+                },
+                error: None,
+            });
+        }
         let from = self.position(tp);
         self.buffer.retain(|r| &r.tp != tp);
         let s = self
@@ -1550,6 +1564,19 @@ mod tests {
                 strategy: "seek".into(),
                 reason: "seek".into(),
             }]
+        );
+        // The call is a client op too, so the poll checkers know the position moved on purpose.
+        let seek = OpValue::Seek {
+            tp: tp(),
+            offset: Offset(2),
+        };
+        let recorded: Vec<(OpType, OpValue)> = ops(&out)
+            .into_iter()
+            .map(|o| (o.op_type, o.value))
+            .collect();
+        assert_eq!(
+            recorded,
+            [(OpType::Invoke, seek.clone()), (OpType::Ok, seek)]
         );
         let fresh = sent(&out).remove(0);
         let out = deliver(

@@ -294,6 +294,12 @@ pub enum OpValue {
     },
     /// One `poll()`; on `ok`, the records returned in order.
     Poll { records: Vec<PolledRecord> },
+    /// The application's `KafkaConsumer.seek(tp, offset)`: the next record `poll()` returns
+    /// for `tp` is the one at `offset` (or, if the log has no such offset, wherever
+    /// `auto.offset.reset` then puts the position). A local call: `invoke` and `ok` at the same
+    /// instant. The poll checkers take it as the consumer's new expected position in `tp`, as
+    /// Jepsen's Kafka checker forgets a process's last read of a key when it assigns anew.
+    Seek { tp: TopicPartition, offset: Offset },
 }
 
 /// A client operation as a state machine emits it; the shell adds time, process and index.

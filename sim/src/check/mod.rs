@@ -344,7 +344,7 @@ pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
                 value: *value,
                 source: Source::of(entry, Seen::Acked),
             }),
-            OpValue::Send { offset: None, .. } => {}
+            OpValue::Send { offset: None, .. } | OpValue::Seek { .. } => {}
             OpValue::Poll { records } => {
                 for r in records {
                     out.push(Observation {
@@ -429,7 +429,7 @@ pub(crate) fn acked_sends(history: &[HistoryEntry]) -> Vec<AckedSend> {
                 value: *value,
                 source: Source::of(e, Seen::Acked),
             }),
-            OpValue::Poll { .. } => None,
+            OpValue::Poll { .. } | OpValue::Seek { .. } => None,
         })
         .collect()
 }
@@ -765,6 +765,39 @@ pub(crate) mod testkit {
             self.push(c, OpType::Ok, id, OpValue::Poll { records });
             self
         }
+    }
+
+    impl HistoryBuilder {
+        /// The application's `seek(tp, offset)` by a consumer: an invoke and its `ok`.
+        pub fn seek(&mut self, consumer: u32, tp: &TopicPartition, offset: i64) -> &mut Self {
+            let c = NodeId::Consumer(consumer);
+            let id = self.next_op_id;
+            self.next_op_id += 1;
+            let v = OpValue::Seek {
+                tp: tp.clone(),
+                offset: Offset(offset),
+            };
+            self.push(c, OpType::Invoke, id, v.clone());
+            self.push(c, OpType::Ok, id, v);
+            self
+        }
+    }
+
+    /// Runs one checker over a history and an event log whose records carry their own times
+    /// and nodes.
+    pub fn check_history_events(
+        checker: &dyn Checker,
+        history: &[HistoryEntry],
+        events: &[EventRecord],
+    ) -> Vec<Violation> {
+        let logs = BTreeMap::new();
+        checker.check(&CheckInput {
+            history,
+            events,
+            final_logs: &logs,
+            scenario: None,
+            snapshots: &[],
+        })
     }
 
     /// Runs one checker over a history alone.

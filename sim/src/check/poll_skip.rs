@@ -7,7 +7,7 @@
 //! consumer) returned a record there. The consumer jumped over a record of the log it was
 //! reading in order. In Kafka the consumer's position only advances past what `poll()`
 //! returned, so between two polls, with no change of assignment and no seek, the next poll
-//! starts exactly where the previous one ended. A skip means records were lost from the log
+//! starts exactly where the previous one ended (or, after a seek, at the seek's offset). A skip means records were lost from the log
 //! the consumer read (a failover to a replica that did not have them, then new records
 //! appended at the same offsets and read past the hole), or the consumer's position was
 //! reset forward (`auto.offset.reset=latest` after OFFSET_OUT_OF_RANGE).
@@ -31,10 +31,18 @@
 //! the partition is revoked. Offsets that no client ever saw are not judged (nothing proves a
 //! record existed there). Offsets the log removed on purpose (retention, compaction; see
 //! [`super::Removed`]) are not known records: a consumer rightly skips them.
+//!
+//! **Seeks and resets.** A consumer that moves its own position is not skipping: an
+//! application `seek(tp, offset)` (an op `seek` in the history) makes `offset` where the next
+//! poll of `tp` must start, as Jepsen's checker starts afresh when a process assigns anew; a
+//! reset by `auto.offset.reset` after OFFSET_OUT_OF_RANGE (an internal event) does the same
+//! from the position it replaced (see [`successive_polls`]). The next poll is then judged
+//! against the new position: a poll that starts past a seek's offset still skips. A note
+//! counts the seeks and resets so taken. Other resets (a KIP-320 log truncation) excuse nothing.
 
 use super::{observations, violation, CheckInput, Checker, Source, Violation};
-use crate::history::HistoryEntry;
-use ksim_model::event::{OpType, OpValue};
+use crate::history::{EventRecord, HistoryEntry};
+use ksim_model::event::{Event, OpType, OpValue};
 use ksim_model::types::{NodeId, Offset, TopicPartition};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -141,34 +149,241 @@ pub(super) fn ok_polls(history: &[HistoryEntry]) -> Vec<Poll<'_>> {
         .collect()
 }
 
-/// A process's previous poll of a partition: its last record and the poll's entry.
-type LastRead<'a> = BTreeMap<(NodeId, TopicPartition), (Offset, u64, &'a HistoryEntry)>;
+/// What set the offset a process's next poll of a partition is expected to start at.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Cause<'a> {
+    /// The previous poll's last record of the partition, at `offset` with `value`.
+    Read {
+        offset: Offset,
+        value: u64,
+        entry: &'a HistoryEntry,
+    },
+    /// The application's `seek` (an `ok` op `seek`).
+    Seek { entry: &'a HistoryEntry },
+    /// `auto.offset.reset` after OFFSET_OUT_OF_RANGE moved the position (an internal event
+    /// [`Event::ConsumerPositionReset`] with reason `offset-out-of-range`).
+    Reset {
+        from: Offset,
+        strategy: &'a str,
+        time_ms: u64,
+    },
+}
 
-/// Walks each process's successive polls of each partition and calls `judge` with the last
-/// record of the previous poll, the first record of the next one, and both polls' entries.
+/// Where a process's next poll of a partition must start (`next_offset`), and why.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Expected<'a> {
+    pub next_offset: Offset,
+    pub cause: Cause<'a>,
+}
+
+impl Expected<'_> {
+    /// `consumer-0 polled events-0 up to offset 3 (value 13, t=10 ms)`, or the seek or reset
+    /// that set the expected position, as the start of an anomaly's sentence.
+    pub fn describe(&self, process: NodeId, tp: &TopicPartition) -> String {
+        match self.cause {
+            Cause::Read {
+                offset,
+                value,
+                entry,
+            } => format!(
+                "{process} polled {tp} up to offset {offset} (value {value}, t={} ms)",
+                entry.time_ms
+            ),
+            Cause::Seek { entry } => format!(
+                "{process} seeked {tp} to offset {} (t={} ms)",
+                self.next_offset, entry.time_ms
+            ),
+            Cause::Reset {
+                from,
+                strategy,
+                time_ms,
+            } => format!(
+                "{process} had its position in {tp} reset from {from} to {} \
+                 (OFFSET_OUT_OF_RANGE, auto.offset.reset={strategy}, t={time_ms} ms)",
+                self.next_offset
+            ),
+        }
+    }
+
+    /// The same as data: `offset` is the last record read (the expected next offset minus one,
+    /// for a seek or a reset), `value` and `index` are set for a read only.
+    pub fn to_json(&self) -> serde_json::Value {
+        let last = self.next_offset.0 - 1;
+        match self.cause {
+            Cause::Read {
+                offset,
+                value,
+                entry,
+            } => json!({
+                "offset": offset.0, "value": value, "index": entry.index, "time_ms": entry.time_ms,
+            }),
+            Cause::Seek { entry } => json!({
+                "offset": last, "seek": self.next_offset.0, "index": entry.index,
+                "time_ms": entry.time_ms,
+            }),
+            Cause::Reset {
+                from,
+                strategy,
+                time_ms,
+            } => json!({
+                "offset": last, "reset": { "from": from.0, "to": self.next_offset.0,
+                "strategy": strategy }, "time_ms": time_ms,
+            }),
+        }
+    }
+}
+
+/// The resets by `auto.offset.reset` after OFFSET_OUT_OF_RANGE, per (consumer, partition), in
+/// event order: (from, to, strategy, time).
+type OutOfRangeResets<'a> = BTreeMap<(NodeId, TopicPartition), Vec<(Offset, Offset, &'a str, u64)>>;
+
+fn out_of_range_resets(events: &[EventRecord]) -> OutOfRangeResets<'_> {
+    let mut resets: OutOfRangeResets<'_> = BTreeMap::new();
+    for r in events {
+        if let Event::ConsumerPositionReset {
+            tp,
+            from_offset: Some(from),
+            to_offset,
+            strategy,
+            reason,
+        } = &r.event
+        {
+            if reason == "offset-out-of-range" {
+                resets.entry((r.node, tp.clone())).or_default().push((
+                    *from,
+                    *to_offset,
+                    strategy.as_str(),
+                    r.time_ms,
+                ));
+            }
+        }
+    }
+    resets
+}
+
+/// How many position changes the poll checks took as the consumer's new expected position:
+/// (seeks, resets after OFFSET_OUT_OF_RANGE).
+pub(super) fn position_changes(history: &[HistoryEntry], events: &[EventRecord]) -> (usize, usize) {
+    let seeks = history
+        .iter()
+        .filter(|e| e.op.op_type == OpType::Ok && matches!(e.op.value, OpValue::Seek { .. }))
+        .count();
+    let resets = out_of_range_resets(events).values().map(Vec::len).sum();
+    (seeks, resets)
+}
+
+/// The note `poll-skip` and `nonmonotonic-poll` show when a seek or a reset moved a consumer.
+pub(super) fn position_change_notes(input: &CheckInput) -> Vec<String> {
+    let (seeks, resets) = position_changes(input.history, input.events);
+    let mut parts = Vec::new();
+    if seeks > 0 {
+        parts.push(format!(
+            "{seeks} `seek` call{}",
+            if seeks == 1 { "" } else { "s" }
+        ));
+    }
+    if resets > 0 {
+        parts.push(format!(
+            "{resets} position reset{} by `auto.offset.reset` after OFFSET_OUT_OF_RANGE",
+            if resets == 1 { "" } else { "s" }
+        ));
+    }
+    if parts.is_empty() {
+        return Vec::new();
+    }
+    vec![format!(
+        "{} moved a consumer on purpose: the next poll of that partition is judged against \
+         the new position, not against the last record read",
+        parts.join(" and ")
+    )]
+}
+
+/// Walks each process's successive polls of each partition and calls `judge` with where the
+/// next poll was expected to start ([`Expected`]: one past the previous poll's last record, or
+/// where a seek or a reset put the position since) and the first record of the next poll with
+/// its entry.
+///
+/// * A `seek` op (in history order) sets the expected position of its partition to the seek's
+///   offset, as Jepsen's Kafka checker forgets a process's last read of a key when it assigns
+///   anew; the first poll after a seek is judged against the seek's offset.
+/// * A reset by `auto.offset.reset` after OFFSET_OUT_OF_RANGE is an internal event, stamped
+///   with the time only, and records buffered before it may still be polled after it. So a
+///   reset is matched by position instead: when the next poll does not start at the expected
+///   offset, a reset of that process and partition from exactly that offset, not later than
+///   the poll, moves the expected offset to the reset's target (several in a row chain).
+///   Resets for any other reason (a KIP-320 log truncation, an undefined epoch) are not
+///   excused: they mean the log the consumer read changed under it.
+///
 /// The assignment never changes in assign mode (see the module documentation), so a process
-/// remembers its last read of a partition for the whole run.
+/// remembers its position in a partition for the whole run.
 pub(super) fn successive_polls<'a>(
     history: &'a [HistoryEntry],
-    mut judge: impl FnMut(
-        &TopicPartition,
-        (Offset, u64, &'a HistoryEntry),
-        (Offset, u64, &'a HistoryEntry),
-    ),
+    events: &'a [EventRecord],
+    mut judge: impl FnMut(&TopicPartition, &Expected<'a>, (Offset, u64, &'a HistoryEntry)),
 ) {
-    let mut last_read: LastRead<'a> = BTreeMap::new();
-    for poll in ok_polls(history) {
-        for (tp, records) in &poll.by_partition {
-            let (Some(&(first_offset, first_value)), Some(&(last_offset, last_value))) =
-                (records.first(), records.last())
-            else {
+    let resets = out_of_range_resets(events);
+    // How many of each (process, partition)'s resets were used or passed over.
+    let mut resets_done: BTreeMap<(NodeId, TopicPartition), usize> = BTreeMap::new();
+    let mut expected: BTreeMap<(NodeId, TopicPartition), Expected<'a>> = BTreeMap::new();
+    for entry in history.iter().filter(|e| e.op.op_type == OpType::Ok) {
+        let poll = match &entry.op.value {
+            OpValue::Seek { tp, offset } => {
+                expected.insert(
+                    (entry.process, tp.clone()),
+                    Expected {
+                        next_offset: *offset,
+                        cause: Cause::Seek { entry },
+                    },
+                );
                 continue;
-            };
-            let key = (poll.entry.process, tp.clone());
-            if let Some(previous) = last_read.get(&key) {
-                judge(tp, *previous, (first_offset, first_value, poll.entry));
             }
-            last_read.insert(key, (last_offset, last_value, poll.entry));
+            OpValue::Poll { .. } => ok_polls(std::slice::from_ref(entry)),
+            OpValue::Send { .. } => continue,
+        };
+        for poll in poll {
+            for (tp, records) in &poll.by_partition {
+                let (Some(&(first_offset, first_value)), Some(&(last_offset, last_value))) =
+                    (records.first(), records.last())
+                else {
+                    continue;
+                };
+                let key = (entry.process, tp.clone());
+                if let Some(mut previous) = expected.get(&key).copied() {
+                    if first_offset != previous.next_offset {
+                        let list = resets.get(&key).map(Vec::as_slice).unwrap_or(&[]);
+                        let done = resets_done.entry(key.clone()).or_default();
+                        while let Some(i) = (*done..list.len()).find(|&i| {
+                            list[i].0 == previous.next_offset && list[i].3 <= entry.time_ms
+                        }) {
+                            let (from, to, strategy, time_ms) = list[i];
+                            *done = i + 1;
+                            previous = Expected {
+                                next_offset: to,
+                                cause: Cause::Reset {
+                                    from,
+                                    strategy,
+                                    time_ms,
+                                },
+                            };
+                            if to == first_offset {
+                                break;
+                            }
+                        }
+                    }
+                    judge(tp, &previous, (first_offset, first_value, entry));
+                }
+                expected.insert(
+                    key,
+                    Expected {
+                        next_offset: last_offset.next(),
+                        cause: Cause::Read {
+                            offset: last_offset,
+                            value: last_value,
+                            entry,
+                        },
+                    },
+                );
+            }
         }
     }
 }
@@ -179,7 +394,9 @@ impl Checker for PollSkip {
     }
 
     fn notes(&self, input: &CheckInput) -> Vec<String> {
-        super::Removed::from_events(input.events).notes(input.history)
+        let mut notes = super::Removed::from_events(input.events).notes(input.history);
+        notes.extend(position_change_notes(input));
+        notes
     }
 
     fn skip_reason(&self, input: &CheckInput) -> Option<String> {
@@ -190,34 +407,43 @@ impl Checker for PollSkip {
         let mut known = known_offsets(input.history);
         super::Removed::from_events(input.events).forget(&mut known);
         let mut anomalies = Vec::new();
-        successive_polls(input.history, |tp, (o1, v1, before), (o2, v2, after)| {
-            if o2 <= o1 {
-                return; // Going back is `nonmonotonic-poll`.
-            }
-            let skipped = known_between(&known, tp, o1, o2);
-            let Some(skipping) = skipping(&skipped) else {
-                return;
-            };
-            let sentence = format!(
-                "{} polled {tp} up to offset {o1} (t={} ms), then its next poll of {tp} \
-                 started at offset {o2} (t={} ms), {skipping}",
-                after.process, before.time_ms, after.time_ms,
-            );
-            let (listed, count) = skipped_json(&skipped);
-            let data = json!({
-                "process": after.process.to_string(),
-                "tp": tp.to_string(),
-                "previous": {
-                    "offset": o1.0, "value": v1, "index": before.index, "time_ms": before.time_ms,
-                },
-                "next": {
-                    "offset": o2.0, "value": v2, "index": after.index, "time_ms": after.time_ms,
-                },
-                "skipped": listed,
-                "skipped_count": count,
-            });
-            anomalies.push((sentence, data));
-        });
+        successive_polls(
+            input.history,
+            input.events,
+            |tp, expected, (o2, v2, after)| {
+                if o2 <= expected.next_offset {
+                    return; // Going back is `nonmonotonic-poll`.
+                }
+                let skipped = known_between(&known, tp, Offset(expected.next_offset.0 - 1), o2);
+                let Some(skipping) = skipping(&skipped) else {
+                    return;
+                };
+                let previous = match expected.cause {
+                    Cause::Read { offset, entry, .. } => format!(
+                        "{} polled {tp} up to offset {offset} (t={} ms)",
+                        after.process, entry.time_ms
+                    ),
+                    _ => expected.describe(after.process, tp),
+                };
+                let sentence = format!(
+                    "{previous}, then its next poll of {tp} started at offset {o2} (t={} ms), \
+                 {skipping}",
+                    after.time_ms,
+                );
+                let (listed, count) = skipped_json(&skipped);
+                let data = json!({
+                    "process": after.process.to_string(),
+                    "tp": tp.to_string(),
+                    "previous": expected.to_json(),
+                    "next": {
+                        "offset": o2.0, "value": v2, "index": after.index, "time_ms": after.time_ms,
+                    },
+                    "skipped": listed,
+                    "skipped_count": count,
+                });
+                anomalies.push((sentence, data));
+            },
+        );
         violation(self.name(), None, anomalies, serde_json::Map::new())
     }
 }
@@ -269,5 +495,71 @@ mod tests {
         // Going back is `nonmonotonic-poll`, not a skip.
         h.poll(1, &tp(0), &[(0, 1)]);
         assert!(check_history(&PollSkip, &h.entries).is_empty());
+    }
+
+    /// A consumer's position reset by `auto.offset.reset` after OFFSET_OUT_OF_RANGE, as the
+    /// consumer logs it, at `time_ms`.
+    fn out_of_range_reset(consumer: u32, from: i64, to: i64, time_ms: u64) -> EventRecord {
+        EventRecord {
+            time_ms,
+            node: NodeId::Consumer(consumer),
+            event: Event::ConsumerPositionReset {
+                tp: tp(0),
+                from_offset: Some(Offset(from)),
+                to_offset: Offset(to),
+                strategy: "earliest".into(),
+                reason: "offset-out-of-range".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn a_seek_forward_is_not_a_skip_but_a_poll_that_skips_past_the_seek_offset_is() {
+        let mut h = HistoryBuilder::default();
+        for o in 0..12 {
+            h.send(0, OpType::Ok, &tp(0), 100 + o as u64, o);
+        }
+        h.poll(0, &tp(0), &[(0, 100), (1, 101)]);
+        h.seek(0, &tp(0), 8);
+        h.poll(0, &tp(0), &[(8, 108), (9, 109)]);
+        assert!(check_history(&PollSkip, &h.entries).is_empty());
+
+        // Without the seek the same jump skips 2..=7; after a seek to 8 a poll starting at 10
+        // skips 8 and 9.
+        let mut h = HistoryBuilder::default();
+        for o in 0..12 {
+            h.send(0, OpType::Ok, &tp(0), 100 + o as u64, o);
+        }
+        h.poll(0, &tp(0), &[(0, 100), (1, 101)]);
+        h.poll(0, &tp(0), &[(8, 108), (9, 109)]);
+        h.seek(0, &tp(0), 4);
+        h.poll(0, &tp(0), &[(6, 106)]);
+        let v = check_history(&PollSkip, &h.entries);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].details["count"], 2);
+        assert_eq!(v[0].details["anomalies"][0]["skipped_count"], 6);
+        let second = &v[0].details["anomalies"][1];
+        assert_eq!(second["previous"]["seek"], 4);
+        assert_eq!(second["skipped_count"], 2);
+        assert_eq!(second["skipped"][0]["offset"], 4);
+    }
+
+    #[test]
+    fn a_reset_forward_after_offset_out_of_range_is_not_a_skip() {
+        let mut h = HistoryBuilder::default();
+        for o in 0..12 {
+            h.send(0, OpType::Ok, &tp(0), 100 + o as u64, o);
+        }
+        h.poll(0, &tp(0), &[(0, 100), (1, 101)]);
+        h.poll(0, &tp(0), &[(9, 109)]);
+        // auto.offset.reset=latest moved the position from 2 to 9: not a skip.
+        let events = [out_of_range_reset(0, 2, 9, 150)];
+        assert!(check_history_events(&PollSkip, &h.entries, &events).is_empty());
+        // A reset from another offset does not explain it.
+        let events = [out_of_range_reset(0, 3, 9, 150)];
+        assert_eq!(
+            check_history_events(&PollSkip, &h.entries, &events).len(),
+            1
+        );
     }
 }
