@@ -20,6 +20,17 @@
 //! (learned one fetch late, or read back from `replication-offset-checkpoint` after a
 //! restart), exactly as Raft's log matching judges each node's own commit index.
 //!
+//! **A recovered replica's HW is not a claim until it is back in sync.** Kafka writes
+//! `replication-offset-checkpoint` every few seconds without flushing the log first, and a
+//! truncation is not fsynced either; after a power failure or a lost/faulty disk a replica can
+//! come back with an HW (min of the checkpoint and its recovered log end) that covers records it
+//! later truncated away before the failure, or never had. Kafka trusts such a replica's data only
+//! once it has truncated against the current leader (OffsetsForLeaderEpoch, KIP-101/279) and
+//! caught up: it serves nothing before it leads or rejoins the ISR. So a replica that lost power,
+//! its disk or had a disk fault is judged again for a partition from the moment it leads it
+//! (`became-leader`) or its leader adds it back to the ISR (`isr-changed` that includes it
+//! again); a leader is always judged. Until then its records do not count as committed.
+//!
 //! **What is allowed.** During the run, a change is excused when every replica seen holding the
 //! committed record below its HW has since lost power, its disk or had a disk fault: Kafka keeps
 //! committed records by replication, not fsync, and promises nothing once every copy is gone
@@ -74,6 +85,42 @@ impl Checker for CommittedDataStable {
                 .get(b)
                 .is_some_and(|v| v.iter().any(|i| *i >= from && *i < to))
         };
+        // Per (partition, broker): event indexes at which the broker led the partition or its
+        // leader added it back to the ISR (it had truncated against the leader and caught up).
+        let mut resynced: BTreeMap<(TopicPartition, BrokerId), Vec<usize>> = BTreeMap::new();
+        let mut last_isr: BTreeMap<TopicPartition, Vec<BrokerId>> = BTreeMap::new();
+        for (i, r) in input.events.iter().enumerate() {
+            match &r.event {
+                Event::BecameLeader {
+                    tp, broker, isr, ..
+                } => {
+                    resynced.entry((tp.clone(), *broker)).or_default().push(i);
+                    last_isr.insert(tp.clone(), isr.clone());
+                }
+                Event::IsrChanged { tp, isr, .. } => {
+                    let before = last_isr.get(tp).cloned().unwrap_or_default();
+                    for b in isr.iter().filter(|b| !before.contains(b)) {
+                        resynced.entry((tp.clone(), *b)).or_default().push(i);
+                    }
+                    last_isr.insert(tp.clone(), isr.clone());
+                }
+                _ => {}
+            }
+        }
+        // Whether broker `b`'s copy of `tp` is unverified at event count `now`: it lost power,
+        // its disk or had a disk fault before `now` and has not led `tp` or rejoined its ISR
+        // since.
+        let unverified = |tp: &TopicPartition, b: BrokerId, now: usize| {
+            let Some(last_loss) = losses
+                .get(&b)
+                .and_then(|v| v.iter().rev().find(|i| **i < now))
+            else {
+                return false;
+            };
+            !resynced
+                .get(&(tp.clone(), b))
+                .is_some_and(|v| v.iter().any(|i| *i > *last_loss && *i < now))
+        };
         let mut committed: BTreeMap<(TopicPartition, Offset), Committed> = BTreeMap::new();
         let mut reported: BTreeSet<(TopicPartition, Offset, u64, i32)> = BTreeSet::new();
         let mut anomalies = Vec::new();
@@ -81,6 +128,9 @@ impl Checker for CommittedDataStable {
             let is_final = s.trigger == "final";
             for r in s.replicas.iter().filter(|r| r.running) {
                 let Some(hw) = r.high_watermark else { continue };
+                if r.leader_epoch.is_none() && unverified(&s.tp, r.broker, s.event_count) {
+                    continue;
+                }
                 for &(offset, value, epoch) in r.records.iter().take_while(|(o, _, _)| *o < hw) {
                     if offset < r.log_start_offset {
                         continue;
@@ -195,27 +245,105 @@ mod tests {
 
     #[test]
     fn two_replicas_disagreeing_below_both_hws_is_a_violation_even_after_power_loss() {
-        // KIP-101 #2 at the end: both lost power, they diverged and never repaired it.
-        let events = vec![(
-            NodeId::Zk,
-            Event::Fault {
-                action: "power-fail".into(),
-                nodes: vec!["broker-0".into(), "broker-1".into()],
-                source: "random".into(),
-            },
-        )];
+        // KIP-101 #2 at the end: both lost power, they diverged and never repaired it; broker-0
+        // leads and broker-1 rejoined its ISR with the diverged record.
+        let events = vec![
+            (
+                NodeId::Zk,
+                Event::Fault {
+                    action: "power-fail".into(),
+                    nodes: vec!["broker-0".into(), "broker-1".into()],
+                    source: "random".into(),
+                },
+            ),
+            (NodeId::Broker(b(0)), became_leader(0, 3, &[0])),
+            (NodeId::Broker(b(0)), isr_changed(0, 3, &[0, 1])),
+        ];
         let mut end = SnapshotBuilder::new(900)
             .leader(0, 3, 2, &[0, 1], &[(0, 10, 1), (1, 31, 3)])
             .follower(1, 2, &[(0, 10, 1), (1, 11, 1)])
             .build();
         end.trigger = "final".into();
-        end.event_count = 1;
+        end.event_count = 3;
         let v = check_snapshots(&CommittedDataStable, &events, &[end]);
         assert_eq!(v.len(), 1, "{v:?}");
         assert!(
             v[0].message.contains("at the same moment"),
             "{}",
             v[0].message
+        );
+    }
+
+    fn b(n: i32) -> BrokerId {
+        BrokerId(n)
+    }
+
+    fn became_leader(broker: i32, epoch: i32, isr: &[i32]) -> Event {
+        Event::BecameLeader {
+            tp: tp(0),
+            broker: b(broker),
+            leader_epoch: LeaderEpoch(epoch),
+            isr: isr.iter().map(|i| b(*i)).collect(),
+            log_end_offset: Offset(2),
+            high_watermark: Offset(0),
+        }
+    }
+
+    fn isr_changed(leader: i32, epoch: i32, isr: &[i32]) -> Event {
+        Event::IsrChanged {
+            tp: tp(0),
+            broker: b(leader),
+            leader_epoch: LeaderEpoch(epoch),
+            isr: isr.iter().map(|i| b(*i)).collect(),
+            partition_epoch: ksim_model::types::ZkVersion(1),
+        }
+    }
+
+    #[test]
+    fn a_power_failed_follower_is_judged_again_once_it_rejoins_the_isr() {
+        // broker-1 had truncated offset 1 away and refetched the leader's record, then lost
+        // power: the truncation and the refetch were not flushed, so it comes back with its old
+        // record under the HW read back from its checkpoint (all-faults seed 142). It serves
+        // nothing until it has truncated against the leader again; then the leader re-adds it.
+        let power_fail = (
+            NodeId::Zk,
+            Event::Fault {
+                action: "power-fail".into(),
+                nodes: vec!["broker-1".into()],
+                source: "random".into(),
+            },
+        );
+        let stale = || {
+            let mut s = SnapshotBuilder::new(500)
+                .leader(0, 2, 2, &[0, 1], &[(0, 10, 1), (1, 21, 2)])
+                .follower(1, 2, &[(0, 10, 1), (1, 11, 1)])
+                .build();
+            s.event_count = 1;
+            s
+        };
+        assert!(
+            check_snapshots(&CommittedDataStable, &[power_fail.clone()], &[stale()]).is_empty()
+        );
+        // Rejoined the ISR and still holds the old record below its HW: a real divergence.
+        let events = vec![
+            power_fail,
+            (NodeId::Broker(b(0)), isr_changed(0, 2, &[0])),
+            (NodeId::Broker(b(0)), isr_changed(0, 2, &[0, 1])),
+        ];
+        let mut rejoined = stale();
+        rejoined.event_count = 3;
+        let v = check_snapshots(&CommittedDataStable, &events, &[rejoined]);
+        assert_eq!(v.len(), 1, "{v:?}");
+        // A leader is always judged, even before anything re-verified it.
+        let mut led = SnapshotBuilder::new(500)
+            .follower(0, 2, &[(0, 10, 1), (1, 21, 2)])
+            .leader(1, 2, 2, &[1], &[(0, 10, 1), (1, 11, 1)])
+            .build();
+        led.event_count = 1;
+        let one_fault = vec![events[0].clone()];
+        assert_eq!(
+            check_snapshots(&CommittedDataStable, &one_fault, &[led]).len(),
+            1
         );
     }
 
