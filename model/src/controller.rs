@@ -888,14 +888,22 @@ impl Controller {
         let existing = a.states.get(tp).cloned().flatten();
         // KIP-903: remember each ISR member's broker epoch. A member kept from the previous
         // ISR keeps the epoch it joined with; a new member joins with its current epoch (for
-        // AlterPartition the leader's view of it was checked against that already).
+        // AlterPartition the leader's view of it was checked against that already). So does a
+        // leader that a recovery among the last ISR (KIP-966) or an unclean election made the
+        // ISR's only member: it was chosen in the incarnation registered now, with the log that
+        // incarnation reported, whatever epoch it had when it last joined. (Keeping that old
+        // epoch would make the leader itself count as restarted, and the next controller would
+        // drop it from the ISR and elect a stale member in its place.)
+        let rejoined = matches!(reason, "last-isr-recovery" | "unclean-election")
+            .then_some(state.leader)
+            .flatten();
         let stored = a.isr_epochs.get(tp).cloned().unwrap_or_default();
         let old_isr: Vec<BrokerId> = existing.as_ref().map(|s| s.isr.clone()).unwrap_or_default();
         let epochs: IsrEpochs = state
             .isr
             .iter()
             .filter_map(|m| {
-                let e = if old_isr.contains(m) {
+                let e = if old_isr.contains(m) && rejoined != Some(*m) {
                     stored.get(m).or(a.live.get(m))
                 } else {
                     a.live.get(m)
@@ -1497,6 +1505,108 @@ mod tests {
         assert_eq!(
             unclean.elect(&tp, &replicas, &[BrokerId(0)], &alive, &alive),
             (Some(BrokerId(1)), vec![BrokerId(1)], true)
+        );
+    }
+
+    /// Loads a newly elected controller: `brokers` are the live (id, broker epoch, registration
+    /// JSON) and `state` the stored state znode of `t-0` (replicas [0, 1]).
+    fn load(brokers: &[(i32, &str)], state: &str) -> (Controller, Reqs) {
+        let mut c = controller();
+        let mut out = Effects::new();
+        let mut reqs = Vec::new();
+        c.on_elected(ControllerEpoch(3), ZkVersion(2), &mut reqs, &mut out);
+        let now = Instant(0);
+        let children = brokers.iter().map(|(b, _)| b.to_string()).collect();
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::BrokerIds { scan: 1 },
+            Ok(ZkReply::Children { children }),
+            &mut reqs,
+            &mut out,
+        );
+        for (b, data) in brokers {
+            c.on_zk_reply(
+                now,
+                ControllerZkOp::BrokerData {
+                    scan: 1,
+                    id: BrokerId(*b),
+                },
+                Ok(ZkReply::Data {
+                    data: data.as_bytes().to_vec(),
+                    version: ZkVersion(0),
+                }),
+                &mut reqs,
+                &mut out,
+            );
+        }
+        let assignment = br#"{"version":2,"partitions":{"0":[0,1]}}"#.to_vec();
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::TopicData { topic: "t".into() },
+            Ok(ZkReply::Data {
+                data: assignment,
+                version: ZkVersion(0),
+            }),
+            &mut reqs,
+            &mut out,
+        );
+        let mut reqs = Vec::new();
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::StateRead {
+                tp: TopicPartition::new("t", 0),
+            },
+            Ok(ZkReply::Data {
+                data: state.as_bytes().to_vec(),
+                version: ZkVersion(7),
+            }),
+            &mut reqs,
+            &mut out,
+        );
+        (c, reqs)
+    }
+
+    fn state_write_epochs(reqs: &Reqs) -> Vec<(PartitionState, IsrEpochs, String)> {
+        reqs.iter()
+            .filter_map(|(_, op)| match op {
+                ControllerZkOp::StateWrite {
+                    state,
+                    epochs,
+                    reason,
+                    ..
+                } => Some((state.clone(), epochs.clone(), reason.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Regression (`kip-101-divergence-fixed` seed 6): the leader a recovery among the last ISR
+    /// (KIP-966) elects joins the ISR in the incarnation registered now. It used to keep the
+    /// broker epoch it had joined with before it restarted, so it counted as restarted itself:
+    /// the next controller dropped it from the ISR and elected the other member, whose dead
+    /// incarnation was still registered, and which came back with an empty log.
+    #[test]
+    fn last_isr_recovery_records_the_leaders_current_broker_epoch() {
+        let state = r#"{"controller_epoch":2,"leader":-1,"version":1,"leader_epoch":4,"isr":[0,1],"isr_broker_epochs":{"0":10,"1":11}}"#;
+        let (_, reqs) = load(
+            &[
+                (0, r#"{"broker_epoch":20,"logs":{"t-0":[4,260]}}"#),
+                (1, r#"{"broker_epoch":21,"logs":{"t-0":[3,90]}}"#),
+            ],
+            state,
+        );
+        let writes = state_write_epochs(&reqs);
+        assert_eq!(writes.len(), 1, "{reqs:?}");
+        let (s, epochs, reason) = &writes[0];
+        assert_eq!(reason, "last-isr-recovery");
+        assert_eq!(s.leader, Some(BrokerId(0)));
+        assert_eq!(s.isr, vec![BrokerId(0)]);
+        assert_eq!(
+            epochs,
+            &[(BrokerId(0), BrokerEpoch(20))]
+                .into_iter()
+                .collect::<IsrEpochs>(),
+            "the recovered leader is in sync in its current incarnation"
         );
     }
 }
