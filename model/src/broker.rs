@@ -3900,9 +3900,11 @@ mod tests {
     /// 4. F finally gets epoch 2's LeaderAndIsr (epoch 3's is still queued behind it: Kafka's
     ///    controller sends a broker one request at a time) and fetches from X.
     ///
-    /// (A whole simulated cluster does not reach step 4 today: this controller sends its
-    /// requests without waiting for answers, so after the clog heals F gets epochs 2 and 3 in
-    /// the same instant and drops X's answer, as Kafka's fetcher does for a removed partition.)
+    /// (In a whole simulated cluster this controller sends its requests without waiting for
+    /// answers, so a held epoch-2 request reaches F in the same instant as the epoch-3 one, and F
+    /// drops X's answer, as Kafka's fetcher does for a removed partition, unless the controller
+    /// sent F nothing for epoch 3: scenario `kip-320-stale-epoch-follower` gets there by letting
+    /// F's ZooKeeper session expire while its process keeps fetching.)
     ///
     /// Returns (L's HW after step 3, F's log end offset after step 4, L's HW after step 4, the
     /// errors of L's fetch answers to F at epoch 3).
