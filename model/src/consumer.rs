@@ -977,37 +977,6 @@ mod tests {
         ConsumerClient::new(0, config, vec!["events".into()], vec![BrokerId(0)])
     }
 
-    /// The requests the consumer sent, by correlation id.
-    fn sent(out: &Effects<ConsumerTimer>) -> Vec<Message> {
-        out.list
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Send { msg, .. } => Some(msg.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn events(out: &Effects<ConsumerTimer>) -> Vec<Event> {
-        out.list
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Event(ev) => Some(ev.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn ops(out: &Effects<ConsumerTimer>) -> Vec<ClientOp> {
-        out.list
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Op(op) => Some(op.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
     fn corr_of(m: &Message) -> CorrelationId {
         match m {
             Message::Metadata { corr, .. }
@@ -1078,9 +1047,9 @@ mod tests {
         let mut c = consumer(reset);
         let mut out = Effects::new();
         c.on_start(Instant(0), &mut out);
-        let md = sent(&out).remove(0);
+        let md = out.sent().remove(0);
         let out = deliver(&mut c, metadata(corr_of(&md), 0, epoch));
-        let lo = sent(&out).remove(0);
+        let lo = out.sent().remove(0);
         let Message::ListOffsets { timestamp, .. } = lo else {
             panic!("expected ListOffsets, got {lo:?}");
         };
@@ -1102,7 +1071,7 @@ mod tests {
                 leader_epoch: LeaderEpoch(epoch),
             },
         );
-        assert!(events(&out).contains(&Event::ConsumerPositionReset {
+        assert!(out.events().contains(&Event::ConsumerPositionReset {
             tp: tp(),
             from_offset: None,
             to_offset: Offset(offset),
@@ -1113,7 +1082,7 @@ mod tests {
             },
             reason: "no-position".into(),
         }));
-        let fetch = sent(&out).remove(0);
+        let fetch = out.sent().remove(0);
         assert!(matches!(fetch, Message::Fetch { .. }), "{fetch:?}");
         (c, fetch)
     }
@@ -1147,9 +1116,9 @@ mod tests {
         c.config.fetch_max_bytes = 1000;
         let mut out = Effects::new();
         c.on_start(Instant(0), &mut out);
-        let md = sent(&out).remove(0);
+        let md = out.sent().remove(0);
         let out = deliver(&mut c, metadata(corr_of(&md), 0, 0));
-        let lo = sent(&out).remove(0);
+        let lo = out.sent().remove(0);
         let out = deliver(
             &mut c,
             Message::ListOffsetsResponse {
@@ -1162,14 +1131,14 @@ mod tests {
         );
         assert!(
             matches!(
-                sent(&out)[0],
+                out.sent()[0],
                 Message::Fetch {
                     max_bytes: 1000,
                     ..
                 }
             ),
             "{:?}",
-            sent(&out)
+            out.sent()
         );
     }
 
@@ -1179,14 +1148,14 @@ mod tests {
         c.config.max_poll_records = 3;
         // The application polls: nothing buffered, so poll(timeout) blocks; nothing recorded.
         let out = fire(&mut c, ConsumerTimer::Poll);
-        assert!(ops(&out).is_empty());
+        assert!(out.ops().is_empty());
         assert!(c.blocked_poll.is_some());
         // The long poll answers with 5 records: the blocked poll returns 3 of them at once.
         let out = deliver(
             &mut c,
             fetch_response(corr_of(&fetch), ErrorCode::None, vec![batch(0, 5, 0)]),
         );
-        let o = ops(&out);
+        let o = out.ops();
         assert_eq!(o.len(), 2);
         assert_eq!(o[0].op_type, OpType::Invoke);
         assert_eq!(o[1].op_type, OpType::Ok);
@@ -1199,7 +1168,7 @@ mod tests {
         // position() is the next record poll() returns; the next fetch starts after the batch.
         assert_eq!(c.position(&tp()), Some(Offset(3)));
         assert!(matches!(
-            sent(&out)[0],
+            out.sent()[0],
             Message::Fetch {
                 fetch_offset: Offset(5),
                 ..
@@ -1207,7 +1176,7 @@ mod tests {
         ));
         // A poll timeout of a poll that already returned is ignored.
         let out = fire(&mut c, ConsumerTimer::PollTimeout { generation: 1 });
-        assert!(ops(&out).is_empty());
+        assert!(out.ops().is_empty());
     }
 
     #[test]
@@ -1215,17 +1184,17 @@ mod tests {
         let mut c = consumer(AutoOffsetReset::None);
         let mut out = Effects::new();
         c.on_start(Instant(0), &mut out);
-        let md = sent(&out).remove(0);
+        let md = out.sent().remove(0);
         let out = deliver(&mut c, metadata(corr_of(&md), 0, 0));
-        assert!(sent(&out).is_empty(), "no ListOffsets under none");
+        assert!(out.sent().is_empty(), "no ListOffsets under none");
         let text = "Undefined offset with no reset policy for partitions: [events-0]";
-        assert!(events(&out).contains(&Event::ConsumerError {
+        assert!(out.events().contains(&Event::ConsumerError {
             tp: tp(),
             exception: "NoOffsetForPartitionException".into(),
             message: text.into(),
         }));
         let out = fire(&mut c, ConsumerTimer::Poll);
-        let o = ops(&out);
+        let o = out.ops();
         assert_eq!(o[1].op_type, OpType::Fail);
         assert_eq!(
             o[1].error.as_deref(),
@@ -1233,13 +1202,13 @@ mod tests {
         );
         // Thrown once; the partition waits for the application (a seek).
         let out = fire(&mut c, ConsumerTimer::Poll);
-        assert!(ops(&out).is_empty());
+        assert!(out.ops().is_empty());
         assert_eq!(c.position(&tp()), None);
         let mut out = Effects::new();
         c.seek(&tp(), Offset(7), &mut out);
         assert_eq!(c.position(&tp()), Some(Offset(7)));
         assert!(matches!(
-            sent(&out)[0],
+            out.sent()[0],
             Message::Fetch {
                 fetch_offset: Offset(7),
                 ..
@@ -1254,7 +1223,7 @@ mod tests {
             &mut c,
             fetch_response(corr_of(&fetch), ErrorCode::OffsetOutOfRange, vec![]),
         );
-        let lo = sent(&out).remove(0);
+        let lo = out.sent().remove(0);
         assert!(matches!(lo, Message::ListOffsets { timestamp: -1, .. }));
         let out = deliver(
             &mut c,
@@ -1267,7 +1236,7 @@ mod tests {
             },
         );
         assert_eq!(
-            events(&out),
+            out.events(),
             [Event::ConsumerPositionReset {
                 tp: tp(),
                 from_offset: Some(Offset(40)),
@@ -1283,21 +1252,21 @@ mod tests {
         let mut c = consumer(AutoOffsetReset::None);
         let mut out = Effects::new();
         c.on_start(Instant(0), &mut out);
-        let md = sent(&out).remove(0);
+        let md = out.sent().remove(0);
         deliver(&mut c, metadata(corr_of(&md), 0, 2));
         let mut out = Effects::new();
         c.seek(&tp(), Offset(500), &mut out);
-        let fetch = sent(&out).remove(0);
+        let fetch = out.sent().remove(0);
         let out = deliver(
             &mut c,
             fetch_response(corr_of(&fetch), ErrorCode::OffsetOutOfRange, vec![]),
         );
-        assert!(sent(&out).is_empty());
+        assert!(out.sent().is_empty());
         let Some(Event::ConsumerError {
             exception, message, ..
-        }) = events(&out).pop()
+        }) = out.events().pop()
         else {
-            panic!("{:?}", events(&out))
+            panic!("{:?}", out.events())
         };
         assert_eq!(exception, "OffsetOutOfRangeException");
         assert_eq!(
@@ -1316,9 +1285,9 @@ mod tests {
             c.metadata_in_flight = false;
             let out = deliver(&mut c, fetch_response(corr_of(&fetch), error, vec![]));
             assert!(
-                matches!(sent(&out)[0], Message::Metadata { .. }),
+                matches!(out.sent()[0], Message::Metadata { .. }),
                 "{error:?}: {:?}",
-                sent(&out)
+                out.sent()
             );
         }
     }
@@ -1331,11 +1300,11 @@ mod tests {
             let mut c = consumer(reset);
             let mut out = Effects::new();
             c.on_start(Instant(0), &mut out);
-            let md = sent(&out).remove(0);
+            let md = out.sent().remove(0);
             deliver(&mut c, metadata(corr_of(&md), 0, 1));
             let mut out = Effects::new();
             c.seek(&tp(), Offset(0), &mut out);
-            let fetch = sent(&out).remove(0);
+            let fetch = out.sent().remove(0);
             (c, fetch)
         } else {
             positioned(reset, 1, 0)
@@ -1344,11 +1313,11 @@ mod tests {
             &mut c,
             fetch_response(corr_of(&fetch), ErrorCode::None, vec![batch(0, 10, 1)]),
         );
-        let next_fetch = sent(&out).remove(0);
+        let next_fetch = out.sent().remove(0);
         c.metadata_in_flight = false;
         let mut out = Effects::new();
         c.request_metadata(&mut out);
-        let md = sent(&out).remove(0);
+        let md = out.sent().remove(0);
         deliver(&mut c, metadata(corr_of(&md), 1, 2));
         // The fetch still in flight to the old leader comes back empty; then the consumer
         // validates its position with the new leader.
@@ -1356,7 +1325,8 @@ mod tests {
             &mut c,
             fetch_response(corr_of(&next_fetch), ErrorCode::None, vec![]),
         );
-        let v = sent(&out)
+        let v = out
+            .sent()
             .into_iter()
             .find(|m| matches!(m, Message::OffsetForLeaderEpoch { .. }))
             .expect("validation after a leader change");
@@ -1395,9 +1365,9 @@ mod tests {
     fn a_validated_position_is_kept() {
         let (mut c, v) = after_leader_change(AutoOffsetReset::Earliest);
         let out = deliver(&mut c, epoch_end(corr_of(&v), 1, 10));
-        assert!(events(&out).is_empty());
+        assert!(out.events().is_empty());
         assert!(matches!(
-            sent(&out)[0],
+            out.sent()[0],
             Message::Fetch {
                 fetch_offset: Offset(10),
                 current_leader_epoch: LeaderEpoch(2),
@@ -1412,7 +1382,7 @@ mod tests {
         // The new leader ends epoch 1 at offset 6: offsets 6..10 the consumer read are gone.
         let out = deliver(&mut c, epoch_end(corr_of(&v), 1, 6));
         assert_eq!(
-            events(&out),
+            out.events(),
             [
                 Event::ConsumerLogTruncation {
                     tp: tp(),
@@ -1433,7 +1403,7 @@ mod tests {
         // Buffered records from the lost part of the log are dropped.
         assert!(c.buffer.iter().all(|r| r.offset < Offset(6)));
         assert!(matches!(
-            sent(&out)[0],
+            out.sent()[0],
             Message::Fetch {
                 fetch_offset: Offset(6),
                 ..
@@ -1445,11 +1415,11 @@ mod tests {
     fn log_truncation_under_none_throws_log_truncation_exception() {
         let (mut c, v) = after_leader_change(AutoOffsetReset::None);
         let out = deliver(&mut c, epoch_end(corr_of(&v), 1, 6));
-        assert!(sent(&out).is_empty(), "blocked until the application seeks");
+        assert!(out.sent().is_empty(), "blocked until the application seeks");
         // Drain the records read before, then the next poll throws.
         let _ = fire(&mut c, ConsumerTimer::Poll);
         let out = fire(&mut c, ConsumerTimer::Poll);
-        let o = ops(&out);
+        let o = out.ops();
         assert_eq!(o[1].op_type, OpType::Fail);
         let error = o[1].error.clone().unwrap();
         assert!(
@@ -1480,9 +1450,9 @@ mod tests {
                 },
             },
         );
-        assert!(events(&out).is_empty());
+        assert!(out.events().is_empty());
         assert!(matches!(
-            sent(&out)[0],
+            out.sent()[0],
             Message::Fetch {
                 fetch_offset: Offset(10),
                 ..
@@ -1495,7 +1465,7 @@ mod tests {
         let (mut c, v) = after_leader_change(AutoOffsetReset::Latest);
         let out = deliver(&mut c, epoch_end(corr_of(&v), -1, -1));
         assert!(matches!(
-            sent(&out)[0],
+            out.sent()[0],
             Message::ListOffsets { timestamp: -1, .. }
         ));
     }
@@ -1512,7 +1482,7 @@ mod tests {
         });
         let mut out = Effects::new();
         c.on_start(Instant(0), &mut out);
-        assert!(sent(&out).is_empty());
+        assert!(out.sent().is_empty());
         assert_eq!(
             out.list,
             [Effect::SetTimer {
@@ -1522,7 +1492,7 @@ mod tests {
         );
         let mut out = Effects::new();
         c.on_timeout(Instant(8_000), ConsumerTimer::Start, &mut out);
-        assert!(matches!(sent(&out)[0], Message::Metadata { .. }));
+        assert!(matches!(out.sent()[0], Message::Metadata { .. }));
         assert!(out.list.contains(&Effect::SetTimer {
             after_ms: 1_000,
             timer: ConsumerTimer::Seek {
@@ -1534,7 +1504,7 @@ mod tests {
         let mut c2 = consumer(AutoOffsetReset::Latest).with_workload(c.workload.clone());
         let mut out = Effects::new();
         c2.on_start(Instant(12_000), &mut out);
-        assert!(matches!(sent(&out)[0], Message::Metadata { .. }));
+        assert!(matches!(out.sent()[0], Message::Metadata { .. }));
         assert!(!out.list.iter().any(|e| matches!(
             e,
             Effect::SetTimer {
@@ -1551,12 +1521,12 @@ mod tests {
             &mut c,
             fetch_response(corr_of(&fetch), ErrorCode::None, vec![batch(0, 5, 0)]),
         );
-        let stale = sent(&out).remove(0);
+        let stale = out.sent().remove(0);
         let mut out = Effects::new();
         c.seek(&tp(), Offset(2), &mut out);
         assert!(c.buffer.is_empty());
         assert_eq!(
-            events(&out),
+            out.events(),
             [Event::ConsumerPositionReset {
                 tp: tp(),
                 from_offset: Some(Offset(0)),
@@ -1570,7 +1540,8 @@ mod tests {
             tp: tp(),
             offset: Offset(2),
         };
-        let recorded: Vec<(OpType, OpValue)> = ops(&out)
+        let recorded: Vec<(OpType, OpValue)> = out
+            .ops()
             .into_iter()
             .map(|o| (o.op_type, o.value))
             .collect();
@@ -1578,7 +1549,7 @@ mod tests {
             recorded,
             [(OpType::Invoke, seek.clone()), (OpType::Ok, seek)]
         );
-        let fresh = sent(&out).remove(0);
+        let fresh = out.sent().remove(0);
         let out = deliver(
             &mut c,
             fetch_response(corr_of(&stale), ErrorCode::None, vec![batch(5, 3, 0)]),

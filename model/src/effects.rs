@@ -99,6 +99,40 @@ impl<T> Effects<T> {
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
+
+    /// The messages of the `Send` effects (not `SendTracked`), in order, cloned; for tests
+    /// that inspect what a handler sent.
+    pub fn sent(&self) -> Vec<Message> {
+        self.list
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send { msg, .. } => Some(msg.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The internal events, in order, cloned.
+    pub fn events(&self) -> Vec<Event> {
+        self.list
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Event(ev) => Some(ev.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The client operations, in order, cloned.
+    pub fn ops(&self) -> Vec<ClientOp> {
+        self.list
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Op(op) => Some(op.clone()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// A deterministic state machine driven by messages and timers.

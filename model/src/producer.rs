@@ -1523,26 +1523,6 @@ mod tests {
     use super::*;
     use crate::effects::Effect;
 
-    fn sends(out: &Effects<ProducerTimer>) -> Vec<Message> {
-        out.list
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Send { msg, .. } => Some(msg.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn ops(out: &Effects<ProducerTimer>) -> Vec<ClientOp> {
-        out.list
-            .iter()
-            .filter_map(|e| match e {
-                Effect::Op(op) => Some(op.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
     fn metadata(corr: CorrelationId) -> Message {
         let pm = |p: i32| PartitionMetadata {
             tp: TopicPartition::new("t", p),
@@ -1589,10 +1569,10 @@ mod tests {
         let broker = NodeId::Broker(BrokerId(0));
         let mut out = Effects::new();
         p.on_start(Instant(0), &mut out);
-        let md = corr_of(&sends(&out)[0]);
+        let md = corr_of(&out.sent()[0]);
         let mut out = Effects::new();
         p.on_message(Instant(1), broker, metadata(md), &mut out);
-        let init = corr_of(&sends(&out)[0]);
+        let init = corr_of(&out.sent()[0]);
         let mut out = Effects::new();
         let pid_reply = |corr, pid| Message::InitProducerIdResponse {
             corr,
@@ -1611,7 +1591,7 @@ mod tests {
             let mut out = Effects::new();
             p.on_timeout(Instant(t), ProducerTimer::Tick, &mut out);
             produces.extend(
-                sends(&out)
+                out.sent()
                     .into_iter()
                     .filter(|m| matches!(m, Message::Produce { .. })),
             );
@@ -1651,7 +1631,8 @@ mod tests {
             }],
         };
         p.on_message(Instant(31_001), broker, reject, &mut out);
-        let reinit = sends(&out)
+        let reinit = out
+            .sent()
             .into_iter()
             .find(|m| matches!(m, Message::InitProducerId { .. }))
             .expect("re-init");
@@ -1665,8 +1646,8 @@ mod tests {
             &mut out,
         );
         // A's partition has no known leader since its timeout; A is failed at once anyway.
-        let completed: Vec<OpType> = ops(&out).iter().map(|o| o.op_type).collect();
-        assert_eq!(completed, vec![OpType::Info], "{:?}", ops(&out));
+        let completed: Vec<OpType> = out.ops().iter().map(|o| o.op_type).collect();
+        assert_eq!(completed, vec![OpType::Info], "{:?}", out.ops());
         // After retry.backoff.ms B is due again.
         let mut out = Effects::new();
         p.on_timeout(
@@ -1674,13 +1655,14 @@ mod tests {
             ProducerTimer::Wake { at_ms: 31_200 },
             &mut out,
         );
-        let resent: Vec<i32> = sends(&out)
+        let resent: Vec<i32> = out
+            .sent()
             .iter()
             .filter(|m| matches!(m, Message::Produce { .. }))
             .map(partition_of)
             .collect();
         assert_eq!(resent, vec![partition_of(b)]);
-        assert!(ops(&out).is_empty(), "{:?}", ops(&out));
+        assert!(out.ops().is_empty(), "{:?}", out.ops());
     }
 
     fn workload(style: SendStyle) -> ProducerWorkload {
@@ -1701,11 +1683,11 @@ mod tests {
         let broker = NodeId::Broker(BrokerId(0));
         let mut out = Effects::new();
         p.on_start(Instant(0), &mut out);
-        let md = corr_of(&sends(&out)[0]);
+        let md = corr_of(&out.sent()[0]);
         let mut out = Effects::new();
         p.on_message(Instant(1), broker, metadata(md), &mut out);
         if idempotent {
-            let init = corr_of(&sends(&out)[0]);
+            let init = corr_of(&out.sent()[0]);
             let mut out = Effects::new();
             let reply = Message::InitProducerIdResponse {
                 corr: init,
@@ -1727,7 +1709,7 @@ mod tests {
     fn produce_requests(
         out: &Effects<ProducerTimer>,
     ) -> Vec<(CorrelationId, Vec<(i32, RecordBatch)>)> {
-        sends(out)
+        out.sent()
             .into_iter()
             .filter_map(|m| match m {
                 Message::Produce {
@@ -1833,7 +1815,8 @@ mod tests {
             ok_response(*corr, &[(parts[0].0, 41)]),
             &mut out,
         );
-        let completed: Vec<(OpType, Option<Offset>)> = ops(&out)
+        let completed: Vec<(OpType, Option<Offset>)> = out
+            .ops()
             .iter()
             .map(|o| match &o.value {
                 OpValue::Send { offset, .. } => (o.op_type, *offset),
@@ -1868,10 +1851,10 @@ mod tests {
         let broker = NodeId::Broker(BrokerId(0));
         let mut out = Effects::new();
         p.on_start(Instant(0), &mut out);
-        let md = corr_of(&sends(&out)[0]);
+        let md = corr_of(&out.sent()[0]);
         let mut out = Effects::new();
         p.on_message(Instant(1), broker, metadata(md), &mut out);
-        let init = corr_of(&sends(&out)[0]);
+        let init = corr_of(&out.sent()[0]);
         let mut out = Effects::new();
         let reply = Message::InitProducerIdResponse {
             corr: init,
@@ -1884,7 +1867,7 @@ mod tests {
         let mut offered = std::collections::BTreeSet::new();
         for t in 3..=8 {
             let out = tick(&mut p, t);
-            for o in ops(&out) {
+            for o in out.ops() {
                 if let OpValue::Send { tp, .. } = o.value {
                     offered.insert(tp.partition);
                 }
@@ -1958,7 +1941,8 @@ mod tests {
             !p.reset_pending,
             "a consequence of batch 0, not a lost producer state"
         );
-        assert!(!sends(&out)
+        assert!(!out
+            .sent()
             .iter()
             .any(|m| matches!(m, Message::InitProducerId { .. })),);
         // After the backoff only batch 0 (the lowest unresolved) goes again, not batch 1.
@@ -1991,7 +1975,7 @@ mod tests {
         let out = tick(&mut p, 5);
         assert!(produce_requests(&out).is_empty());
         let invokes = |out: &Effects<ProducerTimer>| {
-            ops(out)
+            out.ops()
                 .iter()
                 .filter(|o| o.op_type == OpType::Invoke)
                 .count()
@@ -2004,7 +1988,7 @@ mod tests {
         );
         let mut out = Effects::new();
         p.on_timeout(Instant(105), ProducerTimer::MaxBlock { op_id: 3 }, &mut out);
-        let failed = ops(&out);
+        let failed = out.ops();
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].op_type, OpType::Fail);
         assert_eq!(
@@ -2036,7 +2020,7 @@ mod tests {
         let r = produce_requests(&out);
         assert_eq!(r.len(), 1);
         assert!(
-            ops(&tick(&mut p, 4)).is_empty(),
+            tick(&mut p, 4).ops().is_empty(),
             "sync: blocked on the first get()"
         );
         let mut out = Effects::new();
@@ -2046,12 +2030,12 @@ mod tests {
             ok_response(r[0].0, &[(r[0].1[0].0, 0)]),
             &mut out,
         );
-        assert_eq!(ops(&out)[0].op_type, OpType::Ok);
-        assert_eq!(ops(&tick(&mut p, 6))[0].op_type, OpType::Invoke);
+        assert_eq!(out.ops()[0].op_type, OpType::Ok);
+        assert_eq!(tick(&mut p, 6).ops()[0].op_type, OpType::Invoke);
 
         let mut p = started(config, SendStyle::FireAndForget);
         let out = tick(&mut p, 3);
-        let types: Vec<OpType> = ops(&out).iter().map(|o| o.op_type).collect();
+        let types: Vec<OpType> = out.ops().iter().map(|o| o.op_type).collect();
         assert_eq!(types, vec![OpType::Invoke, OpType::Info]);
         let r = produce_requests(&out);
         let mut out = Effects::new();
@@ -2061,8 +2045,8 @@ mod tests {
             ok_response(r[0].0, &[(r[0].1[0].0, 0)]),
             &mut out,
         );
-        assert!(ops(&out).is_empty(), "nobody looks at the outcome");
-        assert_eq!(ops(&tick(&mut p, 6))[0].op_type, OpType::Invoke);
+        assert!(out.ops().is_empty(), "nobody looks at the outcome");
+        assert_eq!(tick(&mut p, 6).ops()[0].op_type, OpType::Invoke);
     }
 
     /// compression.type: batches go out compressed in the attribute bits and decode back.
@@ -2076,7 +2060,7 @@ mod tests {
             };
             let mut p = started(config, SendStyle::Async);
             let out = tick(&mut p, 3);
-            let Message::Produce { partitions, .. } = &sends(&out)[0] else {
+            let Message::Produce { partitions, .. } = &out.sent()[0] else {
                 panic!("a produce")
             };
             let h = crate::record::read_header(&partitions[0].1).unwrap();

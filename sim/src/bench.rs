@@ -20,6 +20,10 @@ pub struct BaselineResult {
     pub wall_us: u64,
     /// `wall_us / messages`.
     pub wall_us_per_message: f64,
+    /// CPU time of the simulation's thread, in microseconds.
+    pub cpu_us: u64,
+    /// `cpu_us / messages`.
+    pub cpu_us_per_message: f64,
     /// Simulated time per wall time (how much faster than real time).
     pub simulated_per_wall_ratio: f64,
 }
@@ -102,6 +106,7 @@ pub fn baseline_pingpong(seed: u64, messages: u64) -> BaselineResult {
         .name(format!("ksim-bench-{seed}"))
         .spawn(move || {
             let wall = std::time::Instant::now();
+            let cpu = thread_cpu_us();
             let rt =
                 madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
             let ip = |n: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
@@ -119,11 +124,14 @@ pub fn baseline_pingpong(seed: u64, messages: u64) -> BaselineResult {
             });
             drop(rt);
             let wall_us = (wall.elapsed().as_micros() as u64).max(1);
+            let cpu_us = thread_cpu_us().saturating_sub(cpu).max(1);
             BaselineResult {
                 messages: carried,
                 simulated_ms,
                 wall_us,
                 wall_us_per_message: wall_us as f64 / carried.max(1) as f64,
+                cpu_us,
+                cpu_us_per_message: cpu_us as f64 / carried.max(1) as f64,
                 simulated_per_wall_ratio: simulated_ms * 1000.0 / wall_us as f64,
             }
         })
@@ -132,7 +140,8 @@ pub fn baseline_pingpong(seed: u64, messages: u64) -> BaselineResult {
         .expect("bench thread panicked")
 }
 
-/// One run of the producer-heavy bench ([`producer_heavy`]).
+/// One configuration of the producer-heavy bench ([`producer_heavy`]), measured over repeated
+/// runs of the same seed (the same simulated work each time; only the timing varies).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProducerBenchResult {
     /// `linger.ms` of the producer.
@@ -143,11 +152,18 @@ pub struct ProducerBenchResult {
     pub records: u64,
     /// Records acknowledged with an offset (`ok`).
     pub acked: u64,
+    /// Record batches the leaders appended for the producer (`produce-appended` events): the
+    /// batching the producer achieved is `records / batches`.
+    pub batches: u64,
     /// Messages between all nodes (produce, replication fetches, consumer fetches, ...).
     pub messages: u64,
     pub simulated_ms: u64,
-    /// Wall time of the simulation alone (checkers excluded), in milliseconds.
+    /// Median wall time of the simulation alone (checkers excluded), in milliseconds.
     pub wall_ms: u64,
+    /// Median CPU time of the simulation's thread, in microseconds.
+    pub cpu_us: u64,
+    /// How many runs the medians are taken over.
+    pub repeat: u32,
     /// Whether the run met its expectation (`ok`: nothing lost, duplicated or reordered).
     pub ok: bool,
 }
@@ -160,6 +176,14 @@ impl ProducerBenchResult {
     /// Wall microseconds per record offered.
     pub fn wall_us_per_record(&self) -> f64 {
         self.wall_ms as f64 * 1000.0 / self.records.max(1) as f64
+    }
+    /// CPU microseconds per record offered.
+    pub fn cpu_us_per_record(&self) -> f64 {
+        self.cpu_us as f64 / self.records.max(1) as f64
+    }
+    /// Records per appended batch.
+    pub fn records_per_batch(&self) -> f64 {
+        self.records as f64 / self.batches.max(1) as f64
     }
 }
 
@@ -207,15 +231,27 @@ config = {{ "auto.offset.reset" = "earliest", "enable.auto.commit" = false }}
     crate::scenario::parse(&text, "bench-producer-heavy.toml").expect("the bench scenario parses")
 }
 
-/// Runs [`producer_heavy_scenario`] once (seed 1) and measures it.
+/// The median of `values` (the lower middle one for an even count); 0 when empty.
+pub fn median(mut values: Vec<u64>) -> u64 {
+    values.sort_unstable();
+    values
+        .get(values.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Runs [`producer_heavy_scenario`] `repeat` times (seed 1: the same simulated run each time)
+/// and reports the median wall and CPU times. The simulation alone is timed: checkers run once,
+/// for the verdict.
 pub fn producer_heavy(
     linger_ms: u64,
     batch_size: u32,
     compression: &str,
     rate_per_sec: u32,
     duration_ms: u64,
+    repeat: u32,
 ) -> ProducerBenchResult {
-    use ksim_model::event::{OpType, OpValue};
+    use ksim_model::event::{Event, OpType, OpValue};
     let scenario = producer_heavy_scenario(
         linger_ms,
         batch_size,
@@ -223,7 +259,16 @@ pub fn producer_heavy(
         rate_per_sec,
         duration_ms,
     );
+    let repeat = repeat.max(1);
+    let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+    for _ in 1..repeat {
+        let out = crate::world::simulate(&scenario, 1);
+        walls.push(out.wall_ms);
+        cpus.push(out.cpu_us);
+    }
     let r = crate::run::run(&scenario, 1);
+    walls.push(r.output.wall_ms);
+    cpus.push(r.output.cpu_us);
     let sends = r
         .output
         .history
@@ -237,16 +282,41 @@ pub fn producer_heavy(
             _ => {}
         }
     }
+    let batches = r
+        .output
+        .events
+        .iter()
+        .filter(|e| matches!(e.event, Event::ProduceAppended { .. }))
+        .count() as u64;
     ProducerBenchResult {
         linger_ms,
         batch_size,
         records,
         acked,
+        batches,
         messages: r.output.messages,
         simulated_ms: r.output.simulated_ms,
-        wall_ms: r.output.wall_ms,
+        wall_ms: median(walls),
+        cpu_us: median(cpus),
+        repeat,
         ok: r.expected,
     }
+}
+
+/// CPU time (user + system) the calling thread has used, in microseconds
+/// (`getrusage(RUSAGE_THREAD)`; 0 where that is not available). Read outside `block_on` only:
+/// it is the harness's measurement, never part of a simulation.
+pub fn thread_cpu_us() -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getrusage writes one `rusage` into the zeroed struct we own.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) } == 0 {
+            let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+            return us(usage.ru_utime) + us(usage.ru_stime);
+        }
+    }
+    0
 }
 
 /// Peak resident set size of this process in KiB (`VmHWM` in /proc/self/status), if known.
@@ -284,11 +354,33 @@ mod tests {
     #[test]
     fn bench_producer_heavy_runs_and_batches() {
         // A short run: 2000 records/s for 1 simulated second, linger 5 ms, zstd.
-        let r = producer_heavy(5, 16_384, "zstd", 2000, 1000);
+        let r = producer_heavy(5, 16_384, "zstd", 2000, 1000, 2);
         eprintln!("{r:?}");
         assert!(r.ok, "{r:?}");
         assert!(r.records >= 1800, "{r:?}");
-        assert!(r.acked > 0 && r.wall_ms > 0);
+        assert!(r.acked > 0 && r.wall_ms > 0 && r.repeat == 2);
+        // Several records per appended batch: the producer batches.
+        assert!(r.batches > 0 && r.records_per_batch() > 1.0, "{r:?}");
+    }
+
+    #[test]
+    fn bench_median_and_thread_cpu_time() {
+        assert_eq!(median(vec![5, 1, 9]), 5);
+        assert_eq!(median(vec![4, 2]), 2);
+        assert_eq!(median(Vec::new()), 0);
+        if cfg!(target_os = "linux") {
+            // The kernel accounts thread CPU time in ticks: spin until it moves (bounded).
+            let before = thread_cpu_us();
+            let wall = std::time::Instant::now();
+            let mut x = 0u64;
+            while thread_cpu_us() == before && wall.elapsed().as_secs() < 10 {
+                for i in 0..100_000u64 {
+                    x = x.wrapping_mul(31).wrapping_add(i);
+                }
+                std::hint::black_box(x);
+            }
+            assert!(thread_cpu_us() > before);
+        }
     }
 
     #[test]

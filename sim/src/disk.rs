@@ -278,6 +278,19 @@ impl Disk for NodeState {
 pub struct DiskState {
     pub nodes: BTreeMap<String, NodeState>,
     pub config: DiskConfig,
+    /// Per node, per directory (the part of a file name before its first `/`; `""` for top
+    /// level files): the version of the directory's contents, a value of [`DiskState::clock`]
+    /// set whenever an operation may have changed what a process reads there (an append, a
+    /// truncation, an atomic write, a deletion, a power failure; not a sync). A directory whose
+    /// version is unchanged holds the same bytes, so a reader may keep what it parsed.
+    dir_versions: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The last version handed out; versions are never reused, even after a wipe.
+    clock: u64,
+}
+
+/// The directory part of a file name: `events-0/00000000000000000000.log` -> `events-0`.
+fn dir_of(file: &str) -> &str {
+    file.split_once('/').map_or("", |(dir, _)| dir)
 }
 
 impl DiskState {
@@ -303,12 +316,57 @@ impl DiskState {
     }
 
     pub fn apply(&mut self, node: &str, op: &DiskOp) -> io::Result<()> {
-        self.node_mut(node).apply(op)
+        self.node_mut(node).apply(op)?;
+        let dir = match op {
+            DiskOp::Sync { .. } => return Ok(()),
+            DiskOp::Append { file, .. }
+            | DiskOp::Truncate { file, .. }
+            | DiskOp::WriteAtomic { file, .. }
+            | DiskOp::Delete { file } => dir_of(file),
+            DiskOp::DeleteDir { dir } => dir.as_str(),
+        };
+        self.bump(node, dir);
+        Ok(())
+    }
+
+    /// Gives `node`'s directory `dir` a new version.
+    fn bump(&mut self, node: &str, dir: &str) {
+        self.clock += 1;
+        let versions = self.dir_versions.entry(node.to_string()).or_default();
+        match versions.get_mut(dir) {
+            Some(v) => *v = self.clock,
+            None => {
+                versions.insert(dir.to_string(), self.clock);
+            }
+        }
+    }
+
+    /// The version of the contents of `node`'s directory `dir` (see `dir_versions`): equal
+    /// versions mean equal contents. `0` for a directory nothing was ever written to.
+    pub fn dir_version(&self, node: &str, dir: &str) -> u64 {
+        self.dir_versions
+            .get(node)
+            .and_then(|v| v.get(dir))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn power_fail<R: rand::Rng + ?Sized>(&mut self, node: &str, torn_tail: bool, rng: &mut R) {
         if let Some(n) = self.nodes.get_mut(node) {
             n.power_fail(torn_tail, rng);
+            self.bump_all(node);
+        }
+    }
+
+    /// Gives every directory `node` ever wrote a new version.
+    fn bump_all(&mut self, node: &str) {
+        let dirs: Vec<String> = self
+            .dir_versions
+            .get(node)
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default();
+        for dir in dirs {
+            self.bump(node, &dir);
         }
     }
 
@@ -324,6 +382,7 @@ impl DiskState {
     /// Replace the node's disk by an empty one (pending faults go with the old disk).
     pub fn wipe(&mut self, node: &str) {
         self.nodes.remove(node);
+        self.bump_all(node);
     }
 
     /// Replace any pending fault of the node; `ops == 0` clears it.
@@ -449,6 +508,29 @@ impl SimDisk {
     /// Per file of the node: (current bytes, durable length; 0 when never synced).
     pub fn snapshot(&self, node: &str) -> BTreeMap<String, (Vec<u8>, usize)> {
         lock(&self.state).snapshot(node)
+    }
+
+    /// The version of `node`'s directory `dir` (see [`DiskState::dir_version`]).
+    pub fn dir_version(&self, node: &str, dir: &str) -> u64 {
+        lock(&self.state).dir_version(node, dir)
+    }
+
+    /// Every file of `node`'s directory `dir` (`dir/...`) as a process reads it, with the
+    /// directory's version, read under one lock.
+    pub fn read_dir(&self, node: &str, dir: &str) -> (u64, BTreeMap<String, Vec<u8>>) {
+        let state = lock(&self.state);
+        let prefix = format!("{dir}/");
+        let files = state
+            .node(node)
+            .map(|n| {
+                n.files
+                    .range(prefix.clone()..)
+                    .take_while(|(name, _)| name.starts_with(&prefix))
+                    .map(|(name, f)| (name.clone(), f.current.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        (state.dir_version(node, dir), files)
     }
 
     /// Bytes a power failure on the node could lose (see [`FileState::unsynced_bytes`]).
@@ -713,6 +795,59 @@ mod tests {
     }
 
     // ---- inside a madsim runtime ----
+
+    #[test]
+    fn dir_versions_change_with_contents_and_never_repeat() {
+        let mut d = DiskState::default();
+        assert_eq!(d.dir_version("broker-0", "events-0"), 0);
+        d.apply("broker-0", &append("events-0/0.log", b"abc"))
+            .unwrap();
+        let v1 = d.dir_version("broker-0", "events-0");
+        assert!(v1 > 0);
+        // A sync or another directory's write leaves the version alone.
+        d.apply(
+            "broker-0",
+            &DiskOp::Sync {
+                file: "events-0/0.log".into(),
+            },
+        )
+        .unwrap();
+        d.apply("broker-0", &append("events-1/0.log", b"x"))
+            .unwrap();
+        d.apply("broker-1", &append("events-0/0.log", b"x"))
+            .unwrap();
+        assert_eq!(d.dir_version("broker-0", "events-0"), v1);
+        // Appends, truncations, power failures and wipes change it, to fresh values.
+        let mut seen = vec![v1];
+        let mut check = |d: &DiskState| {
+            let v = d.dir_version("broker-0", "events-0");
+            assert!(!seen.contains(&v), "{v} repeats {seen:?}");
+            seen.push(v);
+        };
+        d.apply("broker-0", &append("events-0/0.log", b"def"))
+            .unwrap();
+        check(&d);
+        d.apply(
+            "broker-0",
+            &DiskOp::Truncate {
+                file: "events-0/0.log".into(),
+                len: 3,
+            },
+        )
+        .unwrap();
+        check(&d);
+        d.power_fail("broker-0", false, &mut ChaCha8Rng::seed_from_u64(1));
+        check(&d);
+        d.wipe("broker-0");
+        check(&d);
+        // A failed operation changes nothing.
+        d.inject_fault("broker-0", DiskFaultKind::Eio, 1);
+        let before = d.dir_version("broker-0", "events-0");
+        assert!(d
+            .apply("broker-0", &append("events-0/0.log", b"z"))
+            .is_err());
+        assert_eq!(d.dir_version("broker-0", "events-0"), before);
+    }
 
     fn in_sim<F: std::future::Future<Output = ()>>(seed: u64, f: impl FnOnce() -> F) {
         let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());

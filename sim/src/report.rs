@@ -3008,6 +3008,7 @@ config = { "auto.offset.reset" = "earliest" }
                 messages: 123,
                 simulated_ms: 15000,
                 wall_ms: 42,
+                cpu_us: 0,
             },
             outcome: Outcome::Violation,
             expected: true,

@@ -32,6 +32,7 @@ use ksim_model::log::PartitionLog;
 use ksim_model::types::{BrokerId, LeaderEpoch, Offset, TopicPartition};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// One replica of the partition at a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -51,8 +52,17 @@ pub struct ReplicaState {
     /// The first offset of its log.
     pub log_start_offset: Offset,
     /// Every data record of its log on disk: (offset, value, leader epoch of the batch). The
-    /// value is the workload's u64 (0 when the record has none).
-    pub records: Vec<(Offset, u64, LeaderEpoch)>,
+    /// value is the workload's u64 (0 when the record has none). Shared between the snapshots
+    /// of a replica whose log did not change in between.
+    #[serde(serialize_with = "serialize_records")]
+    pub records: Records,
+}
+
+/// A replica's records at a snapshot: (offset, value, leader epoch of the batch).
+pub type Records = Arc<Vec<(Offset, u64, LeaderEpoch)>>;
+
+fn serialize_records<S: serde::Serializer>(r: &Records, s: S) -> Result<S::Ok, S::Error> {
+    r.as_slice().serialize(s)
 }
 
 impl ReplicaState {
@@ -155,6 +165,11 @@ pub struct Snapshotter {
     controller_isr: BTreeMap<TopicPartition, Vec<BrokerId>>,
     /// The snapshots taken so far, in time order.
     pub snapshots: Vec<ReplicaSnapshot>,
+    /// Per replica, its log as last parsed: (version of its directory on the disk, log start
+    /// offset, records). A snapshot re-reads a replica's log only when the directory's version
+    /// changed (an append, truncation, rewrite, deletion or power failure since), so bursts of
+    /// snapshots around one election parse each log once and share its records.
+    parsed: BTreeMap<(BrokerId, TopicPartition), (u64, Offset, Records)>,
 }
 
 impl Snapshotter {
@@ -246,21 +261,27 @@ impl Snapshotter {
         running: &dyn Fn(BrokerId) -> bool,
     ) {
         let Some(disk) = &self.disk else { return };
-        let prefix = format!("{}-{}/", tp.topic, tp.partition);
+        let dir = format!("{}-{}", tp.topic, tp.partition);
         let mut replicas = Vec::new();
         for &b in &self.brokers {
-            use ksim_model::disk::Disk;
-            let d = disk.handle(&ksim_model::types::NodeId::Broker(b).to_string());
-            let files: BTreeMap<String, Vec<u8>> = d
-                .list()
-                .into_iter()
-                .filter(|f| f.starts_with(&prefix))
-                .filter_map(|f| d.read(&f).ok().map(|data| (f, data)))
-                .collect();
-            if files.is_empty() {
-                continue;
-            }
-            let (log_start_offset, records) = read_log(tp, &files);
+            let node = ksim_model::types::NodeId::Broker(b).to_string();
+            let key = (b, tp.clone());
+            let version = disk.dir_version(&node, &dir);
+            let cached = self.parsed.get(&key).filter(|(v, _, _)| *v == version);
+            let (log_start_offset, records) = match cached {
+                Some((_, start, records)) => (*start, records.clone()),
+                None => {
+                    let (version, files) = disk.read_dir(&node, &dir);
+                    if files.is_empty() {
+                        self.parsed.remove(&key);
+                        continue;
+                    }
+                    let (start, records) = read_log(tp, &files);
+                    let records = Arc::new(records);
+                    self.parsed.insert(key, (version, start, records.clone()));
+                    (start, records)
+                }
+            };
             let is_running = running(b);
             let probe = if is_running {
                 self.probes.get(&b).and_then(|m| m.get(tp)).copied()

@@ -75,6 +75,9 @@ pub struct RunOutput {
     pub messages: u64,
     pub simulated_ms: u64,
     pub wall_ms: u64,
+    /// CPU time of the simulation's thread (user + system), in microseconds: not simulated,
+    /// and unlike `wall_ms` written to no output file (`ksim bench` reports it).
+    pub cpu_us: u64,
 }
 
 /// Kafka's rack-unaware replica assignment (`AdminUtils.assignReplicasToBrokersRackUnaware`):
@@ -150,11 +153,13 @@ pub fn simulate(scenario: &Scenario, seed: u64) -> RunOutput {
         .stack_size(64 << 20)
         .spawn(move || {
             let wall = std::time::Instant::now();
+            let cpu_us = crate::bench::thread_cpu_us();
             let rt =
                 madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
             rt.add_simulator::<SimDisk>();
             let mut out = rt.block_on(world(scenario, seed));
             out.wall_ms = wall.elapsed().as_millis() as u64;
+            out.cpu_us = crate::bench::thread_cpu_us().saturating_sub(cpu_us);
             out
         })
         .expect("spawn simulation thread");
@@ -457,6 +462,7 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         messages: s.messages,
         simulated_ms: s.now_ms(),
         wall_ms: 0,
+        cpu_us: 0,
     }
 }
 

@@ -862,7 +862,7 @@ pub(crate) mod testkit {
                 leader_epoch: leader.map(|(e, _)| LeaderEpoch(e)),
                 local_isr: leader.map(|(_, isr)| isr.iter().map(|b| BrokerId(*b)).collect()),
                 log_start_offset: Offset(0),
-                records: records(r),
+                records: std::sync::Arc::new(records(r)),
             });
             self
         }
