@@ -843,6 +843,10 @@ impl Broker {
                     if state.partition_epoch > l.partition_epoch {
                         l.isr = state.isr.clone();
                         l.partition_epoch = state.partition_epoch;
+                        // The committed state supersedes an AlterPartition in flight: that
+                        // request names an older partition epoch, so the controller refuses
+                        // it if it has not carried it out already.
+                        l.pending_isr = None;
                         // The leader's view of the ISR changed: say so, as an AlterPartition
                         // answer does (the weak-isr check reads the local ISR from events).
                         out.event(Event::IsrChanged {
@@ -1681,18 +1685,25 @@ impl Broker {
         if fetch_offset >= hw && fetch_offset >= l.epoch_start_offset {
             let mut new_isr = l.isr.clone();
             new_isr.push(r);
-            self.send_alter_partition(now, tp, new_isr, out);
+            self.send_alter_partition(now, tp, new_isr, None, out);
         }
     }
 
+    /// Sends an AlterPartition asking for `new_isr`, or, with `resend`, the one in flight
+    /// again under its correlation id. The request stays pending (and the HW counts the
+    /// members it adds, KIP-497's maximal ISR) until the controller answers it or a
+    /// LeaderAndIsr supersedes it, as Kafka's `AlterPartitionManager` keeps retrying an
+    /// unanswered request: the controller may still carry out a request whose answer is slow,
+    /// so forgetting it would let the HW pass a member about to join the ISR.
     fn send_alter_partition(
         &mut self,
         _now: Instant,
         tp: &TopicPartition,
         new_isr: Vec<BrokerId>,
+        resend: Option<CorrelationId>,
         out: &mut Effects<BrokerTimer>,
     ) {
-        let corr = self.fresh_corr();
+        let corr = resend.unwrap_or_else(|| self.fresh_corr());
         let broker = self.id;
         let broker_epoch = self.broker_epoch;
         let controller = self.controller_id;
@@ -1753,6 +1764,13 @@ impl Broker {
         match &l.pending_isr {
             Some((c, _)) if *c == corr => {}
             _ => return,
+        }
+        if error == ErrorCode::InvalidUpdateVersion {
+            // The partition changed since we asked, possibly by this very request (its first
+            // answer lost, or a retry answered after it was carried out): whether the ISR now
+            // has the members we asked for, only the LeaderAndIsr on its way can tell. Stay
+            // pending until it comes (as Kafka does for INVALID_UPDATE_VERSION).
+            return;
         }
         l.pending_isr = None;
         if error == ErrorCode::None {
@@ -1847,7 +1865,7 @@ impl Broker {
             }
         }
         for (tp, isr) in shrinks {
-            self.send_alter_partition(now, &tp, isr, out);
+            self.send_alter_partition(now, &tp, isr, None, out);
         }
     }
 
@@ -3006,19 +3024,17 @@ impl Actor for Broker {
                 }
             }
             BrokerTimer::AlterPartitionRetry { tp, generation } => {
-                let retry = match self.partitions.get_mut(&tp) {
-                    Some(p) if p.generation == generation => match &mut p.role {
-                        Role::Leader(l) if l.pending_isr.is_some() => {
-                            l.pending_isr = None;
-                            true
-                        }
-                        _ => false,
+                let retry = match self.partitions.get(&tp) {
+                    Some(p) if p.generation == generation => match &p.role {
+                        Role::Leader(l) => l.pending_isr.clone(),
+                        _ => None,
                     },
-                    _ => false,
+                    _ => None,
                 };
-                if retry {
-                    // Re-evaluate from scratch on the next ISR check / fetch.
-                    self.check_isr_shrink(now, out);
+                if let Some((corr, new_isr)) = retry {
+                    // Unanswered (the controller moved, died, or is slow): ask again. The
+                    // request stays pending meanwhile (see `send_alter_partition`).
+                    self.send_alter_partition(now, &tp, new_isr, Some(corr), out);
                 }
             }
         }
@@ -3985,5 +4001,97 @@ mod tests {
             f_leo >= l_hw,
             "every ISR member holds the leader's committed records"
         );
+    }
+
+    /// Regression (`controller-split-brain-fenced` seed 72, `clean-leader-election` seed 63):
+    /// an AlterPartition adding a caught-up follower stays pending until it is answered. The
+    /// leader used to forget it after 5 s without an answer; the HW then moved past the
+    /// follower (cut off again meanwhile), and the controller, slowed by a partition from the
+    /// coordination node, carried out the old request: the ISR then named a member missing
+    /// records below the HW (strong-isr). Kafka keeps the maximal ISR until the answer.
+    #[test]
+    fn unanswered_isr_expansion_stays_in_the_maximal_isr_until_answered() {
+        let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+        let client = NodeId::Producer(0);
+        let batch = || RecordBatch::new(vec![(None, Some(vec![1]))], 0).encode();
+        let mut out = Effects::new();
+        // Broker 0 is also the controller.
+        b.controller_id = Some(BrokerId(0));
+        let state = |isr: Vec<BrokerId>, partition_epoch: i32| PartitionState {
+            tp: tp(),
+            leader: Some(BrokerId(0)),
+            leader_epoch: LeaderEpoch(0),
+            isr,
+            replicas: vec![BrokerId(0), BrokerId(1)],
+            partition_epoch: ZkVersion(partition_epoch),
+            controller_epoch: ControllerEpoch(1),
+        };
+        b.on_message(Instant(1), client, produce(1, batch()), &mut out);
+        assert_eq!(b.partitions[&tp()].high_watermark, Offset(1));
+        // The follower catches up: the leader asks to add it to the ISR.
+        let mut out = Effects::new();
+        b.on_message(
+            Instant(2),
+            NodeId::Broker(BrokerId(1)),
+            follower_fetch(1),
+            &mut out,
+        );
+        let asked = |out: &Effects<BrokerTimer>| {
+            out.list
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Send {
+                        msg: Message::AlterPartition { corr, new_isr, .. },
+                        ..
+                    } => Some((*corr, new_isr.clone())),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let first = asked(&out);
+        assert_eq!(first.len(), 1, "{:?}", out.list);
+        assert_eq!(first[0].1, vec![BrokerId(0), BrokerId(1)]);
+        // No answer within the retry interval: the same request goes out again.
+        let generation = b.partitions[&tp()].generation;
+        let mut out = Effects::new();
+        b.on_timeout(
+            Instant(5_002),
+            BrokerTimer::AlterPartitionRetry {
+                tp: tp(),
+                generation,
+            },
+            &mut out,
+        );
+        assert_eq!(asked(&out), first, "resent under the same correlation id");
+        // Records arrive; the follower has not fetched them: the HW stays at its log end.
+        let mut out = Effects::new();
+        b.on_message(Instant(5_003), client, produce(2, batch()), &mut out);
+        assert_eq!(
+            b.partitions[&tp()].high_watermark,
+            Offset(1),
+            "the member being added holds the HW back"
+        );
+        assert!(produce_responses(&out).is_empty());
+        // The controller carried the request out: the answer makes the ISR [0, 1].
+        let mut out = Effects::new();
+        b.on_message(
+            Instant(5_004),
+            NodeId::Broker(BrokerId(0)),
+            Message::AlterPartitionResponse {
+                corr: first[0].0,
+                tp: tp(),
+                error: ErrorCode::None,
+                state: Some(state(vec![BrokerId(0), BrokerId(1)], 1)),
+            },
+            &mut out,
+        );
+        assert_eq!(b.partitions[&tp()].high_watermark, Offset(1));
+        match &b.partitions[&tp()].role {
+            Role::Leader(l) => {
+                assert_eq!(l.isr, vec![BrokerId(0), BrokerId(1)]);
+                assert!(l.pending_isr.is_none());
+            }
+            _ => panic!("still leader"),
+        }
     }
 }
