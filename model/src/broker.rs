@@ -1293,6 +1293,16 @@ impl Broker {
             }
         }
         if acks == Acks::All && (isr_now.len() as i32) < min_isr {
+            // Kafka's `Partition.appendRecordsToLeader` refuses before appending, with this text.
+            out.event(Event::ProduceRejected {
+                tp: tp.clone(),
+                broker: me,
+                error: ErrorCode::NotEnoughReplicas,
+                message: format!(
+                    "The size of the current ISR {} is insufficient to satisfy the min.isr requirement of {min_isr} for partition {tp}",
+                    isr_set_text(&isr_now)
+                ),
+            });
             respond(
                 out,
                 ErrorCode::NotEnoughReplicas,
@@ -3186,6 +3196,12 @@ fn parse_hw_checkpoint(data: Option<&[u8]>) -> BTreeMap<TopicPartition, Offset> 
     map
 }
 
+/// An ISR as Kafka prints a Scala `Set` of broker ids in error messages: `Set(0, 2)`.
+fn isr_set_text(isr: &[BrokerId]) -> String {
+    let ids: Vec<String> = isr.iter().map(|b| b.0.to_string()).collect();
+    format!("Set({})", ids.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -3463,6 +3479,21 @@ mod tests {
             vec![(CorrelationId(1), ErrorCode::NotEnoughReplicas, Offset(-1))]
         );
         assert_eq!(b.partitions[&tp()].log.log_end_offset(), Offset(0));
+        let rejected: Vec<String> = out
+            .list
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Event(Event::ProduceRejected { error, message, .. }) => {
+                    assert_eq!(*error, ErrorCode::NotEnoughReplicas);
+                    Some(message.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            rejected,
+            vec!["The size of the current ISR Set(0) is insufficient to satisfy the min.isr requirement of 2 for partition t-0".to_string()]
+        );
     }
 
     /// Kafka's LogValidator: a compacted topic refuses a record without a key, with

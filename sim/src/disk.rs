@@ -26,8 +26,10 @@
 //! silently corrupts the next `ops` appends.
 //!
 //! Latency: [`SimDisk::latency`] returns the configured simulated cost of an operation. The
-//! [`Disk`] trait is synchronous, so the node's async shell sleeps for it (madsim time) around
-//! `apply`; the disk itself never sleeps.
+//! [`Disk`] trait is synchronous, so the node's async shell sleeps for it (madsim time) after
+//! `apply`; the disk itself never sleeps. The shell charges log fsyncs (`Sync`, 2 ms by default)
+//! and counts them for the run's statistics (`fsyncs`, `fsync_ms`); other operations, including
+//! the fsync inside a checkpoint's `WriteAtomic`, are not charged.
 //!
 //! Determinism: `BTreeMap`s only, and no randomness except the rng handed to `power_fail`.
 

@@ -2122,6 +2122,35 @@ fn write_statistics(out: &mut String, run: &RunResult) {
         out,
         "| still unanswered at the end (treated as indeterminate) | {open} |"
     );
+    let _ = writeln!(
+        out,
+        "| acknowledged per simulated second | {:.1} |",
+        s.acked_per_sim_s
+    );
+    let _ = writeln!(
+        out,
+        "| time to acknowledgement, median / 99th percentile | {} ms / {} ms |",
+        s.ack_latency_ms_p50, s.ack_latency_ms_p99
+    );
+    // Share of the brokers' simulated time spent waiting for fsyncs (per mille, integer
+    // arithmetic so the text is the same on every machine).
+    let broker_ms = s.simulated_ms * run.scenario.cluster.brokers.max(1) as u64;
+    let fsync_permille = (s.fsync_ms * 1000).checked_div(broker_ms).unwrap_or(0);
+    let _ = writeln!(
+        out,
+        "| log fsyncs, simulated time spent in them | {} / {} ms ({}.{}% of the brokers' time) |",
+        s.fsyncs,
+        s.fsync_ms,
+        fsync_permille / 10,
+        fsync_permille % 10
+    );
+    if s.produce_refused_not_enough_replicas > 0 {
+        let _ = writeln!(
+            out,
+            "| produce requests refused with NOT_ENOUGH_REPLICAS (ISR below `min.insync.replicas`; the producer retries) | {} |",
+            s.produce_refused_not_enough_replicas
+        );
+    }
     let _ = writeln!(out, "| records returned by polls | {} |", s.records_polled);
     let _ = writeln!(out, "| messages between nodes | {} |", s.messages);
     let _ = writeln!(out, "| fault actions | {} |", s.faults);
@@ -3006,6 +3035,8 @@ config = { "auto.offset.reset" = "earliest" }
                 snapshots: Vec::new(),
                 assignment,
                 messages: 123,
+                fsyncs: 0,
+                fsync_us: 0,
                 simulated_ms: 15000,
                 wall_ms: 42,
                 cpu_us: 0,

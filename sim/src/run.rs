@@ -47,6 +47,24 @@ pub struct Stats {
     pub records_indeterminate: u64,
     pub records_polled: u64,
     pub faults: u64,
+    /// Records acknowledged per simulated second of the whole run (workload, faults and heal
+    /// phase), to one decimal: the throughput the cluster gave the producers.
+    pub acked_per_sim_s: f64,
+    /// Median and 99th percentile of the time from `send` to its acknowledgement, in simulated
+    /// milliseconds, over acknowledged records (0 when none was acknowledged).
+    pub ack_latency_ms_p50: u64,
+    pub ack_latency_ms_p99: u64,
+    /// Log fsyncs the brokers' disks carried out: flushes (`log.flush.interval.messages`,
+    /// `log.flush.interval.ms`), segment rolls and recovery repairs. (Checkpoint files are
+    /// written atomically and neither counted nor charged.)
+    pub fsyncs: u64,
+    /// Simulated time spent waiting for those fsyncs, in milliseconds: each costs the
+    /// simulated disk's `sync_latency_us` (2 ms), during which the broker does nothing else.
+    pub fsync_ms: u64,
+    /// Produce requests a leader refused with NOT_ENOUGH_REPLICAS because its ISR was
+    /// smaller than `min.insync.replicas` (the producer retries them; left out when zero).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub produce_refused_not_enough_replicas: u64,
     /// Log segments rolled, deleted by retention and rewritten by the cleaner, over all
     /// replicas (left out of `summary.json` when zero).
     #[serde(skip_serializing_if = "is_zero")]
@@ -62,6 +80,15 @@ pub struct Stats {
     /// key; checkers excuse them).
     #[serde(skip_serializing_if = "is_zero")]
     pub records_removed_by_compaction: u64,
+}
+
+/// The `p`th percentile (nearest rank) of sorted values; 0 for none.
+fn percentile(sorted: &[u64], p: usize) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (sorted.len() * p).div_ceil(100).max(1);
+    sorted[rank - 1]
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -147,6 +174,12 @@ impl RunResult {
             records_indeterminate: 0,
             records_polled: 0,
             faults: self.output.faults.len() as u64,
+            acked_per_sim_s: 0.0,
+            ack_latency_ms_p50: 0,
+            ack_latency_ms_p99: 0,
+            fsyncs: self.output.fsyncs,
+            fsync_ms: self.output.fsync_us / 1000,
+            produce_refused_not_enough_replicas: 0,
             segments_rolled: 0,
             segments_deleted: 0,
             segments_cleaned: 0,
@@ -157,6 +190,10 @@ impl RunResult {
             use ksim_model::event::Event;
             match &r.event {
                 Event::LogSegmentRolled { .. } => s.segments_rolled += 1,
+                Event::ProduceRejected {
+                    error: ksim_model::protocol::ErrorCode::NotEnoughReplicas,
+                    ..
+                } => s.produce_refused_not_enough_replicas += 1,
                 Event::LogSegmentsDeleted { base_offsets, .. } => {
                     s.segments_deleted += base_offsets.len() as u64
                 }
@@ -171,15 +208,34 @@ impl RunResult {
             s.records_deleted_by_retention,
             s.records_removed_by_compaction,
         ) = removed.excused_counts(&self.output.history);
+        // Invoke time of each send in flight, by (process, op id).
+        let mut invoked_ms: std::collections::BTreeMap<(ksim_model::types::NodeId, u64), u64> =
+            std::collections::BTreeMap::new();
+        let mut ack_latencies_ms: Vec<u64> = Vec::new();
         for e in &self.output.history {
             match (&e.op.value, e.op.op_type) {
-                (OpValue::Send { .. }, OpType::Invoke) => s.records_sent += 1,
-                (OpValue::Send { .. }, OpType::Ok) => s.records_acked += 1,
+                (OpValue::Send { .. }, OpType::Invoke) => {
+                    s.records_sent += 1;
+                    invoked_ms.insert((e.process, e.op.op_id), e.time_ms);
+                }
+                (OpValue::Send { .. }, OpType::Ok) => {
+                    s.records_acked += 1;
+                    if let Some(t) = invoked_ms.remove(&(e.process, e.op.op_id)) {
+                        ack_latencies_ms.push(e.time_ms.saturating_sub(t));
+                    }
+                }
                 (OpValue::Send { .. }, OpType::Fail) => s.records_failed += 1,
                 (OpValue::Send { .. }, OpType::Info) => s.records_indeterminate += 1,
                 (OpValue::Poll { records }, OpType::Ok) => s.records_polled += records.len() as u64,
                 _ => {}
             }
+        }
+        ack_latencies_ms.sort_unstable();
+        s.ack_latency_ms_p50 = percentile(&ack_latencies_ms, 50);
+        s.ack_latency_ms_p99 = percentile(&ack_latencies_ms, 99);
+        if s.simulated_ms > 0 {
+            // Integer arithmetic first, so the value is the same on every machine.
+            s.acked_per_sim_s = (s.records_acked * 10_000 / s.simulated_ms) as f64 / 10.0;
         }
         s
     }

@@ -19,7 +19,7 @@
 use crate::disk::SimDisk;
 use crate::history::{EventRecord, HistoryEntry};
 use ksim_model::disk::Disk;
-use ksim_model::effects::{Actor, Effect, Effects};
+use ksim_model::effects::{Actor, DiskOp, Effect, Effects};
 use ksim_model::event::Event;
 use ksim_model::protocol::Message;
 use ksim_model::types::{BrokerId, ControllerEpoch, Instant, LeaderEpoch, NodeId, TopicPartition};
@@ -92,6 +92,12 @@ pub struct Shared {
     pub history: Vec<HistoryEntry>,
     pub events: Vec<EventRecord>,
     pub messages: u64,
+    /// Log fsyncs the nodes' disks carried out ([`DiskOp::Sync`]: flushes, segment rolls,
+    /// recovery repairs; checkpoint writes are not counted).
+    pub fsyncs: u64,
+    /// Simulated time the nodes spent waiting for those fsyncs, in microseconds (each costs
+    /// the simulated disk's `sync_latency_us`).
+    pub fsync_us: u64,
     pub observer: Observer,
     /// Nodes that halted themselves (fatal disk error).
     pub halted: Vec<NodeId>,
@@ -120,6 +126,8 @@ impl Shared {
             history: Vec::new(),
             events: Vec::new(),
             messages: 0,
+            fsyncs: 0,
+            fsync_us: 0,
             observer: Observer::default(),
             halted: Vec::new(),
             addrs,
@@ -326,7 +334,7 @@ pub async fn run_actor<A: Actor>(
     lock(&shared).report_replicas(me, &actor, true);
     loop {
         // Execute effects in order.
-        let now_ms = start.elapsed().as_millis() as u64;
+        let mut now_ms = start.elapsed().as_millis() as u64;
         let mut halt: Option<String> = None;
         for effect in out.drain() {
             match effect {
@@ -354,6 +362,23 @@ pub async fn run_actor<A: Actor>(
                     if let Err(e) = disk.apply(&op) {
                         halt = Some(format!("disk error on {}: {e}", describe_disk_op(&op)));
                         break;
+                    }
+                    // A log fsync costs the simulated disk's `sync_latency_us`, and the node
+                    // waits for it before it carries out the next effect, so the fsync delays
+                    // every response sent after it (as Kafka's produce path waits for a flush
+                    // under the log lock). Checkpoint writes (`WriteAtomic`) are not charged:
+                    // they are rare and off the produce path.
+                    if matches!(op, DiskOp::Sync { .. }) {
+                        let latency = disk_sim.latency(&op);
+                        {
+                            let mut s = lock(&shared);
+                            s.fsyncs += 1;
+                            s.fsync_us += latency.as_micros() as u64;
+                        }
+                        if !latency.is_zero() {
+                            madsim::time::sleep(latency).await;
+                            now_ms = start.elapsed().as_millis() as u64;
+                        }
                     }
                 }
                 Effect::Event(event) => {

@@ -73,6 +73,10 @@ pub struct RunOutput {
     pub assignment: BTreeMap<TopicPartition, Vec<BrokerId>>,
     /// Messages sent between nodes.
     pub messages: u64,
+    /// fsyncs the nodes' disks carried out, and the simulated time spent in them (see
+    /// [`crate::runtime::Shared::fsyncs`]).
+    pub fsyncs: u64,
+    pub fsync_us: u64,
     pub simulated_ms: u64,
     pub wall_ms: u64,
     /// CPU time of the simulation's thread (user + system), in microseconds: not simulated,
@@ -460,6 +464,8 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         snapshots,
         assignment,
         messages: s.messages,
+        fsyncs: s.fsyncs,
+        fsync_us: s.fsync_us,
         simulated_ms: s.now_ms(),
         wall_ms: 0,
         cpu_us: 0,

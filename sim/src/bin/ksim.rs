@@ -403,6 +403,17 @@ fn verdict_text(r: &RunResult, out_dir: &Path) -> String {
                 speedup(st.simulated_ms, st.wall_ms)
             ),
         ),
+        (
+            "acked per sim s",
+            format!(
+                "{:.1} (ack latency p50 {} ms, p99 {} ms)",
+                st.acked_per_sim_s, st.ack_latency_ms_p50, st.ack_latency_ms_p99
+            ),
+        ),
+        (
+            "fsyncs",
+            format!("{} ({} ms simulated)", st.fsyncs, st.fsync_ms),
+        ),
         ("network messages", st.messages.to_string()),
         ("faults injected", st.faults.to_string()),
     ];
