@@ -115,6 +115,8 @@ pub enum ControllerZkOp {
         state: PartitionState,
         /// Broker epoch of each ISR member (KIP-903).
         epochs: IsrEpochs,
+        /// The last-known eligible leader replicas written with it (KIP-966).
+        elr: BTreeSet<BrokerId>,
         reason: String,
     },
 }
@@ -156,6 +158,10 @@ struct Active {
     states: BTreeMap<TopicPartition, Option<PartitionState>>,
     /// The broker epoch each ISR member joined with (KIP-903), per partition.
     isr_epochs: BTreeMap<TopicPartition, IsrEpochs>,
+    /// Per partition, the replicas the controller removed from the ISR because they failed
+    /// or restarted (not because their leader found them lagging), and that have not joined
+    /// it again: KIP-966's last-known ELR. A recovery among the last ISR considers them too.
+    elr: BTreeMap<TopicPartition, BTreeSet<BrokerId>>,
     /// Each broker incarnation's logs as it registered them: (last epoch, log end offset) by
     /// partition name.
     reported_logs: BTreeMap<(BrokerId, BrokerEpoch), BTreeMap<String, (LeaderEpoch, Offset)>>,
@@ -193,23 +199,40 @@ fn state_path(tp: &TopicPartition) -> String {
 /// The broker epoch of each ISR member when it joined (KIP-903).
 pub type IsrEpochs = BTreeMap<BrokerId, BrokerEpoch>;
 
-fn encode_state(s: &PartitionState, epochs: &IsrEpochs) -> Vec<u8> {
+fn encode_state(s: &PartitionState, epochs: &IsrEpochs, elr: &BTreeSet<BrokerId>) -> Vec<u8> {
     let leader = s.leader.map(|b| b.0).unwrap_or(-1);
     let isr: Vec<i32> = s.isr.iter().map(|b| b.0).collect();
     let isr_epochs: serde_json::Map<String, serde_json::Value> = epochs
         .iter()
         .map(|(b, e)| (b.0.to_string(), serde_json::json!(e.0)))
         .collect();
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "controller_epoch": s.controller_epoch.0,
         "leader": leader,
         "version": 1,
         "leader_epoch": s.leader_epoch.0,
         "isr": isr,
         "isr_broker_epochs": isr_epochs,
-    })
-    .to_string()
-    .into_bytes()
+    });
+    if !elr.is_empty() {
+        v["last_known_elr"] = serde_json::json!(elr.iter().map(|b| b.0).collect::<Vec<_>>());
+    }
+    v.to_string().into_bytes()
+}
+
+/// The last-known eligible leader replicas stored with a partition's state (KIP-966).
+fn decode_elr(data: &[u8]) -> BTreeSet<BrokerId> {
+    serde_json::from_slice::<serde_json::Value>(data)
+        .ok()
+        .and_then(|v| {
+            v.get("last_known_elr")?.as_array().map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_i64())
+                    .map(|x| BrokerId(x as i32))
+                    .collect()
+            })
+        })
+        .unwrap_or_default()
 }
 
 fn decode_epochs(data: &[u8]) -> IsrEpochs {
@@ -355,6 +378,7 @@ impl Controller {
             assignments: BTreeMap::new(),
             states: BTreeMap::new(),
             isr_epochs: BTreeMap::new(),
+            elr: BTreeMap::new(),
             reported_logs: BTreeMap::new(),
             loading: 0,
             loaded: false,
@@ -624,6 +648,7 @@ impl Controller {
                     a.assignments.remove(tp);
                     a.states.remove(tp);
                     a.isr_epochs.remove(tp);
+                    a.elr.remove(tp);
                 }
                 for (b, partitions) in per_broker {
                     out.send(
@@ -669,6 +694,7 @@ impl Controller {
                 let state = match result {
                     Ok(ZkReply::Data { data, version }) => {
                         a.isr_epochs.insert(tp.clone(), decode_epochs(&data));
+                        a.elr.insert(tp.clone(), decode_elr(&data));
                         decode_state(&tp, &replicas, &data, version)
                     }
                     _ => None,
@@ -680,6 +706,7 @@ impl Controller {
                 tp,
                 mut state,
                 epochs,
+                elr,
                 reason,
             } => {
                 let version = match &result {
@@ -708,6 +735,7 @@ impl Controller {
                 });
                 a.states.insert(tp.clone(), Some(state));
                 a.isr_epochs.insert(tp.clone(), epochs);
+                a.elr.insert(tp.clone(), elr);
                 if let Some(p) = a.pending.as_mut() {
                     p.writes -= 1;
                     p.changed.insert(tp);
@@ -911,6 +939,22 @@ impl Controller {
                 e.map(|e| (*m, *e))
             })
             .collect();
+        // KIP-966's last-known ELR: a member the controller drops from the ISR because it
+        // failed or restarted keeps the log it had (a crash loses no written record; a power
+        // failure may), so a later recovery among the last ISR also weighs its log. A member
+        // leaves the ELR when it joins the ISR again; a recovery starts afresh. (Members a
+        // leader drops for lagging never enter: their logs miss committed records.)
+        let mut elr = a.elr.get(tp).cloned().unwrap_or_default();
+        if self.config.replication_truncation == TruncationMode::Fenced {
+            match reason {
+                "leader-election" | "broker-failed" | "offline" => {
+                    elr.extend(old_isr.iter().filter(|m| !state.isr.contains(m)));
+                }
+                "last-isr-recovery" | "unclean-election" => elr.clear(),
+                _ => {}
+            }
+        }
+        elr.retain(|m| !state.isr.contains(m));
         let check = ZkOp::Check {
             path: "/controller_epoch".into(),
             version: a.epoch_version,
@@ -920,7 +964,7 @@ impl Controller {
                 check,
                 ZkOp::SetData {
                     path: state_path(tp),
-                    data: encode_state(&state, &epochs),
+                    data: encode_state(&state, &epochs, &elr),
                     expected_version: Some(old.partition_epoch),
                 },
             ],
@@ -942,7 +986,7 @@ impl Controller {
                     check,
                     ZkOp::Create {
                         path: state_path(tp),
-                        data: encode_state(&state, &epochs),
+                        data: encode_state(&state, &epochs, &elr),
                         ephemeral: false,
                     },
                 ]
@@ -955,6 +999,7 @@ impl Controller {
                 tp: tp.clone(),
                 state,
                 epochs,
+                elr,
                 reason: reason.into(),
             },
         ));
@@ -1166,18 +1211,30 @@ impl Controller {
                         let (mut leader, mut isr, unclean) =
                             self.elect(tp, &replicas, &s.isr, &in_sync, eligible);
                         let mut recovered = false;
+                        // The last ISR and the last-known ELR: every replica that may hold
+                        // the committed records.
+                        let elr = a.elr.get(tp);
+                        let candidates: Vec<BrokerId> = s
+                            .isr
+                            .iter()
+                            .chain(elr.into_iter().flatten().filter(|m| !s.isr.contains(m)))
+                            .copied()
+                            .collect();
                         if !legacy
                             && leader.is_none()
                             && !s.isr.is_empty()
-                            && s.isr.iter().all(|r| a.live.contains_key(r))
+                            && candidates.iter().all(|r| a.live.contains_key(r))
                         {
                             // No member of the ISR is the incarnation that joined it: each has
-                            // restarted since. Once all of them are back, elect the one whose
-                            // log is most complete (KIP-966's balanced unclean recovery among
-                            // the last ISR): committed records survive as long as one of them
-                            // kept its log, which is all Kafka promises.
-                            let best = s
-                                .isr
+                            // restarted since. Once all of them, and every replica the
+                            // controller dropped from the ISR when it failed (the last-known
+                            // ELR), are back, elect the one whose log is most complete
+                            // (KIP-966's balanced unclean recovery): committed records survive
+                            // as long as one of them kept its log. (The ISR may have been
+                            // narrowed to a member whose dead incarnation was still registered,
+                            // and which then came back with nothing: the dropped member that
+                            // crashed without losing power still holds the records.)
+                            let best = candidates
                                 .iter()
                                 .map(|r| {
                                     let report = a
@@ -1608,5 +1665,52 @@ mod tests {
                 .collect::<IsrEpochs>(),
             "the recovered leader is in sync in its current incarnation"
         );
+    }
+
+    /// Regression (`kip-101-divergence-fixed` seeds 6, 71): a replica the controller drops
+    /// from the ISR because it failed joins the last-known ELR (KIP-966), and a recovery among
+    /// the last ISR weighs its log too. The ISR had been narrowed to broker 1, whose dead
+    /// incarnation was still registered; broker 1 came back with nothing, while broker 0,
+    /// which had crashed without losing power, still held every committed record.
+    #[test]
+    fn recovery_weighs_the_replicas_dropped_from_the_isr_when_they_failed() {
+        // Broker 0 (the leader) is gone; broker 1's registration is still there.
+        let state = r#"{"controller_epoch":2,"leader":0,"version":1,"leader_epoch":4,"isr":[0,1],"isr_broker_epochs":{"0":10,"1":11}}"#;
+        let (_, reqs) = load(&[(1, r#"{"broker_epoch":11,"logs":{}}"#)], state);
+        let writes = state_write_epochs(&reqs);
+        assert_eq!(writes.len(), 1, "{reqs:?}");
+        assert_eq!(writes[0].0.leader, Some(BrokerId(1)));
+        assert_eq!(writes[0].2, "leader-election");
+        let elr = reqs
+            .iter()
+            .find_map(|(_, op)| match op {
+                ControllerZkOp::StateWrite { elr, .. } => Some(elr.clone()),
+                _ => None,
+            })
+            .expect("a state write");
+        assert_eq!(elr, [BrokerId(0)].into_iter().collect());
+        // Later both are back, each a new incarnation: broker 1 with an empty log, broker 0
+        // with its whole log. The recovery elects broker 0.
+        let state = r#"{"controller_epoch":3,"leader":-1,"version":1,"leader_epoch":6,"isr":[1],"isr_broker_epochs":{"1":11},"last_known_elr":[0]}"#;
+        let (_, reqs) = load(
+            &[
+                (0, r#"{"broker_epoch":20,"logs":{"t-0":[4,2647]}}"#),
+                (1, r#"{"broker_epoch":21,"logs":{"t-0":[-1,0]}}"#),
+            ],
+            state,
+        );
+        let writes = state_write_epochs(&reqs);
+        assert_eq!(writes.len(), 1, "{reqs:?}");
+        let (s, epochs, reason) = &writes[0];
+        assert_eq!(reason, "last-isr-recovery");
+        assert_eq!(s.leader, Some(BrokerId(0)));
+        assert_eq!(s.isr, vec![BrokerId(0)]);
+        assert_eq!(epochs.get(&BrokerId(0)), Some(&BrokerEpoch(20)));
+        // Without broker 0 registered, the recovery waits for it.
+        let (_, reqs) = load(
+            &[(1, r#"{"broker_epoch":21,"logs":{"t-0":[-1,0]}}"#)],
+            state,
+        );
+        assert!(state_write_epochs(&reqs).is_empty(), "{reqs:?}");
     }
 }

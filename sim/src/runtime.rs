@@ -48,6 +48,10 @@ pub struct Observer {
     pub replicas: BTreeMap<TopicPartition, Vec<BrokerId>>,
     /// When the controller last wrote each partition's ISR (simulated ms).
     pub isr_written_ms: BTreeMap<TopicPartition, u64>,
+    /// When each replica last joined each partition's ISR (simulated ms): the leader added it
+    /// (it caught up), or the partition was created or recovered with it in the ISR. A member
+    /// the controller merely kept from the previous ISR did not join then.
+    pub isr_joined_ms: BTreeMap<(TopicPartition, BrokerId), u64>,
     /// The latest controller.
     pub controller: Option<(ControllerEpoch, BrokerId)>,
 }
@@ -69,7 +73,19 @@ impl Observer {
                     *e = (*leader_epoch, *broker);
                 }
             }
-            Event::PartitionStateChanged { tp, isr, .. } => {
+            Event::PartitionStateChanged {
+                tp, isr, reason, ..
+            } => {
+                let fresh = matches!(
+                    reason.as_str(),
+                    "new-partition" | "last-isr-recovery" | "unclean-election"
+                );
+                for m in isr {
+                    let before = self.isr.get(tp).is_some_and(|old| old.contains(m));
+                    if fresh || !before {
+                        self.isr_joined_ms.insert((tp.clone(), *m), time_ms);
+                    }
+                }
                 self.isr.insert(tp.clone(), isr.clone());
                 self.isr_written_ms.insert(tp.clone(), time_ms);
             }

@@ -551,8 +551,11 @@ pub fn add_partitions(brokers: i32, existing: &[Vec<BrokerId>], count: i32) -> V
 /// A partition for which `node` is the only in-sync replica still holding its data, if any:
 /// taking its power or disk would lose data Kafka never promised to keep (KAFKA-SEMANTICS.md:
 /// durability holds while one in-sync replica survives without losing power or disk). Another
-/// ISR member counts only if it is running and, if it lost power or disk itself, an ISR written
-/// after its restart includes it again (it caught up).
+/// ISR member counts only if it is running and, if it lost power or disk itself, it joined the
+/// ISR again after its restart (its leader added it back once it caught up, or a recovery
+/// elected it). An ISR the controller wrote after the restart that merely kept it as a member
+/// does not count: the controller may not have seen the restart yet (KIP-380: the dead
+/// incarnation's registration outlives it by up to the session timeout).
 fn last_in_sync_copy(
     node: NodeId,
     observer: &crate::runtime::Observer,
@@ -560,14 +563,14 @@ fn last_in_sync_copy(
 ) -> Option<TopicPartition> {
     let NodeId::Broker(b) = node else { return None };
     observer.isr.iter().find_map(|(tp, isr)| {
-        let written = observer.isr_written_ms.get(tp).copied().unwrap_or(0);
         let holds_data = |o: &BrokerId| {
             let n = NodeId::Broker(*o);
+            let joined = observer.isr_joined_ms.get(&(tp.clone(), *o)).copied();
             !state.down.contains(&n)
                 && match state.data_lost.get(&n) {
                     None => true,
                     Some(None) => false,
-                    Some(Some(restarted)) => written > *restarted,
+                    Some(Some(restarted)) => joined.is_some_and(|j| j > *restarted),
                 }
         };
         let others = isr.iter().any(|o| *o != b && holds_data(o));
