@@ -50,10 +50,12 @@
 use crate::config::ProducerConfig;
 use crate::effects::{Actor, Effects};
 use crate::event::{ClientOp, Event, OpType, OpValue};
-use crate::partitioner::partition_for_key;
+use crate::partitioner::{partition_for_key, StickyPartitioner};
 use crate::protocol::*;
 use crate::record::{Compression, RecordBatch, HEADER_SIZE};
 use crate::types::*;
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -240,13 +242,20 @@ impl PendingRecord {
     /// one-byte varints: length, attributes, timestamp and offset deltas, key and value
     /// lengths, header count).
     fn size_bytes(&self) -> u32 {
-        let headers: usize = self
-            .headers
+        Self::encoded_size(&self.key_bytes, &self.value_bytes, &self.headers)
+    }
+
+    /// The size a record with these serialized parts takes in a batch's records section.
+    fn encoded_size(
+        key_bytes: &Option<Vec<u8>>,
+        value_bytes: &[u8],
+        headers: &[(String, Option<Vec<u8>>)],
+    ) -> u32 {
+        let headers: usize = headers
             .iter()
             .map(|(k, v)| 2 + k.len() + v.as_ref().map_or(0, |v| v.len()))
             .sum();
-        (7 + self.key_bytes.as_ref().map_or(0, |k| k.len()) + self.value_bytes.len() + headers)
-            as u32
+        (7 + key_bytes.as_ref().map_or(0, |k| k.len()) + value_bytes.len() + headers) as u32
     }
 }
 
@@ -318,8 +327,11 @@ pub struct ProducerClient {
     next_value: u64,
     next_op: u64,
     next_corr: u64,
-    sticky_partition: Option<i32>,
-    sticky_counter: u64,
+    /// KIP-480's sticky partitioner for records without a key (or with
+    /// `partitioner.ignore.keys`).
+    sticky: StickyPartitioner,
+    /// Its randomness (Kafka: `ThreadLocalRandom`), seeded by [`ProducerClient::with_partitioner_seed`].
+    partitioner_rng: ChaCha8Rng,
 }
 
 impl fmt::Debug for ProducerClient {
@@ -368,9 +380,22 @@ impl ProducerClient {
             next_value: 0,
             next_op: 0,
             next_corr: 0,
-            sticky_partition: None,
-            sticky_counter: 0,
+            sticky: StickyPartitioner::new(),
+            partitioner_rng: ChaCha8Rng::seed_from_u64(index as u64),
         }
+    }
+
+    /// Seeds the sticky partitioner's random choices (the simulation derives `seed` from the
+    /// run's seed, one stream per producer), so that null-key records spread the same way on
+    /// every replay.
+    pub fn with_partitioner_seed(mut self, seed: u64) -> Self {
+        self.partitioner_rng = ChaCha8Rng::seed_from_u64(seed);
+        self
+    }
+
+    /// The sticky partition null-key records currently go to (KIP-480), if one was chosen.
+    pub fn sticky_partition(&self) -> Option<i32> {
+        self.sticky.current()
     }
 
     /// Installs an interceptor (`interceptor.classes`); they run in installation order.
@@ -468,21 +493,53 @@ impl ProducerClient {
         out.timer(at_ms - now.as_ms(), ProducerTimer::Wake { at_ms });
     }
 
-    fn choose_partition(&mut self, key: &Option<Vec<u8>>, partitions: i32) -> i32 {
+    /// The partition of a record without an explicit one: murmur2 of the key, else (null key,
+    /// or `partitioner.ignore.keys`) KIP-480's sticky partition. As in Kafka's
+    /// `KafkaProducer.doSend`, when the record would open a new batch on the sticky partition
+    /// (`RecordAccumulator.append` with `abortOnNewBatch`), the partitioner is told
+    /// (`onNewBatch`) and picks another partition at random, preferring partitions with a
+    /// known leader; the record goes there.
+    fn choose_partition(
+        &mut self,
+        key: &Option<Vec<u8>>,
+        record_bytes: u32,
+        partitions: i32,
+    ) -> i32 {
         match key {
             Some(k) if !self.config.partitioner_ignore_keys => partition_for_key(k, partitions),
             _ => {
-                // Sticky partitioner (KIP-480): stay on one partition until its batch is sent.
-                match self.sticky_partition {
-                    Some(p) if p < partitions => p,
-                    _ => {
-                        self.sticky_counter += 1;
-                        let p = (self.sticky_counter % partitions as u64) as i32;
-                        self.sticky_partition = Some(p);
-                        p
-                    }
+                let random = self.partitioner_rng.next_u64();
+                let p = self.sticky.next_partition(partitions, random);
+                if !self.opens_new_batch(p, record_bytes) {
+                    return p;
                 }
+                let available: Vec<i32> = self
+                    .leaders
+                    .iter()
+                    .filter(|(q, l)| l.is_some() && **q < partitions)
+                    .map(|(q, _)| *q)
+                    .collect();
+                let random = self.partitioner_rng.next_u64();
+                self.sticky
+                    .on_new_batch_among(p, partitions, &available, random)
             }
+        }
+    }
+
+    /// Whether appending `record_bytes` to `partition` would open a new batch: there is no
+    /// unsent batch to append to, or the last one has no room (the same test as `append`).
+    fn opens_new_batch(&self, partition: i32, record_bytes: u32) -> bool {
+        match self
+            .batches
+            .get(&partition)
+            .and_then(|q| q.back())
+            .filter(|last| last.attempts == 0 && last.base_sequence.is_none())
+        {
+            Some(last) => {
+                self.estimated_batch_bytes(last.records_bytes + record_bytes)
+                    > self.config.batch_size
+            }
+            None => true,
         }
     }
 
@@ -561,9 +618,10 @@ impl ProducerClient {
             .as_ref()
             .map(|k| self.key_serializer.serialize(&topic, k));
         let value_bytes = self.value_serializer.serialize(&topic, &record.value);
+        let record_bytes = PendingRecord::encoded_size(&key_bytes, &value_bytes, &record.headers);
         let partition = match record.partition {
             Some(p) if (0..partitions).contains(&p) => p,
-            _ => self.choose_partition(&key_bytes, partitions),
+            _ => self.choose_partition(&key_bytes, record_bytes, partitions),
         };
         self.next_op += 1;
         let op_id = self.next_op;
@@ -640,10 +698,6 @@ impl ProducerClient {
                 last.records.push(record);
                 last.records_bytes += size;
                 return;
-            }
-            // The last batch is full: the sticky partitioner moves on (KIP-480).
-            if self.sticky_partition == Some(partition) && record.key_bytes.is_none() {
-                self.sticky_partition = None;
             }
         }
         let need = (batch_size as u64).max(HEADER_SIZE as u64 + size as u64);
@@ -958,9 +1012,6 @@ impl ProducerClient {
                 let mut request: Vec<Batch> = Vec::new();
                 for &partition in &partitions {
                     if let Some(batch) = self.take_sendable(partition, now, &mut next_check, out) {
-                        if self.sticky_partition == Some(partition) {
-                            self.sticky_partition = None;
-                        }
                         request.push(batch);
                     }
                 }
@@ -1524,6 +1575,11 @@ mod tests {
     use crate::effects::Effect;
 
     fn metadata(corr: CorrelationId) -> Message {
+        metadata_n(corr, 2)
+    }
+
+    /// A metadata answer for topic `t` with `n` partitions, all led by broker-0.
+    fn metadata_n(corr: CorrelationId, n: i32) -> Message {
         let pm = |p: i32| PartitionMetadata {
             tp: TopicPartition::new("t", p),
             error: ErrorCode::None,
@@ -1536,7 +1592,7 @@ mod tests {
             corr,
             brokers: vec![BrokerId(0)],
             controller: Some(BrokerId(0)),
-            partitions: vec![pm(0), pm(1)],
+            partitions: (0..n).map(pm).collect(),
         }
     }
 
@@ -1678,6 +1734,11 @@ mod tests {
     /// A producer that has metadata (2 partitions led by broker 0) and, when idempotent, a
     /// producer id.
     fn started(config: ProducerConfig, style: SendStyle) -> ProducerClient {
+        started_n(config, style, 2)
+    }
+
+    /// A producer past metadata (topic `t` with `partitions` partitions) and InitProducerId.
+    fn started_n(config: ProducerConfig, style: SendStyle, partitions: i32) -> ProducerClient {
         let idempotent = config.enable_idempotence;
         let mut p = ProducerClient::new(0, config, workload(style), vec![BrokerId(0)]);
         let broker = NodeId::Broker(BrokerId(0));
@@ -1685,7 +1746,7 @@ mod tests {
         p.on_start(Instant(0), &mut out);
         let md = corr_of(&out.sent()[0]);
         let mut out = Effects::new();
-        p.on_message(Instant(1), broker, metadata(md), &mut out);
+        p.on_message(Instant(1), broker, metadata_n(md, partitions), &mut out);
         if idempotent {
             let init = corr_of(&out.sent()[0]);
             let mut out = Effects::new();
@@ -1902,11 +1963,10 @@ mod tests {
             partitioner_ignore_keys: true,
             ..ProducerConfig::default()
         };
-        let mut p = started(config, SendStyle::Async);
-        p.sticky_partition = Some(0);
+        // One partition: every null-key record goes to partition 0.
+        let mut p = started_n(config, SendStyle::Async, 1);
         let mut reqs = Vec::new();
         for t in 3..=12 {
-            p.sticky_partition = Some(0);
             reqs.extend(produce_requests(&tick(&mut p, t)));
         }
         assert_eq!(reqs.len(), 5, "five in flight on partition 0: {reqs:?}");
@@ -2088,5 +2148,62 @@ mod tests {
         for n in SendStyle::NAMES {
             assert_eq!(SendStyle::parse(n).unwrap().name(), *n);
         }
+    }
+
+    /// KIP-480: null-key records stick to one partition while they fill its open batch, and
+    /// move, at random among the partitions with a leader, only when a record would open a
+    /// new batch there; the choice is the same on every replay of the partitioner seed.
+    #[test]
+    fn sticky_partitioner_switches_only_when_a_new_batch_is_opened() {
+        let run = |seed: u64| {
+            let config = ProducerConfig {
+                linger_ms: 1_000,
+                batch_size: 200,
+                enable_idempotence: false,
+                ..ProducerConfig::default()
+            };
+            let mut p =
+                ProducerClient::new(0, config, workload(SendStyle::Async), vec![BrokerId(0)])
+                    .with_partitioner_seed(seed);
+            let broker = NodeId::Broker(BrokerId(0));
+            let mut out = Effects::new();
+            p.on_start(Instant(0), &mut out);
+            let md = corr_of(&out.sent()[0]);
+            let mut out = Effects::new();
+            p.on_message(Instant(1), broker, metadata_n(md, 6), &mut out);
+            let mut sends = Vec::new();
+            for t in 3..=40 {
+                for op in tick(&mut p, t).ops() {
+                    if let (OpType::Invoke, OpValue::Send { tp, .. }) = (op.op_type, &op.value) {
+                        sends.push(tp.partition);
+                    }
+                }
+            }
+            sends
+        };
+        let a = run(1);
+        assert!(a.len() > 20, "{a:?}");
+        // Runs of one partition, each the size of one batch (batch.size 200 holds several
+        // records), and consecutive runs on different partitions.
+        let mut runs: Vec<(i32, usize)> = Vec::new();
+        for p in &a {
+            match runs.last_mut() {
+                Some((q, n)) if q == p => *n += 1,
+                _ => runs.push((*p, 1)),
+            }
+        }
+        assert!(runs.len() >= 3, "{runs:?}");
+        assert!(
+            runs.iter().all(|(_, n)| *n > 1),
+            "a batch holds several records: {runs:?}"
+        );
+        assert!(runs.windows(2).all(|w| w[0].0 != w[1].0), "{runs:?}");
+        let distinct: BTreeSet<i32> = a.iter().copied().collect();
+        assert!(
+            distinct.len() >= 3,
+            "random choice spreads over partitions: {runs:?}"
+        );
+        assert_eq!(a, run(1), "same seed, same choices");
+        assert_ne!(a, run(2), "another seed chooses differently");
     }
 }

@@ -14,7 +14,7 @@
 //!
 //! Randomness comes from the seed only, split into named streams (ChaCha8 stream ids) so that
 //! changing one subsystem does not move another's draws: madsim's own generator (network
-//! latency, scheduling), `nemesis`, `assignment`, `disk`.
+//! latency, scheduling), `nemesis`, `assignment`, `disk`, `partitioner`.
 
 use crate::disk::SimDisk;
 use crate::history::{EventRecord, HistoryEntry};
@@ -32,7 +32,7 @@ use ksim_model::log::PartitionLog;
 use ksim_model::producer::{ProducerClient, ProducerWorkload};
 use ksim_model::protocol::Message;
 use ksim_model::types::{BrokerId, NodeId, Offset, TopicPartition};
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -48,6 +48,8 @@ pub mod streams {
     pub const NEMESIS: u64 = 1;
     pub const ASSIGNMENT: u64 = 2;
     pub const DISK: u64 = 3;
+    /// One seed per producer for its sticky partitioner (KIP-480), drawn in producer order.
+    pub const PARTITIONER: u64 = 4;
 }
 
 /// A fresh generator for one named stream of a seed.
@@ -262,8 +264,10 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         });
         handles.insert(node, h);
     }
+    let mut partitioner_rng = stream_rng(seed, streams::PARTITIONER);
     for (i, spec) in &producer_specs {
         let node = NodeId::Producer(*i);
+        let partitioner_seed = partitioner_rng.next_u64();
         let (shared, disk) = (shared.clone(), disk.clone());
         let config = spec.config.clone();
         let workload = ProducerWorkload {
@@ -278,7 +282,8 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         let bootstrap = brokers.clone();
         let i = *i;
         let h = spawn_node(&handle, node, move || {
-            let p = ProducerClient::new(i, config.clone(), workload.clone(), bootstrap.clone());
+            let p = ProducerClient::new(i, config.clone(), workload.clone(), bootstrap.clone())
+                .with_partitioner_seed(partitioner_seed);
             run_actor(node, p, Effects::new(), shared.clone(), disk.clone())
         });
         handles.insert(node, h);
