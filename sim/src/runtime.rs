@@ -52,12 +52,16 @@ pub struct Observer {
     /// (it caught up), or the partition was created or recovered with it in the ISR. A member
     /// the controller merely kept from the previous ISR did not join then.
     pub isr_joined_ms: BTreeMap<(TopicPartition, BrokerId), u64>,
+    /// Per partition, the replicas the controller dropped from the ISR because they failed or
+    /// restarted, and that have not joined it again (the controller's last-known ELR, KIP-966,
+    /// as the fenced controller keeps it): they may hold the only copy of committed records.
+    pub elr: BTreeMap<TopicPartition, std::collections::BTreeSet<BrokerId>>,
     /// The latest controller.
     pub controller: Option<(ControllerEpoch, BrokerId)>,
 }
 
 impl Observer {
-    fn observe(&mut self, time_ms: u64, event: &Event) {
+    pub(crate) fn observe(&mut self, time_ms: u64, event: &Event) {
         match event {
             Event::BecameLeader {
                 tp,
@@ -86,6 +90,16 @@ impl Observer {
                         self.isr_joined_ms.insert((tp.clone(), *m), time_ms);
                     }
                 }
+                let old_isr = self.isr.get(tp).cloned().unwrap_or_default();
+                let elr = self.elr.entry(tp.clone()).or_default();
+                match reason.as_str() {
+                    "leader-election" | "broker-failed" | "offline" => {
+                        elr.extend(old_isr.iter().filter(|m| !isr.contains(m)));
+                    }
+                    "last-isr-recovery" | "unclean-election" => elr.clear(),
+                    _ => {}
+                }
+                elr.retain(|m| !isr.contains(m));
                 self.isr.insert(tp.clone(), isr.clone());
                 self.isr_written_ms.insert(tp.clone(), time_ms);
             }

@@ -578,8 +578,13 @@ fn last_in_sync_copy(
                     Some(Some(restarted)) => joined.is_some_and(|j| j > *restarted),
                 }
         };
+        // A replica the controller dropped from the ISR when it failed (its last-known ELR)
+        // may hold the only copy: the controller may have narrowed the ISR to a member whose
+        // dead incarnation was still registered. It never counts as another copy, though: it
+        // lacks what was committed after it was dropped.
+        let in_elr = observer.elr.get(tp).is_some_and(|e| e.contains(&b));
         let others = isr.iter().any(|o| *o != b && holds_data(o));
-        (isr.contains(&b) && !others).then(|| tp.clone())
+        ((isr.contains(&b) || in_elr) && !others).then(|| tp.clone())
     })
 }
 
@@ -895,4 +900,84 @@ fn execute(
     );
     drop(s);
     FaultRecord::new(fault, now_ms, names, note)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::Observer;
+    use ksim_model::event::Event;
+    use ksim_model::types::{ControllerEpoch, LeaderEpoch, TopicPartition, ZkVersion};
+
+    fn state_changed(isr: &[i32], leader: Option<i32>, reason: &str) -> Event {
+        Event::PartitionStateChanged {
+            tp: TopicPartition {
+                topic: "events".into(),
+                partition: 1,
+            },
+            leader: leader.map(BrokerId),
+            leader_epoch: LeaderEpoch(1),
+            isr: isr.iter().copied().map(BrokerId).collect(),
+            controller_epoch: ControllerEpoch(1),
+            partition_epoch: ZkVersion(1),
+            reason: reason.into(),
+        }
+    }
+
+    /// Regression (`kip-101-divergence-fixed` seeds 43, 50, ...): broker-1 lost power while
+    /// broker-0 led events-1 with ISR [0, 1]; broker-0 then crashed, and the controller, still
+    /// seeing broker-1's dead incarnation registered, narrowed the ISR to [1]. broker-0, which
+    /// crashed without losing power and sits in the controller's last-known ELR (KIP-966),
+    /// then holds the only copy of the committed records: the nemesis with
+    /// `spare_last_replica` must not take its power, even though the ISR does not name it.
+    #[test]
+    fn a_replica_dropped_from_the_isr_when_it_failed_may_hold_the_last_copy() {
+        let mut observer = Observer::default();
+        observer.observe(100, &state_changed(&[0, 1], Some(0), "new-partition"));
+        let mut state = NemesisState::default();
+        // broker-1 loses power and restarts with a truncated log.
+        state
+            .data_lost
+            .insert(NodeId::Broker(BrokerId(1)), Some(2_000));
+        // broker-0 crashes: the controller elects broker-1's dead registration.
+        observer.observe(3_000, &state_changed(&[1], Some(1), "leader-election"));
+        assert_eq!(
+            last_in_sync_copy(NodeId::Broker(BrokerId(0)), &observer, &state),
+            Some(TopicPartition {
+                topic: "events".into(),
+                partition: 1
+            }),
+            "broker-0 is the only replica still holding the committed records"
+        );
+        // Once broker-2, which kept its log, caught up and joined the ISR, broker-0 is no
+        // longer the last copy.
+        observer.observe(5_000, &state_changed(&[1, 2], Some(1), "isr-change"));
+        assert_eq!(
+            last_in_sync_copy(NodeId::Broker(BrokerId(0)), &observer, &state),
+            None
+        );
+        // An ELR member is no copy of what the ISR committed after it was dropped: with the
+        // ISR down to broker-0 (broker-1 dropped when it failed), broker-0 holds the last copy.
+        let mut observer = Observer::default();
+        observer.observe(100, &state_changed(&[0, 1], Some(0), "new-partition"));
+        observer.observe(3_000, &state_changed(&[0], Some(0), "broker-failed"));
+        assert!(last_in_sync_copy(
+            NodeId::Broker(BrokerId(0)),
+            &observer,
+            &NemesisState::default()
+        )
+        .is_some());
+        // A replica its leader dropped for lagging never holds the last copy.
+        let mut observer = Observer::default();
+        observer.observe(100, &state_changed(&[0, 1], Some(0), "new-partition"));
+        observer.observe(3_000, &state_changed(&[1], Some(1), "isr-change"));
+        assert_eq!(
+            last_in_sync_copy(
+                NodeId::Broker(BrokerId(0)),
+                &observer,
+                &NemesisState::default()
+            ),
+            None
+        );
+    }
 }
