@@ -1775,6 +1775,14 @@ impl Broker {
             Some((c, _)) if *c == corr => {}
             _ => return,
         }
+        if error == ErrorCode::NotController {
+            // A top-level error: the request was not looked at, but an earlier send of it may
+            // have been carried out (a deposed controller's write can land in the coordination
+            // node and its answer be lost). Kafka's AlterPartitionManager retries it with the
+            // next controller; the AlterPartitionRetry timer does, and the request stays
+            // pending (its new members hold the HW back) meanwhile.
+            return;
+        }
         if error == ErrorCode::InvalidUpdateVersion {
             // The partition changed since we asked, possibly by this very request (its first
             // answer lost, or a retry answered after it was carried out): whether the ISR now
