@@ -817,6 +817,22 @@ pub(crate) mod testkit {
         check_snapshots(checker, events, &[])
     }
 
+    /// A consumer's position reset by `auto.offset.reset` after OFFSET_OUT_OF_RANGE, as the
+    /// consumer logs it, at `time_ms`.
+    pub fn out_of_range_reset(consumer: u32, from: i64, to: i64, time_ms: u64) -> EventRecord {
+        EventRecord {
+            time_ms,
+            node: NodeId::Consumer(consumer),
+            event: Event::ConsumerPositionReset {
+                tp: tp(0),
+                from_offset: Some(Offset(from)),
+                to_offset: Offset(to),
+                strategy: "earliest".into(),
+                reason: "offset-out-of-range".into(),
+            },
+        }
+    }
+
     pub fn tp(p: i32) -> TopicPartition {
         TopicPartition::new("events", p)
     }

@@ -86,9 +86,6 @@ impl Checker for NonmonotonicPoll {
 mod tests {
     use super::super::testkit::*;
     use super::*;
-    use crate::history::EventRecord;
-    use ksim_model::event::Event;
-    use ksim_model::types::{NodeId, Offset};
 
     #[test]
     fn a_consumer_whose_next_poll_goes_back_or_repeats_is_nonmonotonic() {
@@ -121,22 +118,6 @@ mod tests {
         h.poll(1, &tp(0), &[(0, 10), (1, 11), (2, 12)]);
         h.poll(1, &tp(1), &[(0, 20)]);
         assert!(check_history(&NonmonotonicPoll, &h.entries).is_empty());
-    }
-
-    /// A consumer's position reset by `auto.offset.reset` after OFFSET_OUT_OF_RANGE, as the
-    /// consumer logs it, at `time_ms`.
-    fn out_of_range_reset(consumer: u32, from: i64, to: i64, time_ms: u64) -> EventRecord {
-        EventRecord {
-            time_ms,
-            node: NodeId::Consumer(consumer),
-            event: Event::ConsumerPositionReset {
-                tp: tp(0),
-                from_offset: Some(Offset(from)),
-                to_offset: Offset(to),
-                strategy: "earliest".into(),
-                reason: "offset-out-of-range".into(),
-            },
-        }
     }
 
     #[test]

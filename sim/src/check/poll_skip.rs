@@ -497,22 +497,6 @@ mod tests {
         assert!(check_history(&PollSkip, &h.entries).is_empty());
     }
 
-    /// A consumer's position reset by `auto.offset.reset` after OFFSET_OUT_OF_RANGE, as the
-    /// consumer logs it, at `time_ms`.
-    fn out_of_range_reset(consumer: u32, from: i64, to: i64, time_ms: u64) -> EventRecord {
-        EventRecord {
-            time_ms,
-            node: NodeId::Consumer(consumer),
-            event: Event::ConsumerPositionReset {
-                tp: tp(0),
-                from_offset: Some(Offset(from)),
-                to_offset: Offset(to),
-                strategy: "earliest".into(),
-                reason: "offset-out-of-range".into(),
-            },
-        }
-    }
-
     #[test]
     fn a_seek_forward_is_not_a_skip_but_a_poll_that_skips_past_the_seek_offset_is() {
         let mut h = HistoryBuilder::default();
