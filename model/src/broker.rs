@@ -2741,10 +2741,13 @@ impl Actor for Broker {
                 session,
                 path,
                 kind,
+                seq,
             } => {
                 if Some(session) == self.zk.session() {
                     self.zk_last_heard = now;
-                    self.on_zk_watch(now, path, kind, out);
+                    if self.zk.on_watch(session, seq) {
+                        self.on_zk_watch(now, path, kind, out);
+                    }
                 }
             }
             Message::ZkSessionExpired { session } => {
@@ -2926,6 +2929,9 @@ impl Actor for Broker {
     fn on_timeout(&mut self, now: Instant, timer: BrokerTimer, out: &mut Effects<BrokerTimer>) {
         match timer {
             BrokerTimer::ZkTick => {
+                for msg in self.zk.retransmit_due(now) {
+                    out.send(NodeId::Zk, msg);
+                }
                 if self.zk.ping_due(now) {
                     self.zk_send(now, ZkRequest::Ping, ZkPurpose::Ping, out);
                 }
@@ -3062,8 +3068,9 @@ impl Actor for Broker {
     fn on_disconnect(&mut self, _now: Instant, peer: NodeId, out: &mut Effects<BrokerTimer>) {
         match peer {
             NodeId::Zk
-                // Requests to the coordination node were lost; the session may survive.
-                // Reconnect handling: if we are not connected yet, try again shortly.
+                // Requests to the coordination node were lost; the session may survive, and
+                // the ZkTick sends its unanswered requests again (`retransmit_due`). A lost
+                // Connect has no session to survive: try again shortly.
                 if self.zk.state == SessionState::Connecting => {
                     self.zk.expire();
                     out.timer(500, BrokerTimer::ZkReconnect);

@@ -117,6 +117,7 @@ pub enum ControllerZkOp {
         epochs: IsrEpochs,
         /// The last-known eligible leader replicas written with it (KIP-966).
         elr: BTreeSet<BrokerId>,
+        /// Why: also written into the znode as `change_reason`.
         reason: String,
     },
 }
@@ -199,7 +200,12 @@ fn state_path(tp: &TopicPartition) -> String {
 /// The broker epoch of each ISR member when it joined (KIP-903).
 pub type IsrEpochs = BTreeMap<BrokerId, BrokerEpoch>;
 
-fn encode_state(s: &PartitionState, epochs: &IsrEpochs, elr: &BTreeSet<BrokerId>) -> Vec<u8> {
+fn encode_state(
+    s: &PartitionState,
+    epochs: &IsrEpochs,
+    elr: &BTreeSet<BrokerId>,
+    reason: &str,
+) -> Vec<u8> {
     let leader = s.leader.map(|b| b.0).unwrap_or(-1);
     let isr: Vec<i32> = s.isr.iter().map(|b| b.0).collect();
     let isr_epochs: serde_json::Map<String, serde_json::Value> = epochs
@@ -217,7 +223,40 @@ fn encode_state(s: &PartitionState, epochs: &IsrEpochs, elr: &BTreeSet<BrokerId>
     if !elr.is_empty() {
         v["last_known_elr"] = serde_json::json!(elr.iter().map(|b| b.0).collect::<Vec<_>>());
     }
+    v["change_reason"] = serde_json::json!(reason);
     v.to_string().into_bytes()
+}
+
+/// What the coordination node observes when a write to a partition's state znode commits:
+/// the [`Event::PartitionStateChanged`] of that write, or `None` if `path` is not
+/// `/brokers/topics/T/partitions/P/state` or `data` is not a state this controller wrote.
+///
+/// The event is emitted where the write commits, not where the controller reads its answer:
+/// a deposed controller's write can land while the answer is lost, and the cluster then
+/// carries that state all the same (default seed 1996: the ISR [2] of events-1 in epoch 1
+/// committed, no answer came back, and the next controller read it). `version` is the
+/// znode's version after the write (the partition epoch); `change_reason` is ksim's own
+/// field of the znode (Kafka's has none), the controller's reason for the write.
+pub fn observe_state_write(path: &str, data: &[u8], version: ZkVersion) -> Option<Event> {
+    let rest = path.strip_prefix("/brokers/topics/")?;
+    let (topic, rest) = rest.split_once("/partitions/")?;
+    let partition: i32 = rest.strip_suffix("/state")?.parse().ok()?;
+    let tp = TopicPartition {
+        topic: topic.to_string(),
+        partition,
+    };
+    let state = decode_state(&tp, &[], data, version)?;
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let reason = v.get("change_reason")?.as_str()?.to_string();
+    Some(Event::PartitionStateChanged {
+        tp,
+        leader: state.leader,
+        leader_epoch: state.leader_epoch,
+        isr: state.isr,
+        controller_epoch: state.controller_epoch,
+        partition_epoch: version,
+        reason,
+    })
 }
 
 /// The last-known eligible leader replicas stored with a partition's state (KIP-966).
@@ -707,7 +746,7 @@ impl Controller {
                 mut state,
                 epochs,
                 elr,
-                reason,
+                reason: _,
             } => {
                 let version = match &result {
                     Ok(ZkReply::Multi { results }) => match results.last() {
@@ -723,16 +762,9 @@ impl Controller {
                     self.resign("write-fenced", out);
                     return;
                 };
+                // The coordination node recorded `partition-state-changed` when the write
+                // committed (see [`observe_state_write`]).
                 state.partition_epoch = version;
-                out.event(Event::PartitionStateChanged {
-                    tp: tp.clone(),
-                    leader: state.leader,
-                    leader_epoch: state.leader_epoch,
-                    isr: state.isr.clone(),
-                    controller_epoch: state.controller_epoch,
-                    partition_epoch: version,
-                    reason,
-                });
                 a.states.insert(tp.clone(), Some(state));
                 a.isr_epochs.insert(tp.clone(), epochs);
                 a.elr.insert(tp.clone(), elr);
@@ -964,7 +996,7 @@ impl Controller {
                 check,
                 ZkOp::SetData {
                     path: state_path(tp),
-                    data: encode_state(&state, &epochs, &elr),
+                    data: encode_state(&state, &epochs, &elr, reason),
                     expected_version: Some(old.partition_epoch),
                 },
             ],
@@ -986,7 +1018,7 @@ impl Controller {
                     check,
                     ZkOp::Create {
                         path: state_path(tp),
-                        data: encode_state(&state, &epochs, &elr),
+                        data: encode_state(&state, &epochs, &elr, reason),
                         ephemeral: false,
                     },
                 ]

@@ -68,6 +68,25 @@
 //! Everything is kept in `BTreeMap`s and `BTreeSet`s, so notifications go out in path, then
 //! session-id order, deterministically.
 //!
+//! # Lost connections
+//! A ZooKeeper session outlives its TCP connection: when the connection breaks, the client
+//! reconnects to the same session, re-arms its watches (`setWatches`, which fires those whose
+//! znodes changed meanwhile) and Kafka's `ZooKeeperClient` sends the requests that failed with
+//! CONNECTIONLOSS again. The simulated network breaks connections when a peer restarts and
+//! refuses new ones across a partition, so both directions are made good here:
+//! - Notifications carry a per-session `seq`; each request carries the client's last taken
+//!   `seq` (`watch_ack`), and the server sends every later one again, in order, before the
+//!   answer. A live session therefore never misses a notification.
+//! - The client sends a request unanswered for [`crate::zk_client::RETRANSMIT_AFTER_MS`] again
+//!   under its own correlation id. The server keeps its answers per session until the client
+//!   says it has them (`answered_below`), answers a copy from that cache without carrying the
+//!   request out twice, and drops a late copy of a request already answered.
+//!
+//! # What the testbed observes here
+//! A committed write to a partition's state znode is recorded as `partition-state-changed`
+//! by this node, when it commits (see `observe_writes`): the writer may never learn that its
+//! write landed (its answer can be lost), but every later reader sees it.
+//!
 //! # Durability
 //! ZooKeeper fsyncs its transaction log before it answers a write. Here every request (or
 //! expiry) that changes the tree or the session counter writes a snapshot of the persistent
@@ -155,6 +174,18 @@ struct Session {
     timeout_ms: u64,
     /// The session is dead from this instant on unless a request arrives before it.
     deadline: Instant,
+    /// The `seq` of the last watch notification sent on this session.
+    watch_seq: u64,
+    /// Notifications sent and not yet acknowledged, by `seq`: resent, in order, before the
+    /// answer to each request until the client's `watch_ack` covers them.
+    unacked: BTreeMap<u64, (String, WatchKind)>,
+    /// Answers to this session's requests at or above `answered_below`, by correlation id: a
+    /// copy of one of them (the client sent it again after losing its connection) gets the
+    /// same answer and is not carried out twice.
+    answers: BTreeMap<CorrelationId, Result<ZkReply, ZkError>>,
+    /// The client has had the answer to each of its requests below this one; a late copy of
+    /// such a request is dropped.
+    answered_below: CorrelationId,
 }
 
 /// The on-disk form of [`SNAPSHOT_FILE`]. Ephemerals are never in it, by construction.
@@ -312,13 +343,16 @@ impl ZkServer {
 
     // ---- handlers ----
 
+    /// One request. `(corr, answered_below)`: its correlation id, and the id below which the
+    /// client has every answer (see [`Session::answers`]).
     fn on_zk(
         &mut self,
         now: Instant,
         from: NodeId,
-        corr: CorrelationId,
+        (corr, answered_below): (CorrelationId, CorrelationId),
         session: SessionId,
         req: ZkRequest,
+        watch_ack: u64,
         out: &mut Effects<ZkTimer>,
     ) {
         if let ZkRequest::Connect { session_timeout_ms } = req {
@@ -335,7 +369,30 @@ impl ZkServer {
             );
             return;
         }
+        self.resend_watches(session, watch_ack, out);
+        if let Some(s) = self.sessions.get_mut(&session) {
+            if answered_below > s.answered_below {
+                s.answered_below = answered_below;
+                s.answers = s.answers.split_off(&answered_below);
+            }
+            if corr < s.answered_below {
+                // A late copy of a request whose answer the client already has.
+                return;
+            }
+            if let Some(result) = s.answers.get(&corr) {
+                // A copy of a request already carried out: answer it again, do not redo it.
+                out.send(
+                    from,
+                    Message::ZkResponse {
+                        corr,
+                        result: result.clone(),
+                    },
+                );
+                return;
+            }
+        }
         let mut triggers = Vec::new();
+        let writes = data_writes(&req);
         let result = match req {
             ZkRequest::Connect { .. } => unreachable!("handled above"),
             ZkRequest::Ping => Ok(ZkReply::Pong),
@@ -392,6 +449,12 @@ impl ZkServer {
             "a failed request changed the tree"
         );
         self.commit(triggers, out);
+        if let Ok(reply) = &result {
+            observe_writes(&writes, reply, out);
+        }
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.answers.insert(corr, result.clone());
+        }
         out.send(from, Message::ZkResponse { corr, result });
     }
 
@@ -415,6 +478,10 @@ impl ZkServer {
                 owner: from,
                 timeout_ms,
                 deadline: now.plus_ms(timeout_ms),
+                watch_seq: 0,
+                unacked: BTreeMap::new(),
+                answers: BTreeMap::new(),
+                answered_below: CorrelationId(0),
             },
         );
         assert!(previous.is_none(), "session id {session} reused");
@@ -596,20 +663,43 @@ impl ZkServer {
                 sessions.extend(self.child_watches.remove(&path).unwrap_or_default());
             }
             for session in sessions {
-                let owner = self
+                let s = self
                     .sessions
-                    .get(&session)
-                    .expect("watches belong to live sessions")
-                    .owner;
+                    .get_mut(&session)
+                    .expect("watches belong to live sessions");
+                s.watch_seq += 1;
+                let seq = s.watch_seq;
+                s.unacked.insert(seq, (path.clone(), kind));
                 out.send(
-                    owner,
+                    s.owner,
                     Message::ZkWatch {
                         session,
                         path: path.clone(),
                         kind,
+                        seq,
                     },
                 );
             }
+        }
+    }
+
+    /// Forgets the notifications of `session` up to `watch_ack` and sends the rest again, in
+    /// order, so that they reach the client before the answer to its request does.
+    fn resend_watches(&mut self, session: SessionId, watch_ack: u64, out: &mut Effects<ZkTimer>) {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        s.unacked = s.unacked.split_off(&(watch_ack + 1));
+        for (seq, (path, kind)) in &s.unacked {
+            out.send(
+                s.owner,
+                Message::ZkWatch {
+                    session,
+                    path: path.clone(),
+                    kind: *kind,
+                    seq: *seq,
+                },
+            );
         }
     }
 
@@ -709,8 +799,23 @@ impl Actor for ZkServer {
     fn on_message(&mut self, now: Instant, from: NodeId, msg: Message, out: &mut Effects<ZkTimer>) {
         // Anything but a request (a misrouted message) is not for us; dropping it is what a
         // real server does with a frame it does not understand.
-        if let Message::Zk { corr, session, req } = msg {
-            self.on_zk(now, from, corr, session, req, out);
+        if let Message::Zk {
+            corr,
+            session,
+            req,
+            watch_ack,
+            answered_below,
+        } = msg
+        {
+            self.on_zk(
+                now,
+                from,
+                (corr, answered_below),
+                session,
+                req,
+                watch_ack,
+                out,
+            );
         }
         self.check_invariants();
     }
@@ -877,6 +982,59 @@ fn has_children(tree: &BTreeMap<String, Znode>, path: &str) -> bool {
         .any(|(k, _)| k.len() > prefix.len())
 }
 
+/// The `(path, data)` of each write (`Create`, `SetData`) in a request, in op order: one entry
+/// per op of a `Multi` (`None` for the others), so that it lines up with the multi's results.
+fn data_writes(req: &ZkRequest) -> Vec<Option<(String, Vec<u8>)>> {
+    fn op(op: &ZkOp) -> Option<(String, Vec<u8>)> {
+        match op {
+            ZkOp::Create { path, data, .. } | ZkOp::SetData { path, data, .. } => {
+                Some((path.clone(), data.clone()))
+            }
+            ZkOp::Check { .. } | ZkOp::Delete { .. } => None,
+        }
+    }
+    match req {
+        ZkRequest::Create { path, data, .. } | ZkRequest::SetData { path, data, .. } => {
+            vec![Some((path.clone(), data.clone()))]
+        }
+        ZkRequest::Multi { ops } => ops.iter().map(op).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Records the committed writes the testbed observes on the coordination node: today a
+/// partition's state znode, as `partition-state-changed` (see
+/// [`crate::controller::observe_state_write`]). Ground truth lives here, where the write
+/// commits: a writer whose answer is lost does not know it landed, but every later reader
+/// sees it.
+fn observe_writes(
+    writes: &[Option<(String, Vec<u8>)>],
+    reply: &ZkReply,
+    out: &mut Effects<ZkTimer>,
+) {
+    let single;
+    let replies: &[ZkReply] = match reply {
+        ZkReply::Multi { results } => results,
+        other => {
+            single = [other.clone()];
+            &single
+        }
+    };
+    for (write, reply) in writes.iter().zip(replies) {
+        let Some((path, data)) = write else {
+            continue;
+        };
+        let version = match reply {
+            ZkReply::Stat { version } => *version,
+            ZkReply::Created { .. } => ZkVersion(0),
+            _ => continue,
+        };
+        if let Some(event) = crate::controller::observe_state_write(path, data, version) {
+            out.event(event);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -894,6 +1052,8 @@ mod tests {
         zk: ZkServer,
         now: Instant,
         corr: u64,
+        /// Per session, the last notification `seq` the harness's client took.
+        watch_acks: BTreeMap<SessionId, u64>,
     }
 
     impl Harness {
@@ -915,6 +1075,7 @@ mod tests {
                 zk,
                 now: Instant(0),
                 corr: 0,
+                watch_acks: BTreeMap::new(),
             }
         }
 
@@ -928,8 +1089,28 @@ mod tests {
             self.corr += 1;
             let corr = CorrelationId(self.corr);
             let mut out = Effects::new();
-            self.zk
-                .on_message(self.now, from, Message::Zk { corr, session, req }, &mut out);
+            self.zk.on_message(
+                self.now,
+                from,
+                Message::Zk {
+                    corr,
+                    session,
+                    req,
+                    watch_ack: self.watch_acks.get(&session).copied().unwrap_or(0),
+                    answered_below: corr,
+                },
+                &mut out,
+            );
+            // The client takes every notification it is sent (a lossless network).
+            for e in &out.list {
+                if let Effect::Send {
+                    msg: Message::ZkWatch { session, seq, .. },
+                    ..
+                } = e
+                {
+                    self.watch_acks.insert(*session, *seq);
+                }
+            }
             let responses: Vec<_> = out
                 .list
                 .iter()
@@ -1043,6 +1224,7 @@ mod tests {
                             session,
                             path,
                             kind,
+                            ..
                         },
                 } => Some((*to, *session, path.clone(), *kind)),
                 _ => None,
@@ -1354,6 +1536,80 @@ mod tests {
             watches(&effects),
             vec![(B1, s1, "/a".to_string(), WatchKind::NodeDeleted)]
         );
+    }
+
+    /// Regression (`jepsen-2013-isr-shrink-fixed` seed 161): the controller was cut off from
+    /// the coordination node for 350 ms while a broker registered; the child-watch
+    /// notification on `/brokers/ids` was dropped, the controller never read the broker list
+    /// again, and its partitions stayed offline to the end. A notification is now resent
+    /// until the client acknowledges it, as ZooKeeper's connection and `setWatches` ensure.
+    #[test]
+    fn a_lost_watch_notification_is_resent_until_acknowledged() {
+        let mut h = Harness::new();
+        let s0 = h.connect(B0);
+        let s1 = h.connect(B1);
+        h.ok(B0, s0, create("/a", b"", false));
+        h.ok(B1, s1, get("/a", true));
+        let (_, effects) = h.call(B0, s0, set("/a", b"1", None));
+        assert_eq!(watches(&effects).len(), 1);
+        // The notification (seq 1) is lost: B1's next request still acknowledges 0.
+        h.watch_acks.insert(s1, 0);
+        let (_, effects) = h.call(B1, s1, ZkRequest::Ping);
+        let resent: Vec<_> = effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send {
+                    to,
+                    msg: Message::ZkWatch { path, seq, .. },
+                } => Some((*to, path.clone(), *seq)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(resent, vec![(B1, "/a".to_string(), 1)]);
+        // Sent before the answer, so the client sees the change before what follows it.
+        let first_response = effects.iter().position(|e| {
+            matches!(
+                e,
+                Effect::Send {
+                    msg: Message::ZkResponse { .. },
+                    ..
+                }
+            )
+        });
+        let first_watch = effects.iter().position(|e| {
+            matches!(
+                e,
+                Effect::Send {
+                    msg: Message::ZkWatch { .. },
+                    ..
+                }
+            )
+        });
+        assert!(first_watch < first_response);
+        // Acknowledged (the harness took it), it is not sent again.
+        let (_, effects) = h.call(B1, s1, ZkRequest::Ping);
+        assert!(watches(&effects).is_empty());
+    }
+
+    /// The client side: notifications are taken once each, strictly in order.
+    #[test]
+    fn the_client_takes_watch_notifications_once_and_in_order() {
+        let mut c: crate::zk_client::ZkClient<()> = crate::zk_client::ZkClient::new(18000);
+        c.connect(Instant(0), ());
+        let connected = Ok(ZkReply::Connected {
+            session: SessionId(7),
+            session_timeout_ms: 18000,
+        });
+        c.on_response(CorrelationId(1), &connected);
+        assert!(!c.on_watch(SessionId(6), 1), "another session's");
+        assert!(!c.on_watch(SessionId(7), 2), "after a gap: seq 1 was lost");
+        assert!(c.on_watch(SessionId(7), 1));
+        assert!(!c.on_watch(SessionId(7), 1), "a repeat");
+        assert!(c.on_watch(SessionId(7), 2));
+        let Message::Zk { watch_ack, .. } = c.request(Instant(1), ZkRequest::Ping, ()) else {
+            panic!("a request");
+        };
+        assert_eq!(watch_ack, 2);
     }
 
     #[test]

@@ -269,16 +269,27 @@ pub enum Message {
         corr: CorrelationId,
         session: SessionId,
         req: ZkRequest,
+        /// The highest watch notification `seq` the client has taken, in order, on this
+        /// session (0: none). The server resends every later one before it answers.
+        watch_ack: u64,
+        /// Every request of this client below this correlation id has been answered: the
+        /// server may forget those answers, and drops a late copy of such a request.
+        answered_below: CorrelationId,
     },
     ZkResponse {
         corr: CorrelationId,
         result: Result<ZkReply, ZkError>,
     },
-    /// A one-shot watch fired.
+    /// A one-shot watch fired. `seq` numbers the notifications of one session from 1; the
+    /// client takes them strictly in order and acknowledges them in its next request, so a
+    /// notification the network dropped is sent again (ZooKeeper delivers a session's watch
+    /// events in order over its connection, and re-arms them on reconnect with `setWatches`:
+    /// a live session never misses one).
     ZkWatch {
         session: SessionId,
         path: String,
         kind: WatchKind,
+        seq: u64,
     },
     /// The session is gone (expired or closed): its ephemerals are deleted and its watches dropped.
     ZkSessionExpired { session: SessionId },
