@@ -1105,6 +1105,16 @@ impl Controller {
                 let eligible: BTreeSet<BrokerId> = live.difference(&bounced).copied().collect();
                 let pending = a.pending.as_mut().expect("pending");
                 pending.full_to = added.union(&bounced).copied().collect();
+                if !bounced.is_empty() {
+                    // Kafka's BrokerChange handler runs onBrokerFailure for a bounced broker
+                    // (it restarted between two reads of /brokers/ids) and then
+                    // onBrokerStartup, whose online-partition pass may elect it. Here the
+                    // failure pass is this reconcile; the startup pass runs next, once its
+                    // writes are answered, with every live broker eligible (kip-101-hw-
+                    // truncation seed 160: broker-0, the only ISR member of events-0, bounced
+                    // and the partition stayed offline to the end).
+                    a.queue.push_front(CtlEvent::BrokersChanged(new_live));
+                }
                 self.reconcile(&eligible, reqs);
             }
             CtlEvent::AlterPartition {
@@ -1600,7 +1610,10 @@ mod tests {
     /// Loads a newly elected controller: `brokers` are the live (id, broker epoch, registration
     /// JSON) and `state` the stored state znode of `t-0` (replicas [0, 1]).
     fn load(brokers: &[(i32, &str)], state: &str) -> (Controller, Reqs) {
-        let mut c = controller();
+        load_into(controller(), brokers, state)
+    }
+
+    fn load_into(mut c: Controller, brokers: &[(i32, &str)], state: &str) -> (Controller, Reqs) {
         let mut out = Effects::new();
         let mut reqs = Vec::new();
         c.on_elected(ControllerEpoch(3), ZkVersion(2), &mut reqs, &mut out);
@@ -1744,5 +1757,88 @@ mod tests {
             state,
         );
         assert!(state_write_epochs(&reqs).is_empty(), "{reqs:?}");
+    }
+
+    /// Regression (`kip-101-hw-truncation` seed 160): broker 0, the only ISR member and
+    /// leader, restarted between two reads of `/brokers/ids` (a bounce: same id, new broker
+    /// epoch). The failure pass takes the partition offline; the startup pass that follows, as
+    /// Kafka's BrokerChange handler runs onBrokerStartup after onBrokerFailure, elects it again
+    /// (before KIP-903, ISR membership alone made it electable). It used to wait for the next
+    /// broker change, which never came.
+    #[test]
+    fn a_bounced_broker_is_considered_again_once_the_failure_pass_is_written() {
+        let legacy = BrokerConfig {
+            replication_truncation: TruncationMode::HighWatermark,
+            ..BrokerConfig::default()
+        };
+        let topic = NewTopic {
+            name: "t".into(),
+            assignment: vec![vec![BrokerId(0), BrokerId(1)]],
+            config: TopicConfig::default(),
+            deletable: false,
+        };
+        let c = Controller::new(BrokerId(0), legacy, vec![topic]);
+        let state = r#"{"controller_epoch":2,"leader":0,"version":1,"leader_epoch":4,"isr":[0],"isr_broker_epochs":{"0":10}}"#;
+        let (mut c, reqs) = load_into(c, &[(0, r#"{"broker_epoch":10,"logs":{}}"#)], state);
+        assert!(state_write_epochs(&reqs).is_empty(), "{reqs:?}");
+        let now = Instant(0);
+        let mut out = Effects::new();
+        let mut reqs = Vec::new();
+        c.on_watch("/brokers/ids", WatchKind::NodeChildrenChanged, &mut reqs);
+        let scan = match reqs.last() {
+            Some((_, ControllerZkOp::BrokerIds { scan })) => *scan,
+            other => panic!("a broker scan: {other:?}"),
+        };
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::BrokerIds { scan },
+            Ok(ZkReply::Children {
+                children: vec!["0".into()],
+            }),
+            &mut reqs,
+            &mut out,
+        );
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::BrokerData {
+                scan,
+                id: BrokerId(0),
+            },
+            Ok(ZkReply::Data {
+                data: br#"{"broker_epoch":20,"logs":{"t-0":[4,100]}}"#.to_vec(),
+                version: ZkVersion(0),
+            }),
+            &mut reqs,
+            &mut out,
+        );
+        let first: Vec<_> = reqs
+            .iter()
+            .filter(|(_, op)| matches!(op, ControllerZkOp::StateWrite { .. }))
+            .cloned()
+            .collect();
+        assert_eq!(first.len(), 1, "{reqs:?}");
+        let (s, _, reason) = &state_write_epochs(&first)[0];
+        assert_eq!((s.leader, reason.as_str()), (None, "offline"));
+        let mut reqs = Vec::new();
+        c.on_zk_reply(
+            now,
+            first[0].1.clone(),
+            Ok(ZkReply::Multi {
+                results: vec![
+                    ZkReply::Stat {
+                        version: ZkVersion(2),
+                    },
+                    ZkReply::Stat {
+                        version: ZkVersion(8),
+                    },
+                ],
+            }),
+            &mut reqs,
+            &mut out,
+        );
+        let writes = state_write_epochs(&reqs);
+        assert_eq!(writes.len(), 1, "{reqs:?}");
+        assert_eq!(writes[0].0.leader, Some(BrokerId(0)));
+        assert_eq!(writes[0].2, "leader-election");
     }
 }
