@@ -311,3 +311,19 @@ fn a_late_latest_consumer_is_explained_not_reported_as_loss() {
         "the report shows the notes"
     );
 }
+
+/// Regression (`kip-320-stale-epoch-follower` seed 365, found by a 500-seed sweep): a produce
+/// completed a parked follower fetch, whose answer moved the HW and completed a parked
+/// consumer fetch from a nested call; the outer loop then looked for that consumer fetch and
+/// the broker panicked. Each parked fetch is now completed once, as Kafka's purgatory does.
+#[test]
+fn a_fetch_completed_by_a_nested_hw_advance_is_not_completed_twice() {
+    let sc = load(Path::new("scenarios/kip-320-stale-epoch-follower.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&sc, 365);
+    assert!(
+        r.checks.violations.iter().all(|v| v.check != "liveness"),
+        "{:?}",
+        r.checks.violations
+    );
+}

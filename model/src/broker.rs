@@ -1672,7 +1672,13 @@ impl Broker {
             .map(|(id, _)| *id)
             .collect();
         for id in ready {
-            let pf = self.pending_fetches.remove(&id).expect("present");
+            // Answering one fetch can advance the HW and complete others from a nested call
+            // (a follower's fetch moves the HW, which completes consumers' long polls): those
+            // are gone already. Kafka's purgatory completes each delayed operation once
+            // (DelayedOperation.forceComplete) for the same reason.
+            let Some(pf) = self.pending_fetches.remove(&id) else {
+                continue;
+            };
             self.on_fetch(now, pf.from, pf.msg, false, out);
         }
     }
