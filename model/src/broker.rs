@@ -187,6 +187,9 @@ struct FollowerState {
     /// The truncation phase of the legacy modes `kip-101` and `kip-279`: while `Some(epoch)`,
     /// the follower sends OffsetsForLeaderEpoch for `epoch` instead of fetching.
     epoch_lookup: Option<LeaderEpoch>,
+    /// The log end offset at which the leader's data last could not be appended (reported
+    /// once per offset, see [`Event::FollowerAppendFailed`]).
+    append_failed_at: Option<Offset>,
 }
 
 #[derive(Debug, Clone)]
@@ -957,6 +960,7 @@ impl Broker {
             in_flight: None,
             generation,
             epoch_lookup,
+            append_failed_at: None,
         });
         let leo = p.log.log_end_offset();
         out.event(Event::BecameFollower {
@@ -2117,6 +2121,7 @@ impl Broker {
             return;
         }
         let segments_before = p.log.segments().len();
+        let mut append_error = None;
         for b in &batches {
             match p.log.append_as_follower(b, &mut ops) {
                 Ok((base, _last)) => {
@@ -2133,7 +2138,29 @@ impl Broker {
                         }
                     }
                 }
-                Err(_) => break,
+                Err(e) => {
+                    append_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if let Some(error) = append_error {
+            // Kafka's follower raises UnexpectedAppendOffsetException (or a corrupt record
+            // error) here and its fetcher marks the partition failed: this replica makes no
+            // more progress. Only diverged logs (the legacy modes) get here: a batch the leader
+            // wrote from an offset below our log end.
+            let leo = p.log.log_end_offset();
+            if let Role::Follower(f) = &mut p.role {
+                if f.append_failed_at != Some(leo) {
+                    f.append_failed_at = Some(leo);
+                    out.event(Event::FollowerAppendFailed {
+                        tp: tp.clone(),
+                        broker: me,
+                        leader: f.leader,
+                        log_end_offset: leo,
+                        error,
+                    });
+                }
             }
         }
         p.log.maybe_flush(flush_interval, &mut ops);
@@ -4038,6 +4065,66 @@ mod tests {
         assert!(
             f_leo < l_hw,
             "an ISR member lacks a record below the leader's HW"
+        );
+    }
+
+    /// A follower handed a batch that does not start at its log end (diverged logs: the leader
+    /// rewrote offsets from 0 after losing its log, `kip-101-divergence` seed 10) appends
+    /// nothing, says so once per log end offset, and keeps fetching the same offset, as
+    /// Kafka's fetcher leaves such a partition failed.
+    #[test]
+    fn a_batch_that_does_not_start_at_the_log_end_is_refused_and_reported_once() {
+        let mut t = Trio::new(TruncationMode::HighWatermark);
+        for id in 0..3 {
+            t.leader_and_isr(id, 0, 1, &[0, 1, 2]);
+        }
+        t.produce(0, 1);
+        t.produce(0, 2);
+        t.run(|_, _| true, 50);
+        assert_eq!(t.leo(1), Offset(2));
+        let stale = RecordBatch::new(vec![(None, Some(vec![9]))], 0).encode();
+        let mut reported = Vec::new();
+        for _ in 0..2 {
+            let corr = t
+                .brokers
+                .get(&1)
+                .and_then(|b| match &b.partitions[&tp()].role {
+                    Role::Follower(f) => f.in_flight,
+                    _ => None,
+                })
+                .expect("broker 1 has a fetch in flight");
+            let answer = Message::FetchResponse {
+                corr,
+                tp: tp(),
+                error: ErrorCode::None,
+                high_watermark: Offset(2),
+                last_stable_offset: Offset(2),
+                log_start_offset: Offset(0),
+                diverging_epoch: None,
+                leader_epoch: LeaderEpoch(1),
+                batches: vec![stale.clone()],
+            };
+            let mut out = Effects::new();
+            let b = t.brokers.get_mut(&1).expect("broker");
+            b.on_message(Instant(0), NodeId::Broker(BrokerId(0)), answer, &mut out);
+            reported.extend(out.list.iter().filter_map(|e| match e {
+                Effect::Event(Event::FollowerAppendFailed {
+                    log_end_offset,
+                    error,
+                    ..
+                }) => Some((*log_end_offset, error.clone())),
+                _ => None,
+            }));
+            t.collect(1, out);
+        }
+        assert_eq!(t.leo(1), Offset(2), "nothing appended");
+        assert_eq!(
+            reported,
+            vec![(
+                Offset(2),
+                "batch base offset 0 does not follow the log end offset 2".to_string()
+            )],
+            "reported once for the same log end offset"
         );
     }
 

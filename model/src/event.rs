@@ -95,6 +95,19 @@ pub enum Event {
         log_end_offset: Offset,
         high_watermark: Offset,
     },
+    /// A follower could not append what the leader sent for a partition at its log end (Kafka's
+    /// UnexpectedAppendOffsetException: the batch does not start at the follower's log end, as
+    /// happens when logs diverged). Kafka's fetcher then marks the partition failed; here the
+    /// follower fetches the same offset again and makes no progress. Emitted once per log end
+    /// offset.
+    FollowerAppendFailed {
+        tp: TopicPartition,
+        broker: BrokerId,
+        leader: Option<BrokerId>,
+        log_end_offset: Offset,
+        /// The log's error, e.g. "batch base offset 0 does not follow the log end offset 397".
+        error: String,
+    },
     /// A broker started following a leader in an epoch.
     BecameFollower {
         tp: TopicPartition,

@@ -987,6 +987,7 @@ fn event_tp(e: &Event) -> Option<&TopicPartition> {
         | Event::IsrChanged { tp, .. }
         | Event::HighWatermarkChanged { tp, .. }
         | Event::Truncated { tp, .. }
+        | Event::FollowerAppendFailed { tp, .. }
         | Event::LogRecovered { tp, .. }
         | Event::ProduceAppended { tp, .. }
         | Event::ProduceAcked { tp, .. } => Some(tp),
@@ -1750,6 +1751,16 @@ pub fn describe_event(e: &Event) -> String {
             if from_offset.0 - to_offset.0 == 1 { "" } else { "s" },
             truncation_reason(reason)
         ),
+        Event::FollowerAppendFailed {
+            tp,
+            broker,
+            leader,
+            log_end_offset,
+            error,
+        } => format!(
+            "broker-{broker} could not append what {} sent for {tp} at its log end offset {log_end_offset} ({error}): the logs diverged, and this replica of {tp} makes no more progress (Kafka's fetcher marks such a partition failed)",
+            leader.map_or("the leader".to_string(), |l| format!("leader broker-{l}"))
+        ),
         Event::LogRecovered {
             tp,
             broker,
@@ -1927,7 +1938,8 @@ fn timeline_class(e: &Event) -> Option<bool> {
         | Event::ConsumerPositionReset { .. }
         | Event::ConsumerLogTruncation { .. }
         | Event::ConsumerError { .. }
-        | Event::InterceptorFailed { .. } => Some(false),
+        | Event::InterceptorFailed { .. }
+        | Event::FollowerAppendFailed { .. } => Some(false),
         Event::PartitionStateChanged { reason, .. } => Some(matches!(
             reason.as_str(),
             "isr-change" | "broker-failed" | "new-partition" | "new-topic"
