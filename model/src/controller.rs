@@ -117,8 +117,6 @@ pub enum ControllerZkOp {
         epochs: IsrEpochs,
         /// The last-known eligible leader replicas written with it (KIP-966).
         elr: BTreeSet<BrokerId>,
-        /// Why: also written into the znode as `change_reason`.
-        reason: String,
     },
 }
 
@@ -257,6 +255,32 @@ pub fn observe_state_write(path: &str, data: &[u8], version: ZkVersion) -> Optio
         partition_epoch: version,
         reason,
     })
+}
+
+/// KIP-966's last-known ELR after a partition-state write with `reason` changed the ISR from
+/// `old_isr` to `new_isr`. A member the controller drops from the ISR because it failed or
+/// restarted (`leader-election`, `broker-failed`, `offline`) keeps the log it had (a crash loses
+/// no written record; a power failure may), so a later recovery among the last ISR also weighs
+/// its log. A member leaves the ELR when it joins the ISR again; a recovery
+/// (`last-isr-recovery`, `unclean-election`) starts afresh. Members a leader drops for lagging
+/// (`isr-change`) never enter: their logs miss committed records.
+///
+/// The controller applies it to what it writes; the simulator's nemesis applies it to the
+/// states it observes, to know which replicas may hold the last copy of committed records.
+pub fn update_last_known_elr(
+    elr: &mut BTreeSet<BrokerId>,
+    reason: &str,
+    old_isr: &[BrokerId],
+    new_isr: &[BrokerId],
+) {
+    match reason {
+        "leader-election" | "broker-failed" | "offline" => {
+            elr.extend(old_isr.iter().filter(|m| !new_isr.contains(m)));
+        }
+        "last-isr-recovery" | "unclean-election" => elr.clear(),
+        _ => {}
+    }
+    elr.retain(|m| !new_isr.contains(m));
 }
 
 /// The last-known eligible leader replicas stored with a partition's state (KIP-966).
@@ -746,7 +770,6 @@ impl Controller {
                 mut state,
                 epochs,
                 elr,
-                reason: _,
             } => {
                 let version = match &result {
                     Ok(ZkReply::Multi { results }) => match results.last() {
@@ -971,22 +994,12 @@ impl Controller {
                 e.map(|e| (*m, *e))
             })
             .collect();
-        // KIP-966's last-known ELR: a member the controller drops from the ISR because it
-        // failed or restarted keeps the log it had (a crash loses no written record; a power
-        // failure may), so a later recovery among the last ISR also weighs its log. A member
-        // leaves the ELR when it joins the ISR again; a recovery starts afresh. (Members a
-        // leader drops for lagging never enter: their logs miss committed records.)
+        // KIP-966's last-known ELR, kept only by the fenced protocol (the legacy modes model a
+        // controller from before it, whose ELR stays empty).
         let mut elr = a.elr.get(tp).cloned().unwrap_or_default();
         if self.config.replication_truncation == TruncationMode::Fenced {
-            match reason {
-                "leader-election" | "broker-failed" | "offline" => {
-                    elr.extend(old_isr.iter().filter(|m| !state.isr.contains(m)));
-                }
-                "last-isr-recovery" | "unclean-election" => elr.clear(),
-                _ => {}
-            }
+            update_last_known_elr(&mut elr, reason, &old_isr, &state.isr);
         }
-        elr.retain(|m| !state.isr.contains(m));
         let check = ZkOp::Check {
             path: "/controller_epoch".into(),
             version: a.epoch_version,
@@ -1032,7 +1045,6 @@ impl Controller {
                 state,
                 epochs,
                 elr,
-                reason: reason.into(),
             },
         ));
     }
@@ -1458,13 +1470,17 @@ mod tests {
     use super::*;
 
     fn controller() -> Controller {
+        controller_with(BrokerConfig::default())
+    }
+
+    fn controller_with(config: BrokerConfig) -> Controller {
         let topic = NewTopic {
             name: "t".into(),
             assignment: vec![vec![BrokerId(0), BrokerId(1)]],
             config: TopicConfig::default(),
             deletable: false,
         };
-        Controller::new(BrokerId(0), BrokerConfig::default(), vec![topic])
+        Controller::new(BrokerId(0), config, vec![topic])
     }
 
     fn broker_data(epoch: i64) -> Result<ZkReply, ZkError> {
@@ -1668,15 +1684,23 @@ mod tests {
         (c, reqs)
     }
 
+    /// The state writes in `reqs`: state, ISR broker epochs, and the reason the written znode
+    /// carries (read back as the coordination node observes it).
     fn state_write_epochs(reqs: &Reqs) -> Vec<(PartitionState, IsrEpochs, String)> {
         reqs.iter()
-            .filter_map(|(_, op)| match op {
-                ControllerZkOp::StateWrite {
-                    state,
-                    epochs,
-                    reason,
-                    ..
-                } => Some((state.clone(), epochs.clone(), reason.clone())),
+            .filter_map(|(req, op)| match (req, op) {
+                (ZkRequest::Multi { ops }, ControllerZkOp::StateWrite { state, epochs, .. }) => {
+                    let reason = ops.iter().find_map(|op| match op {
+                        ZkOp::Create { path, data, .. } | ZkOp::SetData { path, data, .. } => {
+                            match observe_state_write(path, data, ZkVersion(0))? {
+                                Event::PartitionStateChanged { reason, .. } => Some(reason),
+                                _ => None,
+                            }
+                        }
+                        _ => None,
+                    })?;
+                    Some((state.clone(), epochs.clone(), reason))
+                }
                 _ => None,
             })
             .collect()
@@ -1767,17 +1791,10 @@ mod tests {
     /// broker change, which never came.
     #[test]
     fn a_bounced_broker_is_considered_again_once_the_failure_pass_is_written() {
-        let legacy = BrokerConfig {
+        let c = controller_with(BrokerConfig {
             replication_truncation: TruncationMode::HighWatermark,
             ..BrokerConfig::default()
-        };
-        let topic = NewTopic {
-            name: "t".into(),
-            assignment: vec![vec![BrokerId(0), BrokerId(1)]],
-            config: TopicConfig::default(),
-            deletable: false,
-        };
-        let c = Controller::new(BrokerId(0), legacy, vec![topic]);
+        });
         let state = r#"{"controller_epoch":2,"leader":0,"version":1,"leader_epoch":4,"isr":[0],"isr_broker_epochs":{"0":10}}"#;
         let (mut c, reqs) = load_into(c, &[(0, r#"{"broker_epoch":10,"logs":{}}"#)], state);
         assert!(state_write_epochs(&reqs).is_empty(), "{reqs:?}");

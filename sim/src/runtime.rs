@@ -92,14 +92,7 @@ impl Observer {
                 }
                 let old_isr = self.isr.get(tp).cloned().unwrap_or_default();
                 let elr = self.elr.entry(tp.clone()).or_default();
-                match reason.as_str() {
-                    "leader-election" | "broker-failed" | "offline" => {
-                        elr.extend(old_isr.iter().filter(|m| !isr.contains(m)));
-                    }
-                    "last-isr-recovery" | "unclean-election" => elr.clear(),
-                    _ => {}
-                }
-                elr.retain(|m| !isr.contains(m));
+                ksim_model::controller::update_last_known_elr(elr, reason, &old_isr, isr);
                 self.isr.insert(tp.clone(), isr.clone());
                 self.isr_written_ms.insert(tp.clone(), time_ms);
             }
