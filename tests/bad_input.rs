@@ -151,6 +151,35 @@ const CASES: &[Case] = &[
         kind: ScenarioErrorKind::Invalid,
     },
     Case {
+        name: "unknown-serializer-class",
+        edit: Some((
+            "acks = \"all\"",
+            "acks = \"all\", \"value.serializer\" = \"com.example.AvroSerializer\"",
+        )),
+        expect: &[
+            "{file}:{line}:",
+            "producers[0].config.\"value.serializer\"",
+            "Invalid value com.example.AvroSerializer for configuration value.serializer: Class \
+             com.example.AvroSerializer could not be found. ksim provides: \
+             org.apache.kafka.common.serialization.LongSerializer, \
+             org.apache.kafka.common.serialization.StringSerializer",
+        ],
+        kind: ScenarioErrorKind::Invalid,
+    },
+    Case {
+        name: "unknown-interceptor-class",
+        edit: Some((
+            "acks = \"all\"",
+            "acks = \"all\", \"interceptor.classes\" = [\"ksim.interceptors.TracingHeader\", \"com.example.Audit\"]",
+        )),
+        expect: &[
+            "{file}:{line}:",
+            "interceptor.classes",
+            "Class com.example.Audit could not be found. ksim provides: ksim.interceptors.TracingHeader",
+        ],
+        kind: ScenarioErrorKind::Invalid,
+    },
+    Case {
         name: "missing-file",
         edit: None,
         expect: &["cannot read {file}"],

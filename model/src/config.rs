@@ -282,6 +282,101 @@ pub enum AutoOffsetReset {
     None,
 }
 
+/// One of Kafka's built-in serializer/deserializer pairs
+/// (`org.apache.kafka.common.serialization`), as named by `key.serializer`,
+/// `value.serializer`, `key.deserializer` and `value.deserializer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SerdeClass {
+    /// `StringSerializer` / `StringDeserializer`: UTF-8 text.
+    String,
+    /// `IntegerSerializer` / `IntegerDeserializer`: 4 bytes, big-endian.
+    Integer,
+    /// `LongSerializer` / `LongDeserializer`: 8 bytes, big-endian.
+    Long,
+}
+
+impl SerdeClass {
+    const ALL: [SerdeClass; 3] = [SerdeClass::String, SerdeClass::Integer, SerdeClass::Long];
+
+    /// The serializer's class name, e.g. `org.apache.kafka.common.serialization.LongSerializer`.
+    pub const fn serializer(self) -> &'static str {
+        match self {
+            SerdeClass::String => "org.apache.kafka.common.serialization.StringSerializer",
+            SerdeClass::Integer => "org.apache.kafka.common.serialization.IntegerSerializer",
+            SerdeClass::Long => "org.apache.kafka.common.serialization.LongSerializer",
+        }
+    }
+
+    /// The deserializer's class name.
+    pub const fn deserializer(self) -> &'static str {
+        match self {
+            SerdeClass::String => "org.apache.kafka.common.serialization.StringDeserializer",
+            SerdeClass::Integer => "org.apache.kafka.common.serialization.IntegerDeserializer",
+            SerdeClass::Long => "org.apache.kafka.common.serialization.LongDeserializer",
+        }
+    }
+
+    /// The simple class name of the serializer (`LongSerializer`), for reports.
+    pub fn serializer_simple_name(self) -> &'static str {
+        self.serializer().rsplit('.').next().unwrap_or_default()
+    }
+
+    /// The simple class name of the deserializer (`LongDeserializer`), for reports.
+    pub fn deserializer_simple_name(self) -> &'static str {
+        self.deserializer().rsplit('.').next().unwrap_or_default()
+    }
+
+    /// The pair a serializer or deserializer class name belongs to.
+    pub fn from_class_name(name: &str) -> Option<SerdeClass> {
+        SerdeClass::ALL
+            .into_iter()
+            .find(|c| c.serializer() == name || c.deserializer() == name)
+    }
+}
+
+/// A producer interceptor this simulation provides for `interceptor.classes`. Kafka loads
+/// interceptors by class name; a scenario names one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InterceptorClass {
+    /// `ksim.interceptors.TracingHeader`: adds a header `ksim-trace` holding the time of the
+    /// send (8 bytes, ms, big-endian) to every record, as tracing interceptors do; records grow
+    /// by its size.
+    TracingHeader,
+    /// `ksim.interceptors.FailingOnSend`: `onSend` throws for every record. Kafka's
+    /// `ProducerInterceptors` logs the exception and sends the record as the previous
+    /// interceptor left it.
+    FailingOnSend,
+    /// `ksim.interceptors.FailingOnAcknowledgement`: `onAcknowledgement` throws for every
+    /// outcome; Kafka logs it and the record's callback still runs.
+    FailingOnAcknowledgement,
+}
+
+impl InterceptorClass {
+    const ALL: [InterceptorClass; 3] = [
+        InterceptorClass::TracingHeader,
+        InterceptorClass::FailingOnSend,
+        InterceptorClass::FailingOnAcknowledgement,
+    ];
+
+    /// The class name a scenario writes in `interceptor.classes`.
+    pub const fn class_name(self) -> &'static str {
+        match self {
+            InterceptorClass::TracingHeader => "ksim.interceptors.TracingHeader",
+            InterceptorClass::FailingOnSend => "ksim.interceptors.FailingOnSend",
+            InterceptorClass::FailingOnAcknowledgement => {
+                "ksim.interceptors.FailingOnAcknowledgement"
+            }
+        }
+    }
+
+    /// The interceptor of a class name.
+    pub fn from_class_name(name: &str) -> Option<InterceptorClass> {
+        InterceptorClass::ALL
+            .into_iter()
+            .find(|c| c.class_name() == name)
+    }
+}
+
 /// Producer configuration (`ProducerConfig`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProducerConfig {
@@ -314,6 +409,12 @@ pub struct ProducerConfig {
     pub partitioner_ignore_keys: bool,
     /// `compression.type` ("none"): the codec of every batch this producer builds.
     pub compression_type: Compression,
+    /// `key.serializer` (`StringSerializer` here; Kafka has no default).
+    pub key_serializer: SerdeClass,
+    /// `value.serializer` (`LongSerializer` here; Kafka has no default).
+    pub value_serializer: SerdeClass,
+    /// `interceptor.classes` (none), in the order they run.
+    pub interceptor_classes: Vec<InterceptorClass>,
 }
 
 impl Default for ProducerConfig {
@@ -333,6 +434,9 @@ impl Default for ProducerConfig {
             metadata_max_age_ms: 300_000,
             partitioner_ignore_keys: false,
             compression_type: Compression::None,
+            key_serializer: SerdeClass::String,
+            value_serializer: SerdeClass::Long,
+            interceptor_classes: Vec::new(),
         }
     }
 }
@@ -370,6 +474,12 @@ pub struct ConsumerConfig {
     pub heartbeat_interval_ms: u64,
     /// `max.poll.interval.ms` (300000).
     pub max_poll_interval_ms: u64,
+    /// `key.deserializer` (`StringDeserializer` here; Kafka has no default). The workload
+    /// does not read keys, so it only has to be a known class.
+    pub key_deserializer: SerdeClass,
+    /// `value.deserializer` (`LongDeserializer` here; Kafka has no default). A record it
+    /// cannot read stops the partition with a `RecordDeserializationException` (KIP-334).
+    pub value_deserializer: SerdeClass,
 }
 
 impl Default for ConsumerConfig {
@@ -390,6 +500,8 @@ impl Default for ConsumerConfig {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 3_000,
             max_poll_interval_ms: 300_000,
+            key_deserializer: SerdeClass::String,
+            value_deserializer: SerdeClass::Long,
         }
     }
 }
@@ -519,6 +631,10 @@ enum Ty {
     ListOf(&'static [&'static str]),
     /// A list of anything (class names).
     List,
+    /// A class name (`ConfigDef.Type.CLASS`) among those ksim provides.
+    Class(&'static [&'static str]),
+    /// A list of class names (`ConfigDef.Type.LIST` of classes) among those ksim provides.
+    ClassList(&'static [&'static str]),
 }
 
 const I32: i64 = i32::MAX as i64;
@@ -535,6 +651,37 @@ struct KeyDef {
 const fn k(name: &'static str, ty: Ty) -> KeyDef {
     KeyDef { name, ty }
 }
+
+/// `key.serializer` classes for the workload's keys (the key number `n` of `keys`): its
+/// string `k{n}` (UTF-8), or `n` as a 4- or 8-byte big-endian integer. The serializer decides
+/// the bytes that murmur2 hashes, so it decides the partition of a key.
+const KEY_SERIALIZERS: &[&str] = &[
+    SerdeClass::String.serializer(),
+    SerdeClass::Integer.serializer(),
+    SerdeClass::Long.serializer(),
+];
+/// `value.serializer` classes for the workload's 64-bit values: 8 bytes big-endian, or the
+/// decimal digits (UTF-8). An `IntegerSerializer` could not take them (Kafka's
+/// ClassCastException), so ksim does not offer it.
+const VALUE_SERIALIZERS: &[&str] = &[
+    SerdeClass::Long.serializer(),
+    SerdeClass::String.serializer(),
+];
+const KEY_DESERIALIZERS: &[&str] = &[
+    SerdeClass::String.deserializer(),
+    SerdeClass::Integer.deserializer(),
+    SerdeClass::Long.deserializer(),
+];
+const VALUE_DESERIALIZERS: &[&str] = &[
+    SerdeClass::Long.deserializer(),
+    SerdeClass::String.deserializer(),
+];
+/// `interceptor.classes` this simulation provides (see [`InterceptorClass`]).
+const INTERCEPTORS: &[&str] = &[
+    InterceptorClass::TracingHeader.class_name(),
+    InterceptorClass::FailingOnSend.class_name(),
+    InterceptorClass::FailingOnAcknowledgement.class_name(),
+];
 
 const TRUNCATION_MODES: &[&str] = &[
     "high-watermark",
@@ -634,6 +781,9 @@ const PRODUCER_KEYS: &[KeyDef] = &[
     ),
     k("transactional.id", Ty::Str),
     k("transaction.timeout.ms", MS32),
+    k("key.serializer", Ty::Class(KEY_SERIALIZERS)),
+    k("value.serializer", Ty::Class(VALUE_SERIALIZERS)),
+    k("interceptor.classes", Ty::ClassList(INTERCEPTORS)),
 ];
 
 const CONSUMER_KEYS: &[KeyDef] = &[
@@ -659,6 +809,8 @@ const CONSUMER_KEYS: &[KeyDef] = &[
     k("heartbeat.interval.ms", MS32),
     k("max.poll.interval.ms", Ty::Int(1, I32)),
     k("partition.assignment.strategy", Ty::List),
+    k("key.deserializer", Ty::Class(KEY_DESERIALIZERS)),
+    k("value.deserializer", Ty::Class(VALUE_DESERIALIZERS)),
 ];
 
 fn key_defs(kind: ConfigKind) -> &'static [KeyDef] {
@@ -871,7 +1023,35 @@ fn parse_value(key: &str, ty: Ty, v: &PropValue) -> Result<Val, ConfigError> {
             Val::List(l)
         }
         Ty::List => Val::List(as_list(key, v)?),
+        Ty::Class(valid) => {
+            let s = as_string(key, v)?;
+            check_class(key, &s, valid)?;
+            Val::Str(s.trim().to_string())
+        }
+        Ty::ClassList(valid) => {
+            let l = as_list(key, v)?;
+            for class in &l {
+                check_class(key, class, valid)?;
+            }
+            Val::List(l)
+        }
     })
+}
+
+/// Kafka's `ConfigDef.parseType` for a class it cannot load (`Class X could not be found.`),
+/// followed by the classes this simulation has.
+fn check_class(key: &str, class: &str, valid: &[&str]) -> Result<(), ConfigError> {
+    if valid.contains(&class.trim()) {
+        return Ok(());
+    }
+    Err(invalid(
+        key,
+        &PropValue::Str(class.to_string()),
+        &format!(
+            "Class {class} could not be found. ksim provides: {}",
+            valid.join(", ")
+        ),
+    ))
 }
 
 /// The validated properties of one config: known keys only, values converted.
@@ -1164,6 +1344,18 @@ impl ProducerConfig {
         if let Some(v) = p.str("compression.type") {
             c.compression_type = Compression::from_name(v).expect("validated");
         }
+        if let Some(v) = p.str("key.serializer") {
+            c.key_serializer = SerdeClass::from_class_name(v).expect("validated");
+        }
+        if let Some(v) = p.str("value.serializer") {
+            c.value_serializer = SerdeClass::from_class_name(v).expect("validated");
+        }
+        if let Some(l) = p.list("interceptor.classes") {
+            c.interceptor_classes = l
+                .iter()
+                .map(|n| InterceptorClass::from_class_name(n.trim()).expect("validated"))
+                .collect();
+        }
 
         // ProducerConfig.postProcessAndValidateIdempotenceConfigs.
         if c.enable_idempotence {
@@ -1287,6 +1479,12 @@ impl ConsumerConfig {
         }
         if let Some(v) = p.num("max.poll.interval.ms") {
             c.max_poll_interval_ms = v as u64;
+        }
+        if let Some(v) = p.str("key.deserializer") {
+            c.key_deserializer = SerdeClass::from_class_name(v).expect("validated");
+        }
+        if let Some(v) = p.str("value.deserializer") {
+            c.value_deserializer = SerdeClass::from_class_name(v).expect("validated");
         }
         Ok(c)
     }

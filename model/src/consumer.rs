@@ -49,7 +49,7 @@
 //! order returned), both stamped when the poll returns. A poll that throws is `invoke` then
 //! `fail` with the exception's class and Kafka's message. Empty polls are not recorded.
 
-use crate::config::{AutoOffsetReset, ConsumerConfig};
+use crate::config::{AutoOffsetReset, ConsumerConfig, SerdeClass};
 use crate::effects::{Actor, Effects};
 use crate::event::{ClientOp, Event, OpType, OpValue, PolledRecord};
 use crate::protocol::*;
@@ -454,6 +454,39 @@ impl ConsumerClient {
         }
     }
 
+    /// A record at `offset` that the application cannot read: `poll()` throws and the position
+    /// stays on that record until the application seeks past it. Kafka's fetcher throws
+    /// `RecordDeserializationException` (KIP-334) when `value.deserializer` fails; a value that
+    /// `StringDeserializer` reads but that is not a decimal number fails in the application's
+    /// own `Long.parseLong` (`NumberFormatException`). Either way the partition is stuck on a
+    /// "poison pill": here the exception is raised once and the partition waits for a seek.
+    fn poison_pill(
+        &mut self,
+        tp: &TopicPartition,
+        position: FetchPosition,
+        offset: Offset,
+        exception: &'static str,
+        message: String,
+        out: &mut Effects<ConsumerTimer>,
+    ) {
+        let message = if exception == "RecordDeserializationException" {
+            format!(
+                "Error deserializing key/value for partition {tp} at offset {}. If needed, \
+                 please seek past the record to continue consumption. Caused by: {message}",
+                offset.0
+            )
+        } else {
+            message
+        };
+        self.raise(tp, exception, message, out);
+        if let Some(s) = self.partitions.get_mut(tp) {
+            s.state = FetchState::Blocked(Some(FetchPosition {
+                offset,
+                offset_epoch: position.offset_epoch,
+            }));
+        }
+    }
+
     /// Queues an exception for the next `poll()` and logs it as an internal event.
     fn raise(
         &mut self,
@@ -598,7 +631,7 @@ impl ConsumerClient {
             }
         }
         let mut added = false;
-        for bytes in batches {
+        'batches: for bytes in batches {
             let Ok((batch, _)) = RecordBatch::decode(&bytes) else {
                 break;
             };
@@ -607,12 +640,16 @@ impl ConsumerClient {
                 if offset < position.offset {
                     continue;
                 }
-                let value = r
-                    .value
-                    .as_ref()
-                    .filter(|v| v.len() == 8)
-                    .map(|v| u64::from_be_bytes(v.as_slice().try_into().expect("8 bytes")))
-                    .unwrap_or(0);
+                let value = match r.value.as_deref() {
+                    None => 0,
+                    Some(bytes) => match deserialize_value(self.config.value_deserializer, bytes) {
+                        Ok(v) => v,
+                        Err((exception, message)) => {
+                            self.poison_pill(&tp, position, offset, exception, message, out);
+                            break 'batches;
+                        }
+                    },
+                };
                 self.buffer.push_back(PolledRecord {
                     tp: tp.clone(),
                     offset,
@@ -624,6 +661,15 @@ impl ConsumerClient {
                     offset_epoch: batch.partition_leader_epoch,
                 };
             }
+        }
+        let Some(s) = self.partitions.get_mut(&tp) else {
+            return;
+        };
+        if matches!(s.state, FetchState::Blocked(_)) {
+            if added && self.blocked_poll.is_some() {
+                self.complete_poll(out);
+            }
+            return;
         }
         s.state = FetchState::Fetching(position);
         if added && self.blocked_poll.is_some() {
@@ -960,6 +1006,44 @@ impl ConsumerClient {
     }
 }
 
+/// The workload's value from a record's value bytes under `value.deserializer`, or the
+/// exception (name, message) the application meets: `LongDeserializer` throws
+/// `SerializationException` unless the value is 8 bytes (wrapped by the fetcher into
+/// `RecordDeserializationException`); `StringDeserializer` reads any bytes, and the
+/// application's `Long.parseLong` throws `NumberFormatException` unless they are decimal
+/// digits. `IntegerDeserializer` is refused by the configuration for the 64-bit values.
+pub fn deserialize_value(class: SerdeClass, bytes: &[u8]) -> Result<u64, (&'static str, String)> {
+    match class {
+        SerdeClass::String => {
+            let text = String::from_utf8_lossy(bytes);
+            text.parse::<u64>().map_err(|_| {
+                (
+                    "NumberFormatException",
+                    format!("For input string: \"{}\"", text.escape_debug()),
+                )
+            })
+        }
+        SerdeClass::Integer | SerdeClass::Long => {
+            let size = if class == SerdeClass::Long { 8 } else { 4 };
+            if bytes.len() != size {
+                return Err((
+                    "RecordDeserializationException",
+                    format!(
+                        "org.apache.kafka.common.errors.SerializationException: Size of data \
+                         received by {} is not {size}",
+                        class.deserializer_simple_name()
+                    ),
+                ));
+            }
+            Ok(if size == 8 {
+                u64::from_be_bytes(bytes.try_into().expect("8 bytes"))
+            } else {
+                u32::from_be_bytes(bytes.try_into().expect("4 bytes")) as u64
+            })
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1177,6 +1261,71 @@ mod tests {
         // A poll timeout of a poll that already returned is ignored.
         let out = fire(&mut c, ConsumerTimer::PollTimeout { generation: 1 });
         assert!(out.ops().is_empty());
+    }
+
+    /// A batch of values at offsets `base..` with each value's bytes as given.
+    fn raw_batch(base: i64, values: Vec<Vec<u8>>) -> Vec<u8> {
+        let records = values.into_iter().map(|v| (None, Some(v))).collect();
+        let mut b = RecordBatch::new(records, 0);
+        b.base_offset = Offset(base);
+        b.encode()
+    }
+
+    /// A value the deserializer cannot read is a poison pill (KIP-334): the records before it
+    /// are returned, then `poll()` throws RecordDeserializationException naming the partition
+    /// and offset, and the position stays on that record (no further fetch).
+    #[test]
+    fn a_value_long_deserializer_cannot_read_stops_the_partition_at_its_offset() {
+        let (mut c, fetch) = positioned(AutoOffsetReset::Earliest, 0, 0);
+        let values = vec![
+            7u64.to_be_bytes().to_vec(),
+            b"4294967304".to_vec(), // StringSerializer's bytes for a value
+            9u64.to_be_bytes().to_vec(),
+        ];
+        let out = deliver(
+            &mut c,
+            fetch_response(corr_of(&fetch), ErrorCode::None, vec![raw_batch(0, values)]),
+        );
+        let text = "Error deserializing key/value for partition events-0 at offset 1. If needed, \
+                    please seek past the record to continue consumption. Caused by: \
+                    org.apache.kafka.common.errors.SerializationException: Size of data received \
+                    by LongDeserializer is not 8";
+        assert!(out.events().contains(&Event::ConsumerError {
+            tp: tp(),
+            exception: "RecordDeserializationException".into(),
+            message: text.into(),
+        }));
+        assert!(out.sent().is_empty(), "no fetch past the poison pill");
+        let o = fire(&mut c, ConsumerTimer::Poll).ops();
+        assert_eq!(o[1].op_type, OpType::Fail);
+        assert_eq!(
+            o[1].error.as_deref(),
+            Some(format!("RecordDeserializationException: {text}").as_str())
+        );
+        let o = fire(&mut c, ConsumerTimer::Poll).ops();
+        let OpValue::Poll { records } = &o[1].value else {
+            unreachable!()
+        };
+        assert_eq!(records.iter().map(|r| r.value).collect::<Vec<_>>(), [7]);
+        assert_eq!(c.position(&tp()), Some(Offset(1)));
+    }
+
+    /// `StringDeserializer` reads any bytes; the application's `Long.parseLong` of the
+    /// workload's value is what fails on LongSerializer's bytes. Decimal text reads back.
+    #[test]
+    fn string_deserializer_reads_decimal_values_and_fails_on_long_bytes() {
+        assert_eq!(
+            deserialize_value(SerdeClass::String, b"4294967304"),
+            Ok(4294967304)
+        );
+        assert_eq!(
+            deserialize_value(SerdeClass::Long, &4294967304u64.to_be_bytes()),
+            Ok(4294967304)
+        );
+        let (exception, message) =
+            deserialize_value(SerdeClass::String, &7u64.to_be_bytes()).unwrap_err();
+        assert_eq!(exception, "NumberFormatException");
+        assert!(message.starts_with("For input string: \""), "{message}");
     }
 
     #[test]

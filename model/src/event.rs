@@ -253,15 +253,18 @@ pub enum Event {
     ZkSessionExpired { session: SessionId, owner: NodeId },
     /// A node halted itself (fatal disk error).
     Halted { reason: String },
-    /// A client's interceptor panicked; the client logged it and went on (Kafka's
+    /// A client's interceptor threw (or panicked); the client logged it and went on (Kafka's
     /// `ProducerInterceptors` catches and logs interceptor exceptions, never propagates them).
+    /// Recorded for the 1st, 10th, 100th, ... failure of each interceptor and hook.
     InterceptorFailed {
-        /// The interceptor's name.
+        /// The interceptor's name (its class name for `interceptor.classes` entries).
         interceptor: String,
         /// `onSend` or `onAcknowledgement`.
         method: String,
-        /// The panic message.
+        /// The exception or panic message.
         error: String,
+        /// Failures of this interceptor and hook so far, this one included.
+        failures: u64,
     },
     /// The nemesis injected a fault (recorded by the simulator, attributed to the node it hit).
     Fault {

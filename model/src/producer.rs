@@ -47,7 +47,7 @@
 //! operation: `invoke` when offered, then `ok` with its offset, `fail` when it certainly was
 //! not written, or `info` when it may have been (or, fire-and-forget, when nobody looked).
 
-use crate::config::ProducerConfig;
+use crate::config::{InterceptorClass, ProducerConfig, SerdeClass};
 use crate::effects::{Actor, Effects};
 use crate::event::{ClientOp, Event, OpType, OpValue};
 use crate::partitioner::{partition_for_key, StickyPartitioner};
@@ -153,29 +153,43 @@ pub struct RecordMetadata {
 }
 
 /// Kafka's `ProducerInterceptor`: sees every record before it is serialized and every outcome.
-/// A panic in either hook is caught and reported, never propagated.
+/// An error (Kafka: an exception) or a panic in either hook is caught and logged as
+/// [`Event::InterceptorFailed`], never propagated.
 pub trait ProducerInterceptor: Send {
     /// A name for reports.
     fn name(&self) -> String {
         "interceptor".into()
     }
-    /// Called by `send` first; returns the record to send (possibly modified).
-    fn on_send(&mut self, record: ProducerRecord) -> ProducerRecord;
-    /// Called when the record is acknowledged (`error` is `None`) or fails.
-    fn on_acknowledgement(&mut self, metadata: &RecordMetadata, error: Option<&str>);
+    /// Called by `send` first; returns the record to send (possibly modified), or the message
+    /// of the exception it throws (the record then goes on as the previous interceptor left
+    /// it).
+    fn on_send(&mut self, record: ProducerRecord) -> Result<ProducerRecord, String>;
+    /// Called when the record is acknowledged (`error` is `None`) or fails; `Err` is the
+    /// message of the exception it throws.
+    fn on_acknowledgement(
+        &mut self,
+        metadata: &RecordMetadata,
+        error: Option<&str>,
+    ) -> Result<(), String>;
 }
 
-/// Kafka's `Serializer<T>`: turns a key or value into bytes for `topic`.
+/// Kafka's `Serializer<T>`: turns a key or value into bytes for `topic`. `Err` is the message
+/// of the `SerializationException` it throws; `send` then fails.
 pub trait Serializer<T: ?Sized>: Send {
-    fn serialize(&self, topic: &str, data: &T) -> Vec<u8>;
+    fn serialize(&self, topic: &str, data: &T) -> Result<Vec<u8>, String>;
 }
 
-/// Kafka's `StringSerializer` (UTF-8).
+/// Kafka's `StringSerializer` (UTF-8). For a `u64` value: its decimal digits.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StringSerializer;
 impl Serializer<str> for StringSerializer {
-    fn serialize(&self, _topic: &str, data: &str) -> Vec<u8> {
-        data.as_bytes().to_vec()
+    fn serialize(&self, _topic: &str, data: &str) -> Result<Vec<u8>, String> {
+        Ok(data.as_bytes().to_vec())
+    }
+}
+impl Serializer<u64> for StringSerializer {
+    fn serialize(&self, _topic: &str, data: &u64) -> Result<Vec<u8>, String> {
+        Ok(data.to_string().into_bytes())
     }
 }
 
@@ -183,13 +197,13 @@ impl Serializer<str> for StringSerializer {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LongSerializer;
 impl Serializer<i64> for LongSerializer {
-    fn serialize(&self, _topic: &str, data: &i64) -> Vec<u8> {
-        data.to_be_bytes().to_vec()
+    fn serialize(&self, _topic: &str, data: &i64) -> Result<Vec<u8>, String> {
+        Ok(data.to_be_bytes().to_vec())
     }
 }
 impl Serializer<u64> for LongSerializer {
-    fn serialize(&self, _topic: &str, data: &u64) -> Vec<u8> {
-        data.to_be_bytes().to_vec()
+    fn serialize(&self, _topic: &str, data: &u64) -> Result<Vec<u8>, String> {
+        Ok(data.to_be_bytes().to_vec())
     }
 }
 
@@ -197,8 +211,8 @@ impl Serializer<u64> for LongSerializer {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct IntegerSerializer;
 impl Serializer<i32> for IntegerSerializer {
-    fn serialize(&self, _topic: &str, data: &i32) -> Vec<u8> {
-        data.to_be_bytes().to_vec()
+    fn serialize(&self, _topic: &str, data: &i32) -> Result<Vec<u8>, String> {
+        Ok(data.to_be_bytes().to_vec())
     }
 }
 
@@ -206,8 +220,116 @@ impl Serializer<i32> for IntegerSerializer {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ByteArraySerializer;
 impl Serializer<[u8]> for ByteArraySerializer {
-    fn serialize(&self, _topic: &str, data: &[u8]) -> Vec<u8> {
-        data.to_vec()
+    fn serialize(&self, _topic: &str, data: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(data.to_vec())
+    }
+}
+
+/// A numeric key serializer (`IntegerSerializer`, `LongSerializer`) for the workload's keys,
+/// which the producer holds as decimal text (`"3"`): parses the text, then serializes the
+/// number. Text that is not such a number is what Kafka's `Can't convert key` error reports.
+#[derive(Debug, Clone, Copy)]
+pub struct NumericKeySerializer(pub SerdeClass);
+impl Serializer<str> for NumericKeySerializer {
+    fn serialize(&self, topic: &str, data: &str) -> Result<Vec<u8>, String> {
+        let cant = || {
+            format!(
+                "Can't convert key of class java.lang.String to class {} specified in key.serializer",
+                self.0.serializer()
+            )
+        };
+        match self.0 {
+            SerdeClass::Integer => {
+                IntegerSerializer.serialize(topic, &data.parse().map_err(|_| cant())?)
+            }
+            SerdeClass::Long => {
+                LongSerializer.serialize(topic, &data.parse::<i64>().map_err(|_| cant())?)
+            }
+            SerdeClass::String => StringSerializer.serialize(topic, data),
+        }
+    }
+}
+
+/// The key serializer of `key.serializer`.
+pub fn key_serializer(class: SerdeClass) -> Box<dyn Serializer<str>> {
+    match class {
+        SerdeClass::String => Box::new(StringSerializer),
+        numeric => Box::new(NumericKeySerializer(numeric)),
+    }
+}
+
+/// The value serializer of `value.serializer` (`LongSerializer` or `StringSerializer`; the
+/// configuration refuses others for the workload's 64-bit values).
+pub fn value_serializer(class: SerdeClass) -> Box<dyn Serializer<u64>> {
+    match class {
+        SerdeClass::String => Box::new(StringSerializer),
+        _ => Box::new(LongSerializer),
+    }
+}
+
+/// The workload's key number `n` as the producer holds it for `key.serializer`: `k{n}` for
+/// `StringSerializer`, the decimal `n` for a numeric serializer.
+pub fn workload_key(n: u64, class: SerdeClass) -> String {
+    match class {
+        SerdeClass::String => format!("k{n}"),
+        _ => n.to_string(),
+    }
+}
+
+/// `ksim.interceptors.TracingHeader` ([`InterceptorClass::TracingHeader`]): stamps each record
+/// with a header `ksim-trace` = `CLIENT/N`, the client and the record's sequence number.
+#[derive(Debug, Clone)]
+pub struct TracingHeaderInterceptor {
+    client: String,
+    sent: u64,
+}
+impl ProducerInterceptor for TracingHeaderInterceptor {
+    fn name(&self) -> String {
+        InterceptorClass::TracingHeader.class_name().into()
+    }
+    fn on_send(&mut self, mut record: ProducerRecord) -> Result<ProducerRecord, String> {
+        self.sent += 1;
+        let trace = format!("{}/{}", self.client, self.sent);
+        record
+            .headers
+            .push(("ksim-trace".into(), Some(trace.into_bytes())));
+        Ok(record)
+    }
+    fn on_acknowledgement(&mut self, _m: &RecordMetadata, _e: Option<&str>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// `ksim.interceptors.FailingOnSend` and `ksim.interceptors.FailingOnAcknowledgement`
+/// ([`InterceptorClass`]): the named hook throws every time.
+#[derive(Debug, Clone, Copy)]
+pub struct FailingInterceptor(pub InterceptorClass);
+impl ProducerInterceptor for FailingInterceptor {
+    fn name(&self) -> String {
+        self.0.class_name().into()
+    }
+    fn on_send(&mut self, record: ProducerRecord) -> Result<ProducerRecord, String> {
+        if self.0 == InterceptorClass::FailingOnSend {
+            return Err("java.lang.IllegalStateException: onSend always fails".into());
+        }
+        Ok(record)
+    }
+    fn on_acknowledgement(&mut self, _m: &RecordMetadata, _e: Option<&str>) -> Result<(), String> {
+        if self.0 == InterceptorClass::FailingOnAcknowledgement {
+            return Err("java.lang.IllegalStateException: onAcknowledgement always fails".into());
+        }
+        Ok(())
+    }
+}
+
+/// The interceptor of an `interceptor.classes` entry, for the producer named `client`.
+pub fn builtin_interceptor(class: InterceptorClass, client: &str) -> Box<dyn ProducerInterceptor> {
+    match class {
+        InterceptorClass::TracingHeader => Box::new(TracingHeaderInterceptor {
+            client: client.to_string(),
+            sent: 0,
+        }),
+        failing => Box::new(FailingInterceptor(failing)),
     }
 }
 
@@ -322,6 +444,8 @@ pub struct ProducerClient {
     /// Sync send style: the op the workload waits for.
     awaiting: Option<u64>,
     interceptors: Vec<Box<dyn ProducerInterceptor>>,
+    /// Failures so far per interceptor and hook (for the event's count).
+    interceptor_failures: BTreeMap<(String, &'static str), u64>,
     key_serializer: Box<dyn Serializer<str>>,
     value_serializer: Box<dyn Serializer<u64>>,
     next_value: u64,
@@ -354,9 +478,17 @@ impl ProducerClient {
         workload: ProducerWorkload,
         bootstrap: Vec<BrokerId>,
     ) -> Self {
+        let interceptors = config
+            .interceptor_classes
+            .iter()
+            .map(|&c| builtin_interceptor(c, &format!("producer-{index}")))
+            .collect();
         ProducerClient {
             index,
             buffer_available: config.buffer_memory,
+            interceptors,
+            key_serializer: key_serializer(config.key_serializer),
+            value_serializer: value_serializer(config.value_serializer),
             config,
             workload,
             bootstrap,
@@ -374,9 +506,7 @@ impl ProducerClient {
             unconfirmed: BTreeMap::new(),
             wakeups: BTreeSet::new(),
             awaiting: None,
-            interceptors: Vec::new(),
-            key_serializer: Box::new(StringSerializer),
-            value_serializer: Box::new(LongSerializer),
+            interceptor_failures: BTreeMap::new(),
             next_value: 0,
             next_op: 0,
             next_corr: 0,
@@ -549,16 +679,17 @@ impl ProducerClient {
         mut record: ProducerRecord,
         out: &mut Effects<ProducerTimer>,
     ) -> ProducerRecord {
-        for i in &mut self.interceptors {
+        for i in 0..self.interceptors.len() {
             let before = record.clone();
-            match catch_unwind(AssertUnwindSafe(|| i.on_send(record))) {
-                Ok(r) => record = r,
+            let interceptor = &mut self.interceptors[i];
+            match catch_unwind(AssertUnwindSafe(|| interceptor.on_send(record))) {
+                Ok(Ok(r)) => record = r,
+                Ok(Err(error)) => {
+                    self.interceptor_failed(i, "onSend", error, out);
+                    record = before;
+                }
                 Err(panic) => {
-                    out.event(Event::InterceptorFailed {
-                        interceptor: i.name(),
-                        method: "onSend".into(),
-                        error: panic_text(&panic),
-                    });
+                    self.interceptor_failed(i, "onSend", panic_text(&panic), out);
                     record = before;
                 }
             }
@@ -572,20 +703,53 @@ impl ProducerClient {
         error: Option<&str>,
         out: &mut Effects<ProducerTimer>,
     ) {
-        for i in &mut self.interceptors {
-            if let Err(panic) =
-                catch_unwind(AssertUnwindSafe(|| i.on_acknowledgement(metadata, error)))
-            {
-                out.event(Event::InterceptorFailed {
-                    interceptor: i.name(),
-                    method: "onAcknowledgement".into(),
-                    error: panic_text(&panic),
-                });
+        for i in 0..self.interceptors.len() {
+            let interceptor = &mut self.interceptors[i];
+            let failure = match catch_unwind(AssertUnwindSafe(|| {
+                interceptor.on_acknowledgement(metadata, error)
+            })) {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e),
+                Err(panic) => Some(panic_text(&panic)),
+            };
+            if let Some(e) = failure {
+                self.interceptor_failed(i, "onAcknowledgement", e, out);
             }
         }
     }
 
-    /// Whether the workload's thread is inside a blocking `send` or `get`.
+    /// Kafka's `ProducerInterceptors` logs an interceptor's exception and goes on. The event
+    /// is recorded for the 1st, 10th, 100th, ... failure of each interceptor and hook, with
+    /// the count so far, so that an interceptor failing on every record is visible without
+    /// one event per record.
+    fn interceptor_failed(
+        &mut self,
+        index: usize,
+        method: &'static str,
+        error: String,
+        out: &mut Effects<ProducerTimer>,
+    ) {
+        let interceptor = self.interceptors[index].name();
+        let failures = self
+            .interceptor_failures
+            .entry((interceptor.clone(), method))
+            .or_insert(0);
+        *failures += 1;
+        let n = *failures;
+        let mut power = 1;
+        while power < n {
+            power *= 10;
+        }
+        if power == n {
+            out.event(Event::InterceptorFailed {
+                interceptor,
+                method: method.into(),
+                error,
+                failures: n,
+            });
+        }
+    }
+
     fn workload_blocked(&self) -> bool {
         self.blocked.is_some()
             || (self.workload.send_style == SendStyle::Sync && self.awaiting.is_some())
@@ -602,7 +766,10 @@ impl ProducerClient {
         let key = if self.workload.keys == 0 {
             None
         } else {
-            Some(format!("k{}", self.next_value % self.workload.keys as u64))
+            Some(workload_key(
+                self.next_value % self.workload.keys as u64,
+                self.config.key_serializer,
+            ))
         };
         let record = ProducerRecord {
             topic: self.workload.topic.clone(),
@@ -613,11 +780,19 @@ impl ProducerClient {
         };
         let record = self.intercept_send(record, out);
         let topic = record.topic.clone();
-        let key_bytes = record
+        let serialized = record
             .key
             .as_ref()
-            .map(|k| self.key_serializer.serialize(&topic, k));
-        let value_bytes = self.value_serializer.serialize(&topic, &record.value);
+            .map(|k| self.key_serializer.serialize(&topic, k))
+            .transpose()
+            .and_then(|k| Ok((k, self.value_serializer.serialize(&topic, &record.value)?)));
+        let (key_bytes, value_bytes) = match serialized {
+            Ok(bytes) => bytes,
+            Err(message) => {
+                self.serialization_failed(record, partitions, message, out);
+                return;
+            }
+        };
         let record_bytes = PendingRecord::encoded_size(&key_bytes, &value_bytes, &record.headers);
         let partition = match record.partition {
             Some(p) if (0..partitions).contains(&p) => p,
@@ -657,6 +832,48 @@ impl ProducerClient {
             }
         }
         self.drain(now, out);
+    }
+
+    /// `send` threw a `SerializationException` (`KafkaProducer.doSend`): the interceptors'
+    /// `onSendError` hears of it (as an acknowledgement with an error) and the workload's call
+    /// fails; nothing is appended.
+    fn serialization_failed(
+        &mut self,
+        record: ProducerRecord,
+        partitions: i32,
+        message: String,
+        out: &mut Effects<ProducerTimer>,
+    ) {
+        let partition = record
+            .partition
+            .filter(|p| (0..partitions).contains(p))
+            .unwrap_or(0);
+        self.next_op += 1;
+        let op_id = self.next_op;
+        let value = OpValue::Send {
+            tp: self.tp(partition),
+            key: record.key.clone(),
+            value: record.value,
+            offset: None,
+        };
+        out.op(ClientOp {
+            op_type: OpType::Invoke,
+            op_id,
+            value: value.clone(),
+            error: None,
+        });
+        let error = format!("SerializationException: {message}");
+        let metadata = RecordMetadata {
+            tp: self.tp(partition),
+            offset: None,
+        };
+        self.intercept_ack(&metadata, Some(&error), out);
+        out.op(ClientOp {
+            op_type: OpType::Fail,
+            op_id,
+            value,
+            error: Some(error),
+        });
     }
 
     /// Estimated encoded size of a batch whose records section is `records_bytes` long.
@@ -1807,10 +2024,14 @@ mod tests {
         fn name(&self) -> String {
             "panicky".into()
         }
-        fn on_send(&mut self, _record: ProducerRecord) -> ProducerRecord {
+        fn on_send(&mut self, _record: ProducerRecord) -> Result<ProducerRecord, String> {
             panic!("on_send exploded")
         }
-        fn on_acknowledgement(&mut self, _m: &RecordMetadata, _e: Option<&str>) {
+        fn on_acknowledgement(
+            &mut self,
+            _m: &RecordMetadata,
+            _e: Option<&str>,
+        ) -> Result<(), String> {
             panic!("on_acknowledgement exploded")
         }
     }
@@ -1818,12 +2039,17 @@ mod tests {
     /// Counts acknowledgements and stamps a header on every record.
     struct Stamp(std::sync::Arc<std::sync::Mutex<Vec<Option<Offset>>>>);
     impl ProducerInterceptor for Stamp {
-        fn on_send(&mut self, mut record: ProducerRecord) -> ProducerRecord {
+        fn on_send(&mut self, mut record: ProducerRecord) -> Result<ProducerRecord, String> {
             record.headers.push(("stamp".into(), Some(b"1".to_vec())));
-            record
+            Ok(record)
         }
-        fn on_acknowledgement(&mut self, m: &RecordMetadata, _e: Option<&str>) {
+        fn on_acknowledgement(
+            &mut self,
+            m: &RecordMetadata,
+            _e: Option<&str>,
+        ) -> Result<(), String> {
             self.0.lock().unwrap().push(m.offset);
+            Ok(())
         }
     }
 
@@ -1848,6 +2074,7 @@ mod tests {
                     interceptor,
                     method,
                     error,
+                    ..
                 }) => Some((interceptor.clone(), method.clone(), error.clone())),
                 _ => None,
             })
@@ -1890,6 +2117,186 @@ mod tests {
             Effect::Event(Event::InterceptorFailed { method, .. }) if method == "onAcknowledgement"
         )));
         assert_eq!(*acks.lock().unwrap(), vec![Some(Offset(41))]);
+    }
+
+    /// `interceptor.classes` builds ksim's interceptors: TracingHeader stamps every record,
+    /// FailingOnSend's exception is logged (1st, 10th, 100th failure, with the count) and the
+    /// record still goes out, as Kafka's `ProducerInterceptors` does.
+    #[test]
+    fn configured_interceptors_stamp_and_fail_without_failing_sends() {
+        let config = ProducerConfig {
+            linger_ms: 0,
+            interceptor_classes: vec![
+                InterceptorClass::FailingOnSend,
+                InterceptorClass::TracingHeader,
+                InterceptorClass::FailingOnAcknowledgement,
+            ],
+            ..ProducerConfig::default()
+        };
+        let mut p = started(config, SendStyle::Async);
+        let mut logged = Vec::new();
+        let mut first = None;
+        for t in 3..3 + 120 {
+            let out = tick(&mut p, t);
+            for e in out.events() {
+                if let Event::InterceptorFailed {
+                    interceptor,
+                    method,
+                    failures,
+                    ..
+                } = e
+                {
+                    logged.push((interceptor, method, failures));
+                }
+            }
+            if first.is_none() {
+                first = produce_requests(&out).into_iter().next();
+            }
+        }
+        let on_send = |n| {
+            (
+                "ksim.interceptors.FailingOnSend".to_string(),
+                "onSend".to_string(),
+                n,
+            )
+        };
+        assert_eq!(logged, vec![on_send(1), on_send(10), on_send(100)]);
+        let (corr, parts) = first.expect("a produce request");
+        assert_eq!(
+            parts[0].1.records[0].headers,
+            vec![("ksim-trace".to_string(), Some(b"producer-0/1".to_vec()))]
+        );
+        let mut out = Effects::new();
+        p.on_message(
+            Instant(200),
+            NodeId::Broker(BrokerId(0)),
+            ok_response(corr, &[(parts[0].0, 0)]),
+            &mut out,
+        );
+        assert_eq!(out.ops()[0].op_type, OpType::Ok, "the send still succeeds");
+        assert!(out.events().iter().any(|e| matches!(
+            e,
+            Event::InterceptorFailed { interceptor, method, failures: 1, .. }
+                if interceptor == "ksim.interceptors.FailingOnAcknowledgement"
+                    && method == "onAcknowledgement"
+        )));
+    }
+
+    /// `key.serializer` decides the bytes murmur2 hashes: `StringSerializer` writes `k{n}`,
+    /// `IntegerSerializer` and `LongSerializer` the number `n` in 4 or 8 bytes; and
+    /// `value.serializer = StringSerializer` writes the value's decimal digits.
+    #[test]
+    fn serializers_decide_key_bytes_partition_and_value_bytes() {
+        let expected = |class: SerdeClass, n: u64| -> Vec<u8> {
+            match class {
+                SerdeClass::String => format!("k{n}").into_bytes(),
+                SerdeClass::Integer => (n as i32).to_be_bytes().to_vec(),
+                SerdeClass::Long => (n as i64).to_be_bytes().to_vec(),
+            }
+        };
+        for class in [SerdeClass::String, SerdeClass::Integer, SerdeClass::Long] {
+            let config = ProducerConfig {
+                linger_ms: 0,
+                key_serializer: class,
+                value_serializer: SerdeClass::String,
+                ..ProducerConfig::default()
+            };
+            let mut p = ProducerClient::new(
+                0,
+                config,
+                ProducerWorkload {
+                    keys: 8,
+                    ..workload(SendStyle::Async)
+                },
+                vec![BrokerId(0)],
+            );
+            let broker = NodeId::Broker(BrokerId(0));
+            let mut out = Effects::new();
+            p.on_start(Instant(0), &mut out);
+            let md = corr_of(&out.sent()[0]);
+            let mut out = Effects::new();
+            p.on_message(Instant(1), broker, metadata_n(md, 8), &mut out);
+            let init = corr_of(&out.sent()[0]);
+            let mut out = Effects::new();
+            let reply = Message::InitProducerIdResponse {
+                corr: init,
+                error: ErrorCode::None,
+                producer_id: ProducerId(7),
+                producer_epoch: ProducerEpoch(0),
+            };
+            p.on_message(Instant(2), broker, reply, &mut out);
+            let out = tick(&mut p, 3);
+            let (_, parts) = produce_requests(&out).pop().expect("a produce request");
+            let (partition, batch) = &parts[0];
+            // The first record is value 1, key number 1.
+            let key = expected(class, 1);
+            assert_eq!(batch.records[0].key.as_deref(), Some(&key[..]), "{class:?}");
+            assert_eq!(*partition, partition_for_key(&key, 8), "{class:?}");
+            assert_eq!(
+                batch.records[0].value.as_deref(),
+                Some(((1u64 << 32) | 1).to_string().as_bytes()),
+                "{class:?}"
+            );
+        }
+        // The three serializers put key number 1 on different partitions of 8.
+        let parts: BTreeSet<i32> = [SerdeClass::String, SerdeClass::Integer, SerdeClass::Long]
+            .into_iter()
+            .map(|c| partition_for_key(&expected(c, 1), 8))
+            .collect();
+        assert!(parts.len() > 1, "{parts:?}");
+    }
+
+    /// A key a numeric serializer cannot take fails the send with Kafka's
+    /// SerializationException text; nothing is appended.
+    #[test]
+    fn unserializable_key_fails_the_send() {
+        struct RenameKey;
+        impl ProducerInterceptor for RenameKey {
+            fn on_send(&mut self, mut r: ProducerRecord) -> Result<ProducerRecord, String> {
+                r.key = Some("not-a-number".into());
+                Ok(r)
+            }
+            fn on_acknowledgement(
+                &mut self,
+                _m: &RecordMetadata,
+                _e: Option<&str>,
+            ) -> Result<(), String> {
+                Ok(())
+            }
+        }
+        let config = ProducerConfig {
+            linger_ms: 0,
+            key_serializer: SerdeClass::Long,
+            ..ProducerConfig::default()
+        };
+        let mut p = ProducerClient::new(
+            0,
+            config.clone(),
+            ProducerWorkload {
+                keys: 8,
+                ..workload(SendStyle::Async)
+            },
+            vec![BrokerId(0)],
+        );
+        p.add_interceptor(Box::new(RenameKey));
+        let broker = NodeId::Broker(BrokerId(0));
+        let mut out = Effects::new();
+        p.on_start(Instant(0), &mut out);
+        let md = corr_of(&out.sent()[0]);
+        let mut out = Effects::new();
+        p.on_message(Instant(1), broker, metadata_n(md, 2), &mut out);
+        let out = tick(&mut p, 3);
+        let ops = out.ops();
+        assert_eq!(ops.len(), 2);
+        assert_eq!(ops[1].op_type, OpType::Fail);
+        assert_eq!(
+            ops[1].error.as_deref(),
+            Some(
+                "SerializationException: Can't convert key of class java.lang.String to class \
+                 org.apache.kafka.common.serialization.LongSerializer specified in key.serializer"
+            )
+        );
+        assert!(produce_requests(&out).is_empty());
     }
 
     /// Ready batches of several partitions led by one broker travel in one Produce request;
@@ -2132,17 +2539,31 @@ mod tests {
 
     #[test]
     fn serializers_match_kafka() {
-        assert_eq!(StringSerializer.serialize("t", "k1"), b"k1".to_vec());
+        assert_eq!(
+            Serializer::<str>::serialize(&StringSerializer, "t", "k1"),
+            Ok(b"k1".to_vec())
+        );
+        assert_eq!(
+            Serializer::<u64>::serialize(&StringSerializer, "t", &258),
+            Ok(b"258".to_vec())
+        );
         assert_eq!(
             Serializer::<i64>::serialize(&LongSerializer, "t", &-2),
-            vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe]
+            Ok(vec![0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe])
         );
         assert_eq!(
             Serializer::<u64>::serialize(&LongSerializer, "t", &258),
-            vec![0, 0, 0, 0, 0, 0, 1, 2]
+            Ok(vec![0, 0, 0, 0, 0, 0, 1, 2])
         );
-        assert_eq!(IntegerSerializer.serialize("t", &258), vec![0, 0, 1, 2]);
-        assert_eq!(ByteArraySerializer.serialize("t", &[1, 2][..]), vec![1, 2]);
+        assert_eq!(IntegerSerializer.serialize("t", &258), Ok(vec![0, 0, 1, 2]));
+        assert_eq!(
+            ByteArraySerializer.serialize("t", &[1, 2][..]),
+            Ok(vec![1, 2])
+        );
+        assert_eq!(
+            NumericKeySerializer(SerdeClass::Integer).serialize("t", "258"),
+            Ok(vec![0, 0, 1, 2])
+        );
         assert_eq!(SendStyle::parse("sync"), Some(SendStyle::Sync));
         assert_eq!(SendStyle::parse("blocking"), None);
         for n in SendStyle::NAMES {

@@ -27,7 +27,7 @@ use crate::check::Violation;
 use crate::history::{EventRecord, HistoryEntry};
 use crate::run::{Outcome, RunResult};
 use crate::scenario::{Expect, FaultAction, Scenario, ScheduledFault};
-use ksim_model::config::{PropValue, Properties, TruncationMode};
+use ksim_model::config::{PropValue, Properties, SerdeClass, TruncationMode};
 use ksim_model::event::{Event, OpType, OpValue};
 use ksim_model::protocol::{Acks, ErrorCode};
 use ksim_model::types::{BrokerId, NodeId, Offset, TopicPartition};
@@ -158,6 +158,19 @@ struct Safety {
     flush_interval_messages: u64,
     power_faults: bool,
     spare_last_replica: bool,
+    /// Consumers whose `value.deserializer` cannot read what a producer of a topic they read
+    /// wrote with its `value.serializer`.
+    serde_mismatches: Vec<SerdeMismatch>,
+}
+
+/// A consumer that reads a topic whose producer serializes values in another format.
+#[derive(Debug, Clone, PartialEq)]
+struct SerdeMismatch {
+    consumers: String,
+    producers: String,
+    topic: String,
+    serializer: SerdeClass,
+    deserializer: SerdeClass,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -215,6 +228,28 @@ impl Safety {
                     .unwrap_or(broker.unclean_leader_election_enable),
             })
             .collect();
+        let mut serde_mismatches = Vec::new();
+        let mut first_consumer = 0u32;
+        for c in &sc.consumers {
+            let consumers = client_range("consumer", first_consumer, c.members);
+            first_consumer += c.members;
+            let mut first_producer = 0u32;
+            for p in &sc.producers {
+                let producers = client_range("producer", first_producer, p.count);
+                first_producer += p.count;
+                if c.topics.contains(&p.topic)
+                    && c.config.value_deserializer != p.config.value_serializer
+                {
+                    serde_mismatches.push(SerdeMismatch {
+                        consumers: consumers.clone(),
+                        producers,
+                        topic: p.topic.clone(),
+                        serializer: p.config.value_serializer,
+                        deserializer: c.config.value_deserializer,
+                    });
+                }
+            }
+        }
         let power = |k: &str| matches!(k, "power-fail" | "disk-loss");
         let power_faults = sc.faults.kinds.iter().any(|k| power(k.name()))
             || sc.faults.schedule.iter().any(|f| power(f.action.key()));
@@ -226,6 +261,7 @@ impl Safety {
             flush_interval_messages: broker.log_flush_interval_messages,
             power_faults,
             spare_last_replica: sc.faults.spare_last_replica,
+            serde_mismatches,
         }
     }
 }
@@ -1801,7 +1837,16 @@ pub fn describe_event(e: &Event) -> String {
             interceptor,
             method,
             error,
-        } => format!("interceptor {interceptor} panicked in {method} (caught and logged): {error}"),
+            failures,
+        } => {
+            let nth = match failures {
+                1 => "first failure".to_string(),
+                n => format!("failure number {n}; ksim records the 1st, 10th, 100th, ..."),
+            };
+            format!(
+                "interceptor {interceptor} failed in {method} ({nth}): {error}. The producer logged it and went on: an interceptor never fails a send (Kafka's ProducerInterceptors)"
+            )
+        }
         Event::Fault { .. } => format!("nemesis {}", describe_fault_event(e)),
         Event::LogSegmentRolled {
             tp,
@@ -2287,6 +2332,44 @@ fn lessons(check: &str, s: &Safety, topics: &BTreeSet<String>) -> Vec<String> {
                 _ => "Replicas disagreed about committed records.",
             };
             out.push(intro.to_string());
+            let mismatches: Vec<&SerdeMismatch> = s
+                .serde_mismatches
+                .iter()
+                .filter(|m| in_scope(&m.topic))
+                .collect();
+            if check == "unseen" && !mismatches.is_empty() {
+                out.push(
+                    "Here the consumer could not read them: it was configured to deserialize \
+                     values in another format than the producer wrote them. Its first record \
+                     of each partition was a poison pill: `poll()` threw (see the consumer's \
+                     `RecordDeserializationException` or `NumberFormatException` in the \
+                     timeline) and its position stayed on that record, so it read nothing \
+                     after it. The records are in the log; this is configuration, not loss."
+                        .to_string(),
+                );
+                out.push("What would have prevented it:".to_string());
+                out.push(
+                    mismatches
+                        .iter()
+                        .map(|m| {
+                            format!(
+                                "- {} reads `{}` with `value.deserializer={}`, but {} writes it \
+                                 with `value.serializer={}`: set `value.deserializer={}` (the \
+                                 serializer's counterpart), or catch the exception and `seek` \
+                                 past the record, counting what is skipped.",
+                                m.consumers,
+                                m.topic,
+                                m.deserializer.deserializer(),
+                                m.producers,
+                                m.serializer.serializer(),
+                                m.serializer.deserializer()
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+                return out;
+            }
             let fixes = loss_fixes(s, &producers, &topic_list);
             if fixes.is_empty() {
                 let minimum = topic_list
@@ -2906,6 +2989,7 @@ mod tests {
             flush_interval_messages: u64::MAX,
             power_faults: false,
             spare_last_replica: true,
+            serde_mismatches: Vec::new(),
         }
     }
 

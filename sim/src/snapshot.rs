@@ -136,11 +136,19 @@ pub fn read_log(
     (log.log_start_offset(), records)
 }
 
-/// The workload's value of a record: its 8-byte big-endian body, else 0.
+/// The workload's value of a record, as the checks read it whatever the producer's
+/// `value.serializer`: an 8-byte body is `LongSerializer`'s big-endian number, a body of
+/// decimal digits is `StringSerializer`'s text (the workload's values are at least 2^32, so
+/// their text has at least 10 digits and is never 8 bytes long); anything else is 0.
 pub fn decode_value(v: Option<&[u8]>) -> u64 {
-    v.filter(|v| v.len() == 8)
-        .map(|v| u64::from_be_bytes(v[..8].try_into().expect("8 bytes")))
-        .unwrap_or(0)
+    match v {
+        Some(v) if v.len() == 8 => u64::from_be_bytes(v.try_into().expect("8 bytes")),
+        Some(v) if !v.is_empty() && v.iter().all(u8::is_ascii_digit) => std::str::from_utf8(v)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// The partition a partition directory name (`events-0`) stands for.

@@ -440,14 +440,7 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
             let records: Vec<(Offset, u64)> = log
                 .records()
                 .into_iter()
-                .map(|(o, v, _)| {
-                    (
-                        o,
-                        v.filter(|v| v.len() == 8)
-                            .map(|v| u64::from_be_bytes(v[..8].try_into().expect("8")))
-                            .unwrap_or(0),
-                    )
-                })
+                .map(|(o, v, _)| (o, crate::snapshot::decode_value(v.as_deref())))
                 .collect();
             final_logs.insert((node, tp), records);
         }
