@@ -1956,8 +1956,18 @@ mod tests {
 
     /// A producer past metadata (topic `t` with `partitions` partitions) and InitProducerId.
     fn started_n(config: ProducerConfig, style: SendStyle, partitions: i32) -> ProducerClient {
+        started_with(config, workload(style), partitions)
+    }
+
+    /// A producer running `w`, past metadata (topic `t` with `partitions` partitions) and
+    /// InitProducerId.
+    fn started_with(
+        config: ProducerConfig,
+        w: ProducerWorkload,
+        partitions: i32,
+    ) -> ProducerClient {
         let idempotent = config.enable_idempotence;
-        let mut p = ProducerClient::new(0, config, workload(style), vec![BrokerId(0)]);
+        let mut p = ProducerClient::new(0, config, w, vec![BrokerId(0)]);
         let broker = NodeId::Broker(BrokerId(0));
         let mut out = Effects::new();
         p.on_start(Instant(0), &mut out);
@@ -2201,30 +2211,11 @@ mod tests {
                 value_serializer: SerdeClass::String,
                 ..ProducerConfig::default()
             };
-            let mut p = ProducerClient::new(
-                0,
-                config,
-                ProducerWorkload {
-                    keys: 8,
-                    ..workload(SendStyle::Async)
-                },
-                vec![BrokerId(0)],
-            );
-            let broker = NodeId::Broker(BrokerId(0));
-            let mut out = Effects::new();
-            p.on_start(Instant(0), &mut out);
-            let md = corr_of(&out.sent()[0]);
-            let mut out = Effects::new();
-            p.on_message(Instant(1), broker, metadata_n(md, 8), &mut out);
-            let init = corr_of(&out.sent()[0]);
-            let mut out = Effects::new();
-            let reply = Message::InitProducerIdResponse {
-                corr: init,
-                error: ErrorCode::None,
-                producer_id: ProducerId(7),
-                producer_epoch: ProducerEpoch(0),
+            let keyed = ProducerWorkload {
+                keys: 8,
+                ..workload(SendStyle::Async)
             };
-            p.on_message(Instant(2), broker, reply, &mut out);
+            let mut p = started_with(config, keyed, 8);
             let out = tick(&mut p, 3);
             let (_, parts) = produce_requests(&out).pop().expect("a produce request");
             let (partition, batch) = &parts[0];
