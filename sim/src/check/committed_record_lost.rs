@@ -13,9 +13,12 @@
 //! never lost while one ISR member holding it survives without losing power or disk.
 //!
 //! **What is allowed.** Kafka relies on replication, not on fsync: if every member of the ISR
-//! the record was appended with later lost power or its disk (a `fault` event `power-fail` or
-//! `disk-loss` on each of them, or silent corruption by `disk-fault`), Kafka made no promise and
-//! the record is not judged. Records acknowledged with `acks=1` or `acks=0` are not committed
+//! the record was committed with (the acknowledging leader's ISR when its high watermark passed
+//! the record, which every member then held) lost power or its disk at or after that moment (a
+//! `fault` event `power-fail` or `disk-loss` on each of them, or silent corruption by
+//! `disk-fault`), Kafka made no promise and the record is not judged. The ISR the record was
+//! appended with is not the one that matters: a member that never fetched the record may be
+//! removed before the high watermark passes it, and one that catches up may join. Records acknowledged with `acks=1` or `acks=0` are not committed
 //! when answered and are `lost-write`'s business. A replica that still holds the value at the
 //! offset (even one out of the ISR) counts as keeping it: this check only flags records that are
 //! gone everywhere. Records the log removed on purpose, by retention below the log start offset
@@ -60,12 +63,16 @@ impl Checker for CommittedRecordLost {
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         let deleted = super::deleted_topics(input.events);
-        // The ISR each leader appended with, by (tp, base offset, leader epoch).
+        // The ISR each leader appended with, by (tp, base offset, leader epoch): the fallback
+        // when the acknowledging leader's ISR is not known.
         let mut appended_isr: BTreeMap<(TopicPartition, Offset, i32), Vec<BrokerId>> =
             BTreeMap::new();
-        // Committed offset ranges: (tp, base, last, time, broker, epoch).
+        // Each leader's current ISR of each partition, as it last said (became leader, ISR
+        // changed).
+        let mut leader_isr: BTreeMap<(BrokerId, TopicPartition), Vec<BrokerId>> = BTreeMap::new();
+        // Committed offset ranges: (tp, base, last, time, broker, epoch, ISR at commit).
         let mut committed = Vec::new();
-        // Brokers whose power or disk was lost, with the first time it happened after t.
+        // Brokers whose power or disk was lost, with the times it happened.
         let mut data_lost: BTreeMap<BrokerId, Vec<u64>> = BTreeMap::new();
         for r in input.events {
             match &r.event {
@@ -78,6 +85,14 @@ impl Checker for CommittedRecordLost {
                 } => {
                     appended_isr.insert((tp.clone(), *base_offset, leader_epoch.0), isr.clone());
                 }
+                Event::BecameLeader {
+                    tp, broker, isr, ..
+                }
+                | Event::IsrChanged {
+                    tp, broker, isr, ..
+                } => {
+                    leader_isr.insert((*broker, tp.clone()), isr.clone());
+                }
                 Event::ProduceAcked {
                     tp,
                     broker,
@@ -89,6 +104,11 @@ impl Checker for CommittedRecordLost {
                 } if *error == ksim_model::protocol::ErrorCode::None
                     && !deleted.contains_key(&tp.topic) =>
                 {
+                    let isr = leader_isr
+                        .get(&(*broker, tp.clone()))
+                        .or_else(|| appended_isr.get(&(tp.clone(), *base_offset, leader_epoch.0)))
+                        .cloned()
+                        .unwrap_or_else(|| vec![*broker]);
                     committed.push((
                         tp.clone(),
                         *base_offset,
@@ -96,6 +116,7 @@ impl Checker for CommittedRecordLost {
                         r.time_ms,
                         *broker,
                         leader_epoch.0,
+                        isr,
                     ));
                 }
                 Event::Fault { action, nodes, .. }
@@ -146,15 +167,14 @@ impl Checker for CommittedRecordLost {
         let removed = Removed::from_events(input.events);
         let mut anomalies = Vec::new();
         let mut judged: BTreeSet<(TopicPartition, Offset)> = BTreeSet::new();
-        for (tp, base, last, acked_ms, broker, epoch) in committed {
-            let isr = appended_isr
-                .get(&(tp.clone(), base, epoch))
-                .cloned()
-                .unwrap_or_else(|| vec![broker]);
-            // Kafka's promise holds only while one ISR member keeps its power and disk.
-            let all_lost = isr
-                .iter()
-                .all(|m| data_lost.get(m).is_some_and(|ts| !ts.is_empty()));
+        for (tp, base, last, acked_ms, broker, epoch, isr) in committed {
+            // Kafka's promise holds only while one member of the ISR at commit keeps its power
+            // and disk from then on.
+            let all_lost = isr.iter().all(|m| {
+                data_lost
+                    .get(m)
+                    .is_some_and(|ts| ts.iter().any(|t| *t >= acked_ms))
+            });
             if all_lost {
                 continue;
             }
@@ -196,7 +216,7 @@ impl Checker for CommittedRecordLost {
                 let isr_names: Vec<String> =
                     isr.iter().map(|b| format!("broker-{}", b.0)).collect();
                 let sentence = format!(
-                    "value {value} at {tp} offset {o}, committed by leader broker-{} in epoch {epoch} with ISR [{}] at t={acked_ms} ms (acknowledged to {producer} at t={ok_ms} ms), is on no replica at the end: {there}",
+                    "value {value} at {tp} offset {o}, appended by leader broker-{} in epoch {epoch} and committed with ISR [{}] at t={acked_ms} ms (acknowledged to {producer} at t={ok_ms} ms), is on no replica at the end: {there}",
                     broker.0,
                     isr_names.join(", ")
                 );
@@ -351,5 +371,53 @@ mod tests {
             },
         ));
         assert_eq!(check(&ok(42), &one, &logs(&[(0, 5, 99)])).len(), 1);
+    }
+
+    fn power_fail(time_ms: u64, broker: &str) -> EventRecord {
+        ev(
+            time_ms,
+            Event::Fault {
+                action: "power-fail".into(),
+                nodes: vec![broker.into()],
+                source: "random".into(),
+            },
+        )
+    }
+
+    /// The leader's ISR when the high watermark passed the record decides whose survival Kafka
+    /// promised, not the ISR at append (last-replica-standing seed 23: appended with ISR
+    /// [2, 1] while broker-1 was down, committed after broker-1 was removed, with ISR [2, 0];
+    /// both then lost power, so Kafka promised nothing).
+    #[test]
+    fn the_isr_at_commit_decides_not_the_isr_at_append() {
+        let isr_changed = |isr: Vec<BrokerId>| {
+            ev(
+                15,
+                Event::IsrChanged {
+                    tp: tp(),
+                    broker: BrokerId(0),
+                    leader_epoch: LeaderEpoch(0),
+                    isr,
+                    partition_epoch: ksim_model::types::ZkVersion(1),
+                },
+            )
+        };
+        // Appended with ISR [0, 1], committed with ISR [0, 2]; 0 and 2 lose power later.
+        let mut events = appended_and_acked(vec![BrokerId(0), BrokerId(1)]);
+        events.insert(1, isr_changed(vec![BrokerId(0), BrokerId(2)]));
+        events.push(power_fail(30, "broker-0"));
+        events.push(power_fail(31, "broker-2"));
+        assert!(check(&ok(42), &events, &logs(&[(1, 5, 99)])).is_empty());
+        // Appended with ISR [0], committed with ISR [0, 2]; only broker-0 loses power: broker-2
+        // held it at commit and kept its power, so the loss is judged.
+        let mut events = appended_and_acked(vec![BrokerId(0)]);
+        events.insert(1, isr_changed(vec![BrokerId(0), BrokerId(2)]));
+        events.push(power_fail(30, "broker-0"));
+        assert_eq!(check(&ok(42), &events, &logs(&[(2, 5, 99)])).len(), 1);
+        // A power failure before the commit broke no promise about the record.
+        let mut events = appended_and_acked(vec![BrokerId(0), BrokerId(1)]);
+        events.insert(0, power_fail(1, "broker-0"));
+        events.insert(1, power_fail(2, "broker-1"));
+        assert_eq!(check(&ok(42), &events, &logs(&[(0, 5, 99)])).len(), 1);
     }
 }
