@@ -450,7 +450,8 @@ impl ZkServer {
         );
         self.commit(triggers, out);
         if let Ok(reply) = &result {
-            observe_writes(&writes, reply, out);
+            let writer = self.sessions.get(&session).map(|s| s.owner);
+            observe_writes(&writes, reply, writer, out);
         }
         if let Some(s) = self.sessions.get_mut(&session) {
             s.answers.insert(corr, result.clone());
@@ -1002,14 +1003,15 @@ fn data_writes(req: &ZkRequest) -> Vec<Option<(String, Vec<u8>)>> {
     }
 }
 
-/// Records the committed writes the testbed observes on the coordination node: today a
-/// partition's state znode, as `partition-state-changed` (see
-/// [`crate::controller::observe_state_write`]). Ground truth lives here, where the write
-/// commits: a writer whose answer is lost does not know it landed, but every later reader
-/// sees it.
+/// Records the committed writes the testbed observes on the coordination node: a partition's
+/// state znode, as `partition-state-changed` (see [`crate::controller::observe_state_write`]),
+/// and `/controller_epoch`, as `controller-epoch-incremented` by the session owner `writer`.
+/// Ground truth lives here, where the write commits: a writer whose answer is lost does not
+/// know it landed, but every later reader sees it.
 fn observe_writes(
     writes: &[Option<(String, Vec<u8>)>],
     reply: &ZkReply,
+    writer: Option<NodeId>,
     out: &mut Effects<ZkTimer>,
 ) {
     let single;
@@ -1029,7 +1031,15 @@ fn observe_writes(
             ZkReply::Created { .. } => ZkVersion(0),
             _ => continue,
         };
-        if let Some(event) = crate::controller::observe_state_write(path, data, version) {
+        if path == "/controller_epoch" {
+            let epoch = std::str::from_utf8(data).ok().and_then(|t| t.parse().ok());
+            if let (Some(epoch), Some(NodeId::Broker(broker))) = (epoch, writer) {
+                out.event(Event::ControllerEpochIncremented {
+                    broker,
+                    controller_epoch: crate::types::ControllerEpoch(epoch),
+                });
+            }
+        } else if let Some(event) = crate::controller::observe_state_write(path, data, version) {
             out.event(event);
         }
     }
@@ -1382,6 +1392,46 @@ mod tests {
         );
         assert_eq!(h.zk.children("/brokers/ids"), vec!["0", "10", "2"]);
         assert_eq!(h.zk.znode("/brokers/ids").map(|z| z.cversion), Some(3));
+    }
+
+    /// A committed `/controller_epoch` write is recorded where it commits, with the writer's
+    /// broker, in the order the node stores them; a refused conditional write is not.
+    #[test]
+    fn controller_epoch_writes_are_recorded_when_they_commit() {
+        let mut h = Harness::new();
+        let s0 = h.connect(B0);
+        let s1 = h.connect(B1);
+        let epochs = |effects: &[Effect<ZkTimer>]| -> Vec<Event> {
+            effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Event(ev @ Event::ControllerEpochIncremented { .. }) => {
+                        Some(ev.clone())
+                    }
+                    _ => None,
+                })
+                .collect()
+        };
+        let (_, effects) = h.call(B0, s0, create("/controller_epoch", b"1", false));
+        assert_eq!(
+            epochs(&effects),
+            [Event::ControllerEpochIncremented {
+                broker: BrokerId(0),
+                controller_epoch: crate::types::ControllerEpoch(1),
+            }]
+        );
+        let (_, effects) = h.call(B1, s1, set("/controller_epoch", b"2", Some(0)));
+        assert_eq!(
+            epochs(&effects),
+            [Event::ControllerEpochIncremented {
+                broker: BrokerId(1),
+                controller_epoch: crate::types::ControllerEpoch(2),
+            }]
+        );
+        // A stale conditional write (version 0 again) fails and records nothing.
+        let (result, effects) = h.call(B0, s0, set("/controller_epoch", b"2", Some(0)));
+        assert!(result.is_err());
+        assert!(epochs(&effects).is_empty());
     }
 
     #[test]

@@ -24,6 +24,15 @@ pub enum Event {
         broker: BrokerId,
         controller_epoch: ControllerEpoch,
     },
+    /// The coordination node committed a write of `/controller_epoch`: the epoch a controller
+    /// election claimed, in the order the coordination node granted them (recorded there, so a
+    /// broker that learns late that it won, or never learns it, does not reorder them; the
+    /// broker's own view is [`Event::ControllerElected`]).
+    ControllerEpochIncremented {
+        /// The broker whose session wrote it.
+        broker: BrokerId,
+        controller_epoch: ControllerEpoch,
+    },
     /// A controller gave up the role (lost its session or saw a newer controller).
     ControllerResigned {
         broker: BrokerId,

@@ -1665,6 +1665,12 @@ pub fn describe_event(e: &Event) -> String {
             broker,
             controller_epoch,
         } => format!("broker-{broker} became the active controller (controller epoch {controller_epoch})"),
+        Event::ControllerEpochIncremented {
+            broker,
+            controller_epoch,
+        } => format!(
+            "the coordination node stored controller epoch {controller_epoch}, written by broker-{broker}'s election"
+        ),
         Event::ControllerResigned {
             broker,
             controller_epoch,
@@ -2003,6 +2009,7 @@ fn timeline_class(e: &Event) -> Option<bool> {
         | Event::ProduceAcked { .. }
         | Event::LogSegmentRolled { .. }
         | Event::LogCleaned { .. }
+        | Event::ControllerEpochIncremented { .. }
         | Event::ProduceRejected { .. } => None,
         Event::LogSegmentsDeleted { .. } | Event::LogStartOffsetAdvanced { .. } => Some(true),
     }
