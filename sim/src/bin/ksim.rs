@@ -822,7 +822,7 @@ fn bench_producer_heavy(args: &BenchArgs, bare_cpu_us_per_message: f64) {
         args.producer_ms, args.compression, args.repeat
     );
     println!(
-        "{:>9} {:>10} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>10} {:>11} {:>9}",
+        "{:>9} {:>10} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8} {:>10} {:>10} {:>11} {:>9}",
         "linger.ms",
         "batch.size",
         "records",
@@ -831,6 +831,7 @@ fn bench_producer_heavy(args: &BenchArgs, bare_cpu_us_per_message: f64) {
         "rec/batch",
         "messages",
         "wall ms",
+        "rec/wall s",
         "µs/rec wall",
         "µs/rec CPU",
         "x bare"
@@ -855,7 +856,7 @@ fn bench_producer_heavy(args: &BenchArgs, bare_cpu_us_per_message: f64) {
             );
             all_ok &= r.ok;
             println!(
-                "{:>9} {:>10} {:>8} {:>8} {:>8} {:>9.1} {:>9} {:>8} {:>10.2} {:>11.2} {:>9.1}",
+                "{:>9} {:>10} {:>8} {:>8} {:>8} {:>9.1} {:>9} {:>8} {:>10.0} {:>10.2} {:>11.2} {:>9.1}",
                 linger_ms,
                 batch_size,
                 r.records,
@@ -864,6 +865,7 @@ fn bench_producer_heavy(args: &BenchArgs, bare_cpu_us_per_message: f64) {
                 r.records_per_batch(),
                 r.messages,
                 r.wall_ms,
+                r.records_per_wall_s(),
                 r.wall_us_per_record(),
                 r.cpu_us_per_record(),
                 r.cpu_us_per_record() / bare_cpu_us_per_message.max(1e-9)
