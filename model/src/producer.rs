@@ -3,13 +3,15 @@
 //!
 //! `send(record)` runs, in Kafka's order:
 //!
-//! 1. **Interceptors** ([`ProducerInterceptor::on_send`]) may rewrite the record. An
-//!    interceptor that panics is caught, reported as an [`Event::InterceptorFailed`], and the
-//!    record of the previous interceptor is used (Kafka's `ProducerInterceptors` logs and
-//!    swallows interceptor exceptions the same way).
-//! 2. **Serializers** turn key and value into bytes ([`Serializer`]; Kafka's
-//!    `StringSerializer` for keys and `LongSerializer` for the workload's `u64` values, so
-//!    consumers and checkers read the same 8 big-endian bytes).
+//! 1. **Interceptors** ([`ProducerInterceptor::on_send`], from `interceptor.classes`: see
+//!    [`builtin_interceptor`]) may rewrite the record. An interceptor that throws (returns
+//!    `Err`) or panics is caught, reported as an [`Event::InterceptorFailed`], and the record
+//!    of the previous interceptor is used (Kafka's `ProducerInterceptors` logs and swallows
+//!    interceptor exceptions the same way).
+//! 2. **Serializers** turn key and value into bytes ([`Serializer`]; `key.serializer`
+//!    `StringSerializer` by default, or `IntegerSerializer`/`LongSerializer` of the key
+//!    number, and `value.serializer` `LongSerializer` by default, or `StringSerializer`). A
+//!    serializer that cannot take a key fails the send (`SerializationException`).
 //! 3. **Partitioner**: an explicit partition, else murmur2 of the key modulo the partition
 //!    count (Kafka's `BuiltInPartitioner`), else the sticky partitioner for null keys (KIP-480).
 //! 4. **RecordAccumulator**: a deque of batches per partition. A record joins the last batch
