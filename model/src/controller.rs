@@ -231,7 +231,7 @@ fn encode_state(
 ///
 /// The event is emitted where the write commits, not where the controller reads its answer:
 /// a deposed controller's write can land while the answer is lost, and the cluster then
-/// carries that state all the same (default seed 1996: the ISR [2] of events-1 in epoch 1
+/// carries that state all the same (default seed 1996: the ISR `[2]` of events-1 in epoch 1
 /// committed, no answer came back, and the next controller read it). `version` is the
 /// znode's version after the write (the partition epoch); `change_reason` is ksim's own
 /// field of the znode (Kafka's has none), the controller's reason for the write.

@@ -2,7 +2,7 @@
 //!
 //! It numbers requests, remembers why each was sent (a purpose `P` chosen by the owner), and
 //! tells the owner when to ping. It does no I/O: `request` returns the message to send to
-//! [`NodeId::Zk`].
+//! [`NodeId::Zk`](crate::types::NodeId::Zk).
 
 use crate::protocol::{Message, ZkError, ZkReply, ZkRequest};
 use crate::types::{CorrelationId, Instant, SessionId};

@@ -36,7 +36,7 @@
 //! application `seek(tp, offset)` (an op `seek` in the history) makes `offset` where the next
 //! poll of `tp` must start, as Jepsen's checker starts afresh when a process assigns anew; a
 //! reset by `auto.offset.reset` after OFFSET_OUT_OF_RANGE (an internal event) does the same
-//! from the position it replaced (see [`successive_polls`]). The next poll is then judged
+//! from the position it replaced (see `successive_polls`). The next poll is then judged
 //! against the new position: a poll that starts past a seek's offset still skips. A note
 //! counts the seeks and resets so taken. Other resets (a KIP-320 log truncation) excuse nothing.
 
