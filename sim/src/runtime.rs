@@ -336,7 +336,7 @@ fn describe_disk_op(op: &ksim_model::effects::DiskOp) -> String {
 /// deadline, and a periodic timer re-armed from that late time would lose a whole period
 /// (a 10 000 records/s producer offered only about 8 000 under load). `Sleep::reset` sets
 /// the deadline without that floor.
-async fn sleep_exactly_until(deadline: madsim::time::Instant) {
+pub(crate) async fn sleep_exactly_until(deadline: madsim::time::Instant) {
     let sleep = madsim::time::sleep_until(deadline);
     tokio::pin!(sleep);
     sleep.as_mut().reset(deadline);

@@ -341,13 +341,13 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
     };
     let mut records = Vec::new();
     for fault in &plan {
-        madsim::time::sleep_until(start + Duration::from_millis(fault.at_ms)).await;
+        crate::runtime::sleep_exactly_until(start + Duration::from_millis(fault.at_ms)).await;
         let rec = nem.execute(fault);
         records.push(rec);
     }
 
     // ---- heal phase ----
-    madsim::time::sleep_until(start + Duration::from_millis(scenario.duration_ms)).await;
+    crate::runtime::sleep_exactly_until(start + Duration::from_millis(scenario.duration_ms)).await;
     let heal = PlannedFault {
         at_ms: scenario.duration_ms,
         action: FaultAction::Heal,
@@ -405,7 +405,7 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         }
     }
     let end_ms = scenario.duration_ms + scenario.heal_ms;
-    madsim::time::sleep_until(start + Duration::from_millis(end_ms)).await;
+    crate::runtime::sleep_exactly_until(start + Duration::from_millis(end_ms)).await;
     // ---- final drain ----
     // Producers stop (sends still unanswered stay open: indeterminate, as Jepsen treats them),
     // then consumers get DRAIN_MS to read everything that was acknowledged.
@@ -415,7 +415,7 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
             shared.lock().expect("shared").reset_connections_to(*n);
         }
     }
-    madsim::time::sleep_until(start + Duration::from_millis(end_ms + DRAIN_MS)).await;
+    crate::runtime::sleep_exactly_until(start + Duration::from_millis(end_ms + DRAIN_MS)).await;
 
     // ---- collect ----
     {
