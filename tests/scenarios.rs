@@ -327,3 +327,17 @@ fn a_fetch_completed_by_a_nested_hw_advance_is_not_completed_twice() {
         r.checks.violations
     );
 }
+
+/// Regression (`topic-admin-under-faults` seed 195, found by a 300-seed sweep): the last ISR
+/// member of events-0, broker-2, restarted after leading epoch 2 without writing; the recovery
+/// (KIP-966's balanced unclean recovery) compared the replicas' latest cached epochs and chose
+/// broker-1, a zombie leader of epoch 1 whose log ended at 942, over broker-2's committed
+/// records up to 948, which a consumer had read. Replicas now report the epoch of their last
+/// record (KIP-966's LastWrittenLeaderEpoch), and nothing committed is lost.
+#[test]
+fn the_recovery_compares_the_epoch_of_the_last_record_not_the_last_assigned_epoch() {
+    let sc = load(Path::new("scenarios/topic-admin-under-faults.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&sc, 195);
+    assert!(r.checks.violations.is_empty(), "{:?}", r.checks.violations);
+}

@@ -990,6 +990,21 @@ impl PartitionLog {
         self.epochs.last().map(|&(e, _)| e)
     }
 
+    /// The epoch of the last record in the log (KIP-966's `LastWrittenLeaderEpoch`): the
+    /// latest cached epoch that starts below the log end offset. Unlike [`Self::latest_epoch`]
+    /// it ignores an epoch a leader assigned at its log end without writing in it (which a
+    /// restart drops, as Kafka's `truncateFromEnd(logEndOffset)` does), and unlike
+    /// [`Self::epoch_of_last_batch`] it survives retention deleting every batch. `None` for a
+    /// log with no record in a known epoch.
+    pub fn last_written_epoch(&self) -> Option<LeaderEpoch> {
+        let end = self.log_end_offset();
+        self.epochs
+            .iter()
+            .rev()
+            .find(|&&(_, start)| start < end)
+            .map(|&(e, _)| e)
+    }
+
     /// The epoch cache: `(epoch, start_offset)`, increasing in both.
     pub fn epoch_entries(&self) -> &[(LeaderEpoch, Offset)] {
         &self.epochs
@@ -1713,11 +1728,17 @@ mod tests {
         assert_eq!(eo(-1), (-1, -1));
         assert_eq!(log.latest_epoch(), Some(LeaderEpoch(2)));
         assert_eq!(log.epoch_of_last_batch(), LeaderEpoch(2));
+        assert_eq!(log.last_written_epoch(), Some(LeaderEpoch(2)));
         // Stale or repeated epochs are ignored.
         ops.clear();
         log.assign_epoch_start(LeaderEpoch(1), Offset(9), &mut ops);
         log.assign_epoch_start(LeaderEpoch(2), Offset(9), &mut ops);
         assert!(ops.is_empty());
+        // A leader of epoch 4 that has written nothing yet: the cache names epoch 4, the last
+        // written record is still of epoch 2.
+        log.assign_epoch_start(LeaderEpoch(4), Offset(9), &mut ops);
+        assert_eq!(log.latest_epoch(), Some(LeaderEpoch(4)));
+        assert_eq!(log.last_written_epoch(), Some(LeaderEpoch(2)));
         // A request below the earliest cached epoch has no answer.
         let mut late = PartitionLog::new(&tp());
         late.assign_epoch_start(LeaderEpoch(3), Offset(0), &mut ops);
