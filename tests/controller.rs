@@ -202,3 +202,36 @@ fn create_partitions_must_increase_the_count() {
         .to_string();
     assert!(err.contains("unknown topic \"nope\""), "{err}");
 }
+
+/// Regression (`topic-admin-under-faults` seed 141, found by a 300-seed sweep): the controller
+/// that deleted `scratch` was killed before it heard that the deletion committed, so it never
+/// sent StopReplica; the next controller found the topic gone and did nothing, and `scratch-0`
+/// stayed on its brokers, taking no writes to the end (`liveness`). The deletion is now recorded
+/// where it commits, and a new controller tells the replicas of a deleted topic again (Kafka's
+/// TopicDeletionManager resumes deletions after a failover).
+#[test]
+fn a_new_controller_finishes_a_deletion_its_predecessor_committed() {
+    let sc = load(Path::new("scenarios/topic-admin-under-faults.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&sc, 141);
+    assert!(r.checks.is_ok(), "{:?}", r.checks.violations);
+    let events = &r.output.events;
+    let deleted_at = events
+        .iter()
+        .find(|e| matches!(&e.event, Event::TopicDeleted { topic, controller_epoch } if topic == "scratch" && controller_epoch.0 == 1))
+        .map(|e| e.time_ms)
+        .expect("scratch deleted by the epoch-1 controller");
+    let later_controller = events
+        .iter()
+        .find(|e| e.time_ms > deleted_at && matches!(&e.event, Event::ControllerElected { controller_epoch, .. } if controller_epoch.0 == 2))
+        .map(|e| e.time_ms)
+        .expect("a controller of epoch 2 after the deletion");
+    let replica_deleted_later = events.iter().any(|e| {
+        e.time_ms >= later_controller
+            && matches!(&e.event, Event::ReplicaDeleted { tp, .. } if tp.topic == "scratch")
+    });
+    assert!(
+        replica_deleted_later,
+        "the epoch-2 controller had the replicas of scratch deleted"
+    );
+}

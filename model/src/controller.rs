@@ -164,6 +164,10 @@ struct Active {
     /// Each broker incarnation's logs as it registered them: (last epoch, log end offset) by
     /// partition name.
     reported_logs: BTreeMap<(BrokerId, BrokerEpoch), BTreeMap<String, (LeaderEpoch, Offset)>>,
+    /// Topics whose deletion a previous controller committed (`/admin/delete_topics/T`), with
+    /// the assignment the marker records: at startup their replicas are told again to delete
+    /// them, as Kafka's `TopicDeletionManager` resumes deletions after a failover.
+    deleted: BTreeMap<String, Vec<Vec<BrokerId>>>,
     loading: usize,
     loaded: bool,
     scan: u64,
@@ -443,6 +447,7 @@ impl Controller {
             isr_epochs: BTreeMap::new(),
             elr: BTreeMap::new(),
             reported_logs: BTreeMap::new(),
+            deleted: BTreeMap::new(),
             loading: 0,
             loaded: false,
             scan: 1,
@@ -643,7 +648,17 @@ impl Controller {
                 }
             },
             ControllerZkOp::DeletedMarker { topic } => match result {
-                Ok(ZkReply::Data { .. }) => a.loading -= 1,
+                Ok(ZkReply::Data { data, .. }) => {
+                    let assignment = decode_assignment(&data).unwrap_or_else(|| {
+                        topics
+                            .iter()
+                            .find(|t| t.name == topic)
+                            .map(|t| t.assignment.clone())
+                            .unwrap_or_default()
+                    });
+                    a.deleted.insert(topic, assignment);
+                    a.loading -= 1;
+                }
                 _ => {
                     let t = topics
                         .iter()
@@ -725,10 +740,9 @@ impl Controller {
                         },
                     );
                 }
-                out.event(Event::TopicDeleted {
-                    topic,
-                    controller_epoch: a.epoch,
-                });
+                // The deletion is recorded (`topic-deleted`) by the coordination node, where the
+                // multi committed: a controller that dies before this answer still deleted it.
+                let _ = topic;
                 if let Some(p) = a.pending.as_mut() {
                     p.writes -= 1;
                 }
@@ -1097,6 +1111,33 @@ impl Controller {
                 for op in &self.admin {
                     a.queue.push_back(CtlEvent::Admin(op.clone()));
                 }
+                // Deletions a previous controller committed but may not have carried out (it
+                // can fail between the write and its StopReplica requests): tell every live
+                // replica again (Kafka's TopicDeletionManager resumes them after a failover;
+                // deleting a partition a broker no longer hosts is a no-op).
+                let mut per_broker: BTreeMap<BrokerId, Vec<TopicPartition>> = BTreeMap::new();
+                for (topic, assignment) in &a.deleted {
+                    for (p, replicas) in assignment.iter().enumerate() {
+                        for r in replicas.iter().filter(|r| a.live.contains_key(r)) {
+                            per_broker
+                                .entry(*r)
+                                .or_default()
+                                .push(TopicPartition::new(topic.clone(), p as i32));
+                        }
+                    }
+                }
+                for (b, partitions) in per_broker {
+                    out.send(
+                        NodeId::Broker(b),
+                        Message::StopReplica {
+                            controller: self.broker,
+                            controller_epoch: a.epoch,
+                            broker_epoch: a.live[&b],
+                            partitions,
+                            delete_partitions: true,
+                        },
+                    );
+                }
                 self.reconcile(&live, reqs);
             }
             CtlEvent::Admin(op) => self.handle_admin(op, reqs),
@@ -1434,9 +1475,16 @@ impl Controller {
                         expected_version: None,
                     });
                 }
+                // The marker keeps what a later controller needs to finish the deletion (the
+                // assignment) and the epoch of the controller that deleted the topic.
+                let assignment: Vec<Vec<BrokerId>> =
+                    tps.iter().map(|tp| a.assignments[tp].clone()).collect();
+                let mut marker: serde_json::Value =
+                    serde_json::from_slice(&encode_assignment(&assignment)).expect("json");
+                marker["controller_epoch"] = serde_json::json!(a.epoch.0);
                 ops.push(ZkOp::Create {
                     path: format!("/admin/delete_topics/{topic}"),
-                    data: vec![],
+                    data: marker.to_string().into_bytes(),
                     ephemeral: false,
                 });
                 a.pending.as_mut().expect("in an event").writes += 1;

@@ -1005,7 +1005,8 @@ fn data_writes(req: &ZkRequest) -> Vec<Option<(String, Vec<u8>)>> {
 
 /// Records the committed writes the testbed observes on the coordination node: a partition's
 /// state znode, as `partition-state-changed` (see [`crate::controller::observe_state_write`]),
-/// and `/controller_epoch`, as `controller-epoch-incremented` by the session owner `writer`.
+/// `/controller_epoch`, as `controller-epoch-incremented` by the session owner `writer`, and a
+/// topic's deletion marker `/admin/delete_topics/T`, as `topic-deleted`.
 /// Ground truth lives here, where the write commits: a writer whose answer is lost does not
 /// know it landed, but every later reader sees it.
 fn observe_writes(
@@ -1031,7 +1032,19 @@ fn observe_writes(
             ZkReply::Created { .. } => ZkVersion(0),
             _ => continue,
         };
-        if path == "/controller_epoch" {
+        if let Some(topic) = path.strip_prefix("/admin/delete_topics/") {
+            // The controller's deletion of a topic committed (the marker is created in the
+            // same multi that deletes the topic's znodes).
+            let epoch = serde_json::from_slice::<serde_json::Value>(data)
+                .ok()
+                .and_then(|v| v.get("controller_epoch")?.as_i64());
+            if let (Some(epoch), 0) = (epoch, version.0) {
+                out.event(Event::TopicDeleted {
+                    topic: topic.to_string(),
+                    controller_epoch: crate::types::ControllerEpoch(epoch as i32),
+                });
+            }
+        } else if path == "/controller_epoch" {
             let epoch = std::str::from_utf8(data).ok().and_then(|t| t.parse().ok());
             if let (Some(epoch), Some(NodeId::Broker(broker))) = (epoch, writer) {
                 out.event(Event::ControllerEpochIncremented {

@@ -84,8 +84,11 @@ pub enum Event {
         to_count: i32,
         controller_epoch: ControllerEpoch,
     },
-    /// The controller deleted a topic: its znodes are gone, its replicas were told to delete
-    /// their logs (StopReplica), and metadata no longer lists it.
+    /// The controller deleted a topic: its znodes are gone and its replicas are told to delete
+    /// their logs (StopReplica). Recorded by the coordination node when the deletion commits
+    /// (the marker `/admin/delete_topics/T` is created in the same multi), so a controller that
+    /// fails before hearing the answer does not hide it; the next controller tells the
+    /// replicas again.
     TopicDeleted {
         topic: String,
         controller_epoch: ControllerEpoch,
