@@ -14,7 +14,8 @@
 //!
 //! **What is allowed.** Kafka relies on replication, not on fsync: if every member of the ISR
 //! the record was committed with (the acknowledging leader's ISR when its high watermark passed
-//! the record, which every member then held) lost power or its disk at or after that moment (a
+//! the record, which every member then held) lost power or its disk after the record was
+//! appended (a
 //! `fault` event `power-fail` or `disk-loss` on each of them, or silent corruption by
 //! `disk-fault`), Kafka made no promise and the record is not judged. The ISR the record was
 //! appended with is not the one that matters: a member that never fetched the record may be
@@ -67,6 +68,8 @@ impl Checker for CommittedRecordLost {
         // when the acknowledging leader's ISR is not known.
         let mut appended_isr: BTreeMap<(TopicPartition, Offset, i32), Vec<BrokerId>> =
             BTreeMap::new();
+        // When each batch was appended, by (tp, base offset, leader epoch).
+        let mut appended_at: BTreeMap<(TopicPartition, Offset, i32), u64> = BTreeMap::new();
         // Each leader's current ISR of each partition, as it last said (became leader, ISR
         // changed).
         let mut leader_isr: BTreeMap<(BrokerId, TopicPartition), Vec<BrokerId>> = BTreeMap::new();
@@ -84,6 +87,9 @@ impl Checker for CommittedRecordLost {
                     ..
                 } => {
                     appended_isr.insert((tp.clone(), *base_offset, leader_epoch.0), isr.clone());
+                    appended_at
+                        .entry((tp.clone(), *base_offset, leader_epoch.0))
+                        .or_insert(r.time_ms);
                 }
                 Event::BecameLeader {
                     tp, broker, isr, ..
@@ -169,11 +175,17 @@ impl Checker for CommittedRecordLost {
         let mut judged: BTreeSet<(TopicPartition, Offset)> = BTreeSet::new();
         for (tp, base, last, acked_ms, broker, epoch, isr) in committed {
             // Kafka's promise holds only while one member of the ISR at commit keeps its power
-            // and disk from then on.
+            // and disk. A member's copy can be lost from the moment the leader appended the
+            // record (a follower that fetched it and then lost power may still be counted by a
+            // leader that learns of the loss later); a loss before the append took no copy.
+            let since = appended_at
+                .get(&(tp.clone(), base, epoch))
+                .copied()
+                .unwrap_or(acked_ms);
             let all_lost = isr.iter().all(|m| {
                 data_lost
                     .get(m)
-                    .is_some_and(|ts| ts.iter().any(|t| *t >= acked_ms))
+                    .is_some_and(|ts| ts.iter().any(|t| *t >= since))
             });
             if all_lost {
                 continue;
@@ -414,10 +426,17 @@ mod tests {
         events.insert(1, isr_changed(vec![BrokerId(0), BrokerId(2)]));
         events.push(power_fail(30, "broker-0"));
         assert_eq!(check(&ok(42), &events, &logs(&[(2, 5, 99)])).len(), 1);
-        // A power failure before the commit broke no promise about the record.
+        // A power failure before the append took no copy of the record.
         let mut events = appended_and_acked(vec![BrokerId(0), BrokerId(1)]);
         events.insert(0, power_fail(1, "broker-0"));
         events.insert(1, power_fail(2, "broker-1"));
         assert_eq!(check(&ok(42), &events, &logs(&[(0, 5, 99)])).len(), 1);
+        // One between the append (t=10) and the acknowledgement (t=20) did: the follower had
+        // fetched the record and lost it; the leader counted it before it learned of the loss
+        // (correlated-power-loss seed 2).
+        let mut events = appended_and_acked(vec![BrokerId(0), BrokerId(1)]);
+        events.insert(1, power_fail(12, "broker-1"));
+        events.push(power_fail(30, "broker-0"));
+        assert!(check(&ok(42), &events, &logs(&[(0, 5, 99)])).is_empty());
     }
 }
