@@ -379,6 +379,28 @@ fn decode_assignment(data: &[u8]) -> Option<Vec<Vec<BrokerId>>> {
     Some(out.into_iter().map(|(_, r)| r).collect())
 }
 
+/// StopReplica with delete to each live broker for its replicas in `per_broker` (Kafka's
+/// `TopicDeletionManager`): the broker drops those partitions and deletes their logs.
+fn send_delete_replicas(
+    controller: BrokerId,
+    a: &Active,
+    per_broker: BTreeMap<BrokerId, Vec<TopicPartition>>,
+    out: &mut Effects<BrokerTimer>,
+) {
+    for (b, partitions) in per_broker {
+        out.send(
+            NodeId::Broker(b),
+            Message::StopReplica {
+                controller,
+                controller_epoch: a.epoch,
+                broker_epoch: a.live[&b],
+                partitions,
+                delete_partitions: true,
+            },
+        );
+    }
+}
+
 impl Controller {
     pub fn new(broker: BrokerId, config: BrokerConfig, topics: Vec<NewTopic>) -> Self {
         Controller {
@@ -728,18 +750,7 @@ impl Controller {
                     a.isr_epochs.remove(tp);
                     a.elr.remove(tp);
                 }
-                for (b, partitions) in per_broker {
-                    out.send(
-                        NodeId::Broker(b),
-                        Message::StopReplica {
-                            controller: self.broker,
-                            controller_epoch: a.epoch,
-                            broker_epoch: a.live[&b],
-                            partitions,
-                            delete_partitions: true,
-                        },
-                    );
-                }
+                send_delete_replicas(self.broker, a, per_broker, out);
                 // The deletion is recorded (`topic-deleted`) by the coordination node, where the
                 // multi committed: a controller that dies before this answer still deleted it.
                 let _ = topic;
@@ -1126,18 +1137,7 @@ impl Controller {
                         }
                     }
                 }
-                for (b, partitions) in per_broker {
-                    out.send(
-                        NodeId::Broker(b),
-                        Message::StopReplica {
-                            controller: self.broker,
-                            controller_epoch: a.epoch,
-                            broker_epoch: a.live[&b],
-                            partitions,
-                            delete_partitions: true,
-                        },
-                    );
-                }
+                send_delete_replicas(self.broker, a, per_broker, out);
                 self.reconcile(&live, reqs);
             }
             CtlEvent::Admin(op) => self.handle_admin(op, reqs),
