@@ -316,11 +316,6 @@ impl SerdeClass {
         }
     }
 
-    /// The simple class name of the serializer (`LongSerializer`), for reports.
-    pub fn serializer_simple_name(self) -> &'static str {
-        self.serializer().rsplit('.').next().unwrap_or_default()
-    }
-
     /// The simple class name of the deserializer (`LongDeserializer`), for reports.
     pub fn deserializer_simple_name(self) -> &'static str {
         self.deserializer().rsplit('.').next().unwrap_or_default()

@@ -671,14 +671,9 @@ impl Controller {
             },
             ControllerZkOp::DeletedMarker { topic } => match result {
                 Ok(ZkReply::Data { data, .. }) => {
-                    let assignment = decode_assignment(&data).unwrap_or_else(|| {
-                        topics
-                            .iter()
-                            .find(|t| t.name == topic)
-                            .map(|t| t.assignment.clone())
-                            .unwrap_or_default()
-                    });
-                    a.deleted.insert(topic, assignment);
+                    // The marker holds the assignment the deleting controller knew.
+                    a.deleted
+                        .insert(topic, decode_assignment(&data).unwrap_or_default());
                     a.loading -= 1;
                 }
                 _ => {
@@ -753,7 +748,6 @@ impl Controller {
                 send_delete_replicas(self.broker, a, per_broker, out);
                 // The deletion is recorded (`topic-deleted`) by the coordination node, where the
                 // multi committed: a controller that dies before this answer still deleted it.
-                let _ = topic;
                 if let Some(p) = a.pending.as_mut() {
                     p.writes -= 1;
                 }

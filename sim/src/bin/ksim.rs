@@ -46,7 +46,9 @@ use ksim::cli::explore::{explore, Tally, MESSAGE_CHARS_MAX};
 use ksim::cli::{check_out_dir, human_duration_ms, io_reason, speedup, truncate_message};
 use ksim::run::{Outcome, RunResult};
 use ksim::scenario::{Expect, Scenario};
+use ksim_model::config::SerdeClass;
 use ksim_model::partitioner::{murmur2, partition_for_key};
+use ksim_model::producer::key_serializer;
 use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -119,30 +121,24 @@ enum KeySerializerArg {
 }
 
 impl KeySerializerArg {
-    /// The bytes the producer's serializer makes of `key`, or why it cannot.
+    /// The bytes the producer's serializer makes of `key`, or why it cannot: the raw bytes
+    /// for `string` (any key, UTF-8 or not), else the model's numeric key serializer
+    /// ([`ksim_model::producer::key_serializer`]) on the key's text.
     fn serialize(self, key: &[u8]) -> Result<Vec<u8>, String> {
-        let number = |bits: u32| {
-            let text = std::str::from_utf8(key).ok().map(str::trim);
-            let parsed = text.and_then(|t| {
-                if bits == 32 {
-                    t.parse::<i32>().ok().map(|n| n.to_be_bytes().to_vec())
-                } else {
-                    t.parse::<i64>().ok().map(|n| n.to_be_bytes().to_vec())
-                }
-            });
-            parsed.ok_or_else(|| {
+        let (class, bits, name) = match self {
+            KeySerializerArg::String => return Ok(key.to_vec()),
+            KeySerializerArg::Integer => (SerdeClass::Integer, 32, "integer"),
+            KeySerializerArg::Long => (SerdeClass::Long, 64, "long"),
+        };
+        std::str::from_utf8(key)
+            .ok()
+            .and_then(|t| key_serializer(class).serialize("", t.trim()).ok())
+            .ok_or_else(|| {
                 format!(
-                    "key {:?} is not a {bits}-bit integer, so --key-serializer {} cannot take it",
-                    String::from_utf8_lossy(key),
-                    if bits == 32 { "integer" } else { "long" }
+                    "key {:?} is not a {bits}-bit integer, so --key-serializer {name} cannot take it",
+                    String::from_utf8_lossy(key)
                 )
             })
-        };
-        match self {
-            KeySerializerArg::String => Ok(key.to_vec()),
-            KeySerializerArg::Integer => number(32),
-            KeySerializerArg::Long => number(64),
-        }
     }
 }
 
