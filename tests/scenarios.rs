@@ -341,3 +341,24 @@ fn the_recovery_compares_the_epoch_of_the_last_record_not_the_last_assigned_epoc
     let r = run(&sc, 195);
     assert!(r.checks.violations.is_empty(), "{:?}", r.checks.violations);
 }
+
+/// Regression (`kip-101-divergence-fixed` seeds 5032, 5160 and 5468, found on fresh seeds): a
+/// recovery among the last ISR (KIP-966) elected a replica whose registration outlived its
+/// incarnation (seed 5032: broker-2, registered with a report of 374 records, had lost power
+/// 182 ms before) and cleared the last-known ELR, so broker-0, which held every committed
+/// record, stopped being a candidate; the next recovery elected broker-2's next incarnation
+/// with an empty log and broker-0 truncated 372 committed records. A recovery now keeps the
+/// candidates it did not elect in the last-known ELR until they rejoin the ISR.
+#[test]
+fn a_recovery_keeps_the_candidates_it_did_not_elect() {
+    let sc = load(Path::new("scenarios/kip-101-divergence-fixed.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for seed in [5032, 5160, 5468] {
+        let r = run(&sc, seed);
+        assert!(
+            r.checks.violations.is_empty(),
+            "seed {seed}: {:?}",
+            r.checks.violations
+        );
+    }
+}

@@ -265,12 +265,24 @@ pub fn observe_state_write(path: &str, data: &[u8], version: ZkVersion) -> Optio
 /// `old_isr` to `new_isr`. A member the controller drops from the ISR because it failed or
 /// restarted (`leader-election`, `broker-failed`, `offline`) keeps the log it had (a crash loses
 /// no written record; a power failure may), so a later recovery among the last ISR also weighs
-/// its log. A member leaves the ELR when it joins the ISR again; a recovery
-/// (`last-isr-recovery`, `unclean-election`) starts afresh. Members a leader drops for lagging
-/// (`isr-change`) never enter: their logs miss committed records.
+/// its log. A member leaves the ELR when it joins the ISR again. Members a leader drops for
+/// lagging (`isr-change`) never enter: their logs miss committed records.
+///
+/// A recovery among the last ISR (`last-isr-recovery`) discards no candidate: the members of
+/// the last ISR it did not elect join the ELR, and the ELR keeps its members, until they join
+/// the ISR again, that is until the elected leader has actually taken leadership and they have
+/// caught up with it. The recovery judges candidates by registrations that may belong to an
+/// incarnation that has already died (a dead broker's ephemeral znode outlives it by up to
+/// `zookeeper.session.timeout.ms`, as a KRaft broker stays unfenced until
+/// `broker.session.timeout.ms`), so the leader it elects may never lead; the next recovery must
+/// still weigh the replicas that hold the committed records (`kip-101-divergence-fixed` seeds
+/// 5032, 5160, 5468: the ELR was cleared, and the next recovery had only the dead leader's
+/// next incarnation, with an empty log, to choose). An unclean election (`unclean-election`)
+/// starts afresh: the operator chose availability over the records.
 ///
 /// The controller applies it to what it writes; the simulator's nemesis applies it to the
-/// states it observes, to know which replicas may hold the last copy of committed records.
+/// states it observes, to know which replicas may hold the last copy of committed records
+/// (with [`recovery_candidates`]).
 pub fn update_last_known_elr(
     elr: &mut BTreeSet<BrokerId>,
     reason: &str,
@@ -278,13 +290,24 @@ pub fn update_last_known_elr(
     new_isr: &[BrokerId],
 ) {
     match reason {
-        "leader-election" | "broker-failed" | "offline" => {
+        "leader-election" | "broker-failed" | "offline" | "last-isr-recovery" => {
             elr.extend(old_isr.iter().filter(|m| !new_isr.contains(m)));
         }
-        "last-isr-recovery" | "unclean-election" => elr.clear(),
+        "unclean-election" => elr.clear(),
         _ => {}
     }
     elr.retain(|m| !new_isr.contains(m));
+}
+
+/// The replicas a recovery among the last ISR (KIP-966) weighs, and therefore the replicas
+/// that may hold the last copy of a partition's committed records: the last ISR, in its order,
+/// then the last-known ELR members not in it (ascending broker id). The controller elects among
+/// them; the nemesis's `spare_last_replica` spares the last of them that still holds data.
+pub fn recovery_candidates(isr: &[BrokerId], elr: &BTreeSet<BrokerId>) -> Vec<BrokerId> {
+    isr.iter()
+        .chain(elr.iter().filter(|m| !isr.contains(m)))
+        .copied()
+        .collect()
 }
 
 /// The last-known eligible leader replicas stored with a partition's state (KIP-966).
@@ -1302,13 +1325,8 @@ impl Controller {
                         let mut recovered = false;
                         // The last ISR and the last-known ELR: every replica that may hold
                         // the committed records.
-                        let elr = a.elr.get(tp);
-                        let candidates: Vec<BrokerId> = s
-                            .isr
-                            .iter()
-                            .chain(elr.into_iter().flatten().filter(|m| !s.isr.contains(m)))
-                            .copied()
-                            .collect();
+                        let candidates =
+                            recovery_candidates(&s.isr, a.elr.get(tp).unwrap_or(&BTreeSet::new()));
                         if !legacy
                             && leader.is_none()
                             && !s.isr.is_empty()
@@ -1746,6 +1764,94 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    /// Regression (`kip-101-divergence-fixed` seeds 5032, 5160, 5468): a recovery among the
+    /// last ISR judges its candidates by their registrations and the logs those reported, and a
+    /// registration may belong to an incarnation that has died since (its session has not
+    /// expired yet) and whose report predates the power failure that emptied its log. The
+    /// recovery may then elect a leader that never leads; it must not discard the replica that
+    /// still holds the committed records, so that the next recovery elects that one.
+    #[test]
+    fn a_recovery_that_elects_a_dead_incarnation_discards_no_candidate() {
+        // Broker 0 is the last ISR member; its incarnation 3 died and incarnation 5 registered
+        // with 372 records. Broker 1 (in the last-known ELR) is still registered as incarnation
+        // 4, which reported 374 records and has since lost power: a stale registration, with a
+        // report older than the state of its disk.
+        let state = r#"{"controller_epoch":2,"leader":-1,"version":1,"leader_epoch":2,"isr":[0],"isr_broker_epochs":{"0":3},"last_known_elr":[1]}"#;
+        let (_, reqs) = load(
+            &[
+                (0, r#"{"broker_epoch":5,"logs":{"t-0":[0,372]}}"#),
+                (1, r#"{"broker_epoch":4,"logs":{"t-0":[0,374]}}"#),
+            ],
+            state,
+        );
+        let writes = state_write_epochs(&reqs);
+        assert_eq!(writes.len(), 1, "{reqs:?}");
+        let (s, _, reason) = &writes[0];
+        assert_eq!(reason, "last-isr-recovery");
+        assert_eq!(s.leader, Some(BrokerId(1)), "the most complete report wins");
+        let elr = reqs
+            .iter()
+            .find_map(|(_, op)| match op {
+                ControllerZkOp::StateWrite { elr, .. } => Some(elr.clone()),
+                _ => None,
+            })
+            .expect("a state write");
+        assert_eq!(
+            elr,
+            [BrokerId(0)].into_iter().collect(),
+            "the candidate the recovery did not elect stays in the last-known ELR"
+        );
+        // Broker 1 never led: it comes back as incarnation 6 with an empty log. The next
+        // controller reads what the recovery wrote and must elect broker 0.
+        let elr_json: Vec<i32> = elr.iter().map(|b| b.0).collect();
+        let state = format!(
+            r#"{{"controller_epoch":3,"leader":1,"version":1,"leader_epoch":3,"isr":[1],"isr_broker_epochs":{{"1":4}},"last_known_elr":{elr_json:?}}}"#
+        );
+        let (_, reqs) = load(
+            &[
+                (0, r#"{"broker_epoch":5,"logs":{"t-0":[0,372]}}"#),
+                (1, r#"{"broker_epoch":6,"logs":{"t-0":[-1,0]}}"#),
+            ],
+            &state,
+        );
+        let writes = state_write_epochs(&reqs);
+        assert_eq!(writes.len(), 1, "{reqs:?}");
+        let (s, epochs, reason) = &writes[0];
+        assert_eq!(reason, "last-isr-recovery");
+        assert_eq!(
+            s.leader,
+            Some(BrokerId(0)),
+            "broker 0 holds the committed records"
+        );
+        assert_eq!(epochs.get(&BrokerId(0)), Some(&BrokerEpoch(5)));
+        // And while broker 0 is not registered, the recovery waits for it rather than elect
+        // broker 1's empty log: the partition goes offline.
+        let (_, reqs) = load(
+            &[(1, r#"{"broker_epoch":6,"logs":{"t-0":[-1,0]}}"#)],
+            &state,
+        );
+        let writes = state_write_epochs(&reqs);
+        assert!(
+            writes.iter().all(|(s, _, _)| s.leader.is_none()),
+            "{writes:?}"
+        );
+    }
+
+    /// KIP-966's last-known ELR: a recovery among the last ISR keeps the members it did not
+    /// elect; an unclean election starts afresh; a member leaves when it rejoins the ISR.
+    #[test]
+    fn the_last_known_elr_keeps_every_candidate_a_recovery_did_not_elect() {
+        let b = |v: &[i32]| v.iter().map(|x| BrokerId(*x)).collect::<Vec<_>>();
+        let mut elr: BTreeSet<BrokerId> = [BrokerId(2)].into_iter().collect();
+        update_last_known_elr(&mut elr, "last-isr-recovery", &b(&[0, 1]), &b(&[2]));
+        assert_eq!(elr, b(&[0, 1]).into_iter().collect());
+        assert_eq!(recovery_candidates(&b(&[2]), &elr), b(&[2, 0, 1]));
+        update_last_known_elr(&mut elr, "isr-change", &b(&[2]), &b(&[2, 1]));
+        assert_eq!(elr, b(&[0]).into_iter().collect());
+        update_last_known_elr(&mut elr, "unclean-election", &b(&[2, 1]), &b(&[1]));
+        assert!(elr.is_empty());
     }
 
     /// Regression (`kip-101-divergence-fixed` seed 6): the leader a recovery among the last ISR

@@ -571,13 +571,16 @@ fn last_in_sync_copy(
                     Some(Some(restarted)) => joined.is_some_and(|j| j > *restarted),
                 }
         };
-        // A replica the controller dropped from the ISR when it failed (its last-known ELR)
-        // may hold the only copy: the controller may have narrowed the ISR to a member whose
-        // dead incarnation was still registered. It never counts as another copy, though: it
-        // lacks what was committed after it was dropped.
-        let in_elr = observer.elr.get(tp).is_some_and(|e| e.contains(&b));
+        // The replicas the controller's recovery weighs (the last ISR and the last-known ELR,
+        // `controller::recovery_candidates`) may each hold the only copy: the controller may
+        // have narrowed the ISR to a member whose dead incarnation was still registered, or a
+        // recovery may have elected one. A member of the ELR never counts as another copy,
+        // though: it lacks what was committed after it was dropped.
+        let none = std::collections::BTreeSet::new();
+        let candidates =
+            ksim_model::controller::recovery_candidates(isr, observer.elr.get(tp).unwrap_or(&none));
         let others = isr.iter().any(|o| *o != b && holds_data(o));
-        ((isr.contains(&b) || in_elr) && !others).then(|| tp.clone())
+        (candidates.contains(&b) && !others).then(|| tp.clone())
     })
 }
 
