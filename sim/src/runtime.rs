@@ -53,8 +53,10 @@ pub struct Observer {
     /// the controller merely kept from the previous ISR did not join then.
     pub isr_joined_ms: BTreeMap<(TopicPartition, BrokerId), u64>,
     /// Per partition, the replicas the controller dropped from the ISR because they failed or
-    /// restarted, and that have not joined it again (the controller's last-known ELR, KIP-966,
-    /// as the fenced controller keeps it): they may hold the only copy of committed records.
+    /// restarted, or that a recovery among the last ISR did not elect, and that have not joined
+    /// it again (the controller's last-known ELR, KIP-966, as the fenced controller keeps it,
+    /// by the same `controller::update_last_known_elr`): they may hold the only copy of
+    /// committed records.
     pub elr: BTreeMap<TopicPartition, std::collections::BTreeSet<BrokerId>>,
     /// The latest controller.
     pub controller: Option<(ControllerEpoch, BrokerId)>,
