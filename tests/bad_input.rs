@@ -179,6 +179,37 @@ const CASES: &[Case] = &[
         ],
         kind: ScenarioErrorKind::Invalid,
     },
+    // madsim panicked ("IP conflict", exit 101) on a 256th node of one kind.
+    Case {
+        name: "brokers-300",
+        edit: Some(("brokers = 3", "brokers = 300")),
+        expect: &[
+            "{file}:{line}:",
+            "cluster.brokers",
+            "brokers = 300 is more than ksim supports: at most 255 brokers",
+        ],
+        kind: ScenarioErrorKind::Invalid,
+    },
+    Case {
+        name: "consumer-members-300",
+        edit: Some(("members = 1", "members = 300")),
+        expect: &[
+            "{file}:{line}:",
+            "consumers[0].members",
+            "300 consumers in all is more than ksim supports: at most 255 consumer clients",
+        ],
+        kind: ScenarioErrorKind::Invalid,
+    },
+    Case {
+        name: "producer-count-300",
+        edit: Some(("count = 2", "count = 300")),
+        expect: &[
+            "{file}:{line}:",
+            "producers[0].count",
+            "300 producers in all is more than ksim supports: at most 255 producer clients",
+        ],
+        kind: ScenarioErrorKind::Invalid,
+    },
     Case {
         name: "missing-file",
         edit: None,

@@ -357,6 +357,17 @@ pub async fn run_actor<A: Actor>(
     disk_sim: Arc<SimDisk>,
 ) {
     let mut disk = disk_sim.handle(&me.to_string());
+    // The inbox and the per-peer writer queues below are unbounded on purpose. Every task of
+    // the simulation runs on madsim's one thread, and the actor drains its inbox between
+    // handlers without waiting on anything but the simulated disk, so an inbox holds at most
+    // what arrived during one handler or fsync. What can pile up is bounded by the protocol,
+    // not by the queue: each client has `max.in.flight.requests.per.connection` produce
+    // requests and one fetch per partition outstanding, each follower one fetch per partition
+    // it follows, and a request is re-sent only after `request.timeout.ms`; a writer whose link is clogged
+    // holds those same requests (and the answers to them) until the heal. A bound would add a
+    // back-pressure Kafka's broker does not have on this path (its `queued.max.requests` caps
+    // requests being handled, which the single-threaded actor never exceeds), and a full
+    // queue would have to drop or block, changing the run.
     let (inbox_tx, mut inbox_rx) = mpsc::unbounded_channel::<Inbound>();
     let addr = lock(&shared).addrs[&me];
     lock(&shared).inboxes.insert(me, inbox_tx.clone());

@@ -1189,6 +1189,17 @@ fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
     if brokers < 1 {
         return Err(ctx.at(&c.brokers, "cluster.brokers", "brokers must be at least 1"));
     }
+    let max = crate::world::NODES_PER_KIND_MAX;
+    if brokers as u32 > max {
+        return Err(ctx.at(
+            &c.brokers,
+            "cluster.brokers",
+            format!(
+                "brokers = {brokers} is more than ksim supports: at most {max} brokers (the \
+                 simulated network gives each kind of node one /24 of addresses)"
+            ),
+        ));
+    }
     let controller = c
         .controller
         .as_ref()
@@ -1378,6 +1389,7 @@ fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
 
     // [[producers]]
     let mut producers = Vec::new();
+    let mut producers_so_far: u32 = 0;
     for (i, p) in raw.producers.iter().enumerate() {
         let path = format!("producers[{i}]");
         check_topic(&p.topic, format!("{path}.topic"))?;
@@ -1385,6 +1397,19 @@ fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
         if count < 1 {
             let c = p.count.as_ref().expect("count < 1 only when set");
             return Err(ctx.at(c, format!("{path}.count"), "count must be at least 1"));
+        }
+        producers_so_far = producers_so_far.saturating_add(count);
+        if producers_so_far > max {
+            let span = p.count.as_ref().map(|c| c.span());
+            return Err(ctx.err(
+                span,
+                format!("{path}.count"),
+                format!(
+                    "{producers_so_far} producers in all is more than ksim supports: at most \
+                     {max} producer clients (the simulated network gives each kind of node one \
+                     /24 of addresses)"
+                ),
+            ));
         }
         let rate = *p.rate_per_sec.get_ref();
         if !(rate.is_finite() && rate > 0.0) {
@@ -1452,6 +1477,7 @@ fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
 
     // [[consumers]]
     let mut consumers = Vec::new();
+    let mut consumers_so_far: u32 = 0;
     for (i, c) in raw.consumers.iter().enumerate() {
         let path = format!("consumers[{i}]");
         if let Some(g) = &c.group {
@@ -1465,6 +1491,19 @@ fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
         if members < 1 {
             let m = c.members.as_ref().expect("members < 1 only when set");
             return Err(ctx.at(m, format!("{path}.members"), "members must be at least 1"));
+        }
+        consumers_so_far = consumers_so_far.saturating_add(members);
+        if consumers_so_far > max {
+            let span = c.members.as_ref().map(|m| m.span());
+            return Err(ctx.err(
+                span,
+                format!("{path}.members"),
+                format!(
+                    "{consumers_so_far} consumers in all is more than ksim supports: at most \
+                     {max} consumer clients (the simulated network gives each kind of node one \
+                     /24 of addresses)"
+                ),
+            ));
         }
         if c.topics.get_ref().is_empty() {
             return Err(ctx.at(

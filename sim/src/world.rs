@@ -113,6 +113,13 @@ pub fn assign_replicas(
     out
 }
 
+/// The most nodes of one kind (brokers, producers, consumers) a scenario may have: the
+/// simulated network gives each kind one /24 (`10.0.1.0/24` for brokers, `10.0.2.0/24` for
+/// producers, `10.0.3.0/24` for consumers), host numbers 1..=255. The scenario loader refuses
+/// more (madsim would panic on the duplicate address).
+pub const NODES_PER_KIND_MAX: u32 = 255;
+
+/// The simulated IP address of `node` (see [`NODES_PER_KIND_MAX`]).
 fn node_ip(node: NodeId) -> IpAddr {
     match node {
         NodeId::Zk => IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
