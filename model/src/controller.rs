@@ -1774,6 +1774,16 @@ mod tests {
 
     /// The state writes in `reqs`: state, ISR broker epochs, and the reason the written znode
     /// carries (read back as the coordination node observes it).
+    /// The last-known ELR of the first partition-state write among `reqs`.
+    fn first_written_elr(reqs: &Reqs) -> BTreeSet<BrokerId> {
+        reqs.iter()
+            .find_map(|(_, op)| match op {
+                ControllerZkOp::StateWrite { elr, .. } => Some(elr.clone()),
+                _ => None,
+            })
+            .expect("a state write")
+    }
+
     fn state_write_epochs(reqs: &Reqs) -> Vec<(PartitionState, IsrEpochs, String)> {
         reqs.iter()
             .filter_map(|(req, op)| match (req, op) {
@@ -1819,13 +1829,7 @@ mod tests {
         let (s, _, reason) = &writes[0];
         assert_eq!(reason, "last-isr-recovery");
         assert_eq!(s.leader, Some(BrokerId(1)), "the most complete report wins");
-        let elr = reqs
-            .iter()
-            .find_map(|(_, op)| match op {
-                ControllerZkOp::StateWrite { elr, .. } => Some(elr.clone()),
-                _ => None,
-            })
-            .expect("a state write");
+        let elr = first_written_elr(&reqs);
         assert_eq!(
             elr,
             [BrokerId(0)].into_iter().collect(),
@@ -1926,13 +1930,7 @@ mod tests {
         assert_eq!(writes.len(), 1, "{reqs:?}");
         assert_eq!(writes[0].0.leader, Some(BrokerId(1)));
         assert_eq!(writes[0].2, "leader-election");
-        let elr = reqs
-            .iter()
-            .find_map(|(_, op)| match op {
-                ControllerZkOp::StateWrite { elr, .. } => Some(elr.clone()),
-                _ => None,
-            })
-            .expect("a state write");
+        let elr = first_written_elr(&reqs);
         assert_eq!(elr, [BrokerId(0)].into_iter().collect());
         // Later both are back, each a new incarnation: broker 1 with an empty log, broker 0
         // with its whole log. The recovery elects broker 0.

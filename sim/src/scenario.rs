@@ -1387,6 +1387,17 @@ fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
         Err(ctx.at(name, key, msg))
     };
 
+    // More clients of one kind than the simulated network has addresses for.
+    let too_many = |span: Option<Range<usize>>, key: String, n: u32, kind: &str| {
+        ctx.err(
+            span,
+            key,
+            format!(
+                "{n} {kind}s in all is more than ksim supports: at most {max} {kind} clients \
+                 (the simulated network gives each kind of node one /24 of addresses)"
+            ),
+        )
+    };
     // [[producers]]
     let mut producers = Vec::new();
     let mut producers_so_far: u32 = 0;
@@ -1401,14 +1412,11 @@ fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
         producers_so_far = producers_so_far.saturating_add(count);
         if producers_so_far > max {
             let span = p.count.as_ref().map(|c| c.span());
-            return Err(ctx.err(
+            return Err(too_many(
                 span,
                 format!("{path}.count"),
-                format!(
-                    "{producers_so_far} producers in all is more than ksim supports: at most \
-                     {max} producer clients (the simulated network gives each kind of node one \
-                     /24 of addresses)"
-                ),
+                producers_so_far,
+                "producer",
             ));
         }
         let rate = *p.rate_per_sec.get_ref();
@@ -1495,14 +1503,11 @@ fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
         consumers_so_far = consumers_so_far.saturating_add(members);
         if consumers_so_far > max {
             let span = c.members.as_ref().map(|m| m.span());
-            return Err(ctx.err(
+            return Err(too_many(
                 span,
                 format!("{path}.members"),
-                format!(
-                    "{consumers_so_far} consumers in all is more than ksim supports: at most \
-                     {max} consumer clients (the simulated network gives each kind of node one \
-                     /24 of addresses)"
-                ),
+                consumers_so_far,
+                "consumer",
             ));
         }
         if c.topics.get_ref().is_empty() {
