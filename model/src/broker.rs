@@ -509,15 +509,18 @@ impl Broker {
         // end when it takes over, and a replica that led briefly without writing must not
         // outrank a longer log (topic-admin-under-faults seed 195: broker-1, a zombie leader
         // of epoch 1 at offset 942, was chosen over broker-2 with committed records up to
-        // 948, which a restart had left at epoch 0 as Kafka's recovery does).
+        // 948, which a restart had left at epoch 0 as Kafka's recovery does). The third
+        // figure, the highest epoch the log's epoch cache has held (`highest_epoch_seen`),
+        // tells the controller which elected leaders did take leadership.
         let logs: serde_json::Map<String, serde_json::Value> = self
             .partitions
             .iter()
             .map(|(tp, p)| {
                 let epoch = p.log.last_written_epoch().unwrap_or(LeaderEpoch::UNKNOWN);
+                let seen = p.log.highest_epoch_seen().unwrap_or(LeaderEpoch::UNKNOWN);
                 (
                     tp.to_string(),
-                    serde_json::json!([epoch.0, p.log.log_end_offset().0]),
+                    serde_json::json!([epoch.0, p.log.log_end_offset().0, seen.0]),
                 )
             })
             .collect();
@@ -1831,6 +1834,14 @@ impl Broker {
     }
 
     /// HW = min LEO over the maximal ISR (leader included); never decreases.
+    ///
+    /// In the fenced protocol the high watermark does not move while the committed ISR is
+    /// smaller than the partition's `min.insync.replicas` (capped at its replication factor):
+    /// KIP-966's "strict min ISR" rule (Kafka 4.0+, `Partition.maybeIncrementLeaderHW` skips
+    /// while `isUnderMinIsr`). It is what makes the replicas the controller keeps in the
+    /// last-known ELR hold every committed record (`controller::update_last_known_elr`).
+    /// Records written meanwhile with `acks=1` or `acks=0` stay invisible to consumers until
+    /// the ISR grows back.
     fn maybe_advance_hw(
         &mut self,
         now: Instant,
@@ -1838,10 +1849,15 @@ impl Broker {
         out: &mut Effects<BrokerTimer>,
     ) {
         let me = self.id;
+        let strict_min_isr = self.config.replication_truncation == TruncationMode::Fenced;
+        let min_isr = self.min_isr(&tp.topic).max(1) as usize;
         let Some(p) = self.partitions.get_mut(tp) else {
             return;
         };
         let Role::Leader(l) = &p.role else { return };
+        if strict_min_isr && l.isr.len() < min_isr.min(l.replicas.len().max(1)) {
+            return;
+        }
         let leo = p.log.log_end_offset();
         let mut new_hw = leo;
         for r in l.maximal_isr() {

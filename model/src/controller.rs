@@ -49,13 +49,18 @@
 //!    "balanced" recovery waits for all of the last-known ELR).
 //! 3. *No candidate discarded before a leader has taken leadership.* A registration outlives
 //!    its incarnation by up to `zookeeper.session.timeout.ms` (a KRaft broker likewise stays
-//!    unfenced until `broker.session.timeout.ms`), so a recovery may elect a dead incarnation
-//!    whose report predates the power failure that emptied its log. The candidates it did not
-//!    elect therefore stay in the last-known ELR until they rejoin the ISR, that is until the
-//!    elected leader actually leads and they have caught up with it; the next recovery weighs
-//!    them again ([`update_last_known_elr`], [`recovery_candidates`];
-//!    `kip-101-divergence-fixed` seeds 5032, 5160, 5468). The nemesis's `spare_last_replica`
-//!    judges "the last copy" with the same two functions.
+//!    unfenced until `broker.session.timeout.ms`), so an election or a recovery may choose a
+//!    dead incarnation that never leads. The replicas it left out stay candidates
+//!    (*provisional* members of the last-known ELR) until some replica's log shows that a
+//!    leader of that epoch took leadership: each registration reports the highest epoch its
+//!    leader-epoch checkpoint has held (a leader writes its epoch there when it takes over).
+//!    From then on they count only if KIP-966 makes them *firm* members: dropped while the
+//!    ISR was below `min.insync.replicas`, when the leader's high watermark cannot move
+//!    without them (KIP-966's "strict min ISR", which the broker applies)
+//!    ([`update_last_known_elr`], [`LastKnownElr::candidates`], [`recovery_candidates`];
+//!    `kip-101-divergence-fixed` seeds 6, 71, 5032, 5160, 5468; `clean-leader-election` seed
+//!    10662). The nemesis's `spare_last_replica` judges "the last copy" from the members the
+//!    controller wrote.
 //!
 //! An unclean election (`unclean.leader.election.enable`) clears the ELR: its operator chose
 //! availability over the records.
@@ -144,7 +149,7 @@ pub enum ControllerZkOp {
         /// Broker epoch of each ISR member (KIP-903).
         epochs: IsrEpochs,
         /// The last-known eligible leader replicas written with it (KIP-966).
-        elr: BTreeSet<BrokerId>,
+        elr: LastKnownElr,
     },
 }
 
@@ -185,13 +190,13 @@ struct Active {
     states: BTreeMap<TopicPartition, Option<PartitionState>>,
     /// The broker epoch each ISR member joined with (KIP-903), per partition.
     isr_epochs: BTreeMap<TopicPartition, IsrEpochs>,
-    /// Per partition, the replicas the controller removed from the ISR because they failed
-    /// or restarted (not because their leader found them lagging), and that have not joined
-    /// it again: KIP-966's last-known ELR. A recovery among the last ISR considers them too.
-    elr: BTreeMap<TopicPartition, BTreeSet<BrokerId>>,
-    /// Each broker incarnation's logs as it registered them: (last epoch, log end offset) by
-    /// partition name.
-    reported_logs: BTreeMap<(BrokerId, BrokerEpoch), BTreeMap<String, (LeaderEpoch, Offset)>>,
+    /// Per partition, KIP-966's last-known ELR ([`update_last_known_elr`]): replicas outside
+    /// the ISR that a recovery among the last ISR weighs too.
+    elr: BTreeMap<TopicPartition, LastKnownElr>,
+    /// Each broker incarnation's logs as it registered them, by partition name: (epoch of the
+    /// last record, log end offset, highest epoch its leader-epoch cache has held).
+    reported_logs:
+        BTreeMap<(BrokerId, BrokerEpoch), BTreeMap<String, (LeaderEpoch, Offset, LeaderEpoch)>>,
     /// Topics whose deletion a previous controller committed (`/admin/delete_topics/T`), with
     /// the assignment the marker records: at startup their replicas are told again to delete
     /// them, as Kafka's `TopicDeletionManager` resumes deletions after a failover.
@@ -233,7 +238,7 @@ pub type IsrEpochs = BTreeMap<BrokerId, BrokerEpoch>;
 fn encode_state(
     s: &PartitionState,
     epochs: &IsrEpochs,
-    elr: &BTreeSet<BrokerId>,
+    elr: &LastKnownElr,
     reason: &str,
 ) -> Vec<u8> {
     let leader = s.leader.map(|b| b.0).unwrap_or(-1);
@@ -250,8 +255,17 @@ fn encode_state(
         "isr": isr,
         "isr_broker_epochs": isr_epochs,
     });
-    if !elr.is_empty() {
-        v["last_known_elr"] = serde_json::json!(elr.iter().map(|b| b.0).collect::<Vec<_>>());
+    if !elr.members.is_empty() {
+        v["last_known_elr"] =
+            serde_json::json!(elr.members.iter().map(|b| b.0).collect::<Vec<_>>());
+    }
+    if !elr.provisional.is_empty() {
+        let p: serde_json::Map<String, serde_json::Value> = elr
+            .provisional
+            .iter()
+            .map(|(b, e)| (b.0.to_string(), serde_json::json!(e.0)))
+            .collect();
+        v["provisional_elr"] = serde_json::Value::Object(p);
     }
     v["change_reason"] = serde_json::json!(reason);
     v.to_string().into_bytes()
@@ -286,45 +300,117 @@ pub fn observe_state_write(path: &str, data: &[u8], version: ZkVersion) -> Optio
         controller_epoch: state.controller_epoch,
         partition_epoch: version,
         reason,
+        last_known_elr: decode_elr(data).members.into_iter().collect(),
     })
 }
 
 /// KIP-966's last-known ELR after a partition-state write with `reason` changed the ISR from
-/// `old_isr` to `new_isr`. A member the controller drops from the ISR because it failed or
-/// restarted (`leader-election`, `broker-failed`, `offline`) keeps the log it had (a crash loses
-/// no written record; a power failure may), so a later recovery among the last ISR also weighs
-/// its log. A member leaves the ELR when it joins the ISR again. Members a leader drops for
-/// lagging (`isr-change`) never enter: their logs miss committed records.
+/// `old_isr` to `new_isr` and elected (or kept) a leader of `leader_epoch`, for a partition
+/// whose effective `min.insync.replicas` is `min_isr` (the topic's value capped at its
+/// replication factor, as Kafka's `effectiveMinIsr`).
 ///
-/// A recovery among the last ISR (`last-isr-recovery`) discards no candidate: the members of
-/// the last ISR it did not elect join the ELR, and the ELR keeps its members, until they join
-/// the ISR again, that is until the elected leader has actually taken leadership and they have
-/// caught up with it. The recovery judges candidates by registrations that may belong to an
-/// incarnation that has already died (a dead broker's ephemeral znode outlives it by up to
-/// `zookeeper.session.timeout.ms`, as a KRaft broker stays unfenced until
-/// `broker.session.timeout.ms`), so the leader it elects may never lead; the next recovery must
-/// still weigh the replicas that hold the committed records (`kip-101-divergence-fixed` seeds
-/// 5032, 5160, 5468: the ELR was cleared, and the next recovery had only the dead leader's
-/// next incarnation, with an empty log, to choose). An unclean election (`unclean-election`)
-/// starts afresh: the operator chose availability over the records.
+/// The ELR holds replicas outside the ISR that a recovery among the last ISR still weighs,
+/// because they may hold committed records the ISR lost. Two kinds:
+/// * *Firm* members, as in Kafka's ELR: a member the controller drops from the ISR because
+///   it failed or restarted (`leader-election`, `broker-failed`, `offline`) while the ISR
+///   left behind is smaller than `min_isr`. Under KIP-966's "strict min ISR" rule the leader
+///   does not advance its high watermark while its ISR is that small (the broker's
+///   `maybe_advance_hw`), so such a member holds every committed record.
+/// * *Provisional* members (ksim's reading of the issue's rule "no candidate may be discarded
+///   until an elected leader has actually taken leadership"): a member dropped while the ISR
+///   left behind is at `min_isr` or more, every member when an election leaves the ISR that
+///   large, and the members of the last ISR a recovery (`last-isr-recovery`) did not elect.
+///   Each stays a candidate while no replica's log shows that a leader of the epoch it was
+///   dropped at took leadership ([`LastKnownElr::candidates`], weighed against the
+///   `highest_epoch_seen` each registration reports). The controller elects from
+///   registrations, and a dead broker's ephemeral znode outlives it by up to
+///   `zookeeper.session.timeout.ms` (a KRaft broker likewise stays unfenced until
+///   `broker.session.timeout.ms`), so the leader it elects may never lead
+///   (`kip-101-divergence-fixed` seeds 6, 71, 5032, 5160, 5468: without the dropped member,
+///   the next recovery had only the dead leader's next incarnation, with an empty log, to
+///   choose). Once a leader of that epoch has led, it may have committed records the member
+///   lacks, and the member may even hold a divergent tail of a later epoch than the
+///   committed one (`clean-leader-election` seed 10662: broker-0, dropped when broker-1 was
+///   elected with ISR [broker-1] and `min.insync.replicas = 1`, held an uncommitted record of
+///   epoch 1 at the offset where broker-1 then committed one of epoch 0; the recovery
+///   preferred broker-0's later epoch and broker-1 truncated a committed record).
 ///
-/// The controller applies it to what it writes; the simulator's nemesis applies it to the
-/// states it observes, to know which replicas may hold the last copy of committed records
-/// (with [`recovery_candidates`]).
+/// The ELR empties when a leader changes the ISR (`isr-change`, so it is leading) to
+/// `min_isr` members or more, and on an unclean election (the operator chose availability
+/// over the records). Members a leader drops for lagging never enter: they miss committed
+/// records. A member leaves when it joins the ISR again.
+///
+/// The controller applies it to what it writes and stores the result in the state znode
+/// (`last_known_elr`, `provisional_elr`); [`Event::PartitionStateChanged`] carries the
+/// members, so the simulator's nemesis weighs the same candidates ([`recovery_candidates`]).
 pub fn update_last_known_elr(
-    elr: &mut BTreeSet<BrokerId>,
+    elr: &mut LastKnownElr,
     reason: &str,
     old_isr: &[BrokerId],
     new_isr: &[BrokerId],
+    min_isr: usize,
+    leader_epoch: LeaderEpoch,
 ) {
+    let dropped: Vec<BrokerId> = old_isr
+        .iter()
+        .copied()
+        .filter(|m| !new_isr.contains(m))
+        .collect();
     match reason {
-        "leader-election" | "broker-failed" | "offline" | "last-isr-recovery" => {
-            elr.extend(old_isr.iter().filter(|m| !new_isr.contains(m)));
-        }
         "unclean-election" => elr.clear(),
+        "last-isr-recovery" => {
+            for d in dropped {
+                elr.members.insert(d);
+                elr.provisional.entry(d).or_insert(leader_epoch);
+            }
+        }
+        "leader-election" | "broker-failed" | "offline" => {
+            let below_min_isr = new_isr.len() < min_isr;
+            elr.members.extend(dropped);
+            if !below_min_isr {
+                // The leader of `leader_epoch` may commit without any of them.
+                for m in &elr.members {
+                    elr.provisional.entry(*m).or_insert(leader_epoch);
+                }
+            }
+        }
+        "isr-change" if new_isr.len() >= min_isr => elr.clear(),
         _ => {}
     }
-    elr.retain(|m| !new_isr.contains(m));
+    elr.members.retain(|m| !new_isr.contains(m));
+    elr.provisional.retain(|m, _| !new_isr.contains(m));
+}
+
+/// KIP-966's last-known ELR as this controller keeps it (see [`update_last_known_elr`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LastKnownElr {
+    /// Every replica outside the ISR that a recovery among the last ISR still weighs.
+    pub members: BTreeSet<BrokerId>,
+    /// The members that stay candidates only while no leader of the given epoch (or a later
+    /// one) has taken leadership: they were dropped, or kept, when a leader was elected that
+    /// could commit without them. A subset of `members`.
+    pub provisional: BTreeMap<BrokerId, LeaderEpoch>,
+}
+
+impl LastKnownElr {
+    fn clear(&mut self) {
+        self.members.clear();
+        self.provisional.clear();
+    }
+
+    /// The members that are still candidates when some replica's log shows that a leader of
+    /// `evidenced` (and so of every earlier epoch) took leadership: the firm members, and
+    /// the provisional ones dropped at a later epoch.
+    pub fn candidates(&self, evidenced: Option<LeaderEpoch>) -> BTreeSet<BrokerId> {
+        self.members
+            .iter()
+            .copied()
+            .filter(|m| match (self.provisional.get(m), evidenced) {
+                (Some(dropped_at), Some(led)) => *dropped_at > led,
+                _ => true,
+            })
+            .collect()
+    }
 }
 
 /// The replicas a recovery among the last ISR (KIP-966) weighs, and therefore the replicas
@@ -339,18 +425,35 @@ pub fn recovery_candidates(isr: &[BrokerId], elr: &BTreeSet<BrokerId>) -> Vec<Br
 }
 
 /// The last-known eligible leader replicas stored with a partition's state (KIP-966).
-fn decode_elr(data: &[u8]) -> BTreeSet<BrokerId> {
-    serde_json::from_slice::<serde_json::Value>(data)
-        .ok()
-        .and_then(|v| {
-            v.get("last_known_elr")?.as_array().map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_i64())
-                    .map(|x| BrokerId(x as i32))
-                    .collect()
-            })
+fn decode_elr(data: &[u8]) -> LastKnownElr {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else {
+        return LastKnownElr::default();
+    };
+    let members = v
+        .get("last_known_elr")
+        .and_then(|a| a.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_i64())
+                .map(|x| BrokerId(x as i32))
+                .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let provisional = v
+        .get("provisional_elr")
+        .and_then(|p| p.as_object())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(b, e)| {
+                    Some((BrokerId(b.parse().ok()?), LeaderEpoch(e.as_i64()? as i32)))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    LastKnownElr {
+        members,
+        provisional,
+    }
 }
 
 fn decode_epochs(data: &[u8]) -> IsrEpochs {
@@ -492,6 +595,18 @@ impl Controller {
                 reason: reason.into(),
             });
         }
+    }
+
+    /// The partition's `min.insync.replicas` (the topic's override, else the broker's), capped
+    /// at its replication factor `replicas` as Kafka's `Partition.effectiveMinIsr` caps it.
+    fn effective_min_isr(&self, tp: &TopicPartition, replicas: usize) -> usize {
+        let configured = self
+            .topics
+            .iter()
+            .find(|t| t.name == tp.topic)
+            .and_then(|t| t.config.min_insync_replicas)
+            .unwrap_or(self.config.min_insync_replicas);
+        (configured.max(1) as usize).min(replicas.max(1))
     }
 
     fn unclean_allowed(&self, topic: &str) -> bool {
@@ -661,7 +776,7 @@ impl Controller {
                         .and_then(|v| v.get("broker_epoch").and_then(|e| e.as_i64()))
                         .unwrap_or(-1);
                     a.scan_result.insert(id, BrokerEpoch(epoch));
-                    let logs: BTreeMap<String, (LeaderEpoch, Offset)> = v
+                    let logs: BTreeMap<String, (LeaderEpoch, Offset, LeaderEpoch)> = v
                         .as_ref()
                         .and_then(|v| v.get("logs"))
                         .and_then(|l| l.as_object())
@@ -674,6 +789,10 @@ impl Controller {
                                         (
                                             LeaderEpoch(a.first()?.as_i64()? as i32),
                                             Offset(a.get(1)?.as_i64()?),
+                                            LeaderEpoch(
+                                                a.get(2).and_then(|e| e.as_i64()).unwrap_or(-1)
+                                                    as i32,
+                                            ),
                                         ),
                                     ))
                                 })
@@ -1037,6 +1156,7 @@ impl Controller {
         reason: &str,
         reqs: &mut Reqs,
     ) {
+        let min_isr = self.effective_min_isr(tp, state.replicas.len());
         let a = self.active.as_mut().expect("active");
         let existing = a.states.get(tp).cloned().flatten();
         // KIP-903: remember each ISR member's broker epoch. A member kept from the previous
@@ -1068,7 +1188,14 @@ impl Controller {
         // controller from before it, whose ELR stays empty).
         let mut elr = a.elr.get(tp).cloned().unwrap_or_default();
         if self.config.replication_truncation == TruncationMode::Fenced {
-            update_last_known_elr(&mut elr, reason, &old_isr, &state.isr);
+            update_last_known_elr(
+                &mut elr,
+                reason,
+                &old_isr,
+                &state.isr,
+                min_isr,
+                state.leader_epoch,
+            );
         }
         let check = ZkOp::Check {
             path: "/controller_epoch".into(),
@@ -1303,6 +1430,8 @@ impl Controller {
         let a = self.active.as_ref().expect("active");
         let epoch = a.epoch;
         let mut writes = Vec::new();
+        // Per recovered partition, the ELR members still candidates (the others go).
+        let mut discarded: Vec<(TopicPartition, BTreeSet<BrokerId>)> = Vec::new();
         for (tp, state) in &a.states {
             let replicas = a.assignments.get(tp).cloned().unwrap_or_default();
             let stored = a.isr_epochs.get(tp);
@@ -1353,8 +1482,26 @@ impl Controller {
                         let mut recovered = false;
                         // The last ISR and the last-known ELR: every replica that may hold
                         // the committed records.
-                        let candidates =
-                            recovery_candidates(&s.isr, a.elr.get(tp).unwrap_or(&BTreeSet::new()));
+                        // A provisional member of the ELR stops being one once some replica's
+                        // log shows that the leader elected without it took leadership (that
+                        // epoch, or a later one, in its leader-epoch checkpoint): that leader
+                        // may have committed records it lacks (`clean-leader-election` seed
+                        // 10662). Until then it stays (`kip-101-divergence-fixed` seeds 6, 71:
+                        // the leader was a dead incarnation and never led).
+                        let evidenced = a
+                            .live
+                            .iter()
+                            .filter_map(|(b, e)| {
+                                a.reported_logs
+                                    .get(&(*b, *e))
+                                    .and_then(|m| m.get(&tp.to_string()))
+                                    .map(|r| r.2)
+                            })
+                            .max()
+                            .filter(|e| e.0 >= 0);
+                        let elr = a.elr.get(tp).cloned().unwrap_or_default();
+                        let elr_candidates = elr.candidates(evidenced);
+                        let candidates = recovery_candidates(&s.isr, &elr_candidates);
                         if !legacy
                             && leader.is_none()
                             && !s.isr.is_empty()
@@ -1376,7 +1523,7 @@ impl Controller {
                                         .reported_logs
                                         .get(&(*r, a.live[r]))
                                         .and_then(|m| m.get(&tp.to_string()))
-                                        .copied()
+                                        .map(|r| (r.0, r.1))
                                         .unwrap_or((LeaderEpoch::UNKNOWN, Offset(0)));
                                     let order =
                                         replicas.iter().position(|x| x == r).unwrap_or(usize::MAX);
@@ -1388,6 +1535,9 @@ impl Controller {
                                 leader = Some(b);
                                 isr = vec![b];
                                 recovered = true;
+                                if elr_candidates != elr.members {
+                                    discarded.push((tp.clone(), elr_candidates));
+                                }
                             }
                         }
                         if leader.is_none() && s.leader.is_none() {
@@ -1421,6 +1571,15 @@ impl Controller {
                             writes.push((tp.clone(), next, "broker-failed"));
                         }
                     }
+                }
+            }
+        }
+        if !discarded.is_empty() {
+            let a = self.active.as_mut().expect("active");
+            for (tp, keep) in discarded {
+                if let Some(elr) = a.elr.get_mut(&tp) {
+                    elr.members.retain(|m| keep.contains(m));
+                    elr.provisional.retain(|m, _| keep.contains(m));
                 }
             }
         }
@@ -1772,13 +1931,11 @@ mod tests {
         (c, reqs)
     }
 
-    /// The state writes in `reqs`: state, ISR broker epochs, and the reason the written znode
-    /// carries (read back as the coordination node observes it).
-    /// The last-known ELR of the first partition-state write among `reqs`.
+    /// The last-known ELR members of the first partition-state write among `reqs`.
     fn first_written_elr(reqs: &Reqs) -> BTreeSet<BrokerId> {
         reqs.iter()
             .find_map(|(_, op)| match op {
-                ControllerZkOp::StateWrite { elr, .. } => Some(elr.clone()),
+                ControllerZkOp::StateWrite { elr, .. } => Some(elr.members.clone()),
                 _ => None,
             })
             .expect("a state write")
@@ -1872,18 +2029,166 @@ mod tests {
     }
 
     /// KIP-966's last-known ELR: a recovery among the last ISR keeps the members it did not
-    /// elect; an unclean election starts afresh; a member leaves when it rejoins the ISR.
+    /// elect, provisionally: until a leader of the recovery's epoch is known to have led. An
+    /// unclean election starts afresh; a member leaves when it rejoins the ISR.
     #[test]
     fn the_last_known_elr_keeps_every_candidate_a_recovery_did_not_elect() {
         let b = |v: &[i32]| v.iter().map(|x| BrokerId(*x)).collect::<Vec<_>>();
-        let mut elr: BTreeSet<BrokerId> = [BrokerId(2)].into_iter().collect();
-        update_last_known_elr(&mut elr, "last-isr-recovery", &b(&[0, 1]), &b(&[2]));
-        assert_eq!(elr, b(&[0, 1]).into_iter().collect());
-        assert_eq!(recovery_candidates(&b(&[2]), &elr), b(&[2, 0, 1]));
-        update_last_known_elr(&mut elr, "isr-change", &b(&[2]), &b(&[2, 1]));
-        assert_eq!(elr, b(&[0]).into_iter().collect());
-        update_last_known_elr(&mut elr, "unclean-election", &b(&[2, 1]), &b(&[1]));
-        assert!(elr.is_empty());
+        let set = |v: &[i32]| b(v).into_iter().collect::<BTreeSet<_>>();
+        let e = LeaderEpoch;
+        for min_isr in [1, 3] {
+            let mut elr = LastKnownElr::default();
+            update_last_known_elr(
+                &mut elr,
+                "last-isr-recovery",
+                &b(&[0, 1]),
+                &b(&[2]),
+                min_isr,
+                e(5),
+            );
+            assert_eq!(elr.members, set(&[0, 1]), "min.insync.replicas {min_isr}");
+            assert_eq!(recovery_candidates(&b(&[2]), &elr.members), b(&[2, 0, 1]));
+            // While no log shows epoch 5, both stay candidates; once one does, they go.
+            assert_eq!(elr.candidates(Some(e(4))), set(&[0, 1]));
+            assert_eq!(elr.candidates(None), set(&[0, 1]));
+            assert!(elr.candidates(Some(e(5))).is_empty());
+        }
+        // With min.insync.replicas = 3 the leader cannot commit without them: a member that
+        // rejoins leaves, the other stays.
+        let mut elr = LastKnownElr::default();
+        update_last_known_elr(
+            &mut elr,
+            "last-isr-recovery",
+            &b(&[0, 1]),
+            &b(&[2]),
+            3,
+            e(5),
+        );
+        update_last_known_elr(&mut elr, "isr-change", &b(&[2]), &b(&[2, 1]), 3, e(5));
+        assert_eq!(elr.members, set(&[0]));
+        update_last_known_elr(&mut elr, "unclean-election", &b(&[2, 1]), &b(&[1]), 3, e(6));
+        assert!(elr.members.is_empty());
+        // With min.insync.replicas = 1 the first ISR change shows the elected leader leads,
+        // and its high watermark moves without them: the ELR empties.
+        let mut elr = LastKnownElr::default();
+        update_last_known_elr(
+            &mut elr,
+            "last-isr-recovery",
+            &b(&[0, 1]),
+            &b(&[2]),
+            1,
+            e(5),
+        );
+        update_last_known_elr(&mut elr, "isr-change", &b(&[2]), &b(&[2, 1]), 1, e(5));
+        assert!(elr.members.is_empty());
+    }
+
+    /// KIP-966's ELR rule with ksim's provisional members (`clean-leader-election` seed
+    /// 10662): a replica dropped while the ISR left behind is below `min.insync.replicas` is a
+    /// firm member (the high watermark waits for it); one dropped while the ISR is at
+    /// `min.insync.replicas` stays only until the new leader is known to have led.
+    #[test]
+    fn a_replica_dropped_from_an_isr_at_min_insync_replicas_is_provisional() {
+        let b = |v: &[i32]| v.iter().map(|x| BrokerId(*x)).collect::<Vec<_>>();
+        let set = |v: &[i32]| b(v).into_iter().collect::<BTreeSet<_>>();
+        let e = LeaderEpoch;
+        for reason in ["leader-election", "broker-failed", "offline"] {
+            let mut elr = LastKnownElr::default();
+            update_last_known_elr(&mut elr, reason, &b(&[0, 1]), &b(&[1]), 1, e(2));
+            assert_eq!(elr.members, set(&[0]), "{reason}");
+            assert_eq!(elr.candidates(Some(e(1))), set(&[0]), "{reason}: never led");
+            assert!(
+                elr.candidates(Some(e(2))).is_empty(),
+                "{reason}: epoch 2 led"
+            );
+            let mut elr = LastKnownElr::default();
+            update_last_known_elr(&mut elr, reason, &b(&[0, 1]), &b(&[1]), 2, e(2));
+            assert_eq!(elr.candidates(Some(e(9))), set(&[0]), "{reason}: firm");
+        }
+        // A firm member turns provisional when an election leaves the ISR large enough.
+        let mut elr = LastKnownElr::default();
+        update_last_known_elr(
+            &mut elr,
+            "leader-election",
+            &b(&[0, 1, 2]),
+            &b(&[2]),
+            2,
+            e(3),
+        );
+        assert_eq!(elr.candidates(Some(e(9))), set(&[0, 1]));
+        update_last_known_elr(&mut elr, "isr-change", &b(&[2]), &b(&[2, 3]), 2, e(3));
+        assert!(
+            elr.members.is_empty(),
+            "the ISR is back at min.insync.replicas"
+        );
+        let mut elr = LastKnownElr::default();
+        update_last_known_elr(
+            &mut elr,
+            "leader-election",
+            &b(&[0, 1, 2]),
+            &b(&[1, 2]),
+            2,
+            e(3),
+        );
+        assert_eq!(elr.provisional.get(&BrokerId(0)), Some(&e(3)));
+        // The znode round trip keeps both kinds.
+        let state = PartitionState {
+            tp: TopicPartition {
+                topic: "t".into(),
+                partition: 0,
+            },
+            leader: Some(BrokerId(1)),
+            leader_epoch: e(3),
+            isr: b(&[1, 2]),
+            replicas: b(&[0, 1, 2]),
+            partition_epoch: ZkVersion(0),
+            controller_epoch: ControllerEpoch(1),
+        };
+        let data = encode_state(&state, &IsrEpochs::new(), &elr, "leader-election");
+        assert_eq!(decode_elr(&data), elr);
+    }
+
+    /// Regression (`clean-leader-election` seed 10662): broker 0, dropped from the ISR when
+    /// broker 1 was elected with `min.insync.replicas = 1`, holds a record of a later epoch
+    /// (1, never committed) than broker 1's committed tail (epoch 0). When both come back, the
+    /// recovery elects broker 1, whose checkpoint shows it led epoch 2, the epoch broker 0 was
+    /// dropped at; had broker 1 never led, broker 0 would still be weighed.
+    #[test]
+    fn a_recovery_ignores_a_replica_dropped_by_a_leader_that_then_led() {
+        let state = r#"{"controller_epoch":2,"leader":0,"version":1,"leader_epoch":1,"isr":[0,1],"isr_broker_epochs":{"0":10,"1":11}}"#;
+        // Broker 0 (the leader of epoch 1) has failed; broker 1 is registered.
+        let (_, reqs) = load(&[(1, r#"{"broker_epoch":11,"logs":{}}"#)], state);
+        let writes = state_write_epochs(&reqs);
+        assert_eq!(writes.len(), 1, "{reqs:?}");
+        assert_eq!(writes[0].0.leader, Some(BrokerId(1)));
+        assert_eq!(writes[0].0.leader_epoch, LeaderEpoch(2));
+        assert_eq!(
+            first_written_elr(&reqs),
+            [BrokerId(0)].into_iter().collect()
+        );
+        // Broker 1 crashed and came back (a new incarnation, log end 745, last record of epoch
+        // 0); broker 0 is back too, its log as long but ending in epoch 1.
+        let state = r#"{"controller_epoch":3,"leader":-1,"version":1,"leader_epoch":3,"isr":[1],"isr_broker_epochs":{"1":11},"last_known_elr":[0],"provisional_elr":{"0":2}}"#;
+        let recover = |broker_1_seen: i32| {
+            let b1 = format!(r#"{{"broker_epoch":21,"logs":{{"t-0":[0,745,{broker_1_seen}]}}}}"#);
+            let (_, reqs) = load(
+                &[
+                    (0, r#"{"broker_epoch":20,"logs":{"t-0":[1,745,1]}}"#),
+                    (1, &b1),
+                ],
+                state,
+            );
+            let writes = state_write_epochs(&reqs);
+            assert_eq!(writes.len(), 1, "{reqs:?}");
+            assert_eq!(writes[0].2, "last-isr-recovery");
+            writes[0].0.leader
+        };
+        assert_eq!(recover(2), Some(BrokerId(1)), "broker 1 led epoch 2");
+        assert_eq!(
+            recover(0),
+            Some(BrokerId(0)),
+            "broker 1 never led: broker 0 still counts"
+        );
     }
 
     /// Regression (`kip-101-divergence-fixed` seed 6): the leader a recovery among the last ISR

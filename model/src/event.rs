@@ -74,6 +74,11 @@ pub enum Event {
         partition_epoch: ZkVersion,
         /// Why: `new-topic`, `leader-failed`, `broker-failed`, `isr-change`, `unclean`, ...
         reason: String,
+        /// KIP-966's last-known eligible leader replicas written with this state: replicas
+        /// outside the ISR that still hold every committed record (ascending broker id; absent
+        /// from the JSON when empty). See `controller::update_last_known_elr`.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        last_known_elr: Vec<BrokerId>,
     },
     /// The controller raised a topic's partition count (`create-partitions`); the new
     /// partitions follow as `partition-state-changed` with reason `new-partition`.

@@ -305,6 +305,10 @@ pub struct PartitionLog {
     /// The leader-epoch cache: strictly increasing epochs and start offsets, starts within
     /// `[log_start_offset, LEO]`.
     epochs: Vec<(LeaderEpoch, Offset)>,
+    /// The highest epoch this log's cache has held: the durable checkpoint found at recovery
+    /// (before recovery dropped entries at or beyond the log end) and every epoch assigned
+    /// since. See [`Self::highest_epoch_seen`].
+    highest_epoch_seen: Option<LeaderEpoch>,
     unflushed_messages: u64,
     /// Segments rolled so far by this process (for reports).
     rolled_segments: u64,
@@ -323,6 +327,7 @@ impl PartitionLog {
             log_start_offset: Offset(0),
             recovery_point: Offset(0),
             epochs: Vec::new(),
+            highest_epoch_seen: None,
             unflushed_messages: 0,
             rolled_segments: 0,
         }
@@ -548,6 +553,7 @@ impl PartitionLog {
             .map(|data| parse_checkpoint(data));
         let mut epochs = Vec::new();
         if let Some(Some(entries)) = &stored {
+            log.highest_epoch_seen = entries.iter().map(|&(e, _)| e).max();
             epochs = entries
                 .iter()
                 .copied()
@@ -1005,6 +1011,19 @@ impl PartitionLog {
             .map(|&(e, _)| e)
     }
 
+    /// The highest leader epoch this replica's epoch cache has held, across restarts: evidence
+    /// that a leader of that epoch took leadership (a leader writes its epoch into the
+    /// `leader-epoch-checkpoint` when it takes over, a follower when it first appends a batch
+    /// of that epoch). Unlike [`Self::latest_epoch`] it keeps an epoch a leader assigned at its
+    /// log end that recovery then dropped (Kafka's `truncateFromEnd(logEndOffset)`: recovery
+    /// reads the checkpoint before it drops entries), and, within one process, an epoch a
+    /// truncation removed (a restart then knows only what the rewritten checkpoint holds). The broker reports it when it registers, and the
+    /// controller's recovery among the last ISR uses it to know that an elected leader did
+    /// lead (`controller::update_last_known_elr`). `None` if the cache never held an epoch.
+    pub fn highest_epoch_seen(&self) -> Option<LeaderEpoch> {
+        self.highest_epoch_seen
+    }
+
     /// The epoch cache: `(epoch, start_offset)`, increasing in both.
     pub fn epoch_entries(&self) -> &[(LeaderEpoch, Offset)] {
         &self.epochs
@@ -1143,6 +1162,7 @@ impl PartitionLog {
         }
         self.epochs.retain(|&(e, s)| e < epoch && s < start_offset);
         self.epochs.push((epoch, start_offset));
+        self.highest_epoch_seen = self.highest_epoch_seen.max(Some(epoch));
         true
     }
 
@@ -1682,6 +1702,9 @@ mod tests {
         fn clone_without_flush_state(&self) -> PartitionLog {
             PartitionLog {
                 unflushed_messages: 0,
+                // Recovery knows the epochs the checkpoint holds, not those a truncation
+                // removed earlier in this process.
+                highest_epoch_seen: self.epochs.iter().map(|&(e, _)| e).max(),
                 ..self.clone()
             }
         }

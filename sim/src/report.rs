@@ -1714,11 +1714,21 @@ pub fn describe_event(e: &Event) -> String {
             leader_epoch,
             isr,
             reason,
+            last_known_elr,
             ..
         } => {
             let leader = leader.map_or("no leader".to_string(), |l| format!("broker-{l}"));
             let isr = broker_list(isr);
-            match reason.as_str() {
+            // KIP-966's last-known ELR: the replicas outside the ISR a recovery still weighs.
+            let elr = if last_known_elr.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; still recovery candidates outside the ISR (last-known ELR): {}",
+                    broker_list(last_known_elr)
+                )
+            };
+            let text = match reason.as_str() {
                 "new-partition" | "new-topic" => format!(
                     "controller created {tp}: leader {leader}, epoch {leader_epoch}, ISR {isr}"
                 ),
@@ -1737,10 +1747,14 @@ pub fn describe_event(e: &Event) -> String {
                 "broker-failed" => format!(
                     "controller removed failed brokers from the ISR of {tp}: {isr} (leader {leader}, epoch {leader_epoch})"
                 ),
+                "last-isr-recovery" => format!(
+                    "controller recovered {tp}: every candidate had restarted, and it elected the most complete log, {leader}'s, in epoch {leader_epoch} (ISR {isr}; KIP-966)"
+                ),
                 other => format!(
                     "controller wrote {tp}: leader {leader}, epoch {leader_epoch}, ISR {isr} ({other})"
                 ),
-            }
+            };
+            format!("{text}{elr}")
         }
         Event::BecameLeader {
             tp,
@@ -2727,6 +2741,7 @@ mod tests {
                     controller_epoch: ksim_model::types::ControllerEpoch(1),
                     partition_epoch: ksim_model::types::ZkVersion(7),
                     reason: "leader-election".into(),
+                    last_known_elr: vec![],
                 },
             ),
             rec(
@@ -2911,6 +2926,7 @@ mod tests {
                     controller_epoch: ksim_model::types::ControllerEpoch(1),
                     partition_epoch: ksim_model::types::ZkVersion(6),
                     reason: "leader-election".into(),
+                    last_known_elr: vec![],
                 },
             ),
         );

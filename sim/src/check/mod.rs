@@ -1169,6 +1169,7 @@ mod tests {
             controller_epoch: ControllerEpoch(1),
             partition_epoch: ZkVersion(0),
             reason: "test".into(),
+            last_known_elr: vec![],
         };
         let fault = |action: &str| Event::Fault {
             action: action.into(),

@@ -259,6 +259,7 @@ mod tests {
                 controller_epoch: ControllerEpoch(1),
                 partition_epoch: ZkVersion(epoch),
                 reason: "leader-failed".into(),
+                last_known_elr: vec![],
             },
         )
     }

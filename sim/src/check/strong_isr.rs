@@ -388,6 +388,7 @@ mod tests {
             controller_epoch: ksim_model::types::ControllerEpoch(1),
             partition_epoch: ZkVersion(0),
             reason: "test".into(),
+            last_known_elr: vec![],
         };
         let events = vec![
             (NodeId::Zk, state(0, 1)),
