@@ -519,7 +519,9 @@ struct NemesisState {
     down: BTreeSet<NodeId>,
     paused: BTreeSet<NodeId>,
     clogged: BTreeSet<(NodeId, NodeId)>,
-    /// Brokers that lost power or their disk: `None` while down, then the restart time.
+    /// Brokers that lost power or their disk, or whose log took (or will take) a silent
+    /// corruption: `None` until a restart after the loss (a corruption still pending at a
+    /// restart lands in the next incarnation's log), then that restart's time.
     data_lost: BTreeMap<NodeId, Option<u64>>,
     /// The whole replica assignment of each scheduled `create-partitions`, by (topic, count).
     added_partitions: BTreeMap<(String, i32), Vec<Vec<BrokerId>>>,
@@ -660,7 +662,13 @@ fn execute(
                 state.down.insert(n);
                 state.paused.remove(&n);
                 handle.kill(h.id());
-                shared.lock().expect("shared").reset_connections_to(n);
+                let mut s = shared.lock().expect("shared");
+                s.reset_connections_to(n);
+                // A process that had halted itself is now down by the nemesis's hand: its
+                // restart is the nemesis's to make, not the heal phase's (all-faults seed
+                // 10725: a broker halted, was power-failed and restarted by the nemesis, and
+                // the heal phase then crashed the running process again as "halted").
+                s.halted.retain(|h| *h != n);
                 true
             }
             Some(_) => {
@@ -727,8 +735,17 @@ fn execute(
                 if let Some(h) = handles.get(&n) {
                     if state.down.remove(&n) {
                         handle.restart(h.id());
+                        // A silent corruption still waiting for its write will land in the
+                        // log this incarnation writes: it holds no trustworthy copy until it
+                        // has restarted after the corruption landed (all-faults seed 10725:
+                        // corruption injected into a halted broker hit the log it fetched
+                        // after its restart, and the nemesis, counting it as a copy, took the
+                        // power of the last good one).
+                        let corruption_pending = disk
+                            .pending_fault(&n.to_string())
+                            .is_some_and(|f| f.kind == crate::disk::DiskFaultKind::Corrupt);
                         if let Some(lost) = state.data_lost.get_mut(&n) {
-                            *lost = Some(now_ms);
+                            *lost = (!corruption_pending).then_some(now_ms);
                         }
                         hit.push(n);
                     } else {
@@ -912,7 +929,8 @@ mod tests {
     use ksim_model::event::Event;
     use ksim_model::types::{ControllerEpoch, LeaderEpoch, TopicPartition, ZkVersion};
 
-    fn state_changed(isr: &[i32], leader: Option<i32>, reason: &str) -> Event {
+    /// A state write as the controller makes it, with the last-known ELR it carries.
+    fn state_changed(isr: &[i32], leader: Option<i32>, reason: &str, elr: &[i32]) -> Event {
         Event::PartitionStateChanged {
             tp: TopicPartition {
                 topic: "events".into(),
@@ -924,6 +942,7 @@ mod tests {
             controller_epoch: ControllerEpoch(1),
             partition_epoch: ZkVersion(1),
             reason: reason.into(),
+            last_known_elr: elr.iter().copied().map(BrokerId).collect(),
         }
     }
 
@@ -936,14 +955,18 @@ mod tests {
     #[test]
     fn a_replica_dropped_from_the_isr_when_it_failed_may_hold_the_last_copy() {
         let mut observer = Observer::default();
-        observer.observe(100, &state_changed(&[0, 1], Some(0), "new-partition"));
+        observer.observe(100, &state_changed(&[0, 1], Some(0), "new-partition", &[]));
         let mut state = NemesisState::default();
         // broker-1 loses power and restarts with a truncated log.
         state
             .data_lost
             .insert(NodeId::Broker(BrokerId(1)), Some(2_000));
-        // broker-0 crashes: the controller elects broker-1's dead registration.
-        observer.observe(3_000, &state_changed(&[1], Some(1), "leader-election"));
+        // broker-0 crashes: the controller elects broker-1's dead registration, and keeps
+        // broker-0 in the last-known ELR (provisionally: broker-1 has not led yet).
+        observer.observe(
+            3_000,
+            &state_changed(&[1], Some(1), "leader-election", &[0]),
+        );
         assert_eq!(
             last_in_sync_copy(NodeId::Broker(BrokerId(0)), &observer, &state),
             Some(TopicPartition {
@@ -954,7 +977,7 @@ mod tests {
         );
         // Once broker-2, which kept its log, caught up and joined the ISR, broker-0 is no
         // longer the last copy.
-        observer.observe(5_000, &state_changed(&[1, 2], Some(1), "isr-change"));
+        observer.observe(5_000, &state_changed(&[1, 2], Some(1), "isr-change", &[]));
         assert_eq!(
             last_in_sync_copy(NodeId::Broker(BrokerId(0)), &observer, &state),
             None
@@ -962,8 +985,8 @@ mod tests {
         // An ELR member is no copy of what the ISR committed after it was dropped: with the
         // ISR down to broker-0 (broker-1 dropped when it failed), broker-0 holds the last copy.
         let mut observer = Observer::default();
-        observer.observe(100, &state_changed(&[0, 1], Some(0), "new-partition"));
-        observer.observe(3_000, &state_changed(&[0], Some(0), "broker-failed"));
+        observer.observe(100, &state_changed(&[0, 1], Some(0), "new-partition", &[]));
+        observer.observe(3_000, &state_changed(&[0], Some(0), "broker-failed", &[1]));
         assert!(last_in_sync_copy(
             NodeId::Broker(BrokerId(0)),
             &observer,
@@ -972,8 +995,8 @@ mod tests {
         .is_some());
         // A replica its leader dropped for lagging never holds the last copy.
         let mut observer = Observer::default();
-        observer.observe(100, &state_changed(&[0, 1], Some(0), "new-partition"));
-        observer.observe(3_000, &state_changed(&[1], Some(1), "isr-change"));
+        observer.observe(100, &state_changed(&[0, 1], Some(0), "new-partition", &[]));
+        observer.observe(3_000, &state_changed(&[1], Some(1), "isr-change", &[]));
         assert_eq!(
             last_in_sync_copy(
                 NodeId::Broker(BrokerId(0)),
