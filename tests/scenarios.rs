@@ -348,12 +348,61 @@ fn the_recovery_compares_the_epoch_of_the_last_record_not_the_last_assigned_epoc
 /// 182 ms before) and cleared the last-known ELR, so broker-0, which held every committed
 /// record, stopped being a candidate; the next recovery elected broker-2's next incarnation
 /// with an empty log and broker-0 truncated 372 committed records. A recovery now keeps the
-/// candidates it did not elect in the last-known ELR until they rejoin the ISR.
+/// candidates it did not elect in the last-known ELR until a leader of its epoch has led.
 #[test]
 fn a_recovery_keeps_the_candidates_it_did_not_elect() {
     let sc = load(Path::new("scenarios/kip-101-divergence-fixed.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
     for seed in [5032, 5160, 5468] {
+        let r = run(&sc, seed);
+        assert!(
+            r.checks.violations.is_empty(),
+            "seed {seed}: {:?}",
+            r.checks.violations
+        );
+    }
+}
+
+/// Regression (`clean-leader-election` seed 10662, found on fresh seeds): broker-0, dropped
+/// from the ISR when broker-1 was elected with ISR [broker-1] and `min.insync.replicas = 1`,
+/// stayed a recovery candidate after broker-1 had led and committed a record of epoch 0 at an
+/// offset where broker-0 held an uncommitted one of epoch 1; the recovery preferred the later
+/// epoch and broker-1 truncated a committed record (`committed-data-stable`,
+/// `nonmonotonic-poll`). A provisional ELR member is no candidate once a leader of the epoch it
+/// was dropped at is known to have led (`controller::update_last_known_elr`).
+#[test]
+fn a_recovery_ignores_a_replica_dropped_by_a_leader_that_then_led() {
+    let sc =
+        load(Path::new("scenarios/clean-leader-election.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&sc, 10662);
+    assert!(r.checks.violations.is_empty(), "{:?}", r.checks.violations);
+}
+
+/// Regression (`all-faults` seed 10725, found on fresh seeds): a silent corruption injected
+/// into a halted broker landed in the log it fetched after its restart; the nemesis counted it
+/// as a good copy once it rejoined the ISR and took the power of the last good one, and the
+/// heal phase then crashed the running broker again as "halted", so its recovery found the
+/// corruption: every replica of events-0 lost its log (`committed-record-lost`). The nemesis
+/// now waits for a restart after the corruption landed, and a halted broker the nemesis has
+/// since stopped is the nemesis's to restart.
+#[test]
+fn a_pending_corruption_keeps_a_restarted_broker_from_counting_as_a_copy() {
+    let sc = load(Path::new("scenarios/all-faults.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&sc, 10725);
+    assert!(r.checks.violations.is_empty(), "{:?}", r.checks.violations);
+}
+
+/// Regression (`controller-split-brain-fenced` seeds 10432 and 10976, found on fresh seeds):
+/// after the final heal a leader's connection from the controller sat in TCP retransmission
+/// backoff for ten more seconds, and replies travelled on a connection of their own, so the
+/// leader learnt neither its new ISR nor the controller's answers before the run ended
+/// (`liveness`). Replies now travel back on the request's connection, and the scenario's heal
+/// phase leaves time for a stalled connection and a session timeout.
+#[test]
+fn a_stalled_connection_after_the_heal_leaves_time_to_recover() {
+    let sc = load(Path::new("scenarios/controller-split-brain-fenced.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    for seed in [10432, 10976] {
         let r = run(&sc, seed);
         assert!(
             r.checks.violations.is_empty(),

@@ -471,6 +471,14 @@ pub struct PartitionProduceResponse {
 }
 
 impl Message {
+    /// Whether this message answers a request, or is pushed by a server to a client on the
+    /// client's connection (ZooKeeper's watch notifications and session expiry): it travels
+    /// back on the connection the client opened, as in Kafka's and ZooKeeper's protocols.
+    pub fn is_reply(&self) -> bool {
+        let api = self.api_name();
+        api.ends_with("Response") || matches!(api, "ZkWatch" | "ZkSessionExpired")
+    }
+
     /// The API name, for logs and reports (`Produce`, `FetchResponse`, ...).
     pub fn api_name(&self) -> &'static str {
         match self {

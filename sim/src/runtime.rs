@@ -9,7 +9,16 @@
 //!
 //! # The transport
 //! Every message travels as one frame: a 4-byte big-endian length, then the bincode encoding of
-//! `(sender, message)`. Each node keeps one outbound connection per peer, opened on first use.
+//! `(sender, message)`. Each node keeps one outbound connection per peer, opened on first use,
+//! for its requests; the answers (and a coordination node's pushes) come back on that same
+//! connection, as in Kafka's and ZooKeeper's protocols ([`Message::is_reply`]). A reply is
+//! written to the latest connection the peer opened to this node; if that connection has
+//! broken, the reply is lost, as it would be in Kafka (the requester's timeout or its
+//! disconnect handling takes over). Keeping each answer on its request's connection matters
+//! under faults: a connection stalled by a partition (below) delays what travels on it, and
+//! an answer sent on a connection of its own could sit behind another stalled stream
+//! (`controller-split-brain-fenced` seeds 10432, 10976: the controller's answers and
+//! LeaderAndIsr to a leader waited ten seconds behind a stalled connection after the heal).
 //! madsim's TCP behaves like the real thing under faults: bytes on an open connection across
 //! a clogged link are held and delivered after the heal (a long stall, not a reset);
 //! connecting across a clogged link or to a dead node fails at once. The shell reports both
@@ -52,11 +61,9 @@ pub struct Observer {
     /// (it caught up), or the partition was created or recovered with it in the ISR. A member
     /// the controller merely kept from the previous ISR did not join then.
     pub isr_joined_ms: BTreeMap<(TopicPartition, BrokerId), u64>,
-    /// Per partition, the replicas the controller dropped from the ISR because they failed or
-    /// restarted, or that a recovery among the last ISR did not elect, and that have not joined
-    /// it again (the controller's last-known ELR, KIP-966, as the fenced controller keeps it,
-    /// by the same `controller::update_last_known_elr`): they may hold the only copy of
-    /// committed records.
+    /// Per partition, the controller's last-known ELR (KIP-966) as its latest state write
+    /// carried it (`controller::update_last_known_elr`): replicas outside the ISR that may hold
+    /// the only copy of committed records.
     pub elr: BTreeMap<TopicPartition, std::collections::BTreeSet<BrokerId>>,
     /// The latest controller.
     pub controller: Option<(ControllerEpoch, BrokerId)>,
@@ -80,7 +87,11 @@ impl Observer {
                 }
             }
             Event::PartitionStateChanged {
-                tp, isr, reason, ..
+                tp,
+                isr,
+                reason,
+                last_known_elr,
+                ..
             } => {
                 let fresh = matches!(
                     reason.as_str(),
@@ -92,9 +103,8 @@ impl Observer {
                         self.isr_joined_ms.insert((tp.clone(), *m), time_ms);
                     }
                 }
-                let old_isr = self.isr.get(tp).cloned().unwrap_or_default();
-                let elr = self.elr.entry(tp.clone()).or_default();
-                ksim_model::controller::update_last_known_elr(elr, reason, &old_isr, isr);
+                self.elr
+                    .insert(tp.clone(), last_known_elr.iter().copied().collect());
                 self.isr.insert(tp.clone(), isr.clone());
                 self.isr_written_ms.insert(tp.clone(), time_ms);
             }
@@ -237,6 +247,10 @@ fn lock(shared: &SharedRef) -> std::sync::MutexGuard<'_, Shared> {
 
 enum Inbound {
     Msg(NodeId, Message),
+    /// The peer opened connection number `.1` to this node: replies to it go to `.2`.
+    ReplyRoute(NodeId, u64, mpsc::UnboundedSender<(NodeId, Message)>),
+    /// The peer's connection number `.1` to this node closed.
+    RouteClosed(NodeId, u64),
     Disconnected(NodeId),
     SendFailed(NodeId, Message),
     /// A tracked message was written to its connection.
@@ -251,7 +265,7 @@ fn encode_frame(from: NodeId, msg: &Message) -> Vec<u8> {
     frame
 }
 
-async fn read_frame(stream: &mut TcpStream) -> Option<(NodeId, Message)> {
+async fn read_frame<R: AsyncReadExt + Unpin>(stream: &mut R) -> Option<(NodeId, Message)> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await.ok()?;
     let len = u32::from_be_bytes(len);
@@ -264,23 +278,56 @@ async fn read_frame(stream: &mut TcpStream) -> Option<(NodeId, Message)> {
 }
 
 async fn accept_loop(listener: TcpListener, inbox: mpsc::UnboundedSender<Inbound>) {
+    let mut next_connection: u64 = 0;
     loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
+        let Ok((stream, _)) = listener.accept().await else {
             return;
         };
+        next_connection += 1;
+        let connection = next_connection;
         let inbox = inbox.clone();
         madsim::task::spawn(async move {
+            let (mut rd, wr) = tokio::io::split(stream);
+            let mut wr = Some(wr);
             let mut peer = None;
-            while let Some((from, msg)) = read_frame(&mut stream).await {
+            while let Some((from, msg)) = read_frame(&mut rd).await {
+                if let Some(wr) = wr.take() {
+                    // The first frame names the peer: from now on replies to it go here.
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    madsim::task::spawn(reply_writer_loop(from, wr, rx));
+                    if inbox
+                        .send(Inbound::ReplyRoute(from, connection, tx))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
                 peer = Some(from);
                 if inbox.send(Inbound::Msg(from, msg)).is_err() {
                     return;
                 }
             }
             if let Some(p) = peer {
+                let _ = inbox.send(Inbound::RouteClosed(p, connection));
                 let _ = inbox.send(Inbound::Disconnected(p));
             }
         });
+    }
+}
+
+/// Writes a node's replies to `peer` on the connection `peer` opened; ends when the route is
+/// dropped or the connection breaks (the replies still queued are lost).
+async fn reply_writer_loop(
+    peer: NodeId,
+    mut wr: tokio::io::WriteHalf<TcpStream>,
+    mut queue: mpsc::UnboundedReceiver<(NodeId, Message)>,
+) {
+    while let Some((me, msg)) = queue.recv().await {
+        let frame = encode_frame(me, &msg);
+        if !(wr.write_all(&frame).await.is_ok() && wr.flush().await.is_ok()) {
+            tracing::trace!(from = %me, to = %peer, "reply connection broken");
+            return;
+        }
     }
 }
 
@@ -291,11 +338,26 @@ async fn writer_loop(
     mut queue: mpsc::UnboundedReceiver<(Message, bool)>,
     inbox: mpsc::UnboundedSender<Inbound>,
 ) {
-    let mut stream: Option<TcpStream> = None;
+    // The open connection: its write half, and the task reading the replies on it.
+    let mut conn: Option<(
+        tokio::io::WriteHalf<TcpStream>,
+        madsim::task::JoinHandle<()>,
+    )> = None;
     while let Some((msg, tracked)) = queue.recv().await {
-        if stream.is_none() {
+        if conn.is_none() {
             match TcpStream::connect(addr).await {
-                Ok(s) => stream = Some(s),
+                Ok(s) => {
+                    let (mut rd, wr) = tokio::io::split(s);
+                    let replies = inbox.clone();
+                    let reader = madsim::task::spawn(async move {
+                        while let Some((from, msg)) = read_frame(&mut rd).await {
+                            if replies.send(Inbound::Msg(from, msg)).is_err() {
+                                return;
+                            }
+                        }
+                    });
+                    conn = Some((wr, reader));
+                }
                 Err(_) => {
                     let _ = inbox.send(Inbound::SendFailed(peer, msg));
                     continue;
@@ -303,15 +365,22 @@ async fn writer_loop(
             }
         }
         let frame = encode_frame(me, &msg);
-        let s = stream.as_mut().expect("connected");
-        let ok = s.write_all(&frame).await.is_ok() && s.flush().await.is_ok();
+        let (wr, _) = conn.as_mut().expect("connected");
+        let ok = wr.write_all(&frame).await.is_ok() && wr.flush().await.is_ok();
         if !ok {
-            stream = None;
+            if let Some((_, reader)) = conn.take() {
+                reader.abort();
+            }
             let _ = inbox.send(Inbound::Disconnected(peer));
             let _ = inbox.send(Inbound::SendFailed(peer, msg));
         } else if tracked {
             let _ = inbox.send(Inbound::Sent(peer, msg));
         }
+    }
+    // The node dropped this connection (a disconnect, or it closed it): replies still on
+    // their way over it are lost with it.
+    if let Some((_, reader)) = conn.take() {
+        reader.abort();
     }
 }
 
@@ -375,6 +444,10 @@ pub async fn run_actor<A: Actor>(
     madsim::task::spawn(accept_loop(listener, inbox_tx.clone()));
 
     let mut writers: BTreeMap<NodeId, mpsc::UnboundedSender<(Message, bool)>> = BTreeMap::new();
+    // Per peer, the latest connection it opened to this node (its number, and the queue of
+    // the task writing replies on it).
+    type Route = (u64, mpsc::UnboundedSender<(NodeId, Message)>);
+    let mut reply_routes: BTreeMap<NodeId, Route> = BTreeMap::new();
     let mut timers: BTreeMap<(u64, u64), A::Timer> = BTreeMap::new();
     let mut timer_seq: u64 = 0;
     let start = lock(&shared).start;
@@ -397,6 +470,14 @@ pub async fn run_actor<A: Actor>(
                     };
                     tracing::trace!(from = %me, %to, api = msg.api_name(), "send");
                     lock(&shared).messages += 1;
+                    if msg.is_reply() {
+                        // Back on the connection the peer opened; lost if there is none.
+                        match reply_routes.get(&to) {
+                            Some((_, route)) if route.send((me, msg)).is_ok() => {}
+                            _ => tracing::trace!(from = %me, %to, "reply lost: no connection"),
+                        }
+                        continue;
+                    }
                     let tx = writers.entry(to).or_insert_with(|| {
                         let (tx, rx) = mpsc::unbounded_channel();
                         let peer_addr = lock(&shared).addrs[&to];
@@ -449,6 +530,7 @@ pub async fn run_actor<A: Actor>(
                 }
                 Effect::CloseConnection { peer } => {
                     writers.remove(&peer);
+                    reply_routes.remove(&peer);
                     lock(&shared).close_connection(me, peer);
                 }
                 Effect::Halt { reason } => {
@@ -493,6 +575,19 @@ pub async fn run_actor<A: Actor>(
         let now = Instant(start.elapsed().as_millis() as u64);
         match input {
             Some(Inbound::Msg(from, msg)) => actor.on_message(now, from, msg, &mut out),
+            Some(Inbound::ReplyRoute(peer, connection, route)) => {
+                reply_routes.insert(peer, (connection, route));
+                continue;
+            }
+            Some(Inbound::RouteClosed(peer, connection)) => {
+                if reply_routes
+                    .get(&peer)
+                    .is_some_and(|(c, _)| *c == connection)
+                {
+                    reply_routes.remove(&peer);
+                }
+                continue;
+            }
             Some(Inbound::Disconnected(peer)) => {
                 // The next send to that peer must reconnect.
                 writers.remove(&peer);
