@@ -48,6 +48,11 @@ pub const NUM_BATCHES_TO_RETAIN: usize = 5;
 /// How long the controller waits before resending to a broker it could not reach.
 pub const CONTROLLER_RESEND_BACKOFF_MS: u64 = 1_000;
 
+/// How long a leader waits before it sends an AlterPartition again after a NOT_CONTROLLER
+/// answer, in milliseconds: Kafka's `retry.backoff.max.ms` default (1000), the cap of the
+/// client retry backoff (KIP-580).
+const NOT_CONTROLLER_RETRY_MS: u64 = 1_000;
+
 /// File holding the HW of every partition (Kafka's `replication-offset-checkpoint`).
 pub const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
 
@@ -104,6 +109,9 @@ pub enum BrokerTimer {
     AlterPartitionRetry {
         tp: TopicPartition,
         generation: u64,
+        /// Which send of the pending request this retry follows (`LeaderState::isr_sends`):
+        /// a retry armed by an earlier send is stale.
+        send: u64,
     },
     /// The controller resends its state to a broker a send to which failed.
     ControllerResend {
@@ -162,6 +170,8 @@ struct LeaderState {
     followers: BTreeMap<BrokerId, FollowerProgress>,
     /// An AlterPartition in flight: the ISR asked for.
     pending_isr: Option<(CorrelationId, Vec<BrokerId>)>,
+    /// How many times this leader has sent an AlterPartition (each send arms one retry).
+    isr_sends: u64,
     /// Offset at which this leader's epoch starts.
     epoch_start_offset: Offset,
 }
@@ -597,7 +607,7 @@ impl Broker {
             },
             ZkPurpose::ControllerRead => match result {
                 Ok(ZkReply::Data { data, .. }) => {
-                    self.controller_id = parse_controller_id(&data);
+                    self.set_controller(now, parse_controller_id(&data), out);
                     if self.controller_id != Some(self.id) && self.controller.is_active() {
                         self.controller.resign("controller-moved", out);
                     }
@@ -914,6 +924,7 @@ impl Broker {
             replicas: state.replicas.clone(),
             followers,
             pending_isr: None,
+            isr_sends: 0,
             epoch_start_offset: leo,
         });
         let hw = p.high_watermark;
@@ -1011,6 +1022,7 @@ impl Broker {
 
     fn on_update_metadata(
         &mut self,
+        now: Instant,
         controller: BrokerId,
         controller_epoch: ControllerEpoch,
         live_brokers: Vec<BrokerId>,
@@ -1021,11 +1033,48 @@ impl Broker {
             return;
         }
         self.accept_controller_request(controller, controller_epoch, "UpdateMetadata", out);
-        self.controller_id = Some(controller);
+        self.set_controller(now, Some(controller), out);
         self.live_brokers = live_brokers;
         // The controller always sends the whole cluster's state: a partition it no longer lists
         // belongs to a deleted topic.
         self.metadata = partitions.into_iter().map(|s| (s.tp.clone(), s)).collect();
+    }
+
+    /// The broker learnt which broker is the controller. When it is a new one, every
+    /// AlterPartition still waiting for an answer goes to it now, as Kafka's
+    /// `BrokerToControllerChannelManager` sends its queued request to the controller it has just
+    /// discovered (the one in flight to the old controller fails with the connection). Without
+    /// this the request waited for its 5 s retry (`correlated-power-loss-fsync` seed 10829: the
+    /// controller lost power 0.8 s before the heal, the next one was elected 5.2 s after it,
+    /// and the leader's ISR expansion reached it only 4.8 s later, so `acks=all` produce
+    /// waited beyond the heal phase under KIP-966's strict min ISR).
+    fn set_controller(
+        &mut self,
+        now: Instant,
+        controller: Option<BrokerId>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        if controller == self.controller_id {
+            return;
+        }
+        self.controller_id = controller;
+        if controller.is_none() {
+            return;
+        }
+        let pending: Vec<(TopicPartition, CorrelationId, Vec<BrokerId>)> = self
+            .partitions
+            .iter()
+            .filter_map(|(tp, p)| match &p.role {
+                Role::Leader(l) => l
+                    .pending_isr
+                    .clone()
+                    .map(|(corr, isr)| (tp.clone(), corr, isr)),
+                _ => None,
+            })
+            .collect();
+        for (tp, corr, new_isr) in pending {
+            self.send_alter_partition(now, &tp, new_isr, Some(corr), out);
+        }
     }
 
     /// StopReplica: stop serving the partitions and, with `delete_partitions` (topic
@@ -1739,6 +1788,8 @@ impl Broker {
         let p = self.partitions.get_mut(tp).expect("hosted");
         let Role::Leader(l) = &mut p.role else { return };
         l.pending_isr = Some((corr, new_isr.clone()));
+        l.isr_sends += 1;
+        let send = l.isr_sends;
         let new_isr_epochs = new_isr
             .iter()
             .map(|r| {
@@ -1772,6 +1823,7 @@ impl Broker {
             BrokerTimer::AlterPartitionRetry {
                 tp: tp.clone(),
                 generation,
+                send,
             },
         );
     }
@@ -1798,8 +1850,20 @@ impl Broker {
             // A top-level error: the request was not looked at, but an earlier send of it may
             // have been carried out (a deposed controller's write can land in the coordination
             // node and its answer be lost). Kafka's AlterPartitionManager retries it with the
-            // next controller; the AlterPartitionRetry timer does, and the request stays
-            // pending (its new members hold the HW back) meanwhile.
+            // controller it finds next, after `retry.backoff.ms` growing to
+            // `retry.backoff.max.ms` (1 s, KIP-580); the request stays pending (its new members
+            // hold the HW back) meanwhile. Waiting for the 5 s retry instead left a leader's
+            // ISR expansion, refused by a controller still loading, for 5 s
+            // (`correlated-power-loss-fsync` seed 10829).
+            let generation = p.generation;
+            out.timer(
+                NOT_CONTROLLER_RETRY_MS,
+                BrokerTimer::AlterPartitionRetry {
+                    tp: tp.clone(),
+                    generation,
+                    send: l.isr_sends,
+                },
+            );
             return;
         }
         if error == ErrorCode::InvalidUpdateVersion {
@@ -2908,9 +2972,14 @@ impl Actor for Broker {
                 controller_epoch,
                 live_brokers,
                 partitions,
-            } => {
-                self.on_update_metadata(controller, controller_epoch, live_brokers, partitions, out)
-            }
+            } => self.on_update_metadata(
+                now,
+                controller,
+                controller_epoch,
+                live_brokers,
+                partitions,
+                out,
+            ),
             Message::AlterPartition {
                 corr,
                 broker,
@@ -3102,10 +3171,14 @@ impl Actor for Broker {
                     out.send(NodeId::Broker(broker), msg);
                 }
             }
-            BrokerTimer::AlterPartitionRetry { tp, generation } => {
+            BrokerTimer::AlterPartitionRetry {
+                tp,
+                generation,
+                send,
+            } => {
                 let retry = match self.partitions.get(&tp) {
                     Some(p) if p.generation == generation => match &p.role {
-                        Role::Leader(l) => l.pending_isr.clone(),
+                        Role::Leader(l) if l.isr_sends == send => l.pending_isr.clone(),
                         _ => None,
                     },
                     _ => None,
@@ -4164,6 +4237,69 @@ mod tests {
         );
     }
 
+    /// Regression (`correlated-power-loss-fsync` seed 10829): a pending AlterPartition goes to
+    /// a newly discovered controller at once, as Kafka's `BrokerToControllerChannelManager`
+    /// sends its queued request to the controller it has just learnt of, instead of waiting
+    /// for the 5 s retry; a retry armed by the earlier send is then stale.
+    #[test]
+    fn a_pending_isr_change_goes_to_a_new_controller_at_once() {
+        let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+        b.controller_id = Some(BrokerId(2));
+        let mut out = Effects::new();
+        b.on_message(
+            Instant(2),
+            NodeId::Broker(BrokerId(1)),
+            follower_fetch(0),
+            &mut out,
+        );
+        let asked = |out: &Effects<BrokerTimer>| {
+            out.list
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Send {
+                        to,
+                        msg: Message::AlterPartition { corr, .. },
+                    } => Some((*to, *corr)),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let first = asked(&out);
+        assert_eq!(first.len(), 1, "{:?}", out.list);
+        assert_eq!(first[0].0, NodeId::Broker(BrokerId(2)));
+        // Broker 2 died; broker 1 is the new controller and says so.
+        let mut out = Effects::new();
+        b.on_message(
+            Instant(100),
+            NodeId::Broker(BrokerId(1)),
+            Message::UpdateMetadata {
+                controller: BrokerId(1),
+                controller_epoch: ControllerEpoch(2),
+                live_brokers: vec![BrokerId(0), BrokerId(1)],
+                partitions: vec![],
+            },
+            &mut out,
+        );
+        assert_eq!(
+            asked(&out),
+            vec![(NodeId::Broker(BrokerId(1)), first[0].1)],
+            "the same request, to the new controller"
+        );
+        // The retry the first send armed is stale; the one the resend armed is not.
+        let generation = b.partitions[&tp()].generation;
+        let retry = |send| BrokerTimer::AlterPartitionRetry {
+            tp: tp(),
+            generation,
+            send,
+        };
+        let mut out = Effects::new();
+        b.on_timeout(Instant(5_002), retry(1), &mut out);
+        assert!(asked(&out).is_empty(), "{:?}", out.list);
+        let mut out = Effects::new();
+        b.on_timeout(Instant(5_100), retry(2), &mut out);
+        assert_eq!(asked(&out), vec![(NodeId::Broker(BrokerId(1)), first[0].1)]);
+    }
+
     /// Regression (`controller-split-brain-fenced` seed 72, `clean-leader-election` seed 63):
     /// an AlterPartition adding a caught-up follower stays pending until it is answered. The
     /// leader used to forget it after 5 s without an answer; the HW then moved past the
@@ -4220,6 +4356,7 @@ mod tests {
             BrokerTimer::AlterPartitionRetry {
                 tp: tp(),
                 generation,
+                send: 1,
             },
             &mut out,
         );
