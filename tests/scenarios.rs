@@ -393,11 +393,12 @@ fn a_pending_corruption_keeps_a_restarted_broker_from_counting_as_a_copy() {
 }
 
 /// Regression (`controller-split-brain-fenced` seeds 10432 and 10976, found on fresh seeds):
-/// after the final heal a leader's connection from the controller sat in TCP retransmission
-/// backoff for ten more seconds, and replies travelled on a connection of their own, so the
-/// leader learnt neither its new ISR nor the controller's answers before the run ended
-/// (`liveness`). Replies now travel back on the request's connection, and the scenario's heal
-/// phase leaves time for a stalled connection and a session timeout.
+/// after the final heal the controller's connection to a leader sat in TCP retransmission
+/// backoff for ten more seconds, and the controller's answers to the leader's AlterPartition
+/// waited behind it on that same connection, so the leader learnt neither its new ISR nor the
+/// answers before the run ended (`liveness`). Replies now travel back on the request's
+/// connection, and the twins' heal phase (20 s) leaves time for a stalled connection (up to
+/// 10 s in madsim) and a session timeout (6 s).
 #[test]
 fn a_stalled_connection_after_the_heal_leaves_time_to_recover() {
     let sc = load(Path::new("scenarios/controller-split-brain-fenced.toml"))

@@ -15,10 +15,14 @@
 //! written to the latest connection the peer opened to this node; if that connection has
 //! broken, the reply is lost, as it would be in Kafka (the requester's timeout or its
 //! disconnect handling takes over). Keeping each answer on its request's connection matters
-//! under faults: a connection stalled by a partition (below) delays what travels on it, and
-//! an answer sent on a connection of its own could sit behind another stalled stream
-//! (`controller-split-brain-fenced` seeds 10432, 10976: the controller's answers and
-//! LeaderAndIsr to a leader waited ten seconds behind a stalled connection after the heal).
+//! under faults: a connection stalled by a partition (below) delays everything queued on it,
+//! and an answer sent on a connection of its own would wait behind the responder's unrelated
+//! traffic (`controller-split-brain-fenced` seeds 10432, 10976: a controller's answers to a
+//! leader's AlterPartition waited behind its stalled connection to that leader). Requests on a
+//! stalled connection still wait: madsim retries a held frame with a backoff that doubles up
+//! to 10 s, so a connection can deliver up to 10 s after the heal (Linux's retransmission
+//! backoff reaches 120 s; Kafka's `request.timeout.ms` and `controller.socket.timeout.ms`,
+//! 30 s, close such a connection, which ksim does not model), and heal phases must allow it.
 //! madsim's TCP behaves like the real thing under faults: bytes on an open connection across
 //! a clogged link are held and delivered after the heal (a long stall, not a reset);
 //! connecting across a clogged link or to a dead node fails at once. The shell reports both
