@@ -29,6 +29,11 @@
 //! Durability follows Kafka: a write is in the page cache at once and on disk only after a
 //! flush (`log.flush.interval.messages` / `log.flush.interval.ms`; by default never forced).
 //! A process crash loses nothing; a power failure loses the unflushed tail.
+//!
+//! # Size
+//! Above the project's 1500-line guide (about 4400 lines with its tests): the split by
+//! Kafka concept into a folder of its own is item 1 of the "house" issue (11), planned
+//! before coordinators are added; until then the whole concept stays in this one file.
 
 use crate::config::{BrokerCompression, BrokerConfig, TopicConfig, TruncationMode};
 use crate::controller::{AdminOp, Controller, ControllerZkOp, NewTopic};
@@ -4237,6 +4242,23 @@ mod tests {
         );
     }
 
+    /// The AlterPartition requests among `out`'s effects: (destination, correlation id, ISR
+    /// asked for).
+    fn alter_partitions_sent(
+        out: &Effects<BrokerTimer>,
+    ) -> Vec<(NodeId, CorrelationId, Vec<BrokerId>)> {
+        out.list
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send {
+                    to,
+                    msg: Message::AlterPartition { corr, new_isr, .. },
+                } => Some((*to, *corr, new_isr.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Regression (`correlated-power-loss-fsync` seed 10829): a pending AlterPartition goes to
     /// a newly discovered controller at once, as Kafka's `BrokerToControllerChannelManager`
     /// sends its queued request to the controller it has just learnt of, instead of waiting
@@ -4253,15 +4275,9 @@ mod tests {
             &mut out,
         );
         let asked = |out: &Effects<BrokerTimer>| {
-            out.list
-                .iter()
-                .filter_map(|e| match e {
-                    Effect::Send {
-                        to,
-                        msg: Message::AlterPartition { corr, .. },
-                    } => Some((*to, *corr)),
-                    _ => None,
-                })
+            alter_partitions_sent(out)
+                .into_iter()
+                .map(|(to, corr, _)| (to, corr))
                 .collect::<Vec<_>>()
         };
         let first = asked(&out);
@@ -4334,15 +4350,9 @@ mod tests {
             &mut out,
         );
         let asked = |out: &Effects<BrokerTimer>| {
-            out.list
-                .iter()
-                .filter_map(|e| match e {
-                    Effect::Send {
-                        msg: Message::AlterPartition { corr, new_isr, .. },
-                        ..
-                    } => Some((*corr, new_isr.clone())),
-                    _ => None,
-                })
+            alter_partitions_sent(out)
+                .into_iter()
+                .map(|(_, corr, new_isr)| (corr, new_isr))
                 .collect::<Vec<_>>()
         };
         let first = asked(&out);

@@ -7,6 +7,11 @@
 //! rules, and returns a [`ConfigError`] naming the key for anything else.
 //!
 //! Defaults are those of Apache Kafka 3.x (`KafkaConfig`, `ProducerConfig`, `ConsumerConfig`).
+//!
+//! # Size
+//! Above the project's 1500-line guide (about 1800 lines with its tests): the split by
+//! Kafka concept into a folder of its own is item 1 of the "house" issue (11), planned
+//! before coordinators are added; until then the whole concept stays in this one file.
 
 use crate::log::{CleanupPolicy, LogConfig};
 use crate::protocol::{Acks, IsolationLevel};

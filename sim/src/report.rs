@@ -22,6 +22,11 @@
 //! The report is a pure function of the run. It reads no clock and orders everything it shows
 //! (event-log order, `BTreeMap`s), so the same scenario and seed give the same report, except
 //! for one line that is marked as wall-clock time.
+//!
+//! # Size
+//! Above the project's 1500-line guide (about 3100 lines with its tests): the split by
+//! Kafka concept into a folder of its own is item 1 of the "house" issue (11), planned
+//! before coordinators are added; until then the whole concept stays in this one file.
 
 use crate::check::Violation;
 use crate::history::{EventRecord, HistoryEntry};
