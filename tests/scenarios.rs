@@ -412,3 +412,18 @@ fn a_stalled_connection_after_the_heal_leaves_time_to_recover() {
         );
     }
 }
+
+/// Regression (`controller-split-brain-fenced` seed 10911, found on fresh seeds): the
+/// controller refused a leader's ISR expansion while the leader was paused (the new member's
+/// registration was not loaded yet); on resume the leader sent the same request again under
+/// the same correlation id, read the refusal as the answer to it and let its HW pass the
+/// member, and the controller carried out the second copy 7 ms later: an ISR member 1790
+/// records behind the HW (`strong-isr`). The leader now keeps one copy in flight, each with a
+/// correlation id of its own, and only the latest copy's answer counts.
+#[test]
+fn only_the_latest_copy_of_an_alter_partition_is_answered() {
+    let sc = load(Path::new("scenarios/controller-split-brain-fenced.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&sc, 10911);
+    assert!(r.checks.violations.is_empty(), "{:?}", r.checks.violations);
+}

@@ -54,9 +54,9 @@ pub const NUM_BATCHES_TO_RETAIN: usize = 5;
 pub const CONTROLLER_RESEND_BACKOFF_MS: u64 = 1_000;
 
 /// How long a leader waits before it sends an AlterPartition again after a NOT_CONTROLLER
-/// answer, in milliseconds: Kafka's `retry.backoff.max.ms` default (1000), the cap of the
-/// client retry backoff (KIP-580).
-const NOT_CONTROLLER_RETRY_MS: u64 = 1_000;
+/// answer, a failed send or a broken connection to the controller, in milliseconds: Kafka's
+/// `retry.backoff.max.ms` default (1000), the cap of the client retry backoff (KIP-580).
+const ALTER_PARTITION_RETRY_BACKOFF_MS: u64 = 1_000;
 
 /// File holding the HW of every partition (Kafka's `replication-offset-checkpoint`).
 pub const HW_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
@@ -173,8 +173,12 @@ struct LeaderState {
     partition_epoch: ZkVersion,
     replicas: Vec<BrokerId>,
     followers: BTreeMap<BrokerId, FollowerProgress>,
-    /// An AlterPartition in flight: the ISR asked for.
+    /// An AlterPartition pending: the correlation id of its latest send and the ISR asked for.
     pending_isr: Option<(CorrelationId, Vec<BrokerId>)>,
+    /// The controller the latest send of `pending_isr` went to while its answer is awaited
+    /// (`None`: answered, failed, or its connection broke). At most one copy is in flight,
+    /// as Kafka's `AlterPartitionManager` keeps one (see `send_alter_partition`).
+    isr_in_flight: Option<BrokerId>,
     /// How many times this leader has sent an AlterPartition (each send arms one retry).
     isr_sends: u64,
     /// Offset at which this leader's epoch starts.
@@ -929,6 +933,7 @@ impl Broker {
             replicas: state.replicas.clone(),
             followers,
             pending_isr: None,
+            isr_in_flight: None,
             isr_sends: 0,
             epoch_start_offset: leo,
         });
@@ -1066,19 +1071,16 @@ impl Broker {
         if controller.is_none() {
             return;
         }
-        let pending: Vec<(TopicPartition, CorrelationId, Vec<BrokerId>)> = self
+        let pending: Vec<(TopicPartition, Vec<BrokerId>)> = self
             .partitions
             .iter()
             .filter_map(|(tp, p)| match &p.role {
-                Role::Leader(l) => l
-                    .pending_isr
-                    .clone()
-                    .map(|(corr, isr)| (tp.clone(), corr, isr)),
+                Role::Leader(l) => l.pending_isr.clone().map(|(_, isr)| (tp.clone(), isr)),
                 _ => None,
             })
             .collect();
-        for (tp, corr, new_isr) in pending {
-            self.send_alter_partition(now, &tp, new_isr, Some(corr), out);
+        for (tp, new_isr) in pending {
+            self.send_alter_partition(now, &tp, new_isr, out);
         }
     }
 
@@ -1768,31 +1770,47 @@ impl Broker {
         if fetch_offset >= hw && fetch_offset >= l.epoch_start_offset {
             let mut new_isr = l.isr.clone();
             new_isr.push(r);
-            self.send_alter_partition(now, tp, new_isr, None, out);
+            self.send_alter_partition(now, tp, new_isr, out);
         }
     }
 
-    /// Sends an AlterPartition asking for `new_isr`, or, with `resend`, the one in flight
-    /// again under its correlation id. The request stays pending (and the HW counts the
-    /// members it adds, KIP-497's maximal ISR) until the controller answers it or a
-    /// LeaderAndIsr supersedes it, as Kafka's `AlterPartitionManager` keeps retrying an
-    /// unanswered request: the controller may still carry out a request whose answer is slow,
-    /// so forgetting it would let the HW pass a member about to join the ISR.
+    /// Sends an AlterPartition asking for `new_isr` (a first send, or the pending request
+    /// again). The request stays pending (and the HW counts the members it adds, KIP-497's
+    /// maximal ISR) until the controller answers it or a LeaderAndIsr supersedes it, as
+    /// Kafka's `AlterPartitionManager` keeps retrying an unanswered request: the controller
+    /// may still carry out a request whose answer is slow, so forgetting it would let the HW
+    /// pass a member about to join the ISR.
+    ///
+    /// One copy at a time, each with a correlation id of its own, as in Kafka: the request
+    /// is sent again only once the previous copy is answered with a retriable error, could
+    /// not be sent, lost its connection, went to a controller that has since been replaced
+    /// (`set_controller`; a deposed controller's state write is fenced by the controller
+    /// epoch), or went unanswered for `controller.socket.timeout.ms` (the request timeout of
+    /// Kafka's `NodeToControllerChannelManager`; a copy sent again then queues behind the
+    /// first on the same connection, so the controller sees them in order). Only the latest
+    /// copy's answer counts. Before this, a retry reused the correlation id and went out every
+    /// 5 s whatever had become of the first copy: in `controller-split-brain-fenced` seed
+    /// 10911 the controller refused an ISR expansion (the new member's registration was not
+    /// yet loaded) while the leader was paused; on resume the leader sent the same request
+    /// again, then read the refusal as the answer to it and let its HW pass the member, whose
+    /// addition the controller carried out 7 ms later from the second copy: an ISR member
+    /// 1790 records behind the HW (`strong-isr`).
     fn send_alter_partition(
         &mut self,
         _now: Instant,
         tp: &TopicPartition,
         new_isr: Vec<BrokerId>,
-        resend: Option<CorrelationId>,
         out: &mut Effects<BrokerTimer>,
     ) {
-        let corr = resend.unwrap_or_else(|| self.fresh_corr());
+        let corr = self.fresh_corr();
         let broker = self.id;
         let broker_epoch = self.broker_epoch;
         let controller = self.controller_id;
+        let request_timeout = self.config.controller_socket_timeout_ms;
         let p = self.partitions.get_mut(tp).expect("hosted");
         let Role::Leader(l) = &mut p.role else { return };
         l.pending_isr = Some((corr, new_isr.clone()));
+        l.isr_in_flight = controller;
         l.isr_sends += 1;
         let send = l.isr_sends;
         let new_isr_epochs = new_isr
@@ -1822,9 +1840,9 @@ impl Broker {
         if let Some(c) = controller {
             out.send(NodeId::Broker(c), msg)
         }
-        // If no answer comes (controller moved or died), try again.
+        // If no answer comes in the request timeout, try again.
         out.timer(
-            5_000,
+            request_timeout,
             BrokerTimer::AlterPartitionRetry {
                 tp: tp.clone(),
                 generation,
@@ -1851,6 +1869,7 @@ impl Broker {
             Some((c, _)) if *c == corr => {}
             _ => return,
         }
+        l.isr_in_flight = None;
         if error == ErrorCode::NotController {
             // A top-level error: the request was not looked at, but an earlier send of it may
             // have been carried out (a deposed controller's write can land in the coordination
@@ -1862,7 +1881,7 @@ impl Broker {
             // (`correlated-power-loss-fsync` seed 10829).
             let generation = p.generation;
             out.timer(
-                NOT_CONTROLLER_RETRY_MS,
+                ALTER_PARTITION_RETRY_BACKOFF_MS,
                 BrokerTimer::AlterPartitionRetry {
                     tp: tp.clone(),
                     generation,
@@ -1900,6 +1919,28 @@ impl Broker {
         }
         self.maybe_advance_hw(now, &tp, out);
         self.complete_produces(&tp, out);
+    }
+
+    /// The latest copy of `tp`'s pending AlterPartition will not be answered (it could not be
+    /// sent, or its connection broke): send it again after `retry.backoff.max.ms`.
+    fn alter_partition_lost(&mut self, tp: &TopicPartition, out: &mut Effects<BrokerTimer>) {
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        let generation = p.generation;
+        let Role::Leader(l) = &mut p.role else { return };
+        if l.pending_isr.is_none() || l.isr_in_flight.is_none() {
+            return;
+        }
+        l.isr_in_flight = None;
+        out.timer(
+            ALTER_PARTITION_RETRY_BACKOFF_MS,
+            BrokerTimer::AlterPartitionRetry {
+                tp: tp.clone(),
+                generation,
+                send: l.isr_sends,
+            },
+        );
     }
 
     /// HW = min LEO over the maximal ISR (leader included); never decreases.
@@ -1984,7 +2025,7 @@ impl Broker {
             }
         }
         for (tp, isr) in shrinks {
-            self.send_alter_partition(now, &tp, isr, None, out);
+            self.send_alter_partition(now, &tp, isr, out);
         }
     }
 
@@ -3188,10 +3229,11 @@ impl Actor for Broker {
                     },
                     _ => None,
                 };
-                if let Some((corr, new_isr)) = retry {
-                    // Unanswered (the controller moved, died, or is slow): ask again. The
-                    // request stays pending meanwhile (see `send_alter_partition`).
-                    self.send_alter_partition(now, &tp, new_isr, Some(corr), out);
+                if let Some((_, new_isr)) = retry {
+                    // Unanswered in the request timeout, refused as NOT_CONTROLLER, or its
+                    // copy lost: ask again. The request stays pending meanwhile (see
+                    // `send_alter_partition`).
+                    self.send_alter_partition(now, &tp, new_isr, out);
                 }
             }
         }
@@ -3227,6 +3269,18 @@ impl Actor for Broker {
                         self.schedule_follower_fetch(&tp, backoff, out);
                     }
                 }
+                // An AlterPartition in flight to that broker (as controller) will not be
+                // answered: send it again after the backoff, as Kafka's channel manager does
+                // when the connection to the controller drops.
+                let unanswered: Vec<TopicPartition> = self
+                    .partitions
+                    .iter()
+                    .filter(|(_, p)| matches!(&p.role, Role::Leader(l) if l.isr_in_flight == Some(b)))
+                    .map(|(tp, _)| tp.clone())
+                    .collect();
+                for tp in unanswered {
+                    self.alter_partition_lost(&tp, out);
+                }
             }
             _ => {}
         }
@@ -3254,6 +3308,15 @@ impl Actor for Broker {
             Message::Zk { .. } if self.zk.state == SessionState::Connecting => {
                 self.zk.expire();
                 out.timer(500, BrokerTimer::ZkReconnect);
+            }
+            Message::AlterPartition { corr, tp, .. } => {
+                let latest = matches!(
+                    self.partitions.get(&tp).map(|p| &p.role),
+                    Some(Role::Leader(l)) if matches!(&l.pending_isr, Some((c, _)) if *c == corr)
+                );
+                if latest {
+                    self.alter_partition_lost(&tp, out);
+                }
             }
             Message::LeaderAndIsr { .. } | Message::UpdateMetadata { .. } => {
                 // As Kafka's ControllerChannelManager: keep trying while the broker is live.
@@ -4296,11 +4359,14 @@ mod tests {
             },
             &mut out,
         );
+        let second = asked(&out);
+        assert_eq!(second.len(), 1, "{:?}", out.list);
         assert_eq!(
-            asked(&out),
-            vec![(NodeId::Broker(BrokerId(1)), first[0].1)],
-            "the same request, to the new controller"
+            second[0].0,
+            NodeId::Broker(BrokerId(1)),
+            "the request, to the new controller"
         );
+        assert_ne!(second[0].1, first[0].1, "a copy of its own");
         // The retry the first send armed is stale; the one the resend armed is not.
         let generation = b.partitions[&tp()].generation;
         let retry = |send| BrokerTimer::AlterPartitionRetry {
@@ -4309,11 +4375,137 @@ mod tests {
             send,
         };
         let mut out = Effects::new();
-        b.on_timeout(Instant(5_002), retry(1), &mut out);
+        b.on_timeout(Instant(30_002), retry(1), &mut out);
         assert!(asked(&out).is_empty(), "{:?}", out.list);
         let mut out = Effects::new();
-        b.on_timeout(Instant(5_100), retry(2), &mut out);
-        assert_eq!(asked(&out), vec![(NodeId::Broker(BrokerId(1)), first[0].1)]);
+        b.on_timeout(Instant(30_100), retry(2), &mut out);
+        let third = asked(&out);
+        assert_eq!(third.len(), 1, "{:?}", out.list);
+        assert_eq!(third[0].0, NodeId::Broker(BrokerId(1)));
+    }
+
+    /// Regression (`controller-split-brain-fenced` seed 10911): only the latest copy of a
+    /// pending AlterPartition is answered. The leader used to resend the request under the
+    /// same correlation id every 5 s; the controller refused the first copy (INVALID_REQUEST:
+    /// the new member's registration was not loaded yet) and carried out the second, and the
+    /// leader, reading the refusal as the answer, let its HW pass the member being added.
+    #[test]
+    fn an_answer_to_an_earlier_copy_of_an_alter_partition_is_ignored() {
+        let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+        let client = NodeId::Producer(0);
+        let batch = || RecordBatch::new(vec![(None, Some(vec![1]))], 0).encode();
+        b.controller_id = Some(BrokerId(2));
+        let mut out = Effects::new();
+        b.on_message(Instant(1), client, produce(1, batch()), &mut out);
+        let mut out = Effects::new();
+        b.on_message(
+            Instant(2),
+            NodeId::Broker(BrokerId(1)),
+            follower_fetch(1),
+            &mut out,
+        );
+        let sent = alter_partitions_sent(&out);
+        assert_eq!(sent.len(), 1, "{:?}", out.list);
+        let first = sent[0].1;
+        // One copy in flight: the retry is armed for the request timeout, not sooner.
+        let timeout = b.config.controller_socket_timeout_ms;
+        assert!(
+            out.list.iter().any(|e| matches!(
+                e,
+                Effect::SetTimer { after_ms, timer: BrokerTimer::AlterPartitionRetry { .. } }
+                    if *after_ms == timeout
+            )),
+            "{:?}",
+            out.list
+        );
+        // No answer in the request timeout: a second copy, with a correlation id of its own.
+        let generation = b.partitions[&tp()].generation;
+        let mut out = Effects::new();
+        b.on_timeout(
+            Instant(2 + timeout),
+            BrokerTimer::AlterPartitionRetry {
+                tp: tp(),
+                generation,
+                send: 1,
+            },
+            &mut out,
+        );
+        let sent = alter_partitions_sent(&out);
+        assert_eq!(sent.len(), 1, "{:?}", out.list);
+        let second = sent[0].1;
+        assert_ne!(second, first);
+        // The refusal of the first copy arrives: it says nothing about the second.
+        let mut out = Effects::new();
+        b.on_message(
+            Instant(3 + timeout),
+            NodeId::Broker(BrokerId(2)),
+            Message::AlterPartitionResponse {
+                corr: first,
+                tp: tp(),
+                error: ErrorCode::InvalidRequest,
+                state: None,
+            },
+            &mut out,
+        );
+        match &b.partitions[&tp()].role {
+            Role::Leader(l) => assert_eq!(
+                l.pending_isr.as_ref().map(|(c, _)| *c),
+                Some(second),
+                "still pending"
+            ),
+            _ => panic!("still leader"),
+        }
+        // Records arrive; the member being added has not fetched them: the HW waits for it.
+        let mut out = Effects::new();
+        b.on_message(Instant(4 + timeout), client, produce(2, batch()), &mut out);
+        assert_eq!(b.partitions[&tp()].high_watermark, Offset(1));
+    }
+
+    /// A copy of a pending AlterPartition whose connection to the controller broke is sent
+    /// again after `retry.backoff.max.ms`, not only after the request timeout.
+    #[test]
+    fn an_alter_partition_whose_connection_broke_is_sent_again_after_the_backoff() {
+        let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+        b.controller_id = Some(BrokerId(2));
+        let mut out = Effects::new();
+        b.on_message(
+            Instant(2),
+            NodeId::Broker(BrokerId(1)),
+            follower_fetch(0),
+            &mut out,
+        );
+        assert_eq!(alter_partitions_sent(&out).len(), 1);
+        // A connection to another broker breaks: nothing to resend.
+        let mut out = Effects::new();
+        b.on_disconnect(Instant(10), NodeId::Broker(BrokerId(1)), &mut out);
+        assert!(!out.list.iter().any(|e| matches!(
+            e,
+            Effect::SetTimer {
+                timer: BrokerTimer::AlterPartitionRetry { .. },
+                ..
+            }
+        )));
+        // The controller's connection breaks: a retry after the backoff.
+        let mut out = Effects::new();
+        b.on_disconnect(Instant(10), NodeId::Broker(BrokerId(2)), &mut out);
+        let generation = b.partitions[&tp()].generation;
+        let retry = BrokerTimer::AlterPartitionRetry {
+            tp: tp(),
+            generation,
+            send: 1,
+        };
+        assert!(
+            out.list.iter().any(|e| matches!(
+                e,
+                Effect::SetTimer { after_ms, timer } if *after_ms == ALTER_PARTITION_RETRY_BACKOFF_MS
+                    && *timer == retry
+            )),
+            "{:?}",
+            out.list
+        );
+        let mut out = Effects::new();
+        b.on_timeout(Instant(1_010), retry, &mut out);
+        assert_eq!(alter_partitions_sent(&out).len(), 1, "{:?}", out.list);
     }
 
     /// Regression (`controller-split-brain-fenced` seed 72, `clean-leader-election` seed 63):
@@ -4358,11 +4550,11 @@ mod tests {
         let first = asked(&out);
         assert_eq!(first.len(), 1, "{:?}", out.list);
         assert_eq!(first[0].1, vec![BrokerId(0), BrokerId(1)]);
-        // No answer within the retry interval: the same request goes out again.
+        // No answer within the request timeout: the request goes out again.
         let generation = b.partitions[&tp()].generation;
         let mut out = Effects::new();
         b.on_timeout(
-            Instant(5_002),
+            Instant(30_002),
             BrokerTimer::AlterPartitionRetry {
                 tp: tp(),
                 generation,
@@ -4370,10 +4562,12 @@ mod tests {
             },
             &mut out,
         );
-        assert_eq!(asked(&out), first, "resent under the same correlation id");
+        let second = asked(&out);
+        assert_eq!(second.len(), 1, "{:?}", out.list);
+        assert_eq!(second[0].1, first[0].1, "the same ISR asked for");
         // Records arrive; the follower has not fetched them: the HW stays at its log end.
         let mut out = Effects::new();
-        b.on_message(Instant(5_003), client, produce(2, batch()), &mut out);
+        b.on_message(Instant(30_003), client, produce(2, batch()), &mut out);
         assert_eq!(
             b.partitions[&tp()].high_watermark,
             Offset(1),
@@ -4383,10 +4577,10 @@ mod tests {
         // The controller carried the request out: the answer makes the ISR [0, 1].
         let mut out = Effects::new();
         b.on_message(
-            Instant(5_004),
+            Instant(30_004),
             NodeId::Broker(BrokerId(0)),
             Message::AlterPartitionResponse {
-                corr: first[0].0,
+                corr: second[0].0,
                 tp: tp(),
                 error: ErrorCode::None,
                 state: Some(state(vec![BrokerId(0), BrokerId(1)], 1)),

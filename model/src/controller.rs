@@ -592,8 +592,32 @@ impl Controller {
     }
 
     /// Stop acting as controller; `reason` as in [`Event::ControllerResigned`].
+    ///
+    /// AlterPartition requests still queued, and the one whose state write is in flight, are
+    /// answered NOT_CONTROLLER, as Kafka's controller answers the events it finds queued once
+    /// it is no longer active: the leader then looks for the controller again and retries
+    /// (an unanswered request would wait for its request timeout, and a controller that
+    /// resigns and wins again keeps its id, so the leader would see no controller change). The
+    /// write in flight may still land; the leader's retry then gets INVALID_UPDATE_VERSION
+    /// and waits for the LeaderAndIsr.
     pub fn resign(&mut self, reason: &str, out: &mut Effects<BrokerTimer>) {
         if let Some(a) = self.active.take() {
+            let in_write = a.pending.as_ref().and_then(|p| p.alter_reply.clone());
+            let queued = a.queue.iter().filter_map(|e| match e {
+                CtlEvent::AlterPartition { from, corr, tp, .. } => Some((*from, *corr, tp.clone())),
+                _ => None,
+            });
+            for (from, corr, tp) in in_write.into_iter().chain(queued) {
+                out.send(
+                    from,
+                    Message::AlterPartitionResponse {
+                        corr,
+                        tp,
+                        error: ErrorCode::NotController,
+                        state: None,
+                    },
+                );
+            }
             out.event(Event::ControllerResigned {
                 broker: self.broker,
                 controller_epoch: a.epoch,
@@ -1840,6 +1864,54 @@ mod tests {
         assert_eq!(writes.len(), 1, "{reqs:?}");
         assert_eq!(writes[0].leader, Some(BrokerId(0)));
         assert_eq!(writes[0].isr, vec![BrokerId(0), BrokerId(1)]);
+    }
+
+    /// A controller that resigns answers the AlterPartition requests it had queued with
+    /// NOT_CONTROLLER, so their leaders retry at once instead of after the request timeout.
+    #[test]
+    fn a_resigning_controller_answers_queued_alter_partitions_not_controller() {
+        let mut c = controller();
+        let mut out = Effects::new();
+        let mut reqs = Vec::new();
+        c.on_elected(ControllerEpoch(2), ZkVersion(1), &mut reqs, &mut out);
+        // Still loading: the request waits in the queue.
+        let tp = TopicPartition::new("t", 0);
+        let leader = NodeId::Broker(BrokerId(1));
+        let mut out = Effects::new();
+        c.on_alter_partition(
+            leader,
+            CorrelationId(7),
+            BrokerId(1),
+            BrokerEpoch(11),
+            tp.clone(),
+            LeaderEpoch(0),
+            vec![BrokerId(1), BrokerId(0)],
+            vec![BrokerEpoch(11), BrokerEpoch(10)],
+            ZkVersion(0),
+            &mut reqs,
+            &mut out,
+        );
+        assert!(out.list.is_empty(), "{:?}", out.list);
+        let mut out = Effects::new();
+        c.resign("session-expired", &mut out);
+        let answers: Vec<_> = out
+            .list
+            .iter()
+            .filter_map(|e| match e {
+                crate::effects::Effect::Send {
+                    to,
+                    msg:
+                        Message::AlterPartitionResponse {
+                            corr, tp: t, error, ..
+                        },
+                } => Some((*to, *corr, t.clone(), *error)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            answers,
+            vec![(leader, CorrelationId(7), tp, ErrorCode::NotController)]
+        );
     }
 
     #[test]
