@@ -4322,12 +4322,10 @@ mod tests {
             .collect()
     }
 
-    /// Regression (`correlated-power-loss-fsync` seed 10829): a pending AlterPartition goes to
-    /// a newly discovered controller at once, as Kafka's `BrokerToControllerChannelManager`
-    /// sends its queued request to the controller it has just learnt of, instead of waiting
-    /// for the 5 s retry; a retry armed by the earlier send is then stale.
-    #[test]
-    fn a_pending_isr_change_goes_to_a_new_controller_at_once() {
+    /// A leader of `t-0` (ISR [0], replicas [0, 1]) with controller broker-2, after broker-1's
+    /// fetch at its log end made it ask the controller to add broker-1: the broker and what
+    /// that fetch returned.
+    fn leader_asking_controller_2_to_add_broker_1() -> (Broker, Effects<BrokerTimer>) {
         let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
         b.controller_id = Some(BrokerId(2));
         let mut out = Effects::new();
@@ -4337,6 +4335,16 @@ mod tests {
             follower_fetch(0),
             &mut out,
         );
+        (b, out)
+    }
+
+    /// Regression (`correlated-power-loss-fsync` seed 10829): a pending AlterPartition goes to
+    /// a newly discovered controller at once, as Kafka's `BrokerToControllerChannelManager`
+    /// sends its queued request to the controller it has just learnt of, instead of waiting
+    /// for the request timeout; a retry armed by the earlier send is then stale.
+    #[test]
+    fn a_pending_isr_change_goes_to_a_new_controller_at_once() {
+        let (mut b, out) = leader_asking_controller_2_to_add_broker_1();
         let asked = |out: &Effects<BrokerTimer>| {
             alter_partitions_sent(out)
                 .into_iter()
@@ -4465,15 +4473,7 @@ mod tests {
     /// again after `retry.backoff.max.ms`, not only after the request timeout.
     #[test]
     fn an_alter_partition_whose_connection_broke_is_sent_again_after_the_backoff() {
-        let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
-        b.controller_id = Some(BrokerId(2));
-        let mut out = Effects::new();
-        b.on_message(
-            Instant(2),
-            NodeId::Broker(BrokerId(1)),
-            follower_fetch(0),
-            &mut out,
-        );
+        let (mut b, out) = leader_asking_controller_2_to_add_broker_1();
         assert_eq!(alter_partitions_sent(&out).len(), 1);
         // A connection to another broker breaks: nothing to resend.
         let mut out = Effects::new();

@@ -608,15 +608,7 @@ impl Controller {
                 _ => None,
             });
             for (from, corr, tp) in in_write.into_iter().chain(queued) {
-                out.send(
-                    from,
-                    Message::AlterPartitionResponse {
-                        corr,
-                        tp,
-                        error: ErrorCode::NotController,
-                        state: None,
-                    },
-                );
+                answer_not_controller(from, corr, tp, out);
             }
             out.event(Event::ControllerResigned {
                 broker: self.broker,
@@ -1072,15 +1064,7 @@ impl Controller {
         out: &mut Effects<BrokerTimer>,
     ) {
         let Some(a) = self.active.as_mut() else {
-            out.send(
-                from,
-                Message::AlterPartitionResponse {
-                    corr,
-                    tp,
-                    error: ErrorCode::NotController,
-                    state: None,
-                },
-            );
+            answer_not_controller(from, corr, tp, out);
             return;
         };
         a.queue.push_back(CtlEvent::AlterPartition {
@@ -1739,6 +1723,25 @@ impl Controller {
             }
         }
     }
+}
+
+/// Answers an AlterPartition with the top-level NOT_CONTROLLER error: the request was not
+/// looked at, and the leader retries with the controller it finds next.
+fn answer_not_controller(
+    from: NodeId,
+    corr: CorrelationId,
+    tp: TopicPartition,
+    out: &mut Effects<BrokerTimer>,
+) {
+    out.send(
+        from,
+        Message::AlterPartitionResponse {
+            corr,
+            tp,
+            error: ErrorCode::NotController,
+            state: None,
+        },
+    );
 }
 
 #[cfg(test)]
