@@ -11,6 +11,7 @@ pub mod config;
 pub mod consumer;
 pub mod controller;
 pub mod coordination;
+pub mod coordinator_runtime;
 pub mod disk;
 pub mod effects;
 pub mod event;
