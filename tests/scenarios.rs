@@ -54,6 +54,12 @@ fn describe_failure(r: &RunResult) -> String {
             format!(" (one of {:?})", r.scenario.expect_violations)
         }
     );
+    if !r.missed.is_empty() {
+        s.push_str(&format!(
+            "  off its expectation: {}\n",
+            ksim::reach::describe_missed(&r.missed)
+        ));
+    }
     if r.checks.violations.is_empty() {
         s.push_str("  no check failed\n");
     }
@@ -88,78 +94,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Scenarios that exist to exercise a mechanism must keep exercising it on their pinned seeds
-/// (FoundationDB's CODE_PROBE idea): an `ok` that never reached the interesting state proves
-/// nothing. `None` when the run did what its scenario is for.
-fn exercise_failure(r: &RunResult) -> Option<String> {
-    let s = r.stats();
-    let missing: Vec<&str> = match r.scenario.name.as_str() {
-        "log-retention-under-faults" => [
-            (s.segments_rolled == 0, "no segment rolled"),
-            (s.segments_deleted == 0, "retention deleted no segment"),
-            (
-                s.records_deleted_by_retention == 0,
-                "no acknowledged record fell below a retention log start offset",
-            ),
-            (
-                unread_but_removed(r) == 0,
-                "no acknowledged record went unread because retention deleted it (the excuse was not exercised)",
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(bad, what)| bad.then_some(what))
-        .collect(),
-        "compacted-topic-under-faults" => [
-            (s.segments_rolled == 0, "no segment rolled"),
-            (s.segments_cleaned == 0, "the cleaner rewrote no segment"),
-            (
-                s.records_removed_by_compaction == 0,
-                "no acknowledged record was compacted away",
-            ),
-        ]
-        .into_iter()
-        .filter_map(|(bad, what)| bad.then_some(what))
-        .collect(),
-        _ => Vec::new(),
-    };
-    (!missing.is_empty()).then(|| {
-        format!(
-            "{} seed {}: ended as expected but no longer exercises what it is for: {}\n  replay: {}\n",
-            r.scenario.name,
-            r.output.seed,
-            missing.join("; "),
-            r.replay_command()
-        )
-    })
-}
-
-/// Acknowledged records no consumer ever read that the checks excused because the log removed
-/// them on purpose (retention or compaction).
-fn unread_but_removed(r: &RunResult) -> usize {
-    use ksim_model::event::{OpType, OpValue};
-    let removed = ksim::check::Removed::from_events(&r.output.events);
-    let mut read = std::collections::BTreeSet::new();
-    for e in &r.output.history {
-        if let (OpType::Ok, OpValue::Poll { records }) = (e.op.op_type, &e.op.value) {
-            read.extend(records.iter().map(|rec| rec.value));
-        }
-    }
-    r.output
-        .history
-        .iter()
-        .filter(|e| e.op.op_type == OpType::Ok)
-        .filter(|e| match &e.op.value {
-            OpValue::Send {
-                tp,
-                value,
-                offset: Some(o),
-                ..
-            } => !read.contains(value) && removed.excuses(tp, *o).is_some(),
-            _ => false,
-        })
-        .count()
-}
-
 #[test]
 fn scenario_files_are_well_formed() {
     for sc in load_all() {
@@ -179,6 +113,11 @@ fn scenario_files_are_well_formed() {
             sc.file
         );
         assert!(!sc.seeds.is_empty(), "{}: no pinned seeds", sc.file);
+        assert!(
+            !sc.reach.is_empty(),
+            "{}: scenario.reach is empty; say what every run must get to (see sim/src/reach.rs)",
+            sc.file
+        );
     }
 }
 
@@ -218,11 +157,7 @@ fn every_scenario_meets_its_expectation_on_its_pinned_seeds() {
                             t.elapsed().as_millis()
                         );
                         assert_eq!(r.output.seed, seed);
-                        if r.expected {
-                            exercise_failure(&r)
-                        } else {
-                            Some(describe_failure(&r))
-                        }
+                        (!r.expected).then(|| describe_failure(&r))
                     }
                     Err(panic) => Some(format!(
                         "{} seed {seed}: the simulation panicked: {}\n  replay: cargo run --release -- run {} --seed {seed}\n",
@@ -251,6 +186,23 @@ fn every_scenario_meets_its_expectation_on_its_pinned_seeds() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Vacuity is closed: the default scenario without its faults still ends `ok` on every check,
+/// but it reaches none of the elections, ISR shrinks and truncations its `reach` demands, so
+/// the run is off its expectation and says what it missed.
+#[test]
+fn a_scenario_stripped_of_its_faults_fails_for_vacuity() {
+    let mut sc = load(Path::new("scenarios/default.toml")).expect("default loads");
+    sc.faults.kinds.clear();
+    sc.faults.schedule.clear();
+    let r = run(&sc, 1);
+    assert_eq!(r.outcome, ksim::run::Outcome::Ok);
+    assert!(!r.expected, "a fault-free run met the expectation");
+    for item in ["leader-election", "isr-shrink"] {
+        assert!(r.missed.contains(&item.to_string()), "{:?}", r.missed);
+    }
+    assert!(describe_failure(&r).contains("off its expectation: did not reach nemesis-fault"));
 }
 
 /// `offset-reset-latest-skips`: the consumer started at t=8000 ms with

@@ -294,6 +294,84 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Every event kind, as `events.jsonl` spells it in its `kind` field (the variant's name in
+    /// kebab case), in declaration order. A scenario's `reach` names kinds from this list.
+    pub const KINDS: &'static [&'static str] = &[
+        "broker-started",
+        "broker-registered",
+        "controller-elected",
+        "controller-epoch-incremented",
+        "controller-resigned",
+        "controller-request-accepted",
+        "controller-request-rejected",
+        "partition-state-changed",
+        "partitions-created",
+        "topic-deleted",
+        "replica-deleted",
+        "became-leader",
+        "follower-append-failed",
+        "became-follower",
+        "isr-changed",
+        "high-watermark-changed",
+        "truncated",
+        "log-recovered",
+        "log-segment-rolled",
+        "log-segments-deleted",
+        "log-start-offset-advanced",
+        "log-cleaned",
+        "produce-rejected",
+        "produce-appended",
+        "produce-acked",
+        "consumer-position-reset",
+        "consumer-log-truncation",
+        "consumer-error",
+        "zk-session-expired",
+        "halted",
+        "interceptor-failed",
+        "fault",
+    ];
+
+    /// This event's kind, exactly the `kind` field serde writes for it (one of [`Event::KINDS`]);
+    /// no allocation, so the checkers can group events without serialising them.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::BrokerStarted { .. } => "broker-started",
+            Event::BrokerRegistered { .. } => "broker-registered",
+            Event::ControllerElected { .. } => "controller-elected",
+            Event::ControllerEpochIncremented { .. } => "controller-epoch-incremented",
+            Event::ControllerResigned { .. } => "controller-resigned",
+            Event::ControllerRequestAccepted { .. } => "controller-request-accepted",
+            Event::ControllerRequestRejected { .. } => "controller-request-rejected",
+            Event::PartitionStateChanged { .. } => "partition-state-changed",
+            Event::PartitionsCreated { .. } => "partitions-created",
+            Event::TopicDeleted { .. } => "topic-deleted",
+            Event::ReplicaDeleted { .. } => "replica-deleted",
+            Event::BecameLeader { .. } => "became-leader",
+            Event::FollowerAppendFailed { .. } => "follower-append-failed",
+            Event::BecameFollower { .. } => "became-follower",
+            Event::IsrChanged { .. } => "isr-changed",
+            Event::HighWatermarkChanged { .. } => "high-watermark-changed",
+            Event::Truncated { .. } => "truncated",
+            Event::LogRecovered { .. } => "log-recovered",
+            Event::LogSegmentRolled { .. } => "log-segment-rolled",
+            Event::LogSegmentsDeleted { .. } => "log-segments-deleted",
+            Event::LogStartOffsetAdvanced { .. } => "log-start-offset-advanced",
+            Event::LogCleaned { .. } => "log-cleaned",
+            Event::ProduceRejected { .. } => "produce-rejected",
+            Event::ProduceAppended { .. } => "produce-appended",
+            Event::ProduceAcked { .. } => "produce-acked",
+            Event::ConsumerPositionReset { .. } => "consumer-position-reset",
+            Event::ConsumerLogTruncation { .. } => "consumer-log-truncation",
+            Event::ConsumerError { .. } => "consumer-error",
+            Event::ZkSessionExpired { .. } => "zk-session-expired",
+            Event::Halted { .. } => "halted",
+            Event::InterceptorFailed { .. } => "interceptor-failed",
+            Event::Fault { .. } => "fault",
+        }
+    }
+}
+
 /// Jepsen's operation types: an `invoke` is later completed by exactly one of `ok` (it
 /// happened), `fail` (it certainly did not happen) or `info` (unknown: a timeout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod disk;
 pub mod history;
 pub mod nemesis;
+pub mod reach;
 pub mod report;
 pub mod run;
 pub mod runtime;

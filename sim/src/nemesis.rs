@@ -144,8 +144,19 @@ pub fn plan(
     if !kinds.is_empty() && brokers > 0 {
         let weights: Vec<u32> = if faults.swarm {
             let mut w: Vec<u32> = kinds.iter().map(|_| rng.gen_range(0..=4)).collect();
-            if w.iter().all(|x| *x == 0) {
-                w[0] = 1;
+            // `restart` only undoes a crash: a profile that can draw nothing else injects no
+            // fault at all (the run would pass vacuously), so the first kind that starts a
+            // fault gets a weight. No extra draw: other seeds keep their profiles.
+            let starts_faults = |k: &FaultKind| *k != FaultKind::Restart;
+            if !kinds
+                .iter()
+                .zip(&w)
+                .any(|(k, x)| *x > 0 && starts_faults(k))
+            {
+                match kinds.iter().position(starts_faults) {
+                    Some(i) => w[i] = 1,
+                    None => w[0] = w[0].max(1),
+                }
             }
             w
         } else {
@@ -392,4 +403,25 @@ pub fn resolve_groups(
         nodes.dedup();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Swarm testing draws each kind's weight from the seed; before this rule, a seed that gave
+    /// weight only to `restart` (seed 1002 of the default scenario) planned no fault at all.
+    #[test]
+    fn a_swarm_profile_always_draws_a_kind_that_starts_faults() {
+        let sc = crate::scenario::load(std::path::Path::new("scenarios/default.toml")).unwrap();
+        for seed in 1..=2000u64 {
+            let mut rng = crate::world::stream_rng(seed, crate::world::streams::NEMESIS);
+            let plan = plan(&sc.faults, sc.cluster.brokers, sc.duration_ms, &mut rng);
+            assert!(
+                plan.iter()
+                    .any(|f| !matches!(f.action, FaultAction::Restart(_))),
+                "seed {seed}: no fault planned"
+            );
+        }
+    }
 }

@@ -3167,6 +3167,8 @@ config = { "auto.offset.reset" = "earliest" }
             },
             outcome: Outcome::Violation,
             expected: true,
+            reached: Default::default(),
+            missed: Vec::new(),
             checks,
             history_hash: "abc".into(),
         };

@@ -28,9 +28,15 @@ pub struct RunResult {
     pub output: RunOutput,
     pub checks: CheckReport,
     pub outcome: Outcome,
-    /// Whether the outcome is what the scenario expects: `ok` with no violation, or
-    /// `violation` with at least one of `expect_violations` among the failed checks.
+    /// Whether the run is what the scenario expects: `ok` with no violation, or `violation`
+    /// with at least one of `expect_violations` among the failed checks; and in both cases
+    /// every item of the scenario's `reach` reached (`missed` empty).
     pub expected: bool,
+    /// How many times the run reached each event kind, probe and `fault:ACTION` it reached at
+    /// all (see [`crate::reach`]).
+    pub reached: std::collections::BTreeMap<String, u64>,
+    /// The items of the scenario's `reach` this run never reached, in the scenario's order.
+    pub missed: Vec<String>,
     /// SHA-256 of `history.jsonl`, hex.
     pub history_hash: String,
 }
@@ -109,6 +115,11 @@ pub struct Summary {
     pub checks_skipped: Vec<crate::check::SkippedCheck>,
     /// What the checks deliberately left unjudged, and why.
     pub check_notes: Vec<crate::check::CheckNote>,
+    /// The scenario's `reach` items this run never reached (a non-empty list makes the run
+    /// unexpected even with no violation).
+    pub missed: Vec<String>,
+    /// How many times the run reached each event kind, probe and `fault:ACTION`.
+    pub reached: std::collections::BTreeMap<String, u64>,
     pub history_hash: String,
     pub stats: Stats,
     pub faults: Vec<crate::nemesis::FaultRecord>,
@@ -138,6 +149,9 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunResult {
             .iter()
             .any(|v| scenario.expect_violations.contains(&v.check)),
     };
+    let reached = crate::reach::reached(&output.events, &output.history);
+    let missed = crate::reach::missed(&scenario.reach, &reached);
+    let expected = expected && missed.is_empty();
     let history_hash = hex(&Sha256::digest(to_jsonl(&output.history).as_bytes()));
     RunResult {
         scenario: scenario.clone(),
@@ -145,6 +159,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunResult {
         checks,
         outcome,
         expected,
+        reached,
+        missed,
         history_hash,
     }
 }
@@ -251,6 +267,8 @@ impl RunResult {
             checks_run: self.checks.checks_run.clone(),
             checks_skipped: self.checks.checks_skipped.clone(),
             check_notes: self.checks.notes.clone(),
+            missed: self.missed.clone(),
+            reached: self.reached.clone(),
             history_hash: self.history_hash.clone(),
             stats: self.stats(),
             faults: self.output.faults.clone(),

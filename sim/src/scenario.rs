@@ -148,6 +148,9 @@ pub struct Scenario {
     /// `scenario.expect_violations`: check names from [`CHECK_NAMES`]; non-empty iff
     /// `expect == Violation`. At least one of them must fire.
     pub expect_violations: Vec<String>,
+    /// `scenario.reach`: what every run must reach (event kinds, probes, `fault:ACTION`; see
+    /// [`crate::reach`]); a run that misses one is off its expectation. Empty when not given.
+    pub reach: Vec<String>,
     /// `[cluster]`.
     pub cluster: ClusterSpec,
     /// `[[topics]]`, in file order.
@@ -405,6 +408,25 @@ pub enum FaultAction {
     /// `kafka-topics --delete`). Its records are no longer judged by the durability checks.
     DeleteTopic(String),
 }
+
+/// Every fault action's key, as scenario files and `fault` events spell it
+/// (SCENARIOS.md "Fault actions"); [`FaultAction::key`] returns one of these.
+pub const FAULT_ACTION_KEYS: &[&str] = &[
+    "kill",
+    "power-fail",
+    "restart",
+    "disk-loss",
+    "shutdown",
+    "pause",
+    "resume",
+    "partition",
+    "isolate",
+    "clog",
+    "heal",
+    "disk-fault",
+    "create-partitions",
+    "delete-topic",
+];
 
 impl FaultAction {
     /// The scenario key of this action (`power-fail`).
@@ -897,6 +919,8 @@ struct RawMeta {
     expect: Option<Spanned<Expect>>,
     #[serde(default)]
     expect_violations: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    reach: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1186,6 +1210,13 @@ fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
             ));
         }
         _ => {}
+    }
+    let mut reach = Vec::new();
+    for item in &m.reach {
+        if let Some(msg) = crate::reach::unknown_item(item.get_ref()) {
+            return Err(ctx.at(item, "scenario.reach", msg));
+        }
+        reach.push(item.get_ref().clone());
     }
 
     // [cluster]
@@ -1619,6 +1650,7 @@ fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
         seeds: m.seeds.get_ref().clone(),
         expect,
         expect_violations,
+        reach,
         cluster,
         topics,
         producers,

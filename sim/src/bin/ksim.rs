@@ -413,6 +413,13 @@ fn verdict_text(r: &RunResult, out_dir: &Path) -> String {
         },
         expect_text(sc)
     );
+    if !r.missed.is_empty() {
+        let _ = writeln!(
+            t,
+            "off its expectation: {}; the scenario's `reach` says every run must get there, so this run proves nothing about what the scenario is for",
+            ksim::reach::describe_missed(&r.missed)
+        );
+    }
     if !r.checks.violations.is_empty() {
         let _ = writeln!(t, "violations ({}):", r.checks.violations.len());
         for v in &r.checks.violations {
@@ -529,6 +536,12 @@ fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, BadInput> {
                     (Some(panic), _) => {
                         println!("seed {}: the simulator panicked: {panic}", s.seed)
                     }
+                    (None, Some(outcome)) if !s.missed.is_empty() => println!(
+                        "seed {}: {}, but {}",
+                        s.seed,
+                        outcome_text(outcome),
+                        ksim::reach::describe_missed(&s.missed)
+                    ),
                     (None, Some(outcome)) => println!(
                         "seed {}: {}, but expected {}",
                         s.seed,

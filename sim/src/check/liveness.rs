@@ -17,7 +17,9 @@
 //! partition with no record offered after the heal is not judged. Recovery takes time Kafka
 //! itself needs: a restarted broker registers only after its previous coordination-node session
 //! expires (`zookeeper.session.timeout.ms`), so a scenario's `heal_ms` must leave room for that.
-//! The check is skipped (no violation) when the history has no heal-phase event.
+//! A run that injected faults but has no heal-phase event fails: without a heal nothing says
+//! the cluster ever got the chance to recover, so the check would pass vacuously. A run with
+//! neither faults nor a heal (a fault-free history) is not judged.
 
 use super::{violation, CheckInput, Checker, Violation};
 use ksim_model::event::{Event, OpType, OpValue};
@@ -44,7 +46,29 @@ impl Checker for Liveness {
             .find(|r| matches!(&r.event, Event::Fault { source, .. } if source == "heal-phase"))
             .map(|r| r.time_ms)
         else {
-            return Vec::new();
+            let faults: Vec<(u64, &str)> = input
+                .events
+                .iter()
+                .filter_map(|r| match &r.event {
+                    Event::Fault { action, .. } => Some((r.time_ms, action.as_str())),
+                    _ => None,
+                })
+                .collect();
+            let Some(&(first_ms, first_action)) = faults.first() else {
+                return Vec::new();
+            };
+            let sentence = format!(
+                "the run injected {} fault{} (the first a `{first_action}` at t={first_ms} ms) but never healed them, so nothing shows the cluster recovering; a run with faults needs a heal phase for liveness to be judged",
+                faults.len(),
+                if faults.len() == 1 { "" } else { "s" }
+            );
+            let anomaly = json!({ "faults": faults.len(), "first_fault_ms": first_ms });
+            return violation(
+                self.name(),
+                None,
+                vec![(sentence, anomaly)],
+                serde_json::Map::new(),
+            );
         };
         // Sends invoked after the heal, per partition, and which of them were acknowledged.
         let mut offered: BTreeMap<TopicPartition, usize> = BTreeMap::new();
@@ -175,6 +199,32 @@ mod tests {
     }
 
     #[test]
+    fn faults_without_a_heal_are_a_violation() {
+        let history = [
+            send(0, 100, OpType::Invoke, 1, 0, None),
+            send(1, 120, OpType::Ok, 1, 0, Some(0)),
+        ];
+        let kill = EventRecord {
+            time_ms: 500,
+            node: NodeId::Zk,
+            event: Event::Fault {
+                action: "kill".into(),
+                nodes: vec!["broker-1".into()],
+                source: "nemesis".into(),
+            },
+        };
+        let v = check(&history, &[kill]);
+        assert_eq!(v.len(), 1);
+        assert!(
+            v[0].message.starts_with(
+                "the run injected 1 fault (the first a `kill` at t=500 ms) but never healed them"
+            ),
+            "{}",
+            v[0].message
+        );
+    }
+
+    #[test]
     fn recovered_partitions_and_runs_without_a_heal_pass() {
         let history = [
             send(0, 1500, OpType::Invoke, 1, 0, None),
@@ -182,7 +232,7 @@ mod tests {
         ];
         assert!(check(&history, &[heal(1000)]).is_empty());
         // An acknowledgement of a record offered before the heal does not count as recovery,
-        // but without a heal-phase event the check does not apply at all.
+        // but without a heal-phase event (and without faults) the check does not apply.
         let stuck = [send(0, 1500, OpType::Invoke, 1, 0, None)];
         assert!(!check(&stuck, &[heal(1000)]).is_empty());
         assert!(check(&stuck, &[]).is_empty());

@@ -37,6 +37,9 @@ pub struct SeedSummary {
     pub failed_checks: Vec<String>,
     /// For an unexpected seed only: each violation's check and (truncated) message.
     pub violations: Vec<(String, String)>,
+    /// The scenario's `reach` items the run never reached (a seed that missed one is
+    /// unexpected even with the expected outcome).
+    pub missed: Vec<String>,
     /// The panic message, when the simulation panicked.
     pub panic: Option<String>,
     /// For an unexpected seed only: the command that replays it.
@@ -77,6 +80,7 @@ impl SeedSummary {
             outcome: Some(r.outcome),
             failed_checks,
             violations,
+            missed: r.missed.clone(),
             panic: None,
             replay,
             wall_ms: r.output.wall_ms,
@@ -93,6 +97,7 @@ impl SeedSummary {
             outcome: None,
             failed_checks: Vec::new(),
             violations: Vec::new(),
+            missed: Vec::new(),
             panic: Some(truncate_message(&message, MESSAGE_CHARS_MAX)),
             // The same command `RunResult::replay_command` prints; there is no result here.
             replay: Some(format!(
@@ -194,6 +199,8 @@ pub struct Tally {
     pub unexpected: u64,
     /// Seeds whose simulation panicked (also counted in `unexpected`).
     pub panicked: u64,
+    /// Seeds that missed an item of the scenario's `reach` (also counted in `unexpected`).
+    pub missed_reach: u64,
     /// Every check that fired, in the order first found.
     pub checks: Vec<CheckTally>,
     /// Sums of the per-seed wall times (each seed's own simulation, not the elapsed time).
@@ -213,6 +220,9 @@ impl Tally {
         }
         if s.panic.is_some() {
             self.panicked += 1;
+        }
+        if !s.missed.is_empty() {
+            self.missed_reach += 1;
         }
         for check in &s.failed_checks {
             match self.checks.iter_mut().find(|c| &c.check == check) {
@@ -241,8 +251,15 @@ impl Tally {
             self.as_expected,
             self.unexpected
         );
+        let mut why = Vec::new();
         if self.panicked > 0 {
-            line += &format!(" ({} panicked)", self.panicked);
+            why.push(format!("{} panicked", self.panicked));
+        }
+        if self.missed_reach > 0 {
+            why.push(format!("{} missed reach", self.missed_reach));
+        }
+        if !why.is_empty() {
+            line += &format!(" ({})", why.join(", "));
         }
         line += "; violations found: ";
         if self.checks.is_empty() {
@@ -300,6 +317,7 @@ mod tests {
             }),
             failed_checks: checks.iter().map(|c| c.to_string()).collect(),
             violations: Vec::new(),
+            missed: Vec::new(),
             panic: None,
             replay: None,
             wall_ms: 40,
@@ -343,6 +361,22 @@ mod tests {
                 "duplicate: first at seed 4 (4 seeds), 1 seed in all, 2.0 s wall per \
                  violating seed",
             ]
+        );
+    }
+
+    #[test]
+    fn seeds_that_missed_their_reach_are_unexpected_and_counted_apart() {
+        let mut t = Tally::default();
+        t.add(&summary(1, true, &[]));
+        let mut missed = summary(2, false, &[]);
+        missed.missed = vec!["isr-shrink".into()];
+        t.add(&missed);
+        assert_eq!((t.as_expected, t.unexpected, t.missed_reach), (1, 1, 1));
+        assert!(
+            t.line(2.0)
+                .contains("1 unexpected (1 missed reach); violations found: none"),
+            "{}",
+            t.line(2.0)
         );
     }
 

@@ -1,0 +1,397 @@
+//! `reach`: what a scenario's runs must get to, so that an `ok` cannot pass vacuously.
+//!
+//! A scenario exists to put the cluster through something: a leader election, an ISR shrink, a
+//! truncation, retention deleting records nobody read yet. A run whose seed never got there
+//! proves nothing about it, however clean its checks. Every scenario therefore declares, under
+//! `[scenario]`, `reach = ["leader-election", "isr-shrink", ...]`; after a run, each item is
+//! counted from the events and the history, and a run that reached none of one item is **off
+//! its expectation** even when every check passed: `ksim run` exits 1 and names what was
+//! missed, the pinned-seed test fails with the same message, and `ksim explore` counts such
+//! seeds apart from violations.
+//!
+//! An item is one of:
+//! * an **event kind** as `events.jsonl` spells it (`truncated`, `log-cleaned`,
+//!   `consumer-position-reset`, ...; the list is [`Event::KINDS`]): at least one such event;
+//! * a **probe** from [`PROBES`], a named property of the run computed from several events
+//!   (`leader-election`, `isr-shrink`, `acked-record-removed-by-retention`, ...);
+//! * `fault:ACTION` with a fault action of SCENARIOS.md (`fault:kill`, `fault:partition`,
+//!   ...): the nemesis or the script carried out at least one such fault.
+//!
+//! Sources: stateright's `Sometimes` properties (a state that must be reached at least once),
+//! FoundationDB's `CODE_PROBE` (a rare path marked so a test can demand it was taken), Iggy's
+//! "min commits" gates (see ../shared/STYLE.md).
+
+use crate::check::{Removed, RemovedBy};
+use crate::history::{EventRecord, HistoryEntry};
+use ksim_model::event::{Event, OpType, OpValue};
+use ksim_model::types::{BrokerId, LeaderEpoch, TopicPartition};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A named probe: a property of a run that no single event kind states.
+pub struct Probe {
+    /// The name a scenario's `reach` uses.
+    pub name: &'static str,
+    /// What reaching it means, one line, for the report and `ksim run`'s message.
+    pub meaning: &'static str,
+}
+
+/// Every probe a scenario's `reach` may name, in the order reports list them.
+pub const PROBES: &[Probe] = &[
+    Probe {
+        name: "nemesis-fault",
+        meaning: "the nemesis or the script injected a fault before the heal phase (not counting heals, resumes and restarts)",
+    },
+    Probe {
+        name: "leader-election",
+        meaning: "the controller moved the leadership of an existing partition to a new leader epoch",
+    },
+    Probe {
+        name: "leader-change",
+        meaning: "an existing partition got a leader other than the one it had",
+    },
+    Probe {
+        name: "unclean-election",
+        meaning: "the controller elected a replica outside the ISR (unclean.leader.election.enable)",
+    },
+    Probe {
+        name: "offline-partition",
+        meaning: "a partition was left without a leader",
+    },
+    Probe {
+        name: "isr-shrink",
+        meaning: "a partition's ISR, as the controller stored it, lost a member",
+    },
+    Probe {
+        name: "isr-expand",
+        meaning: "a partition's ISR, as the controller stored it, gained a member back",
+    },
+    Probe {
+        name: "truncation",
+        meaning: "a replica truncated its log, removing at least one record",
+    },
+    Probe {
+        name: "controller-failover",
+        meaning: "a second controller was elected",
+    },
+    Probe {
+        name: "acked-record",
+        meaning: "a producer had a record acknowledged",
+    },
+    Probe {
+        name: "failed-send",
+        meaning: "a producer's send completed with an error (fail)",
+    },
+    Probe {
+        name: "indeterminate-send",
+        meaning: "a producer's send ended with an unknown outcome (info: timed out or never answered)",
+    },
+    Probe {
+        name: "consumer-read",
+        meaning: "a consumer polled at least one record",
+    },
+    Probe {
+        name: "consumer-seek",
+        meaning: "a consumer seeked to an offset",
+    },
+    Probe {
+        name: "produce-refused-not-enough-replicas",
+        meaning: "a leader refused a produce with NOT_ENOUGH_REPLICAS (ISR below min.insync.replicas)",
+    },
+    Probe {
+        name: "acked-record-removed-by-retention",
+        meaning: "an acknowledged record fell below a log start offset that retention set",
+    },
+    Probe {
+        name: "unread-record-removed-by-retention",
+        meaning: "retention deleted an acknowledged record before any consumer read it",
+    },
+    Probe {
+        name: "acked-record-removed-by-compaction",
+        meaning: "the cleaner removed an acknowledged record superseded by a later one with the same key",
+    },
+];
+
+/// Why a `reach` item is not one ksim knows, with the closest known item when one is near.
+pub fn unknown_item(item: &str) -> Option<String> {
+    if is_known(item) {
+        return None;
+    }
+    let all = known_items();
+    let nearest = all
+        .iter()
+        .map(|k| (strsim::levenshtein(item, k), k))
+        .min()
+        .filter(|(d, _)| *d <= 3)
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default();
+    Some(format!(
+        "unknown reach item `{item}`{nearest}: expected an event kind ({}), a probe ({}) or `fault:ACTION` with a fault action ({})",
+        Event::KINDS.join(", "),
+        PROBES.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+        crate::scenario::FAULT_ACTION_KEYS.join(", ")
+    ))
+}
+
+fn is_known(item: &str) -> bool {
+    Event::KINDS.contains(&item)
+        || PROBES.iter().any(|p| p.name == item)
+        || item
+            .strip_prefix("fault:")
+            .is_some_and(|a| crate::scenario::FAULT_ACTION_KEYS.contains(&a))
+}
+
+fn known_items() -> Vec<String> {
+    Event::KINDS
+        .iter()
+        .map(|k| k.to_string())
+        .chain(PROBES.iter().map(|p| p.name.to_string()))
+        .chain(
+            crate::scenario::FAULT_ACTION_KEYS
+                .iter()
+                .map(|a| format!("fault:{a}")),
+        )
+        .collect()
+}
+
+/// What `item` means, for messages: the probe's meaning, or a plain sentence for an event kind
+/// or a fault.
+pub fn meaning(item: &str) -> String {
+    if let Some(p) = PROBES.iter().find(|p| p.name == item) {
+        return p.meaning.to_string();
+    }
+    if let Some(action) = item.strip_prefix("fault:") {
+        return format!("a `{action}` fault was carried out");
+    }
+    format!("at least one `{item}` event")
+}
+
+/// How many times a run reached each item it reached at all: every event kind, every probe and
+/// every `fault:ACTION` with a count above zero, by name.
+pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<String, u64> {
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut bump = |name: &str| *counts.entry(name.to_string()).or_default() += 1;
+    // The controller's view of each partition: leader, leader epoch and ISR size.
+    let mut partition: BTreeMap<&TopicPartition, (Option<BrokerId>, LeaderEpoch, usize)> =
+        BTreeMap::new();
+    let mut controllers = 0u64;
+    for r in events {
+        bump(r.event.kind());
+        match &r.event {
+            Event::PartitionStateChanged {
+                tp,
+                leader,
+                leader_epoch,
+                isr,
+                reason,
+                ..
+            } => {
+                if reason == "unclean-election" {
+                    bump("unclean-election");
+                }
+                if let Some((old_leader, old_epoch, old_isr)) =
+                    partition.insert(tp, (*leader, *leader_epoch, isr.len()))
+                {
+                    if leader.is_some() && *leader_epoch > old_epoch {
+                        bump("leader-election");
+                    }
+                    if leader.is_some() && *leader != old_leader {
+                        bump("leader-change");
+                    }
+                    if leader.is_none() && old_leader.is_some() {
+                        bump("offline-partition");
+                    }
+                    if isr.len() < old_isr {
+                        bump("isr-shrink");
+                    }
+                    if isr.len() > old_isr {
+                        bump("isr-expand");
+                    }
+                }
+            }
+            Event::Truncated {
+                from_offset,
+                to_offset,
+                ..
+            } if to_offset < from_offset => bump("truncation"),
+            Event::ControllerElected { .. } => {
+                controllers += 1;
+                if controllers >= 2 {
+                    bump("controller-failover");
+                }
+            }
+            Event::ProduceRejected {
+                error: ksim_model::protocol::ErrorCode::NotEnoughReplicas,
+                ..
+            } => bump("produce-refused-not-enough-replicas"),
+            Event::Fault { action, source, .. } => {
+                bump(&format!("fault:{action}"));
+                if source != "heal-phase"
+                    && !matches!(action.as_str(), "heal" | "resume" | "restart")
+                {
+                    bump("nemesis-fault");
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut read = BTreeSet::new();
+    for e in history {
+        match (&e.op.value, e.op.op_type) {
+            (OpValue::Send { .. }, OpType::Ok) => bump("acked-record"),
+            (OpValue::Send { .. }, OpType::Fail) => bump("failed-send"),
+            (OpValue::Send { .. }, OpType::Info) => bump("indeterminate-send"),
+            (OpValue::Seek { .. }, OpType::Ok) => bump("consumer-seek"),
+            (OpValue::Poll { records }, OpType::Ok) => {
+                if !records.is_empty() {
+                    bump("consumer-read");
+                }
+                read.extend(records.iter().map(|rec| rec.value));
+            }
+            _ => {}
+        }
+    }
+    let removed = Removed::from_events(events);
+    for e in history {
+        if let (
+            OpType::Ok,
+            OpValue::Send {
+                tp,
+                value,
+                offset: Some(o),
+                ..
+            },
+        ) = (e.op.op_type, &e.op.value)
+        {
+            match removed.excuses(tp, *o) {
+                Some(RemovedBy::Retention) => {
+                    bump("acked-record-removed-by-retention");
+                    if !read.contains(value) {
+                        bump("unread-record-removed-by-retention");
+                    }
+                }
+                Some(RemovedBy::Compaction) => bump("acked-record-removed-by-compaction"),
+                None => {}
+            }
+        }
+    }
+    counts
+}
+
+/// The items of `reach` that `reached` does not contain, in the scenario's order.
+pub fn missed(reach: &[String], reached: &BTreeMap<String, u64>) -> Vec<String> {
+    reach
+        .iter()
+        .filter(|item| !reached.contains_key(item.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// One line naming what a run missed, for `ksim run`, the pinned-seed test and `explore`:
+/// `did not reach isr-shrink (a partition's ISR ... lost a member), truncation (...)`.
+pub fn describe_missed(missed: &[String]) -> String {
+    let parts: Vec<String> = missed
+        .iter()
+        .map(|m| format!("{m} ({})", meaning(m)))
+        .collect();
+    format!("did not reach {}", parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ksim_model::types::{ControllerEpoch, NodeId, ZkVersion};
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new("events", 0)
+    }
+
+    fn state(leader: Option<i32>, epoch: i32, isr: &[i32], reason: &str) -> EventRecord {
+        EventRecord {
+            time_ms: 0,
+            node: NodeId::Broker(BrokerId(0)),
+            event: Event::PartitionStateChanged {
+                tp: tp(),
+                leader: leader.map(BrokerId),
+                leader_epoch: LeaderEpoch(epoch),
+                isr: isr.iter().map(|&b| BrokerId(b)).collect(),
+                controller_epoch: ControllerEpoch(1),
+                partition_epoch: ZkVersion(0),
+                reason: reason.into(),
+                last_known_elr: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn a_run_that_only_created_its_partitions_reaches_no_election_or_isr_change() {
+        let events = vec![state(Some(0), 0, &[0, 1, 2], "new-partition")];
+        let r = reached(&events, &[]);
+        assert_eq!(r.get("partition-state-changed"), Some(&1));
+        let reach: Vec<String> = ["leader-election", "isr-shrink", "isr-expand", "truncation"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(missed(&reach, &r), reach);
+        assert!(describe_missed(&missed(&reach, &r)).starts_with("did not reach leader-election ("));
+    }
+
+    #[test]
+    fn a_shrink_then_an_election_then_an_expand_are_each_counted() {
+        let events = vec![
+            state(Some(0), 0, &[0, 1, 2], "new-partition"),
+            state(Some(0), 0, &[0, 1], "isr-change"),
+            state(Some(1), 1, &[1], "leader-election"),
+            state(Some(1), 1, &[1, 2], "isr-change"),
+            state(None, 2, &[1], "offline"),
+            state(Some(2), 3, &[2], "unclean-election"),
+        ];
+        let r = reached(&events, &[]);
+        assert_eq!(r.get("isr-shrink"), Some(&3));
+        assert_eq!(r.get("isr-expand"), Some(&1));
+        assert_eq!(r.get("leader-election"), Some(&2));
+        assert_eq!(r.get("leader-change"), Some(&2));
+        assert_eq!(r.get("offline-partition"), Some(&1));
+        assert_eq!(r.get("unclean-election"), Some(&1));
+        assert!(missed(&["isr-shrink".to_string()], &r).is_empty());
+    }
+
+    #[test]
+    fn a_truncation_that_removed_nothing_is_not_a_truncation() {
+        let mk = |from, to| EventRecord {
+            time_ms: 0,
+            node: NodeId::Broker(BrokerId(1)),
+            event: Event::Truncated {
+                tp: tp(),
+                broker: BrokerId(1),
+                from_offset: ksim_model::types::Offset(from),
+                to_offset: ksim_model::types::Offset(to),
+                reason: "diverging-epoch".into(),
+            },
+        };
+        assert_eq!(reached(&[mk(5, 5)], &[]).get("truncation"), None);
+        assert_eq!(reached(&[mk(7, 5)], &[]).get("truncation"), Some(&1));
+    }
+
+    #[test]
+    fn every_event_kind_is_the_kind_events_jsonl_writes() {
+        let sc = crate::scenario::load(std::path::Path::new("scenarios/default.toml")).unwrap();
+        let out = crate::world::simulate(&sc, 1);
+        let mut seen = BTreeSet::new();
+        for r in &out.events {
+            let json = serde_json::to_value(&r.event).expect("serializes");
+            assert_eq!(json["kind"], r.event.kind(), "{json}");
+            assert!(Event::KINDS.contains(&r.event.kind()));
+            seen.insert(r.event.kind());
+        }
+        assert!(seen.len() >= 10, "only {seen:?}");
+    }
+
+    #[test]
+    fn unknown_items_are_refused_with_the_nearest_known_one() {
+        assert!(unknown_item("isr-shrink").is_none());
+        assert!(unknown_item("truncated").is_none());
+        assert!(unknown_item("fault:kill").is_none());
+        let e = unknown_item("isr-shrnk").expect("unknown");
+        assert!(e.contains("did you mean `isr-shrink`?"), "{e}");
+        assert!(unknown_item("fault:explode").is_some());
+    }
+}
