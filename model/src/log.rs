@@ -92,6 +92,7 @@
 
 pub mod checkpoint;
 pub mod cleaner;
+pub mod producer_state;
 pub mod segment;
 
 use crate::effects::DiskOp;

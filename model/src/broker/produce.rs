@@ -1,0 +1,304 @@
+//! Produce requests on the leader (Kafka's `ReplicaManager.appendRecords`,
+//! `Partition.appendRecordsToLeader`, `LogValidator`): each partition's batch is checked
+//! (leadership, CRC, keys on a compacted topic, idempotent sequence, `min.insync.replicas`),
+//! recompressed to the topic's codec, appended, and answered at once (`acks=1`, errors),
+//! never (`acks=0`), or once the high watermark passes it (`acks=all`, in `purgatory.rs`).
+
+use super::partition::Role;
+use super::purgatory::{PendingProduce, ProduceRequestState};
+use super::{Broker, BrokerTimer};
+use crate::config::BrokerCompression;
+use crate::effects::Effects;
+use crate::event::Event;
+use crate::log::producer_state::{check_sequence, SequenceCheck};
+use crate::protocol::*;
+use crate::record::{read_header, verify_crc, RecordBatch};
+use crate::types::*;
+
+impl Broker {
+    /// A ProduceRequest: each partition's batch is handled on its own ([`Self::on_produce`]);
+    /// the response goes out once every partition has its answer (at once for acks=1 and
+    /// errors, after the HW passes the batch for acks=all). acks=0 gets no response.
+    pub(super) fn on_produce_request(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        corr: CorrelationId,
+        acks: Acks,
+        timeout_ms: u64,
+        partitions: Vec<(TopicPartition, Vec<u8>)>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let req = self.fresh_id();
+        if acks != Acks::None {
+            self.produce_requests.insert(
+                req,
+                ProduceRequestState {
+                    from,
+                    corr,
+                    waiting: partitions.len(),
+                    responses: Vec::with_capacity(partitions.len()),
+                },
+            );
+        }
+        for (tp, batch) in partitions {
+            let mut reply = None;
+            self.on_produce(now, from, req, tp, acks, timeout_ms, batch, &mut reply, out);
+            if let Some(r) = reply {
+                self.produce_partition_done(req, r, out);
+            }
+        }
+        if self
+            .produce_requests
+            .get(&req)
+            .is_some_and(|r| r.waiting == 0)
+        {
+            self.produce_partition_answered(req, out);
+        }
+    }
+
+    /// One partition's batch of a produce request. An immediate answer goes to `reply`;
+    /// an acks=all append waits in `pending_produces` under `req`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_produce(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        req: u64,
+        tp: TopicPartition,
+        acks: Acks,
+        timeout_ms: u64,
+        mut batch: Vec<u8>,
+        reply: &mut Option<PartitionProduceResponse>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let me = self.id;
+        let min_isr = self.min_isr(&tp.topic);
+        let compression_type = self.compression_type(&tp.topic);
+        let flush_interval = self.flush_interval_messages(&tp.topic);
+        let mut respond =
+            |out: &mut Effects<BrokerTimer>, error: ErrorCode, base: Offset, lso: Offset| {
+                if acks == Acks::None {
+                    // No answer is read with acks=0; on an error Kafka closes the connection
+                    // so that the producer notices and refreshes its metadata.
+                    if error != ErrorCode::None {
+                        out.list
+                            .push(crate::effects::Effect::CloseConnection { peer: from });
+                    }
+                } else {
+                    *reply = Some(PartitionProduceResponse {
+                        tp: tp.clone(),
+                        error,
+                        base_offset: base,
+                        log_start_offset: lso,
+                    });
+                }
+            };
+        if !self.partitions.contains_key(&tp) && !self.metadata.contains_key(&tp) {
+            // Kafka's `getPartitionOrError`: a partition missing from the metadata cache (for
+            // example of a deleted topic) is unknown, not merely led elsewhere.
+            respond(
+                out,
+                ErrorCode::UnknownTopicOrPartition,
+                Offset(-1),
+                Offset(-1),
+            );
+            return;
+        }
+        let Some(p) = self.partitions.get_mut(&tp) else {
+            respond(out, ErrorCode::NotLeaderOrFollower, Offset(-1), Offset(-1));
+            return;
+        };
+        let Role::Leader(leader) = &p.role else {
+            respond(out, ErrorCode::NotLeaderOrFollower, Offset(-1), Offset(-1));
+            return;
+        };
+        let leader_epoch = leader.leader_epoch;
+        let isr_now = leader.isr.clone();
+        let header = match read_header(&batch).and_then(|h| verify_crc(&batch).map(|_| h)) {
+            Ok(h) => h,
+            Err(_) => {
+                respond(
+                    out,
+                    ErrorCode::CorruptMessage,
+                    Offset(-1),
+                    p.log.log_start_offset(),
+                );
+                return;
+            }
+        };
+        // Kafka's LogValidator: a compacted topic needs a key on every record.
+        if p.log.config().cleanup_policy.compact && !header.is_control() {
+            let keyless = RecordBatch::decode(&batch)
+                .map(|(b, _)| b.records.iter().any(|r| r.key.is_none()))
+                .unwrap_or(false);
+            if keyless {
+                out.event(Event::ProduceRejected {
+                    tp: tp.clone(),
+                    broker: me,
+                    error: ErrorCode::CorruptMessage,
+                    message: format!(
+                        "Compacted topic cannot accept message without key in topic partition {tp}."
+                    ),
+                });
+                respond(
+                    out,
+                    ErrorCode::CorruptMessage,
+                    Offset(-1),
+                    p.log.log_start_offset(),
+                );
+                return;
+            }
+        }
+        // Idempotence (KIP-98): dedupe, order, and fence by epoch.
+        let pid = header.producer_id;
+        if pid != ProducerId::NONE {
+            let first_seq = header.base_sequence.0;
+            let last_seq = first_seq.wrapping_add(header.last_offset_delta);
+            match check_sequence(
+                p.producers.get(&pid),
+                header.producer_epoch,
+                first_seq,
+                last_seq,
+            ) {
+                SequenceCheck::Append => {}
+                SequenceCheck::Reject(error) => {
+                    respond(out, error, Offset(-1), p.log.log_start_offset());
+                    return;
+                }
+                SequenceCheck::Duplicate { base, last } => {
+                    // A retry of a batch we already have: answer with its original offsets,
+                    // but under the same rule as a fresh append. With acks=all the answer waits
+                    // until the HW passes the batch (Kafka's DelayedProduce does the same for a
+                    // duplicate): a new leader may hold the batch uncommitted, and
+                    // acknowledging it now would promise a record the next election can discard.
+                    if acks == Acks::All && last >= p.high_watermark {
+                        let id = self.fresh_id();
+                        let pending = PendingProduce {
+                            req,
+                            tp: tp.clone(),
+                            leader_epoch,
+                            base_offset: base,
+                            last_offset: last,
+                        };
+                        self.pending_produces.insert(id, pending);
+                        out.timer(timeout_ms, BrokerTimer::ProduceTimeout { id });
+                        return;
+                    }
+                    respond(out, ErrorCode::None, base, p.log.log_start_offset());
+                    return;
+                }
+            }
+        }
+        // compression.type other than `producer`: the leader stores the batch in the topic's
+        // codec, recompressing it (Kafka's LogValidator); the CRC is recomputed.
+        if let BrokerCompression::Codec(codec) = compression_type {
+            if codec.id() != header.compression() {
+                match RecordBatch::decode(&batch) {
+                    Ok((rb, _)) => batch = rb.with_compression(codec).encode(),
+                    Err(_) => {
+                        respond(
+                            out,
+                            ErrorCode::CorruptMessage,
+                            Offset(-1),
+                            p.log.log_start_offset(),
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+        if acks == Acks::All && (isr_now.len() as i32) < min_isr {
+            // Kafka's `Partition.appendRecordsToLeader` refuses before appending, with this text.
+            out.event(Event::ProduceRejected {
+                tp: tp.clone(),
+                broker: me,
+                error: ErrorCode::NotEnoughReplicas,
+                message: format!(
+                    "The size of the current ISR {} is insufficient to satisfy the min.isr requirement of {min_isr} for partition {tp}",
+                    isr_set_text(&isr_now)
+                ),
+            });
+            respond(
+                out,
+                ErrorCode::NotEnoughReplicas,
+                Offset(-1),
+                p.log.log_start_offset(),
+            );
+            return;
+        }
+        let mut ops = Vec::new();
+        let active_before = p.log.segments().len();
+        let (base, last) = match p.log.append_as_leader(&batch, leader_epoch, &mut ops) {
+            Ok(r) => r,
+            Err(_) => {
+                respond(
+                    out,
+                    ErrorCode::CorruptMessage,
+                    Offset(-1),
+                    p.log.log_start_offset(),
+                );
+                return;
+            }
+        };
+        if pid != ProducerId::NONE {
+            let first_seq = header.base_sequence.0;
+            p.record_producer_batch(
+                pid,
+                header.producer_epoch,
+                first_seq,
+                first_seq.wrapping_add(header.last_offset_delta),
+                base,
+            );
+        }
+        p.log.maybe_flush(flush_interval, &mut ops);
+        for op in ops {
+            out.disk(op);
+        }
+        if p.log.segments().len() > active_before {
+            out.event(Event::LogSegmentRolled {
+                tp: tp.clone(),
+                broker: me,
+                base_offset: base,
+            });
+        }
+        out.event(Event::ProduceAppended {
+            tp: tp.clone(),
+            broker: me,
+            leader_epoch,
+            base_offset: base,
+            last_offset: last,
+            producer_id: pid,
+            base_sequence: header.base_sequence,
+            isr: isr_now,
+        });
+        let lso = p.log.log_start_offset();
+        match acks {
+            Acks::None => {}
+            Acks::Leader => respond(out, ErrorCode::None, base, lso),
+            Acks::All => {
+                let id = self.fresh_id();
+                self.pending_produces.insert(
+                    id,
+                    PendingProduce {
+                        req,
+                        tp: tp.clone(),
+                        leader_epoch,
+                        base_offset: base,
+                        last_offset: last,
+                    },
+                );
+                out.timer(timeout_ms, BrokerTimer::ProduceTimeout { id });
+                // A single-member ISR commits immediately.
+                self.maybe_advance_hw(now, &tp, out);
+            }
+        }
+        self.complete_delayed_fetches(now, &tp, out);
+    }
+}
+
+/// An ISR as Kafka prints a Scala `Set` of broker ids in error messages: `Set(0, 2)`.
+fn isr_set_text(isr: &[BrokerId]) -> String {
+    let ids: Vec<String> = isr.iter().map(|b| b.0.to_string()).collect();
+    format!("Set({})", ids.join(", "))
+}

@@ -1,0 +1,234 @@
+//! Requests waiting in purgatory (Kafka's `DelayedOperationPurgatory`, `DelayedProduce.scala`,
+//! `DelayedFetch.scala`): `acks=all` produces wait until the high watermark passes their
+//! batch (or time out, or the partition's leadership goes), a multi-partition produce request
+//! is answered once when its last partition is done, and fetches park until enough bytes are
+//! readable (`fetch.min.bytes`) or `fetch.max.wait.ms` elapses.
+//!
+//! Both waiting lists are scanned linearly in id order (arrival order) when a partition's
+//! state changes, which fixes the order in which waiting requests complete.
+
+use super::partition::Role;
+use super::{Broker, BrokerTimer};
+use crate::effects::Effects;
+use crate::event::Event;
+use crate::log::PartitionLog;
+use crate::protocol::*;
+use crate::types::*;
+
+#[derive(Debug, Clone)]
+pub(super) struct PendingProduce {
+    /// The request (in `produce_requests`) this partition's answer belongs to.
+    pub(super) req: u64,
+    pub(super) tp: TopicPartition,
+    pub(super) leader_epoch: LeaderEpoch,
+    pub(super) base_offset: Offset,
+    pub(super) last_offset: Offset,
+}
+
+/// A produce request whose partitions are not all answered yet (Kafka's DelayedProduce
+/// answers a request once, when every partition is done).
+#[derive(Debug, Clone)]
+pub(super) struct ProduceRequestState {
+    pub(super) from: NodeId,
+    pub(super) corr: CorrelationId,
+    /// Partitions still to answer.
+    pub(super) waiting: usize,
+    /// Answers so far, each with its position in the request.
+    pub(super) responses: Vec<(usize, PartitionProduceResponse)>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct PendingFetch {
+    pub(super) from: NodeId,
+    pub(super) msg: Message,
+}
+
+impl Broker {
+    /// Records one partition's answer; sends the response when it was the last one.
+    pub(super) fn produce_partition_done(
+        &mut self,
+        req: u64,
+        resp: PartitionProduceResponse,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let Some(state) = self.produce_requests.get_mut(&req) else {
+            return;
+        };
+        let pos = state.responses.len();
+        state.responses.push((pos, resp));
+        state.waiting -= 1;
+        if state.waiting == 0 {
+            self.produce_partition_answered(req, out);
+        }
+    }
+
+    pub(super) fn produce_partition_answered(&mut self, req: u64, out: &mut Effects<BrokerTimer>) {
+        let state = self.produce_requests.remove(&req).expect("present");
+        debug_assert_eq!(state.waiting, 0);
+        out.send(
+            state.from,
+            Message::ProduceResponse {
+                corr: state.corr,
+                partitions: state.responses.into_iter().map(|(_, r)| r).collect(),
+            },
+        );
+    }
+
+    pub(super) fn complete_produces(
+        &mut self,
+        tp: &TopicPartition,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let Some(p) = self.partitions.get(tp) else {
+            return;
+        };
+        let hw = p.high_watermark;
+        let isr_len = match &p.role {
+            Role::Leader(l) => l.isr.len() as i32,
+            _ => return,
+        };
+        let min_isr = self.min_isr(&tp.topic);
+        let done: Vec<u64> = self
+            .pending_produces
+            .iter()
+            .filter(|(_, pp)| &pp.tp == tp && pp.last_offset < hw)
+            .map(|(id, _)| *id)
+            .collect();
+        let mut answers = Vec::new();
+        for id in done {
+            let pp = self.pending_produces.remove(&id).expect("present");
+            // Kafka's DelayedProduce: committed, but if the ISR has shrunk below
+            // min.insync.replicas the ack says so.
+            let error = if isr_len >= min_isr {
+                ErrorCode::None
+            } else {
+                ErrorCode::NotEnoughReplicasAfterAppend
+            };
+            out.event(Event::ProduceAcked {
+                tp: pp.tp.clone(),
+                broker: self.id,
+                leader_epoch: pp.leader_epoch,
+                base_offset: pp.base_offset,
+                last_offset: pp.last_offset,
+                acks: "all".into(),
+                error,
+            });
+            answers.push((
+                pp.req,
+                PartitionProduceResponse {
+                    tp: pp.tp,
+                    error,
+                    base_offset: pp.base_offset,
+                    log_start_offset: p.log.log_start_offset(),
+                },
+            ));
+        }
+        for (req, answer) in answers {
+            self.produce_partition_done(req, answer, out);
+        }
+    }
+
+    pub(super) fn fail_pending_produces(
+        &mut self,
+        tp: &TopicPartition,
+        error: ErrorCode,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let ids: Vec<u64> = self
+            .pending_produces
+            .iter()
+            .filter(|(_, pp)| &pp.tp == tp)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let pp = self.pending_produces.remove(&id).expect("present");
+            let answer = PartitionProduceResponse {
+                tp: pp.tp,
+                error,
+                base_offset: Offset(-1),
+                log_start_offset: Offset(-1),
+            };
+            self.produce_partition_done(pp.req, answer, out);
+        }
+    }
+
+    /// An `acks=all` produce was not committed within its request's timeout.
+    pub(super) fn on_produce_timeout(&mut self, id: u64, out: &mut Effects<BrokerTimer>) {
+        if let Some(pp) = self.pending_produces.remove(&id) {
+            let answer = PartitionProduceResponse {
+                tp: pp.tp,
+                error: ErrorCode::RequestTimedOut,
+                base_offset: Offset(-1),
+                log_start_offset: Offset(-1),
+            };
+            self.produce_partition_done(pp.req, answer, out);
+        }
+    }
+
+    /// Answer parked fetches of `tp` that now have data (new records for followers, a higher
+    /// HW for consumers).
+    pub(super) fn complete_delayed_fetches(
+        &mut self,
+        now: Instant,
+        tp: &TopicPartition,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let Some(p) = self.partitions.get(tp) else {
+            return;
+        };
+        let leo = p.log.log_end_offset();
+        let hw = p.high_watermark;
+        let ready: Vec<u64> = self
+            .pending_fetches
+            .iter()
+            .filter(|(_, pf)| match &pf.msg {
+                Message::Fetch {
+                    tp: t,
+                    fetch_offset,
+                    replica_id,
+                    min_bytes,
+                    max_bytes,
+                    ..
+                } if t == tp => {
+                    let limit = if replica_id.is_some() { leo } else { hw };
+                    *fetch_offset < limit
+                        && (*min_bytes <= 1
+                            || fetch_ready_bytes(&p.log, *fetch_offset, limit, *max_bytes)
+                                >= *min_bytes as usize)
+                }
+                _ => false,
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ready {
+            // Answering one fetch can advance the HW and complete others from a nested call
+            // (a follower's fetch moves the HW, which completes consumers' long polls): those
+            // are gone already. Kafka's purgatory completes each delayed operation once
+            // (DelayedOperation.forceComplete) for the same reason.
+            let Some(pf) = self.pending_fetches.remove(&id) else {
+                continue;
+            };
+            self.on_fetch(now, pf.from, pf.msg, false, out);
+        }
+    }
+
+    /// A parked fetch's `max_wait_ms` elapsed: answer it with what there is.
+    pub(super) fn on_fetch_wait_expired(
+        &mut self,
+        now: Instant,
+        id: u64,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        if let Some(pf) = self.pending_fetches.remove(&id) {
+            self.on_fetch(now, pf.from, pf.msg, false, out);
+        }
+    }
+}
+
+/// How many bytes a fetch from `from` below `limit` would return now (whole batches, at most
+/// `max_bytes` after the first): what a parked fetch's `fetch.min.bytes` is compared with.
+fn fetch_ready_bytes(log: &PartitionLog, from: Offset, limit: Offset, max_bytes: u32) -> usize {
+    log.read(from, limit, max_bytes)
+        .map(|b| b.iter().map(Vec::len).sum())
+        .unwrap_or(0)
+}
