@@ -1,4 +1,4 @@
-//! Kafka's `Fetcher` (with `AbstractFetch` and `FetchCollector`): the next request each
+//! Kafka's `Fetcher` (with `AbstractFetch` and `CompletedFetch`): the next request each
 //! partition needs, the Fetch to its leader, and the records of a fetch response turned into
 //! buffered records for `poll()`, stopping at a record the application cannot read.
 //!
