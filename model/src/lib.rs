@@ -16,7 +16,7 @@ pub mod disk;
 pub mod effects;
 pub mod event;
 pub mod log;
-pub mod partitioner;
+pub use producer::partitioner;
 pub mod producer;
 pub mod protocol;
 pub mod record;
