@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 /// Kafka's `UtilsTest.testMurmur2` vectors (apache/kafka,
 /// clients/src/test/java/org/apache/kafka/common/utils/UtilsTest.java), as in
-/// `model/src/partitioner.rs`.
+/// `model/src/producer/partitioner.rs`.
 const KAFKA_MURMUR2: [(&str, i32); 6] = [
     ("21", -973_932_308),
     ("foobar", -790_332_482),
