@@ -138,7 +138,9 @@ impl<T> Effects<T> {
 /// A deterministic state machine driven by messages and timers.
 ///
 /// The shell calls `on_start` once per process start (after recovery), then `on_message` and
-/// `on_timeout` as messages and timers arrive, passing the simulated time.
+/// `on_timeout` as messages and timers arrive, passing the simulated time. After every handler
+/// (all six `on_*` methods) the shell calls [`Actor::invariants`], so no state change escapes
+/// the actor's own assertions (TigerBeetle's `defer self.invariants()`, STYLE.md).
 pub trait Actor {
     type Timer: Clone + std::fmt::Debug + Send + 'static;
     fn on_start(&mut self, now: Instant, out: &mut Effects<Self::Timer>);
@@ -174,6 +176,10 @@ pub trait Actor {
         _out: &mut Effects<Self::Timer>,
     ) {
     }
+    /// Asserts what must hold between any two handlers; panics with the broken rule and the
+    /// state that broke it. Called by the shell after every handler; reads state only and draws
+    /// no randomness. Default: nothing to assert.
+    fn invariants(&self) {}
     /// For the simulator's replica snapshots (read-only, never changes behaviour): calls
     /// `visit(tp, high_watermark, leader_epoch)` for every partition replica this process
     /// hosts, with `leader_epoch` set when it acts as the partition's leader (it "presumes
@@ -181,3 +187,27 @@ pub trait Actor {
     fn visit_replicas(&self, _visit: &mut dyn FnMut(&TopicPartition, Offset, Option<LeaderEpoch>)) {
     }
 }
+
+/// For unit tests that drive an actor's handlers directly: each handler followed by
+/// [`Actor::invariants`], as the shell runs them.
+#[cfg(test)]
+pub(crate) trait CheckedActor: Actor {
+    fn checked_message(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        msg: Message,
+        out: &mut Effects<Self::Timer>,
+    ) {
+        self.on_message(now, from, msg, out);
+        self.invariants();
+    }
+
+    fn checked_timeout(&mut self, now: Instant, timer: Self::Timer, out: &mut Effects<Self::Timer>) {
+        self.on_timeout(now, timer, out);
+        self.invariants();
+    }
+}
+
+#[cfg(test)]
+impl<A: Actor> CheckedActor for A {}

@@ -291,8 +291,10 @@ impl Broker {
             .collect()
     }
 
-    /// Asserts the broker's own invariants (STYLE.md: end handlers with them).
-    fn invariants(&self) {
+    /// The broker's invariants (the shell calls them after every handler through
+    /// [`Actor::invariants`]): per hosted partition, HW at most LEO; a leader is in its own ISR
+    /// and its leader epoch is the partition's.
+    fn broker_invariants(&self) {
         for (tp, p) in &self.partitions {
             assert!(
                 p.high_watermark <= p.log.log_end_offset(),
@@ -316,6 +318,10 @@ impl Broker {
 
 impl Actor for Broker {
     type Timer = BrokerTimer;
+
+    fn invariants(&self) {
+        self.broker_invariants();
+    }
 
     fn visit_replicas(&self, visit: &mut dyn FnMut(&TopicPartition, Offset, Option<LeaderEpoch>)) {
         for (tp, p) in &self.partitions {
@@ -509,7 +515,6 @@ impl Actor for Broker {
             | Message::ListOffsetsResponse { .. }
             | Message::InitProducerIdResponse { .. } => {}
         }
-        self.invariants();
     }
 
     fn on_timeout(&mut self, now: Instant, timer: BrokerTimer, out: &mut Effects<BrokerTimer>) {
@@ -585,7 +590,6 @@ impl Actor for Broker {
                 send,
             } => self.on_alter_partition_retry(now, tp, generation, send, out),
         }
-        self.invariants();
     }
 
     fn on_disconnect(&mut self, _now: Instant, peer: NodeId, out: &mut Effects<BrokerTimer>) {

@@ -27,7 +27,7 @@ fn leader_asking_controller_2_to_add_broker_1() -> (Broker, Effects<BrokerTimer>
     let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
     b.controller_id = Some(BrokerId(2));
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(2),
         NodeId::Broker(BrokerId(1)),
         follower_fetch(0),
@@ -54,7 +54,7 @@ fn a_pending_isr_change_goes_to_a_new_controller_at_once() {
     assert_eq!(first[0].0, NodeId::Broker(BrokerId(2)));
     // Broker 2 died; broker 1 is the new controller and says so.
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(100),
         NodeId::Broker(BrokerId(1)),
         Message::UpdateMetadata {
@@ -81,10 +81,10 @@ fn a_pending_isr_change_goes_to_a_new_controller_at_once() {
         send,
     };
     let mut out = Effects::new();
-    b.on_timeout(Instant(30_002), retry(1), &mut out);
+    b.checked_timeout(Instant(30_002), retry(1), &mut out);
     assert!(asked(&out).is_empty(), "{:?}", out.list);
     let mut out = Effects::new();
-    b.on_timeout(Instant(30_100), retry(2), &mut out);
+    b.checked_timeout(Instant(30_100), retry(2), &mut out);
     let third = asked(&out);
     assert_eq!(third.len(), 1, "{:?}", out.list);
     assert_eq!(third[0].0, NodeId::Broker(BrokerId(1)));
@@ -102,9 +102,9 @@ fn an_answer_to_an_earlier_copy_of_an_alter_partition_is_ignored() {
     let batch = || RecordBatch::new(vec![(None, Some(vec![1]))], 0).encode();
     b.controller_id = Some(BrokerId(2));
     let mut out = Effects::new();
-    b.on_message(Instant(1), client, produce(1, batch()), &mut out);
+    b.checked_message(Instant(1), client, produce(1, batch()), &mut out);
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(2),
         NodeId::Broker(BrokerId(1)),
         follower_fetch(1),
@@ -127,7 +127,7 @@ fn an_answer_to_an_earlier_copy_of_an_alter_partition_is_ignored() {
     // No answer in the request timeout: a second copy, with a correlation id of its own.
     let generation = b.partitions[&tp()].generation;
     let mut out = Effects::new();
-    b.on_timeout(
+    b.checked_timeout(
         Instant(2 + timeout),
         BrokerTimer::AlterPartitionRetry {
             tp: tp(),
@@ -142,7 +142,7 @@ fn an_answer_to_an_earlier_copy_of_an_alter_partition_is_ignored() {
     assert_ne!(second, first);
     // The refusal of the first copy arrives: it says nothing about the second.
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(3 + timeout),
         NodeId::Broker(BrokerId(2)),
         Message::AlterPartitionResponse {
@@ -163,7 +163,7 @@ fn an_answer_to_an_earlier_copy_of_an_alter_partition_is_ignored() {
     }
     // Records arrive; the member being added has not fetched them: the HW waits for it.
     let mut out = Effects::new();
-    b.on_message(Instant(4 + timeout), client, produce(2, batch()), &mut out);
+    b.checked_message(Instant(4 + timeout), client, produce(2, batch()), &mut out);
     assert_eq!(b.partitions[&tp()].high_watermark, Offset(1));
 }
 
@@ -202,7 +202,7 @@ fn an_alter_partition_whose_connection_broke_is_sent_again_after_the_backoff() {
         out.list
     );
     let mut out = Effects::new();
-    b.on_timeout(Instant(1_010), retry, &mut out);
+    b.checked_timeout(Instant(1_010), retry, &mut out);
     assert_eq!(alter_partitions_sent(&out).len(), 1, "{:?}", out.list);
 }
 
@@ -229,11 +229,11 @@ fn unanswered_isr_expansion_stays_in_the_maximal_isr_until_answered() {
         partition_epoch: ZkVersion(partition_epoch),
         controller_epoch: ControllerEpoch(1),
     };
-    b.on_message(Instant(1), client, produce(1, batch()), &mut out);
+    b.checked_message(Instant(1), client, produce(1, batch()), &mut out);
     assert_eq!(b.partitions[&tp()].high_watermark, Offset(1));
     // The follower catches up: the leader asks to add it to the ISR.
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(2),
         NodeId::Broker(BrokerId(1)),
         follower_fetch(1),
@@ -251,7 +251,7 @@ fn unanswered_isr_expansion_stays_in_the_maximal_isr_until_answered() {
     // No answer within the request timeout: the request goes out again.
     let generation = b.partitions[&tp()].generation;
     let mut out = Effects::new();
-    b.on_timeout(
+    b.checked_timeout(
         Instant(30_002),
         BrokerTimer::AlterPartitionRetry {
             tp: tp(),
@@ -265,7 +265,7 @@ fn unanswered_isr_expansion_stays_in_the_maximal_isr_until_answered() {
     assert_eq!(second[0].1, first[0].1, "the same ISR asked for");
     // Records arrive; the follower has not fetched them: the HW stays at its log end.
     let mut out = Effects::new();
-    b.on_message(Instant(30_003), client, produce(2, batch()), &mut out);
+    b.checked_message(Instant(30_003), client, produce(2, batch()), &mut out);
     assert_eq!(
         b.partitions[&tp()].high_watermark,
         Offset(1),
@@ -274,7 +274,7 @@ fn unanswered_isr_expansion_stays_in_the_maximal_isr_until_answered() {
     assert!(produce_responses(&out).is_empty());
     // The controller carried the request out: the answer makes the ISR [0, 1].
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(30_004),
         NodeId::Broker(BrokerId(0)),
         Message::AlterPartitionResponse {

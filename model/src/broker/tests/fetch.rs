@@ -18,7 +18,7 @@ fn retention_advances_the_log_start_offset_and_fetches_below_it_are_out_of_range
     for i in 0..10 {
         let batch = RecordBatch::new(vec![(None, Some(vec![i]))], 100).encode();
         let mut out = Effects::new();
-        b.on_message(
+        b.checked_message(
             Instant(1),
             NodeId::Producer(0),
             produce(i as u64, batch),
@@ -33,7 +33,7 @@ fn retention_advances_the_log_start_offset_and_fetches_below_it_are_out_of_range
     );
     assert!(p.log.segments().len() > 2);
     let mut out = Effects::new();
-    b.on_timeout(Instant(5_000), BrokerTimer::LogRetentionCheck, &mut out);
+    b.checked_timeout(Instant(5_000), BrokerTimer::LogRetentionCheck, &mut out);
     let lso = b.partitions[&tp()].log.log_start_offset();
     assert!(lso > Offset(0));
     assert!(out.list.iter().any(|e| matches!(
@@ -46,7 +46,7 @@ fn retention_advances_the_log_start_offset_and_fetches_below_it_are_out_of_range
         Effect::Disk(DiskOp::WriteAtomic { file, .. }) if file == checkpoint::LOG_START_OFFSET_CHECKPOINT
     )));
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(5_001),
         NodeId::Broker(BrokerId(1)),
         follower_fetch(0),
@@ -115,7 +115,7 @@ fn fetch_from_a_stale_epoch_is_fenced() {
     }
     // -2 is older than 0: FENCED_LEADER_EPOCH (UNKNOWN = -1 skips the check).
     let mut out = Effects::new();
-    b.on_message(Instant(1), NodeId::Broker(BrokerId(1)), fetch, &mut out);
+    b.checked_message(Instant(1), NodeId::Broker(BrokerId(1)), fetch, &mut out);
     let errors: Vec<ErrorCode> = out
         .list
         .iter()
@@ -175,8 +175,8 @@ fn consumer_fetch_is_a_long_poll_until_min_bytes_or_max_wait() {
     let one_batch = RecordBatch::new(vec![(None, Some(vec![0; 8]))], 0).encode();
     let mut out = Effects::new();
     let from = NodeId::Consumer(0);
-    b.on_message(Instant(1), from, consumer_fetch(1, 0, 1), &mut out);
-    b.on_message(
+    b.checked_message(Instant(1), from, consumer_fetch(1, 0, 1), &mut out);
+    b.checked_message(
         Instant(1),
         from,
         consumer_fetch(2, 0, 2 * one_batch.len() as u32),
@@ -197,7 +197,7 @@ fn consumer_fetch_is_a_long_poll_until_min_bytes_or_max_wait() {
     assert_eq!(expiry.len(), 2);
     // One record committed (ISR = {leader}): enough for min_bytes = 1 only.
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(2),
         NodeId::Producer(0),
         produce(10, one_batch.clone()),
@@ -206,7 +206,7 @@ fn consumer_fetch_is_a_long_poll_until_min_bytes_or_max_wait() {
     assert_eq!(fetch_responses(&out), [(1, ErrorCode::None, 1)]);
     // A second record: now the min_bytes = 2 batches fetch has enough.
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(3),
         NodeId::Producer(0),
         produce(11, one_batch),
@@ -215,7 +215,7 @@ fn consumer_fetch_is_a_long_poll_until_min_bytes_or_max_wait() {
     assert_eq!(fetch_responses(&out), [(2, ErrorCode::None, 2)]);
     // A fetch that never gets enough is answered with what there is when the wait expires.
     let mut out = Effects::new();
-    b.on_message(Instant(4), from, consumer_fetch(3, 1, 1 << 20), &mut out);
+    b.checked_message(Instant(4), from, consumer_fetch(3, 1, 1 << 20), &mut out);
     assert!(fetch_responses(&out).is_empty());
     let timer = out
         .list
@@ -226,7 +226,7 @@ fn consumer_fetch_is_a_long_poll_until_min_bytes_or_max_wait() {
         })
         .unwrap();
     let mut out = Effects::new();
-    b.on_timeout(Instant(504), timer, &mut out);
+    b.checked_timeout(Instant(504), timer, &mut out);
     assert_eq!(fetch_responses(&out), [(3, ErrorCode::None, 1)]);
 }
 
@@ -261,7 +261,7 @@ fn offset_for_leader_epoch_is_fenced_by_the_current_leader_epoch() {
         (-1, ErrorCode::None),
     ] {
         let mut out = Effects::new();
-        b.on_message(Instant(1), NodeId::Consumer(0), ask(current), &mut out);
+        b.checked_message(Instant(1), NodeId::Consumer(0), ask(current), &mut out);
         let (error, end) = answer(&out);
         assert_eq!(error, expected, "current epoch {current}");
         if expected != ErrorCode::None {

@@ -59,7 +59,7 @@ impl Trio {
     fn deliver(&mut self, from: NodeId, to: i32, msg: Message) {
         let mut out = Effects::new();
         let b = self.brokers.get_mut(&to).expect("broker");
-        b.on_message(Instant(0), from, msg, &mut out);
+        b.checked_message(Instant(0), from, msg, &mut out);
         self.collect(to, out);
     }
 
@@ -80,7 +80,7 @@ impl Trio {
                 } => {
                     let mut out = Effects::new();
                     let b = self.brokers.get_mut(&id).expect("broker");
-                    b.on_timeout(Instant(0), t, &mut out);
+                    b.checked_timeout(Instant(0), t, &mut out);
                     self.collect(id, out);
                 }
                 _ => {}
@@ -115,7 +115,7 @@ impl Trio {
         let ids: Vec<u64> = b.pending_fetches.keys().copied().collect();
         let mut out = Effects::new();
         for i in ids {
-            b.on_timeout(
+            b.checked_timeout(
                 Instant(0),
                 BrokerTimer::FetchWaitExpired { id: i },
                 &mut out,
@@ -259,7 +259,7 @@ fn a_batch_that_does_not_start_at_the_log_end_is_refused_and_reported_once() {
         };
         let mut out = Effects::new();
         let b = t.brokers.get_mut(&1).expect("broker");
-        b.on_message(Instant(0), NodeId::Broker(BrokerId(0)), answer, &mut out);
+        b.checked_message(Instant(0), NodeId::Broker(BrokerId(0)), answer, &mut out);
         reported.extend(out.list.iter().filter_map(|e| match e {
             Effect::Event(Event::FollowerAppendFailed {
                 log_end_offset,

@@ -9,7 +9,7 @@ mod produce;
 use super::fetch::kip101_end_offset;
 use super::partition::ALTER_PARTITION_RETRY_BACKOFF_MS;
 use super::*;
-use crate::effects::{DiskOp, Effect};
+use crate::effects::{CheckedActor, DiskOp, Effect};
 use crate::log::checkpoint;
 use crate::record::{read_header, RecordBatch};
 use std::collections::VecDeque;
@@ -42,7 +42,7 @@ fn leader_of_t0(isr: Vec<BrokerId>) -> (Broker, Effects<BrokerTimer>) {
         broker_epoch: BrokerEpoch(-1),
         partitions: vec![state],
     };
-    b.on_message(Instant(0), NodeId::Broker(BrokerId(1)), msg, &mut out);
+    b.checked_message(Instant(0), NodeId::Broker(BrokerId(1)), msg, &mut out);
     (b, out)
 }
 

@@ -10,7 +10,7 @@ fn duplicate_batch_under_acks_all_waits_for_the_high_watermark() {
     let (mut b, _) = leader_of_t0(vec![BrokerId(0), BrokerId(1)]);
     let client = NodeId::Producer(0);
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(1),
         client,
         produce(1, idempotent_batch(0)),
@@ -21,7 +21,7 @@ fn duplicate_batch_under_acks_all_waits_for_the_high_watermark() {
         "acks=all must wait for the follower"
     );
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(2),
         client,
         produce(2, idempotent_batch(0)),
@@ -34,7 +34,7 @@ fn duplicate_batch_under_acks_all_waits_for_the_high_watermark() {
     // The follower fetches past offset 0: the HW moves to 1 and both requests are answered
     // with the original offset.
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(3),
         NodeId::Broker(BrokerId(1)),
         follower_fetch(1),
@@ -66,7 +66,7 @@ fn compressed_batches_are_validated_and_recompressed_per_topic() {
         .with_compression(Compression::Gzip)
         .encode();
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(1),
         NodeId::Producer(0),
         produce(1, gzip.clone()),
@@ -84,7 +84,7 @@ fn compressed_batches_are_validated_and_recompressed_per_topic() {
         },
     );
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(2),
         NodeId::Producer(0),
         produce(2, gzip.clone()),
@@ -116,7 +116,7 @@ fn compressed_batches_are_validated_and_recompressed_per_topic() {
     bad[17..21].copy_from_slice(&crc.to_be_bytes());
     b.topic_configs.clear();
     let mut out = Effects::new();
-    b.on_message(Instant(3), NodeId::Producer(0), produce(3, bad), &mut out);
+    b.checked_message(Instant(3), NodeId::Producer(0), produce(3, bad), &mut out);
     assert_eq!(
         produce_responses(&out),
         vec![(CorrelationId(3), ErrorCode::CorruptMessage, Offset(-1))]
@@ -135,7 +135,7 @@ fn acks_all_below_min_insync_replicas_is_refused_before_append() {
         },
     );
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(1),
         NodeId::Producer(0),
         produce(1, idempotent_batch(0)),
@@ -177,7 +177,7 @@ fn compacted_topic_refuses_records_without_a_key() {
     };
     b.partitions.get_mut(&tp()).unwrap().log.set_config(compact);
     let mut out = Effects::new();
-    b.on_message(
+    b.checked_message(
         Instant(1),
         NodeId::Producer(0),
         produce(1, idempotent_batch(0)),
@@ -196,6 +196,6 @@ fn compacted_topic_refuses_records_without_a_key() {
     // With a key it is appended.
     let keyed = RecordBatch::new(vec![(Some(b"k".to_vec()), Some(vec![1]))], 0).encode();
     let mut out = Effects::new();
-    b.on_message(Instant(2), NodeId::Producer(0), produce(2, keyed), &mut out);
+    b.checked_message(Instant(2), NodeId::Producer(0), produce(2, keyed), &mut out);
     assert_eq!(b.partitions[&tp()].log.log_end_offset(), Offset(1));
 }
