@@ -21,4 +21,7 @@ pub mod producer;
 pub mod protocol;
 pub mod record;
 pub mod types;
-pub mod zk_client;
+/// The client side of a coordination-node session, kept at its old path.
+pub mod zk_client {
+    pub use crate::coordination::client::*;
+}

@@ -32,7 +32,7 @@ use ksim_model::log::PartitionLog;
 use ksim_model::producer::{ProducerClient, ProducerWorkload};
 use ksim_model::protocol::Message;
 use ksim_model::types::{BrokerId, NodeId, Offset, TopicPartition};
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -86,32 +86,7 @@ pub struct RunOutput {
     pub cpu_us: u64,
 }
 
-/// Kafka's rack-unaware replica assignment (`AdminUtils.assignReplicasToBrokersRackUnaware`):
-/// a random start index and a random shift, so that leaders and followers spread evenly.
-pub fn assign_replicas(
-    brokers: i32,
-    partitions: i32,
-    replication_factor: i32,
-    rng: &mut ChaCha8Rng,
-) -> Vec<Vec<BrokerId>> {
-    let n = brokers;
-    let start_index = rng.gen_range(0..n);
-    let mut next_replica_shift = rng.gen_range(0..n);
-    let mut out = Vec::new();
-    for p in 0..partitions {
-        if p > 0 && p % n == 0 {
-            next_replica_shift += 1;
-        }
-        let first = (p + start_index) % n;
-        let mut replicas = vec![BrokerId(first)];
-        for j in 0..replication_factor - 1 {
-            let shift = 1 + (next_replica_shift + j) % (n - 1).max(1);
-            replicas.push(BrokerId((first + shift) % n));
-        }
-        out.push(replicas);
-    }
-    out
-}
+pub use ksim_model::controller::replica_assignment::{add_partitions, assign_replicas};
 
 /// The most nodes of one kind (brokers, producers, consumers) a scenario may have: the
 /// simulated network gives each kind one /24 (`10.0.1.0/24` for brokers, `10.0.2.0/24` for
@@ -525,34 +500,6 @@ struct NemesisState {
     data_lost: BTreeMap<NodeId, Option<u64>>,
     /// The whole replica assignment of each scheduled `create-partitions`, by (topic, count).
     added_partitions: BTreeMap<(String, i32), Vec<Vec<BrokerId>>>,
-}
-
-/// The replica assignment Kafka gives partitions added to a topic (`AdminZkClient.addPartitions`
-/// with `assignReplicasToBrokersRackUnaware`): no randomness, the start index is partition 0's
-/// first replica, and partition numbering continues from the existing count. Returns the whole
-/// assignment (existing partitions unchanged, `count` in all).
-pub fn add_partitions(brokers: i32, existing: &[Vec<BrokerId>], count: i32) -> Vec<Vec<BrokerId>> {
-    let n = brokers.max(1);
-    let rf = existing.first().map_or(1, |r| r.len() as i32);
-    let start_index = existing
-        .first()
-        .and_then(|r| r.first())
-        .map_or(0, |b| b.0.clamp(0, n - 1));
-    let mut next_replica_shift = start_index;
-    let mut out = existing.to_vec();
-    for p in existing.len() as i32..count {
-        if p > 0 && p % n == 0 {
-            next_replica_shift += 1;
-        }
-        let first = (p + start_index) % n;
-        let mut replicas = vec![BrokerId(first)];
-        for j in 0..rf - 1 {
-            let shift = 1 + (next_replica_shift + j) % (n - 1).max(1);
-            replicas.push(BrokerId((first + shift) % n));
-        }
-        out.push(replicas);
-    }
-    out
 }
 
 /// A partition for which `node` is the only in-sync replica still holding its data, if any:

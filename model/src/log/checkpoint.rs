@@ -8,7 +8,7 @@
 //! events 1 977
 //! ```
 //!
-//! The broker keeps three: `replication-offset-checkpoint` (high watermarks, in `broker.rs`),
+//! The broker keeps three: `replication-offset-checkpoint` (high watermarks, in `broker/replica_manager.rs`),
 //! [`RECOVERY_POINT_CHECKPOINT`] (every offset below it was flushed, written every
 //! `log.flush.offset.checkpoint.interval.ms`) and [`LOG_START_OFFSET_CHECKPOINT`] (written
 //! when retention or the leader moves a log start offset, and every

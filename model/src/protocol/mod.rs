@@ -4,261 +4,30 @@
 //! Requests carry a [`CorrelationId`] chosen by the sender; the matching response echoes it.
 //! Field names follow Kafka's request schemas (`clients/src/main/resources/common/message/*.json`):
 //! `fetch_offset`, `current_leader_epoch`, `last_fetched_epoch`, `high_watermark`, ...
+//!
+//! The message enum ([`Message`]) lives here; the types its variants carry live in one file per
+//! API family, all re-exported here: `errors` (Kafka's error codes), `produce`, `fetch` (with
+//! OffsetForLeaderEpoch), `metadata`, `controller_apis` (LeaderAndIsr, UpdateMetadata,
+//! StopReplica, AlterPartition) and `coordination` (the ZooKeeper-style client protocol). The
+//! files are private modules, so that `use crate::protocol::*` brings in the types and not
+//! module names that could clash with the importer's own.
+
+mod controller_apis;
+mod coordination;
+mod errors;
+mod fetch;
+mod metadata;
+mod produce;
+
+pub use controller_apis::*;
+pub use coordination::*;
+pub use errors::*;
+pub use fetch::*;
+pub use metadata::*;
+pub use produce::*;
 
 use crate::types::*;
 use serde::{Deserialize, Serialize};
-
-/// Kafka error codes used by the model (names as in `org.apache.kafka.common.protocol.Errors`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum ErrorCode {
-    None,
-    /// Offset is outside the log's `[log_start_offset, log_end_offset]` (or above the HW for
-    /// consumers).
-    OffsetOutOfRange,
-    CorruptMessage,
-    UnknownTopicOrPartition,
-    LeaderNotAvailable,
-    NotLeaderOrFollower,
-    RequestTimedOut,
-    /// The ISR is smaller than `min.insync.replicas`; nothing was appended.
-    NotEnoughReplicas,
-    /// Appended, but the ISR shrank below `min.insync.replicas` before the write was
-    /// acknowledged by it: the write may or may not survive.
-    NotEnoughReplicasAfterAppend,
-    StaleControllerEpoch,
-    OutOfOrderSequenceNumber,
-    DuplicateSequenceNumber,
-    InvalidProducerEpoch,
-    UnknownProducerId,
-    /// The request's leader epoch is older than the receiver's (KIP-320).
-    FencedLeaderEpoch,
-    /// The request's leader epoch is newer than the receiver's (KIP-320).
-    UnknownLeaderEpoch,
-    /// The partition's replica is not in the state the request assumes (AlterPartition).
-    InvalidUpdateVersion,
-    StaleBrokerEpoch,
-    /// AlterPartition named a replica that is not eligible to join the ISR, e.g. with a broker
-    /// epoch from an earlier incarnation (KIP-903).
-    IneligibleReplica,
-    KafkaStorageError,
-    InvalidRequest,
-    NotController,
-    /// The broker does not support the request's version, e.g. a consumer's OffsetForLeaderEpoch
-    /// (v3+, KIP-320, Kafka 2.1) sent to a broker running an older protocol.
-    UnsupportedVersion,
-}
-
-impl ErrorCode {
-    /// Whether a client may retry the same request (Kafka's `RetriableException` family).
-    pub fn is_retriable(self) -> bool {
-        matches!(
-            self,
-            ErrorCode::NotLeaderOrFollower
-                | ErrorCode::LeaderNotAvailable
-                | ErrorCode::RequestTimedOut
-                | ErrorCode::NotEnoughReplicas
-                | ErrorCode::NotEnoughReplicasAfterAppend
-                | ErrorCode::UnknownTopicOrPartition
-                | ErrorCode::FencedLeaderEpoch
-                | ErrorCode::UnknownLeaderEpoch
-                | ErrorCode::KafkaStorageError
-                | ErrorCode::CorruptMessage
-        )
-    }
-
-    /// Kafka's constant name, e.g. `NOT_LEADER_OR_FOLLOWER`.
-    pub fn kafka_name(self) -> &'static str {
-        match self {
-            ErrorCode::None => "NONE",
-            ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
-            ErrorCode::CorruptMessage => "CORRUPT_MESSAGE",
-            ErrorCode::UnknownTopicOrPartition => "UNKNOWN_TOPIC_OR_PARTITION",
-            ErrorCode::LeaderNotAvailable => "LEADER_NOT_AVAILABLE",
-            ErrorCode::NotLeaderOrFollower => "NOT_LEADER_OR_FOLLOWER",
-            ErrorCode::RequestTimedOut => "REQUEST_TIMED_OUT",
-            ErrorCode::NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
-            ErrorCode::NotEnoughReplicasAfterAppend => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
-            ErrorCode::StaleControllerEpoch => "STALE_CONTROLLER_EPOCH",
-            ErrorCode::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
-            ErrorCode::DuplicateSequenceNumber => "DUPLICATE_SEQUENCE_NUMBER",
-            ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
-            ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
-            ErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
-            ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
-            ErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
-            ErrorCode::StaleBrokerEpoch => "STALE_BROKER_EPOCH",
-            ErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
-            ErrorCode::KafkaStorageError => "KAFKA_STORAGE_ERROR",
-            ErrorCode::InvalidRequest => "INVALID_REQUEST",
-            ErrorCode::NotController => "NOT_CONTROLLER",
-            ErrorCode::UnsupportedVersion => "UNSUPPORTED_VERSION",
-        }
-    }
-}
-
-/// `acks`: how many replicas must have a record before the leader answers a produce.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Acks {
-    /// `acks=0`: the producer does not wait for any answer.
-    None,
-    /// `acks=1`: the leader answers once the record is in its own log.
-    Leader,
-    /// `acks=all` (`-1`): the leader answers once every ISR member has it (HW passed it).
-    All,
-}
-
-/// `isolation.level`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum IsolationLevel {
-    ReadUncommitted,
-    ReadCommitted,
-}
-
-/// The replication state of one partition as the controller decided it: the payload of
-/// LeaderAndIsr and UpdateMetadata, and (as JSON) of the `/brokers/topics/T/partitions/P/state`
-/// znode.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionState {
-    pub tp: TopicPartition,
-    /// `None` when the partition is offline (no eligible replica).
-    pub leader: Option<BrokerId>,
-    pub leader_epoch: LeaderEpoch,
-    pub isr: Vec<BrokerId>,
-    /// Assigned replicas (AR), preferred leader first.
-    pub replicas: Vec<BrokerId>,
-    /// The zkVersion of the state znode this state was read from or written as; AlterPartition
-    /// must name it (Kafka's `partition_epoch`).
-    pub partition_epoch: ZkVersion,
-    /// The controller epoch that last wrote this state.
-    pub controller_epoch: ControllerEpoch,
-}
-
-/// One partition in a metadata response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionMetadata {
-    pub tp: TopicPartition,
-    pub error: ErrorCode,
-    pub leader: Option<BrokerId>,
-    pub leader_epoch: LeaderEpoch,
-    pub replicas: Vec<BrokerId>,
-    pub isr: Vec<BrokerId>,
-}
-
-/// The answer to OffsetForLeaderEpoch, and the `diverging_epoch` of a fetch response
-/// (KIP-101, KIP-279, KIP-595).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EpochEndOffset {
-    /// The largest epoch in the leader's cache that is `<=` the requested epoch.
-    pub leader_epoch: LeaderEpoch,
-    /// The start offset of the first epoch after `leader_epoch` (or the LEO if there is none).
-    pub end_offset: Offset,
-}
-
-/// ZooKeeper-style requests (see `coordination`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ZkRequest {
-    /// Open a session; answered with [`ZkReply::Connected`].
-    Connect { session_timeout_ms: u64 },
-    /// Keep the session alive; any request also does.
-    Ping,
-    /// Create `path` (its parent must exist). Ephemeral znodes vanish with the session.
-    Create {
-        path: String,
-        data: Vec<u8>,
-        ephemeral: bool,
-    },
-    /// Replace `path`'s data if its version equals `expected_version` (`None`: any version).
-    SetData {
-        path: String,
-        data: Vec<u8>,
-        expected_version: Option<ZkVersion>,
-    },
-    /// Read `path`; `watch` leaves a one-shot data watch (fires on change or delete).
-    GetData { path: String, watch: bool },
-    /// List `path`'s children, sorted; `watch` leaves a one-shot child watch.
-    GetChildren { path: String, watch: bool },
-    /// Delete `path` (it must have no children) if its version matches.
-    Delete {
-        path: String,
-        expected_version: Option<ZkVersion>,
-    },
-    /// All-or-nothing: every op succeeds or none is applied (ZooKeeper `multi`).
-    Multi { ops: Vec<ZkOp> },
-    /// Close the session now, deleting its ephemeral znodes (a clean shutdown).
-    Close,
-}
-
-/// One operation inside [`ZkRequest::Multi`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ZkOp {
-    /// Fails the multi unless `path` exists with this version.
-    Check { path: String, version: ZkVersion },
-    Create {
-        path: String,
-        data: Vec<u8>,
-        ephemeral: bool,
-    },
-    SetData {
-        path: String,
-        data: Vec<u8>,
-        expected_version: Option<ZkVersion>,
-    },
-    Delete {
-        path: String,
-        expected_version: Option<ZkVersion>,
-    },
-}
-
-/// Successful ZooKeeper-style replies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ZkReply {
-    Connected {
-        session: SessionId,
-        session_timeout_ms: u64,
-    },
-    Pong,
-    Created {
-        path: String,
-    },
-    /// New version after SetData.
-    Stat {
-        version: ZkVersion,
-    },
-    Data {
-        data: Vec<u8>,
-        version: ZkVersion,
-    },
-    Children {
-        children: Vec<String>,
-    },
-    Deleted,
-    /// Per-op results of a successful multi.
-    Multi {
-        results: Vec<ZkReply>,
-    },
-    Closed,
-}
-
-/// ZooKeeper-style errors (as `KeeperException.Code`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ZkError {
-    NoNode,
-    NodeExists,
-    BadVersion,
-    NotEmpty,
-    SessionExpired,
-    /// A request other than Connect arrived without a live session.
-    NoSession,
-}
-
-/// What a watch saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum WatchKind {
-    NodeCreated,
-    NodeDeleted,
-    NodeDataChanged,
-    NodeChildrenChanged,
-}
 
 /// Every message a node can send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -458,16 +227,6 @@ pub enum Message {
         /// The committed state on success.
         state: Option<PartitionState>,
     },
-}
-
-/// A partition's answer inside a [`Message::ProduceResponse`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PartitionProduceResponse {
-    pub tp: TopicPartition,
-    pub error: ErrorCode,
-    /// Offset of the batch's first record when `error` is `None` (or a duplicate), else -1.
-    pub base_offset: Offset,
-    pub log_start_offset: Offset,
 }
 
 impl Message {

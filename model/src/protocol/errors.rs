@@ -1,0 +1,91 @@
+//! Kafka's error codes as the model uses them (`org.apache.kafka.common.protocol.Errors`).
+
+use super::*;
+
+/// Kafka error codes used by the model (names as in `org.apache.kafka.common.protocol.Errors`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    None,
+    /// Offset is outside the log's `[log_start_offset, log_end_offset]` (or above the HW for
+    /// consumers).
+    OffsetOutOfRange,
+    CorruptMessage,
+    UnknownTopicOrPartition,
+    LeaderNotAvailable,
+    NotLeaderOrFollower,
+    RequestTimedOut,
+    /// The ISR is smaller than `min.insync.replicas`; nothing was appended.
+    NotEnoughReplicas,
+    /// Appended, but the ISR shrank below `min.insync.replicas` before the write was
+    /// acknowledged by it: the write may or may not survive.
+    NotEnoughReplicasAfterAppend,
+    StaleControllerEpoch,
+    OutOfOrderSequenceNumber,
+    DuplicateSequenceNumber,
+    InvalidProducerEpoch,
+    UnknownProducerId,
+    /// The request's leader epoch is older than the receiver's (KIP-320).
+    FencedLeaderEpoch,
+    /// The request's leader epoch is newer than the receiver's (KIP-320).
+    UnknownLeaderEpoch,
+    /// The partition's replica is not in the state the request assumes (AlterPartition).
+    InvalidUpdateVersion,
+    StaleBrokerEpoch,
+    /// AlterPartition named a replica that is not eligible to join the ISR, e.g. with a broker
+    /// epoch from an earlier incarnation (KIP-903).
+    IneligibleReplica,
+    KafkaStorageError,
+    InvalidRequest,
+    NotController,
+    /// The broker does not support the request's version, e.g. a consumer's OffsetForLeaderEpoch
+    /// (v3+, KIP-320, Kafka 2.1) sent to a broker running an older protocol.
+    UnsupportedVersion,
+}
+
+impl ErrorCode {
+    /// Whether a client may retry the same request (Kafka's `RetriableException` family).
+    pub fn is_retriable(self) -> bool {
+        matches!(
+            self,
+            ErrorCode::NotLeaderOrFollower
+                | ErrorCode::LeaderNotAvailable
+                | ErrorCode::RequestTimedOut
+                | ErrorCode::NotEnoughReplicas
+                | ErrorCode::NotEnoughReplicasAfterAppend
+                | ErrorCode::UnknownTopicOrPartition
+                | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::UnknownLeaderEpoch
+                | ErrorCode::KafkaStorageError
+                | ErrorCode::CorruptMessage
+        )
+    }
+
+    /// Kafka's constant name, e.g. `NOT_LEADER_OR_FOLLOWER`.
+    pub fn kafka_name(self) -> &'static str {
+        match self {
+            ErrorCode::None => "NONE",
+            ErrorCode::OffsetOutOfRange => "OFFSET_OUT_OF_RANGE",
+            ErrorCode::CorruptMessage => "CORRUPT_MESSAGE",
+            ErrorCode::UnknownTopicOrPartition => "UNKNOWN_TOPIC_OR_PARTITION",
+            ErrorCode::LeaderNotAvailable => "LEADER_NOT_AVAILABLE",
+            ErrorCode::NotLeaderOrFollower => "NOT_LEADER_OR_FOLLOWER",
+            ErrorCode::RequestTimedOut => "REQUEST_TIMED_OUT",
+            ErrorCode::NotEnoughReplicas => "NOT_ENOUGH_REPLICAS",
+            ErrorCode::NotEnoughReplicasAfterAppend => "NOT_ENOUGH_REPLICAS_AFTER_APPEND",
+            ErrorCode::StaleControllerEpoch => "STALE_CONTROLLER_EPOCH",
+            ErrorCode::OutOfOrderSequenceNumber => "OUT_OF_ORDER_SEQUENCE_NUMBER",
+            ErrorCode::DuplicateSequenceNumber => "DUPLICATE_SEQUENCE_NUMBER",
+            ErrorCode::InvalidProducerEpoch => "INVALID_PRODUCER_EPOCH",
+            ErrorCode::UnknownProducerId => "UNKNOWN_PRODUCER_ID",
+            ErrorCode::FencedLeaderEpoch => "FENCED_LEADER_EPOCH",
+            ErrorCode::UnknownLeaderEpoch => "UNKNOWN_LEADER_EPOCH",
+            ErrorCode::InvalidUpdateVersion => "INVALID_UPDATE_VERSION",
+            ErrorCode::StaleBrokerEpoch => "STALE_BROKER_EPOCH",
+            ErrorCode::IneligibleReplica => "INELIGIBLE_REPLICA",
+            ErrorCode::KafkaStorageError => "KAFKA_STORAGE_ERROR",
+            ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::NotController => "NOT_CONTROLLER",
+            ErrorCode::UnsupportedVersion => "UNSUPPORTED_VERSION",
+        }
+    }
+}
