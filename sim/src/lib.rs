@@ -14,4 +14,5 @@ pub mod runtime;
 pub mod scenario;
 pub mod snapshot;
 pub mod transport;
+pub mod workload;
 pub mod world;
