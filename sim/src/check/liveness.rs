@@ -19,6 +19,7 @@
 //! expires (`zookeeper.session.timeout.ms`), so a scenario's `heal_ms` must leave room for that.
 //! The check is skipped (no violation) when the history has no heal-phase event.
 
+use super::lesson::{Lesson, Prevention};
 use super::{violation, CheckInput, Checker, Violation};
 use ksim_model::event::{Event, OpType, OpValue};
 use ksim_model::types::TopicPartition;
@@ -31,6 +32,19 @@ pub struct Liveness;
 impl Checker for Liveness {
     fn name(&self) -> &'static str {
         "liveness"
+    }
+
+    fn statement(&self) -> &'static str {
+        "after every fault is healed, every partition serves reads and writes again"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: "After every fault was healed and every node restarted, the cluster did not \
+                     come back to serving every partition within the heal phase: a partition \
+                     stayed without a leader, or the clients could not finish.",
+            prevention: Prevention::Liveness,
+        }
     }
 
     fn notes(&self, input: &CheckInput) -> Vec<String> {

@@ -36,7 +36,8 @@ pub(super) fn write_prevention(out: &mut String, run: &RunResult, safety: &Safet
             continue;
         }
         let topics: BTreeSet<String> = focus_points(v).into_iter().map(|f| f.tp.topic).collect();
-        let mut paragraphs = lessons(&v.check, safety, &topics);
+        let lesson = checker_named(&v.check).map_or(Lesson::UNRECORDED, |c| c.lesson());
+        let mut paragraphs = lessons(&lesson, safety, &topics);
         debug_assert!(!paragraphs.is_empty());
         let intro = paragraphs.remove(0);
         match groups.iter_mut().find(|(_, advice)| *advice == paragraphs) {
@@ -61,9 +62,10 @@ pub(super) fn write_prevention(out: &mut String, run: &RunResult, safety: &Safet
     }
 }
 
-/// The lesson for one failed check, as paragraphs, chosen from the settings the run used.
-/// `topics` are the topics the anomalies are in (empty: all).
-pub(super) fn lessons(check: &str, s: &Safety, topics: &BTreeSet<String>) -> Vec<String> {
+/// The lesson of one failed check, as paragraphs: its intro, then the advice of its
+/// [`Prevention`] chosen from the settings the run used. `topics` are the topics the anomalies
+/// are in (empty: all).
+pub(super) fn lessons(lesson: &Lesson, s: &Safety, topics: &BTreeSet<String>) -> Vec<String> {
     let in_scope = |t: &str| topics.is_empty() || topics.contains(t);
     let producers: Vec<&ProducerSafety> =
         s.producers.iter().filter(|p| in_scope(&p.topic)).collect();
@@ -78,40 +80,15 @@ pub(super) fn lessons(check: &str, s: &Safety, topics: &BTreeSet<String>) -> Vec
              report it with the scenario and seed."
         )
     };
-    match check {
-        "lost-write"
-        | "unseen"
-        | "inconsistent-offsets"
-        | "committed-record-lost"
-        | "committed-data-stable"
-        | "strong-isr"
-        | "weak-isr"
-        | "at-least-once" => {
-            let intro = match check {
-                "lost-write" | "committed-record-lost" => {
-                    "An acknowledged record disappeared: the replica that led next did not have \
-                     it, and the replicas that had it truncated it away."
-                }
-                "inconsistent-offsets" | "committed-data-stable" => {
-                    "One offset held two different records: a replica handed out a record, \
-                     later truncated it, and the offset was reused for another record."
-                }
-                "unseen" => {
-                    "Acknowledged records were never read by the end of the run. Either they \
-                     were lost (the story above then shows them truncated away, with every \
-                     replica's log ending before them or holding other values there), or the \
-                     consumer could not reach them (for example a partition left without a \
-                     working leader: see the end of the story)."
-                }
-                _ => "Replicas disagreed about committed records.",
-            };
-            out.push(intro.to_string());
+    out.push(lesson.intro.to_string());
+    match lesson.prevention {
+        Prevention::Loss | Prevention::LossOrUnreadable => {
             let mismatches: Vec<&SerdeMismatch> = s
                 .serde_mismatches
                 .iter()
                 .filter(|m| in_scope(&m.topic))
                 .collect();
-            if check == "unseen" && !mismatches.is_empty() {
+            if lesson.prevention == Prevention::LossOrUnreadable && !mismatches.is_empty() {
                 out.push(
                     "Here the consumer could not read them: it was configured to deserialize \
                      values in another format than the producer wrote them. Its first record \
@@ -160,12 +137,7 @@ pub(super) fn lessons(check: &str, s: &Safety, topics: &BTreeSet<String>) -> Vec
                 out.push(fixes.join("\n"));
             }
         }
-        "duplicate" | "idempotent-duplicate" | "nonmonotonic-send" => {
-            out.push(
-                "A record was written twice (or out of order): a produce whose answer was lost \
-                 or timed out was retried, and the broker appended the retry as a new record."
-                    .to_string(),
-            );
+        Prevention::Duplicate => {
             let unsafe_producers: Vec<&&ProducerSafety> = producers
                 .iter()
                 .filter(|p| !p.enable_idempotence && p.retries > 0)
@@ -210,14 +182,7 @@ pub(super) fn lessons(check: &str, s: &Safety, topics: &BTreeSet<String>) -> Vec
                 out.push(fixes.join("\n"));
             }
         }
-        "poll-skip" | "nonmonotonic-poll" | "int-poll-skip" | "int-nonmonotonic-poll" => {
-            out.push(
-                "A consumer's reads of one partition jumped: the offsets it read did not follow \
-                 one another. A consumer that reads a log which never changes below what it has \
-                 read cannot see this; it happens when the records it read are truncated away \
-                 and their offsets reused by a new leader, so the log changes under the reader."
-                    .to_string(),
-            );
+        Prevention::ReadJump => {
             let loss = loss_fixes(s, &producers, &topic_list);
             if loss.is_empty() {
                 out.push(bug(
@@ -229,13 +194,7 @@ pub(super) fn lessons(check: &str, s: &Safety, topics: &BTreeSet<String>) -> Vec
                 out.push(loss.join("\n"));
             }
         }
-        "liveness" => {
-            out.push(
-                "After every fault was healed and every node restarted, the cluster did not \
-                 come back to serving every partition within the heal phase: a partition stayed \
-                 without a leader, or the clients could not finish."
-                    .to_string(),
-            );
+        Prevention::Liveness => {
             let offline_by_config = topic_list
                 .iter()
                 .any(|t| !t.unclean_leader_election_enable && t.replication_factor >= 2);
@@ -251,15 +210,7 @@ pub(super) fn lessons(check: &str, s: &Safety, topics: &BTreeSet<String>) -> Vec
                 out.push(bug("faults healed and every node restarted"));
             }
         }
-        "leader-in-isr"
-        | "single-leader-per-epoch"
-        | "monotonic-high-watermark"
-        | "controller-epoch-fencing" => {
-            out.push(
-                "This is an internal invariant of Kafka's replication protocol; no \
-                 configuration is meant to allow breaking it."
-                    .to_string(),
-            );
+        Prevention::ProtocolInvariant => {
             if !s.controller_epoch_fencing {
                 out.push(
                     "The run turned controller-epoch fencing off \
@@ -279,13 +230,7 @@ pub(super) fn lessons(check: &str, s: &Safety, topics: &BTreeSet<String>) -> Vec
                 out.push(bug("the default, fenced replication protocol"));
             }
         }
-        _ => {
-            out.push(
-                "No standard lesson is recorded for this check yet; see KAFKA-SEMANTICS.md for \
-                 what it asserts."
-                    .to_string(),
-            );
-        }
+        Prevention::Unrecorded => {}
     }
     out
 }
@@ -396,6 +341,10 @@ pub(super) fn loss_fixes(
 mod tests {
     use super::*;
 
+    fn lesson_of(check: &str) -> Lesson {
+        checker_named(check).expect("a checker").lesson()
+    }
+
     fn safety(acks: Acks, min_isr: i32, idempotence: bool) -> Safety {
         Safety {
             producers: vec![ProducerSafety {
@@ -424,7 +373,12 @@ mod tests {
     #[test]
     fn lessons_follow_the_settings_and_call_a_safe_failure_a_bug() {
         let none = BTreeSet::new();
-        let acks1 = lessons("lost-write", &safety(Acks::Leader, 1, false), &none).join("\n");
+        let acks1 = lessons(
+            &lesson_of("lost-write"),
+            &safety(Acks::Leader, 1, false),
+            &none,
+        )
+        .join("\n");
         assert!(
             acks1.contains("`acks=1`") && acks1.contains("Use `acks=all`"),
             "{acks1}"
@@ -433,34 +387,50 @@ mod tests {
         assert!(!acks1.contains("Jepsen 2013"), "{acks1}");
         assert!(!acks1.contains("bug"));
 
-        let isr1 = lessons("lost-write", &safety(Acks::All, 1, true), &none).join("\n");
+        let isr1 = lessons(&lesson_of("lost-write"), &safety(Acks::All, 1, true), &none).join("\n");
         assert!(!isr1.contains("Use `acks=all`"), "{isr1}");
         assert!(isr1.contains("Jepsen 2013") && isr1.contains("Set `min.insync.replicas=2`"));
 
-        let safe = lessons("lost-write", &safety(Acks::All, 2, true), &none).join("\n");
+        let safe = lessons(&lesson_of("lost-write"), &safety(Acks::All, 2, true), &none).join("\n");
         assert!(
             safe.contains("no setting would have prevented it"),
             "{safe}"
         );
         assert!(safe.contains("bug in the system under test"));
 
-        let dup = lessons("duplicate", &safety(Acks::All, 2, false), &none).join("\n");
+        let dup = lessons(&lesson_of("duplicate"), &safety(Acks::All, 2, false), &none).join("\n");
         assert!(dup.contains("Set `enable.idempotence=true`"), "{dup}");
-        let dup_safe = lessons("duplicate", &safety(Acks::All, 2, true), &none).join("\n");
+        let dup_safe =
+            lessons(&lesson_of("duplicate"), &safety(Acks::All, 2, true), &none).join("\n");
         assert!(dup_safe.contains("bug"), "{dup_safe}");
 
         // With idempotent producers, a reordered send that follows from a truncation is blamed
         // on what allowed the truncation, not called a bug.
-        let reorder = lessons("nonmonotonic-send", &safety(Acks::All, 1, true), &none).join("\n");
+        let reorder = lessons(
+            &lesson_of("nonmonotonic-send"),
+            &safety(Acks::All, 1, true),
+            &none,
+        )
+        .join("\n");
         assert!(reorder.contains("follows from a loss"), "{reorder}");
         assert!(reorder.contains("Set `min.insync.replicas=2`"), "{reorder}");
         assert!(!reorder.contains("bug"), "{reorder}");
-        let skip = lessons("nonmonotonic-poll", &safety(Acks::All, 2, true), &none).join("\n");
+        let skip = lessons(
+            &lesson_of("nonmonotonic-poll"),
+            &safety(Acks::All, 2, true),
+            &none,
+        )
+        .join("\n");
         assert!(skip.contains("bug"), "{skip}");
 
         // Anomalies in another topic do not blame this topic's producer.
         let other: BTreeSet<String> = ["audit".to_string()].into();
-        let scoped = lessons("lost-write", &safety(Acks::Leader, 2, true), &other).join("\n");
+        let scoped = lessons(
+            &lesson_of("lost-write"),
+            &safety(Acks::Leader, 2, true),
+            &other,
+        )
+        .join("\n");
         assert!(!scoped.contains("`acks=1`"), "{scoped}");
     }
 }

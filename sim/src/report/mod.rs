@@ -33,7 +33,7 @@ mod tested;
 mod timeline;
 mod verdict;
 
-use crate::check::Violation;
+use crate::check::{checker_named, Lesson, Prevention, Violation};
 use crate::history::{EventRecord, HistoryEntry};
 use crate::run::{Outcome, RunResult};
 use crate::scenario::{Expect, FaultAction, Scenario, ScheduledFault};

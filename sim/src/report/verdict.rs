@@ -8,39 +8,9 @@ use super::*;
 // 3. Verdict
 // ---------------------------------------------------------------------------------------------
 
-/// What each check asserts, in one sentence.
+/// What each check asserts, in one sentence (empty for a name no checker has).
 pub(super) fn check_statement(check: &str) -> &'static str {
-    match check {
-        "lost-write" => "no acknowledged record is missing below an offset a consumer has read",
-        "duplicate" => "no value appears at two offsets",
-        "inconsistent-offsets" => "no offset holds two different values",
-        "unseen" => "every acknowledged record is read by a consumer by the end of the run",
-        "leader-in-isr" => "the leader is in the ISR, and the ISR is never empty",
-        "single-leader-per-epoch" => {
-            "at most one broker leads a partition per leader epoch, and one controller per controller epoch"
-        }
-        "monotonic-high-watermark" => {
-            "a leader's high watermark never goes back, and leader/controller epochs never decrease"
-        }
-        "committed-record-lost" => {
-            "a record acknowledged with acks=all while the ISR met min.insync.replicas is never lost"
-        }
-        "committed-data-stable" => "a record below the high watermark never changes",
-        "strong-isr" => "every ISR member holds the leader's records below the high watermark",
-        "weak-isr" => "every member of the leader's local ISR holds its records below the HW",
-        "idempotent-duplicate" => "with idempotence, a (producer id, epoch, sequence) is appended once",
-        "nonmonotonic-send" => "one producer's acknowledged offsets increase in send order",
-        "poll-skip" => "a consumer's successive polls do not skip offsets",
-        "nonmonotonic-poll" => "a consumer's successive polls do not go back",
-        "int-poll-skip" => "the records of one poll follow one another without gaps",
-        "int-nonmonotonic-poll" => "the offsets within one poll increase",
-        "liveness" => "after every fault is healed, every partition serves reads and writes again",
-        "controller-epoch-fencing" => {
-            "brokers obey no controller request older than one they already accepted"
-        }
-        "duplicate-free" => "no record is delivered twice",
-        _ => "",
-    }
+    checker_named(check).map_or("", |c| c.statement())
 }
 
 pub(super) fn write_verdict(out: &mut String, run: &RunResult) {
