@@ -1,6 +1,6 @@
 //! The consumer workload: one client process per `members` of each `[[consumers]]` entry, each a
-//! `ksim_model::consumer::ConsumerClient` (Kafka's `KafkaConsumer` in assign mode with its
-//! `Fetcher`) that starts polling at `start_ms` and seeks where the scenario says, in its own
+//! `ksim_model::consumer::ConsumerClient` (Kafka's `KafkaConsumer` after `assign()`, in a
+//! `poll` loop) that starts polling at `start_ms` and seeks where the scenario says, in its own
 //! madsim node.
 
 use crate::disk::SimDisk;
