@@ -203,7 +203,12 @@ pub(crate) trait CheckedActor: Actor {
         self.invariants();
     }
 
-    fn checked_timeout(&mut self, now: Instant, timer: Self::Timer, out: &mut Effects<Self::Timer>) {
+    fn checked_timeout(
+        &mut self,
+        now: Instant,
+        timer: Self::Timer,
+        out: &mut Effects<Self::Timer>,
+    ) {
         self.on_timeout(now, timer, out);
         self.invariants();
     }

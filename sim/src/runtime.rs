@@ -7,27 +7,8 @@
 //! returns, **in order**: a disk write or sync finishes before any later send, so a response
 //! that depends on a flush is never sent before the flush.
 //!
-//! # The transport
-//! Every message travels as one frame: a 4-byte big-endian length, then the bincode encoding of
-//! `(sender, message)`. Each node keeps one outbound connection per peer, opened on first use,
-//! for its requests; the answers (and a coordination node's pushes) come back on that same
-//! connection, as in Kafka's and ZooKeeper's protocols ([`Message::is_reply`]). A reply is
-//! written to the latest connection the peer opened to this node; if that connection has
-//! broken, the reply is lost, as it would be in Kafka (the requester's timeout or its
-//! disconnect handling takes over). Keeping each answer on its request's connection matters
-//! under faults: a connection stalled by a partition (below) delays everything queued on it,
-//! and an answer sent on a connection of its own would wait behind the responder's unrelated
-//! traffic (`controller-split-brain-fenced` seeds 10432, 10976: a controller's answers to a
-//! leader's AlterPartition waited behind its stalled connection to that leader). Requests on a
-//! stalled connection still wait: madsim retries a held frame with a backoff that doubles up
-//! to 10 s, so a connection can deliver up to 10 s after the heal (Linux's retransmission
-//! backoff reaches 120 s; Kafka's `request.timeout.ms` and `controller.socket.timeout.ms`,
-//! 30 s, close such a connection, which ksim does not model), and heal phases must allow it.
-//! madsim's TCP behaves like the real thing under faults: bytes on an open connection across
-//! a clogged link are held and delivered after the heal (a long stall, not a reset);
-//! connecting across a clogged link or to a dead node fails at once. The shell reports both
-//! kinds of trouble to the actor as Kafka's `NetworkClient` sees them: `on_send_failed` when a
-//! message could not be sent at all, `on_disconnect` when a connection to or from a peer broke.
+//! The transport the shell sends and receives on is in [`crate::transport`]; the
+//! [`Observer`] the shell updates from recorded events is in [`crate::observer`].
 
 use crate::disk::SimDisk;
 use crate::history::{EventRecord, HistoryEntry};
@@ -35,93 +16,17 @@ use ksim_model::disk::Disk;
 use ksim_model::effects::{Actor, DiskOp, Effect, Effects};
 use ksim_model::event::Event;
 use ksim_model::protocol::Message;
-use ksim_model::types::{BrokerId, ControllerEpoch, Instant, LeaderEpoch, NodeId, TopicPartition};
-use madsim::net::{TcpListener, TcpStream};
+use ksim_model::types::{BrokerId, Instant, NodeId, TopicPartition};
+use madsim::net::TcpListener;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-/// The port every node listens on.
-pub const PORT: u16 = 9092;
-
-/// Upper bound on one frame, to catch corrupt length prefixes.
-const MAX_FRAME_BYTES: u32 = 64 << 20;
-
-/// What the world has seen so far, as the simulator (not any node) knows it. Updated from the
-/// events nodes emit; the nemesis resolves role selectors (`leader:t-0`) against it.
-#[derive(Debug, Default, Clone)]
-pub struct Observer {
-    /// Highest-epoch `BecameLeader` per partition.
-    pub leaders: BTreeMap<TopicPartition, (LeaderEpoch, BrokerId)>,
-    /// ISR and replicas from the controller's latest decision per partition.
-    pub isr: BTreeMap<TopicPartition, Vec<BrokerId>>,
-    pub replicas: BTreeMap<TopicPartition, Vec<BrokerId>>,
-    /// When the controller last wrote each partition's ISR (simulated ms).
-    pub isr_written_ms: BTreeMap<TopicPartition, u64>,
-    /// When each replica last joined each partition's ISR (simulated ms): the leader added it
-    /// (it caught up), or the partition was created or recovered with it in the ISR. A member
-    /// the controller merely kept from the previous ISR did not join then.
-    pub isr_joined_ms: BTreeMap<(TopicPartition, BrokerId), u64>,
-    /// Per partition, the controller's last-known ELR (KIP-966) as its latest state write
-    /// carried it (`controller::update_last_known_elr`): replicas outside the ISR that may hold
-    /// the only copy of committed records.
-    pub elr: BTreeMap<TopicPartition, std::collections::BTreeSet<BrokerId>>,
-    /// The latest controller.
-    pub controller: Option<(ControllerEpoch, BrokerId)>,
-}
-
-impl Observer {
-    pub(crate) fn observe(&mut self, time_ms: u64, event: &Event) {
-        match event {
-            Event::BecameLeader {
-                tp,
-                broker,
-                leader_epoch,
-                ..
-            } => {
-                let e = self
-                    .leaders
-                    .entry(tp.clone())
-                    .or_insert((*leader_epoch, *broker));
-                if *leader_epoch >= e.0 {
-                    *e = (*leader_epoch, *broker);
-                }
-            }
-            Event::PartitionStateChanged {
-                tp,
-                isr,
-                reason,
-                last_known_elr,
-                ..
-            } => {
-                let fresh = matches!(
-                    reason.as_str(),
-                    "new-partition" | "last-isr-recovery" | "unclean-election"
-                );
-                for m in isr {
-                    let before = self.isr.get(tp).is_some_and(|old| old.contains(m));
-                    if fresh || !before {
-                        self.isr_joined_ms.insert((tp.clone(), *m), time_ms);
-                    }
-                }
-                self.elr
-                    .insert(tp.clone(), last_known_elr.iter().copied().collect());
-                self.isr.insert(tp.clone(), isr.clone());
-                self.isr_written_ms.insert(tp.clone(), time_ms);
-            }
-            Event::ControllerElected {
-                broker,
-                controller_epoch,
-            } if self.controller.is_none_or(|(e, _)| *controller_epoch >= e) => {
-                self.controller = Some((*controller_epoch, *broker));
-            }
-            _ => {}
-        }
-    }
-}
+pub use crate::observer::Observer;
+pub use crate::transport::PORT;
+use crate::transport::{accept_loop, writer_loop, Inbound};
 
 /// State shared by every node's shell and the supervisor: the recorders and the observer.
 /// (madsim runs all tasks on one thread; the mutex is never contended.)
@@ -249,145 +154,6 @@ fn lock(shared: &SharedRef) -> std::sync::MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-enum Inbound {
-    Msg(NodeId, Message),
-    /// The peer opened connection number `.1` to this node: replies to it go to `.2`.
-    ReplyRoute(NodeId, u64, mpsc::UnboundedSender<(NodeId, Message)>),
-    /// The peer's connection number `.1` to this node closed.
-    RouteClosed(NodeId, u64),
-    Disconnected(NodeId),
-    SendFailed(NodeId, Message),
-    /// A tracked message was written to its connection.
-    Sent(NodeId, Message),
-}
-
-fn encode_frame(from: NodeId, msg: &Message) -> Vec<u8> {
-    let body = bincode::serialize(&(from, msg)).expect("messages always serialize");
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
-    frame
-}
-
-async fn read_frame<R: AsyncReadExt + Unpin>(stream: &mut R) -> Option<(NodeId, Message)> {
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).await.ok()?;
-    let len = u32::from_be_bytes(len);
-    if len > MAX_FRAME_BYTES {
-        return None;
-    }
-    let mut body = vec![0u8; len as usize];
-    stream.read_exact(&mut body).await.ok()?;
-    bincode::deserialize(&body).ok()
-}
-
-async fn accept_loop(listener: TcpListener, inbox: mpsc::UnboundedSender<Inbound>) {
-    let mut next_connection: u64 = 0;
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        next_connection += 1;
-        let connection = next_connection;
-        let inbox = inbox.clone();
-        madsim::task::spawn(async move {
-            let (mut rd, wr) = tokio::io::split(stream);
-            let mut wr = Some(wr);
-            let mut peer = None;
-            while let Some((from, msg)) = read_frame(&mut rd).await {
-                if let Some(wr) = wr.take() {
-                    // The first frame names the peer: from now on replies to it go here.
-                    let (tx, rx) = mpsc::unbounded_channel();
-                    madsim::task::spawn(reply_writer_loop(from, wr, rx));
-                    if inbox
-                        .send(Inbound::ReplyRoute(from, connection, tx))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                peer = Some(from);
-                if inbox.send(Inbound::Msg(from, msg)).is_err() {
-                    return;
-                }
-            }
-            if let Some(p) = peer {
-                let _ = inbox.send(Inbound::RouteClosed(p, connection));
-                let _ = inbox.send(Inbound::Disconnected(p));
-            }
-        });
-    }
-}
-
-/// Writes a node's replies to `peer` on the connection `peer` opened; ends when the route is
-/// dropped or the connection breaks (the replies still queued are lost).
-async fn reply_writer_loop(
-    peer: NodeId,
-    mut wr: tokio::io::WriteHalf<TcpStream>,
-    mut queue: mpsc::UnboundedReceiver<(NodeId, Message)>,
-) {
-    while let Some((me, msg)) = queue.recv().await {
-        let frame = encode_frame(me, &msg);
-        if !(wr.write_all(&frame).await.is_ok() && wr.flush().await.is_ok()) {
-            tracing::trace!(from = %me, to = %peer, "reply connection broken");
-            return;
-        }
-    }
-}
-
-async fn writer_loop(
-    me: NodeId,
-    peer: NodeId,
-    addr: SocketAddr,
-    mut queue: mpsc::UnboundedReceiver<(Message, bool)>,
-    inbox: mpsc::UnboundedSender<Inbound>,
-) {
-    // The open connection: its write half, and the task reading the replies on it.
-    let mut conn: Option<(
-        tokio::io::WriteHalf<TcpStream>,
-        madsim::task::JoinHandle<()>,
-    )> = None;
-    while let Some((msg, tracked)) = queue.recv().await {
-        if conn.is_none() {
-            match TcpStream::connect(addr).await {
-                Ok(s) => {
-                    let (mut rd, wr) = tokio::io::split(s);
-                    let replies = inbox.clone();
-                    let reader = madsim::task::spawn(async move {
-                        while let Some((from, msg)) = read_frame(&mut rd).await {
-                            if replies.send(Inbound::Msg(from, msg)).is_err() {
-                                return;
-                            }
-                        }
-                    });
-                    conn = Some((wr, reader));
-                }
-                Err(_) => {
-                    let _ = inbox.send(Inbound::SendFailed(peer, msg));
-                    continue;
-                }
-            }
-        }
-        let frame = encode_frame(me, &msg);
-        let (wr, _) = conn.as_mut().expect("connected");
-        let ok = wr.write_all(&frame).await.is_ok() && wr.flush().await.is_ok();
-        if !ok {
-            if let Some((_, reader)) = conn.take() {
-                reader.abort();
-            }
-            let _ = inbox.send(Inbound::Disconnected(peer));
-            let _ = inbox.send(Inbound::SendFailed(peer, msg));
-        } else if tracked {
-            let _ = inbox.send(Inbound::Sent(peer, msg));
-        }
-    }
-    // The node dropped this connection (a disconnect, or it closed it): replies still on
-    // their way over it are lost with it.
-    if let Some((_, reader)) = conn.take() {
-        reader.abort();
-    }
-}
-
 /// A short description of a disk operation for logs and events (no data bytes).
 fn describe_disk_op(op: &ksim_model::effects::DiskOp) -> String {
     use ksim_model::effects::DiskOp;
@@ -459,6 +225,7 @@ pub async fn run_actor<A: Actor>(
     let mut out = initial;
     let now = Instant(start.elapsed().as_millis() as u64);
     actor.on_start(now, &mut out);
+    actor.invariants();
     lock(&shared).report_replicas(me, &actor, true);
     loop {
         // Execute effects in order.
@@ -578,7 +345,12 @@ pub async fn run_actor<A: Actor>(
         };
         let now = Instant(start.elapsed().as_millis() as u64);
         match input {
-            Some(Inbound::Msg(from, msg)) => actor.on_message(now, from, msg, &mut out),
+            // Every handler is followed by the actor's invariants (TigerBeetle's
+            // `defer self.invariants()`).
+            Some(Inbound::Msg(from, msg)) => {
+                actor.on_message(now, from, msg, &mut out);
+                actor.invariants();
+            }
             Some(Inbound::ReplyRoute(peer, connection, route)) => {
                 reply_routes.insert(peer, (connection, route));
                 continue;
@@ -595,10 +367,17 @@ pub async fn run_actor<A: Actor>(
             Some(Inbound::Disconnected(peer)) => {
                 // The next send to that peer must reconnect.
                 writers.remove(&peer);
-                actor.on_disconnect(now, peer, &mut out)
+                actor.on_disconnect(now, peer, &mut out);
+                actor.invariants();
             }
-            Some(Inbound::SendFailed(peer, msg)) => actor.on_send_failed(now, peer, msg, &mut out),
-            Some(Inbound::Sent(peer, msg)) => actor.on_sent(now, peer, msg, &mut out),
+            Some(Inbound::SendFailed(peer, msg)) => {
+                actor.on_send_failed(now, peer, msg, &mut out);
+                actor.invariants();
+            }
+            Some(Inbound::Sent(peer, msg)) => {
+                actor.on_sent(now, peer, msg, &mut out);
+                actor.invariants();
+            }
             None => {
                 let due: Vec<(u64, u64)> = timers
                     .range(..=(now.as_ms(), u64::MAX))
@@ -607,6 +386,7 @@ pub async fn run_actor<A: Actor>(
                 for key in due {
                     let timer = timers.remove(&key).expect("present");
                     actor.on_timeout(now, timer, &mut out);
+                    actor.invariants();
                 }
             }
         }

@@ -21,18 +21,17 @@ use crate::history::{EventRecord, HistoryEntry};
 use crate::nemesis::{self, FaultRecord, FaultSource, PlannedFault, ResolveContext};
 use crate::runtime::{run_actor, Shared, SharedRef};
 use crate::scenario::{FaultAction, Scenario};
+use crate::workload;
 use ksim_model::broker::Broker;
-use ksim_model::consumer::{ConsumerClient, ConsumerWorkload, SeekAt};
 use ksim_model::controller::NewTopic;
 use ksim_model::coordination::ZkServer;
 use ksim_model::disk::Disk;
 use ksim_model::effects::Effects;
 use ksim_model::event::Event;
 use ksim_model::log::PartitionLog;
-use ksim_model::producer::{ProducerClient, ProducerWorkload};
 use ksim_model::protocol::Message;
 use ksim_model::types::{BrokerId, NodeId, Offset, TopicPartition};
-use rand::{RngCore, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -187,22 +186,10 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
     // Every process, in a fixed order.
     let mut nodes: Vec<NodeId> = vec![NodeId::Zk];
     nodes.extend((0..scenario.cluster.brokers).map(|b| NodeId::Broker(BrokerId(b))));
-    let mut producer_specs = Vec::new();
-    for spec in &scenario.producers {
-        for _ in 0..spec.count {
-            let i = producer_specs.len() as u32;
-            producer_specs.push((i, spec.clone()));
-            nodes.push(NodeId::Producer(i));
-        }
-    }
-    let mut consumer_specs = Vec::new();
-    for spec in &scenario.consumers {
-        for _ in 0..spec.members {
-            let i = consumer_specs.len() as u32;
-            consumer_specs.push((i, spec.clone()));
-            nodes.push(NodeId::Consumer(i));
-        }
-    }
+    let producer_specs = workload::producer::instances(&scenario);
+    nodes.extend(producer_specs.iter().map(|(i, _)| NodeId::Producer(*i)));
+    let consumer_specs = workload::consumer::instances(&scenario);
+    nodes.extend(consumer_specs.iter().map(|(i, _)| NodeId::Consumer(*i)));
     let addrs: BTreeMap<NodeId, SocketAddr> = nodes
         .iter()
         .map(|n| (*n, SocketAddr::new(node_ip(*n), crate::runtime::PORT)))
@@ -246,56 +233,24 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         });
         handles.insert(node, h);
     }
-    let mut partitioner_rng = stream_rng(seed, streams::PARTITIONER);
-    for (i, spec) in &producer_specs {
-        let node = NodeId::Producer(*i);
-        let partitioner_seed = partitioner_rng.next_u64();
-        let (shared, disk) = (shared.clone(), disk.clone());
-        let config = spec.config.clone();
-        let workload = ProducerWorkload {
-            topic: spec.topic.clone(),
-            rate_per_sec: spec.rate_per_sec.round().max(1.0) as u32,
-            keys: spec.keys,
-            // Producers keep offering through the heal phase, so that the `liveness` check can
-            // see every partition take writes again.
-            stop_at_ms: scenario.duration_ms + scenario.heal_ms,
-            send_style: spec.send_style,
-        };
-        let bootstrap = brokers.clone();
-        let i = *i;
-        let h = spawn_node(&handle, node, move || {
-            let p = ProducerClient::new(i, config.clone(), workload.clone(), bootstrap.clone())
-                .with_partitioner_seed(partitioner_seed);
-            run_actor(node, p, Effects::new(), shared.clone(), disk.clone())
-        });
-        handles.insert(node, h);
-    }
-    for (i, spec) in &consumer_specs {
-        let node = NodeId::Consumer(*i);
-        let (shared, disk) = (shared.clone(), disk.clone());
-        let config = spec.config.clone();
-        let topics = spec.topics.clone();
-        let bootstrap = brokers.clone();
-        let i = *i;
-        let workload = ConsumerWorkload {
-            start_ms: spec.start_ms,
-            seeks: spec
-                .seek_to
-                .iter()
-                .map(|s| SeekAt {
-                    at_ms: s.at_ms,
-                    tp: s.tp.clone(),
-                    offset: Offset(s.offset),
-                })
-                .collect(),
-        };
-        let h = spawn_node(&handle, node, move || {
-            let c = ConsumerClient::new(i, config.clone(), topics.clone(), bootstrap.clone())
-                .with_workload(workload.clone());
-            run_actor(node, c, Effects::new(), shared.clone(), disk.clone())
-        });
-        handles.insert(node, h);
-    }
+    workload::producer::spawn(
+        &handle,
+        &scenario,
+        seed,
+        &producer_specs,
+        &brokers,
+        &shared,
+        &disk,
+        &mut handles,
+    );
+    workload::consumer::spawn(
+        &handle,
+        &consumer_specs,
+        &brokers,
+        &shared,
+        &disk,
+        &mut handles,
+    );
 
     // ---- fault phase ----
     let mut nemesis_rng = stream_rng(seed, streams::NEMESIS);
@@ -453,7 +408,7 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
 }
 
 /// Creates the madsim node of `node`; `init` runs at its start and at every restart.
-fn spawn_node<F, Fut>(
+pub(crate) fn spawn_node<F, Fut>(
     handle: &madsim::runtime::Handle,
     node: NodeId,
     init: F,

@@ -321,6 +321,7 @@ impl Actor for Broker {
 
     fn invariants(&self) {
         self.broker_invariants();
+        self.controller.invariants();
     }
 
     fn visit_replicas(&self, visit: &mut dyn FnMut(&TopicPartition, Offset, Option<LeaderEpoch>)) {

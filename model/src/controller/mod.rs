@@ -649,7 +649,10 @@ impl Controller {
         }
     }
 
-    fn invariants(&self) {
+    /// The active controller's invariants: every partition state it holds has a non-empty
+    /// ISR that contains its leader. Nothing for an inactive controller. The hosting broker
+    /// runs them after every handler.
+    pub(crate) fn invariants(&self) {
         let Some(a) = &self.active else { return };
         for (tp, s) in &a.states {
             if let Some(s) = s {

@@ -39,6 +39,7 @@
 //! HWs have diverged for good (KIP-101's second scenario). Each (partition, offset, record) is
 //! reported once.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::{violation, CheckInput, Checker, Violation};
 use ksim_model::event::Event;
 use ksim_model::types::{BrokerId, LeaderEpoch, NodeId, Offset, TopicPartition};
@@ -64,6 +65,17 @@ struct Committed {
 impl Checker for CommittedDataStable {
     fn name(&self) -> &'static str {
         "committed-data-stable"
+    }
+
+    fn statement(&self) -> &'static str {
+        "a record below the high watermark never changes"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::OFFSET_REUSED,
+            prevention: Prevention::Loss,
+        }
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {

@@ -26,6 +26,7 @@
 //! or by the cleaner because a later record has the same key, are not lost
 //! ([`super::Removed`]).
 
+use super::lesson::{self, Lesson, Prevention};
 use super::{violation, CheckInput, Checker, Removed, Violation};
 use ksim_model::event::{Event, OpType, OpValue};
 use ksim_model::types::{BrokerId, NodeId, Offset, TopicPartition};
@@ -38,6 +39,17 @@ pub struct CommittedRecordLost;
 impl Checker for CommittedRecordLost {
     fn name(&self) -> &'static str {
         "committed-record-lost"
+    }
+
+    fn statement(&self) -> &'static str {
+        "a record acknowledged with acks=all while the ISR met min.insync.replicas is never lost"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::RECORD_DISAPPEARED,
+            prevention: Prevention::Loss,
+        }
     }
 
     fn notes(&self, input: &CheckInput) -> Vec<String> {

@@ -22,6 +22,7 @@
 //! `broker-started` event it may accept any epoch once more. That two brokers claim one
 //! controller epoch is a different rule, checked by `single-leader-per-epoch`.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::{at, event_json, violation, CheckInput, Checker, Violation};
 use crate::history::EventRecord;
 use ksim_model::event::Event;
@@ -35,6 +36,17 @@ pub struct ControllerEpochFencing;
 impl Checker for ControllerEpochFencing {
     fn name(&self) -> &'static str {
         "controller-epoch-fencing"
+    }
+
+    fn statement(&self) -> &'static str {
+        "brokers obey no controller request older than one they already accepted"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::INTERNAL_INVARIANT,
+            prevention: Prevention::ProtocolInvariant,
+        }
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {

@@ -19,6 +19,7 @@
 //! at-least-once delivery, not a duplicate. Sends that completed `info` or `fail` carry no
 //! offset and contribute nothing; only a record that a poll actually returned counts for them.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::{observations, violation, CheckInput, Checker, Source, Violation};
 use ksim_model::types::{Offset, TopicPartition};
 use serde_json::json;
@@ -30,6 +31,17 @@ pub struct Duplicate;
 impl Checker for Duplicate {
     fn name(&self) -> &'static str {
         "duplicate"
+    }
+
+    fn statement(&self) -> &'static str {
+        "no value appears at two offsets"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::WRITTEN_TWICE,
+            prevention: Prevention::Duplicate,
+        }
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {

@@ -35,6 +35,7 @@
 //! batch appended again at the *same* offsets (after its first copy was truncated) is not a
 //! duplicate.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::{at, event_json, violation, CheckInput, Checker, Violation};
 use crate::history::EventRecord;
 use ksim_model::event::Event;
@@ -92,6 +93,17 @@ fn value_at(log: &[(Offset, u64)], offset: Offset) -> Option<u64> {
 impl Checker for IdempotentDuplicate {
     fn name(&self) -> &'static str {
         "idempotent-duplicate"
+    }
+
+    fn statement(&self) -> &'static str {
+        "with idempotence, a (producer id, epoch, sequence) is appended once"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::WRITTEN_TWICE,
+            prevention: Prevention::Duplicate,
+        }
     }
 
     fn skip_reason(&self, input: &CheckInput) -> Option<String> {

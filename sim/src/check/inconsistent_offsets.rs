@@ -18,6 +18,7 @@
 //! under `read_committed`); so no disagreement below what clients saw is allowed. Sends that
 //! completed `info` or `fail` carry no offset and cannot conflict.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::{observations, violation, CheckInput, Checker, Source, Violation};
 use ksim_model::types::{Offset, TopicPartition};
 use serde_json::json;
@@ -29,6 +30,17 @@ pub struct InconsistentOffsets;
 impl Checker for InconsistentOffsets {
     fn name(&self) -> &'static str {
         "inconsistent-offsets"
+    }
+
+    fn statement(&self) -> &'static str {
+        "no offset holds two different values"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::OFFSET_REUSED,
+            prevention: Prevention::Loss,
+        }
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {

@@ -20,6 +20,7 @@
 //! different partitions may interleave in any order inside a poll; only each partition's own
 //! order is judged.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::poll_skip::ok_polls;
 use super::{violation, CheckInput, Checker, Violation};
 use serde_json::json;
@@ -30,6 +31,17 @@ pub struct IntNonmonotonicPoll;
 impl Checker for IntNonmonotonicPoll {
     fn name(&self) -> &'static str {
         "int-nonmonotonic-poll"
+    }
+
+    fn statement(&self) -> &'static str {
+        "the offsets within one poll increase"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::READS_JUMPED,
+            prevention: Prevention::ReadJump,
+        }
     }
 
     fn skip_reason(&self, input: &CheckInput) -> Option<String> {

@@ -23,6 +23,7 @@
 //! compaction; see [`super::Removed`]) are not judged either. Going back inside a poll is
 //! `int-nonmonotonic-poll`.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::poll_skip::{known_between, known_offsets, ok_polls, skipped_json, skipping};
 use super::{violation, CheckInput, Checker, Violation};
 use serde_json::json;
@@ -33,6 +34,17 @@ pub struct IntPollSkip;
 impl Checker for IntPollSkip {
     fn name(&self) -> &'static str {
         "int-poll-skip"
+    }
+
+    fn statement(&self) -> &'static str {
+        "the records of one poll follow one another without gaps"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::READS_JUMPED,
+            prevention: Prevention::ReadJump,
+        }
     }
 
     fn notes(&self, input: &CheckInput) -> Vec<String> {

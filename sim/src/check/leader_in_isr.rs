@@ -24,6 +24,7 @@
 //! election may shrink the ISR to the new leader alone; that is still a valid ISR here (the
 //! data loss it causes is `committed-record-lost`'s business).
 
+use super::lesson::{self, Lesson, Prevention};
 use super::{at, event_json, violation, CheckInput, Checker, Violation};
 use ksim_model::event::Event;
 use ksim_model::types::BrokerId;
@@ -50,6 +51,17 @@ fn problem(leader: BrokerId, isr: &[BrokerId]) -> Option<&'static str> {
 impl Checker for LeaderInIsr {
     fn name(&self) -> &'static str {
         "leader-in-isr"
+    }
+
+    fn statement(&self) -> &'static str {
+        "the leader is in the ISR, and the ISR is never empty"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::INTERNAL_INVARIANT,
+            prevention: Prevention::ProtocolInvariant,
+        }
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {

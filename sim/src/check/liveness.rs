@@ -21,6 +21,7 @@
 //! the cluster ever got the chance to recover, so the check would pass vacuously. A run with
 //! neither faults nor a heal (a fault-free history) is not judged.
 
+use super::lesson::{Lesson, Prevention};
 use super::{violation, CheckInput, Checker, Violation};
 use ksim_model::event::{Event, OpType, OpValue};
 use ksim_model::types::TopicPartition;
@@ -33,6 +34,19 @@ pub struct Liveness;
 impl Checker for Liveness {
     fn name(&self) -> &'static str {
         "liveness"
+    }
+
+    fn statement(&self) -> &'static str {
+        "after every fault is healed, every partition serves reads and writes again"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: "After every fault was healed and every node restarted, the cluster did not \
+                     come back to serving every partition within the heal phase: a partition \
+                     stayed without a leader, or the clients could not finish.",
+            prevention: Prevention::Liveness,
+        }
     }
 
     fn notes(&self, input: &CheckInput) -> Vec<String> {

@@ -37,6 +37,7 @@
 //! with a consumer that started late; see `start_positions`), as in `unseen`, which counts them
 //! in its note. Nothing else is excused.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::{
     acked_sends, observations, violation, CheckInput, Checker, Removed, Seen, Source, Violation,
 };
@@ -50,6 +51,17 @@ pub struct LostWrite;
 impl Checker for LostWrite {
     fn name(&self) -> &'static str {
         "lost-write"
+    }
+
+    fn statement(&self) -> &'static str {
+        "no acknowledged record is missing below an offset a consumer has read"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::RECORD_DISAPPEARED,
+            prevention: Prevention::Loss,
+        }
     }
 
     fn skip_reason(&self, input: &CheckInput) -> Option<String> {

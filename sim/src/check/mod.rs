@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+pub use lesson::{Lesson, Prevention};
+
 pub mod committed_data_stable;
 pub mod committed_record_lost;
 pub mod controller_epoch_fencing;
@@ -35,6 +37,7 @@ pub mod inconsistent_offsets;
 pub mod int_nonmonotonic_poll;
 pub mod int_poll_skip;
 pub mod leader_in_isr;
+pub mod lesson;
 pub mod liveness;
 pub mod lost_write;
 pub mod monotonic_high_watermark;
@@ -80,6 +83,11 @@ pub struct Violation {
 pub trait Checker {
     /// The check's name, as in `SCENARIOS.md` ("Check names").
     fn name(&self) -> &'static str;
+    /// What the check asserts, in one sentence (the report's verdict table).
+    fn statement(&self) -> &'static str;
+    /// What a failure of the check teaches: the opening paragraph of its lesson and the family
+    /// of settings that prevents it (the report's "Which setting would have prevented it").
+    fn lesson(&self) -> Lesson;
     /// The violations found; empty when the property holds.
     fn check(&self, input: &CheckInput) -> Vec<Violation>;
 
@@ -141,6 +149,11 @@ pub fn all_checkers() -> Vec<Box<dyn Checker>> {
         Box::new(weak_isr::WeakIsr),
         Box::new(committed_data_stable::CommittedDataStable),
     ]
+}
+
+/// The checker called `name`, if there is one.
+pub fn checker_named(name: &str) -> Option<Box<dyn Checker>> {
+    all_checkers().into_iter().find(|c| c.name() == name)
 }
 
 /// What [`run_all`] found.

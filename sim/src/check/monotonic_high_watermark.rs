@@ -43,6 +43,7 @@
 //! restarted broker can be confirmed as leader in the same epoch, exactly as in Kafka. That is
 //! not a violation: every record it had acknowledged is still in its log.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::{at, event_json, violation, CheckInput, Checker, Violation};
 use crate::history::EventRecord;
 use ksim_model::event::Event;
@@ -56,6 +57,17 @@ pub struct MonotonicHighWatermark;
 impl Checker for MonotonicHighWatermark {
     fn name(&self) -> &'static str {
         "monotonic-high-watermark"
+    }
+
+    fn statement(&self) -> &'static str {
+        "a leader's high watermark never goes back, and leader/controller epochs never decrease"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::INTERNAL_INVARIANT,
+            prevention: Prevention::ProtocolInvariant,
+        }
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {

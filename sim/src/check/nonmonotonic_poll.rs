@@ -32,6 +32,7 @@
 //! offset known to diverge after a KIP-320 log truncation is not excused: the records the
 //! consumer had read are gone from the log, which is the anomaly this check exists to show.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::poll_skip::successive_polls;
 use super::{violation, CheckInput, Checker, Violation};
 use serde_json::json;
@@ -42,6 +43,17 @@ pub struct NonmonotonicPoll;
 impl Checker for NonmonotonicPoll {
     fn name(&self) -> &'static str {
         "nonmonotonic-poll"
+    }
+
+    fn statement(&self) -> &'static str {
+        "a consumer's successive polls do not go back"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::READS_JUMPED,
+            prevention: Prevention::ReadJump,
+        }
     }
 
     fn notes(&self, input: &CheckInput) -> Vec<String> {

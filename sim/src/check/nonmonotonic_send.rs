@@ -25,6 +25,7 @@
 //! are individually out of order but not adjacent (offsets 10, 5, 7) are reported once, at the
 //! step that went back, as in Jepsen.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::{violation, CheckInput, Checker, Violation};
 use crate::history::{pairs, HistoryEntry};
 use ksim_model::event::{OpType, OpValue};
@@ -58,6 +59,17 @@ impl Sent<'_> {
 impl Checker for NonmonotonicSend {
     fn name(&self) -> &'static str {
         "nonmonotonic-send"
+    }
+
+    fn statement(&self) -> &'static str {
+        "one producer's acknowledged offsets increase in send order"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::WRITTEN_TWICE,
+            prevention: Prevention::Duplicate,
+        }
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {

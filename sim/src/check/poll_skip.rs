@@ -40,6 +40,7 @@
 //! against the new position: a poll that starts past a seek's offset still skips. A note
 //! counts the seeks and resets so taken. Other resets (a KIP-320 log truncation) excuse nothing.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::{observations, violation, CheckInput, Checker, Source, Violation};
 use crate::history::{EventRecord, HistoryEntry};
 use ksim_model::event::{Event, OpType, OpValue};
@@ -391,6 +392,17 @@ pub(super) fn successive_polls<'a>(
 impl Checker for PollSkip {
     fn name(&self) -> &'static str {
         "poll-skip"
+    }
+
+    fn statement(&self) -> &'static str {
+        "a consumer's successive polls do not skip offsets"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::READS_JUMPED,
+            prevention: Prevention::ReadJump,
+        }
     }
 
     fn notes(&self, input: &CheckInput) -> Vec<String> {

@@ -25,6 +25,7 @@
 //! heard of the new epoch): that is fenced by the epoch and is not a violation here; only one
 //! epoch with two leaders is.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::{at, event_json, violation, CheckInput, Checker, Violation};
 use crate::history::EventRecord;
 use ksim_model::event::Event;
@@ -68,6 +69,17 @@ fn claims_json(claims: &Claims<'_>) -> serde_json::Value {
 impl Checker for SingleLeaderPerEpoch {
     fn name(&self) -> &'static str {
         "single-leader-per-epoch"
+    }
+
+    fn statement(&self) -> &'static str {
+        "at most one broker leads a partition per leader epoch, and one controller per controller epoch"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::INTERNAL_INVARIANT,
+            prevention: Prevention::ProtocolInvariant,
+        }
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {

@@ -51,6 +51,7 @@
 //! two snapshots are not seen (see [`crate::snapshot`] for when snapshots are taken). Each
 //! (partition, leader, member, offset) is reported once.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::{violation, CheckInput, Checker, DataLossTracker, Violation};
 use crate::snapshot::{ReplicaSnapshot, ReplicaState};
 use ksim_model::event::Event;
@@ -64,6 +65,17 @@ pub struct StrongIsr;
 impl Checker for StrongIsr {
     fn name(&self) -> &'static str {
         "strong-isr"
+    }
+
+    fn statement(&self) -> &'static str {
+        "every ISR member holds the leader's records below the high watermark"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::REPLICAS_DISAGREED,
+            prevention: Prevention::Loss,
+        }
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {

@@ -22,6 +22,7 @@
 //! a consumer with `auto.offset.reset=latest` starts after the producers (see
 //! `start_positions`).
 
+use super::lesson::{Lesson, Prevention};
 use super::{acked_sends, observations, violation, CheckInput, Checker, Removed, Seen, Violation};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +36,21 @@ const NAMED_IN_MESSAGE: usize = 3;
 impl Checker for Unseen {
     fn name(&self) -> &'static str {
         "unseen"
+    }
+
+    fn statement(&self) -> &'static str {
+        "every acknowledged record is read by a consumer by the end of the run"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: "Acknowledged records were never read by the end of the run. Either they were \
+                     lost (the story above then shows them truncated away, with every replica's \
+                     log ending before them or holding other values there), or the consumer \
+                     could not reach them (for example a partition left without a working \
+                     leader: see the end of the story).",
+            prevention: Prevention::LossOrUnreadable,
+        }
     }
 
     fn skip_reason(&self, input: &CheckInput) -> Option<String> {

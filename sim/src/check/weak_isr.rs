@@ -27,6 +27,7 @@
 //! is the committed one (`became-leader`, then `isr-changed`); a member being added (KIP-497's
 //! maximal ISR) is not in it yet.
 
+use super::lesson::{self, Lesson, Prevention};
 use super::strong_isr::{isr_holds_leader_records, IsrKind};
 use super::{CheckInput, Checker, Violation};
 
@@ -36,6 +37,17 @@ pub struct WeakIsr;
 impl Checker for WeakIsr {
     fn name(&self) -> &'static str {
         "weak-isr"
+    }
+
+    fn statement(&self) -> &'static str {
+        "every member of the leader's local ISR holds its records below the HW"
+    }
+
+    fn lesson(&self) -> Lesson {
+        Lesson {
+            intro: lesson::REPLICAS_DISAGREED,
+            prevention: Prevention::Loss,
+        }
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {

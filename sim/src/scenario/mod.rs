@@ -1,0 +1,335 @@
+//! The scenario loader: TOML files under `scenarios/` (schema v1, `/work/shared/SCENARIOS.md`)
+//! into a resolved, validated [`Scenario`].
+//!
+//! [`load`] reads a file, [`parse`] takes text. Every key of the v1 schema parses; Kafka
+//! settings go through `ksim_model::config` (`BrokerConfig::from_properties`, ...), so they are
+//! checked against Kafka's own key tables, types, ranges and cross-field rules. Errors are a
+//! [`ScenarioError`] shown as `FILE:LINE:COL: KEY: message`.
+//!
+//! # Accepted but not supported yet
+//! These parse (and are validated) but are refused with `not supported yet: ...` until the
+//! feature exists, so that a scenario never silently runs without what it asked for:
+//! - `cluster.controller = "kraft"`;
+//! - `[[consumers]] group` (subscribe mode; consumers run in assign mode only);
+//! - `[faults] kinds` other than those in [`SUPPORTED_FAULT_KINDS`] (today: every kind);
+//! - `[[faults.schedule]]` actions other than those in [`SUPPORTED_ACTIONS`] (today: every
+//!   action);
+//! - Kafka settings listed in `ksim_model::config::NOT_SUPPORTED_YET` (transactions,
+//!   compaction, retention, time-based rolling, `isolation.level=read_committed`,
+//!   `group.id`, `partition.assignment.strategy`, `sim.replication.truncation` other than
+//!   `fenced`), except when set to Kafka's default.
+//!
+//! Shrink those lists (here and in `config.rs`) as features land.
+
+mod error;
+mod faults;
+mod raw;
+mod resolve;
+#[cfg(test)]
+mod tests;
+
+use ksim_model::config::{
+    closest_match, BrokerConfig, ConfigError, ConsumerConfig, ProducerConfig, PropValue,
+    Properties, TopicConfig,
+};
+use ksim_model::producer::SendStyle;
+use ksim_model::types::{BrokerId, NodeId, TopicPartition};
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+use toml::Spanned;
+
+use error::*;
+pub use error::{ScenarioError, ScenarioErrorKind};
+use faults::*;
+pub use faults::{
+    DiskFaultKind, FaultAction, FaultKind, FaultsSpec, ScheduledFault, Selector, FAULT_ACTION_KEYS,
+    SELECTOR_FORMS,
+};
+use raw::*;
+use resolve::*;
+
+/// Every check name a scenario may list in `expect_violations` (SCENARIOS.md "Check names"):
+/// first Jepsen's client-visible anomalies, then the internal invariants.
+pub const CHECK_NAMES: &[&str] = &[
+    "lost-write",
+    "duplicate",
+    "inconsistent-offsets",
+    "unseen",
+    "poll-skip",
+    "nonmonotonic-poll",
+    "nonmonotonic-send",
+    "int-poll-skip",
+    "int-nonmonotonic-poll",
+    "aborted-read",
+    "precommitted-read",
+    "G0",
+    "G1c",
+    "strong-isr",
+    "weak-isr",
+    "leader-in-isr",
+    "single-leader-per-epoch",
+    "monotonic-high-watermark",
+    "committed-data-stable",
+    "committed-record-lost",
+    "controller-epoch-fencing",
+    "idempotent-duplicate",
+    "zombie-fencing",
+    "read-committed-isolation",
+    "torn-transaction",
+    "hanging-transaction",
+    "exclusive-assignment",
+    "revoke-before-reassign",
+    "commit-validity",
+    "committed-offset-regression",
+    "at-least-once",
+    "liveness",
+];
+
+/// The random nemesis kinds implemented so far; any other kind is `not supported yet`.
+pub const SUPPORTED_FAULT_KINDS: &[FaultKind] = FaultKind::ALL;
+
+/// The `[[faults.schedule]]` action keys implemented so far; any other is `not supported yet`.
+pub const SUPPORTED_ACTIONS: &[&str] = &[
+    "kill",
+    "power-fail",
+    "restart",
+    "disk-loss",
+    "shutdown",
+    "pause",
+    "resume",
+    "partition",
+    "isolate",
+    "clog",
+    "heal",
+    "disk-fault",
+    "create-partitions",
+    "delete-topic",
+];
+
+/// A loaded and validated scenario. Everything in it has been checked: topics named by clients
+/// exist, selectors name existing brokers/partitions/clients, configs are typed.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scenario {
+    /// The file it came from, as given to [`load`] / [`parse`].
+    pub file: String,
+    /// `scenario.name`: equal to the file stem.
+    pub name: String,
+    /// `scenario.title` (defaults to the name).
+    pub title: String,
+    /// `scenario.description` ("" when absent).
+    pub description: String,
+    /// `scenario.references`: KIPs, JIRAs, Jepsen analyses (free text).
+    pub references: Vec<String>,
+    /// `scenario.duration_ms`: simulated time of the workload + fault phase.
+    pub duration_ms: u64,
+    /// `scenario.heal_ms` (10000): the liveness phase after all faults are healed.
+    pub heal_ms: u64,
+    /// `scenario.seeds`: pinned seeds replayed by `cargo test`; never empty.
+    pub seeds: Vec<u64>,
+    /// `scenario.expect` ("ok").
+    pub expect: Expect,
+    /// `scenario.expect_violations`: check names from [`CHECK_NAMES`]; non-empty iff
+    /// `expect == Violation`. At least one of them must fire.
+    pub expect_violations: Vec<String>,
+    /// `scenario.reach`: what every run must reach (event kinds, probes, `fault:ACTION`; see
+    /// [`crate::reach`]); a run that misses one is off its expectation. Empty when not given.
+    pub reach: Vec<String>,
+    /// `[cluster]`.
+    pub cluster: ClusterSpec,
+    /// `[[topics]]`, in file order.
+    pub topics: Vec<TopicSpec>,
+    /// `[[producers]]`, in file order (each entry is `count` clients).
+    pub producers: Vec<ProducerSpec>,
+    /// `[[consumers]]`, in file order (each entry is `members` clients).
+    pub consumers: Vec<ConsumerSpec>,
+    /// `[faults]` and `[[faults.schedule]]`.
+    pub faults: FaultsSpec,
+}
+
+/// `scenario.expect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expect {
+    /// No check may fail.
+    Ok,
+    /// At least one of `expect_violations` must fire.
+    Violation,
+}
+
+/// `cluster.controller`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControllerMode {
+    /// ZooKeeper-style coordination node plus an elected broker controller.
+    Zk,
+    /// KRaft (not supported yet: refused by the loader).
+    Kraft,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterSpec {
+    /// `brokers`: ids `0..brokers`, node names `broker-0`, `broker-1`, ...
+    pub brokers: i32,
+    /// `controller` ("zk").
+    pub controller: ControllerMode,
+    /// `[cluster.broker_config]`, typed; applies to every broker.
+    pub broker_config: BrokerConfig,
+    /// `[cluster.broker_config]` as written (for reports).
+    pub broker_properties: Properties,
+}
+
+/// One `[[topics]]` entry, with partitions and replication factor resolved (from the entry,
+/// from `replica_assignment`, or from the broker's `num.partitions` /
+/// `default.replication.factor`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicSpec {
+    pub name: String,
+    /// >= 1.
+    pub partitions: i32,
+    /// 1 ..= brokers.
+    pub replication_factor: i32,
+    /// `replica_assignment`: one replica list per partition (the first replica is the
+    /// preferred leader). `None`: Kafka's rack-unaware assignment drawn from the seed.
+    pub replica_assignment: Option<Vec<Vec<BrokerId>>>,
+    /// Topic-level overrides, typed (`None` fields inherit the broker's).
+    pub config: TopicConfig,
+    /// `config` as written.
+    pub properties: Properties,
+}
+
+/// One `[[producers]]` entry: `count` producer clients with the same settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProducerSpec {
+    /// An existing topic.
+    pub topic: String,
+    /// `count` (1): clients in this entry.
+    pub count: u32,
+    /// `rate_per_sec`: records offered per simulated second, per client (> 0).
+    pub rate_per_sec: f64,
+    /// `keys` (0): distinct keys; 0 = null keys.
+    pub keys: u32,
+    /// `send_style` ("async"): how the workload calls `send` ("async" with a callback,
+    /// "sync" waiting for each outcome, or "fire-and-forget").
+    #[serde(serialize_with = "ser_send_style")]
+    pub send_style: SendStyle,
+    pub config: ProducerConfig,
+    /// `config` as written.
+    pub properties: Properties,
+}
+
+fn ser_send_style<S: Serializer>(v: &SendStyle, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.name())
+}
+
+/// One `[[consumers]]` entry: `members` consumer clients with the same settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConsumerSpec {
+    /// `group`: subscribe within that group. Always `None` for now (assign mode: each member
+    /// assigns itself every partition of `topics`).
+    pub group: Option<String>,
+    /// `members` (1).
+    pub members: u32,
+    /// Existing topics, at least one.
+    pub topics: Vec<String>,
+    pub config: ConsumerConfig,
+    /// `config` as written.
+    pub properties: Properties,
+    /// `start_ms` (0): when the application creates the consumers and starts polling, in
+    /// simulated ms from the start of the run. With `auto.offset.reset = "latest"` a consumer
+    /// that starts late begins at the high watermark of that moment and never reads the
+    /// records produced before (configuration, not loss: the report says so).
+    pub start_ms: u64,
+    /// `seek_to = { topic = "events", partition = 0, offset = 0, at_ms = 5000 }` (none): the
+    /// application calls `seek(topic-partition, offset)` at `at_ms` (`topic` defaults to the
+    /// entry's first topic; `at_ms >= start_ms`).
+    pub seek_to: Option<SeekSpec>,
+}
+
+/// `[[consumers]] seek_to`: one `KafkaConsumer.seek(tp, offset)` by the application.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SeekSpec {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    pub at_ms: u64,
+}
+
+impl Scenario {
+    /// Broker ids `0..brokers`.
+    pub fn broker_ids(&self) -> impl Iterator<Item = BrokerId> {
+        (0..self.cluster.brokers).map(BrokerId)
+    }
+
+    /// The topic named `name`.
+    pub fn topic(&self, name: &str) -> Option<&TopicSpec> {
+        self.topics.iter().find(|t| t.name == name)
+    }
+
+    /// Producer clients in all entries (node ids `producer-0 .. producer-(n-1)`, entry order).
+    pub fn producer_clients(&self) -> u32 {
+        self.producers.iter().map(|p| p.count).sum()
+    }
+
+    /// Consumer clients in all entries (node ids `consumer-0 ..`, entry order).
+    pub fn consumer_clients(&self) -> u32 {
+        self.consumers.iter().map(|c| c.members).sum()
+    }
+
+    /// The `[[producers]]` entry of producer client `n`.
+    pub fn producer_of_client(&self, n: u32) -> Option<&ProducerSpec> {
+        let mut first = 0;
+        for p in &self.producers {
+            if n < first + p.count {
+                return Some(p);
+            }
+            first += p.count;
+        }
+        None
+    }
+
+    /// The `[[consumers]]` entry of consumer client `n`.
+    pub fn consumer_of_client(&self, n: u32) -> Option<&ConsumerSpec> {
+        let mut first = 0;
+        for c in &self.consumers {
+            if n < first + c.members {
+                return Some(c);
+            }
+            first += c.members;
+        }
+        None
+    }
+}
+
+/// Reads and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let reason = e.to_string();
+        let reason = match reason.find(" (os error") {
+            Some(i) => reason[..i].to_string(),
+            None => reason,
+        };
+        ScenarioError {
+            kind: ScenarioErrorKind::Io,
+            file: file.clone(),
+            line_col: None,
+            key: None,
+            message: format!("cannot read {file}: {reason}"),
+        }
+    })?;
+    parse(&text, &file)
+}
+
+/// Parses and validates scenario text. `file_name` is used in messages, and its stem must
+/// equal `scenario.name`.
+pub fn parse(text: &str, file_name: &str) -> Result<Scenario, ScenarioError> {
+    let ctx = Ctx {
+        file: file_name,
+        text,
+    };
+    let raw: RawFile = toml::from_str(text).map_err(|e| from_toml_error(&ctx, &e))?;
+    resolve(&ctx, raw)
+}

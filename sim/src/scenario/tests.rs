@@ -1,0 +1,543 @@
+//! The loader's unit tests: a good file (the SCENARIOS.md example) and its edits, one per rule.
+
+use super::*;
+
+/// The SCENARIOS.md example, with the not-yet-supported parts (sim.replication.truncation =
+/// high-watermark, consumer group, pause) replaced.
+const GOOD: &str = r#"
+[scenario]
+name = "good"
+title = "A title"
+description = """
+Why.
+"""
+references = ["KIP-101", "KAFKA-1211"]
+duration_ms = 30000
+heal_ms = 10000
+seeds = [3, 17]
+expect = "violation"
+expect_violations = ["committed-record-lost"]
+
+[cluster]
+brokers = 3
+controller = "zk"
+
+[cluster.broker_config]
+"min.insync.replicas" = 1
+"unclean.leader.election.enable" = false
+"replica.lag.time.max.ms" = 30000
+"sim.replication.truncation" = "fenced"
+
+[[topics]]
+name = "events"
+partitions = 1
+replication_factor = 2
+replica_assignment = [[0, 1]]
+config = { "min.insync.replicas" = 1 }
+
+[[producers]]
+topic = "events"
+count = 1
+rate_per_sec = 200
+keys = 8
+config = { acks = "all", "enable.idempotence" = false, retries = 2147483647 }
+
+[[consumers]]
+members = 2
+topics = ["events"]
+config = { "enable.auto.commit" = false, "auto.offset.reset" = "earliest" }
+
+[faults]
+kinds = ["kill", "restart", "partition"]
+interval_ms = [1000, 5000]
+duration_ms = [500, 4000]
+swarm = true
+spare_last_replica = true
+
+[[faults.schedule]]
+at_ms = 5000
+kill = "follower:events-0"
+[[faults.schedule]]
+at_ms = 6000
+restart = "follower:events-0"
+[[faults.schedule]]
+at_ms = 9000
+partition = [["leader:events-0"], ["rest"]]
+[[faults.schedule]]
+at_ms = 12000
+heal = true
+"#;
+
+fn parse_good(edit: impl Fn(&str) -> String) -> Result<Scenario, ScenarioError> {
+    parse(&edit(GOOD), "scenarios/good.toml")
+}
+
+fn err_with(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "test edit: {from:?} not in GOOD");
+    parse_good(|g| g.replacen(from, to, 1))
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn scenario_example_parses() {
+    let s = parse_good(|g| g.to_string()).unwrap();
+    assert_eq!(s.name, "good");
+    assert_eq!(s.seeds, vec![3, 17]);
+    assert_eq!(s.expect, Expect::Violation);
+    assert_eq!(s.cluster.brokers, 3);
+    assert_eq!(s.topics[0].partitions, 1);
+    assert_eq!(s.topics[0].replication_factor, 2);
+    assert_eq!(
+        s.topics[0].replica_assignment,
+        Some(vec![vec![BrokerId(0), BrokerId(1)]])
+    );
+    assert_eq!(s.topics[0].config.min_insync_replicas, Some(1));
+    assert!(!s.producers[0].config.enable_idempotence);
+    assert_eq!(s.producers[0].rate_per_sec, 200.0);
+    assert_eq!(s.consumers[0].members, 2);
+    assert_eq!(
+        s.faults.kinds,
+        vec![FaultKind::Kill, FaultKind::Restart, FaultKind::Partition]
+    );
+    assert!(s.faults.swarm);
+    assert_eq!(s.faults.schedule.len(), 4);
+    assert_eq!(
+        s.faults.schedule[0].action,
+        FaultAction::Kill(Selector::Follower(TopicPartition::new("events", 0)))
+    );
+    assert_eq!(
+        s.faults.schedule[2].action,
+        FaultAction::Partition(vec![
+            vec![Selector::Leader(TopicPartition::new("events", 0))],
+            vec![Selector::Rest]
+        ])
+    );
+    assert_eq!(s.faults.schedule[3].action, FaultAction::Heal);
+    let json = serde_json::to_value(&s.faults.schedule).unwrap();
+    assert_eq!(json[0]["action"]["kill"], "follower:events-0");
+    assert_eq!(json[3]["action"], "heal");
+}
+
+#[test]
+fn scenario_defaults() {
+    let text = r#"
+[scenario]
+name = "min"
+duration_ms = 1000
+seeds = [1]
+[cluster]
+brokers = 1
+[[topics]]
+name = "t"
+"#;
+    let s = parse(text, "min.toml").unwrap();
+    assert_eq!(s.title, "min");
+    assert_eq!(s.heal_ms, 10_000);
+    assert_eq!(s.expect, Expect::Ok);
+    assert_eq!(s.cluster.controller, ControllerMode::Zk);
+    assert_eq!(s.topics[0].partitions, 1);
+    assert_eq!(s.topics[0].replication_factor, 1);
+    assert!(s.faults.kinds.is_empty());
+    assert!(s.faults.spare_last_replica);
+}
+
+#[test]
+fn scenario_missing_file() {
+    let e = load(Path::new("scenarios/x.toml")).unwrap_err();
+    assert_eq!(e.kind, ScenarioErrorKind::Io);
+    assert_eq!(
+        e.to_string(),
+        "cannot read scenarios/x.toml: No such file or directory"
+    );
+}
+
+#[test]
+fn scenario_syntax_error() {
+    let e = parse_good(|g| g.replacen("brokers = 3", "brokers = = 3", 1)).unwrap_err();
+    assert_eq!(e.kind, ScenarioErrorKind::Syntax);
+    assert!(e.to_string().starts_with("scenarios/good.toml:16:"), "{e}");
+}
+
+#[test]
+fn scenario_unknown_keys() {
+    assert_eq!(
+        err_with("replication_factor = 2", "replication_facter = 2"),
+        "scenarios/good.toml:28:1: topics[0].replication_facter: unknown key \"replication_facter\" in [[topics]]; \
+         did you mean \"replication_factor\"?"
+    );
+    let e = err_with("heal_ms = 10000", "heal_msec = 10000");
+    assert!(
+        e.ends_with("unknown key \"heal_msec\" in [scenario]; did you mean \"heal_ms\"?"),
+        "{e}"
+    );
+    let e = err_with("[[producers]]", "[[producer]]");
+    assert!(
+        e.contains("unknown key \"producer\" in the top level; did you mean \"producers\"?"),
+        "{e}"
+    );
+    let e = err_with("heal = true", "heel = true");
+    assert!(e.contains("faults.schedule[3].heel: unknown key \"heel\" in [[faults.schedule]]; did you mean \"heal\"?"), "{e}");
+    let e = err_with(
+        "\"enable.idempotence\" = false",
+        "\"enable.idempotency\" = false",
+    );
+    assert!(
+        e.ends_with(
+            "producers[0].config.\"enable.idempotency\": unknown producer config \"enable.idempotency\"; \
+             did you mean \"enable.idempotence\"?"
+        ),
+        "{e}"
+    );
+    let e = err_with(
+        "\"min.insync.replicas\" = 1\n\"unclean",
+        "\"min.insync.replica\" = 1\n\"unclean",
+    );
+    assert!(e.starts_with("scenarios/good.toml:20:1: cluster.broker_config.\"min.insync.replica\": unknown broker"), "{e}");
+}
+
+#[test]
+fn scenario_kafka_config_errors() {
+    let e = err_with("acks = \"all\"", "acks = 2");
+    assert_eq!(
+        e,
+        "scenarios/good.toml:37:19: producers[0].config.acks: \
+         Invalid value 2 for configuration acks: String must be one of: all, -1, 0, 1"
+    );
+    // Every historic mode is implemented; an unknown one lists them.
+    let e = err_with(
+        "\"sim.replication.truncation\" = \"fenced\"",
+        "\"sim.replication.truncation\" = \"kip-102\"",
+    );
+    assert!(
+        e.ends_with(
+            "Invalid value kip-102 for configuration sim.replication.truncation: String must \
+             be one of: high-watermark, kip-101, kip-279, kip-320-first-try, fenced"
+        ),
+        "{e}"
+    );
+    let e = err_with(
+        "\"auto.offset.reset\" = \"earliest\"",
+        "\"auto.offset.reset\" = \"first\"",
+    );
+    assert!(
+        e.ends_with("String must be one of: latest, earliest, none"),
+        "{e}"
+    );
+}
+
+#[test]
+fn scenario_replication_factor_above_brokers() {
+    let e = parse_good(|g| {
+        g.replacen(
+            "replication_factor = 2\nreplica_assignment = [[0, 1]]\n",
+            "replication_factor = 4\n",
+            1,
+        )
+    })
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "scenarios/good.toml:28:22: topics[0].replication_factor: Replication factor: 4 larger than available brokers: 3."
+    );
+}
+
+#[test]
+fn scenario_replica_assignment_errors() {
+    let e = err_with("[[0, 1]]", "[[0, 1], [1, 2]]");
+    assert!(
+        e.contains("replica_assignment lists 2 partition(s) but partitions = 1"),
+        "{e}"
+    );
+    let e = err_with("[[0, 1]]", "[[0, 5]]");
+    assert!(
+        e.ends_with(
+            "The manual partition assignment includes broker 5, but no such broker is registered."
+        ),
+        "{e}"
+    );
+    let e = err_with("[[0, 1]]", "[[1, 1]]");
+    assert!(
+        e.ends_with("The manual partition assignment includes the broker 1 more than once."),
+        "{e}"
+    );
+    let e = err_with("[[0, 1]]", "[[0]]");
+    assert!(e.contains("replication_factor = 2"), "{e}");
+    let e = err_with(
+        "partitions = 1\nreplication_factor = 2\n",
+        "partitions = 2\n",
+    );
+    assert!(e.contains("lists 1 partition(s) but partitions = 2"), "{e}");
+    let e = err_with(
+        "partitions = 1\nreplication_factor = 2\nreplica_assignment = [[0, 1]]",
+        "replica_assignment = [[0, 1], [2]]",
+    );
+    assert!(
+        e.ends_with(
+            "topics[0].replica_assignment: The manual partition assignment includes a partition with 1 \
+             replica(s), but this is not consistent with previous partitions, which have 2 replica(s)."
+        ),
+        "{e}"
+    );
+    let s = parse_good(|g| {
+        g.replacen(
+            "partitions = 1\nreplication_factor = 2\nreplica_assignment = [[0, 1]]",
+            "replica_assignment = [[0, 1], [1, 2]]",
+            1,
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        (s.topics[0].partitions, s.topics[0].replication_factor),
+        (2, 2)
+    );
+}
+
+#[test]
+fn scenario_missing_table() {
+    let e = parse(
+        "[scenario]\nname = \"m\"\nduration_ms = 1\nseeds = [1]\n",
+        "m.toml",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("missing key \"cluster\""), "{e}");
+}
+
+#[test]
+fn scenario_partitions_below_one() {
+    let e = err_with("partitions = 1", "partitions = 0");
+    assert!(
+        e.ends_with("topics[0].partitions: Number of partitions must be larger than 0."),
+        "{e}"
+    );
+}
+
+#[test]
+fn scenario_unknown_topic() {
+    let e = err_with("topic = \"events\"", "topic = \"evnts\"");
+    assert!(
+        e.ends_with("producers[0].topic: unknown topic \"evnts\"; did you mean \"events\"?"),
+        "{e}"
+    );
+    let e = err_with("topics = [\"events\"]", "topics = [\"other\"]");
+    assert!(
+        e.contains("consumers[0].topics: unknown topic \"other\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn scenario_expectations() {
+    let e = err_with(
+        "expect_violations = [\"committed-record-lost\"]",
+        "expect_violations = []",
+    );
+    assert!(
+        e.contains("expect = \"violation\" needs at least one check name"),
+        "{e}"
+    );
+    let e = err_with("[\"committed-record-lost\"]", "[\"committed-record-lots\"]");
+    assert!(
+        e.ends_with(
+            "unknown check \"committed-record-lots\"; did you mean \"committed-record-lost\"?"
+        ),
+        "{e}"
+    );
+    let e = err_with("expect = \"violation\"", "expect = \"maybe\"");
+    assert!(e.contains("unknown variant"), "{e}");
+}
+
+#[test]
+fn scenario_name_and_seeds() {
+    let e = parse(GOOD, "scenarios/other.toml").unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "scenarios/other.toml:3:8: scenario.name: name \"good\" must equal the file name \"other\" (without .toml)"
+    );
+    let e = err_with("seeds = [3, 17]", "seeds = []");
+    assert!(
+        e.contains("scenario.seeds: seeds must list at least one seed"),
+        "{e}"
+    );
+    let e = err_with("seeds = [3, 17]\n", "");
+    assert!(e.contains("missing key \"seeds\" in [scenario]"), "{e}");
+}
+
+#[test]
+fn scenario_at_ms_after_duration() {
+    let e = err_with("at_ms = 12000", "at_ms = 40000");
+    assert!(e.ends_with("faults.schedule[3].at_ms: at_ms 40000 is after the end of the fault phase (duration_ms = 30000)"), "{e}");
+}
+
+#[test]
+fn scenario_not_supported_yet() {
+    let e =
+        parse_good(|g| g.replacen("controller = \"zk\"", "controller = \"kraft\"", 1)).unwrap_err();
+    assert_eq!(e.kind, ScenarioErrorKind::NotSupportedYet);
+    assert!(
+        e.to_string()
+            .ends_with("cluster.controller: not supported yet: cluster.controller = \"kraft\""),
+        "{e}"
+    );
+    // Every fault kind and scheduled action is implemented now: they all load.
+    for kind in FaultKind::ALL {
+        let loaded = parse_good(|g| {
+            g.replacen(
+                "kinds = [\"kill\", \"restart\", \"partition\"]",
+                &format!("kinds = [\"{kind}\"]"),
+                1,
+            )
+        });
+        assert!(loaded.is_ok(), "{kind}: {:?}", loaded.err());
+    }
+    let e = err_with("[[consumers]]\n", "[[consumers]]\ngroup = \"g1\"\n");
+    assert!(
+        e.contains("consumers[0].group: not supported yet: consumers.group"),
+        "{e}"
+    );
+    let e = err_with("\"enable.auto.commit\" = false", "\"group.id\" = \"g\"");
+    assert!(e.contains("not supported yet: group.id"), "{e}");
+    let e = err_with("retries = 2147483647", "\"transactional.id\" = \"tx\"");
+    assert!(
+        e.contains("producers[0].config.\"transactional.id\": not supported yet: transactional.id"),
+        "{e}"
+    );
+}
+
+#[test]
+fn scenario_schedule_shape() {
+    let e = err_with("heal = true", "heal = true\nkill = \"broker-0\"");
+    assert!(
+        e.contains("one action per [[faults.schedule]] entry"),
+        "{e}"
+    );
+    let e = err_with("at_ms = 12000\nheal = true", "at_ms = 12000");
+    assert!(e.contains("needs one action"), "{e}");
+    let e = err_with("heal = true", "heal = false");
+    assert!(e.contains("heal takes only `true`"), "{e}");
+}
+
+#[test]
+fn scenario_selectors() {
+    assert_eq!(Selector::parse("broker-2"), Ok(Selector::Broker(2)));
+    assert_eq!(Selector::parse("zk"), Ok(Selector::Zk));
+    assert_eq!(Selector::parse("controller"), Ok(Selector::Controller));
+    assert_eq!(
+        Selector::parse("leader:my-topic-3"),
+        Ok(Selector::Leader(TopicPartition::new("my-topic", 3)))
+    );
+    assert_eq!(
+        Selector::parse("follower:events-0"),
+        Ok(Selector::Follower(TopicPartition::new("events", 0)))
+    );
+    assert_eq!(
+        Selector::parse("isr:a.b-1"),
+        Ok(Selector::Isr(TopicPartition::new("a.b", 1)))
+    );
+    assert_eq!(
+        Selector::parse("client:producer-0"),
+        Ok(Selector::Client("producer-0".into()))
+    );
+    assert_eq!(Selector::parse("rest"), Ok(Selector::Rest));
+    assert_eq!(Selector::parse("random-broker"), Ok(Selector::RandomBroker));
+    for bad in [
+        "broker-x",
+        "leader:events",
+        "kafka-1",
+        "leader:events-",
+        "broker--1",
+        "",
+    ] {
+        let e = Selector::parse(bad).unwrap_err();
+        assert!(
+            e.contains("expected one of: broker-N, zk, controller"),
+            "{bad}: {e}"
+        );
+    }
+    for s in [
+        "broker-2",
+        "leader:my-topic-3",
+        "client:consumer-1",
+        "random-broker",
+    ] {
+        assert_eq!(Selector::parse(s).unwrap().to_string(), s);
+    }
+    let e = err_with(
+        "kill = \"follower:events-0\"",
+        "kill = \"folower:events-0\"",
+    );
+    assert!(
+        e.contains("unknown node selector \"folower:events-0\""),
+        "{e}"
+    );
+    let e = err_with("kill = \"follower:events-0\"", "kill = \"broker-3\"");
+    assert!(e.contains("no broker 3"), "{e}");
+    let e = err_with("kill = \"follower:events-0\"", "kill = \"leader:events-1\"");
+    assert!(e.contains("no partition events-1"), "{e}");
+    let e = err_with("kill = \"follower:events-0\"", "kill = \"leader:evnts-0\"");
+    assert!(e.contains("did you mean \"events\""), "{e}");
+    let e = err_with("kill = \"follower:events-0\"", "kill = \"rest\"");
+    assert!(e.contains("only meaningful inside `partition`"), "{e}");
+    let e = err_with(
+        "kill = \"follower:events-0\"",
+        "kill = \"client:producer-1\"",
+    );
+    assert!(e.contains("no client \"producer-1\""), "{e}");
+    let s = parse_good(|g| {
+        g.replacen(
+            "kill = \"follower:events-0\"",
+            "kill = \"client:consumer-1\"",
+            1,
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        s.faults.schedule[0].action,
+        FaultAction::Kill(Selector::Client("consumer-1".into()))
+    );
+    let e = err_with(
+        "[[\"leader:events-0\"], [\"rest\"]]",
+        "[[\"rest\"], [\"rest\"]]",
+    );
+    assert!(e.contains("`rest` may appear only once"), "{e}");
+}
+
+#[test]
+fn scenario_topic_rules() {
+    let e = err_with("name = \"events\"", "name = \"ev ents\"");
+    assert!(
+        e.contains("contains a character other than ASCII alphanumerics"),
+        "{e}"
+    );
+    let e = parse_good(|g| {
+        g.replacen(
+            "[[producers]]",
+            "[[topics]]\nname = \"events\"\n\n[[producers]]",
+            1,
+        )
+    })
+    .unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("topics[1].name: Topic 'events' already exists."),
+        "{e}"
+    );
+}
+
+#[test]
+fn scenario_fault_ranges() {
+    let e = err_with("interval_ms = [1000, 5000]", "interval_ms = [5000, 1000]");
+    assert!(e.contains("the minimum is above the maximum"), "{e}");
+    let e = err_with(
+        "kinds = [\"kill\", \"restart\", \"partition\"]",
+        "kinds = [\"kil\"]",
+    );
+    assert!(e.contains("unknown variant `kil`"), "{e}");
+}
+
+#[test]
+fn check_names_match_the_contract() {
+    assert_eq!(CHECK_NAMES.len(), 32);
+    let unique: BTreeSet<_> = CHECK_NAMES.iter().collect();
+    assert_eq!(unique.len(), CHECK_NAMES.len());
+}

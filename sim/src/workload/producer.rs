@@ -1,0 +1,66 @@
+//! The producer workload: one client process per `count` of each `[[producers]]` entry, each a
+//! `ksim_model::producer::ProducerClient` (Kafka's `KafkaProducer` with its `Sender` and
+//! `RecordAccumulator`) that offers `rate_per_sec` records to its topic until the end of the
+//! heal phase, in its own madsim node.
+
+use crate::disk::SimDisk;
+use crate::runtime::{run_actor, SharedRef};
+use crate::scenario::{ProducerSpec, Scenario};
+use crate::world::{spawn_node, stream_rng, streams};
+use ksim_model::effects::Effects;
+use ksim_model::producer::{ProducerClient, ProducerWorkload};
+use ksim_model::types::{BrokerId, NodeId};
+use rand::RngCore;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The producer processes, numbered from 0 in file order: `count` of each `[[producers]]`.
+pub fn instances(scenario: &Scenario) -> Vec<(u32, ProducerSpec)> {
+    let mut producer_specs = Vec::new();
+    for spec in &scenario.producers {
+        for _ in 0..spec.count {
+            let i = producer_specs.len() as u32;
+            producer_specs.push((i, spec.clone()));
+        }
+    }
+    producer_specs
+}
+
+/// Creates the madsim node of every producer in `producer_specs`; each draws its sticky
+/// partitioner's seed from the seed's `PARTITIONER` stream, in producer order.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn spawn(
+    handle: &madsim::runtime::Handle,
+    scenario: &Scenario,
+    seed: u64,
+    producer_specs: &[(u32, ProducerSpec)],
+    brokers: &[BrokerId],
+    shared: &SharedRef,
+    disk: &Arc<SimDisk>,
+    handles: &mut BTreeMap<NodeId, madsim::runtime::NodeHandle>,
+) {
+    let mut partitioner_rng = stream_rng(seed, streams::PARTITIONER);
+    for (i, spec) in producer_specs {
+        let node = NodeId::Producer(*i);
+        let partitioner_seed = partitioner_rng.next_u64();
+        let (shared, disk) = (shared.clone(), disk.clone());
+        let config = spec.config.clone();
+        let workload = ProducerWorkload {
+            topic: spec.topic.clone(),
+            rate_per_sec: spec.rate_per_sec.round().max(1.0) as u32,
+            keys: spec.keys,
+            // Producers keep offering through the heal phase, so that the `liveness` check can
+            // see every partition take writes again.
+            stop_at_ms: scenario.duration_ms + scenario.heal_ms,
+            send_style: spec.send_style,
+        };
+        let bootstrap = brokers.to_vec();
+        let i = *i;
+        let h = spawn_node(handle, node, move || {
+            let p = ProducerClient::new(i, config.clone(), workload.clone(), bootstrap.clone())
+                .with_partitioner_seed(partitioner_seed);
+            run_actor(node, p, Effects::new(), shared.clone(), disk.clone())
+        });
+        handles.insert(node, h);
+    }
+}
