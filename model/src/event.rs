@@ -292,6 +292,15 @@ pub enum Event {
         /// `random` (drawn from the seed), `schedule` (scripted) or `heal-phase`.
         source: String,
     },
+    /// The heal phase ended at `heal_phase_end_ms` with a partition that had taken no write
+    /// since the heal, so the run went on waiting (producers no longer offering new records,
+    /// those in flight still retried) until it recovered or `recovery_bound_ms` after the heal
+    /// passed: the longest recovery the configured timeouts explain, `bound_from` naming them.
+    HealPhaseExtended {
+        heal_phase_end_ms: u64,
+        recovery_bound_ms: u64,
+        bound_from: String,
+    },
 }
 
 impl Event {
@@ -330,6 +339,7 @@ impl Event {
         "halted",
         "interceptor-failed",
         "fault",
+        "heal-phase-extended",
     ];
 
     /// This event's kind, exactly the `kind` field serde writes for it (one of [`Event::KINDS`]);
@@ -368,6 +378,7 @@ impl Event {
             Event::Halted { .. } => "halted",
             Event::InterceptorFailed { .. } => "interceptor-failed",
             Event::Fault { .. } => "fault",
+            Event::HealPhaseExtended { .. } => "heal-phase-extended",
         }
     }
 }

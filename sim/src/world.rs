@@ -10,7 +10,11 @@
 //! 2. **heal phase** (`heal_ms`): every network fault healed, every paused process resumed,
 //!    every stopped node restarted,
 //!    producers stop offering new records, consumers drain; a correct cluster converges;
-//! 3. **final drain** ([`DRAIN_MS`]): producers stop, consumers read what was acknowledged.
+//! 3. **waiting for recovery**, only when a partition has taken no write since the heal: the
+//!    run goes on until it has, or until the longest recovery the configured timeouts explain
+//!    ([`crate::check::liveness::recovery_bound_ms`]) has passed since the heal; a
+//!    `heal-phase-extended` event marks it;
+//! 4. **final drain** ([`DRAIN_MS`]): producers stop, consumers read what was acknowledged.
 //!
 //! Randomness comes from the seed only, split into named streams (ChaCha8 stream ids) so that
 //! changing one subsystem does not move another's draws: madsim's own generator (network
@@ -41,6 +45,10 @@ use std::time::Duration;
 /// After the heal phase producers stop and consumers get this long to read what was
 /// acknowledged (Jepsen's final reads).
 pub const DRAIN_MS: u64 = 5_000;
+
+/// While waiting past the heal phase for a partition to take a write, how often the world
+/// looks again, in simulated milliseconds.
+pub const RECOVERY_POLL_MS: u64 = 1_000;
 
 /// Named random streams (ChaCha8 stream ids), one per subsystem.
 pub mod streams {
@@ -341,8 +349,39 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
             ));
         }
     }
-    let end_ms = scenario.duration_ms + scenario.heal_ms;
+    let mut end_ms = scenario.duration_ms + scenario.heal_ms;
     crate::runtime::sleep_exactly_until(start + Duration::from_millis(end_ms)).await;
+    // ---- waiting for recovery ----
+    // A partition that took no write since the heal may still be within the time the
+    // configured timeouts need (a restarted broker waits for its old session to expire, ...):
+    // wait, a second at a time, until every partition took one or the longest recovery those
+    // timeouts explain has passed. A run that recovered within `heal_ms` never gets here.
+    let (bound_ms, bound_from) = crate::check::liveness::recovery_bound_ms(&scenario);
+    let give_up_ms = scenario.duration_ms + bound_ms;
+    let mut extended = false;
+    while end_ms < give_up_ms {
+        let stuck = {
+            let s = shared.lock().expect("shared");
+            !crate::check::liveness::unrecovered(&s.history, &s.events, scenario.duration_ms)
+                .is_empty()
+        };
+        if !stuck {
+            break;
+        }
+        if !extended {
+            extended = true;
+            shared.lock().expect("shared").record_event(
+                NodeId::Zk,
+                Event::HealPhaseExtended {
+                    heal_phase_end_ms: end_ms,
+                    recovery_bound_ms: bound_ms,
+                    bound_from: bound_from.clone(),
+                },
+            );
+        }
+        end_ms = (end_ms + RECOVERY_POLL_MS).min(give_up_ms);
+        crate::runtime::sleep_exactly_until(start + Duration::from_millis(end_ms)).await;
+    }
     // ---- final drain ----
     // Producers stop (sends still unanswered stay open: indeterminate, as Jepsen treats them),
     // then consumers get DRAIN_MS to read everything that was acknowledged.

@@ -23,8 +23,9 @@
 
 use super::lesson::{Lesson, Prevention};
 use super::{violation, CheckInput, Checker, Violation};
+use crate::history::{EventRecord, HistoryEntry};
 use ksim_model::event::{Event, OpType, OpValue};
-use ksim_model::types::TopicPartition;
+use ksim_model::types::{NodeId, TopicPartition};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,7 +51,30 @@ impl Checker for Liveness {
     }
 
     fn notes(&self, input: &CheckInput) -> Vec<String> {
-        super::deleted_topics_notes(input.events, "writes")
+        let mut notes = super::deleted_topics_notes(input.events, "writes");
+        let heal = input.events.iter().find_map(|r| match &r.event {
+            Event::Fault { source, .. } if source == "heal-phase" => Some(r.time_ms),
+            _ => None,
+        });
+        let extended = input.events.iter().find_map(|r| match &r.event {
+            Event::HealPhaseExtended {
+                heal_phase_end_ms,
+                bound_from,
+                ..
+            } => Some((*heal_phase_end_ms, bound_from.clone())),
+            _ => None,
+        });
+        if let (Some(heal_ms), Some((end_ms, from))) = (heal, extended) {
+            if unrecovered(input.history, input.events, heal_ms).is_empty() {
+                let recovered_ms = recovered_at_ms(input.history, heal_ms).unwrap_or(end_ms);
+                notes.push(format!(
+                    "the cluster needed longer than the heal phase to recover: every partition took a write again only at t={recovered_ms} ms, {} ms after the heal at t={heal_ms} ms and after the heal phase ended at t={end_ms} ms; the run waited for it, within the longest recovery the configured timeouts explain ({from}). That is the timeouts at work, not a fault: raise `heal_ms` past {} ms to keep the wait inside the heal phase, or lower the timeouts",
+                    recovered_ms - heal_ms,
+                    recovered_ms - heal_ms
+                ));
+            }
+        }
+        notes
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
@@ -84,30 +108,6 @@ impl Checker for Liveness {
                 serde_json::Map::new(),
             );
         };
-        // Sends invoked after the heal, per partition, and which of them were acknowledged.
-        let mut offered: BTreeMap<TopicPartition, usize> = BTreeMap::new();
-        let mut after_heal: BTreeSet<(String, u64)> = BTreeSet::new();
-        let mut acked: BTreeSet<TopicPartition> = BTreeSet::new();
-        let mut last_ok: BTreeMap<TopicPartition, u64> = BTreeMap::new();
-        for e in input.history {
-            let OpValue::Send { tp, .. } = &e.op.value else {
-                continue;
-            };
-            let key = (e.process.to_string(), e.op.op_id);
-            match e.op.op_type {
-                OpType::Invoke if e.time_ms >= heal_ms => {
-                    *offered.entry(tp.clone()).or_default() += 1;
-                    after_heal.insert(key);
-                }
-                OpType::Ok => {
-                    last_ok.insert(tp.clone(), e.time_ms);
-                    if after_heal.contains(&key) {
-                        acked.insert(tp.clone());
-                    }
-                }
-                _ => {}
-            }
-        }
         let end_ms = input
             .history
             .iter()
@@ -115,23 +115,141 @@ impl Checker for Liveness {
             .chain(input.events.iter().map(|e| e.time_ms))
             .max()
             .unwrap_or(0);
-        let deleted = super::deleted_topics(input.events);
+        let extended = input.events.iter().find_map(|r| match &r.event {
+            Event::HealPhaseExtended {
+                heal_phase_end_ms,
+                recovery_bound_ms,
+                bound_from,
+            } => Some((*heal_phase_end_ms, *recovery_bound_ms, bound_from.clone())),
+            _ => None,
+        });
         let mut anomalies = Vec::new();
-        for (tp, n) in &offered {
-            if acked.contains(tp) || deleted.contains_key(&tp.topic) {
-                continue;
-            }
-            let last = match last_ok.get(tp) {
+        for u in unrecovered(input.history, input.events, heal_ms) {
+            let tp = &u.tp;
+            let n = u.offered;
+            let last = match u.last_ok_ms {
                 Some(t) => format!("its last acknowledged write was at t={t} ms"),
                 None => "no write to it was ever acknowledged".to_string(),
             };
+            let waited = match &extended {
+                Some((_, bound, from)) => format!(
+                    "; the run waited past the heal phase up to t={} ms, the longest recovery the configured timeouts explain ({bound} ms after the heal: {from}), so the delay is not explained by them",
+                    heal_ms + bound
+                ),
+                None => String::new(),
+            };
             let sentence = format!(
-                "{tp} acknowledged none of the {n} records offered after the heal at t={heal_ms} ms (run end t={end_ms} ms); {last}"
+                "{tp} acknowledged none of the {n} records offered after the heal at t={heal_ms} ms (run end t={end_ms} ms); {last}{waited}"
             );
-            anomalies.push((sentence, json!({ "tp": tp.to_string(), "offered_after_heal": n, "heal_ms": heal_ms, "last_ok_ms": last_ok.get(tp) })));
+            anomalies.push((sentence, json!({ "tp": tp.to_string(), "offered_after_heal": n, "heal_ms": heal_ms, "last_ok_ms": u.last_ok_ms })));
         }
         violation(self.name(), None, anomalies, serde_json::Map::new())
     }
+}
+
+/// A partition that took no write after the heal: `offered` records were invoked after it and
+/// none was acknowledged; `last_ok_ms` is the time of its last acknowledged write of the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unrecovered {
+    pub tp: TopicPartition,
+    pub offered: usize,
+    pub last_ok_ms: Option<u64>,
+}
+
+/// The partitions, in order, that producers offered records to at or after `heal_ms` without
+/// any of those records being acknowledged (deleted topics left out): the liveness criterion,
+/// shared by the checker and by the world, which waits past the heal phase while it holds.
+pub fn unrecovered(
+    history: &[HistoryEntry],
+    events: &[EventRecord],
+    heal_ms: u64,
+) -> Vec<Unrecovered> {
+    // Sends invoked after the heal, per partition, and which of them were acknowledged.
+    let mut offered: BTreeMap<TopicPartition, usize> = BTreeMap::new();
+    let mut after_heal: BTreeSet<(NodeId, u64)> = BTreeSet::new();
+    let mut acked: BTreeSet<TopicPartition> = BTreeSet::new();
+    let mut last_ok: BTreeMap<TopicPartition, u64> = BTreeMap::new();
+    for e in history {
+        let OpValue::Send { tp, .. } = &e.op.value else {
+            continue;
+        };
+        let key = (e.process, e.op.op_id);
+        match e.op.op_type {
+            OpType::Invoke if e.time_ms >= heal_ms => {
+                *offered.entry(tp.clone()).or_default() += 1;
+                after_heal.insert(key);
+            }
+            OpType::Ok => {
+                last_ok.insert(tp.clone(), e.time_ms);
+                if after_heal.contains(&key) {
+                    acked.insert(tp.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    let deleted = super::deleted_topics(events);
+    offered
+        .into_iter()
+        .filter(|(tp, _)| !acked.contains(tp) && !deleted.contains_key(&tp.topic))
+        .map(|(tp, offered)| Unrecovered {
+            last_ok_ms: last_ok.get(&tp).copied(),
+            tp,
+            offered,
+        })
+        .collect()
+}
+
+/// When the last partition to recover took its first write offered after the heal: the
+/// latest, over partitions offered records after `heal_ms`, of the first acknowledgement of
+/// such a record. `None` when none was acknowledged.
+fn recovered_at_ms(history: &[HistoryEntry], heal_ms: u64) -> Option<u64> {
+    let mut after_heal: BTreeSet<(NodeId, u64)> = BTreeSet::new();
+    let mut first_ack: BTreeMap<&TopicPartition, u64> = BTreeMap::new();
+    for e in history {
+        let OpValue::Send { tp, .. } = &e.op.value else {
+            continue;
+        };
+        let key = (e.process, e.op.op_id);
+        match e.op.op_type {
+            OpType::Invoke if e.time_ms >= heal_ms => {
+                after_heal.insert(key);
+            }
+            OpType::Ok if after_heal.contains(&key) => {
+                first_ack.entry(tp).or_insert(e.time_ms);
+            }
+            _ => {}
+        }
+    }
+    first_ack.values().max().copied()
+}
+
+/// How long madsim's simulated TCP may wait before a client reconnects to a restarted node, in
+/// milliseconds (its connection backoff grows to about 10 s).
+pub const RECONNECT_BACKOFF_MS: u64 = 10_000;
+
+/// The longest recovery after the heal that the scenario's configured timeouts explain, in
+/// milliseconds, with the sentence naming them. A killed broker registers again only once
+/// its previous coordination-node session expires (`zookeeper.session.timeout.ms`); an ISR
+/// member that restarted without a LeaderAndIsr holds back `acks=all` until the leader drops
+/// it (`replica.lag.time.max.ms`); a producer request caught on a dead connection is retried
+/// only after `request.timeout.ms`; a reconnect may wait [`RECONNECT_BACKOFF_MS`]. The bound
+/// is the slower of the first two plus the last two.
+pub fn recovery_bound_ms(scenario: &crate::scenario::Scenario) -> (u64, String) {
+    let bc = &scenario.cluster.broker_config;
+    let session = bc.zookeeper_session_timeout_ms;
+    let lag = bc.replica_lag_time_max_ms;
+    let request = scenario
+        .producers
+        .iter()
+        .map(|p| p.config.request_timeout_ms)
+        .max()
+        .unwrap_or(0);
+    let bound = session.max(lag) + request + RECONNECT_BACKOFF_MS;
+    let text = format!(
+        "max(zookeeper.session.timeout.ms {session}, replica.lag.time.max.ms {lag}) + request.timeout.ms {request} + reconnect backoff {RECONNECT_BACKOFF_MS}"
+    );
+    (bound, text)
 }
 
 #[cfg(test)]

@@ -302,6 +302,13 @@ pub fn describe_event(e: &Event) -> String {
             )
         }
         Event::Fault { .. } => format!("nemesis {}", describe_fault_event(e)),
+        Event::HealPhaseExtended {
+            heal_phase_end_ms,
+            recovery_bound_ms,
+            bound_from,
+        } => format!(
+            "the heal phase ended at t={heal_phase_end_ms} ms with a partition that had taken no write since the heal; the run waits for it, up to {recovery_bound_ms} ms after the heal: the longest recovery the configured timeouts explain ({bound_from})"
+        ),
         Event::LogSegmentRolled {
             tp,
             broker,

@@ -207,7 +207,12 @@ pub(super) fn lessons(lesson: &Lesson, s: &Safety, topics: &BTreeSet<String>) ->
                         .to_string(),
                 );
             } else {
-                out.push(bug("faults healed and every node restarted"));
+                out.push(bug(
+                    "faults healed, every node restarted, and the run waited past the heal \
+                     phase as long as the configured timeouts explain: \
+                     `zookeeper.session.timeout.ms`, `replica.lag.time.max.ms`, \
+                     `request.timeout.ms` (the `liveness` message gives the numbers)",
+                ));
             }
         }
         Prevention::ProtocolInvariant => {

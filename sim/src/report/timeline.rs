@@ -21,6 +21,7 @@ pub struct TimelineRow {
 pub(super) fn timeline_class(e: &Event) -> Option<bool> {
     match e {
         Event::Fault { .. }
+        | Event::HealPhaseExtended { .. }
         | Event::ControllerElected { .. }
         | Event::PartitionsCreated { .. }
         | Event::TopicDeleted { .. }
