@@ -13,6 +13,42 @@ pub(super) fn check_statement(check: &str) -> &'static str {
     checker_named(check).map_or("", |c| c.statement())
 }
 
+/// What the scenario says every run must reach (`reach`), whether this run did and how often:
+/// a run that missed an item proves nothing about it, however clean its checks.
+fn write_reach(out: &mut String, run: &RunResult) {
+    if run.scenario.reach.is_empty() {
+        return;
+    }
+    if run.missed.is_empty() {
+        out.push_str("The run reached everything the scenario is for:\n\n");
+    } else {
+        let _ = writeln!(
+            out,
+            "**The run is off its expectation: it never reached {}.** A run that does not get \
+             there says nothing about what the scenario is for, whatever its checks say; try \
+             another seed.\n",
+            run.missed
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    out.push_str("| must reach | times | meaning |\n|---|---|---|\n");
+    for item in &run.scenario.reach {
+        let times = match run.reached.get(item) {
+            Some(n) => n.to_string(),
+            None => "**never**".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "| `{item}` | {times} | {} |",
+            cell(&crate::reach::meaning(item))
+        );
+    }
+    out.push('\n');
+}
+
 pub(super) fn write_verdict(out: &mut String, run: &RunResult) {
     out.push_str("## Verdict\n\n");
     let by_check: BTreeMap<&str, Vec<&Violation>> =
@@ -44,6 +80,7 @@ pub(super) fn write_verdict(out: &mut String, run: &RunResult) {
         );
     }
     out.push('\n');
+    write_reach(out, run);
     if !run.checks.notes.is_empty() {
         out.push_str("What the checks deliberately did not judge, and why:\n\n");
         for note in &run.checks.notes {
