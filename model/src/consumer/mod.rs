@@ -146,6 +146,30 @@ impl ConsumerClient {
 impl Actor for ConsumerClient {
     type Timer = ConsumerTimer;
 
+    /// A partition's fetch in flight is one the consumer still waits for, and a fetch
+    /// position is a real offset (Kafka's `SubscriptionState`).
+    fn invariants(&self) {
+        for (tp, p) in &self.partitions {
+            if let Some(corr) = p.in_flight {
+                assert!(
+                    self.pending.contains_key(&corr),
+                    "consumer-{}: {tp} has fetch {corr:?} in flight but no request waits for it",
+                    self.index
+                );
+            }
+            if let subscription_state::FetchState::Fetching(pos)
+            | subscription_state::FetchState::AwaitValidation(pos) = &p.state
+            {
+                assert!(
+                    pos.offset.0 >= 0,
+                    "consumer-{}: {tp} at negative position {}",
+                    self.index,
+                    pos.offset
+                );
+            }
+        }
+    }
+
     fn on_start(&mut self, now: Instant, out: &mut Effects<ConsumerTimer>) {
         if now.as_ms() < self.workload.start_ms {
             out.timer(self.workload.start_ms - now.as_ms(), ConsumerTimer::Start);

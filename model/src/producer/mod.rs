@@ -293,6 +293,34 @@ impl ProducerClient {
 impl Actor for ProducerClient {
     type Timer = ProducerTimer;
 
+    /// The buffer pool never holds more than `buffer.memory`, and no connection carries more
+    /// requests than `max.in.flight.requests.per.connection` (Kafka's `BufferPool` and
+    /// `NetworkClient.canSendMore`).
+    fn invariants(&self) {
+        assert!(
+            self.buffer_available <= self.config.buffer_memory,
+            "producer-{}: {} bytes available in a pool of buffer.memory {}",
+            self.index,
+            self.buffer_available,
+            self.config.buffer_memory
+        );
+        let max = self.config.max_in_flight_requests_per_connection as usize;
+        let brokers: BTreeSet<BrokerId> = self
+            .in_flight
+            .values()
+            .chain(self.unconfirmed.values())
+            .map(|r| r.broker)
+            .collect();
+        for b in brokers {
+            assert!(
+                self.requests_to(b) <= max,
+                "producer-{}: {} requests in flight to broker {b}, more than max.in.flight.requests.per.connection {max}",
+                self.index,
+                self.requests_to(b)
+            );
+        }
+    }
+
     fn on_start(&mut self, _now: Instant, out: &mut Effects<ProducerTimer>) {
         self.request_metadata(out);
         out.timer(self.tick_interval_ms(), ProducerTimer::Tick);
