@@ -330,6 +330,20 @@ impl Broker {
                 assert_eq!(l.leader_epoch, p.leader_epoch);
             }
         }
+        // A coordinator shard is loaded exactly while this broker leads its partition, in the
+        // epoch it was loaded in (loaded on make_leader, unloaded on every other change).
+        for tp in self.coordinators.offsets.hosted() {
+            let leader_epoch = match self.partitions.get(tp).map(|p| &p.role) {
+                Some(Role::Leader(l)) => Some(l.leader_epoch),
+                _ => None,
+            };
+            assert_eq!(
+                leader_epoch,
+                self.coordinators.offsets.leader_epoch(tp),
+                "{tp}: coordinator loaded on broker {} without leading it in that epoch",
+                self.id
+            );
+        }
     }
 }
 

@@ -92,8 +92,11 @@ pub fn internal_topic_config() -> TopicConfig {
 /// request in its order (the runtime's write token).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingCommit {
+    /// The client that sent the OffsetCommit.
     pub from: NodeId,
+    /// Its correlation id, echoed in the answer.
     pub corr: CorrelationId,
+    /// The request's partitions, each answered with the same error.
     pub partitions: Vec<TopicPartition>,
 }
 

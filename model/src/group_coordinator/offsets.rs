@@ -31,16 +31,22 @@ const OFFSET_COMMIT_VALUE_VERSION: i16 = 3;
 /// at `commit_timestamp_ms`, or (`None`) the commit was deleted (a tombstone).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetRecord {
+    /// The consumer group (`group.id`).
     pub group_id: String,
+    /// The consumed partition the offset is for (not the `__consumer_offsets` partition).
     pub tp: TopicPartition,
+    /// The position of the next record to consume; `None`: a tombstone.
     pub committed_offset: Option<Offset>,
+    /// When the coordinator took the commit, ms of simulated time (-1 for a tombstone).
     pub commit_timestamp_ms: i64,
 }
 
 /// A committed offset as the shard holds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommittedOffset {
+    /// The committed position in the consumed partition.
     pub offset: Offset,
+    /// When it was committed, ms of simulated time.
     pub commit_timestamp_ms: i64,
     /// Where the record holding it sits in the `__consumer_offsets` partition.
     pub record_offset: Offset,

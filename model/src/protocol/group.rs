@@ -9,7 +9,9 @@ use super::*;
 /// record to consume) for `tp`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OffsetCommitPartition {
+    /// The consumed partition.
     pub tp: TopicPartition,
+    /// The position of the next record to consume.
     pub committed_offset: Offset,
 }
 
@@ -18,7 +20,9 @@ pub struct OffsetCommitPartition {
 /// COORDINATOR_NOT_AVAILABLE, REQUEST_TIMED_OUT, UNKNOWN_MEMBER_ID).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OffsetCommitPartitionResponse {
+    /// The consumed partition, as in the request.
     pub tp: TopicPartition,
+    /// NONE or the reason above.
     pub error: ErrorCode,
 }
 
@@ -26,6 +30,8 @@ pub struct OffsetCommitPartitionResponse {
 /// has none for it (Kafka's `OffsetFetchResponse.INVALID_OFFSET`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OffsetFetchPartition {
+    /// The consumed partition, as in the request.
     pub tp: TopicPartition,
+    /// The committed position, or -1.
     pub committed_offset: Offset,
 }
