@@ -412,3 +412,30 @@ fn ksim_run_refuses_a_bad_seed_with_exit_code_2() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(stderr.contains("not-a-number"), "{stderr}");
 }
+
+/// The group coordinator's broker keys load under `[cluster.broker_config]` (Kafka's
+/// defaults otherwise), and are validated like every key.
+#[test]
+fn the_loader_accepts_the_offsets_topic_keys() {
+    let with = |extra: &str| {
+        replace_once(
+            &default_text(),
+            "[cluster.broker_config]\n",
+            &format!("[cluster.broker_config]\n{extra}\n"),
+        )
+    };
+    let text =
+        with("\"offsets.topic.num.partitions\" = 7\n\"offsets.topic.replication.factor\" = 2");
+    let s = parse(&text, "default.toml").expect("loads");
+    assert_eq!(s.cluster.broker_config.offsets_topic_num_partitions, 7);
+    assert_eq!(s.cluster.broker_config.offsets_topic_replication_factor, 2);
+    let s = parse(&default_text(), "default.toml").expect("loads");
+    assert_eq!(s.cluster.broker_config.offsets_topic_num_partitions, 50);
+    assert_eq!(s.cluster.broker_config.offsets_topic_replication_factor, 3);
+    let bad = with("\"offsets.topic.replication.factor\" = 0");
+    let e = parse(&bad, "default.toml").unwrap_err();
+    assert!(
+        e.to_string().contains("offsets.topic.replication.factor"),
+        "{e}"
+    );
+}

@@ -125,6 +125,30 @@ pub enum Event {
         /// The log's error, e.g. "batch base offset 0 does not follow the log end offset 397".
         error: String,
     },
+    /// A broker loaded a partition of an internal topic into its coordinator runtime on
+    /// becoming its leader: it replayed the partition's log from its start
+    /// (`CoordinatorRuntime.java`'s load; immediate here).
+    CoordinatorLoaded {
+        tp: TopicPartition,
+        broker: BrokerId,
+        leader_epoch: LeaderEpoch,
+        /// Records replayed.
+        records: u64,
+        /// The log end offset the load stopped at (exclusive).
+        loaded_to: Offset,
+    },
+    /// A broker unloaded a partition of an internal topic (it became follower, or the replica
+    /// was deleted); the writes still waiting for their commit were answered NOT_COORDINATOR.
+    CoordinatorUnloaded {
+        tp: TopicPartition,
+        broker: BrokerId,
+        pending_writes: u64,
+    },
+    /// A broker answered FindCoordinator COORDINATOR_NOT_AVAILABLE for a reason other than
+    /// "being created" (emitted once per distinct reason and broker), e.g. Kafka's "Number of
+    /// alive brokers '2' does not meet the required replication factor '3' for the offsets
+    /// topic ...".
+    CoordinatorUnavailable { broker: BrokerId, reason: String },
     /// A broker started following a leader in an epoch.
     BecameFollower {
         tp: TopicPartition,
@@ -320,6 +344,9 @@ impl Event {
         "replica-deleted",
         "became-leader",
         "follower-append-failed",
+        "coordinator-loaded",
+        "coordinator-unloaded",
+        "coordinator-unavailable",
         "became-follower",
         "isr-changed",
         "high-watermark-changed",
@@ -359,6 +386,9 @@ impl Event {
             Event::ReplicaDeleted { .. } => "replica-deleted",
             Event::BecameLeader { .. } => "became-leader",
             Event::FollowerAppendFailed { .. } => "follower-append-failed",
+            Event::CoordinatorLoaded { .. } => "coordinator-loaded",
+            Event::CoordinatorUnloaded { .. } => "coordinator-unloaded",
+            Event::CoordinatorUnavailable { .. } => "coordinator-unavailable",
             Event::BecameFollower { .. } => "became-follower",
             Event::IsrChanged { .. } => "isr-changed",
             Event::HighWatermarkChanged { .. } => "high-watermark-changed",

@@ -15,6 +15,7 @@ pub mod coordinator_runtime;
 pub mod disk;
 pub mod effects;
 pub mod event;
+pub mod group_coordinator;
 pub mod log;
 pub use producer::partitioner;
 pub mod producer;

@@ -28,6 +28,23 @@ impl Broker {
             controller_epoch: epoch,
         });
         let mut reqs = Vec::new();
+        // A broker that knows `__consumer_offsets` exists (it hosts a replica or its metadata
+        // names it) makes sure its controller loads it, even if the request to create it went
+        // to other brokers only.
+        let offsets_topic = crate::group_coordinator::CONSUMER_OFFSETS_TOPIC;
+        if self
+            .partitions
+            .keys()
+            .chain(self.metadata.keys())
+            .any(|tp| tp.topic == offsets_topic)
+        {
+            let op = AdminOp::CreateTopic {
+                name: offsets_topic.into(),
+                partitions: self.config.offsets_topic_num_partitions,
+                replication_factor: self.config.offsets_topic_replication_factor,
+            };
+            self.controller.on_admin(op, &mut reqs, out);
+        }
         self.controller.on_elected(epoch, version, &mut reqs, out);
         self.flush_controller_requests(now, reqs, out);
     }
@@ -81,8 +98,8 @@ impl Broker {
         self.flush_controller_requests(now, reqs, out);
     }
 
-    /// An admin request (CreatePartitions, DeleteTopics), for the controller this broker may
-    /// host.
+    /// An admin request (CreatePartitions, DeleteTopics, CreateTopics of an internal topic),
+    /// for the controller this broker may host.
     pub(super) fn on_admin(&mut self, now: Instant, op: AdminOp, out: &mut Effects<BrokerTimer>) {
         let mut reqs = Vec::new();
         self.controller.on_admin(op, &mut reqs, out);

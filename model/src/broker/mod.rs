@@ -21,11 +21,15 @@
 //! * `controller_host.rs` (`KafkaController` glue): running the controller inside the broker.
 //! * `metadata_cache.rs` (`MetadataCache`): UpdateMetadata and Metadata requests.
 //! * `producer_id.rs` (`ProducerIdManager`): InitProducerId.
+//! * `coordinators.rs` (`CoordinatorRuntime` glue, `KafkaApis` group handlers): the
+//!   coordinators hosted on internal-topic partitions this broker leads, FindCoordinator,
+//!   OffsetCommit, OffsetFetch.
 //!
 //! Per-producer state for duplicate detection is in [`crate::log::producer_state`]
 //! (`ProducerStateManager.scala`).
 
 mod controller_host;
+mod coordinators;
 mod fetch;
 mod follower;
 mod log_manager;
@@ -41,6 +45,7 @@ mod zk_session;
 
 pub use crate::log::producer_state::NUM_BATCHES_TO_RETAIN;
 pub use controller_host::CONTROLLER_RESEND_BACKOFF_MS;
+pub use coordinators::Coordinators;
 pub use replica_manager::HW_CHECKPOINT_FILE;
 pub use zk_session::ZkPurpose;
 
@@ -134,6 +139,9 @@ pub struct Broker {
     controller_resends: BTreeSet<BrokerId>,
     /// When this broker last heard from the coordination node on its session.
     zk_last_heard: Instant,
+    /// The coordinator runtimes hosted on the internal-topic partitions this broker leads
+    /// (for now the offsets store of `__consumer_offsets`).
+    coordinators: Coordinators,
 }
 
 impl Broker {
@@ -159,6 +167,14 @@ impl Broker {
                 if let Some(tp) = parse_dir(dir) {
                     dirs.insert(tp);
                 }
+            }
+        }
+        // An internal topic's partitions on disk follow its Kafka config (compacted).
+        for tp in &dirs {
+            if crate::group_coordinator::is_internal_topic(&tp.topic) {
+                topic_configs
+                    .entry(tp.topic.clone())
+                    .or_insert_with(crate::group_coordinator::internal_topic_config);
             }
         }
         let mut partitions = BTreeMap::new();
@@ -224,6 +240,7 @@ impl Broker {
             next_corr: 1,
             controller_resends: BTreeSet::new(),
             zk_last_heard: Instant(0),
+            coordinators: Coordinators::default(),
         }
     }
 
@@ -312,6 +329,20 @@ impl Broker {
                 );
                 assert_eq!(l.leader_epoch, p.leader_epoch);
             }
+        }
+        // A coordinator shard is loaded exactly while this broker leads its partition, in the
+        // epoch it was loaded in (loaded on make_leader, unloaded on every other change).
+        for tp in self.coordinators.offsets.hosted() {
+            let leader_epoch = match self.partitions.get(tp).map(|p| &p.role) {
+                Some(Role::Leader(l)) => Some(l.leader_epoch),
+                _ => None,
+            };
+            assert_eq!(
+                leader_epoch,
+                self.coordinators.offsets.leader_epoch(tp),
+                "{tp}: coordinator loaded on broker {} without leading it in that epoch",
+                self.id
+            );
         }
     }
 }
@@ -508,9 +539,40 @@ impl Actor for Broker {
             Message::DeleteTopics { topic } => {
                 self.on_admin(now, AdminOp::DeleteTopic { topic }, out)
             }
+            Message::FindCoordinator { corr, key } => {
+                self.on_find_coordinator(now, from, corr, key, out)
+            }
+            Message::OffsetCommit {
+                corr,
+                group_id,
+                generation_id,
+                offsets,
+                ..
+            } => self.on_offset_commit(now, from, corr, group_id, generation_id, offsets, out),
+            Message::OffsetFetch {
+                corr,
+                group_id,
+                partitions,
+            } => self.on_offset_fetch(from, corr, group_id, partitions, out),
+            Message::CreateTopics {
+                topic,
+                partitions,
+                replication_factor,
+            } => self.on_admin(
+                now,
+                AdminOp::CreateTopic {
+                    name: topic,
+                    partitions,
+                    replication_factor,
+                },
+                out,
+            ),
             Message::LeaderAndIsrResponse { .. } | Message::StopReplicaResponse { .. } => {}
             // Not addressed to a broker.
-            Message::Zk { .. }
+            Message::FindCoordinatorResponse { .. }
+            | Message::OffsetCommitResponse { .. }
+            | Message::OffsetFetchResponse { .. }
+            | Message::Zk { .. }
             | Message::MetadataResponse { .. }
             | Message::ProduceResponse { .. }
             | Message::ListOffsetsResponse { .. }
@@ -522,6 +584,7 @@ impl Actor for Broker {
         match timer {
             BrokerTimer::ZkTick => {
                 self.on_zk_tick(now, out);
+                self.coordinator_expire(now, out);
                 out.timer(200, BrokerTimer::ZkTick);
             }
             BrokerTimer::ZkReconnect => self.on_zk_reconnect(now, out),

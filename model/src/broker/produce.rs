@@ -12,7 +12,7 @@ use crate::effects::Effects;
 use crate::event::Event;
 use crate::log::producer_state::{check_sequence, SequenceCheck};
 use crate::protocol::*;
-use crate::record::{read_header, verify_crc, RecordBatch};
+use crate::record::{read_header, verify_crc, BatchHeader, RecordBatch};
 use crate::types::*;
 
 impl Broker {
@@ -68,14 +68,11 @@ impl Broker {
         tp: TopicPartition,
         acks: Acks,
         timeout_ms: u64,
-        mut batch: Vec<u8>,
+        batch: Vec<u8>,
         reply: &mut Option<PartitionProduceResponse>,
         out: &mut Effects<BrokerTimer>,
     ) {
         let me = self.id;
-        let min_isr = self.min_isr(&tp.topic);
-        let compression_type = self.compression_type(&tp.topic);
-        let flush_interval = self.flush_interval_messages(&tp.topic);
         let mut respond =
             |out: &mut Effects<BrokerTimer>, error: ErrorCode, base: Offset, lso: Offset| {
                 if acks == Acks::None {
@@ -114,7 +111,6 @@ impl Broker {
             return;
         };
         let leader_epoch = leader.leader_epoch;
-        let isr_now = leader.isr.clone();
         let header = match read_header(&batch).and_then(|h| verify_crc(&batch).map(|_| h)) {
             Ok(h) => h,
             Err(_) => {
@@ -190,21 +186,82 @@ impl Broker {
                 }
             }
         }
+        let appended = match self.append_to_leader(&tp, batch, &header, acks, out) {
+            Ok(a) => a,
+            Err(error) => {
+                let lso = self.partitions[&tp].log.log_start_offset();
+                respond(out, error, Offset(-1), lso);
+                return;
+            }
+        };
+        let (base, last, lso) = (
+            appended.base_offset,
+            appended.last_offset,
+            appended.log_start_offset,
+        );
+        match acks {
+            Acks::None => {}
+            Acks::Leader => respond(out, ErrorCode::None, base, lso),
+            Acks::All => {
+                let id = self.fresh_id();
+                self.pending_produces.insert(
+                    id,
+                    PendingProduce {
+                        req,
+                        tp: tp.clone(),
+                        leader_epoch,
+                        base_offset: base,
+                        last_offset: last,
+                    },
+                );
+                out.timer(timeout_ms, BrokerTimer::ProduceTimeout { id });
+                // A single-member ISR commits immediately.
+                self.maybe_advance_hw(now, &tp, out);
+            }
+        }
+        self.complete_delayed_fetches(now, &tp, out);
+    }
+
+    /// The leader's append (Kafka's `Partition.appendRecordsToLeader` and the `LogValidator`
+    /// steps after the producer checks), shared by produce requests and coordinator writes:
+    /// recompresses `batch` to the topic's `compression.type`, refuses an `acks=all` append
+    /// while the ISR is smaller than `min.insync.replicas` (NOT_ENOUGH_REPLICAS, with Kafka's
+    /// text in a `produce-rejected` event), appends with this leader's epoch, records the
+    /// producer's batch for idempotence, flushes per `flush.messages`, and emits
+    /// `log-segment-rolled` and `produce-appended`.
+    ///
+    /// `header` is `batch`'s header as received (its CRC already checked by the caller). Errors:
+    /// NOT_LEADER_OR_FOLLOWER when this broker does not lead `tp`, CORRUPT_MESSAGE when the
+    /// batch cannot be recompressed or appended, NOT_ENOUGH_REPLICAS; nothing is appended then.
+    /// The caller answers, waits for the high watermark, and wakes delayed fetches.
+    pub(super) fn append_to_leader(
+        &mut self,
+        tp: &TopicPartition,
+        mut batch: Vec<u8>,
+        header: &BatchHeader,
+        acks: Acks,
+        out: &mut Effects<BrokerTimer>,
+    ) -> Result<LeaderAppend, ErrorCode> {
+        let me = self.id;
+        let min_isr = self.min_isr(&tp.topic);
+        let compression_type = self.compression_type(&tp.topic);
+        let flush_interval = self.flush_interval_messages(&tp.topic);
+        let pid = header.producer_id;
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        };
+        let Role::Leader(leader) = &p.role else {
+            return Err(ErrorCode::NotLeaderOrFollower);
+        };
+        let leader_epoch = leader.leader_epoch;
+        let isr_now = leader.isr.clone();
         // compression.type other than `producer`: the leader stores the batch in the topic's
         // codec, recompressing it (Kafka's LogValidator); the CRC is recomputed.
         if let BrokerCompression::Codec(codec) = compression_type {
             if codec.id() != header.compression() {
                 match RecordBatch::decode(&batch) {
                     Ok((rb, _)) => batch = rb.with_compression(codec).encode(),
-                    Err(_) => {
-                        respond(
-                            out,
-                            ErrorCode::CorruptMessage,
-                            Offset(-1),
-                            p.log.log_start_offset(),
-                        );
-                        return;
-                    }
+                    Err(_) => return Err(ErrorCode::CorruptMessage),
                 }
             }
         }
@@ -219,27 +276,12 @@ impl Broker {
                     isr_set_text(&isr_now)
                 ),
             });
-            respond(
-                out,
-                ErrorCode::NotEnoughReplicas,
-                Offset(-1),
-                p.log.log_start_offset(),
-            );
-            return;
+            return Err(ErrorCode::NotEnoughReplicas);
         }
         let mut ops = Vec::new();
         let active_before = p.log.segments().len();
-        let (base, last) = match p.log.append_as_leader(&batch, leader_epoch, &mut ops) {
-            Ok(r) => r,
-            Err(_) => {
-                respond(
-                    out,
-                    ErrorCode::CorruptMessage,
-                    Offset(-1),
-                    p.log.log_start_offset(),
-                );
-                return;
-            }
+        let Ok((base, last)) = p.log.append_as_leader(&batch, leader_epoch, &mut ops) else {
+            return Err(ErrorCode::CorruptMessage);
         };
         if pid != ProducerId::NONE {
             let first_seq = header.base_sequence.0;
@@ -272,29 +314,25 @@ impl Broker {
             base_sequence: header.base_sequence,
             isr: isr_now,
         });
-        let lso = p.log.log_start_offset();
-        match acks {
-            Acks::None => {}
-            Acks::Leader => respond(out, ErrorCode::None, base, lso),
-            Acks::All => {
-                let id = self.fresh_id();
-                self.pending_produces.insert(
-                    id,
-                    PendingProduce {
-                        req,
-                        tp: tp.clone(),
-                        leader_epoch,
-                        base_offset: base,
-                        last_offset: last,
-                    },
-                );
-                out.timer(timeout_ms, BrokerTimer::ProduceTimeout { id });
-                // A single-member ISR commits immediately.
-                self.maybe_advance_hw(now, &tp, out);
-            }
-        }
-        self.complete_delayed_fetches(now, &tp, out);
+        Ok(LeaderAppend {
+            leader_epoch,
+            base_offset: base,
+            last_offset: last,
+            log_start_offset: p.log.log_start_offset(),
+        })
     }
+}
+
+/// Where [`Broker::append_to_leader`] put a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct LeaderAppend {
+    /// The leader epoch the batch was stamped with.
+    pub(super) leader_epoch: LeaderEpoch,
+    /// Offsets of the batch's first and last records.
+    pub(super) base_offset: Offset,
+    pub(super) last_offset: Offset,
+    /// The log start offset after the append (for the produce response).
+    pub(super) log_start_offset: Offset,
 }
 
 /// An ISR as Kafka prints a Scala `Set` of broker ids in error messages: `Set(0, 2)`.

@@ -151,6 +151,7 @@ impl Broker {
         let tp = state.tp.clone();
         let me = self.id;
         if !self.partitions.contains_key(&tp) {
+            self.ensure_internal_topic_config(&tp.topic, out);
             let mut log = PartitionLog::new(&tp);
             log.set_config(self.log_config(&tp.topic));
             self.partitions.insert(
@@ -258,6 +259,7 @@ impl Broker {
             log_end_offset: leo,
             high_watermark: hw,
         });
+        self.coordinator_become_leader(&tp, out);
         // A sole-replica ISR can advance the HW at once.
         self.maybe_advance_hw(now, &tp, out);
     }
@@ -334,6 +336,7 @@ impl Broker {
             self.rebuild_producers(&tp);
         }
         self.fail_pending_produces(&tp, ErrorCode::NotLeaderOrFollower, out);
+        self.coordinator_resign(&tp, out);
         if state.leader.is_some() {
             self.send_follower_fetch(now, &tp, out);
         }
@@ -379,6 +382,7 @@ impl Broker {
                     broker: self.id,
                 });
                 self.fail_pending_produces(&tp, ErrorCode::UnknownTopicOrPartition, out);
+                self.coordinator_resign(&tp, out);
             }
         }
         out.send(

@@ -100,6 +100,13 @@ pub struct BrokerConfig {
     pub log_flush_start_offset_checkpoint_interval_ms: u64,
     /// `compression.type` ("producer"): the codec the leader stores batches in.
     pub compression_type: BrokerCompression,
+    /// `offsets.topic.num.partitions` (50): partitions of `__consumer_offsets` when a broker
+    /// creates it (`GroupCoordinatorConfig`); a group's coordinator is the leader of
+    /// partition `abs(hash(group)) % this`.
+    pub offsets_topic_num_partitions: i32,
+    /// `offsets.topic.replication.factor` (3): replicas of each `__consumer_offsets`
+    /// partition; the topic is not created while fewer brokers are registered.
+    pub offsets_topic_replication_factor: i32,
 }
 
 /// The broker's and topic's `compression.type`: keep the producer's codec (`producer`, the
@@ -156,6 +163,8 @@ impl Default for BrokerConfig {
             log_cleaner_backoff_ms: 15_000,
             log_flush_start_offset_checkpoint_interval_ms: 60_000,
             compression_type: BrokerCompression::Producer,
+            offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
         }
     }
 }
@@ -202,6 +211,12 @@ pub(super) const BROKER_KEYS: &[KeyDef] = &[
     k(
         "compression.type",
         Ty::OneOf(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+    ),
+    // Kafka's defaults: 50 and 3 (`GroupCoordinatorConfig`: atLeast(1); the factor is a short).
+    k("offsets.topic.num.partitions", Ty::Int(1, I32)),
+    k(
+        "offsets.topic.replication.factor",
+        Ty::Int(1, i16::MAX as i64),
     ),
     k("sim.replication.truncation", Ty::OneOf(TRUNCATION_MODES)),
     k("sim.controller.epoch-fencing", Ty::Bool),
@@ -278,6 +293,12 @@ impl BrokerConfig {
         }
         if let Some(v) = p.str("compression.type") {
             c.compression_type = BrokerCompression::parse(v).expect("validated");
+        }
+        if let Some(v) = p.num("offsets.topic.num.partitions") {
+            c.offsets_topic_num_partitions = v as i32;
+        }
+        if let Some(v) = p.num("offsets.topic.replication.factor") {
+            c.offsets_topic_replication_factor = v as i32;
         }
         // Kafka's precedence: log.roll.ms over log.roll.hours; log.retention.ms over
         // log.retention.minutes over log.retention.hours.

@@ -383,3 +383,25 @@ fn config_closest_match() {
     );
     assert_eq!(closest_match("zzz", ["name", "replication_factor"]), None);
 }
+
+#[test]
+fn config_offsets_topic_keys() {
+    let c = broker(&[]).unwrap();
+    assert_eq!(
+        (
+            c.offsets_topic_num_partitions,
+            c.offsets_topic_replication_factor
+        ),
+        (50, 3),
+        "Kafka's defaults"
+    );
+    let c = broker(&[
+        ("offsets.topic.num.partitions", i(3)),
+        ("offsets.topic.replication.factor", i(1)),
+    ])
+    .unwrap();
+    assert_eq!(c.offsets_topic_num_partitions, 3);
+    assert_eq!(c.offsets_topic_replication_factor, 1);
+    assert!(broker(&[("offsets.topic.num.partitions", i(0))]).is_err());
+    assert!(broker(&[("offsets.topic.replication.factor", i(40_000))]).is_err());
+}

@@ -136,6 +136,17 @@ pub enum AdminOp {
     },
     /// Delete the topic and its logs.
     DeleteTopic { topic: String },
+    /// Create the internal topic `name` (a broker needs it: `__consumer_offsets` on the first
+    /// FindCoordinator) with `partitions` partitions of `replication_factor` replicas each,
+    /// assigned over the registered brokers by [`replica_assignment::assign_replicas`]. A no-op
+    /// when the topic exists or fewer brokers are registered than `replication_factor` (Kafka
+    /// refuses to create it then). The topic's config is the internal one
+    /// ([`crate::group_coordinator::internal_topic_config`]), which every broker applies itself.
+    CreateTopic {
+        name: String,
+        partitions: i32,
+        replication_factor: i32,
+    },
 }
 
 /// Why the controller sent a coordination-node request.
@@ -152,6 +163,16 @@ pub enum ControllerZkOp {
         topic: String,
     },
     TopicCreate {
+        topic: String,
+    },
+    /// The unfenced creation of an internal topic's assignment znode ([`AdminOp::CreateTopic`]).
+    InternalTopicCreate {
+        topic: String,
+        assignment: Vec<Vec<BrokerId>>,
+    },
+    /// Reading an internal topic's assignment: on election for a topic some broker asked to
+    /// create, or after its creation found the znode already there.
+    InternalTopicData {
         topic: String,
     },
     EnsurePath,
@@ -360,6 +381,22 @@ impl Controller {
                 },
             ));
         }
+        // Internal topics some broker asked for may exist already: load them like the rest
+        // (the startup event then creates those that do not).
+        for op in &self.admin {
+            if let AdminOp::CreateTopic { name, .. } = op {
+                a.loading += 1;
+                reqs.push((
+                    ZkRequest::GetData {
+                        path: format!("/brokers/topics/{name}"),
+                        watch: false,
+                    },
+                    ControllerZkOp::InternalTopicData {
+                        topic: name.clone(),
+                    },
+                ));
+            }
+        }
         self.active = Some(a);
     }
 
@@ -514,6 +551,19 @@ impl Controller {
             ControllerZkOp::TopicDelete { topic } => {
                 self.on_topic_deleted(topic, result, reqs, out);
                 return;
+            }
+            ControllerZkOp::InternalTopicCreate { topic, assignment } => {
+                self.on_internal_topic_created(topic, assignment, result, reqs, out);
+                return;
+            }
+            ControllerZkOp::InternalTopicData { topic } => {
+                if let Ok(ZkReply::Data { data, .. }) = result {
+                    if !a.assignments.keys().any(|tp| tp.topic == topic) {
+                        let assignment = decode_assignment(&data).unwrap_or_default();
+                        Self::load_partitions(a, &topic, &assignment, reqs);
+                    }
+                }
+                a.loading -= 1;
             }
             ControllerZkOp::TopicCreate { topic } => {
                 let t = topics

@@ -669,3 +669,112 @@ fn a_bounced_broker_is_considered_again_once_the_failure_pass_is_written() {
     assert_eq!(writes[0].0.leader, Some(BrokerId(0)));
     assert_eq!(writes[0].2, "leader-election");
 }
+
+/// A controller of brokers `live` with no topics, loaded.
+fn loaded_controller_without_topics(live: &[i32]) -> Controller {
+    let mut c = Controller::new(BrokerId(0), BrokerConfig::default(), vec![]);
+    let mut out = Effects::new();
+    let mut reqs = Vec::new();
+    c.on_elected(ControllerEpoch(1), ZkVersion(0), &mut reqs, &mut out);
+    let now = Instant(0);
+    let children = live.iter().map(|b| b.to_string()).collect();
+    c.on_zk_reply(
+        now,
+        ControllerZkOp::BrokerIds { scan: 1 },
+        Ok(ZkReply::Children { children }),
+        &mut reqs,
+        &mut out,
+    );
+    for b in live {
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::BrokerData {
+                scan: 1,
+                id: BrokerId(*b),
+            },
+            broker_data(10 + *b as i64),
+            &mut reqs,
+            &mut out,
+        );
+    }
+    assert!(c.active.as_ref().unwrap().loaded);
+    c
+}
+
+fn create_offsets_topic() -> AdminOp {
+    AdminOp::CreateTopic {
+        name: "__consumer_offsets".into(),
+        partitions: 4,
+        replication_factor: 3,
+    }
+}
+
+#[test]
+fn an_internal_topic_is_assigned_over_the_registered_brokers_and_created() {
+    let mut c = loaded_controller_without_topics(&[0, 1, 2]);
+    let mut out = Effects::new();
+    let mut reqs = Vec::new();
+    c.on_admin(create_offsets_topic(), &mut reqs, &mut out);
+    let (path, assignment) = reqs
+        .iter()
+        .find_map(|(req, op)| match (req, op) {
+            (
+                ZkRequest::Create { path, .. },
+                ControllerZkOp::InternalTopicCreate { assignment, .. },
+            ) => Some((path.clone(), assignment.clone())),
+            _ => None,
+        })
+        .expect("the assignment znode is created");
+    assert_eq!(path, "/brokers/topics/__consumer_offsets");
+    assert_eq!(assignment.len(), 4);
+    for replicas in &assignment {
+        let distinct: BTreeSet<BrokerId> = replicas.iter().copied().collect();
+        assert_eq!(distinct.len(), 3, "{assignment:?}");
+        assert!(replicas.iter().all(|b| b.0 <= 2));
+    }
+    let mut reqs = Vec::new();
+    c.on_zk_reply(
+        Instant(0),
+        ControllerZkOp::InternalTopicCreate {
+            topic: "__consumer_offsets".into(),
+            assignment: assignment.clone(),
+        },
+        Ok(ZkReply::Created {
+            path: "/brokers/topics/__consumer_offsets".into(),
+        }),
+        &mut reqs,
+        &mut out,
+    );
+    let writes = state_writes(&reqs);
+    assert_eq!(writes.len(), 4, "every partition gets its first leader");
+    for w in writes {
+        assert_eq!(w.leader, Some(assignment[w.tp.partition as usize][0]));
+    }
+    assert!(out.events().iter().any(|e| matches!(
+        e,
+        Event::PartitionsCreated { topic, from_count: 0, to_count: 4, .. }
+            if topic == "__consumer_offsets"
+    )));
+    // Asking again once it exists does nothing.
+    let mut reqs = Vec::new();
+    c.on_admin(create_offsets_topic(), &mut reqs, &mut out);
+    assert!(reqs.is_empty(), "{reqs:?}");
+}
+
+#[test]
+fn an_internal_topic_is_not_created_while_too_few_brokers_are_registered() {
+    let mut c = loaded_controller_without_topics(&[0, 1]);
+    let mut out = Effects::new();
+    let mut reqs = Vec::new();
+    c.on_admin(create_offsets_topic(), &mut reqs, &mut out);
+    assert!(reqs.is_empty(), "{reqs:?}");
+    // A controller elected later loads the topic it was asked for, if it exists.
+    let mut reqs = Vec::new();
+    let mut next = Controller::new(BrokerId(1), BrokerConfig::default(), vec![]);
+    next.on_admin(create_offsets_topic(), &mut reqs, &mut out);
+    next.on_elected(ControllerEpoch(2), ZkVersion(1), &mut reqs, &mut out);
+    assert!(reqs.iter().any(|(_, op)| matches!(
+        op,
+        ControllerZkOp::InternalTopicData { topic } if topic == "__consumer_offsets"
+    )));
+}

@@ -1,11 +1,15 @@
 //! Topic administration: the topic assignment znode (`/brokers/topics/T`), the scenario's
 //! topics created when absent, CreatePartitions and DeleteTopics with the deletion marker
-//! (`/admin/delete_topics/T`) and StopReplica with delete.
+//! (`/admin/delete_topics/T`) and StopReplica with delete, and internal topics created on a
+//! broker's request (`__consumer_offsets`).
 //!
 //! Mirrors Kafka's `TopicZNode` (`ZkData.scala`), `AdminZkClient.addPartitions` and
-//! `TopicDeletionManager`.
+//! `createTopic`, and `TopicDeletionManager`.
 
+use super::replica_assignment::assign_replicas;
 use super::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 pub(super) fn encode_assignment(assignment: &[Vec<BrokerId>]) -> Vec<u8> {
     let mut parts = serde_json::Map::new();
@@ -101,6 +105,45 @@ impl Controller {
                         topic,
                         from_count,
                         assignment: full,
+                    },
+                ));
+            }
+            AdminOp::CreateTopic {
+                name,
+                partitions,
+                replication_factor,
+            } => {
+                let live: Vec<BrokerId> = a.live.keys().copied().collect();
+                if a.assignments.keys().any(|tp| tp.topic == name)
+                    || (live.len() as i32) < replication_factor
+                    || partitions < 1
+                    || replication_factor < 1
+                {
+                    return;
+                }
+                // Kafka draws the start index and shift at random; here they come from a
+                // generator seeded by the topic name and the controller epoch, so the state
+                // machine stays deterministic without a random stream of its own.
+                let seed = name.bytes().fold(a.epoch.0 as u64, |h, b| {
+                    h.wrapping_mul(31).wrapping_add(b as u64)
+                });
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                let by_index =
+                    assign_replicas(live.len() as i32, partitions, replication_factor, &mut rng);
+                let assignment: Vec<Vec<BrokerId>> = by_index
+                    .into_iter()
+                    .map(|r| r.into_iter().map(|i| live[i.0 as usize]).collect())
+                    .collect();
+                a.pending.as_mut().expect("in an event").writes += 1;
+                reqs.push((
+                    ZkRequest::Create {
+                        path: format!("/brokers/topics/{name}"),
+                        data: encode_assignment(&assignment),
+                        ephemeral: false,
+                    },
+                    ControllerZkOp::InternalTopicCreate {
+                        topic: name,
+                        assignment,
                     },
                 ));
             }
@@ -201,6 +244,59 @@ impl Controller {
             p.writes -= 1;
         }
         // The new partitions get their first leader and ISR like a new topic's.
+        self.reconcile(&live, reqs);
+        self.maybe_finish_event(reqs, out);
+    }
+
+    /// The creation of an internal topic's assignment znode was answered: its partitions get
+    /// their first leader and ISR like a new topic's (a `partitions-created` event from 0
+    /// records it). If the znode was there already (created under a controller that this one
+    /// did not hear of), its assignment is read instead and loaded; its partitions' states
+    /// follow at the next reconciliation.
+    pub(super) fn on_internal_topic_created(
+        &mut self,
+        topic: String,
+        assignment: Vec<Vec<BrokerId>>,
+        result: Result<ZkReply, ZkError>,
+        reqs: &mut Reqs,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let a = self.active.as_mut().expect("active");
+        if let Some(p) = a.pending.as_mut() {
+            p.writes -= 1;
+        }
+        if !matches!(result, Ok(ZkReply::Created { .. })) {
+            a.loading += 1;
+            reqs.push((
+                ZkRequest::GetData {
+                    path: format!("/brokers/topics/{topic}"),
+                    watch: false,
+                },
+                ControllerZkOp::InternalTopicData { topic },
+            ));
+            self.maybe_finish_event(reqs, out);
+            return;
+        }
+        reqs.push((
+            ZkRequest::Create {
+                path: format!("/brokers/topics/{topic}/partitions"),
+                data: vec![],
+                ephemeral: false,
+            },
+            ControllerZkOp::EnsurePath,
+        ));
+        out.event(Event::PartitionsCreated {
+            topic: topic.clone(),
+            from_count: 0,
+            to_count: assignment.len() as i32,
+            controller_epoch: a.epoch,
+        });
+        for (p, replicas) in assignment.iter().enumerate() {
+            let tp = TopicPartition::new(&topic, p as i32);
+            a.assignments.insert(tp.clone(), replicas.clone());
+            a.states.insert(tp, None);
+        }
+        let live: BTreeSet<BrokerId> = a.live.keys().copied().collect();
         self.reconcile(&live, reqs);
         self.maybe_finish_event(reqs, out);
     }

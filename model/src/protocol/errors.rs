@@ -40,6 +40,19 @@ pub enum ErrorCode {
     /// The broker does not support the request's version, e.g. a consumer's OffsetForLeaderEpoch
     /// (v3+, KIP-320, Kafka 2.1) sent to a broker running an older protocol.
     UnsupportedVersion,
+    /// The broker is not the coordinator of the group (it does not lead the group's
+    /// `__consumer_offsets` partition, or lost it before the write committed): find the
+    /// coordinator again and retry (`CoordinatorRuntime.java`, GroupMetadataManager.scala).
+    NotCoordinator,
+    /// No coordinator can serve the group now: the internal topic does not exist yet, its
+    /// partition has no leader, or a commit's append was refused for lack of in-sync replicas.
+    CoordinatorNotAvailable,
+    /// The coordinator is still loading the group's partition (`CoordinatorRuntime.java:2048`;
+    /// the model loads at once, so it is never answered yet).
+    CoordinatorLoadInProgress,
+    /// The commit names a member the group does not have (ClassicGroup.java:823-864; the model
+    /// has no members yet, so any commit with a generation other than -1 gets it).
+    UnknownMemberId,
 }
 
 impl ErrorCode {
@@ -57,6 +70,9 @@ impl ErrorCode {
                 | ErrorCode::UnknownLeaderEpoch
                 | ErrorCode::KafkaStorageError
                 | ErrorCode::CorruptMessage
+                | ErrorCode::NotCoordinator
+                | ErrorCode::CoordinatorNotAvailable
+                | ErrorCode::CoordinatorLoadInProgress
         )
     }
 
@@ -86,6 +102,10 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => "INVALID_REQUEST",
             ErrorCode::NotController => "NOT_CONTROLLER",
             ErrorCode::UnsupportedVersion => "UNSUPPORTED_VERSION",
+            ErrorCode::NotCoordinator => "NOT_COORDINATOR",
+            ErrorCode::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
+            ErrorCode::CoordinatorLoadInProgress => "COORDINATOR_LOAD_IN_PROGRESS",
+            ErrorCode::UnknownMemberId => "UNKNOWN_MEMBER_ID",
         }
     }
 }

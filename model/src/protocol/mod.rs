@@ -8,7 +8,8 @@
 //! The message enum ([`Message`]) lives here; the types its variants carry live in one file per
 //! API family, all re-exported here: `errors` (Kafka's error codes), `produce`, `fetch` (with
 //! OffsetForLeaderEpoch), `metadata`, `controller_apis` (LeaderAndIsr, UpdateMetadata,
-//! StopReplica, AlterPartition) and `coordination` (the ZooKeeper-style client protocol). The
+//! StopReplica, AlterPartition), `group` (FindCoordinator, OffsetCommit, OffsetFetch) and
+//! `coordination` (the ZooKeeper-style client protocol). The
 //! files are private modules, so that `use crate::protocol::*` brings in the types and not
 //! module names that could clash with the importer's own.
 
@@ -16,6 +17,7 @@ mod controller_apis;
 mod coordination;
 mod errors;
 mod fetch;
+mod group;
 mod metadata;
 mod produce;
 
@@ -23,6 +25,7 @@ pub use controller_apis::*;
 pub use coordination::*;
 pub use errors::*;
 pub use fetch::*;
+pub use group::*;
 pub use metadata::*;
 pub use produce::*;
 
@@ -227,6 +230,58 @@ pub enum Message {
         /// The committed state on success.
         state: Option<PartitionState>,
     },
+
+    // ---- clients <-> group coordinator (see `group.rs`) ----
+    /// Kafka's FindCoordinator for a group (key type GROUP): which broker coordinates
+    /// `key`? Any broker answers; one that finds `__consumer_offsets` missing asks the
+    /// controller to create it (`KafkaApis.handleFindCoordinatorRequest`).
+    FindCoordinator { corr: CorrelationId, key: String },
+    /// `coordinator` is the leader of the group's `__consumer_offsets` partition when `error`
+    /// is NONE; otherwise COORDINATOR_NOT_AVAILABLE and `None`.
+    FindCoordinatorResponse {
+        corr: CorrelationId,
+        error: ErrorCode,
+        coordinator: Option<BrokerId>,
+    },
+    /// Kafka's OffsetCommit (v8 fields that matter here): store `offsets` for `group_id`.
+    /// Answered only once the records are committed in `__consumer_offsets`.
+    OffsetCommit {
+        corr: CorrelationId,
+        group_id: String,
+        /// -1 for a simple consumer (no group membership), as `KafkaConsumer.assign()` sends.
+        generation_id: i32,
+        member_id: String,
+        offsets: Vec<OffsetCommitPartition>,
+    },
+    /// One answer per partition of the request, in its order.
+    OffsetCommitResponse {
+        corr: CorrelationId,
+        partitions: Vec<OffsetCommitPartitionResponse>,
+    },
+    /// Kafka's OffsetFetch for one group: the committed offsets of `partitions`.
+    OffsetFetch {
+        corr: CorrelationId,
+        group_id: String,
+        partitions: Vec<TopicPartition>,
+    },
+    /// `error` is a group-level error (NOT_COORDINATOR, ...); with NONE, one entry per asked
+    /// partition, in the request's order.
+    OffsetFetchResponse {
+        corr: CorrelationId,
+        error: ErrorCode,
+        partitions: Vec<OffsetFetchPartition>,
+    },
+
+    // ---- broker -> controller ----
+    /// Create `topic` (an internal topic the broker needs: ZooKeeper-mode Kafka's
+    /// `AutoTopicCreationManager` writes `/brokers/topics/T` for it). Sent by a broker to
+    /// every live broker, as the testbed delivers admin requests, so that whichever is or
+    /// becomes the controller carries it out. Idempotent.
+    CreateTopics {
+        topic: String,
+        partitions: i32,
+        replication_factor: i32,
+    },
 }
 
 impl Message {
@@ -266,6 +321,13 @@ impl Message {
             Message::CreatePartitions { .. } => "CreatePartitions",
             Message::DeleteTopics { .. } => "DeleteTopics",
             Message::AlterPartitionResponse { .. } => "AlterPartitionResponse",
+            Message::FindCoordinator { .. } => "FindCoordinator",
+            Message::FindCoordinatorResponse { .. } => "FindCoordinatorResponse",
+            Message::OffsetCommit { .. } => "OffsetCommit",
+            Message::OffsetCommitResponse { .. } => "OffsetCommitResponse",
+            Message::OffsetFetch { .. } => "OffsetFetch",
+            Message::OffsetFetchResponse { .. } => "OffsetFetchResponse",
+            Message::CreateTopics { .. } => "CreateTopics",
         }
     }
 }

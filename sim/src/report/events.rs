@@ -127,6 +127,25 @@ pub fn describe_event(e: &Event) -> String {
         Event::ReplicaDeleted { tp, broker } => {
             format!("broker-{broker} deleted its replica of {tp} (StopReplica with delete)")
         }
+        Event::CoordinatorLoaded {
+            tp,
+            broker,
+            leader_epoch,
+            records,
+            loaded_to,
+        } => format!(
+            "broker-{broker} loaded coordinator partition {tp} in epoch {leader_epoch}: replayed {records} records up to offset {loaded_to}"
+        ),
+        Event::CoordinatorUnloaded {
+            tp,
+            broker,
+            pending_writes,
+        } => format!(
+            "broker-{broker} unloaded coordinator partition {tp}; {pending_writes} waiting writes answered NOT_COORDINATOR"
+        ),
+        Event::CoordinatorUnavailable { broker, reason } => {
+            format!("broker-{broker} cannot provide a group coordinator: {reason}")
+        }
         Event::ControllerRequestAccepted {
             broker,
             controller,

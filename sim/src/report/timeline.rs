@@ -41,6 +41,9 @@ pub(super) fn timeline_class(e: &Event) -> Option<bool> {
         Event::ControllerResigned { .. }
         | Event::ControllerRequestRejected { .. }
         | Event::ReplicaDeleted { .. }
+        | Event::CoordinatorLoaded { .. }
+        | Event::CoordinatorUnloaded { .. }
+        | Event::CoordinatorUnavailable { .. }
         | Event::IsrChanged { .. }
         | Event::ZkSessionExpired { .. }
         | Event::BrokerStarted { .. } => Some(true),

@@ -2,6 +2,7 @@
 //! the helpers here build a leader of `t-0` and the requests sent to it.
 
 mod alter_partition;
+mod coordinator;
 mod fetch;
 mod follower;
 mod produce;

@@ -1,0 +1,356 @@
+//! Hosting the coordinators (Kafka's `CoordinatorRuntime` glue in the broker,
+//! `KafkaApis.handleFindCoordinatorRequest` / `handleOffsetCommitRequest` /
+//! `handleOffsetFetchRequest`): the replica manager's hooks that load a partition of an
+//! internal topic on becoming its leader, unload it on losing it, and pass it every high
+//! watermark advance; and the group APIs, whose writes go through the leader's append path
+//! ([`Broker::append_to_leader`], `acks=all`) and are answered once committed.
+//!
+//! For now one coordinator is hosted: the offsets store of simple consumers
+//! ([`crate::group_coordinator`]). The runtimes never touch a log: the broker reads the log for
+//! them, appends their batches, and answers what they hand back.
+
+use super::partition::Role;
+use super::{Broker, BrokerTimer};
+use crate::controller::AdminOp;
+use crate::effects::Effects;
+use crate::event::Event;
+use crate::group_coordinator::{
+    commit_error_for_append_error, internal_topic_config, is_internal_topic, partition_for,
+    OffsetRecord, OffsetsRuntime, PendingCommit, CONSUMER_OFFSETS_TOPIC, OFFSETS_COMMIT_TIMEOUT_MS,
+};
+use crate::protocol::*;
+use crate::record::read_header;
+use crate::types::*;
+use std::collections::BTreeSet;
+
+/// The coordinator runtimes a broker hosts, and what it remembers about coordinator
+/// availability.
+#[derive(Default)]
+pub struct Coordinators {
+    /// Committed offsets, one shard per `__consumer_offsets` partition this broker leads.
+    pub(super) offsets: OffsetsRuntime,
+    /// Reasons already reported in a `coordinator-unavailable` event (each once).
+    pub(super) unavailable_reasons: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for Coordinators {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinators")
+            .field("offsets", &self.offsets.hosted().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Broker {
+    /// The topic config of an internal topic this broker now hosts a partition of, if it had
+    /// none: Kafka creates `__consumer_offsets` compacted. Arms the log cleaner if no topic
+    /// compacted before (it is armed at start only when one does).
+    pub(super) fn ensure_internal_topic_config(
+        &mut self,
+        topic: &str,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        if !is_internal_topic(topic) || self.topic_configs.contains_key(topic) {
+            return;
+        }
+        let cleaner_armed = self.any_compacted_topic();
+        self.topic_configs
+            .insert(topic.to_string(), internal_topic_config());
+        if !cleaner_armed {
+            out.timer(
+                self.config.log_cleaner_backoff_ms.max(1),
+                BrokerTimer::LogCleanerTick,
+            );
+        }
+    }
+
+    /// make_leader hook: a partition of an internal topic is loaded by replaying its log from
+    /// its start (any shard still loaded from an earlier epoch is unloaded first).
+    pub(super) fn coordinator_become_leader(
+        &mut self,
+        tp: &TopicPartition,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        if tp.topic != CONSUMER_OFFSETS_TOPIC {
+            return;
+        }
+        self.coordinator_resign(tp, out);
+        let p = &self.partitions[tp];
+        let batches: Vec<Vec<u8>> = p.log.batches().map(|b| b.bytes.clone()).collect();
+        let leader_epoch = p.leader_epoch;
+        let summary = self.coordinators.offsets.on_become_leader(
+            tp.clone(),
+            leader_epoch,
+            &batches,
+            p.high_watermark,
+        );
+        assert!(
+            summary.loaded_to <= p.log.log_end_offset(),
+            "{tp}: loaded to {:?} past the log end {:?}",
+            summary.loaded_to,
+            p.log.log_end_offset()
+        );
+        out.event(Event::CoordinatorLoaded {
+            tp: tp.clone(),
+            broker: self.id,
+            leader_epoch,
+            records: summary.records,
+            loaded_to: summary.loaded_to,
+        });
+    }
+
+    /// make_follower / StopReplica hook: the shard of `tp` is dropped and the commits still
+    /// waiting for the high watermark are answered NOT_COORDINATOR. Nothing when `tp` is not
+    /// loaded.
+    pub(super) fn coordinator_resign(
+        &mut self,
+        tp: &TopicPartition,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        if !self.coordinators.offsets.hosts(tp) {
+            return;
+        }
+        let waiting = self.coordinators.offsets.on_resign(tp);
+        out.event(Event::CoordinatorUnloaded {
+            tp: tp.clone(),
+            broker: self.id,
+            pending_writes: waiting.len() as u64,
+        });
+        for w in waiting {
+            answer_commit(w, ErrorCode::NotCoordinator, out);
+        }
+        assert!(!self.coordinators.offsets.hosts(tp));
+    }
+
+    /// maybe_advance_hw hook: the leader's high watermark of `tp` is now `high_watermark`;
+    /// the commits it passes are answered NONE.
+    pub(super) fn coordinator_high_watermark(
+        &mut self,
+        tp: &TopicPartition,
+        high_watermark: Offset,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        for w in self
+            .coordinators
+            .offsets
+            .on_high_watermark(tp, high_watermark)
+        {
+            answer_commit(w, ErrorCode::None, out);
+        }
+    }
+
+    /// The periodic check (on the coordination-node tick, every 200 ms): commits whose
+    /// `offsets.commit.timeout.ms` has passed are answered REQUEST_TIMED_OUT.
+    pub(super) fn coordinator_expire(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
+        for w in self.coordinators.offsets.expire(now.0) {
+            answer_commit(w, ErrorCode::RequestTimedOut, out);
+        }
+    }
+
+    /// FindCoordinator for group `key`: the leader of the group's `__consumer_offsets`
+    /// partition as the metadata cache has it. If the topic does not exist yet, ask the
+    /// controller to create it (every live broker is told, see [`Message::CreateTopics`]) and
+    /// answer COORDINATOR_NOT_AVAILABLE; while fewer brokers are registered than
+    /// `offsets.topic.replication.factor`, do not ask, and say why once (Kafka's
+    /// `KafkaApis.createInternalTopic` in ZooKeeper mode).
+    pub(super) fn on_find_coordinator(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        corr: CorrelationId,
+        key: String,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let tp = partition_for(&key, self.config.offsets_topic_num_partitions);
+        let exists = self
+            .metadata
+            .keys()
+            .any(|t| t.topic == CONSUMER_OFFSETS_TOPIC);
+        let (error, coordinator) = if exists {
+            match self.metadata.get(&tp).and_then(|s| s.leader) {
+                Some(leader) => (ErrorCode::None, Some(leader)),
+                None => (ErrorCode::CoordinatorNotAvailable, None),
+            }
+        } else {
+            self.create_offsets_topic(now, out);
+            (ErrorCode::CoordinatorNotAvailable, None)
+        };
+        out.send(
+            from,
+            Message::FindCoordinatorResponse {
+                corr,
+                error,
+                coordinator,
+            },
+        );
+    }
+
+    /// Asks for `__consumer_offsets` to be created, unless too few brokers are registered.
+    fn create_offsets_topic(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
+        let replication_factor = self.config.offsets_topic_replication_factor;
+        let partitions = self.config.offsets_topic_num_partitions;
+        let alive = self.live_brokers.len();
+        if (alive as i32) < replication_factor {
+            // Kafka's text (KafkaApis.scala, `createInternalTopic`).
+            let reason = format!(
+                "Number of alive brokers '{alive}' does not meet the required replication factor '{replication_factor}' for the offsets topic (configured via 'offsets.topic.replication.factor'). This error can be ignored if the cluster is starting up and not all brokers are up yet."
+            );
+            if self.coordinators.unavailable_reasons.insert(reason.clone()) {
+                out.event(Event::CoordinatorUnavailable {
+                    broker: self.id,
+                    reason,
+                });
+            }
+            return;
+        }
+        for b in self.live_brokers.clone() {
+            if b != self.id {
+                out.send(
+                    NodeId::Broker(b),
+                    Message::CreateTopics {
+                        topic: CONSUMER_OFFSETS_TOPIC.into(),
+                        partitions,
+                        replication_factor,
+                    },
+                );
+            }
+        }
+        let op = AdminOp::CreateTopic {
+            name: CONSUMER_OFFSETS_TOPIC.into(),
+            partitions,
+            replication_factor,
+        };
+        self.on_admin(now, op, out);
+    }
+
+    /// OffsetCommit from a simple consumer: one record per partition, appended to the group's
+    /// `__consumer_offsets` partition with `acks=all`, answered once the high watermark passes
+    /// them (or NOT_COORDINATOR if leadership moves first, REQUEST_TIMED_OUT after
+    /// `offsets.commit.timeout.ms`). Refused at once: NOT_COORDINATOR when this broker does
+    /// not lead that partition; UNKNOWN_MEMBER_ID for a generation other than -1 (no group
+    /// has members yet); the remapped append error when the leader refuses the append.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_offset_commit(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        corr: CorrelationId,
+        group_id: String,
+        generation_id: i32,
+        offsets: Vec<OffsetCommitPartition>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let tp = partition_for(&group_id, self.config.offsets_topic_num_partitions);
+        let token = PendingCommit {
+            from,
+            corr,
+            partitions: offsets.iter().map(|o| o.tp.clone()).collect(),
+        };
+        if !self.coordinators.offsets.hosts(&tp) {
+            answer_commit(token, ErrorCode::NotCoordinator, out);
+            return;
+        }
+        if generation_id >= 0 {
+            answer_commit(token, ErrorCode::UnknownMemberId, out);
+            return;
+        }
+        if offsets.is_empty() {
+            answer_commit(token, ErrorCode::None, out);
+            return;
+        }
+        let records: Vec<OffsetRecord> = offsets
+            .into_iter()
+            .map(|o| OffsetRecord {
+                group_id: group_id.clone(),
+                tp: o.tp,
+                committed_offset: Some(o.committed_offset),
+                commit_timestamp_ms: now.0 as i64,
+            })
+            .collect();
+        let batch = self
+            .coordinators
+            .offsets
+            .batch_for(&tp, &records, now.0)
+            .expect("hosted");
+        let header = read_header(&batch).expect("the runtime's own batch");
+        let appended = match self.append_to_leader(&tp, batch, &header, Acks::All, out) {
+            Ok(a) => a,
+            Err(error) => {
+                answer_commit(token, commit_error_for_append_error(error), out);
+                return;
+            }
+        };
+        assert_eq!(
+            appended.last_offset.0 - appended.base_offset.0 + 1,
+            records.len() as i64,
+            "one offset per record"
+        );
+        let done = self.coordinators.offsets.appended(
+            &tp,
+            appended.base_offset,
+            records,
+            token,
+            now.0 + OFFSETS_COMMIT_TIMEOUT_MS,
+        );
+        for w in done {
+            answer_commit(w, ErrorCode::None, out);
+        }
+        // A single-member ISR commits at once; followers waiting in a fetch wake up.
+        self.maybe_advance_hw(now, &tp, out);
+        self.complete_delayed_fetches(now, &tp, out);
+    }
+
+    /// OffsetFetch: the committed offsets (below the high watermark) of `partitions` for
+    /// `group_id`, -1 where none; NOT_COORDINATOR when this broker does not lead the group's
+    /// partition.
+    pub(super) fn on_offset_fetch(
+        &mut self,
+        from: NodeId,
+        corr: CorrelationId,
+        group_id: String,
+        partitions: Vec<TopicPartition>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let tp = partition_for(&group_id, self.config.offsets_topic_num_partitions);
+        let leads = matches!(
+            self.partitions.get(&tp).map(|p| &p.role),
+            Some(Role::Leader(_))
+        );
+        let msg = match self.coordinators.offsets.committed(&tp) {
+            Ok(shard) if leads => Message::OffsetFetchResponse {
+                corr,
+                error: ErrorCode::None,
+                partitions: partitions
+                    .into_iter()
+                    .map(|p| OffsetFetchPartition {
+                        committed_offset: shard
+                            .committed(&group_id, &p)
+                            .map_or(Offset(-1), |c| c.offset),
+                        tp: p,
+                    })
+                    .collect(),
+            },
+            _ => Message::OffsetFetchResponse {
+                corr,
+                error: ErrorCode::NotCoordinator,
+                partitions: vec![],
+            },
+        };
+        out.send(from, msg);
+    }
+}
+
+/// Answers a commit with `error` for every partition of its request.
+fn answer_commit(w: PendingCommit, error: ErrorCode, out: &mut Effects<BrokerTimer>) {
+    out.send(
+        w.from,
+        Message::OffsetCommitResponse {
+            corr: w.corr,
+            partitions: w
+                .partitions
+                .into_iter()
+                .map(|tp| OffsetCommitPartitionResponse { tp, error })
+                .collect(),
+        },
+    );
+}
