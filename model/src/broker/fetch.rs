@@ -177,7 +177,9 @@ impl Broker {
         let readable: usize = batches.iter().map(Vec::len).sum();
         if readable < (min_bytes as usize).max(1) && may_park && max_wait_ms > 0 {
             let id = self.fresh_id();
-            self.pending_fetches.insert(id, PendingFetch { from, msg });
+            let tp = tp.clone();
+            self.pending_fetches
+                .insert(id, tp, PendingFetch { from, msg });
             out.timer(max_wait_ms, BrokerTimer::FetchWaitExpired { id });
             return;
         }

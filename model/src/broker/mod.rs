@@ -59,7 +59,7 @@ use crate::types::*;
 use crate::zk_client::{SessionState, ZkClient};
 use log_manager::parse_dir;
 use partition::{Partition, Role};
-use purgatory::{PendingFetch, PendingProduce, ProduceRequestState};
+use purgatory::{PendingFetch, PendingProduce, ProduceRequestState, Purgatory};
 use replica_manager::parse_hw_checkpoint;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -127,10 +127,10 @@ pub struct Broker {
     controller_id: Option<BrokerId>,
     highest_controller_epoch: ControllerEpoch,
     next_id: u64,
-    pending_produces: BTreeMap<u64, PendingProduce>,
+    pending_produces: Purgatory<PendingProduce>,
     /// Multi-partition produce requests still collecting their partitions' answers.
     produce_requests: BTreeMap<u64, ProduceRequestState>,
-    pending_fetches: BTreeMap<u64, PendingFetch>,
+    pending_fetches: Purgatory<PendingFetch>,
     next_producer_id: i64,
     /// Leader fetches waiting for a reply, to the leader they went to.
     fetch_targets: BTreeMap<CorrelationId, (TopicPartition, BrokerId)>,
@@ -232,9 +232,9 @@ impl Broker {
             controller_id: None,
             highest_controller_epoch: ControllerEpoch(0),
             next_id: 1,
-            pending_produces: BTreeMap::new(),
+            pending_produces: Purgatory::default(),
             produce_requests: BTreeMap::new(),
-            pending_fetches: BTreeMap::new(),
+            pending_fetches: Purgatory::default(),
             next_producer_id: 0,
             fetch_targets: BTreeMap::new(),
             next_corr: 1,

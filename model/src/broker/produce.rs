@@ -177,7 +177,7 @@ impl Broker {
                             base_offset: base,
                             last_offset: last,
                         };
-                        self.pending_produces.insert(id, pending);
+                        self.pending_produces.insert(id, tp.clone(), pending);
                         out.timer(timeout_ms, BrokerTimer::ProduceTimeout { id });
                         return;
                     }
@@ -206,6 +206,7 @@ impl Broker {
                 let id = self.fresh_id();
                 self.pending_produces.insert(
                     id,
+                    tp.clone(),
                     PendingProduce {
                         req,
                         tp: tp.clone(),

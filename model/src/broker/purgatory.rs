@@ -4,8 +4,9 @@
 //! is answered once when its last partition is done, and fetches park until enough bytes are
 //! readable (`fetch.min.bytes`) or `fetch.max.wait.ms` elapses.
 //!
-//! Both waiting lists are scanned linearly in id order (arrival order) when a partition's
-//! state changes, which fixes the order in which waiting requests complete.
+//! Both waiting lists are indexed by the partition they wait on ([`Purgatory`], Kafka's
+//! watcher list per key), so a change to one partition looks only at the requests waiting on
+//! it; those complete in id order (arrival order).
 
 use super::partition::Role;
 use super::{Broker, BrokerTimer};
@@ -14,6 +15,65 @@ use crate::event::Event;
 use crate::log::PartitionLog;
 use crate::protocol::*;
 use crate::types::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Delayed operations by id, indexed by the partition each waits on (Kafka's
+/// `DelayedOperationPurgatory` keeps a watcher list per key for the same reason): completing
+/// the operations of one partition costs what waits on it, not what waits on the whole broker.
+#[derive(Debug, Clone)]
+pub(super) struct Purgatory<T> {
+    ops: BTreeMap<u64, (TopicPartition, T)>,
+    by_partition: BTreeMap<TopicPartition, BTreeSet<u64>>,
+}
+
+impl<T> Default for Purgatory<T> {
+    fn default() -> Self {
+        Purgatory {
+            ops: BTreeMap::new(),
+            by_partition: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> Purgatory<T> {
+    /// Parks `op` under `id`, watching `tp`. Panics if `id` is already parked.
+    pub(super) fn insert(&mut self, id: u64, tp: TopicPartition, op: T) {
+        let fresh = self.by_partition.entry(tp.clone()).or_default().insert(id);
+        let prev = self.ops.insert(id, (tp, op));
+        assert!(
+            fresh && prev.is_none(),
+            "delayed operation {id} parked twice"
+        );
+    }
+
+    /// Takes the operation `id` out, if it is still parked.
+    pub(super) fn remove(&mut self, id: u64) -> Option<T> {
+        let (tp, op) = self.ops.remove(&id)?;
+        let watchers = self.by_partition.get_mut(&tp).expect("indexed");
+        assert!(watchers.remove(&id), "delayed operation {id} not indexed");
+        if watchers.is_empty() {
+            self.by_partition.remove(&tp);
+        }
+        Some(op)
+    }
+
+    /// The ids of the operations waiting on `tp` for which `pick` holds, in id order.
+    pub(super) fn select(&self, tp: &TopicPartition, mut pick: impl FnMut(&T) -> bool) -> Vec<u64> {
+        self.by_partition
+            .get(tp)
+            .into_iter()
+            .flatten()
+            .filter(|id| pick(&self.ops[id].1))
+            .copied()
+            .collect()
+    }
+
+    /// Every parked id, in order.
+    #[cfg(test)]
+    pub(super) fn ids(&self) -> Vec<u64> {
+        self.ops.keys().copied().collect()
+    }
+}
 
 #[derive(Debug, Clone)]
 pub(super) struct PendingProduce {
@@ -88,15 +148,10 @@ impl Broker {
             _ => return,
         };
         let min_isr = self.min_isr(&tp.topic);
-        let done: Vec<u64> = self
-            .pending_produces
-            .iter()
-            .filter(|(_, pp)| &pp.tp == tp && pp.last_offset < hw)
-            .map(|(id, _)| *id)
-            .collect();
+        let done = self.pending_produces.select(tp, |pp| pp.last_offset < hw);
         let mut answers = Vec::new();
         for id in done {
-            let pp = self.pending_produces.remove(&id).expect("present");
+            let pp = self.pending_produces.remove(id).expect("present");
             // Kafka's DelayedProduce: committed, but if the ISR has shrunk below
             // min.insync.replicas the ack says so.
             let error = if isr_len >= min_isr {
@@ -134,14 +189,8 @@ impl Broker {
         error: ErrorCode,
         out: &mut Effects<BrokerTimer>,
     ) {
-        let ids: Vec<u64> = self
-            .pending_produces
-            .iter()
-            .filter(|(_, pp)| &pp.tp == tp)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            let pp = self.pending_produces.remove(&id).expect("present");
+        for id in self.pending_produces.select(tp, |_| true) {
+            let pp = self.pending_produces.remove(id).expect("present");
             let answer = PartitionProduceResponse {
                 tp: pp.tp,
                 error,
@@ -154,7 +203,7 @@ impl Broker {
 
     /// An `acks=all` produce was not committed within its request's timeout.
     pub(super) fn on_produce_timeout(&mut self, id: u64, out: &mut Effects<BrokerTimer>) {
-        if let Some(pp) = self.pending_produces.remove(&id) {
+        if let Some(pp) = self.pending_produces.remove(id) {
             let answer = PartitionProduceResponse {
                 tp: pp.tp,
                 error: ErrorCode::RequestTimedOut,
@@ -178,34 +227,28 @@ impl Broker {
         };
         let leo = p.log.log_end_offset();
         let hw = p.high_watermark;
-        let ready: Vec<u64> = self
-            .pending_fetches
-            .iter()
-            .filter(|(_, pf)| match &pf.msg {
-                Message::Fetch {
-                    tp: t,
-                    fetch_offset,
-                    replica_id,
-                    min_bytes,
-                    max_bytes,
-                    ..
-                } if t == tp => {
-                    let limit = if replica_id.is_some() { leo } else { hw };
-                    *fetch_offset < limit
-                        && (*min_bytes <= 1
-                            || fetch_ready_bytes(&p.log, *fetch_offset, limit, *max_bytes)
-                                >= *min_bytes as usize)
-                }
-                _ => false,
-            })
-            .map(|(id, _)| *id)
-            .collect();
+        let ready = self.pending_fetches.select(tp, |pf| match &pf.msg {
+            Message::Fetch {
+                fetch_offset,
+                replica_id,
+                min_bytes,
+                max_bytes,
+                ..
+            } => {
+                let limit = if replica_id.is_some() { leo } else { hw };
+                *fetch_offset < limit
+                    && (*min_bytes <= 1
+                        || fetch_ready_bytes(&p.log, *fetch_offset, limit, *max_bytes)
+                            >= *min_bytes as usize)
+            }
+            _ => false,
+        });
         for id in ready {
             // Answering one fetch can advance the HW and complete others from a nested call
             // (a follower's fetch moves the HW, which completes consumers' long polls): those
             // are gone already. Kafka's purgatory completes each delayed operation once
             // (DelayedOperation.forceComplete) for the same reason.
-            let Some(pf) = self.pending_fetches.remove(&id) else {
+            let Some(pf) = self.pending_fetches.remove(id) else {
                 continue;
             };
             self.on_fetch(now, pf.from, pf.msg, false, out);
@@ -219,7 +262,7 @@ impl Broker {
         id: u64,
         out: &mut Effects<BrokerTimer>,
     ) {
-        if let Some(pf) = self.pending_fetches.remove(&id) {
+        if let Some(pf) = self.pending_fetches.remove(id) {
             self.on_fetch(now, pf.from, pf.msg, false, out);
         }
     }

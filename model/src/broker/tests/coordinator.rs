@@ -119,7 +119,7 @@ impl Pair {
 
     /// `id`'s parked fetches are answered (`replica.fetch.wait.max.ms` elapses).
     fn expire_long_polls(&mut self, id: i32) {
-        let ids: Vec<u64> = self.brokers[&id].pending_fetches.keys().copied().collect();
+        let ids: Vec<u64> = self.brokers[&id].pending_fetches.ids();
         for i in ids {
             self.timeout(id, BrokerTimer::FetchWaitExpired { id: i });
         }

@@ -112,7 +112,7 @@ impl Trio {
     /// `id`'s parked long polls time out (`replica.fetch.wait.max.ms`) and are answered.
     fn expire_long_polls(&mut self, id: i32) {
         let b = self.brokers.get_mut(&id).expect("broker");
-        let ids: Vec<u64> = b.pending_fetches.keys().copied().collect();
+        let ids: Vec<u64> = b.pending_fetches.ids();
         let mut out = Effects::new();
         for i in ids {
             b.checked_timeout(
