@@ -128,7 +128,7 @@ pub fn unknown_item(item: &str) -> Option<String> {
         "unknown reach item `{item}`{nearest}: expected an event kind ({}), a probe ({}) or `fault:ACTION` with a fault action ({})",
         Event::KINDS.join(", "),
         PROBES.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
-        crate::scenario::FAULT_ACTION_KEYS.join(", ")
+        crate::scenario::SUPPORTED_ACTIONS.join(", ")
     ))
 }
 
@@ -137,7 +137,7 @@ fn is_known(item: &str) -> bool {
         || PROBES.iter().any(|p| p.name == item)
         || item
             .strip_prefix("fault:")
-            .is_some_and(|a| crate::scenario::FAULT_ACTION_KEYS.contains(&a))
+            .is_some_and(|a| crate::scenario::SUPPORTED_ACTIONS.contains(&a))
 }
 
 fn known_items() -> Vec<String> {
@@ -146,7 +146,7 @@ fn known_items() -> Vec<String> {
         .map(|k| k.to_string())
         .chain(PROBES.iter().map(|p| p.name.to_string()))
         .chain(
-            crate::scenario::FAULT_ACTION_KEYS
+            crate::scenario::SUPPORTED_ACTIONS
                 .iter()
                 .map(|a| format!("fault:{a}")),
         )

@@ -164,25 +164,6 @@ pub enum FaultAction {
     DeleteTopic(String),
 }
 
-/// Every fault action's key, as scenario files and `fault` events spell it
-/// (SCENARIOS.md "Fault actions"); [`FaultAction::key`] returns one of these.
-pub const FAULT_ACTION_KEYS: &[&str] = &[
-    "kill",
-    "power-fail",
-    "restart",
-    "disk-loss",
-    "shutdown",
-    "pause",
-    "resume",
-    "partition",
-    "isolate",
-    "clog",
-    "heal",
-    "disk-fault",
-    "create-partitions",
-    "delete-topic",
-];
-
 impl FaultAction {
     /// The scenario key of this action (`power-fail`).
     pub fn key(&self) -> &'static str {

@@ -45,8 +45,7 @@ use error::*;
 pub use error::{ScenarioError, ScenarioErrorKind};
 use faults::*;
 pub use faults::{
-    DiskFaultKind, FaultAction, FaultKind, FaultsSpec, ScheduledFault, Selector, FAULT_ACTION_KEYS,
-    SELECTOR_FORMS,
+    DiskFaultKind, FaultAction, FaultKind, FaultsSpec, ScheduledFault, Selector, SELECTOR_FORMS,
 };
 use raw::*;
 use resolve::*;
@@ -92,6 +91,8 @@ pub const CHECK_NAMES: &[&str] = &[
 pub const SUPPORTED_FAULT_KINDS: &[FaultKind] = FaultKind::ALL;
 
 /// The `[[faults.schedule]]` action keys implemented so far; any other is `not supported yet`.
+/// Every one is also a [`FaultAction::key`], the `action` of a `fault` event (a scenario's
+/// `reach` names them as `fault:ACTION`).
 pub const SUPPORTED_ACTIONS: &[&str] = &[
     "kill",
     "power-fail",
