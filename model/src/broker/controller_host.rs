@@ -6,7 +6,7 @@
 //! could not be sent are sent again (Kafka's `ControllerChannelManager`).
 
 use super::{Broker, BrokerTimer, ZkPurpose};
-use crate::controller::{AdminOp, ControllerZkOp};
+use crate::controller::{AdminOp, ControllerTimer, ControllerZkOp};
 use crate::effects::Effects;
 use crate::event::Event;
 use crate::protocol::*;
@@ -125,7 +125,7 @@ impl Broker {
             if self.controller.is_active() && self.controller_resends.insert(b) {
                 out.timer(
                     CONTROLLER_RESEND_BACKOFF_MS,
-                    BrokerTimer::ControllerResend { broker: b },
+                    BrokerTimer::Controller(ControllerTimer::Resend { broker: b }),
                 );
             }
         }

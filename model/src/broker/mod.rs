@@ -50,7 +50,7 @@ pub use replica_manager::HW_CHECKPOINT_FILE;
 pub use zk_session::ZkPurpose;
 
 use crate::config::{BrokerCompression, BrokerConfig, TopicConfig, TruncationMode};
-use crate::controller::{AdminOp, Controller, NewTopic};
+use crate::controller::{AdminOp, Controller, ControllerTimer, NewTopic};
 use crate::effects::{Actor, Effects};
 use crate::event::Event;
 use crate::log::{LogConfig, PartitionLog};
@@ -95,10 +95,8 @@ pub enum BrokerTimer {
         /// a retry armed by an earlier send is stale.
         send: u64,
     },
-    /// The controller resends its state to a broker a send to which failed.
-    ControllerResend {
-        broker: BrokerId,
-    },
+    /// A timer of the hosted controller.
+    Controller(ControllerTimer),
     /// Retention runs (`log.retention.check.interval.ms`).
     LogRetentionCheck,
     /// The log cleaner's next pass (`log.cleaner.backoff.ms`); armed only when some topic
@@ -647,7 +645,9 @@ impl Actor for Broker {
                     BrokerTimer::LogStartOffsetCheckpoint,
                 );
             }
-            BrokerTimer::ControllerResend { broker } => self.on_controller_resend(broker, out),
+            BrokerTimer::Controller(ControllerTimer::Resend { broker }) => {
+                self.on_controller_resend(broker, out)
+            }
             BrokerTimer::AlterPartitionRetry {
                 tp,
                 generation,

@@ -149,6 +149,16 @@ pub enum AdminOp {
     },
 }
 
+/// The controller's own timers, carried by the hosting broker as
+/// [`BrokerTimer::Controller`](crate::broker::BrokerTimer::Controller).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControllerTimer {
+    /// Send the controller's state again to `broker`, a LeaderAndIsr or UpdateMetadata to
+    /// which could not be sent (Kafka's `ControllerChannelManager` keeps retrying a live
+    /// broker), after `CONTROLLER_RESEND_BACKOFF_MS`.
+    Resend { broker: BrokerId },
+}
+
 /// Why the controller sent a coordination-node request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ControllerZkOp {
