@@ -306,10 +306,11 @@ impl Broker {
             .collect()
     }
 
-    /// The broker's invariants (the shell calls them after every handler through
-    /// [`Actor::invariants`]): per hosted partition, HW at most LEO; a leader is in its own ISR
-    /// and its leader epoch is the partition's.
+    /// The broker's invariants, the hosted controller's included (the shell calls them after
+    /// every handler through [`Actor::invariants`]): per hosted partition, HW at most LEO; a
+    /// leader is in its own ISR and its leader epoch is the partition's.
     fn broker_invariants(&self) {
+        self.controller.invariants();
         for (tp, p) in &self.partitions {
             assert!(
                 p.high_watermark <= p.log.log_end_offset(),
@@ -350,7 +351,6 @@ impl Actor for Broker {
 
     fn invariants(&self) {
         self.broker_invariants();
-        self.controller.invariants();
     }
 
     fn visit_replicas(&self, visit: &mut dyn FnMut(&TopicPartition, Offset, Option<LeaderEpoch>)) {

@@ -65,8 +65,9 @@ impl Checker for Liveness {
             _ => None,
         });
         if let (Some(heal_ms), Some((end_ms, from))) = (heal, extended) {
-            if unrecovered(input.history, input.events, heal_ms).is_empty() {
-                let recovered_ms = recovered_at_ms(input.history, heal_ms).unwrap_or(end_ms);
+            let r = recovery(input.history, input.events, heal_ms);
+            if r.unrecovered.is_empty() {
+                let recovered_ms = r.recovered_at_ms.unwrap_or(end_ms);
                 notes.push(format!(
                     "the cluster needed longer than the heal phase to recover: every partition took a write again only at t={recovered_ms} ms, {} ms after the heal at t={heal_ms} ms and after the heal phase ended at t={end_ms} ms; the run waited for it, within the longest recovery the configured timeouts explain ({from}). That is the timeouts at work, not a fault: raise `heal_ms` past {} ms to keep the wait inside the heal phase, or lower the timeouts",
                     recovered_ms - heal_ms,
@@ -156,18 +157,21 @@ pub struct Unrecovered {
     pub last_ok_ms: Option<u64>,
 }
 
-/// The partitions, in order, that producers offered records to at or after `heal_ms` without
-/// any of those records being acknowledged (deleted topics left out): the liveness criterion,
-/// shared by the checker and by the world, which waits past the heal phase while it holds.
-pub fn unrecovered(
-    history: &[HistoryEntry],
-    events: &[EventRecord],
-    heal_ms: u64,
-) -> Vec<Unrecovered> {
-    // Sends invoked after the heal, per partition, and which of them were acknowledged.
+/// What the history says about recovery after the heal at `heal_ms`.
+struct Recovery {
+    /// Partitions offered records after the heal none of which was acknowledged.
+    unrecovered: Vec<Unrecovered>,
+    /// When the last partition to recover took its first write offered after the heal.
+    recovered_at_ms: Option<u64>,
+}
+
+/// One pass over the sends: per partition, records offered at or after `heal_ms`, whether
+/// one of them was acknowledged (and when first), and the last acknowledgement of the run.
+/// Deleted topics are left out.
+fn recovery(history: &[HistoryEntry], events: &[EventRecord], heal_ms: u64) -> Recovery {
     let mut offered: BTreeMap<TopicPartition, usize> = BTreeMap::new();
     let mut after_heal: BTreeSet<(NodeId, u64)> = BTreeSet::new();
-    let mut acked: BTreeSet<TopicPartition> = BTreeSet::new();
+    let mut first_ack: BTreeMap<TopicPartition, u64> = BTreeMap::new();
     let mut last_ok: BTreeMap<TopicPartition, u64> = BTreeMap::new();
     for e in history {
         let OpValue::Send { tp, .. } = &e.op.value else {
@@ -182,46 +186,36 @@ pub fn unrecovered(
             OpType::Ok => {
                 last_ok.insert(tp.clone(), e.time_ms);
                 if after_heal.contains(&key) {
-                    acked.insert(tp.clone());
+                    first_ack.entry(tp.clone()).or_insert(e.time_ms);
                 }
             }
             _ => {}
         }
     }
     let deleted = super::deleted_topics(events);
-    offered
-        .into_iter()
-        .filter(|(tp, _)| !acked.contains(tp) && !deleted.contains_key(&tp.topic))
-        .map(|(tp, offered)| Unrecovered {
-            last_ok_ms: last_ok.get(&tp).copied(),
-            tp,
-            offered,
-        })
-        .collect()
+    Recovery {
+        recovered_at_ms: first_ack.values().max().copied(),
+        unrecovered: offered
+            .into_iter()
+            .filter(|(tp, _)| !first_ack.contains_key(tp) && !deleted.contains_key(&tp.topic))
+            .map(|(tp, offered)| Unrecovered {
+                last_ok_ms: last_ok.get(&tp).copied(),
+                tp,
+                offered,
+            })
+            .collect(),
+    }
 }
 
-/// When the last partition to recover took its first write offered after the heal: the
-/// latest, over partitions offered records after `heal_ms`, of the first acknowledgement of
-/// such a record. `None` when none was acknowledged.
-fn recovered_at_ms(history: &[HistoryEntry], heal_ms: u64) -> Option<u64> {
-    let mut after_heal: BTreeSet<(NodeId, u64)> = BTreeSet::new();
-    let mut first_ack: BTreeMap<&TopicPartition, u64> = BTreeMap::new();
-    for e in history {
-        let OpValue::Send { tp, .. } = &e.op.value else {
-            continue;
-        };
-        let key = (e.process, e.op.op_id);
-        match e.op.op_type {
-            OpType::Invoke if e.time_ms >= heal_ms => {
-                after_heal.insert(key);
-            }
-            OpType::Ok if after_heal.contains(&key) => {
-                first_ack.entry(tp).or_insert(e.time_ms);
-            }
-            _ => {}
-        }
-    }
-    first_ack.values().max().copied()
+/// The partitions, in order, that producers offered records to at or after `heal_ms` without
+/// any of those records being acknowledged (deleted topics left out): the liveness criterion,
+/// shared by the checker and by the world, which waits past the heal phase while it holds.
+pub fn unrecovered(
+    history: &[HistoryEntry],
+    events: &[EventRecord],
+    heal_ms: u64,
+) -> Vec<Unrecovered> {
+    recovery(history, events, heal_ms).unrecovered
 }
 
 /// How long madsim's simulated TCP may wait before a client reconnects to a restarted node, in
