@@ -180,11 +180,14 @@ pub trait Actor {
     /// state that broke it. Called by the shell after every handler; reads state only and draws
     /// no randomness. Default: nothing to assert.
     fn invariants(&self) {}
-    /// For the simulator's replica snapshots (read-only, never changes behaviour): calls
-    /// `visit(tp, high_watermark, leader_epoch)` for every partition replica this process
-    /// hosts, with `leader_epoch` set when it acts as the partition's leader (it "presumes
-    /// leadership", in KafkaReplication.tla's words). Default: hosts no replica.
-    fn visit_replicas(&self, _visit: &mut dyn FnMut(&TopicPartition, Offset, Option<LeaderEpoch>)) {
+    /// For the simulator's replica snapshots (read-only, never changes behaviour): `tp`'s
+    /// high watermark and, when this process acts as the partition's leader (it "presumes
+    /// leadership", in KafkaReplication.tla's words), its leader epoch; `None` when the process
+    /// hosts no replica of `tp`. The simulator asks only at snapshot moments, between handlers,
+    /// so the answer is what the process held after its latest handler. Default: hosts no
+    /// replica.
+    fn replica_probe(&self, _tp: &TopicPartition) -> Option<(Offset, Option<LeaderEpoch>)> {
+        None
     }
 }
 

@@ -21,6 +21,7 @@ pub use producer::partitioner;
 pub mod producer;
 pub mod protocol;
 pub mod record;
+pub mod touched;
 pub mod types;
 /// The client side of a coordination-node session, kept at its old path.
 pub mod zk_client {

@@ -140,12 +140,15 @@ impl Shared {
         }
     }
 
-    /// Records what `node`'s process holds now, if it is a broker (see
-    /// [`crate::snapshot::Snapshotter::report`]).
-    fn report_replicas<A: Actor>(&mut self, node: NodeId, actor: &A, fresh: bool) {
+    /// `node`'s process has started: if it is a broker, snapshots from now on ask `actor` for
+    /// its replicas' in-memory state (see [`crate::snapshot::Snapshotter::register`]).
+    fn register_replicas<A: Actor + Send + 'static>(
+        &mut self,
+        node: NodeId,
+        actor: &Arc<Mutex<A>>,
+    ) {
         if let NodeId::Broker(b) = node {
-            self.snapshotter
-                .report(b, fresh, |visit| actor.visit_replicas(visit));
+            self.snapshotter.register(b, actor.clone());
         }
     }
 }
@@ -188,9 +191,9 @@ pub(crate) async fn sleep_exactly_until(deadline: madsim::time::Instant) {
 ///
 /// `initial` holds effects produced while the actor was built (recovery's disk repairs and
 /// events); they are executed before `on_start`.
-pub async fn run_actor<A: Actor>(
+pub async fn run_actor<A: Actor + Send + 'static>(
     me: NodeId,
-    mut actor: A,
+    actor: A,
     initial: Effects<A::Timer>,
     shared: SharedRef,
     disk_sim: Arc<SimDisk>,
@@ -224,9 +227,15 @@ pub async fn run_actor<A: Actor>(
 
     let mut out = initial;
     let now = Instant(start.elapsed().as_millis() as u64);
-    actor.on_start(now, &mut out);
-    actor.invariants();
-    lock(&shared).report_replicas(me, &actor, true);
+    // The actor is shared with the snapshotter, which reads it only between handlers; a
+    // handler holds the lock, and no handler or effect waits while holding it.
+    let actor = Arc::new(Mutex::new(actor));
+    {
+        let mut a = lock_actor(&actor);
+        a.on_start(now, &mut out);
+        a.invariants();
+    }
+    lock(&shared).register_replicas(me, &actor);
     loop {
         // Execute effects in order.
         let mut now_ms = start.elapsed().as_millis() as u64;
@@ -344,6 +353,7 @@ pub async fn run_actor<A: Actor>(
             ),
         };
         let now = Instant(start.elapsed().as_millis() as u64);
+        let mut actor = lock_actor(&actor);
         match input {
             // Every handler is followed by the actor's invariants (TigerBeetle's
             // `defer self.invariants()`).
@@ -390,6 +400,9 @@ pub async fn run_actor<A: Actor>(
                 }
             }
         }
-        lock(&shared).report_replicas(me, &actor, false);
     }
+}
+
+fn lock_actor<A>(actor: &Mutex<A>) -> std::sync::MutexGuard<'_, A> {
+    actor.lock().unwrap_or_else(|e| e.into_inner())
 }

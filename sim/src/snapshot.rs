@@ -18,8 +18,8 @@
 //! two handlers (madsim runs one task at a time), and the emitting process has applied every disk
 //! write it made before the event. Logs are read from each broker's disk as its process would
 //! read them (the page cache view: what a `kill` keeps); high watermarks and roles are the
-//! in-memory values each broker process reported after its latest handler
-//! ([`ksim_model::effects::Actor::visit_replicas`]). Taking snapshots draws no randomness and
+//! in-memory values of each broker process, asked at the snapshot moment, when every process
+//! is between two handlers ([`ksim_model::effects::Actor::replica_probe`]). Taking snapshots draws no randomness and
 //! changes nothing in the run.
 //!
 //! Invariant checks therefore happen at snapshot moments only: a violation that begins and ends
@@ -115,10 +115,20 @@ impl ReplicaSnapshot {
     }
 }
 
-/// What each running broker process last reported: per partition, (HW, leader epoch if
-/// leader).
-pub type ReplicaProbes =
-    BTreeMap<BrokerId, BTreeMap<TopicPartition, (Offset, Option<LeaderEpoch>)>>;
+/// A broker process the snapshotter asks, at a snapshot moment, for one replica's in-memory
+/// state: [`ksim_model::effects::Actor::replica_probe`] (HW, leader epoch when leading).
+pub trait ReplicaProbe: Send + Sync {
+    /// `tp`'s (high watermark, leader epoch if leading), or `None` when not hosted.
+    fn probe(&self, tp: &TopicPartition) -> Option<(Offset, Option<LeaderEpoch>)>;
+}
+
+impl<A: ksim_model::effects::Actor + Send> ReplicaProbe for std::sync::Mutex<A> {
+    fn probe(&self, tp: &TopicPartition) -> Option<(Offset, Option<LeaderEpoch>)> {
+        self.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replica_probe(tp)
+    }
+}
 
 /// The records of `tp`'s log in `files` (one broker's data directory), as the broker would
 /// recover them: (log start offset, records).
@@ -158,15 +168,18 @@ pub fn parse_dir(dir: &str) -> Option<TopicPartition> {
 }
 
 /// Takes the snapshots of one run (owned by the runtime's shared state): it follows the events
-/// as they are recorded, keeps what each broker process last reported, and reads the disks.
-#[derive(Debug, Default)]
+/// as they are recorded, asks the broker processes for their in-memory state of the
+/// snapshotted partition, and reads the disks. Nothing is done per handler: the cost of a
+/// snapshot is that of its partition's replicas, whatever the cluster's size.
+#[derive(Default)]
 pub struct Snapshotter {
     /// The simulated disk; without it no snapshot is taken.
     pub disk: Option<std::sync::Arc<crate::disk::SimDisk>>,
     /// Every broker of the cluster, in id order.
     pub brokers: Vec<BrokerId>,
-    /// What each broker process reported after its latest handler.
-    pub probes: ReplicaProbes,
+    /// Each broker's latest process incarnation (registered once it has started), asked at
+    /// snapshot moments.
+    probes: BTreeMap<BrokerId, Arc<dyn ReplicaProbe>>,
     /// Each leader's local ISR: (tp, broker) -> (leader epoch, ISR).
     local_isr: BTreeMap<(TopicPartition, BrokerId), (LeaderEpoch, Vec<BrokerId>)>,
     /// The controller's latest written ISR per partition.
@@ -178,6 +191,16 @@ pub struct Snapshotter {
     /// changed (an append, truncation, rewrite, deletion or power failure since), so bursts of
     /// snapshots around one election parse each log once and share its records.
     parsed: BTreeMap<(BrokerId, TopicPartition), (u64, Offset, Records)>,
+}
+
+impl std::fmt::Debug for Snapshotter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshotter")
+            .field("brokers", &self.brokers)
+            .field("registered", &self.probes.keys().collect::<Vec<_>>())
+            .field("snapshots", &self.snapshots.len())
+            .finish()
+    }
 }
 
 impl Snapshotter {
@@ -239,24 +262,10 @@ impl Snapshotter {
         self.take(time_ms, event_count, &tp, trigger, running);
     }
 
-    /// Records what broker `b`'s process holds now (called by the node shell after every
-    /// handler; `fresh`: a new process incarnation, forget the old one's report first).
-    pub fn report(
-        &mut self,
-        b: BrokerId,
-        fresh: bool,
-        visit: impl FnOnce(&mut dyn FnMut(&TopicPartition, Offset, Option<LeaderEpoch>)),
-    ) {
-        let map = self.probes.entry(b).or_default();
-        if fresh {
-            map.clear();
-        }
-        visit(&mut |tp, hw, leader_epoch| match map.get_mut(tp) {
-            Some(v) => *v = (hw, leader_epoch),
-            None => {
-                map.insert(tp.clone(), (hw, leader_epoch));
-            }
-        });
+    /// Broker `b`'s process has started (recovered, and its `on_start` ran): from now on
+    /// snapshots ask `probe` for its replicas' state. It replaces the previous incarnation's.
+    pub fn register(&mut self, b: BrokerId, probe: Arc<dyn ReplicaProbe>) {
+        self.probes.insert(b, probe);
     }
 
     /// Takes a snapshot of `tp` now.
@@ -292,7 +301,7 @@ impl Snapshotter {
             };
             let is_running = running(b);
             let probe = if is_running {
-                self.probes.get(&b).and_then(|m| m.get(tp)).copied()
+                self.probes.get(&b).and_then(|p| p.probe(tp))
             } else {
                 None
             };

@@ -55,6 +55,7 @@ use crate::effects::{Actor, Effects};
 use crate::event::Event;
 use crate::log::{LogConfig, PartitionLog};
 use crate::protocol::*;
+use crate::touched::TouchedMap;
 use crate::types::*;
 use crate::zk_client::{SessionState, ZkClient};
 use log_manager::parse_dir;
@@ -114,7 +115,8 @@ pub struct Broker {
     pub id: BrokerId,
     config: BrokerConfig,
     topic_configs: BTreeMap<String, TopicConfig>,
-    partitions: BTreeMap<TopicPartition, Partition>,
+    /// Hosted partitions; the invariants check those a handler changed.
+    partitions: TouchedMap<TopicPartition, Partition>,
     zk: ZkClient<ZkPurpose>,
     broker_epoch: BrokerEpoch,
     registered: bool,
@@ -220,7 +222,7 @@ impl Broker {
             id,
             config,
             topic_configs,
-            partitions,
+            partitions: partitions.into(),
             zk: ZkClient::new(zk_timeout),
             broker_epoch: BrokerEpoch(-1),
             registered: false,
@@ -311,7 +313,9 @@ impl Broker {
     /// leader is in its own ISR and its leader epoch is the partition's.
     fn broker_invariants(&self) {
         self.controller.invariants();
-        for (tp, p) in &self.partitions {
+        // Per partition: those this handler changed (all of them after a pass over every
+        // partition, such as the ISR check or a checkpoint).
+        self.partitions.check_touched(|tp, p| {
             assert!(
                 p.high_watermark <= p.log.log_end_offset(),
                 "{tp}: HW {} above LEO {} on broker {}",
@@ -328,7 +332,7 @@ impl Broker {
                 );
                 assert_eq!(l.leader_epoch, p.leader_epoch);
             }
-        }
+        });
         // A coordinator shard is loaded exactly while this broker leads its partition, in the
         // epoch it was loaded in (loaded on make_leader, unloaded on every other change).
         for tp in self.coordinators.offsets.hosted() {
@@ -353,14 +357,13 @@ impl Actor for Broker {
         self.broker_invariants();
     }
 
-    fn visit_replicas(&self, visit: &mut dyn FnMut(&TopicPartition, Offset, Option<LeaderEpoch>)) {
-        for (tp, p) in &self.partitions {
-            let leader_epoch = match &p.role {
-                Role::Leader(l) => Some(l.leader_epoch),
-                _ => None,
-            };
-            visit(tp, p.high_watermark, leader_epoch);
-        }
+    fn replica_probe(&self, tp: &TopicPartition) -> Option<(Offset, Option<LeaderEpoch>)> {
+        let p = self.partitions.get(tp)?;
+        let leader_epoch = match &p.role {
+            Role::Leader(l) => Some(l.leader_epoch),
+            _ => None,
+        };
+        Some((p.high_watermark, leader_epoch))
     }
 
     fn on_start(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {

@@ -247,7 +247,8 @@ struct Active {
     live: BTreeMap<BrokerId, BrokerEpoch>,
     assignments: BTreeMap<TopicPartition, Vec<BrokerId>>,
     /// `None`: the partition's state znode does not exist yet.
-    states: BTreeMap<TopicPartition, Option<PartitionState>>,
+    /// The invariants check the states written since they last ran.
+    states: crate::touched::TouchedMap<TopicPartition, Option<PartitionState>>,
     /// The broker epoch each ISR member joined with (KIP-903), per partition.
     isr_epochs: BTreeMap<TopicPartition, IsrEpochs>,
     /// Per partition, KIP-966's last-known ELR ([`update_last_known_elr`]): replicas outside
@@ -357,7 +358,7 @@ impl Controller {
             epoch_version: version,
             live: BTreeMap::new(),
             assignments: BTreeMap::new(),
-            states: BTreeMap::new(),
+            states: Default::default(),
             isr_epochs: BTreeMap::new(),
             elr: BTreeMap::new(),
             reported_logs: BTreeMap::new(),
@@ -710,11 +711,11 @@ impl Controller {
     }
 
     /// The active controller's invariants: every partition state it holds has a non-empty
-    /// ISR that contains its leader. Nothing for an inactive controller. The hosting broker
+    /// ISR that contains its leader (checked for the states written since the last check). Nothing for an inactive controller. The hosting broker
     /// runs them after every handler.
     pub(crate) fn invariants(&self) {
         let Some(a) = &self.active else { return };
-        for (tp, s) in &a.states {
+        a.states.check_touched(|tp, s| {
             if let Some(s) = s {
                 if let Some(l) = s.leader {
                     assert!(
@@ -725,6 +726,6 @@ impl Controller {
                 }
                 assert!(!s.isr.is_empty(), "controller state for {tp}: empty ISR");
             }
-        }
+        });
     }
 }
