@@ -89,11 +89,12 @@
 //!
 //! # Durability
 //! ZooKeeper fsyncs its transaction log before it answers a write. Here every request (or
-//! expiry) that changes the tree or the session counter writes a snapshot of the persistent
-//! (non-ephemeral) znodes and the session counter with `DiskOp::WriteAtomic` to
-//! [`SNAPSHOT_FILE`] before any response or watch notification is pushed; effects run in order,
-//! so nothing a client can observe precedes the write. [`ZkServer::recover`] rebuilds the tree
-//! from that file. **Simplification:** sessions are not persisted, so after a restart every
+//! expiry) that changes the tree or the session counter writes a transaction (the persistent
+//! znodes it changed and the session counter) with `DiskOp::WriteAtomic`, and now and then a
+//! snapshot of every persistent znode (see [`snapshot`]), before any response or watch
+//! notification is pushed; effects run in order, so nothing a client can observe precedes the
+//! write. [`ZkServer::recover`] rebuilds the tree from the snapshot and the transactions after
+//! it. **Simplification:** sessions are not persisted, so after a restart every
 //! old session is gone (its clients get `SessionExpired` and reconnect) and all ephemerals are
 //! dropped. A real ZooKeeper ensemble keeps sessions across a leader change, so this server is
 //! harsher: a restart of `zk` expires every broker's session at once, the way a long ZooKeeper
@@ -154,8 +155,10 @@ use data_tree::*;
 use observe::*;
 
 /// The file (in the coordination node's data directory) holding the persistent znodes and the
-/// session counter, replaced atomically after every change.
+/// session counter as of a transaction, replaced atomically now and then (see [`snapshot`]).
 pub const SNAPSHOT_FILE: &str = "zk/snapshot";
+/// The prefix of the transaction files: `zk/txn-` and a 20-digit sequence number.
+pub const TXN_FILE_PREFIX: &str = "zk/txn-";
 /// ZooKeeper's `tickTime` default; the session timeout bounds are multiples of it.
 pub const TICK_TIME_MS: u64 = 2_000;
 /// ZooKeeper's `minSessionTimeout` default, `2 * tickTime`.
@@ -224,6 +227,20 @@ pub struct ZkServer {
     data_watches: BTreeMap<String, BTreeSet<SessionId>>,
     /// Child watches: path -> sessions. The path always exists.
     child_watches: BTreeMap<String, BTreeSet<SessionId>>,
+    /// The sequence number of the last transaction written (see [`snapshot`]).
+    last_txn: u64,
+    /// The last transaction the latest snapshot contains.
+    last_snapshotted: u64,
+    /// What changed since the invariants last ran (see [`ZkServer::check_changed`]).
+    unchecked: std::cell::RefCell<Unchecked>,
+}
+
+/// The paths whose znode or watches changed since the invariants last ran, or `all` after a
+/// change whose reach is not one path (a session ended: its ephemerals and watches went).
+#[derive(Debug, Clone, Default)]
+struct Unchecked {
+    paths: BTreeSet<String>,
+    all: bool,
 }
 
 impl Default for ZkServer {
@@ -261,13 +278,13 @@ impl Actor for ZkServer {
                 out,
             );
         }
-        self.check_invariants();
+        self.check_changed();
     }
 
     fn on_timeout(&mut self, now: Instant, timer: ZkTimer, out: &mut Effects<ZkTimer>) {
         match timer {
             ZkTimer::SessionCheck => self.on_session_check_timeout(now, out),
         }
-        self.check_invariants();
+        self.check_changed();
     }
 }

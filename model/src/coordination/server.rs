@@ -25,6 +25,9 @@ impl ZkServer {
             next_session_id: SESSION_ID_FIRST,
             data_watches: BTreeMap::new(),
             child_watches: BTreeMap::new(),
+            unchecked: Default::default(),
+            last_txn: 0,
+            last_snapshotted: 0,
         };
         zk.check_invariants();
         zk
@@ -189,6 +192,7 @@ impl ZkServer {
         };
         // On a missing znode this is an exists-watch; a malformed path could never fire.
         if watch && is_valid_path(&path) {
+            self.unchecked.get_mut().paths.insert(path.clone());
             self.data_watches.entry(path).or_default().insert(session);
         }
         result
@@ -205,6 +209,7 @@ impl ZkServer {
         }
         let children = child_names(&self.tree, &path);
         if watch {
+            self.unchecked.get_mut().paths.insert(path.clone());
             self.child_watches.entry(path).or_default().insert(session);
         }
         Ok(ZkReply::Children { children })
@@ -216,13 +221,36 @@ impl ZkServer {
         ops: Vec<ZkOp>,
         triggers: &mut Vec<Trigger>,
     ) -> Result<ZkReply, ZkError> {
-        let mut scratch = self.tree.clone();
+        // All or nothing: each op is applied in place, after saving the znodes it may change
+        // (its path, and its parent's child version); the first failure restores them, latest
+        // first. A copy of the whole tree per multi would cost as much as the tree is large.
+        let mut undo: Vec<(String, Option<Znode>)> = Vec::new();
         let mut scratch_triggers = Vec::new();
         let mut results = Vec::with_capacity(ops.len());
         for op in ops {
-            results.push(apply_op(&mut scratch, session, op, &mut scratch_triggers)?);
+            let (path, parent) = match &op {
+                ZkOp::Check { .. } => (None, None),
+                ZkOp::SetData { path, .. } => (Some(path.as_str()), None),
+                ZkOp::Create { path, .. } | ZkOp::Delete { path, .. } => {
+                    (Some(path.as_str()), parent_of(path))
+                }
+            };
+            for p in [path, parent].into_iter().flatten() {
+                undo.push((p.to_string(), self.tree.get(p).cloned()));
+            }
+            match apply_op(&mut self.tree, session, op, &mut scratch_triggers) {
+                Ok(reply) => results.push(reply),
+                Err(e) => {
+                    for (p, znode) in undo.into_iter().rev() {
+                        match znode {
+                            Some(z) => self.tree.insert(p, z),
+                            None => self.tree.remove(&p),
+                        };
+                    }
+                    return Err(e);
+                }
+            }
         }
-        self.tree = scratch;
         triggers.extend(scratch_triggers);
         Ok(ZkReply::Multi { results })
     }
@@ -233,7 +261,14 @@ impl ZkServer {
         if triggers.is_empty() {
             return;
         }
-        self.persist(out);
+        let unchecked = self.unchecked.get_mut();
+        for (path, _) in &triggers {
+            if !unchecked.paths.contains(path) {
+                unchecked.paths.insert(path.clone());
+            }
+        }
+        let changed: BTreeSet<&String> = triggers.iter().map(|(path, _)| path).collect();
+        self.persist(changed, out);
         for (path, kind) in triggers {
             let mut sessions = BTreeSet::new();
             if matches!(
@@ -294,57 +329,101 @@ impl ZkServer {
         }
     }
 
-    /// The tree's and the sessions' invariants; checked at the end of every handler.
-    pub(super) fn check_invariants(&self) {
+    /// The invariants after a handler: those of the whole tree after a session ended, else
+    /// those of the znodes and watches that changed since the last check (a write can only
+    /// break a rule where it wrote), and always the root's and the sessions' (few).
+    pub(super) fn check_changed(&self) {
+        let unchecked = std::mem::take(&mut *self.unchecked.borrow_mut());
+        if unchecked.all {
+            return self.check_invariants();
+        }
+        self.check_root_and_sessions();
+        for path in &unchecked.paths {
+            match self.tree.get(path) {
+                Some(z) => self.check_znode(path, z),
+                None => assert!(
+                    !has_children(&self.tree, path),
+                    "{path} was deleted but has children"
+                ),
+            }
+            if let Some(sessions) = self.data_watches.get(path) {
+                self.check_watch(path, sessions, "data");
+            }
+            if let Some(sessions) = self.child_watches.get(path) {
+                assert!(
+                    self.tree.contains_key(path),
+                    "{path}: child watch on a missing znode"
+                );
+                self.check_watch(path, sessions, "child");
+            }
+        }
+    }
+
+    fn check_root_and_sessions(&self) {
         let root = self.tree.get(ROOT).expect("the root znode exists");
         assert!(root.ephemeral_owner.is_none(), "the root is persistent");
         assert!(self.next_session_id >= SESSION_ID_FIRST);
-        for (path, z) in &self.tree {
-            assert!(is_valid_path(path), "malformed path {path:?} in the tree");
-            assert!(
-                z.version.0 >= 0 && z.cversion >= 0,
-                "{path}: negative version"
-            );
-            if let Some(parent) = parent_of(path) {
-                let p = self
-                    .tree
-                    .get(parent)
-                    .unwrap_or_else(|| panic!("{path}: parent {parent} missing"));
-                assert!(
-                    p.ephemeral_owner.is_none(),
-                    "ephemeral {parent} has child {path}"
-                );
-            }
-            if let Some(owner) = z.ephemeral_owner {
-                assert!(
-                    self.sessions.contains_key(&owner),
-                    "{path}: owner session {owner} is not live"
-                );
-            }
-        }
         for id in self.sessions.keys() {
             assert!(
                 (SESSION_ID_FIRST..self.next_session_id).contains(&id.0),
                 "session {id} was never issued"
             );
         }
-        for (path, sessions) in &self.data_watches {
-            assert!(!sessions.is_empty(), "{path}: empty data watch set");
+    }
+
+    /// One znode's rules: a well-formed path, versions, a persistent parent, a live owner.
+    fn check_znode(&self, path: &str, z: &Znode) {
+        assert!(is_valid_path(path), "malformed path {path:?} in the tree");
+        assert!(
+            z.version.0 >= 0 && z.cversion >= 0,
+            "{path}: negative version"
+        );
+        if let Some(parent) = parent_of(path) {
+            let p = self
+                .tree
+                .get(parent)
+                .unwrap_or_else(|| panic!("{path}: parent {parent} missing"));
             assert!(
-                sessions.iter().all(|s| self.sessions.contains_key(s)),
-                "{path}: data watch of a dead session"
+                p.ephemeral_owner.is_none(),
+                "ephemeral {parent} has child {path}"
             );
+        }
+        if let Some(owner) = z.ephemeral_owner {
+            assert!(
+                self.sessions.contains_key(&owner),
+                "{path}: owner session {owner} is not live"
+            );
+            assert!(
+                !has_children(&self.tree, path),
+                "ephemeral {path} has children"
+            );
+        }
+    }
+
+    fn check_watch(&self, path: &str, sessions: &BTreeSet<SessionId>, kind: &str) {
+        assert!(!sessions.is_empty(), "{path}: empty {kind} watch set");
+        assert!(
+            sessions.iter().all(|s| self.sessions.contains_key(s)),
+            "{path}: {kind} watch of a dead session"
+        );
+    }
+
+    /// The tree's and the sessions' invariants, everywhere (at start, after recovery, and
+    /// after a session ended).
+    pub(super) fn check_invariants(&self) {
+        self.check_root_and_sessions();
+        for (path, z) in &self.tree {
+            self.check_znode(path, z);
+        }
+        for (path, sessions) in &self.data_watches {
+            self.check_watch(path, sessions, "data");
         }
         for (path, sessions) in &self.child_watches {
             assert!(
                 self.tree.contains_key(path),
                 "{path}: child watch on a missing znode"
             );
-            assert!(!sessions.is_empty(), "{path}: empty child watch set");
-            assert!(
-                sessions.iter().all(|s| self.sessions.contains_key(s)),
-                "{path}: child watch of a dead session"
-            );
+            self.check_watch(path, sessions, "child");
         }
     }
 }

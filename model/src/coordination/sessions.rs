@@ -35,7 +35,7 @@ impl ZkServer {
         );
         assert!(previous.is_none(), "session id {session} reused");
         // The counter must be durable before the id is visible, or a restart could reissue it.
-        self.persist(out);
+        self.persist([], out);
         let reply = ZkReply::Connected {
             session,
             session_timeout_ms: timeout_ms,
@@ -104,6 +104,7 @@ impl ZkServer {
     pub(super) fn remove_session(&mut self, session: SessionId) -> Vec<Trigger> {
         let removed = self.sessions.remove(&session);
         assert!(removed.is_some(), "removing unknown session {session}");
+        self.unchecked.get_mut().all = true;
         for watches in [&mut self.data_watches, &mut self.child_watches] {
             watches.retain(|_, sessions| {
                 sessions.remove(&session);
