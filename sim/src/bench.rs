@@ -231,6 +231,169 @@ config = {{ "auto.offset.reset" = "earliest", "enable.auto.commit" = false }}
     crate::scenario::parse(&text, "bench-producer-heavy.toml").expect("the bench scenario parses")
 }
 
+/// One row of `ksim bench`'s scale table: the default scenario with one value changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaleRow {
+    /// What changed, for the table (`partitions = 300`).
+    pub label: String,
+    /// Partitions of the scenario's topic.
+    pub partitions: u32,
+    /// Brokers in the cluster.
+    pub brokers: u32,
+    /// Records per simulated second offered by each producer.
+    pub rate_per_sec: u64,
+    /// Simulated time of the run (including the heal and drain phases), in ms.
+    pub simulated_ms: u64,
+    /// Records the producers offered.
+    pub records: u64,
+    /// Network messages carried.
+    pub messages: u64,
+    /// CPU time of the simulation alone, in µs (the thread's, see [`thread_cpu_us`]).
+    pub sim_cpu_us: u64,
+    /// CPU time of the checks and of writing the outputs (report.md, the JSONL files), in µs.
+    pub check_cpu_us: u64,
+    /// Whether the run met its expectation.
+    pub expected: bool,
+}
+
+impl ScaleRow {
+    /// CPU seconds of simulation per simulated second.
+    pub fn cpu_s_per_simulated_s(&self) -> f64 {
+        self.sim_cpu_us as f64 / 1000.0 / self.simulated_ms.max(1) as f64
+    }
+    /// Simulated seconds per CPU second of simulation (x real time on one core).
+    pub fn times_real_time(&self) -> f64 {
+        1.0 / self.cpu_s_per_simulated_s().max(1e-12)
+    }
+    /// Simulation CPU µs per record offered.
+    pub fn sim_us_per_record(&self) -> f64 {
+        self.sim_cpu_us as f64 / self.records.max(1) as f64
+    }
+    /// Checks and outputs CPU µs per record offered.
+    pub fn check_us_per_record(&self) -> f64 {
+        self.check_cpu_us as f64 / self.records.max(1) as f64
+    }
+}
+
+/// The rows of the scale table, each the default scenario (`base`, as TOML text) with one value
+/// changed: partitions 3, 30, 300, 3000; brokers 3, 9, 27; records per second per producer
+/// 100, 1000, 10 000. Each runs `duration_ms` of workload and faults, then `duration_ms / 2` of
+/// heal (the default's proportions), with seed 1.
+///
+/// # Errors
+/// When `base` is not a scenario with one topic, a `[cluster] brokers` and producers with
+/// `rate_per_sec` (the default scenario is).
+pub fn scale_scenarios(
+    base: &str,
+    duration_ms: u64,
+) -> Result<Vec<(String, crate::scenario::Scenario)>, String> {
+    let base: toml::Table = base.parse().map_err(|e| format!("default scenario: {e}"))?;
+    let variant = |name: &str, partitions: u32, brokers: u32, rate: u64| {
+        let mut t = base.clone();
+        let set = |t: &mut toml::Table, path: &[&str], v: toml::Value| -> Option<()> {
+            let (last, parents) = path.split_last()?;
+            let mut cur = t;
+            for key in parents {
+                cur = match cur.get_mut(*key)? {
+                    toml::Value::Table(inner) => inner,
+                    toml::Value::Array(items) => items.first_mut()?.as_table_mut()?,
+                    _ => return None,
+                };
+            }
+            cur.insert(last.to_string(), v);
+            Some(())
+        };
+        let missing = || format!("default scenario: cannot set the {name} row's values");
+        set(
+            &mut t,
+            &["scenario", "name"],
+            toml::Value::String(format!("bench-{name}")),
+        )
+        .ok_or_else(missing)?;
+        set(
+            &mut t,
+            &["scenario", "duration_ms"],
+            (duration_ms as i64).into(),
+        )
+        .ok_or_else(missing)?;
+        set(
+            &mut t,
+            &["scenario", "heal_ms"],
+            ((duration_ms / 2) as i64).into(),
+        )
+        .ok_or_else(missing)?;
+        set(&mut t, &["cluster", "brokers"], (brokers as i64).into()).ok_or_else(missing)?;
+        set(
+            &mut t,
+            &["topics", "partitions"],
+            (partitions as i64).into(),
+        )
+        .ok_or_else(missing)?;
+        for p in t
+            .get_mut("producers")
+            .and_then(|p| p.as_array_mut())
+            .ok_or_else(missing)?
+        {
+            p.as_table_mut()
+                .ok_or_else(missing)?
+                .insert("rate_per_sec".into(), (rate as i64).into());
+        }
+        let text = toml::to_string(&t).map_err(|e| e.to_string())?;
+        let file = format!("bench-{name}.toml");
+        crate::scenario::parse(&text, &file)
+            .map(|sc| (name.to_string(), sc))
+            .map_err(|e| format!("{file}: {e}"))
+    };
+    let mut rows = Vec::new();
+    for p in [3, 30, 300, 3000] {
+        rows.push(variant(&format!("partitions-{p}"), p, 3, 100)?);
+    }
+    for b in [9, 27] {
+        rows.push(variant(&format!("brokers-{b}"), 3, b, 100)?);
+    }
+    for r in [1000, 10_000] {
+        rows.push(variant(&format!("rate-{r}"), 3, 3, r)?);
+    }
+    Ok(rows)
+}
+
+/// Runs one scale-table scenario with seed 1: the simulation (timed on its own thread's CPU
+/// clock), then the checks and the outputs written to a temporary directory (removed after),
+/// timed on this thread's.
+pub fn scale_row(label: &str, scenario: &crate::scenario::Scenario) -> ScaleRow {
+    let before = thread_cpu_us();
+    let r = crate::run::run(scenario, 1);
+    let dir = std::env::temp_dir().join(format!(
+        "ksim-bench-{}-{}",
+        std::process::id(),
+        scenario.name
+    ));
+    let _ = r.write_outputs(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let total = thread_cpu_us().saturating_sub(before);
+    ScaleRow {
+        label: label.to_string(),
+        partitions: scenario
+            .topics
+            .iter()
+            .map(|t| t.partitions.max(0) as u32)
+            .sum(),
+        brokers: scenario.cluster.brokers.max(0) as u32,
+        rate_per_sec: scenario
+            .producers
+            .first()
+            .map_or(0, |p| p.rate_per_sec as u64),
+        simulated_ms: r.output.simulated_ms,
+        records: r.stats().records_sent,
+        messages: r.output.messages,
+        sim_cpu_us: r.output.cpu_us,
+        // The simulation runs on a thread of its own (`r.output.cpu_us` is that thread's);
+        // this thread did the checks and wrote the outputs.
+        check_cpu_us: total,
+        expected: r.expected,
+    }
+}
+
 /// The median of `values` (the lower middle one for an even count); 0 when empty.
 pub fn median(mut values: Vec<u64>) -> u64 {
     values.sort_unstable();
@@ -388,6 +551,36 @@ mod tests {
             .filter(|t| per_ms.get(t) != Some(&10))
             .collect();
         assert!(gaps.is_empty(), "milliseconds without 10 sends: {gaps:?}");
+    }
+
+    #[test]
+    fn the_scale_table_changes_one_value_per_row_of_the_default_scenario() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../scenarios/default.toml"
+        ))
+        .expect("the default scenario");
+        let rows = scale_scenarios(&text, 4000).expect("rows");
+        let shape: Vec<(String, i32, i32, f64, u64)> = rows
+            .iter()
+            .map(|(label, sc)| {
+                (
+                    label.clone(),
+                    sc.topics[0].partitions,
+                    sc.cluster.brokers,
+                    sc.producers[0].rate_per_sec,
+                    sc.duration_ms,
+                )
+            })
+            .collect();
+        assert_eq!(shape.len(), 8);
+        assert_eq!(shape[0], ("partitions-3".into(), 3, 3, 100.0, 4000));
+        assert_eq!(shape[3], ("partitions-3000".into(), 3000, 3, 100.0, 4000));
+        assert_eq!(shape[5], ("brokers-27".into(), 3, 27, 100.0, 4000));
+        assert_eq!(shape[7], ("rate-10000".into(), 3, 3, 10_000.0, 4000));
+        assert!(rows.iter().all(|(_, sc)| sc.heal_ms == 2000));
+        assert!(scale_scenarios("not = [toml", 4000).is_err());
+        assert!(scale_scenarios("[scenario]\nname = \"x\"\n", 4000).is_err());
     }
 
     #[test]

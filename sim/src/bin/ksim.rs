@@ -232,6 +232,11 @@ struct BenchArgs {
     #[arg(long, value_name = "CODEC", default_value = "lz4",
           value_parser = ["none", "gzip", "snappy", "lz4", "zstd"])]
     compression: String,
+    /// Simulated ms of workload in each row of the scale table (the default scenario with
+    /// partitions 3/30/300/3000, brokers 3/9/27 or 100/1000/10 000 records per second per
+    /// producer; each row adds half as long again to heal); 0 skips the table.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    scale_ms: u64,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -816,7 +821,84 @@ fn cmd_bench(args: BenchArgs) -> Result<ExitCode, BadInput> {
     if args.producer_ms > 0 {
         bench_producer_heavy(&args, base.cpu_us_per_message);
     }
+    if args.scale_ms > 0 {
+        bench_scale(&args)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The scale part of `ksim bench`: the default scenario with one value changed per row, the
+/// simulation's and the checks' CPU cost, and each row's ratio to the one before (for a tenfold
+/// step, near 10 is linear, near 1 means the value costs nothing).
+fn bench_scale(args: &BenchArgs) -> Result<(), BadInput> {
+    let text = std::fs::read_to_string(DEFAULT_SCENARIO)
+        .map_err(|e| BadInput(format!("{DEFAULT_SCENARIO}: {e}")))?;
+    let rows = ksim::bench::scale_scenarios(&text, args.scale_ms).map_err(BadInput)?;
+    println!();
+    println!(
+        "scale: {DEFAULT_SCENARIO} with one value changed per row, seed 1, {} simulated ms of \
+         workload and faults + {} of heal; CPU time of this thread",
+        args.scale_ms,
+        args.scale_ms / 2
+    );
+    println!(
+        "{:<16} {:>8} {:>7} {:>10} {:>8} {:>9} {:>12} {:>10} {:>10} {:>12} {:>8}",
+        "row",
+        "records",
+        "sim s",
+        "messages",
+        "sim CPU",
+        "x real",
+        "CPU s/sim s",
+        "ratio",
+        "µs/rec sim",
+        "µs/rec check",
+        "expected"
+    );
+    let pb = progress_bar(rows.len() as u64, "scale rows");
+    let mut previous: Option<ksim::bench::ScaleRow> = None;
+    let mut lines = Vec::new();
+    for (label, scenario) in &rows {
+        let r = ksim::bench::scale_row(label, scenario);
+        pb.inc(1);
+        // Each group of rows (partitions, brokers, rate) starts from the default's values.
+        let same_group = previous
+            .as_ref()
+            .is_some_and(|p| p.label.split('-').next() == r.label.split('-').next());
+        let ratio = match &previous {
+            Some(p) if same_group => format!(
+                "{:.1}",
+                r.cpu_s_per_simulated_s() / p.cpu_s_per_simulated_s().max(1e-12)
+            ),
+            _ => "-".to_string(),
+        };
+        lines.push(format!(
+            "{:<16} {:>8} {:>7.1} {:>10} {:>8} {:>9.0} {:>12.4} {:>10} {:>10.2} {:>12.2} {:>8}",
+            r.label,
+            r.records,
+            r.simulated_ms as f64 / 1000.0,
+            r.messages,
+            human_duration_ms(r.sim_cpu_us as f64 / 1000.0),
+            r.times_real_time(),
+            r.cpu_s_per_simulated_s(),
+            ratio,
+            r.sim_us_per_record(),
+            r.check_us_per_record(),
+            if r.expected { "yes" } else { "no" }
+        ));
+        previous = Some(r);
+    }
+    pb.finish_and_clear();
+    for line in lines {
+        println!("{line}");
+    }
+    println!(
+        "ratio: CPU s per simulated s over the row before in its group (a tenfold step: near 10 \
+         is linear, near 1 costs nothing); µs/rec: CPU µs per record offered, for the simulation \
+         and for the checks plus the outputs (report.md, JSONL); expected: the run met the \
+         default scenario's expectation (its reach needs the faults to land)"
+    );
+    Ok(())
 }
 
 /// The producer-heavy part of `ksim bench`: per-record cost as linger.ms and batch.size grow,
@@ -1017,6 +1099,7 @@ mod tests {
             (args.producer_ms, args.repeat, args.compression.as_str()),
             (6_000, 3, "lz4")
         );
+        assert_eq!(args.scale_ms, 10_000);
         assert!(parse(&["bench", "--compression", "brotli"]).is_err());
         assert!(parse(&["bench", "--repeat", "0"]).is_err());
         assert!(parse(&["bench", "--messages", "0"]).is_err());
