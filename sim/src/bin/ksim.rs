@@ -44,7 +44,8 @@
 //! simulation their timestamps are simulated seconds since the run started.
 //!
 //! Exit status: 0 when every run's outcome is what the scenario expects, 1 when one is not,
-//! 2 on bad input (an unreadable or invalid scenario, a bad flag, a refused `--out`, a
+//! 2 on bad input (an unreadable or invalid scenario, a bad flag, a refused `--out` or
+//! `--json`, `--merge` files that are not every shard of one sweep exactly once, a
 //! `--partitions` below 1). `ksim partition` exits 0 once it has printed every key.
 
 use clap::{Args, Parser, Subcommand};
