@@ -11,10 +11,17 @@
 //!   `ksim` with no command is `ksim run`, so `cargo run --release` runs the default scenario.
 //! - **`ksim replay SCENARIO --seed N`** is the same as `run`, with both arguments required:
 //!   the spelling for reproducing a seed from a bug report.
-//! - **`ksim explore SCENARIO --seeds N [--start S] [--jobs J]`** runs seeds `S..S+N`
-//!   (default `S` = 1) on `J` threads (default: all cores), prints each seed whose outcome
-//!   differs from the scenario's `expect` with its violations and replay command, in seed
-//!   order, then a tally: what was found, how many seeds it took, and what each find cost.
+//! - **`ksim explore SCENARIO --seeds N [--start S] [--jobs J] [--shard I/N] [--json FILE
+//!   [--force]]`** runs seeds `S..S+N` (default `S` = 1) on `J` threads (default: all cores),
+//!   prints each seed whose outcome differs from the scenario's `expect` with its violations
+//!   and replay command, in seed order, then a tally: what was found, how many seeds it took,
+//!   and what each find cost. `--shard I/N` runs only shard `I` of `N` of that sweep (1-based;
+//!   the seed of index `k = seed - S` is shard `k mod N + 1`'s), so that `N` machines run one
+//!   sweep; `--json FILE` writes the tally and every off-expectation seed with its replay
+//!   command (an existing `FILE` is refused unless `--force`).
+//! - **`ksim explore --merge FILES... [--json FILE [--force]]`** combines the `--json` files of
+//!   a sharded sweep (every shard of one scenario and sweep exactly once, else bad input) and
+//!   prints the off-expectation seeds and the tally as one unsharded run would.
 //! - **`ksim bench [--seeds N] [--messages M]`** measures the simulator on this machine: the
 //!   default scenario over seeds `1..=N`, one after another, against a bare madsim TCP
 //!   ping-pong of `M` messages in the same process, and prints our cost per message against
@@ -37,12 +44,14 @@
 //! simulation their timestamps are simulated seconds since the run started.
 //!
 //! Exit status: 0 when every run's outcome is what the scenario expects, 1 when one is not,
-//! 2 on bad input (an unreadable or invalid scenario, a bad flag, a refused `--out`, a
+//! 2 on bad input (an unreadable or invalid scenario, a bad flag, a refused `--out` or
+//! `--json`, `--merge` files that are not every shard of one sweep exactly once, a
 //! `--partitions` below 1). `ksim partition` exits 0 once it has printed every key.
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use ksim::cli::explore::{explore, Tally, MESSAGE_CHARS_MAX};
+use ksim::cli::explore::{explore_shard, unexpected_lines, Shard, Tally, MESSAGE_CHARS_MAX};
+use ksim::cli::shard::{self, SweepFile, UnexpectedSeed};
 use ksim::cli::{check_out_dir, human_duration_ms, io_reason, speedup, truncate_message};
 use ksim::run::{Outcome, RunResult};
 use ksim::scenario::{Expect, Scenario};
@@ -79,6 +88,10 @@ enum Command {
     /// The same as `run`, with the scenario and seed required (reproduce a reported seed).
     Replay(ReplayArgs),
     /// Run a scenario over many seeds in parallel and tally what was found.
+    ///
+    /// A sweep bigger than one machine: run `--shard I/N` of it on each of N machines with
+    /// `--json FILE`, then `ksim explore --merge FILES...` prints the tally one unsharded run
+    /// would have printed.
     Explore(ExploreArgs),
     /// Measure simulation speed on this machine against bare madsim.
     Bench(BenchArgs),
@@ -194,17 +207,36 @@ struct OutputArgs {
 #[derive(Args, Debug, Clone, PartialEq)]
 struct ExploreArgs {
     /// The scenario file.
-    #[arg(value_name = "SCENARIO")]
-    scenario: PathBuf,
-    /// How many seeds to run.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    seeds: u64,
+    #[arg(value_name = "SCENARIO", required_unless_present = "merge")]
+    scenario: Option<PathBuf>,
+    /// How many seeds the sweep has (with --shard: all shards together).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..),
+          required_unless_present = "merge")]
+    seeds: Option<u64>,
     /// The first seed.
     #[arg(long, value_name = "S", default_value_t = 1)]
     start: u64,
     /// Worker threads [default: the number of cores].
     #[arg(long, value_name = "J", value_parser = clap::value_parser!(u64).range(1..=1024))]
     jobs: Option<u64>,
+    /// Run only shard I of N of the sweep: the seeds whose index k = seed - S (from 0) has
+    /// k mod N = I - 1. I counts from 1, as `cargo nextest --partition` does; Kubernetes'
+    /// JOB_COMPLETION_INDEX counts from 0, so pass $((JOB_COMPLETION_INDEX + 1))/N. Give every
+    /// shard the same SCENARIO, --seeds and --start.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<Shard>,
+    /// Write the tally and every off-expectation seed, with its replay command, to FILE as
+    /// JSON (the input of --merge). An existing FILE is refused unless --force is given.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Replace an existing --json FILE.
+    #[arg(long, requires = "json")]
+    force: bool,
+    /// Run nothing: combine the --json files of a sharded sweep (each shard of one scenario
+    /// and sweep exactly once) and print the tally one unsharded run would have printed.
+    #[arg(long, value_name = "FILES", num_args = 1..,
+          conflicts_with_all = ["scenario", "seeds", "start", "jobs", "shard"])]
+    merge: Vec<PathBuf>,
     #[command(flatten)]
     log: LogArgs,
 }
@@ -498,22 +530,61 @@ fn progress_bar(len: u64, unit: &str) -> ProgressBar {
 
 fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, BadInput> {
     init_logging(&args.log)?;
-    let scenario = load_scenario(&args.scenario)?;
-    let end = args.start.checked_add(args.seeds).ok_or_else(|| {
+    if !args.merge.is_empty() {
+        return cmd_merge(&args);
+    }
+    // Clap requires both unless --merge is given.
+    let (Some(path), Some(seeds)) = (&args.scenario, args.seeds) else {
+        return Err(BadInput(
+            "explore needs SCENARIO and --seeds N, or --merge FILES".to_string(),
+        ));
+    };
+    let scenario = load_scenario(path)?;
+    let end = args.start.checked_add(seeds).ok_or_else(|| {
         BadInput(format!(
             "--start {} --seeds {} runs past the largest seed ({})",
             args.start,
-            args.seeds,
+            seeds,
             u64::MAX
         ))
     })?;
+    let shard = args.shard.unwrap_or(Shard::WHOLE);
+    // Refuse a bad --json before spending time on the sweep.
+    let scenario_sha256 = match &args.json {
+        Some(json) => {
+            shard::check_json_path(json, args.force)?;
+            shard::file_sha256(path).map_err(|e| {
+                BadInput(format!("cannot read {}: {}", path.display(), io_reason(&e)))
+            })?
+        }
+        None => String::new(),
+    };
+    let shard_seeds = shard.len(seeds);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = args
         .jobs
         .map_or(cores, |j| j as usize)
-        .min(args.seeds as usize);
+        .min(shard_seeds.max(1) as usize);
+    let which = if shard == Shard::WHOLE {
+        String::new()
+    } else if shard_seeds == 0 {
+        format!(
+            ", shard {shard}: no seeds (the sweep has fewer than {})",
+            shard.index
+        )
+    } else {
+        let first: Vec<String> = (0..shard_seeds.min(3))
+            .map(|j| shard.seed(args.start, j).to_string())
+            .collect();
+        format!(
+            ", shard {shard}: {shard_seeds} seed{} ({}{})",
+            if shard_seeds == 1 { "" } else { "s" },
+            first.join(", "),
+            if shard_seeds > 3 { ", ..." } else { "" }
+        )
+    };
     println!(
-        "exploring {} ({}): seeds {}..={} on {} thread{}, expect: {}",
+        "exploring {} ({}): seeds {}..={}{which} on {} thread{}, expect: {}",
         scenario.name,
         scenario.file,
         args.start,
@@ -522,11 +593,13 @@ fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, BadInput> {
         if jobs == 1 { "" } else { "s" },
         expect_text(&scenario)
     );
-    let pb = progress_bar(args.seeds, "seeds");
+    let pb = progress_bar(shard_seeds, "seeds");
     let wall = Instant::now();
-    let tally: Tally = explore(
+    let mut unexpected_seeds: Vec<UnexpectedSeed> = Vec::new();
+    let tally: Tally = explore_shard(
         &scenario,
         args.start..end,
+        shard,
         jobs,
         || pb.inc(1),
         |s, tally| {
@@ -536,30 +609,12 @@ fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, BadInput> {
             if s.expected {
                 return;
             }
+            if args.json.is_some() {
+                unexpected_seeds.push(UnexpectedSeed::from_summary(s));
+            }
             pb.suspend(|| {
-                match (&s.panic, s.outcome) {
-                    (Some(panic), _) => {
-                        println!("seed {}: the simulator panicked: {panic}", s.seed)
-                    }
-                    (None, Some(outcome)) if !s.missed.is_empty() => println!(
-                        "seed {}: {}, but {}",
-                        s.seed,
-                        outcome_text(outcome),
-                        ksim::reach::describe_missed(&s.missed)
-                    ),
-                    (None, Some(outcome)) => println!(
-                        "seed {}: {}, but expected {}",
-                        s.seed,
-                        outcome_text(outcome),
-                        expect_text(&scenario)
-                    ),
-                    (None, None) => println!("seed {}: no outcome", s.seed),
-                }
-                for (check, message) in &s.violations {
-                    println!("  {check}: {message}");
-                }
-                if let Some(replay) = &s.replay {
-                    println!("  replay: {replay}");
+                for line in unexpected_lines(s, &expect_text(&scenario)) {
+                    println!("{line}");
                 }
             });
         },
@@ -570,7 +625,87 @@ fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, BadInput> {
     for line in tally.check_lines(elapsed_ms) {
         println!("  {line}");
     }
+    if shard != Shard::WHOLE {
+        println!(
+            "this is shard {shard} of the sweep; `ksim explore --merge` of every shard's --json \
+             file gives the sweep's tally"
+        );
+    }
+    if let Some(json) = &args.json {
+        let sweep = SweepFile {
+            format: shard::FORMAT.to_string(),
+            scenario: scenario.name.clone(),
+            file: scenario.file.clone(),
+            scenario_sha256,
+            expect: expect_text(&scenario),
+            start: args.start,
+            seeds,
+            shard,
+            shard_seeds,
+            elapsed_ms,
+            tally: tally.clone(),
+            unexpected_seeds,
+        };
+        shard::write_json(json, &sweep, args.force)?;
+        println!("wrote {}", json.display());
+    }
     Ok(verdict_code(tally.unexpected == 0))
+}
+
+/// `ksim explore --merge FILES...`: the sweep's off-expectation seeds and tally from the
+/// `--json` files of its shards, printed as one unsharded `explore` prints them.
+fn cmd_merge(args: &ExploreArgs) -> Result<ExitCode, BadInput> {
+    if let Some(json) = &args.json {
+        shard::check_json_path(json, args.force)?;
+    }
+    let files = args
+        .merge
+        .iter()
+        .map(|p| Ok((p.display().to_string(), shard::read(p)?)))
+        .collect::<Result<Vec<_>, shard::MergeError>>()?;
+    let merged = shard::merge(files)?;
+    let sweep = &merged.sweep;
+    println!(
+        "merging {} shard{} of {} ({}): seeds {}..={}, expect: {}",
+        merged.shards.len(),
+        if merged.shards.len() == 1 { "" } else { "s" },
+        sweep.scenario,
+        sweep.file,
+        sweep.start,
+        (sweep.start + sweep.seeds).saturating_sub(1),
+        sweep.expect
+    );
+    for u in &sweep.unexpected_seeds {
+        for line in unexpected_lines(&u.to_summary(), &sweep.expect) {
+            println!("{line}");
+        }
+    }
+    println!("{}", sweep.tally.line(sweep.elapsed_ms));
+    for line in sweep.tally.check_lines(sweep.elapsed_ms) {
+        println!("  {line}");
+    }
+    let parts: Vec<String> = merged
+        .shards
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {} ({} seeds, {})",
+                m.shard,
+                m.name,
+                m.seeds,
+                human_duration_ms(m.elapsed_ms)
+            )
+        })
+        .collect();
+    println!(
+        "shards: {}; wall is the sum over the shards",
+        parts.join(", ")
+    );
+    if let Some(json) = &args.json {
+        shard::write_json(json, sweep, args.force)?;
+        println!("wrote {}", json.display());
+    }
+    Ok(verdict_code(sweep.tally.unexpected == 0))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1067,7 +1202,8 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((args.seeds, args.start, args.jobs), (300, 1, None));
+        assert_eq!((args.seeds, args.start, args.jobs), (Some(300), 1, None));
+        assert_eq!((args.shard, &args.json, args.force), (None, &None, false));
         let Some(Command::Explore(args)) = parse(&[
             "explore", "s.toml", "--seeds", "5", "--start", "0", "--jobs", "4",
         ])
@@ -1076,7 +1212,7 @@ mod tests {
         else {
             panic!()
         };
-        assert_eq!((args.seeds, args.start, args.jobs), (5, 0, Some(4)));
+        assert_eq!((args.seeds, args.start, args.jobs), (Some(5), 0, Some(4)));
         for bad in [
             &["explore", "s.toml"][..],
             &["explore", "--seeds", "5"],
@@ -1086,6 +1222,71 @@ mod tests {
             &["explore", "s.toml", "--seeds", "many"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?} parsed");
+        }
+    }
+
+    #[test]
+    fn explore_shard_json_and_merge_flags() {
+        let Some(Command::Explore(args)) = parse(&[
+            "explore", "s.toml", "--seeds", "8", "--shard", "2/3", "--json", "o.json", "--force",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!()
+        };
+        assert_eq!(args.shard, Some(Shard { index: 2, count: 3 }));
+        assert_eq!(args.json, Some(PathBuf::from("o.json")));
+        assert!(args.force && args.merge.is_empty());
+        let Some(Command::Explore(args)) = parse(&["explore", "--merge", "a.json", "b.json"])
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        assert_eq!(args.merge, vec![PathBuf::from("a.json"), "b.json".into()]);
+        assert_eq!((&args.scenario, args.seeds), (&None, None));
+        assert!(parse(&["explore", "--merge", "a.json", "--json", "all.json"]).is_ok());
+        for (bad, why) in [
+            (
+                &["explore", "s.toml", "--seeds", "8", "--shard", "0/3"][..],
+                "shards count from 1",
+            ),
+            (
+                &["explore", "s.toml", "--seeds", "8", "--shard", "4/3"],
+                "between 1 and 3",
+            ),
+            (
+                &["explore", "s.toml", "--seeds", "8", "--shard", "1/0"],
+                "at least 1 shard",
+            ),
+            (
+                &["explore", "s.toml", "--seeds", "8", "--shard", "2"],
+                "is not I/N",
+            ),
+            (
+                &["explore", "s.toml", "--seeds", "8", "--shard", "a/3"],
+                "not a whole number",
+            ),
+            (&["explore", "s.toml", "--seeds", "8", "--force"], "--json"),
+            (
+                &["explore", "s.toml", "--merge", "a.json"],
+                "cannot be used with",
+            ),
+            (
+                &["explore", "--merge", "a.json", "--seeds", "3"],
+                "cannot be used with",
+            ),
+            (
+                &["explore", "--merge", "a.json", "--shard", "1/2"],
+                "cannot be used with",
+            ),
+            (&["explore", "--merge"], "--merge"),
+            (&["explore"], "required"),
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+            assert!(err.to_string().contains(why), "{bad:?}: {err}");
         }
     }
 

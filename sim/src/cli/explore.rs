@@ -12,11 +12,19 @@
 //!
 //! A seed whose simulation panics is a bug in ksim, not a reason to lose the other seeds: the
 //! panic is caught and reported as an unexpected seed with its replay command.
+//!
+//! A sweep bigger than one machine is cut into [`Shard`]s: shard `I/N` (1-based) runs the seeds
+//! whose index `k` in the sweep (`seed - start`, from 0) has `k mod N == I - 1`. Every seed is
+//! its own deterministic simulation, so which machine runs it changes nothing of its verdict;
+//! [`super::shard`] writes a shard's tally to a file and merges the files of a sweep into the
+//! tally one unsharded run would have printed.
 
 use super::{human_duration_ms, truncate_message};
 use crate::run::{Outcome, RunResult};
 use crate::scenario::Scenario;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -111,6 +119,175 @@ impl SeedSummary {
     }
 }
 
+/// One of `count` equal parts of a sweep, numbered from 1 as `cargo nextest --partition` and a
+/// GitHub Actions matrix count (Kubernetes' `JOB_COMPLETION_INDEX` counts from 0: pass
+/// `$((JOB_COMPLETION_INDEX + 1))/N`).
+///
+/// The seed of index `k` in the sweep (`k = seed - start`, from 0) belongs to shard
+/// `k mod count + 1`: round robin, so every shard samples the whole seed range, shards differ in
+/// size by at most one seed, and a seed's shard depends only on `start` and `count`, never on
+/// the machine or the order of completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Shard {
+    /// 1-based: `1..=count`.
+    pub index: u64,
+    /// How many shards the sweep is cut into (at least 1).
+    pub count: u64,
+}
+
+impl Shard {
+    /// The whole sweep as one shard: what `ksim explore` runs without `--shard`.
+    pub const WHOLE: Shard = Shard { index: 1, count: 1 };
+
+    /// Shard `index` of `count`, or why there is none (`index` outside `1..=count`).
+    pub fn new(index: u64, count: u64) -> Result<Shard, String> {
+        if count == 0 {
+            return Err("a sweep has at least 1 shard (N >= 1)".to_string());
+        }
+        if index == 0 {
+            return Err(format!(
+                "shards count from 1, so shard 0 does not exist: use 1/{count} to {count}/{count} \
+                 (for Kubernetes' 0-based JOB_COMPLETION_INDEX, pass \
+                 $((JOB_COMPLETION_INDEX + 1))/{count})"
+            ));
+        }
+        if index > count {
+            return Err(format!(
+                "shard {index} of {count} does not exist: I must be between 1 and {count}"
+            ));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Whether the seed of index `k` in the sweep (`seed - start`) is this shard's.
+    pub fn contains_index(&self, k: u64) -> bool {
+        k % self.count == self.index - 1
+    }
+
+    /// How many of a sweep of `sweep_seeds` seeds are this shard's:
+    /// `ceil((sweep_seeds - (index - 1)) / count)`, 0 when the sweep is shorter than `index`.
+    pub fn len(&self, sweep_seeds: u64) -> u64 {
+        if sweep_seeds < self.index {
+            0
+        } else {
+            (sweep_seeds - self.index) / self.count + 1
+        }
+    }
+
+    /// Whether this shard of a sweep of `sweep_seeds` seeds has none.
+    pub fn is_empty(&self, sweep_seeds: u64) -> bool {
+        self.len(sweep_seeds) == 0
+    }
+
+    /// The `j`-th seed (from 0) of this shard of the sweep that starts at `start`;
+    /// `j` must be below [`Shard::len`], and `start + len` must not overflow.
+    pub fn seed(&self, start: u64, j: u64) -> u64 {
+        start + (self.index - 1) + j * self.count
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `I/N`, both whole numbers, `1 <= I <= N`.
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let Some((index, count)) = s.split_once('/') else {
+            return Err(format!(
+                "{s:?} is not I/N (shard I of N, e.g. 2/8, counting from 1)"
+            ));
+        };
+        let number = |part: &str, what: &str| {
+            part.trim().parse::<u64>().map_err(|_| {
+                format!("{s:?}: {what} {part:?} is not a whole number (I/N, e.g. 2/8)")
+            })
+        };
+        Shard::new(number(index, "I")?, number(count, "N")?)
+    }
+}
+
+/// The lowest seed of a day's fresh-seed hunt (`KSIM_SEEDS` in `cargo test`), far above the
+/// pinned seeds and `scripts/hunt.sh`'s default range (10001..11000).
+pub const FRESH_SEED_BASE: u64 = 1_000_000;
+
+/// How far apart the fresh-seed ranges of two consecutive days start: a hunt of up to this many
+/// seeds per scenario never repeats the previous day's seeds.
+pub const FRESH_SEEDS_PER_DAY: u64 = 10_000;
+
+/// The first fresh seed of the UTC day that contains `unix_secs` (seconds since 1970-01-01
+/// UTC): `FRESH_SEED_BASE + FRESH_SEEDS_PER_DAY * days`. The same all day on every machine,
+/// so nightly runs differ from each other and a failure can be replayed by day.
+pub fn dated_seed_start(unix_secs: u64) -> u64 {
+    FRESH_SEED_BASE + FRESH_SEEDS_PER_DAY * (unix_secs / 86_400)
+}
+
+/// The fresh-seed hunt of `cargo test` (`tests/fresh_seeds.rs`): `seeds` seeds of every
+/// scenario from `start` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreshSeeds {
+    /// `KSIM_SEEDS`: fresh seeds per scenario (at least 1).
+    pub seeds: u64,
+    /// `KSIM_SEED_START`, or [`dated_seed_start`] of the day.
+    pub start: u64,
+    /// Whether `start` came from the date.
+    pub dated: bool,
+}
+
+impl FreshSeeds {
+    /// The hunt the values of `KSIM_SEEDS` and `KSIM_SEED_START` ask for at `unix_secs`:
+    /// `None` (no hunt) when `KSIM_SEEDS` is unset, empty or 0; without `KSIM_SEED_START` the
+    /// start is the day's ([`dated_seed_start`]). An error for a value that is not a whole
+    /// number, or a range that runs past `u64::MAX`.
+    pub fn from_env_values(
+        seeds: Option<&str>,
+        start: Option<&str>,
+        unix_secs: u64,
+    ) -> Result<Option<FreshSeeds>, String> {
+        let number = |name: &str, value: &str| {
+            value
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| format!("{name}={value:?} is not a whole number"))
+        };
+        let seeds = match seeds.map(str::trim) {
+            None | Some("") => return Ok(None),
+            Some(v) => number("KSIM_SEEDS", v)?,
+        };
+        if seeds == 0 {
+            return Ok(None);
+        }
+        let (start, dated) = match start.map(str::trim) {
+            None | Some("") => (dated_seed_start(unix_secs), true),
+            Some(v) => (number("KSIM_SEED_START", v)?, false),
+        };
+        if start.checked_add(seeds).is_none() {
+            return Err(format!(
+                "KSIM_SEED_START={start} KSIM_SEEDS={seeds} runs past the largest seed"
+            ));
+        }
+        Ok(Some(FreshSeeds {
+            seeds,
+            start,
+            dated,
+        }))
+    }
+
+    /// The seeds, `start..start + seeds`.
+    pub fn range(&self) -> Range<u64> {
+        self.start..self.start + self.seeds
+    }
+
+    /// The environment that runs this hunt again: `KSIM_SEEDS=N KSIM_SEED_START=S`.
+    pub fn env(&self) -> String {
+        format!("KSIM_SEEDS={} KSIM_SEED_START={}", self.seeds, self.start)
+    }
+}
+
 /// Runs `scenario` once with `seed`, catching a panic of the simulator.
 pub fn run_seed(scenario: &Scenario, seed: u64) -> SeedSummary {
     let wall = std::time::Instant::now();
@@ -137,12 +314,26 @@ pub fn explore(
     scenario: &Scenario,
     seeds: Range<u64>,
     jobs: usize,
+    on_done: impl FnMut(),
+    on_ordered: impl FnMut(&SeedSummary, &Tally),
+) -> Tally {
+    explore_shard(scenario, seeds, Shard::WHOLE, jobs, on_done, on_ordered)
+}
+
+/// [`explore`] of only `shard`'s seeds of the sweep `seeds`: the seeds `s` of the range with
+/// `shard.contains_index(s - seeds.start)`, in seed order. The tally counts this shard's seeds
+/// alone ([`super::shard::merge`] combines the shards' tallies).
+pub fn explore_shard(
+    scenario: &Scenario,
+    seeds: Range<u64>,
+    shard: Shard,
+    jobs: usize,
     mut on_done: impl FnMut(),
     mut on_ordered: impl FnMut(&SeedSummary, &Tally),
 ) -> Tally {
-    let count = seeds.end.saturating_sub(seeds.start);
+    let count = shard.len(seeds.end.saturating_sub(seeds.start));
     let jobs = (jobs.max(1) as u64).min(count.max(1)) as usize;
-    let first_seed = seeds.start;
+    let (first_seed, end) = (seeds.start, seeds.end);
     let next_index = AtomicU64::new(0);
     let mut tally = Tally::default();
     std::thread::scope(|scope| {
@@ -155,7 +346,9 @@ pub fn explore(
                 if index >= count {
                     return;
                 }
-                let summary = run_seed(scenario, first_seed + index);
+                let seed = shard.seed(first_seed, index);
+                debug_assert!(seed < end && shard.contains_index(seed - first_seed));
+                let summary = run_seed(scenario, seed);
                 if tx.send((index, summary)).is_err() {
                     return;
                 }
@@ -179,8 +372,43 @@ pub fn explore(
     tally
 }
 
+/// The lines `ksim explore` prints for a seed whose outcome is not the scenario's
+/// expectation (`expect` as people read it: `ok`, `violation of lost-write or duplicate`):
+/// what happened, each violation, and the replay command. Empty for an expected seed.
+pub fn unexpected_lines(s: &SeedSummary, expect: &str) -> Vec<String> {
+    if s.expected {
+        return Vec::new();
+    }
+    let outcome_text = |o: Outcome| match o {
+        Outcome::Ok => "ok",
+        Outcome::Violation => "violation",
+    };
+    let mut lines = vec![match (&s.panic, s.outcome) {
+        (Some(panic), _) => format!("seed {}: the simulator panicked: {panic}", s.seed),
+        (None, Some(outcome)) if !s.missed.is_empty() => format!(
+            "seed {}: {}, but {}",
+            s.seed,
+            outcome_text(outcome),
+            crate::reach::describe_missed(&s.missed)
+        ),
+        (None, Some(outcome)) => format!(
+            "seed {}: {}, but expected {expect}",
+            s.seed,
+            outcome_text(outcome)
+        ),
+        (None, None) => format!("seed {}: no outcome", s.seed),
+    }];
+    for (check, message) in &s.violations {
+        lines.push(format!("  {check}: {message}"));
+    }
+    if let Some(replay) = &s.replay {
+        lines.push(format!("  replay: {replay}"));
+    }
+    lines
+}
+
 /// What one check's violations cost to find.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckTally {
     pub check: String,
     /// The first seed (in seed order) on which it fired.
@@ -192,10 +420,13 @@ pub struct CheckTally {
 }
 
 /// Counts over the seeds explored so far, fed in seed order.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Tally {
+    /// Seeds run.
     pub seeds: u64,
+    /// Seeds whose outcome was the scenario's expectation (and reached all of `reach`).
     pub as_expected: u64,
+    /// Seeds whose outcome was not (`seeds = as_expected + unexpected`).
     pub unexpected: u64,
     /// Seeds whose simulation panicked (also counted in `unexpected`).
     pub panicked: u64,
@@ -205,7 +436,9 @@ pub struct Tally {
     pub checks: Vec<CheckTally>,
     /// Sums of the per-seed wall times (each seed's own simulation, not the elapsed time).
     pub wall_ms_sum: u64,
+    /// Simulated milliseconds summed over the seeds (deterministic, as is `messages_sum`).
     pub simulated_ms_sum: u64,
+    /// Network messages summed over the seeds.
     pub messages_sum: u64,
 }
 
@@ -396,6 +629,77 @@ mod tests {
             "{}",
             t.line(3.0)
         );
+    }
+
+    #[test]
+    fn shards_cut_a_sweep_round_robin_and_cover_it_once() {
+        for seeds in 0..12u64 {
+            for count in 1..6u64 {
+                let mut covered = Vec::new();
+                for index in 1..=count {
+                    let shard = Shard::new(index, count).unwrap();
+                    for j in 0..shard.len(seeds) {
+                        let seed = shard.seed(100, j);
+                        assert!(shard.contains_index(seed - 100));
+                        covered.push(seed);
+                    }
+                    assert!(shard.len(seeds) <= seeds.div_ceil(count));
+                }
+                covered.sort();
+                assert_eq!(covered, (100..100 + seeds).collect::<Vec<_>>());
+            }
+        }
+        let shard: Shard = "2/3".parse().unwrap();
+        assert_eq!(
+            (shard.index, shard.count, shard.to_string()),
+            (2, 3, "2/3".into())
+        );
+        assert_eq!(
+            (0..3).map(|j| shard.seed(1, j)).collect::<Vec<_>>(),
+            [2, 5, 8]
+        );
+        assert_eq!(Shard::WHOLE.len(7), 7);
+        assert!("3/2"
+            .parse::<Shard>()
+            .unwrap_err()
+            .contains("between 1 and 2"));
+        assert!("0/4"
+            .parse::<Shard>()
+            .unwrap_err()
+            .contains("JOB_COMPLETION_INDEX + 1"));
+        assert!("1/0".parse::<Shard>().is_err() && "1-2".parse::<Shard>().is_err());
+    }
+
+    #[test]
+    fn the_fresh_seed_hunt_reads_its_environment() {
+        let day = 20_000 * 86_400 + 3600;
+        assert_eq!(FreshSeeds::from_env_values(None, Some("5"), day), Ok(None));
+        assert_eq!(FreshSeeds::from_env_values(Some("0"), None, day), Ok(None));
+        assert_eq!(FreshSeeds::from_env_values(Some(" "), None, day), Ok(None));
+        let dated = FreshSeeds::from_env_values(Some("20"), None, day)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            dated,
+            FreshSeeds {
+                seeds: 20,
+                start: 201_000_000,
+                dated: true
+            }
+        );
+        assert_eq!(dated.env(), "KSIM_SEEDS=20 KSIM_SEED_START=201000000");
+        // The same all day, the next range the next day.
+        assert_eq!(dated_seed_start(20_001 * 86_400 - 1), 201_000_000);
+        assert_eq!(dated_seed_start(20_001 * 86_400), 201_010_000);
+        let pinned = FreshSeeds::from_env_values(Some("3"), Some("42"), day)
+            .unwrap()
+            .unwrap();
+        assert_eq!((pinned.range(), pinned.dated), (42..45, false));
+        assert!(FreshSeeds::from_env_values(Some("many"), None, day)
+            .unwrap_err()
+            .contains("KSIM_SEEDS=\"many\" is not a whole number"));
+        assert!(FreshSeeds::from_env_values(Some("2"), Some("-1"), day).is_err());
+        assert!(FreshSeeds::from_env_values(Some("2"), Some(&u64::MAX.to_string()), day).is_err());
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Helpers for the `ksim` command line (`sim/src/bin/ksim.rs`) that are worth unit tests of
-//! their own: the output-directory safety check, text formatting of verdicts, and the seed
-//! explorer ([`explore`]).
+//! their own: the output-directory safety check, text formatting of verdicts, the seed
+//! explorer ([`explore`]) and the files of a sharded sweep ([`shard`]).
 //!
 //! The binary owns argument parsing and printing; what lives here does no printing and never
 //! exits the process, so every decision it makes can be tested without running a simulation.
 
 pub mod explore;
+pub mod shard;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
