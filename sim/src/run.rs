@@ -122,6 +122,11 @@ pub struct Summary {
     pub reached: std::collections::BTreeMap<String, u64>,
     pub history_hash: String,
     pub stats: Stats,
+    /// The consumers that ended the run behind: per consumer, records behind per partition
+    /// (high watermark minus position) and the most records it read in one simulated second
+    /// (see [`crate::check::lag`]). Left out of `summary.json` when no consumer ended behind.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub consumer_lag: Vec<crate::check::lag::ConsumerLag>,
     pub faults: Vec<crate::nemesis::FaultRecord>,
     /// The command that replays this run.
     pub replay: String,
@@ -256,6 +261,18 @@ impl RunResult {
         s
     }
 
+    /// Every consumer's lag at the end of the run (see [`crate::check::lag`]), in consumer
+    /// order, including those that caught up.
+    pub fn consumer_lag(&self) -> Vec<crate::check::lag::ConsumerLag> {
+        crate::check::lag::consumer_lag(&CheckInput {
+            history: &self.output.history,
+            events: &self.output.events,
+            final_logs: &self.output.final_logs,
+            scenario: Some(&self.scenario),
+            snapshots: &self.output.snapshots,
+        })
+    }
+
     pub fn summary(&self) -> Summary {
         Summary {
             scenario: self.scenario.name.clone(),
@@ -271,6 +288,11 @@ impl RunResult {
             reached: self.reached.clone(),
             history_hash: self.history_hash.clone(),
             stats: self.stats(),
+            consumer_lag: self
+                .consumer_lag()
+                .into_iter()
+                .filter(|l| l.is_behind())
+                .collect(),
             faults: self.output.faults.clone(),
             replay: self.replay_command(),
         }

@@ -36,6 +36,7 @@ pub mod idempotent_duplicate;
 pub mod inconsistent_offsets;
 pub mod int_nonmonotonic_poll;
 pub mod int_poll_skip;
+pub mod lag;
 pub mod leader_in_isr;
 pub mod lesson;
 pub mod liveness;
