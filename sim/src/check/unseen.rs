@@ -21,6 +21,15 @@
 //! read are excused and counted in a note: those below every consumer's first position, as when
 //! a consumer with `auto.offset.reset=latest` starts after the producers (see
 //! `start_positions`).
+//!
+//! **A consumer that fell behind.** A consumer slower than the producers (its poll loop returns
+//! at most `max.poll.records` per poll) ends the run with acknowledged records it has not
+//! reached. They stay `unseen`: Jepsen's final reads must read everything, and a run whose
+//! consumer cannot keep up has not shown that it would. But they are not lost, and the message
+//! says so: how many of the unseen records are still in the log at or above a consumer's final
+//! position and below the high watermark, and each lagging consumer's records behind per
+//! partition and most records read in one simulated second (see [`super::lag`]); `details`
+//! carry `not_yet_read` and `lag`.
 
 use super::lesson::{Lesson, Prevention};
 use super::{acked_sends, observations, violation, CheckInput, Checker, Removed, Seen, Violation};
@@ -48,7 +57,9 @@ impl Checker for Unseen {
                      lost (the story above then shows them truncated away, with every replica's \
                      log ending before them or holding other values there), or the consumer \
                      could not reach them (for example a partition left without a working \
-                     leader: see the end of the story).",
+                     leader: see the end of the story), or the consumer fell behind and had not \
+                     read them yet (the check's message and \"Consumer lag at the end of the \
+                     run\" then say how far behind it ended).",
             prevention: Prevention::LossOrUnreadable,
         }
     }
@@ -101,6 +112,8 @@ impl Checker for Unseen {
             *by_partition.entry(s.tp.to_string()).or_default() += 1;
         }
         let count = unseen.len();
+        let lags = super::lag::consumer_lag(input);
+        let not_yet_read = not_yet_read(input, &lags, &unseen);
         let named: Vec<String> = unseen
             .iter()
             .take(NAMED_IN_MESSAGE)
@@ -118,8 +131,26 @@ impl Checker for Unseen {
             .iter()
             .map(|(tp, n)| format!("{tp}: {n}"))
             .collect();
+        // When a consumer ended behind with these records still in the log, say so first: a
+        // person reading one line must not take a slow consumer for loss.
+        let behind = if not_yet_read == 0 {
+            String::new()
+        } else if not_yet_read == count {
+            format!(
+                "; all of them are still in the log above a consumer's position, not lost but \
+                 not yet read: {}",
+                super::lag::behind_text(&lags)
+            )
+        } else {
+            format!(
+                "; {not_yet_read} of them are still in the log above a consumer's position, not \
+                 lost but not yet read: {}",
+                super::lag::behind_text(&lags)
+            )
+        };
         let headline = format!(
-            "{count} acknowledged value{} never read by any consumer by the end of the run ({}); {}{}",
+            "{count} acknowledged value{} never read by any consumer by the end of the run{behind} \
+             ({}); {}{}",
             if count == 1 { " was" } else { "s were" },
             partitions.join(", "),
             if count > NAMED_IN_MESSAGE { "first: " } else { "" },
@@ -145,8 +176,47 @@ impl Checker for Unseen {
             "acked".into(),
             Value::from(acked_sends(input.history).len()),
         );
+        if not_yet_read > 0 {
+            extra.insert("not_yet_read".into(), Value::from(not_yet_read));
+            let behind: Vec<&super::lag::ConsumerLag> =
+                lags.iter().filter(|l| l.is_behind()).collect();
+            extra.insert("lag".into(), json!(behind));
+        }
         violation(self.name(), Some(headline), anomalies, extra)
     }
+}
+
+/// How many unseen records are not lost but not yet read: a consumer of the partition ended at
+/// or below the record's offset, the record is below the partition's final high watermark, and
+/// (when the run kept final logs of the partition) some replica's final log still holds the
+/// value at that offset.
+fn not_yet_read(
+    input: &CheckInput,
+    lags: &[super::lag::ConsumerLag],
+    unseen: &[super::AckedSend],
+) -> usize {
+    let lowest = super::lag::lowest_positions(lags);
+    let hws = super::lag::final_high_watermarks(input);
+    // Per partition with a final log: the (offset, value) pairs some replica holds.
+    let mut held: BTreeMap<&ksim_model::types::TopicPartition, BTreeSet<(i64, u64)>> =
+        BTreeMap::new();
+    for ((_, tp), log) in input.final_logs {
+        held.entry(tp)
+            .or_default()
+            .extend(log.iter().map(|(o, v)| (o.0, *v)));
+    }
+    unseen
+        .iter()
+        .filter(|s| {
+            let Some(o) = s.offset else { return false };
+            let behind = lowest.get(&s.tp).is_some_and(|p| *p <= o)
+                && hws.get(&s.tp).is_some_and(|hw| o < *hw);
+            let in_log = held
+                .get(&s.tp)
+                .is_none_or(|pairs| pairs.contains(&(o.0, s.value)));
+            behind && in_log
+        })
+        .count()
 }
 
 #[cfg(test)]
@@ -177,6 +247,77 @@ mod tests {
         assert_eq!(v[0].details["acked"], 5);
         assert_eq!(v[0].details["by_partition"]["events-1"], 1);
         assert_eq!(v[0].details["anomalies"][3]["value"], 3);
+    }
+
+    /// A consumer that stopped at offset 1 of a partition whose high watermark is 4: the three
+    /// records above are unseen but still in the log, and the message says so with the lag;
+    /// one whose final log holds another value at its offset is not counted as merely unread.
+    #[test]
+    fn records_above_a_lagging_consumers_position_are_unseen_but_not_lost() {
+        use crate::history::EventRecord;
+        use ksim_model::event::Event;
+        use ksim_model::types::{BrokerId, LeaderEpoch, NodeId, Offset};
+        let mut h = HistoryBuilder::default();
+        for (value, offset) in [(1, 0), (2, 1), (3, 2), (4, 3)] {
+            h.send(0, OpType::Ok, &tp(0), value, offset);
+        }
+        h.poll(0, &tp(0), &[(0, 1)]);
+        let events = vec![EventRecord {
+            time_ms: 5,
+            node: NodeId::Broker(BrokerId(0)),
+            event: Event::HighWatermarkChanged {
+                tp: tp(0),
+                broker: BrokerId(0),
+                leader_epoch: LeaderEpoch(1),
+                high_watermark: Offset(4),
+            },
+        }];
+        type Logs = std::collections::BTreeMap<
+            (NodeId, ksim_model::types::TopicPartition),
+            Vec<(Offset, u64)>,
+        >;
+        let mut logs = Logs::new();
+        let check = |logs: &Logs| {
+            Unseen.check(&CheckInput {
+                history: &h.entries,
+                events: &events,
+                final_logs: logs,
+                scenario: None,
+                snapshots: &[],
+            })
+        };
+        let v = check(&logs);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].details["count"], 3);
+        assert_eq!(v[0].details["not_yet_read"], 3);
+        assert_eq!(v[0].details["lag"][0]["records_behind"], 3);
+        assert!(
+            v[0].message.starts_with(
+                "3 acknowledged values were never read by any consumer by the end of the run; \
+                 all of them are still in the log above a consumer's position, not lost but not \
+                 yet read: consumer-0 ended 3 records behind (events-0: 3), reading at most 1 \
+                 record in one simulated second (events-0: 3); value 2 at events-0 offset 1"
+            ),
+            "{}",
+            v[0].message
+        );
+        // The final log holds another value at offset 3: that one is not merely unread.
+        logs.insert(
+            (NodeId::Broker(BrokerId(0)), tp(0)),
+            vec![
+                (Offset(0), 1),
+                (Offset(1), 2),
+                (Offset(2), 3),
+                (Offset(3), 99),
+            ],
+        );
+        let v = check(&logs);
+        assert_eq!(v[0].details["not_yet_read"], 2);
+        assert!(
+            v[0].message.contains("; 2 of them are still in the log"),
+            "{}",
+            v[0].message
+        );
     }
 
     #[test]
