@@ -40,6 +40,17 @@ pub(super) fn write_prevention(out: &mut String, run: &RunResult, safety: &Safet
         let mut paragraphs = lessons(&lesson, safety, &topics);
         debug_assert!(!paragraphs.is_empty());
         let intro = paragraphs.remove(0);
+        // Records a lagging consumer had not read yet are not lost: durability advice does
+        // not apply to them (a consumer that cannot deserialize keeps its own advice).
+        let unreadable = safety
+            .serde_mismatches
+            .iter()
+            .any(|m| topics.is_empty() || topics.contains(&m.topic));
+        match lag_lesson(v) {
+            Some(LagLesson::Replace(lag)) if !unreadable => paragraphs = lag,
+            Some(LagLesson::Preface(p)) if !unreadable => paragraphs.insert(0, p),
+            _ => {}
+        }
         match groups.iter_mut().find(|(_, advice)| *advice == paragraphs) {
             Some((checks, _)) => checks.push((v.check.clone(), intro)),
             None => groups.push((vec![(v.check.clone(), intro)], paragraphs)),

@@ -24,6 +24,7 @@
 //! for one line that is marked as wall-clock time.
 
 mod events;
+mod lag;
 mod lessons;
 mod stats;
 mod story;
@@ -47,6 +48,7 @@ use std::fmt::Write as _;
 
 pub use events::describe_event;
 use events::*;
+use lag::*;
 use lessons::*;
 use stats::*;
 use story::*;

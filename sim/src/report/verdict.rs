@@ -137,6 +137,7 @@ pub(super) fn write_verdict(out: &mut String, run: &RunResult) {
             },
         );
     }
+    write_lag(out, run);
     if run.checks.violations.is_empty() {
         out.push_str("Every check passed.\n\n");
         return;
