@@ -210,6 +210,25 @@ const CASES: &[Case] = &[
         ],
         kind: ScenarioErrorKind::Invalid,
     },
+    // Hung: the workload tried to offer 1e12 records per simulated second (7.8 GB and still
+    // running after 120 s). The limit is what one Kafka producer can offer.
+    Case {
+        name: "rate-per-sec-1e12",
+        edit: Some(("rate_per_sec = 100", "rate_per_sec = 1e12")),
+        expect: &[
+            "{file}:{line}:",
+            "producers[0].rate_per_sec",
+            "rate_per_sec = 1000000000000 is more than one producer can offer: at most 1000000 \
+             records per simulated second per client",
+        ],
+        kind: ScenarioErrorKind::Invalid,
+    },
+    Case {
+        name: "rate-per-sec-just-above-the-limit",
+        edit: Some(("rate_per_sec = 100", "rate_per_sec = 1000000.5")),
+        expect: &["{file}:{line}:", "producers[0].rate_per_sec", "at most 1000000"],
+        kind: ScenarioErrorKind::Invalid,
+    },
     Case {
         name: "missing-file",
         edit: None,
@@ -438,4 +457,133 @@ fn the_loader_accepts_the_offsets_topic_keys() {
         e.to_string().contains("offsets.topic.replication.factor"),
         "{e}"
     );
+}
+
+/// The default scenario with `from` replaced by `to`, loaded.
+fn edited_default(from: &str, to: &str) -> ksim::scenario::Scenario {
+    let text = replace_once(&default_text(), from, to);
+    parse(&text, "default.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The limit itself is accepted (refusing it is the loader's job only above it).
+#[test]
+fn the_loader_accepts_rate_per_sec_at_the_limit() {
+    let s = edited_default("rate_per_sec = 100", "rate_per_sec = 1000000");
+    assert_eq!(
+        s.producers[0].rate_per_sec,
+        ksim::scenario::RATE_PER_SEC_MAX
+    );
+}
+
+/// Every shipped scenario is cheap enough to run and has consumers that keep up: no warning.
+#[test]
+fn the_shipped_scenarios_load_without_warnings() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("scenarios/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() > 1, "{files:?}");
+    for f in files {
+        let s = load(&f).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.warnings(), Vec::<String>::new(), "{}", f.display());
+    }
+}
+
+/// 10 000 records per second per producer: the records offered are named as the cost driver
+/// with their number, and the consumer (10 000 records per second at most) as unable to keep
+/// up with the 20 000 offered, with how far behind it will end.
+#[test]
+fn a_scenario_too_big_to_run_quickly_is_warned_about_naming_the_records() {
+    let s = edited_default("rate_per_sec = 100", "rate_per_sec = 10000");
+    let cost = s.cost();
+    assert_eq!(cost.records_offered, 900_000);
+    assert_eq!(cost.simulated_ms, 50_000);
+    assert!(cost.wall_ms() > ksim::scenario::WARN_WALL_MS, "{cost:?}");
+    let w = s.warnings();
+    assert_eq!(w.len(), 2, "{w:#?}");
+    for want in [
+        "one run of this scenario is estimated to take 2 min 06 s of wall time and 3.1 GB of memory per seed",
+        "the cost driver is the records offered, 900000 (producers[0]: 2 x 10000/s) over 45 s",
+        "lower `rate_per_sec`, `count` or `duration_ms` + `heal_ms`",
+    ] {
+        assert!(w[0].contains(want), "{want:?} not in {}", w[0]);
+    }
+    assert!(!w[0].contains("partition replicas"), "{}", w[0]);
+    for want in [
+        "no consumer can keep up with topic `events` (20000/s offered to it)",
+        "its poll loop returns at most 10000/s (`max.poll.records` = 500 per poll",
+        "about 400000 records behind",
+    ] {
+        assert!(w[1].contains(want), "{want:?} not in {}", w[1]);
+    }
+    // A larger max.poll.records lets it keep up: only the cost warning is left.
+    let mut faster = edited_default("rate_per_sec = 100", "rate_per_sec = 10000");
+    faster.consumers[0].config.max_poll_records = 1000;
+    assert_eq!(faster.warnings().len(), 1);
+}
+
+/// 1000 partitions of 3 replicas: the partition replicas are the cost driver.
+#[test]
+fn a_scenario_with_many_partitions_is_warned_about_naming_the_partition_replicas() {
+    let s = edited_default("partitions = 3", "partitions = 1000");
+    let cost = s.cost();
+    assert_eq!(cost.partition_replicas, 3000);
+    let w = s.warnings();
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(
+        w[0].contains("the cost driver is the partition replicas, 3000 (events: 1000 partitions x 3 replicas) over 50 s simulated"),
+        "{}",
+        w[0]
+    );
+    assert!(!w[0].contains("records offered"), "{}", w[0]);
+    // 100 partitions (measured: 4.6 s) are fine.
+    assert!(edited_default("partitions = 3", "partitions = 100")
+        .warnings()
+        .is_empty());
+}
+
+/// `ksim run` prints the warning on stderr before it starts the run (the test stops it there).
+#[test]
+fn ksim_run_warns_before_running() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let path = tmp.path().join("slow.toml");
+    let text = replace_once(
+        &renamed_default("slow"),
+        "rate_per_sec = 100",
+        "rate_per_sec = 10000",
+    );
+    std::fs::write(&path, text).expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ksim"))
+        .args(["run", &path.display().to_string(), "--seed", "1"])
+        .arg("--out")
+        .arg(tmp.path().join("out"))
+        .current_dir(tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn ksim");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = String::new();
+        let _ = std::io::BufReader::new(stderr).read_line(&mut first);
+        let _ = tx.send(first);
+    });
+    let first = rx.recv_timeout(Duration::from_secs(60));
+    child.kill().ok();
+    child.wait().ok();
+    let first = first.expect("ksim printed nothing on stderr within 60 s");
+    assert!(
+        first.starts_with(&format!(
+            "warning: {}: one run of this scenario is estimated to take",
+            path.display()
+        )),
+        "{first}"
+    );
+    assert!(first.contains("the records offered, 900000"), "{first}");
 }

@@ -377,9 +377,18 @@ fn load_scenario(path: &Path) -> Result<Scenario, BadInput> {
     ksim::scenario::load(path).map_err(BadInput::from)
 }
 
+/// Prints the scenario's warnings (`Scenario::warnings`: a hopelessly slow run, a consumer
+/// that cannot keep up) on stderr as `warning: FILE: ...`, before anything runs.
+fn print_warnings(scenario: &Scenario) {
+    for w in scenario.warnings() {
+        eprintln!("warning: {}: {w}", scenario.file);
+    }
+}
+
 fn cmd_run(args: RunArgs) -> Result<ExitCode, BadInput> {
     init_logging(&args.log)?;
     let scenario = load_scenario(&args.scenario)?;
+    print_warnings(&scenario);
     let seed = match args.seed {
         Some(seed) => seed,
         // The loader guarantees at least one pinned seed; 1 keeps a future change harmless.
@@ -540,6 +549,7 @@ fn cmd_explore(args: ExploreArgs) -> Result<ExitCode, BadInput> {
         ));
     };
     let scenario = load_scenario(path)?;
+    print_warnings(&scenario);
     let end = args.start.checked_add(seeds).ok_or_else(|| {
         BadInput(format!(
             "--start {} --seeds {} runs past the largest seed ({})",

@@ -20,7 +20,14 @@
 //!   `fenced`), except when set to Kafka's default.
 //!
 //! Shrink those lists (here and in `config.rs`) as features land.
+//!
+//! # Input no run could finish
+//! A `rate_per_sec` above [`RATE_PER_SEC_MAX`] (more than one Kafka producer offers) is
+//! refused like any invalid value. A valid scenario that is merely expensive, or whose
+//! consumers cannot keep up with its producers, loads, and [`Scenario::warnings`] says what it
+//! will cost and why, for `ksim` to print before running it (see `cost.rs`).
 
+mod cost;
 mod error;
 mod faults;
 mod raw;
@@ -41,6 +48,11 @@ use std::ops::Range;
 use std::path::Path;
 use toml::Spanned;
 
+use cost::*;
+pub use cost::{
+    Cost, MEMORY_BYTES_PER_RECORD, RATE_PER_SEC_MAX, REPLICAS_SUPERLINEAR, WALL_US_PER_RECORD,
+    WALL_US_PER_REPLICA_SIM_S, WARN_MEMORY_BYTES, WARN_WALL_MS,
+};
 use error::*;
 pub use error::{ScenarioError, ScenarioErrorKind};
 use faults::*;

@@ -371,14 +371,7 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
                 "producer",
             ));
         }
-        let rate = *p.rate_per_sec.get_ref();
-        if !(rate.is_finite() && rate > 0.0) {
-            return Err(ctx.at(
-                &p.rate_per_sec,
-                format!("{path}.rate_per_sec"),
-                "rate_per_sec must be a number above 0",
-            ));
-        }
+        let rate = check_rate(ctx, &p.rate_per_sec, format!("{path}.rate_per_sec"))?;
         let send_style = match &p.send_style {
             None => SendStyle::default(),
             Some(v) => SendStyle::parse(v.get_ref()).ok_or_else(|| {
