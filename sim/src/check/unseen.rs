@@ -131,29 +131,31 @@ impl Checker for Unseen {
             .iter()
             .map(|(tp, n)| format!("{tp}: {n}"))
             .collect();
-        // When a consumer ended behind with these records still in the log, say so first: a
-        // person reading one line must not take a slow consumer for loss.
+        // When a consumer ended behind with these records still in the log, say so right after
+        // the count: a person reading one line must not take a slow consumer for loss.
         let behind = if not_yet_read == 0 {
             String::new()
         } else if not_yet_read == count {
             format!(
-                "; all of them are still in the log above a consumer's position, not lost but \
-                 not yet read: {}",
+                "; all of them are still in the log, not lost but not yet read: {}",
                 super::lag::behind_text(&lags)
             )
         } else {
             format!(
-                "; {not_yet_read} of them are still in the log above a consumer's position, not \
-                 lost but not yet read: {}",
+                "; {not_yet_read} of them are still in the log, not lost but not yet read: {}",
                 super::lag::behind_text(&lags)
             )
         };
         let headline = format!(
-            "{count} acknowledged value{} never read by any consumer by the end of the run{behind} \
-             ({}); {}{}",
+            "{count} acknowledged value{} never read by any consumer by the end of the run \
+             ({}){behind}; {}{}",
             if count == 1 { " was" } else { "s were" },
             partitions.join(", "),
-            if count > NAMED_IN_MESSAGE { "first: " } else { "" },
+            if count > NAMED_IN_MESSAGE {
+                "first: "
+            } else {
+                ""
+            },
             named.join(", ")
         );
 
@@ -293,10 +295,10 @@ mod tests {
         assert_eq!(v[0].details["lag"][0]["records_behind"], 3);
         assert!(
             v[0].message.starts_with(
-                "3 acknowledged values were never read by any consumer by the end of the run; \
-                 all of them are still in the log above a consumer's position, not lost but not \
-                 yet read: consumer-0 ended 3 records behind (events-0: 3), reading at most 1 \
-                 record in one simulated second (events-0: 3); value 2 at events-0 offset 1"
+                "3 acknowledged values were never read by any consumer by the end of the run \
+                 (events-0: 3); all of them are still in the log, not lost but not yet read: \
+                 consumer-0 ended 3 records behind (events-0: 3), reading at most 1 record in \
+                 one simulated second; value 2 at events-0 offset 1"
             ),
             "{}",
             v[0].message
