@@ -20,6 +20,9 @@
 //! | the same with `duration_ms = heal_ms = 5000` | 114 | 322 s | 37 MB |
 //! | `rate_per_sec = 1e12` | - | over 120 s, 7.8 GB and growing | - |
 //!
+//! The machine is shared, so the same run varies: the `rate_per_sec = 10000` run took 63 s on
+//! a quieter day. Read every estimate as good to a factor of two.
+//!
 //! So the two drivers are the **records offered** (each is a `send` with its acknowledgement
 //! in the history, a log entry on every replica and a `poll` entry: about
 //! [`WALL_US_PER_RECORD`] of wall time and [`MEMORY_BYTES_PER_RECORD`] of memory), and the
