@@ -5,34 +5,38 @@
 //!
 //! # Where the figures come from
 //! Measured on the project's machine (2 shared cores, release build) with `ksim run` of
-//! `scenarios/default.toml` on seed 1, changed in one key at a time:
+//! `scenarios/default.toml` on seed 1 (50 s simulated, 9 faults), changed in one key at a time:
 //!
 //! | variant | records offered | wall | peak memory |
 //! |---|---|---|---|
 //! | as shipped (`rate_per_sec = 100`) | 8 951 | 2.3 s | 52 MB |
 //! | `rate_per_sec = 1000` | 89 514 | 13.4 s | 327 MB |
-//! | `rate_per_sec = 10000` | 895 140 | 123 s | 3.0 GB |
+//! | `rate_per_sec = 10000` | 895 140 | 58 s to 123 s | 3.0 GB |
 //! | `rate_per_sec = 1000`, `members = 4` | 89 517 | 16.9 s | 314 MB |
-//! | `rate_per_sec = 10`, `partitions = 30` | 892 | 1.4 s | 16 MB |
-//! | `rate_per_sec = 10`, `partitions = 100` | 888 | 4.6 s | 19 MB |
-//! | `rate_per_sec = 10`, `partitions = 300` | 871 | 27 s | 30 MB |
-//! | `rate_per_sec = 10`, `partitions = 1000` | - | over 400 s | - |
-//! | the same with `duration_ms = heal_ms = 5000` | 114 | 322 s | 37 MB |
+//! | `rate_per_sec = 10`, `partitions = 3` | 894 | 0.2 s | 14 MB |
+//! | `rate_per_sec = 10`, `partitions = 100` | 888 | 0.9 s | 19 MB |
+//! | `rate_per_sec = 10`, `partitions = 300` | 871 | 2.5 s | 31 MB |
+//! | `rate_per_sec = 10`, `partitions = 1000` | - | 31 s | 91 MB |
+//! | `rate_per_sec = 10`, `partitions = 3000` | - | 86 s | 105 MB |
+//! | `partitions` 1000 / 3000 / 10000, `duration_ms = heal_ms = 5000` (2 faults) | - | 2.7 / 3.7 / 9.9 s | 38 / 81 / 111 MB |
 //! | `rate_per_sec = 1e12` | - | over 120 s, 7.8 GB and growing | - |
 //!
-//! The machine is shared, so the same run varies: the `rate_per_sec = 10000` run took 63 s on
-//! a quieter day. Read every estimate as good to a factor of two.
+//! The machine is shared, so the same run varies (the `rate_per_sec = 10000` run took 58 s on
+//! a quiet hour and 123 s on a busy one), and the partition figures are after the broker's
+//! per-handler work stopped growing with the cluster. Read every estimate as good to a factor
+//! of three or four.
 //!
 //! So the two drivers are the **records offered** (each is a `send` with its acknowledgement
 //! in the history, a log entry on every replica and a `poll` entry: about
 //! [`WALL_US_PER_RECORD`] of wall time and [`MEMORY_BYTES_PER_RECORD`] of memory), and the
-//! **partition replicas** times simulated time (replica fetches, leader and ISR changes under
-//! faults, metadata: about [`WALL_US_PER_REPLICA_SIM_S`] per replica and simulated second at a
-//! few hundred replicas or fewer, and much more per replica beyond: [`Cost`] multiplies it by
-//! `1 + (replicas / REPLICAS_SUPERLINEAR)^2`, which is within a factor of two of every
-//! measurement above). Brokers alone (30 brokers, 3 partitions: 0.5 s), consumers (each
-//! further one adds about a tenth) and a long quiet run (600 s simulated at 1 record/s: 2.1 s)
-//! are cheap.
+//! **partition replicas** times simulated time (replica fetches and metadata: about
+//! [`WALL_US_PER_REPLICA_SIM_S`] per replica and simulated second), made dearer by faults (each
+//! kill or partition moves leaders and ISRs of every partition it touches): [`Cost`] multiplies
+//! the replicas' cost by `1 + faults / FAULTS_PER_DOUBLING`, with the faults expected from the
+//! nemesis (`duration_ms` over the mean of `interval_ms`) and the schedule. Against the
+//! measurements above that overestimates by up to 3.2 times and underestimates by up to 1.3.
+//! Brokers alone (30 brokers, 3 partitions: 0.5 s), consumers (each further one adds about a
+//! tenth) and a long quiet run (600 s simulated at 1 record/s: 2.1 s) are cheap.
 
 use super::*;
 
@@ -46,22 +50,23 @@ use super::*;
 /// through the run. To offer more records, raise `count`.
 pub const RATE_PER_SEC_MAX: f64 = 1_000_000.0;
 
-/// Wall time per record offered, in microseconds (see the module documentation).
-pub const WALL_US_PER_RECORD: u64 = 140;
+/// Wall time per record offered, in microseconds: between the 65 us and 137 us measured on a
+/// quiet and a busy hour (see the module documentation).
+pub const WALL_US_PER_RECORD: u64 = 100;
 
 /// Memory per record offered, in bytes: the history, the event log and the brokers' logs keep
 /// every record until the checks have run (see the module documentation).
 pub const MEMORY_BYTES_PER_RECORD: u64 = 3_400;
 
-/// Wall time per partition replica and simulated second, in microseconds, at a few hundred
-/// replicas or fewer (see the module documentation).
-pub const WALL_US_PER_REPLICA_SIM_S: u64 = 300;
+/// Wall time per partition replica and simulated second without faults, in microseconds (the
+/// runs with 2 faults measured 22 us to 60 us; see the module documentation).
+pub const WALL_US_PER_REPLICA_SIM_S: u64 = 60;
 
-/// The replica count at which a partition replica costs twice [`WALL_US_PER_REPLICA_SIM_S`]:
-/// the cost per replica is multiplied by `1 + (replicas / REPLICAS_SUPERLINEAR)^2` (fitted to
-/// the measurements in the module documentation: 90 and 300 replicas cost about 300 us per
-/// replica and simulated second, 900 about 600 us, 3000 about 6 ms).
-pub const REPLICAS_SUPERLINEAR: u64 = 600;
+/// Expected faults that double the partition replicas' cost: it is multiplied by
+/// `1 + faults / FAULTS_PER_DOUBLING` (fitted to the measurements in the module documentation:
+/// 9 faults made 1000 and 3000 partitions cost about 200 us per replica and simulated second,
+/// against 60 us and 27 us with 2 faults).
+pub const FAULTS_PER_DOUBLING: u64 = 6;
 
 /// A run estimated to take longer than this (wall milliseconds per seed) gets a warning.
 pub const WARN_WALL_MS: u64 = 60_000;
@@ -80,6 +85,9 @@ pub struct Cost {
     pub records_offered: u64,
     /// Partition replicas: `partitions x replication_factor`, summed over `[[topics]]`.
     pub partition_replicas: u64,
+    /// Faults expected: `duration_ms` over the mean of `[faults] interval_ms` when the nemesis
+    /// has kinds, plus the `[[faults.schedule]]` entries.
+    pub faults_expected: u64,
     /// Estimated wall time the records cost, in milliseconds.
     pub records_wall_ms: u64,
     /// Estimated wall time the partition replicas cost over `simulated_ms`, in milliseconds.
@@ -113,14 +121,22 @@ impl Scenario {
             .map(|t| t.partitions.max(0) as u64 * t.replication_factor.max(0) as u64)
             .sum();
         let records_wall_ms = records_offered.saturating_mul(WALL_US_PER_RECORD) / 1000;
+        let mean_interval_ms = (self.faults.interval_ms[0] + self.faults.interval_ms[1]) / 2;
+        let random_faults = if self.faults.kinds.is_empty() {
+            0
+        } else {
+            self.duration_ms / mean_interval_ms.max(1)
+        };
+        let faults_expected = random_faults + self.faults.schedule.len() as u64;
         let replica_s = partition_replicas as f64 * simulated_ms as f64 / 1000.0;
-        let superlinear = 1.0 + (partition_replicas as f64 / REPLICAS_SUPERLINEAR as f64).powi(2);
+        let faults_factor = 1.0 + faults_expected as f64 / FAULTS_PER_DOUBLING as f64;
         let replicas_wall_ms =
-            (replica_s * WALL_US_PER_REPLICA_SIM_S as f64 * superlinear / 1000.0) as u64;
+            (replica_s * WALL_US_PER_REPLICA_SIM_S as f64 * faults_factor / 1000.0) as u64;
         Cost {
             simulated_ms,
             records_offered,
             partition_replicas,
+            faults_expected,
             records_wall_ms,
             replicas_wall_ms,
             memory_bytes: records_offered.saturating_mul(MEMORY_BYTES_PER_RECORD),
@@ -187,13 +203,14 @@ impl Scenario {
                 cost.replicas_wall_ms,
                 false,
                 format!(
-                    "the partition replicas, {} ({}) over {} s simulated: about {} of wall time \
-                     at {WALL_US_PER_REPLICA_SIM_S} us per replica and simulated second, more \
-                     per replica the more there are; fewer `partitions`, a lower \
-                     `replication_factor` or a shorter run",
+                    "the partition replicas, {} ({}) over {} s simulated with about {} faults: \
+                     about {} of wall time at {WALL_US_PER_REPLICA_SIM_S} us per replica and \
+                     simulated second, more with every fault; fewer `partitions`, a lower \
+                     `replication_factor`, fewer faults or a shorter run",
                     cost.partition_replicas,
                     per_topic.join(", "),
                     cost.simulated_ms / 1000,
+                    cost.faults_expected,
                     crate::cli::human_duration_ms(cost.replicas_wall_ms as f64),
                 ),
             ));
