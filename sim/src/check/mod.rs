@@ -357,7 +357,10 @@ pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
                 value: *value,
                 source: Source::of(entry, Seen::Acked),
             }),
-            OpValue::Send { offset: None, .. } | OpValue::Seek { .. } => {}
+            OpValue::Send { offset: None, .. }
+            | OpValue::Seek { .. }
+            | OpValue::Commit { .. }
+            | OpValue::OffsetFetch { .. } => {}
             OpValue::Poll { records } => {
                 for r in records {
                     out.push(Observation {
@@ -442,7 +445,10 @@ pub(crate) fn acked_sends(history: &[HistoryEntry]) -> Vec<AckedSend> {
                 value: *value,
                 source: Source::of(e, Seen::Acked),
             }),
-            OpValue::Poll { .. } | OpValue::Seek { .. } => None,
+            OpValue::Poll { .. }
+            | OpValue::Seek { .. }
+            | OpValue::Commit { .. }
+            | OpValue::OffsetFetch { .. } => None,
         })
         .collect()
 }
