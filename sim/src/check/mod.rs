@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 pub use lesson::{Lesson, Prevention};
 
 pub mod committed_data_stable;
+pub mod committed_offset_regression;
 pub mod committed_record_lost;
 pub mod controller_epoch_fencing;
 pub mod duplicate;
@@ -148,6 +149,7 @@ pub fn all_checkers() -> Vec<Box<dyn Checker>> {
         Box::new(strong_isr::StrongIsr),
         Box::new(weak_isr::WeakIsr),
         Box::new(committed_data_stable::CommittedDataStable),
+        Box::new(committed_offset_regression::CommittedOffsetRegression),
     ]
 }
 
@@ -1162,7 +1164,8 @@ mod tests {
                 "int-poll-skip",
                 "int-nonmonotonic-poll",
                 "idempotent-duplicate",
-                "committed-record-lost"
+                "committed-record-lost",
+                "committed-offset-regression"
             ]
         );
         assert!(report.checks_skipped[1].reason.contains("no consumer"));
