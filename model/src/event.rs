@@ -267,9 +267,12 @@ pub enum Event {
         /// The position before, if the consumer had one.
         from_offset: Option<Offset>,
         to_offset: Offset,
-        /// `earliest` or `latest` (`auto.offset.reset`), `seek`, or `divergent-offset`.
+        /// `earliest` or `latest` (`auto.offset.reset`), `seek`, `divergent-offset`, or
+        /// `committed` (the group's committed offset, read with OffsetFetch by a consumer with a
+        /// `group.id`).
         strategy: String,
-        /// `no-position`, `offset-out-of-range`, `undefined-epoch`, `seek` or `log-truncation`.
+        /// `no-position`, `offset-out-of-range`, `undefined-epoch`, `seek`, `log-truncation` or
+        /// `committed-offset`.
         reason: String,
     },
     /// A consumer validating its position after a leader change (KIP-320) found that the
@@ -282,6 +285,43 @@ pub enum Event {
         offset_epoch: LeaderEpoch,
         divergent_offset: Offset,
         divergent_epoch: LeaderEpoch,
+    },
+    /// A consumer with a `group.id` learned which broker coordinates its group
+    /// (FindCoordinator answered; Kafka's `AbstractCoordinator` logs "Discovered group
+    /// coordinator"). The consumer is the event's node. A lookup that names the same broker as
+    /// the last one announced is not logged again.
+    CoordinatorDiscovered {
+        /// The consumer's `group.id`.
+        group: String,
+        /// The leader of the group's `__consumer_offsets` partition, as the answering broker
+        /// knew it.
+        coordinator: BrokerId,
+    },
+    /// A consumer forgot its group coordinator and will look for it again (Kafka's
+    /// `markCoordinatorUnknown`: "Group coordinator ... is unavailable or invalid due to cause:
+    /// ... Rediscovery will be attempted"). Logged once per announced discovery.
+    CoordinatorMarkedUnknown {
+        group: String,
+        coordinator: BrokerId,
+        /// Why: an error name (`NOT_COORDINATOR`, `COORDINATOR_NOT_AVAILABLE`,
+        /// `REQUEST_TIMED_OUT`), `disconnected` or `request-timeout` (no answer within
+        /// `request.timeout.ms`).
+        reason: String,
+    },
+    /// An attempt of an offset commit did not succeed: the coordinator answered an error, or
+    /// the request got no answer. The commit's outcome is in the history (`commit`); this
+    /// event tells why an attempt failed and whether the client retries it (`commitSync` does,
+    /// until `default.api.timeout.ms`; `commitAsync` and auto commit do not). A retried commit
+    /// logs it when the error changes, not for every attempt.
+    OffsetCommitFailed {
+        group: String,
+        /// `sync`, `async` or `auto` (see [`OpValue::Commit`]).
+        mode: String,
+        /// An error name (`NOT_COORDINATOR`, ...), `disconnected`, `request-timeout`,
+        /// `coordinator-not-found` or `timeout` (`default.api.timeout.ms` expired).
+        error: String,
+        /// Whether the client tries again.
+        retry: bool,
     },
     /// A consumer's `poll()` threw: the exception's class (`NoOffsetForPartitionException`,
     /// `OffsetOutOfRangeException`, `LogTruncationException`) and Kafka's message.
@@ -361,6 +401,9 @@ impl Event {
         "produce-acked",
         "consumer-position-reset",
         "consumer-log-truncation",
+        "coordinator-discovered",
+        "coordinator-marked-unknown",
+        "offset-commit-failed",
         "consumer-error",
         "zk-session-expired",
         "halted",
@@ -403,6 +446,9 @@ impl Event {
             Event::ProduceAcked { .. } => "produce-acked",
             Event::ConsumerPositionReset { .. } => "consumer-position-reset",
             Event::ConsumerLogTruncation { .. } => "consumer-log-truncation",
+            Event::CoordinatorDiscovered { .. } => "coordinator-discovered",
+            Event::CoordinatorMarkedUnknown { .. } => "coordinator-marked-unknown",
+            Event::OffsetCommitFailed { .. } => "offset-commit-failed",
             Event::ConsumerError { .. } => "consumer-error",
             Event::ZkSessionExpired { .. } => "zk-session-expired",
             Event::Halted { .. } => "halted",
@@ -452,6 +498,53 @@ pub enum OpValue {
     /// instant. The poll checkers take it as the consumer's new expected position in `tp`, as
     /// Jepsen's Kafka checker forgets a process's last read of a key when it assigns anew.
     Seek { tp: TopicPartition, offset: Offset },
+    /// An offset commit of a consumer with a `group.id` (Kafka's OffsetCommit with generation
+    /// -1, as a consumer in assign mode sends it): store `offsets` as `group`'s committed
+    /// positions. One `commitSync()` call (retried inside until it succeeds, fails for good or
+    /// `default.api.timeout.ms` expires), one `commitAsync()` call (one attempt), or one auto
+    /// commit. `ok`: the coordinator acknowledged it, so the records are committed in
+    /// `__consumer_offsets`; `fail`: it certainly was not stored (never sent, or refused before
+    /// any append); `info`: it may or may not have been stored (no answer, or an answer such as
+    /// NOT_COORDINATOR that a coordinator also gives after appending).
+    Commit {
+        /// The consumer's `group.id`.
+        group: String,
+        /// `sync` (`commitSync()`), `async` (`commitAsync()`) or `auto` (`enable.auto.commit`).
+        mode: String,
+        /// The positions committed, one per partition, in partition order.
+        offsets: Vec<CommitOffset>,
+        /// On `ok`, the broker that acknowledged it (the group's coordinator then).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        coordinator: Option<BrokerId>,
+    },
+    /// A consumer with a `group.id` reads its group's committed offsets with OffsetFetch to
+    /// initialise its positions (Kafka's `ConsumerCoordinator.fetchCommittedOffsets`, retried
+    /// inside until an answer). The invoke lists the partitions asked (no offsets); `ok` lists
+    /// each partition's committed offset, or none.
+    OffsetFetch {
+        group: String,
+        offsets: Vec<FetchedOffset>,
+        /// On `ok`, the broker that answered.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        coordinator: Option<BrokerId>,
+    },
+}
+
+/// One partition of a [`OpValue::Commit`]: `offset` is the position committed (the offset of
+/// the next record to consume).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitOffset {
+    pub tp: TopicPartition,
+    pub offset: Offset,
+}
+
+/// One partition of an [`OpValue::OffsetFetch`]: its committed offset, `None` when the group has
+/// none (or, in the invoke, not known yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FetchedOffset {
+    pub tp: TopicPartition,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub committed: Option<Offset>,
 }
 
 /// A client operation as a state machine emits it; the shell adds time, process and index.

@@ -346,8 +346,11 @@ pub fn resolve(
             .unwrap_or_default(),
         Selector::Follower(tp) => {
             let leader = ctx.observer.leaders.get(tp).map(|(_, b)| *b);
+            // An internal topic (`__consumer_offsets`) is created during the run: its replicas
+            // are known from the controller's latest ISR.
             ctx.assignment
                 .get(tp)
+                .or_else(|| ctx.observer.isr.get(tp))
                 .and_then(|r| r.iter().find(|b| Some(**b) != leader).copied())
                 .map(|b| vec![broker(b)])
                 .unwrap_or_default()

@@ -109,6 +109,18 @@ pub const PROBES: &[Probe] = &[
         name: "acked-record-removed-by-compaction",
         meaning: "the cleaner removed an acknowledged record superseded by a later one with the same key",
     },
+    Probe {
+        name: "offset-commit-acked",
+        meaning: "a consumer's offset commit was acknowledged by its group coordinator",
+    },
+    Probe {
+        name: "offset-commit-coordinator-moved",
+        meaning: "a group's offset commits were acknowledged by two different coordinators (its `__consumer_offsets` partition changed leader between them)",
+    },
+    Probe {
+        name: "offsets-fetched-after-restart",
+        meaning: "a consumer process that crashed and started again read its group's committed offset back (an offset fetch that returned one)",
+    },
 ];
 
 /// Why a `reach` item is not one ksim knows, with the closest known item when one is near.
@@ -234,9 +246,50 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
             _ => {}
         }
     }
+    // When each client process crashed (kill, power-fail, disk-loss, shutdown).
+    let mut crashed: BTreeMap<ksim_model::types::NodeId, u64> = BTreeMap::new();
+    for r in events {
+        if let Event::Fault { action, nodes, .. } = &r.event {
+            if matches!(
+                action.as_str(),
+                "kill" | "power-fail" | "disk-loss" | "shutdown"
+            ) {
+                for n in nodes
+                    .iter()
+                    .filter_map(|n| ksim_model::types::NodeId::parse(n))
+                {
+                    crashed.entry(n).or_insert(r.time_ms);
+                }
+            }
+        }
+    }
+    // Per group, the coordinator that acknowledged its latest commit.
+    let mut acked_by: BTreeMap<&str, BrokerId> = BTreeMap::new();
     let mut read = BTreeSet::new();
     for e in history {
         match (&e.op.value, e.op.op_type) {
+            (
+                OpValue::Commit {
+                    group,
+                    coordinator: Some(b),
+                    ..
+                },
+                OpType::Ok,
+            ) => {
+                bump("offset-commit-acked");
+                if acked_by
+                    .insert(group, *b)
+                    .is_some_and(|before| before != *b)
+                {
+                    bump("offset-commit-coordinator-moved");
+                }
+            }
+            (OpValue::OffsetFetch { offsets, .. }, OpType::Ok) => {
+                let restarted = crashed.get(&e.process).is_some_and(|t| *t <= e.time_ms);
+                if restarted && offsets.iter().any(|o| o.committed.is_some()) {
+                    bump("offsets-fetched-after-restart");
+                }
+            }
             (OpValue::Send { .. }, OpType::Ok) => bump("acked-record"),
             (OpValue::Send { .. }, OpType::Fail) => bump("failed-send"),
             (OpValue::Send { .. }, OpType::Info) => bump("indeterminate-send"),

@@ -45,6 +45,10 @@ pub struct ConsumerConfig {
     pub heartbeat_interval_ms: u64,
     /// `max.poll.interval.ms` (300000).
     pub max_poll_interval_ms: u64,
+    /// `default.api.timeout.ms` (60000): how long a blocking call that has no timeout of its
+    /// own waits, in ms; here `commitSync()` (Kafka's `ConsumerConfig`,
+    /// `KafkaConsumer.commitSync()` uses it as its timer).
+    pub default_api_timeout_ms: u64,
     /// `key.deserializer` (`StringDeserializer` here; Kafka has no default). The workload
     /// does not read keys, so it only has to be a known class.
     pub key_deserializer: SerdeClass,
@@ -71,6 +75,7 @@ impl Default for ConsumerConfig {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 3_000,
             max_poll_interval_ms: 300_000,
+            default_api_timeout_ms: 60_000,
             key_deserializer: SerdeClass::String,
             value_deserializer: SerdeClass::Long,
         }
@@ -99,6 +104,7 @@ pub(super) const CONSUMER_KEYS: &[KeyDef] = &[
     k("session.timeout.ms", MS32),
     k("heartbeat.interval.ms", MS32),
     k("max.poll.interval.ms", Ty::Int(1, I32)),
+    k("default.api.timeout.ms", MS32),
     k("partition.assignment.strategy", Ty::List),
     k("key.deserializer", Ty::Class(KEY_DESERIALIZERS)),
     k("value.deserializer", Ty::Class(VALUE_DESERIALIZERS)),
@@ -173,6 +179,9 @@ impl ConsumerConfig {
         }
         if let Some(v) = p.num("max.poll.interval.ms") {
             c.max_poll_interval_ms = v as u64;
+        }
+        if let Some(v) = p.num("default.api.timeout.ms") {
+            c.default_api_timeout_ms = v as u64;
         }
         if let Some(v) = p.str("key.deserializer") {
             c.key_deserializer = SerdeClass::from_class_name(v).expect("validated");

@@ -59,19 +59,6 @@ pub const NOT_SUPPORTED_YET: &[NotSupportedYet] = &[
     // Consumer.
     nsy(
         ConfigKind::Consumer,
-        "group.id",
-        &[],
-        "consumer groups (only assign mode for now)",
-    ),
-    NotSupportedYet {
-        kind: ConfigKind::Consumer,
-        key: "enable.auto.commit",
-        allowed: &["false"],
-        only_with: Some("group.id"),
-        reason: "consumer groups (only assign mode for now)",
-    },
-    nsy(
-        ConfigKind::Consumer,
         "isolation.level",
         &["read_uncommitted"],
         "transactions (KIP-98)",

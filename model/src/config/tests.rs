@@ -255,7 +255,10 @@ fn config_not_supported_yet() {
     assert!(msg(consumer(&[("isolation.level", s("read_committed"))]))
         .starts_with("not supported yet: isolation.level"));
     assert!(consumer(&[("isolation.level", s("read_uncommitted"))]).is_ok());
-    assert!(msg(consumer(&[("group.id", s("g1"))])).starts_with("not supported yet: group.id"));
+    // Assign mode with a group id (commits and committed offsets) is supported; subscribe
+    // mode's assignor is not.
+    let grouped = consumer(&[("group.id", s("g1"))]).unwrap();
+    assert_eq!(grouped.group_id.as_deref(), Some("g1"));
     assert!(
         msg(consumer(&[("partition.assignment.strategy", s("range"))]))
             .starts_with("not supported yet: partition.assignment.strategy")
@@ -369,6 +372,23 @@ fn config_consumer_rules() {
         "Invalid value smallest for configuration auto.offset.reset: String must be one of: latest, earliest, none"
     );
     assert!(consumer(&[("enable.auto.commit", b(false))]).is_ok());
+    // With a group id, auto commit is Kafka's default (true), every 5 s; commitSync waits up to
+    // default.api.timeout.ms.
+    let grouped = consumer(&[("group.id", s("g1"))]).unwrap();
+    assert!(grouped.enable_auto_commit);
+    assert_eq!(grouped.auto_commit_interval_ms, 5_000);
+    assert_eq!(grouped.default_api_timeout_ms, 60_000);
+    assert!(
+        !consumer(&[("group.id", s("g1")), ("enable.auto.commit", b(false))])
+            .unwrap()
+            .enable_auto_commit
+    );
+    assert_eq!(
+        consumer(&[("default.api.timeout.ms", i(1000))])
+            .unwrap()
+            .default_api_timeout_ms,
+        1000
+    );
     assert_eq!(
         msg(consumer(&[("enable.auto.commit", b(true))])),
         "enable.auto.commit cannot be set to true when default group id (null) is used."

@@ -39,6 +39,11 @@ impl ConsumerClient {
         if s.in_flight.is_some() || matches!(s.state, FetchState::Blocked(_)) {
             return;
         }
+        if s.state == FetchState::Initializing {
+            // The group coordinator has the position: one OffsetFetch for every such partition.
+            self.refresh_committed_offsets(out);
+            return;
+        }
         if let FetchState::AwaitReset { reason, from } = s.state {
             if self.config.auto_offset_reset == AutoOffsetReset::None {
                 self.raise_for_reset(tp, reason, from, out);
@@ -52,7 +57,7 @@ impl ConsumerClient {
         let tp2 = tp.clone();
         let epoch = s.leader_epoch;
         let corr = match s.state {
-            FetchState::Blocked(_) => return,
+            FetchState::Blocked(_) | FetchState::Initializing => return,
             FetchState::AwaitReset { .. } => {
                 let timestamp = match self.config.auto_offset_reset {
                     AutoOffsetReset::Earliest => -2,

@@ -37,6 +37,7 @@ impl ConsumerClient {
     ) {
         self.metadata_in_flight = false;
         let mut missing = false;
+        let grouped = self.coordinator.is_some();
         for pm in partitions {
             if !self.topics.contains(&pm.tp.topic) {
                 continue;
@@ -45,7 +46,7 @@ impl ConsumerClient {
             let s = self
                 .partitions
                 .entry(pm.tp.clone())
-                .or_insert_with(PartitionFetchState::new);
+                .or_insert_with(|| PartitionFetchState::new(grouped));
             if pm.leader_epoch < s.leader_epoch {
                 continue; // stale metadata
             }

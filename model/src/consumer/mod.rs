@@ -1,5 +1,8 @@
-//! A consumer client in *assign* mode (no group): it owns every partition of its topics and
-//! polls them, as `KafkaConsumer.assign()` + a `poll(timeout)` loop does.
+//! A consumer client in *assign* mode: it owns every partition of its topics and polls them,
+//! as `KafkaConsumer.assign()` + a `poll(timeout)` loop does. With a `group.id` it also talks to
+//! its group's coordinator, as Kafka allows a consumer that assigns itself its partitions to:
+//! it reads the group's committed offsets to start from and commits its positions (generation
+//! -1, no membership; see `coordinator.rs`).
 //!
 //! # Where each part lives
 //! This file holds the client, its timers, its requests in flight and its dispatch (the
@@ -8,7 +11,8 @@
 //! `fetcher.rs`; resetting positions with ListOffsets and validating them with
 //! OffsetForLeaderEpoch (Kafka's `OffsetFetcher`) in `offset_fetcher.rs`; the application's
 //! `poll()` loop in `poll.rs`; metadata in `metadata.rs`; `value.deserializer` in
-//! `deserializers.rs`.
+//! `deserializers.rs`; the group coordinator's client side (Kafka's `ConsumerCoordinator` and
+//! `AbstractCoordinator`: FindCoordinator, OffsetFetch, OffsetCommit) in `coordinator.rs`.
 
 use crate::config::ConsumerConfig;
 use crate::effects::{Actor, Effects};
@@ -17,6 +21,7 @@ use crate::protocol::*;
 use crate::types::*;
 use std::collections::{BTreeMap, VecDeque};
 
+mod coordinator;
 mod deserializers;
 mod fetcher;
 mod metadata;
@@ -26,9 +31,11 @@ mod subscription_state;
 #[cfg(test)]
 mod tests;
 
+use coordinator::ConsumerCoordinator;
 pub use deserializers::deserialize_value;
 pub use metadata::METADATA_REFRESH_MS;
-pub use poll::{ConsumerWorkload, SeekAt, POLL_INTERVAL_MS, POLL_TIMEOUT_MS};
+use poll::AfterCommit;
+pub use poll::{CommitMode, ConsumerWorkload, SeekAt, POLL_INTERVAL_MS, POLL_TIMEOUT_MS};
 pub use subscription_state::FetchPosition;
 use subscription_state::PartitionFetchState;
 
@@ -58,6 +65,22 @@ pub enum ConsumerTimer {
         tp: TopicPartition,
         offset: Offset,
     },
+    /// Look for the group coordinator again after `retry.backoff.ms`.
+    CoordinatorLookup,
+    /// Send the OffsetFetch for initializing partitions again after `retry.backoff.ms`.
+    OffsetFetchRetry,
+    /// `commitSync()` tries commit `op_id` again after `retry.backoff.ms`.
+    CommitRetry {
+        op_id: u64,
+    },
+    /// `default.api.timeout.ms` after `commitSync()` started commit `op_id`: it gives up.
+    CommitDeadline {
+        op_id: u64,
+    },
+    /// The auto-commit deadline while `poll(timeout)` number `generation` is blocked.
+    AutoCommitDue {
+        generation: u64,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +89,9 @@ enum Pending {
     ListOffsets(TopicPartition),
     Fetch(TopicPartition),
     OffsetForLeaderEpoch(TopicPartition),
+    FindCoordinator,
+    OffsetFetch,
+    OffsetCommit { op_id: u64 },
 }
 
 /// A consumer client process.
@@ -89,6 +115,14 @@ pub struct ConsumerClient {
     poll_generation: u64,
     next_corr: u64,
     next_op: u64,
+    /// The time of the handler running now (set on entry to every handler).
+    now: Instant,
+    /// The group coordinator's client side, with a `group.id`.
+    coordinator: Option<ConsumerCoordinator>,
+    /// The application processes a poll's records now and commits once done (`sync`, `async`).
+    commit_after_processing: bool,
+    /// The application waits in `commitSync()` for commit `.0`, then does `.1`.
+    sync_commit: Option<(u64, AfterCommit)>,
 }
 
 impl ConsumerClient {
@@ -115,6 +149,10 @@ impl ConsumerClient {
             poll_generation: 0,
             next_corr: 0,
             next_op: 0,
+            now: Instant(0),
+            coordinator: None,
+            commit_after_processing: false,
+            sync_commit: None,
         }
     }
 
@@ -124,6 +162,8 @@ impl ConsumerClient {
         self
     }
 
+    /// Sends a request to a partition's leader; it is lost after `request.timeout.ms` plus
+    /// `fetch.max.wait.ms` without an answer (a fetch may wait that long on purpose).
     fn send(
         &mut self,
         to: BrokerId,
@@ -131,14 +171,23 @@ impl ConsumerClient {
         what: Pending,
         out: &mut Effects<ConsumerTimer>,
     ) -> CorrelationId {
+        let timeout_ms = self.config.request_timeout_ms + self.config.fetch_max_wait_ms;
+        self.send_with_timeout(to, msg_for, what, timeout_ms, out)
+    }
+
+    fn send_with_timeout(
+        &mut self,
+        to: BrokerId,
+        msg_for: impl FnOnce(CorrelationId) -> Message,
+        what: Pending,
+        timeout_ms: u64,
+        out: &mut Effects<ConsumerTimer>,
+    ) -> CorrelationId {
         self.next_corr += 1;
         let corr = CorrelationId(self.next_corr);
         out.send(NodeId::Broker(to), msg_for(corr));
         self.pending.insert(corr, (what, NodeId::Broker(to)));
-        out.timer(
-            self.config.request_timeout_ms + self.config.fetch_max_wait_ms,
-            ConsumerTimer::RequestTimeout { corr },
-        );
+        out.timer(timeout_ms, ConsumerTimer::RequestTimeout { corr });
         corr
     }
 }
@@ -167,10 +216,24 @@ impl Actor for ConsumerClient {
                     pos.offset
                 );
             }
+            if p.state == subscription_state::FetchState::Initializing {
+                assert!(
+                    self.coordinator.is_some(),
+                    "consumer-{}: {tp} waits for a committed offset without a group.id",
+                    self.index
+                );
+                assert!(
+                    p.in_flight.is_none(),
+                    "consumer-{}: {tp} has a request in flight while initializing",
+                    self.index
+                );
+            }
         }
+        self.coordinator_invariants();
     }
 
     fn on_start(&mut self, now: Instant, out: &mut Effects<ConsumerTimer>) {
+        self.now = now;
         if now.as_ms() < self.workload.start_ms {
             out.timer(self.workload.start_ms - now.as_ms(), ConsumerTimer::Start);
         } else {
@@ -180,19 +243,23 @@ impl Actor for ConsumerClient {
 
     fn on_message(
         &mut self,
-        _now: Instant,
+        now: Instant,
         _from: NodeId,
         msg: Message,
         out: &mut Effects<ConsumerTimer>,
     ) {
+        self.now = now;
         let corr = match &msg {
             Message::MetadataResponse { corr, .. }
             | Message::ListOffsetsResponse { corr, .. }
             | Message::OffsetForLeaderEpochResponse { corr, .. }
-            | Message::FetchResponse { corr, .. } => *corr,
+            | Message::FetchResponse { corr, .. }
+            | Message::FindCoordinatorResponse { corr, .. }
+            | Message::OffsetFetchResponse { corr, .. }
+            | Message::OffsetCommitResponse { corr, .. } => *corr,
             _ => return,
         };
-        let Some((pending, _)) = self.pending.remove(&corr) else {
+        let Some((pending, to)) = self.pending.remove(&corr) else {
             return;
         };
         match (pending, msg) {
@@ -215,14 +282,30 @@ impl Actor for ConsumerClient {
             (Pending::Fetch(tp), Message::FetchResponse { error, batches, .. }) => {
                 self.on_fetch_response(tp, corr, error, batches, out)
             }
+            (
+                Pending::FindCoordinator,
+                Message::FindCoordinatorResponse {
+                    error, coordinator, ..
+                },
+            ) => self.on_find_coordinator_response(corr, error, coordinator, out),
+            (
+                Pending::OffsetFetch,
+                Message::OffsetFetchResponse {
+                    error, partitions, ..
+                },
+            ) => self.on_offset_fetch_response(corr, to, error, partitions, out),
+            (Pending::OffsetCommit { op_id }, Message::OffsetCommitResponse { partitions, .. }) => {
+                self.on_offset_commit_response(op_id, corr, to, partitions, out)
+            }
             _ => {}
         }
     }
 
     fn on_timeout(&mut self, now: Instant, timer: ConsumerTimer, out: &mut Effects<ConsumerTimer>) {
+        self.now = now;
         match timer {
             ConsumerTimer::Start => self.start(now, out),
-            ConsumerTimer::Poll => self.app_poll(out),
+            ConsumerTimer::Poll => self.app_processed(out),
             ConsumerTimer::PollTimeout { generation } => {
                 if self.blocked_poll == Some(generation) {
                     // poll() returned nothing (not recorded); the application polls again.
@@ -231,8 +314,8 @@ impl Actor for ConsumerClient {
                 }
             }
             ConsumerTimer::RequestTimeout { corr } => {
-                if let Some((pending, _)) = self.pending.remove(&corr) {
-                    self.on_request_lost(pending, corr, out);
+                if let Some((pending, to)) = self.pending.remove(&corr) {
+                    self.on_request_lost(pending, corr, to, RequestLost::TimedOut, out);
                 }
             }
             ConsumerTimer::MetadataRefresh => {
@@ -242,10 +325,20 @@ impl Actor for ConsumerClient {
             ConsumerTimer::MetadataRetry => self.request_metadata(out),
             ConsumerTimer::Refetch { tp } => self.fetch_one(&tp, out),
             ConsumerTimer::Seek { tp, offset } => self.seek(&tp, offset, out),
+            ConsumerTimer::CoordinatorLookup => self.on_coordinator_lookup_timeout(out),
+            ConsumerTimer::OffsetFetchRetry => self.on_offset_fetch_retry_timeout(out),
+            ConsumerTimer::CommitRetry { op_id } => self.on_commit_retry_timeout(op_id, out),
+            ConsumerTimer::CommitDeadline { op_id } => self.on_commit_deadline_timeout(op_id, out),
+            ConsumerTimer::AutoCommitDue { generation } => {
+                if self.blocked_poll == Some(generation) {
+                    self.maybe_auto_commit(out);
+                }
+            }
         }
     }
 
-    fn on_disconnect(&mut self, _now: Instant, peer: NodeId, out: &mut Effects<ConsumerTimer>) {
+    fn on_disconnect(&mut self, now: Instant, peer: NodeId, out: &mut Effects<ConsumerTimer>) {
+        self.now = now;
         let lost: Vec<CorrelationId> = self
             .pending
             .iter()
@@ -253,27 +346,53 @@ impl Actor for ConsumerClient {
             .map(|(c, _)| *c)
             .collect();
         for corr in lost {
-            let (pending, _) = self.pending.remove(&corr).expect("present");
-            self.on_request_lost(pending, corr, out);
+            let (pending, to) = self.pending.remove(&corr).expect("present");
+            self.on_request_lost(pending, corr, to, RequestLost::Disconnected, out);
         }
     }
 
     fn on_send_failed(
         &mut self,
-        _now: Instant,
+        now: Instant,
         _to: NodeId,
         msg: Message,
         out: &mut Effects<ConsumerTimer>,
     ) {
+        self.now = now;
         let corr = match &msg {
             Message::Metadata { corr, .. }
             | Message::ListOffsets { corr, .. }
             | Message::OffsetForLeaderEpoch { corr, .. }
-            | Message::Fetch { corr, .. } => *corr,
+            | Message::Fetch { corr, .. }
+            | Message::FindCoordinator { corr, .. }
+            | Message::OffsetFetch { corr, .. }
+            | Message::OffsetCommit { corr, .. } => *corr,
             _ => return,
         };
-        if let Some((pending, _)) = self.pending.remove(&corr) {
-            self.on_request_lost(pending, corr, out);
+        if let Some((pending, to)) = self.pending.remove(&corr) {
+            self.on_request_lost(pending, corr, to, RequestLost::NotSent, out);
+        }
+    }
+}
+
+/// How a request was lost: it matters to a commit, which a lost request may or may not have
+/// stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RequestLost {
+    /// The connection could not be opened: the request never left (certainly not stored).
+    NotSent,
+    /// The connection closed with the request unanswered.
+    Disconnected,
+    /// No answer within the request timeout.
+    TimedOut,
+}
+
+impl RequestLost {
+    fn name(self) -> &'static str {
+        match self {
+            RequestLost::NotSent => "not-sent",
+            RequestLost::Disconnected => "disconnected",
+            RequestLost::TimedOut => "request-timeout",
         }
     }
 }
@@ -283,6 +402,8 @@ impl ConsumerClient {
         &mut self,
         pending: Pending,
         corr: CorrelationId,
+        to: NodeId,
+        how: RequestLost,
         out: &mut Effects<ConsumerTimer>,
     ) {
         match pending {
@@ -297,6 +418,11 @@ impl ConsumerClient {
                 if self.partitions.get(&tp).and_then(|s| s.in_flight) == Some(corr) {
                     self.leader_lost(&tp, out);
                 }
+            }
+            Pending::FindCoordinator => self.on_find_coordinator_lost(corr, how, out),
+            Pending::OffsetFetch => self.on_offset_fetch_lost(corr, to, how, out),
+            Pending::OffsetCommit { op_id } => {
+                self.on_offset_commit_lost(op_id, corr, to, how, out)
             }
         }
     }

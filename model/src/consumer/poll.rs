@@ -12,6 +12,21 @@
 //! Each non-empty poll is one Jepsen operation (`invoke`, then `ok` with the records in the
 //! order returned), both stamped when the poll returns. A poll that throws is `invoke` then
 //! `fail` with the exception's class and Kafka's message. Empty polls are not recorded.
+//!
+//! # Committing (a consumer with a `group.id`, [`CommitMode`])
+//! * `auto`: the application calls no commit; with `enable.auto.commit` the consumer commits
+//!   every position asynchronously from inside `poll()` once `auto.commit.interval.ms` has
+//!   passed since the last auto commit (Kafka's `maybeAutoCommitOffsetsAsync`, also while a
+//!   `poll(timeout)` is blocked: its wait ends at the auto-commit deadline).
+//! * `sync`: after processing a poll's records the application calls `commitSync()` and waits
+//!   for it (no polling meanwhile), then polls again.
+//! * `async`: after processing, `commitAsync()`, then it polls at once.
+//! * `before-processing`: `commitSync()` right after `poll()` returns, then it processes
+//!   (at-most-once: a crash while processing loses those records for the group).
+//! * `none`: the application never commits (and the scenario turns auto commit off).
+//!
+//! `commitSync()` throwing (a non-retriable error, or `default.api.timeout.ms` expired) is
+//! logged by the application, which goes on polling.
 
 use super::{ConsumerClient, ConsumerTimer, METADATA_REFRESH_MS};
 use crate::effects::Effects;
@@ -25,6 +40,60 @@ pub const POLL_INTERVAL_MS: u64 = 50;
 /// The timeout of the application's `poll(timeout)` calls, in simulated ms.
 pub const POLL_TIMEOUT_MS: u64 = 1_000;
 
+/// How the application commits its consumed positions (the scenario's `[[consumers]] commit`,
+/// SCENARIOS.md "Consumer groups"); see the module documentation. Only meaningful with a
+/// `group.id`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum CommitMode {
+    /// No commit call; `enable.auto.commit` decides (Kafka's default, true).
+    #[default]
+    Auto,
+    /// `commitSync()` after processing each poll.
+    Sync,
+    /// `commitAsync()` after processing each poll.
+    Async,
+    /// `commitSync()` of the poll's positions before processing its records.
+    BeforeProcessing,
+    /// Never commit (`enable.auto.commit` must be false).
+    None,
+}
+
+impl CommitMode {
+    /// Every mode, in the order [`CommitMode::NAMES`] spells them.
+    pub const ALL: [CommitMode; 5] = [
+        CommitMode::Auto,
+        CommitMode::Sync,
+        CommitMode::Async,
+        CommitMode::BeforeProcessing,
+        CommitMode::None,
+    ];
+    /// The scenario's spellings: `auto`, `sync`, `async`, `before-processing`, `none`.
+    pub const NAMES: [&'static str; 5] = ["auto", "sync", "async", "before-processing", "none"];
+
+    /// The scenario's spelling of this mode.
+    pub fn name(self) -> &'static str {
+        let i = Self::ALL.iter().position(|m| *m == self).expect("listed");
+        Self::NAMES[i]
+    }
+
+    /// The mode a scenario spells `name`, if any.
+    pub fn parse(name: &str) -> Option<CommitMode> {
+        Self::NAMES
+            .iter()
+            .position(|n| *n == name)
+            .map(|i| Self::ALL[i])
+    }
+}
+
+/// What the application does once a `commitSync()` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AfterCommit {
+    /// `sync`: the records were processed; poll again.
+    Poll,
+    /// `before-processing`: process the records, then poll.
+    Process,
+}
+
 /// What the application does besides polling.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsumerWorkload {
@@ -35,6 +104,8 @@ pub struct ConsumerWorkload {
     /// `seek(tp, offset)` calls at given times (ms since the run started), applied by the
     /// process that is running at that time (a process started later does not repeat them).
     pub seeks: Vec<SeekAt>,
+    /// How the application commits (with a `group.id`).
+    pub commit: CommitMode,
 }
 
 /// One `seek(tp, offset)` of the application.
@@ -65,8 +136,27 @@ impl ConsumerClient {
         }
     }
 
-    /// The application calls `poll(POLL_TIMEOUT_MS)`.
+    /// The application's loop after processing a poll's records: `commitSync()` or
+    /// `commitAsync()` as its [`CommitMode`] says (with a `group.id`), then `poll()`.
+    pub(super) fn app_processed(&mut self, out: &mut Effects<ConsumerTimer>) {
+        if std::mem::take(&mut self.commit_after_processing) {
+            match self.workload.commit {
+                CommitMode::Sync => {
+                    if self.commit_sync(AfterCommit::Poll, out) {
+                        return; // the application waits in commitSync()
+                    }
+                }
+                CommitMode::Async => self.commit_async(out),
+                CommitMode::Auto | CommitMode::BeforeProcessing | CommitMode::None => {}
+            }
+        }
+        self.app_poll(out);
+    }
+
+    /// The application calls `poll(POLL_TIMEOUT_MS)`. With `enable.auto.commit`, the poll
+    /// first commits asynchronously if the auto-commit interval has passed.
     pub(super) fn app_poll(&mut self, out: &mut Effects<ConsumerTimer>) {
+        self.maybe_auto_commit(out);
         self.fetch_all(out);
         if self.errors.is_empty() && self.buffer.is_empty() {
             self.poll_generation += 1;
@@ -77,13 +167,26 @@ impl ConsumerClient {
                     generation: self.poll_generation,
                 },
             );
+            // A blocked poll wakes for the auto commit (Kafka's `timeToNextPoll`).
+            if let Some(due_ms) = self.auto_commit_due_ms() {
+                let after_ms = due_ms.saturating_sub(self.now.as_ms());
+                if after_ms < POLL_TIMEOUT_MS {
+                    out.timer(
+                        after_ms,
+                        ConsumerTimer::AutoCommitDue {
+                            generation: self.poll_generation,
+                        },
+                    );
+                }
+            }
             return;
         }
         self.complete_poll(out);
     }
 
     /// Returns from the current poll with an exception or buffered records; the application
-    /// processes them and polls again after [`POLL_INTERVAL_MS`].
+    /// processes them and polls again after [`POLL_INTERVAL_MS`] (committing first or after as
+    /// its [`CommitMode`] says).
     pub(super) fn complete_poll(&mut self, out: &mut Effects<ConsumerTimer>) {
         self.blocked_poll = None;
         self.next_op += 1;
@@ -110,12 +213,24 @@ impl ConsumerClient {
                 value: OpValue::Poll { records },
                 error: None,
             });
+            if self.coordinator.is_some() {
+                match self.workload.commit {
+                    CommitMode::BeforeProcessing => {
+                        if self.commit_sync(AfterCommit::Process, out) {
+                            return; // processing starts once commitSync() returns
+                        }
+                    }
+                    CommitMode::Sync | CommitMode::Async => self.commit_after_processing = true,
+                    CommitMode::Auto | CommitMode::None => {}
+                }
+            }
         }
         out.timer(POLL_INTERVAL_MS, ConsumerTimer::Poll);
     }
 
     pub(super) fn start(&mut self, now: Instant, out: &mut Effects<ConsumerTimer>) {
         self.started = true;
+        self.start_coordinator();
         self.request_metadata(out);
         out.timer(POLL_INTERVAL_MS, ConsumerTimer::Poll);
         out.timer(METADATA_REFRESH_MS, ConsumerTimer::MetadataRefresh);

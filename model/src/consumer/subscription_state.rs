@@ -4,8 +4,14 @@
 //! # Positions (`SubscriptionState` in Kafka's client)
 //! Each assigned partition has a **fetch position**: the offset of the next record to fetch and
 //! the leader epoch of the record before it (`offsetEpoch`, KIP-320), plus the current leader
-//! and its epoch from metadata. A partition is in one of four states:
+//! and its epoch from metadata. A partition is in one of five states:
 //!
+//! * **initializing** (a consumer with a `group.id` only): no position yet; the group's
+//!   committed offset is read with OffsetFetch from the group coordinator (Kafka's
+//!   `ConsumerCoordinator.refreshCommittedOffsetsIfNeeded`, see `coordinator.rs`). A committed
+//!   offset becomes the position (fetching); a partition without one awaits a reset. A consumer
+//!   without a group starts in *awaiting reset* directly (Kafka's consumer passes through
+//!   initializing at once: it has no committed offsets to read).
 //! * **awaiting reset**: no position. `auto.offset.reset` decides it with ListOffsets
 //!   (`earliest`: the log start offset, `latest`: the high watermark); `none` raises
 //!   `NoOffsetForPartitionException` from the next `poll()`. The same happens when a fetch
@@ -65,6 +71,8 @@ impl ResetReason {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum FetchState {
+    /// Waiting for the group's committed offset (Kafka's `FetchStates.INITIALIZING`).
+    Initializing,
     AwaitReset {
         reason: ResetReason,
         /// The position being replaced, if any.
@@ -86,13 +94,19 @@ pub(super) struct PartitionFetchState {
 }
 
 impl PartitionFetchState {
-    pub(super) fn new() -> Self {
+    /// A newly assigned partition: initializing when the consumer has a group (its committed
+    /// offset is read first), else awaiting a reset by `auto.offset.reset`.
+    pub(super) fn new(grouped: bool) -> Self {
         PartitionFetchState {
             leader: None,
             leader_epoch: LeaderEpoch::UNKNOWN,
-            state: FetchState::AwaitReset {
-                reason: ResetReason::NoPosition,
-                from: None,
+            state: if grouped {
+                FetchState::Initializing
+            } else {
+                FetchState::AwaitReset {
+                    reason: ResetReason::NoPosition,
+                    from: None,
+                }
             },
             in_flight: None,
         }
@@ -112,7 +126,7 @@ impl ConsumerClient {
         match self.partitions.get(tp)?.state {
             FetchState::AwaitValidation(p) | FetchState::Fetching(p) => Some(p.offset),
             FetchState::Blocked(p) => p.map(|p| p.offset),
-            FetchState::AwaitReset { .. } => None,
+            FetchState::AwaitReset { .. } | FetchState::Initializing => None,
         }
     }
 
@@ -151,7 +165,7 @@ impl ConsumerClient {
         let s = self
             .partitions
             .entry(tp.clone())
-            .or_insert_with(PartitionFetchState::new);
+            .or_insert_with(|| PartitionFetchState::new(false));
         s.in_flight = None;
         s.state = FetchState::Fetching(FetchPosition {
             offset,

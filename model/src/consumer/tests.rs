@@ -563,6 +563,7 @@ fn a_late_start_waits_and_a_seek_moves_the_position() {
             tp: tp(),
             offset: Offset(0),
         }],
+        ..ConsumerWorkload::default()
     });
     let mut out = Effects::new();
     c.on_start(Instant(0), &mut out);
@@ -646,3 +647,6 @@ fn a_seek_drops_buffered_records_and_ignores_the_fetch_in_flight() {
     let offsets: Vec<i64> = c.buffer.iter().map(|r| r.offset.0).collect();
     assert_eq!(offsets, [2, 3, 4]);
 }
+
+/// A consumer with a `group.id` (assign mode, commits with generation -1).
+mod group;

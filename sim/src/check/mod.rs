@@ -29,6 +29,7 @@ use std::collections::BTreeMap;
 pub use lesson::{Lesson, Prevention};
 
 pub mod committed_data_stable;
+pub mod committed_offset_regression;
 pub mod committed_record_lost;
 pub mod controller_epoch_fencing;
 pub mod duplicate;
@@ -149,6 +150,7 @@ pub fn all_checkers() -> Vec<Box<dyn Checker>> {
         Box::new(strong_isr::StrongIsr),
         Box::new(weak_isr::WeakIsr),
         Box::new(committed_data_stable::CommittedDataStable),
+        Box::new(committed_offset_regression::CommittedOffsetRegression),
     ]
 }
 
@@ -358,7 +360,10 @@ pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
                 value: *value,
                 source: Source::of(entry, Seen::Acked),
             }),
-            OpValue::Send { offset: None, .. } | OpValue::Seek { .. } => {}
+            OpValue::Send { offset: None, .. }
+            | OpValue::Seek { .. }
+            | OpValue::Commit { .. }
+            | OpValue::OffsetFetch { .. } => {}
             OpValue::Poll { records } => {
                 for r in records {
                     out.push(Observation {
@@ -443,7 +448,10 @@ pub(crate) fn acked_sends(history: &[HistoryEntry]) -> Vec<AckedSend> {
                 value: *value,
                 source: Source::of(e, Seen::Acked),
             }),
-            OpValue::Poll { .. } | OpValue::Seek { .. } => None,
+            OpValue::Poll { .. }
+            | OpValue::Seek { .. }
+            | OpValue::Commit { .. }
+            | OpValue::OffsetFetch { .. } => None,
         })
         .collect()
 }
@@ -1157,7 +1165,8 @@ mod tests {
                 "int-poll-skip",
                 "int-nonmonotonic-poll",
                 "idempotent-duplicate",
-                "committed-record-lost"
+                "committed-record-lost",
+                "committed-offset-regression"
             ]
         );
         assert!(report.checks_skipped[1].reason.contains("no consumer"));

@@ -25,10 +25,11 @@
 //! and Jepsen forgets a process's last read of a key whenever it subscribes or assigns anew.
 //! The rule here is the same: the check applies to a process's successive polls of a
 //! partition only while that process never saw its assignment change. ksim's consumers run in
-//! assign mode with a fixed assignment (every partition of their topics) and there are no
-//! consumer groups yet, so the history records no assignment change and the check always
-//! applies; when groups arrive, a process's last read of a partition must be forgotten when
-//! the partition is revoked. Offsets that no client ever saw are not judged (nothing proves a
+//! assign mode with a fixed assignment (every partition of their topics), so a running process
+//! never sees its assignment change; a process that crashed and started again assigns anew,
+//! and its reads are judged afresh from where it started (the group's committed offset, when
+//! it has a `group.id`; see `successive_polls`). When subscribe mode arrives, a process's last
+//! read of a partition must also be forgotten when the partition is revoked. Offsets that no client ever saw are not judged (nothing proves a
 //! record existed there). Offsets the log removed on purpose (retention, compaction; see
 //! [`super::Removed`]) are not known records: a consumer rightly skips them.
 //!
@@ -168,6 +169,9 @@ pub(super) enum Cause<'a> {
         strategy: &'a str,
         time_ms: u64,
     },
+    /// The process read its group's committed offset (an `ok` op `offset-fetch`) and starts
+    /// there.
+    Committed { entry: &'a HistoryEntry },
 }
 
 /// Where a process's next poll of a partition must start (`next_offset`), and why.
@@ -203,6 +207,10 @@ impl Expected<'_> {
                  (OFFSET_OUT_OF_RANGE, auto.offset.reset={strategy}, t={time_ms} ms)",
                 self.next_offset
             ),
+            Cause::Committed { entry } => format!(
+                "{process} read its group's committed offset {} for {tp} (t={} ms)",
+                self.next_offset, entry.time_ms
+            ),
         }
     }
 
@@ -229,6 +237,10 @@ impl Expected<'_> {
             } => json!({
                 "offset": last, "reset": { "from": from.0, "to": self.next_offset.0,
                 "strategy": strategy }, "time_ms": time_ms,
+            }),
+            Cause::Committed { entry } => json!({
+                "offset": last, "committed": self.next_offset.0, "index": entry.index,
+                "time_ms": entry.time_ms,
             }),
         }
     }
@@ -260,6 +272,27 @@ fn out_of_range_resets(events: &[EventRecord]) -> OutOfRangeResets<'_> {
         }
     }
     resets
+}
+
+/// When each client process crashed or stopped (a `kill`, `power-fail`, `disk-loss` or
+/// `shutdown` fault naming it), in event order.
+fn process_crashes(events: &[EventRecord]) -> BTreeMap<NodeId, Vec<u64>> {
+    let mut out: BTreeMap<NodeId, Vec<u64>> = BTreeMap::new();
+    for r in events {
+        if let Event::Fault { action, nodes, .. } = &r.event {
+            if matches!(
+                action.as_str(),
+                "kill" | "power-fail" | "disk-loss" | "shutdown"
+            ) {
+                for n in nodes.iter().filter_map(|n| NodeId::parse(n)) {
+                    if matches!(n, NodeId::Consumer(_)) {
+                        out.entry(n).or_default().push(r.time_ms);
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 /// How many position changes the poll checks took as the consumer's new expected position:
@@ -314,19 +347,34 @@ pub(super) fn position_change_notes(input: &CheckInput) -> Vec<String> {
 ///   the poll, moves the expected offset to the reset's target (several in a row chain).
 ///   Resets for any other reason (a KIP-320 log truncation, an undefined epoch) are not
 ///   excused: they mean the log the consumer read changed under it.
+/// * A process that crashed (a `kill`, `power-fail`, `disk-loss` or `shutdown` fault naming
+///   it) and started again is a new process that assigns its partitions anew: what its
+///   previous incarnation read is forgotten, as Jepsen's checker forgets a process's reads
+///   when it assigns anew. Its first poll of a partition is judged only against where it
+///   started: the group's committed offset when it read one (an `ok` op `offset-fetch`),
+///   otherwise not at all (`auto.offset.reset` put it there, as for any first poll).
 ///
 /// The assignment never changes in assign mode (see the module documentation), so a process
-/// remembers its position in a partition for the whole run.
+/// remembers its position in a partition for as long as it runs.
 pub(super) fn successive_polls<'a>(
     history: &'a [HistoryEntry],
     events: &'a [EventRecord],
     mut judge: impl FnMut(&TopicPartition, &Expected<'a>, (Offset, u64, &'a HistoryEntry)),
 ) {
     let resets = out_of_range_resets(events);
+    let crashes = process_crashes(events);
     // How many of each (process, partition)'s resets were used or passed over.
     let mut resets_done: BTreeMap<(NodeId, TopicPartition), usize> = BTreeMap::new();
     let mut expected: BTreeMap<(NodeId, TopicPartition), Expected<'a>> = BTreeMap::new();
+    // Per process, how many of its crashes had happened by its last entry.
+    let mut incarnation: BTreeMap<NodeId, usize> = BTreeMap::new();
     for entry in history.iter().filter(|e| e.op.op_type == OpType::Ok) {
+        let crashed = crashes.get(&entry.process).map_or(0, |times| {
+            times.iter().filter(|t| **t <= entry.time_ms).count()
+        });
+        if incarnation.insert(entry.process, crashed).unwrap_or(0) != crashed {
+            expected.retain(|(p, _), _| *p != entry.process);
+        }
         let poll = match &entry.op.value {
             OpValue::Seek { tp, offset } => {
                 expected.insert(
@@ -338,8 +386,28 @@ pub(super) fn successive_polls<'a>(
                 );
                 continue;
             }
+            OpValue::OffsetFetch { offsets, .. } => {
+                for o in offsets {
+                    let key = (entry.process, o.tp.clone());
+                    match o.committed {
+                        Some(next_offset) => {
+                            expected.insert(
+                                key,
+                                Expected {
+                                    next_offset,
+                                    cause: Cause::Committed { entry },
+                                },
+                            );
+                        }
+                        None => {
+                            expected.remove(&key);
+                        }
+                    }
+                }
+                continue;
+            }
             OpValue::Poll { .. } => ok_polls(std::slice::from_ref(entry)),
-            OpValue::Send { .. } => continue,
+            OpValue::Send { .. } | OpValue::Commit { .. } => continue,
         };
         for poll in poll {
             for (tp, records) in &poll.by_partition {

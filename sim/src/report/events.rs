@@ -395,6 +395,29 @@ pub fn describe_event(e: &Event) -> String {
         Event::ConsumerError {
             exception, message, ..
         } => format!("consumer poll() threw {exception}: {message}"),
+        Event::CoordinatorDiscovered { group, coordinator } => {
+            format!("consumer found group `{group}`'s coordinator: broker-{coordinator}")
+        }
+        Event::CoordinatorMarkedUnknown {
+            group,
+            coordinator,
+            reason,
+        } => format!(
+            "consumer gave up on broker-{coordinator} as group `{group}`'s coordinator ({reason}); it looks the coordinator up again"
+        ),
+        Event::OffsetCommitFailed {
+            group,
+            mode,
+            error,
+            retry,
+        } => format!(
+            "consumer's offset commit ({mode}) for group `{group}` failed: {error}; {}",
+            if *retry {
+                "commitSync() retries it"
+            } else {
+                "not retried"
+            }
+        ),
     }
 }
 
@@ -407,6 +430,11 @@ pub(super) fn describe_position_reset(
     strategy: &str,
     reason: &str,
 ) -> String {
+    if strategy == "committed" {
+        return format!(
+            "consumer set its position in {tp} to {to}, its group's committed offset (OffsetFetch): it resumes where the group committed"
+        );
+    }
     let why = match (strategy, reason) {
         ("seek", _) => "the application called seek()".to_string(),
         ("divergent-offset", _) => {

@@ -44,6 +44,9 @@ pub(super) fn timeline_class(e: &Event) -> Option<bool> {
         | Event::CoordinatorLoaded { .. }
         | Event::CoordinatorUnloaded { .. }
         | Event::CoordinatorUnavailable { .. }
+        | Event::CoordinatorDiscovered { .. }
+        | Event::CoordinatorMarkedUnknown { .. }
+        | Event::OffsetCommitFailed { .. }
         | Event::IsrChanged { .. }
         | Event::ZkSessionExpired { .. }
         | Event::BrokerStarted { .. } => Some(true),
@@ -65,9 +68,15 @@ pub(super) fn timeline_class(e: &Event) -> Option<bool> {
 /// truncations, log recoveries and halts, in time order (stable). When there are more than
 /// `cap` rows, minor rows (ISR changes, session expiries, starts) go first, then the latest
 /// rows; returns the rows and how many were left out.
+///
+/// Partitions of `__consumer_offsets` that never stored anything (see
+/// [`idle_internal_partitions`]) are left out altogether: a consumer group's first
+/// FindCoordinator creates all 50, and their creation and elections would bury the story.
 pub fn timeline(events: &[EventRecord], cap: usize) -> (Vec<TimelineRow>, usize) {
+    let idle = idle_internal_partitions(events);
     let mut picked: Vec<(&EventRecord, bool)> = events
         .iter()
+        .filter(|r| internal_partition_of(&r.event).is_none_or(|tp| !idle.contains(tp)))
         .filter_map(|r| timeline_class(&r.event).map(|minor| (r, minor)))
         .collect();
     picked.sort_by_key(|(r, _)| r.time_ms);
@@ -103,6 +112,42 @@ pub fn timeline(events: &[EventRecord], cap: usize) -> (Vec<TimelineRow>, usize)
     let omitted = total - rows.len();
     debug_assert!(rows.len() <= cap);
     (rows, omitted)
+}
+
+/// The partition of `__consumer_offsets` an event is about, if it is one.
+fn internal_partition_of(e: &Event) -> Option<&TopicPartition> {
+    let tp = match e {
+        Event::PartitionStateChanged { tp, .. }
+        | Event::BecameLeader { tp, .. }
+        | Event::BecameFollower { tp, .. }
+        | Event::IsrChanged { tp, .. }
+        | Event::CoordinatorLoaded { tp, .. }
+        | Event::CoordinatorUnloaded { tp, .. } => tp,
+        _ => return None,
+    };
+    (tp.topic == ksim_model::group_coordinator::CONSUMER_OFFSETS_TOPIC).then_some(tp)
+}
+
+/// The partitions of `__consumer_offsets` whose high watermark never left 0: no group's offsets
+/// were ever committed to them.
+pub fn idle_internal_partitions(events: &[EventRecord]) -> BTreeSet<TopicPartition> {
+    let mut all = BTreeSet::new();
+    let mut used = BTreeSet::new();
+    for r in events {
+        if let Some(tp) = internal_partition_of(&r.event) {
+            all.insert(tp.clone());
+        }
+        if let Event::HighWatermarkChanged {
+            tp, high_watermark, ..
+        } = &r.event
+        {
+            if high_watermark.0 > 0 {
+                used.insert(tp.clone());
+            }
+        }
+    }
+    all.retain(|tp| !used.contains(tp));
+    all
 }
 
 /// High-watermark movement of one partition: how many times any leader moved it, and the last
@@ -167,6 +212,16 @@ pub(super) fn write_timeline(out: &mut String, run: &RunResult) {
             "The timeline is capped at {TIMELINE_ROWS_MAX} rows: {omitted} more were left out \
              (minor rows such as ISR changes and broker starts first). `events.jsonl` has \
              every event.\n"
+        );
+    }
+    let idle = idle_internal_partitions(&run.output.events);
+    if !idle.is_empty() {
+        let _ = writeln!(
+            out,
+            "Not listed: the creation, elections and loads of the {} partitions of \
+             `__consumer_offsets` that never stored a commit (only the group's partition \
+             matters to its offsets).\n",
+            idle.len()
         );
     }
 

@@ -587,6 +587,49 @@ pub(super) fn resolve_action(
 }
 
 /// Parses a selector and checks that what it names exists.
+/// A role selector on a partition of `__consumer_offsets` (`leader:__consumer_offsets-12`):
+/// the internal topic exists once a consumer with a `group.id` asks for its coordinator, with
+/// `offsets.topic.num.partitions` partitions of `offsets.topic.replication.factor` replicas.
+fn internal_topic_selector(
+    sc: &Scenario,
+    sel: &Selector,
+    tp: &TopicPartition,
+) -> Result<Selector, String> {
+    let groups: BTreeSet<&str> = sc
+        .consumers
+        .iter()
+        .filter_map(|c| c.config.group_id.as_deref())
+        .collect();
+    if groups.is_empty() {
+        return Err(format!(
+            "no consumer has a \"group.id\", so {} is never created and \"{sel}\" names nothing",
+            tp.topic
+        ));
+    }
+    let config = &sc.cluster.broker_config;
+    let partitions = config.offsets_topic_num_partitions;
+    if tp.partition >= partitions {
+        let hint = groups
+            .iter()
+            .map(|g| {
+                let p = ksim_model::group_coordinator::partition_for(g, partitions);
+                format!("group \"{g}\" is in {p}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(format!(
+            "no partition {tp}: offsets.topic.num.partitions is {partitions} ({hint})"
+        ));
+    }
+    if matches!(sel, Selector::Follower(_)) && config.offsets_topic_replication_factor < 2 {
+        return Err(format!(
+            "{tp} has no follower (offsets.topic.replication.factor {})",
+            config.offsets_topic_replication_factor
+        ));
+    }
+    Ok(sel.clone())
+}
+
 pub(super) fn selector(
     ctx: &Ctx<'_>,
     sc: &Scenario,
@@ -602,6 +645,11 @@ pub(super) fn selector(
                 "no broker {b}: the cluster has brokers 0..{}",
                 sc.cluster.brokers - 1
             ));
+        }
+        Selector::Leader(tp) | Selector::Follower(tp) | Selector::Isr(tp)
+            if tp.topic == ksim_model::group_coordinator::CONSUMER_OFFSETS_TOPIC =>
+        {
+            return internal_topic_selector(sc, &sel, tp).map_err(|m| ctx.at(s, key, m));
         }
         Selector::Leader(tp) | Selector::Follower(tp) | Selector::Isr(tp) => {
             let Some(t) = sc.topic(&tp.topic) else {

@@ -16,7 +16,7 @@
 //!   action);
 //! - Kafka settings listed in `ksim_model::config::NOT_SUPPORTED_YET` (transactions,
 //!   compaction, retention, time-based rolling, `isolation.level=read_committed`,
-//!   `group.id`, `partition.assignment.strategy`, `sim.replication.truncation` other than
+//!   `partition.assignment.strategy`, `sim.replication.truncation` other than
 //!   `fenced`), except when set to Kafka's default.
 //!
 //! Shrink those lists (here and in `config.rs`) as features land.
@@ -39,6 +39,7 @@ use ksim_model::config::{
     closest_match, BrokerConfig, ConfigError, ConsumerConfig, ProducerConfig, PropValue,
     Properties, TopicConfig,
 };
+use ksim_model::consumer::CommitMode;
 use ksim_model::producer::SendStyle;
 use ksim_model::types::{BrokerId, NodeId, TopicPartition};
 use serde::{Deserialize, Serialize, Serializer};
@@ -260,6 +261,18 @@ pub struct ConsumerSpec {
     /// application calls `seek(topic-partition, offset)` at `at_ms` (`topic` defaults to the
     /// entry's first topic; `at_ms >= start_ms`).
     pub seek_to: Option<SeekSpec>,
+    /// `commit` ("auto"): how the application commits its positions, with a `group.id` in
+    /// `config` (assign mode still: the consumer reads the group's committed offsets on start
+    /// and commits with generation -1): "auto" (`enable.auto.commit`), "sync" (`commitSync()`
+    /// after processing each poll), "async" (`commitAsync()` after processing),
+    /// "before-processing" (`commitSync()` before processing: at-most-once) or "none" (never;
+    /// `enable.auto.commit` is then off). Refused without a `group.id`.
+    #[serde(serialize_with = "ser_commit_mode")]
+    pub commit: CommitMode,
+}
+
+fn ser_commit_mode<S: Serializer>(v: &CommitMode, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(v.name())
 }
 
 /// `[[consumers]] seek_to`: one `KafkaConsumer.seek(tp, offset)` by the application.

@@ -96,6 +96,8 @@ pub(super) struct RawConsumer {
     pub(super) start_ms: Option<Spanned<u64>>,
     #[serde(default)]
     pub(super) seek_to: Option<Spanned<RawSeek>>,
+    #[serde(default)]
+    pub(super) commit: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

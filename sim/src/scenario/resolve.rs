@@ -32,6 +32,63 @@ pub(super) fn config<T>(
     }
 }
 
+/// `[[consumers]] commit`: how the application commits (SCENARIOS.md "Consumer groups"). Only
+/// with a `group.id` in the entry's config; the default is `auto` with one, and nothing to
+/// commit without. `none` turns `enable.auto.commit` off (an explicit `true` contradicts it);
+/// `auto` with an explicit `enable.auto.commit = false` would never commit and is refused.
+fn resolve_commit(
+    ctx: &Ctx<'_>,
+    c: &RawConsumer,
+    path: &str,
+    config: &mut ConsumerConfig,
+    properties: &Properties,
+) -> Result<CommitMode, ScenarioError> {
+    let key = format!("{path}.commit");
+    let Some(raw) = &c.commit else {
+        return Ok(CommitMode::Auto);
+    };
+    let Some(mode) = CommitMode::parse(raw.get_ref()) else {
+        return Err(ctx.at(
+            raw,
+            key,
+            format!(
+                "unknown commit \"{}\": expected one of {}",
+                raw.get_ref(),
+                CommitMode::NAMES
+                    .iter()
+                    .map(|n| format!("\"{n}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    };
+    if config.group_id.is_none() {
+        return Err(ctx.at(
+            raw,
+            key,
+            "commit needs a group: set \"group.id\" in this entry's config (offsets are committed for a group)",
+        ));
+    }
+    let explicit = properties.contains_key("enable.auto.commit");
+    match mode {
+        CommitMode::None if explicit && config.enable_auto_commit => Err(ctx.at(
+            raw,
+            key,
+            "commit = \"none\" never commits, but enable.auto.commit = true commits every auto.commit.interval.ms: drop one of them",
+        )),
+        CommitMode::None => {
+            config.enable_auto_commit = false;
+            Ok(mode)
+        }
+        CommitMode::Auto if !config.enable_auto_commit => Err(ctx.at(
+            raw,
+            key,
+            "commit = \"auto\" relies on enable.auto.commit, which is false here: nothing would be committed (use commit = \"none\" for that)",
+        )),
+        _ => Ok(mode),
+    }
+}
+
 /// Kafka's `Topic.validate`.
 pub(super) fn validate_topic_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
@@ -465,12 +522,13 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
         for t in c.topics.get_ref() {
             check_topic(t, format!("{path}.topics"))?;
         }
-        let (config, properties) = config(
+        let (mut config, properties) = config(
             ctx,
             &c.config,
             &format!("{path}.config"),
             ConsumerConfig::from_properties,
         )?;
+        let commit = resolve_commit(ctx, c, &path, &mut config, &properties)?;
         let start_ms = c.start_ms.as_ref().map_or(0, |v| *v.get_ref());
         let run_ms = *m.duration_ms.get_ref() + m.heal_ms.unwrap_or(10_000);
         if let Some(v) = &c.start_ms {
@@ -535,6 +593,7 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
         consumers.push(ConsumerSpec {
             start_ms,
             seek_to,
+            commit,
             group: None,
             members,
             topics: c

@@ -395,13 +395,107 @@ fn scenario_not_supported_yet() {
         e.contains("consumers[0].group: not supported yet: consumers.group"),
         "{e}"
     );
-    let e = err_with("\"enable.auto.commit\" = false", "\"group.id\" = \"g\"");
-    assert!(e.contains("not supported yet: group.id"), "{e}");
     let e = err_with("retries = 2147483647", "\"transactional.id\" = \"tx\"");
     assert!(
         e.contains("producers[0].config.\"transactional.id\": not supported yet: transactional.id"),
         "{e}"
     );
+}
+
+/// `[[consumers]] commit` and a `group.id` in assign mode (SCENARIOS.md "Consumer groups"), and
+/// selectors on the group's `__consumer_offsets` partition.
+#[test]
+fn scenario_consumer_commit_and_group_id() {
+    let with = |config: &str, commit: Option<&str>| {
+        let commit = commit.map_or(String::new(), |c| format!("commit = \"{c}\"\n"));
+        parse_good(|g| {
+            g.replacen(
+                "config = { \"enable.auto.commit\" = false, \"auto.offset.reset\" = \"earliest\" }",
+                &format!("{commit}config = {{ {config} }}"),
+                1,
+            )
+        })
+    };
+    // Assign mode with a group id: Kafka's default commit is auto, every 5 s.
+    let s = with("\"group.id\" = \"orders\"", None).unwrap();
+    assert_eq!(s.consumers[0].config.group_id.as_deref(), Some("orders"));
+    assert!(s.consumers[0].config.enable_auto_commit);
+    assert_eq!(s.consumers[0].commit, CommitMode::Auto);
+    let s = with(
+        "\"group.id\" = \"orders\", \"enable.auto.commit\" = false",
+        Some("sync"),
+    )
+    .unwrap();
+    assert_eq!(s.consumers[0].commit, CommitMode::Sync);
+    // `none` turns auto commit off.
+    let s = with("\"group.id\" = \"orders\"", Some("none")).unwrap();
+    assert!(!s.consumers[0].config.enable_auto_commit);
+    let e = with("\"group.id\" = \"orders\"", Some("often"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("consumers[0].commit: unknown commit \"often\": expected one of \"auto\", \"sync\", \"async\", \"before-processing\", \"none\""),
+        "{e}"
+    );
+    let e = with("\"auto.offset.reset\" = \"earliest\"", Some("sync"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("consumers[0].commit: commit needs a group"),
+        "{e}"
+    );
+    let e = with(
+        "\"group.id\" = \"orders\", \"enable.auto.commit\" = true",
+        Some("none"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("commit = \"none\" never commits"), "{e}");
+    let e = with(
+        "\"group.id\" = \"orders\", \"enable.auto.commit\" = false",
+        Some("auto"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("commit = \"auto\" relies on enable.auto.commit"),
+        "{e}"
+    );
+    // The group's coordinator partition can be named once a consumer has a group id:
+    // abs("orders".hashCode()) % 50 = 31.
+    let kill =
+        |config: &str, sel: &str| {
+            parse_good(|g| {
+                g.replacen(
+                "config = { \"enable.auto.commit\" = false, \"auto.offset.reset\" = \"earliest\" }",
+                &format!("config = {{ {config} }}"),
+                1,
+            )
+            .replacen("kill = \"follower:events-0\"", &format!("kill = \"{sel}\""), 1)
+            })
+        };
+    let s = kill("\"group.id\" = \"orders\"", "leader:__consumer_offsets-31").unwrap();
+    assert_eq!(
+        s.faults.schedule[0].action,
+        FaultAction::Kill(Selector::Leader(TopicPartition::new(
+            "__consumer_offsets",
+            31
+        )))
+    );
+    let e = kill("\"group.id\" = \"orders\"", "leader:__consumer_offsets-50")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no partition __consumer_offsets-50: offsets.topic.num.partitions is 50 (group \"orders\" is in __consumer_offsets-31)"),
+        "{e}"
+    );
+    let e = kill(
+        "\"enable.auto.commit\" = false",
+        "leader:__consumer_offsets-31",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no consumer has a \"group.id\""), "{e}");
 }
 
 #[test]

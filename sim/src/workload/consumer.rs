@@ -52,6 +52,7 @@ pub(crate) fn spawn(
                     offset: Offset(s.offset),
                 })
                 .collect(),
+            commit: spec.commit,
         };
         let h = spawn_node(handle, node, move || {
             let c = ConsumerClient::new(i, config.clone(), topics.clone(), bootstrap.clone())
