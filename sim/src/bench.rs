@@ -557,7 +557,7 @@ mod tests {
     fn the_scale_table_changes_one_value_per_row_of_the_default_scenario() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../scenarios/default.toml"
+            "/scenarios/default.toml"
         ))
         .expect("the default scenario");
         let rows = scale_scenarios(&text, 4000).expect("rows");

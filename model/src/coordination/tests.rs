@@ -881,7 +881,7 @@ fn transactions_are_folded_into_a_snapshot_and_recovery_replays_the_rest_in_orde
         panic!("{result:?}")
     };
     let mut files = disk_files(&effects);
-    let mut apply = |effects: &[Effect<ZkTimer>], files: &mut BTreeMap<String, Vec<u8>>| {
+    let apply = |effects: &[Effect<ZkTimer>], files: &mut BTreeMap<String, Vec<u8>>| {
         for e in effects {
             match e {
                 Effect::Disk(DiskOp::WriteAtomic { file, data }) => {
