@@ -403,6 +403,8 @@ pub async fn run_actor<A: Actor + Send + 'static>(
     }
 }
 
-fn lock_actor<A>(actor: &Mutex<A>) -> std::sync::MutexGuard<'_, A> {
+/// Locks an actor shared between its shell and the snapshotter (a panic inside a handler
+/// poisons nothing the simulation reads afterwards: the run is over).
+pub(crate) fn lock_actor<A>(actor: &Mutex<A>) -> std::sync::MutexGuard<'_, A> {
     actor.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -124,9 +124,7 @@ pub trait ReplicaProbe: Send + Sync {
 
 impl<A: ksim_model::effects::Actor + Send> ReplicaProbe for std::sync::Mutex<A> {
     fn probe(&self, tp: &TopicPartition) -> Option<(Offset, Option<LeaderEpoch>)> {
-        self.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replica_probe(tp)
+        crate::runtime::lock_actor(self).replica_probe(tp)
     }
 }
 

@@ -198,6 +198,11 @@ fn writes(effects: &[Effect<ZkTimer>]) -> usize {
 }
 fn disk_files(effects: &[Effect<ZkTimer>]) -> BTreeMap<String, Vec<u8>> {
     let mut files = BTreeMap::new();
+    apply_disk(effects, &mut files);
+    files
+}
+/// Carries out `effects`' file writes and deletions on `files` (the node's durable files).
+fn apply_disk(effects: &[Effect<ZkTimer>], files: &mut BTreeMap<String, Vec<u8>>) {
     for e in effects {
         match e {
             Effect::Disk(DiskOp::WriteAtomic { file, data }) => {
@@ -209,7 +214,21 @@ fn disk_files(effects: &[Effect<ZkTimer>]) -> BTreeMap<String, Vec<u8>> {
             _ => {}
         }
     }
-    files
+}
+
+/// Connects a session as `B0` and returns it with the files its connection wrote.
+fn connect_recording(h: &mut Harness) -> (SessionId, BTreeMap<String, Vec<u8>>) {
+    let (result, effects) = h.call(
+        B0,
+        SessionId(0),
+        ZkRequest::Connect {
+            session_timeout_ms: TIMEOUT_MS,
+        },
+    );
+    let Ok(ZkReply::Connected { session, .. }) = result else {
+        panic!("{result:?}")
+    };
+    (session, disk_files(&effects))
 }
 
 #[test]
@@ -809,17 +828,7 @@ fn responses_and_watches_follow_the_durable_write() {
 #[test]
 fn recover_restores_persistent_znodes_not_sessions_or_ephemerals() {
     let mut h = Harness::new();
-    let (result, effects) = h.call(
-        B0,
-        SessionId(0),
-        ZkRequest::Connect {
-            session_timeout_ms: TIMEOUT_MS,
-        },
-    );
-    let Ok(ZkReply::Connected { session: s0, .. }) = result else {
-        panic!("{result:?}")
-    };
-    let mut files = disk_files(&effects);
+    let (s0, mut files) = connect_recording(&mut h);
     for req in [
         create("/brokers", b"", false),
         create("/brokers/ids", b"", false),
@@ -870,36 +879,13 @@ fn recover_restores_persistent_znodes_not_sessions_or_ephemerals() {
 #[test]
 fn transactions_are_folded_into_a_snapshot_and_recovery_replays_the_rest_in_order() {
     let mut h = Harness::new();
-    let (result, effects) = h.call(
-        B0,
-        SessionId(0),
-        ZkRequest::Connect {
-            session_timeout_ms: TIMEOUT_MS,
-        },
-    );
-    let Ok(ZkReply::Connected { session: s0, .. }) = result else {
-        panic!("{result:?}")
-    };
-    let mut files = disk_files(&effects);
-    let apply = |effects: &[Effect<ZkTimer>], files: &mut BTreeMap<String, Vec<u8>>| {
-        for e in effects {
-            match e {
-                Effect::Disk(DiskOp::WriteAtomic { file, data }) => {
-                    files.insert(file.clone(), data.clone());
-                }
-                Effect::Disk(DiskOp::Delete { file }) => {
-                    files.remove(file);
-                }
-                _ => {}
-            }
-        }
-    };
+    let (s0, mut files) = connect_recording(&mut h);
     let (_, effects) = h.call(B0, s0, create("/a", b"", false));
-    apply(&effects, &mut files);
+    apply_disk(&effects, &mut files);
     for i in 0..150u32 {
         let (result, effects) = h.call(B0, s0, set("/a", &i.to_be_bytes(), None));
         assert!(result.is_ok());
-        apply(&effects, &mut files);
+        apply_disk(&effects, &mut files);
     }
     assert!(files.contains_key(SNAPSHOT_FILE), "a snapshot was taken");
     let txns = files
