@@ -330,6 +330,77 @@ pub enum Event {
         exception: String,
         message: String,
     },
+    /// A group coordinator moved a classic group from one state to another (Kafka's
+    /// `ClassicGroupState`: `Empty`, `PreparingRebalance`, `CompletingRebalance`, `Stable`,
+    /// `Dead`; ClassicGroup.java's `transitionTo`). `generation` is the group's generation id
+    /// after the move (a JoinGroup phase that completes increments it on entering
+    /// `CompletingRebalance`). `reason` says why, in Kafka's words where it has them (for
+    /// example "Adding new member consumer-1-3 with group instance id None", "removing member
+    /// ... on heartbeat expiration", "Leader consumer-0-1 re-joining group during Stable").
+    GroupStateChanged {
+        group: String,
+        broker: BrokerId,
+        from: String,
+        to: String,
+        generation: i32,
+        reason: String,
+    },
+    /// The leader member's SyncGroup gave the group coordinator a generation's assignment,
+    /// which it stored (as group metadata in `__consumer_offsets`) and handed to every member
+    /// (ClassicGroup's `CompletingRebalance` → `Stable`). `protocol` is the assignor the group
+    /// chose (`range`, `roundrobin`, `sticky`, `cooperative-sticky`). `exclusive-assignment`
+    /// checks that no partition appears twice in one generation.
+    GroupAssignmentCompleted {
+        group: String,
+        broker: BrokerId,
+        generation: i32,
+        protocol: String,
+        /// The leader member's id.
+        leader: String,
+        /// One entry per member, in member-id order.
+        members: Vec<MemberAssignment>,
+    },
+    /// A group coordinator removed a member from a group: `reason` is `session-timeout` (no
+    /// heartbeat within `session.timeout.ms`), `rebalance-timeout` (it did not rejoin within
+    /// the rebalance timeout, `max.poll.interval.ms`), `leave-group` (LeaveGroup), or `fenced`
+    /// (a static member replaced by a newer instance with the same `group.instance.id`,
+    /// KIP-345).
+    GroupMemberRemoved {
+        group: String,
+        broker: BrokerId,
+        member_id: String,
+        reason: String,
+        generation: i32,
+    },
+    /// A consumer in subscribe mode took ownership of `partitions` for generation
+    /// `generation` (its `ConsumerRebalanceListener.onPartitionsAssigned` ran). The consumer is
+    /// the event's node. With cooperative rebalancing only the newly added partitions are
+    /// listed (KIP-429).
+    PartitionsAssigned {
+        group: String,
+        member_id: String,
+        generation: i32,
+        partitions: Vec<TopicPartition>,
+    },
+    /// A consumer in subscribe mode gave up `partitions` cleanly
+    /// (`onPartitionsRevoked` ran: with the workload's commit-on-revoke done before it returns).
+    /// Eager assignors revoke everything before rejoining; cooperative ones only what moves.
+    PartitionsRevoked {
+        group: String,
+        member_id: String,
+        generation: i32,
+        partitions: Vec<TopicPartition>,
+    },
+    /// A consumer in subscribe mode lost `partitions` without a chance to commit
+    /// (`onPartitionsLost`: its session expired, it was fenced, or the coordinator answered
+    /// UNKNOWN_MEMBER_ID / ILLEGAL_GENERATION / FENCED_INSTANCE_ID).
+    PartitionsLost {
+        group: String,
+        member_id: String,
+        generation: i32,
+        partitions: Vec<TopicPartition>,
+        reason: String,
+    },
     /// A coordination-node session expired (its ephemeral znodes were deleted).
     ZkSessionExpired { session: SessionId, owner: NodeId },
     /// A node halted itself (fatal disk error).
@@ -405,6 +476,12 @@ impl Event {
         "coordinator-marked-unknown",
         "offset-commit-failed",
         "consumer-error",
+        "group-state-changed",
+        "group-assignment-completed",
+        "group-member-removed",
+        "partitions-assigned",
+        "partitions-revoked",
+        "partitions-lost",
         "zk-session-expired",
         "halted",
         "interceptor-failed",
@@ -450,6 +527,12 @@ impl Event {
             Event::CoordinatorMarkedUnknown { .. } => "coordinator-marked-unknown",
             Event::OffsetCommitFailed { .. } => "offset-commit-failed",
             Event::ConsumerError { .. } => "consumer-error",
+            Event::GroupStateChanged { .. } => "group-state-changed",
+            Event::GroupAssignmentCompleted { .. } => "group-assignment-completed",
+            Event::GroupMemberRemoved { .. } => "group-member-removed",
+            Event::PartitionsAssigned { .. } => "partitions-assigned",
+            Event::PartitionsRevoked { .. } => "partitions-revoked",
+            Event::PartitionsLost { .. } => "partitions-lost",
             Event::ZkSessionExpired { .. } => "zk-session-expired",
             Event::Halted { .. } => "halted",
             Event::InterceptorFailed { .. } => "interceptor-failed",
@@ -516,6 +599,25 @@ pub enum OpValue {
         /// On `ok`, the broker that acknowledged it (the group's coordinator then).
         #[serde(skip_serializing_if = "Option::is_none", default)]
         coordinator: Option<BrokerId>,
+        /// The generation the commit was sent with: absent for a consumer in assign mode
+        /// (Kafka sends -1), the member's generation in subscribe mode (fenced by the
+        /// coordinator with ILLEGAL_GENERATION when stale).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        generation: Option<i32>,
+        /// The member id the commit was sent with (subscribe mode only).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        member_id: Option<String>,
+    },
+    /// The application finished processing the records of one non-empty poll (SCENARIOS.md:
+    /// "a member records a `process` operation when its processing of a poll ends"). The
+    /// `invoke` is logged when processing starts (with the records), the `ok` when it ends;
+    /// a client that crashes meanwhile leaves the invoke open: those records were not
+    /// processed. `at-least-once` counts only `ok` process operations.
+    Process {
+        /// The consumer's `group.id`, if it has one.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        group: Option<String>,
+        records: Vec<PolledRecord>,
     },
     /// A consumer with a `group.id` reads its group's committed offsets with OffsetFetch to
     /// initialise its positions (Kafka's `ConsumerCoordinator.fetchCommittedOffsets`, retried
@@ -528,6 +630,20 @@ pub enum OpValue {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         coordinator: Option<BrokerId>,
     },
+}
+
+/// One member's share of a generation's assignment ([`Event::GroupAssignmentCompleted`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAssignment {
+    /// The member id the coordinator gave (`<client.id>-<uuid-like suffix>`, KIP-394).
+    pub member_id: String,
+    /// `group.instance.id` of a static member (KIP-345).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub group_instance_id: Option<String>,
+    /// The client process behind the member, by node name (`consumer-2`).
+    pub client: String,
+    /// The partitions assigned, in topic then partition order.
+    pub partitions: Vec<TopicPartition>,
 }
 
 /// One partition of a [`OpValue::Commit`]: `offset` is the position committed (the offset of

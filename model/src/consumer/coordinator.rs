@@ -628,6 +628,8 @@ impl ConsumerClient {
                 mode: kind.name().into(),
                 offsets: offsets.clone(),
                 coordinator: None,
+                generation: None,
+                member_id: None,
             },
             error: None,
         });
@@ -928,6 +930,8 @@ impl ConsumerClient {
                 mode: commit.kind.name().into(),
                 offsets: commit.offsets,
                 coordinator,
+                generation: None,
+                member_id: None,
             },
             error,
         });

@@ -335,6 +335,8 @@ mod tests {
                     offset: Offset(offset),
                 }],
                 coordinator: coordinator.map(BrokerId),
+                generation: None,
+                member_id: None,
             }
         }
 

@@ -363,6 +363,7 @@ pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
             OpValue::Send { offset: None, .. }
             | OpValue::Seek { .. }
             | OpValue::Commit { .. }
+            | OpValue::Process { .. }
             | OpValue::OffsetFetch { .. } => {}
             OpValue::Poll { records } => {
                 for r in records {
@@ -451,6 +452,7 @@ pub(crate) fn acked_sends(history: &[HistoryEntry]) -> Vec<AckedSend> {
             OpValue::Poll { .. }
             | OpValue::Seek { .. }
             | OpValue::Commit { .. }
+            | OpValue::Process { .. }
             | OpValue::OffsetFetch { .. } => None,
         })
         .collect()

@@ -407,7 +407,7 @@ pub(super) fn successive_polls<'a>(
                 continue;
             }
             OpValue::Poll { .. } => ok_polls(std::slice::from_ref(entry)),
-            OpValue::Send { .. } | OpValue::Commit { .. } => continue,
+            OpValue::Send { .. } | OpValue::Commit { .. } | OpValue::Process { .. } => continue,
         };
         for poll in poll {
             for (tp, records) in &poll.by_partition {

@@ -85,6 +85,15 @@ pub(super) fn describe_fault_event(e: &Event) -> String {
     format!("{what} ({detail}{source})")
 }
 
+/// `[events-0, events-1]`, or `no partitions`.
+fn list_partitions(partitions: &[ksim_model::types::TopicPartition]) -> String {
+    if partitions.is_empty() {
+        return "no partitions".into();
+    }
+    let parts: Vec<String> = partitions.iter().map(|tp| tp.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
+
 /// One sentence for an event, for the timeline and the stories.
 pub fn describe_event(e: &Event) -> String {
     match e {
@@ -404,6 +413,73 @@ pub fn describe_event(e: &Event) -> String {
             reason,
         } => format!(
             "consumer gave up on broker-{coordinator} as group `{group}`'s coordinator ({reason}); it looks the coordinator up again"
+        ),
+        Event::GroupStateChanged {
+            group,
+            broker,
+            from,
+            to,
+            generation,
+            reason,
+        } => format!(
+            "broker-{broker} moved group `{group}` from {from} to {to} (generation {generation}): {reason}"
+        ),
+        Event::GroupAssignmentCompleted {
+            group,
+            broker,
+            generation,
+            protocol,
+            leader,
+            members,
+        } => {
+            let shares: Vec<String> = members
+                .iter()
+                .map(|m| {
+                    let parts: Vec<String> = m.partitions.iter().map(|tp| tp.to_string()).collect();
+                    format!("{} ({}): [{}]", m.client, m.member_id, parts.join(", "))
+                })
+                .collect();
+            format!(
+                "broker-{broker} completed generation {generation} of group `{group}` with the {protocol} assignor chosen by leader {leader}: {}",
+                shares.join("; ")
+            )
+        }
+        Event::GroupMemberRemoved {
+            group,
+            broker,
+            member_id,
+            reason,
+            generation,
+        } => format!(
+            "broker-{broker} removed member {member_id} from group `{group}` in generation {generation} ({reason})"
+        ),
+        Event::PartitionsAssigned {
+            group,
+            member_id,
+            generation,
+            partitions,
+        } => format!(
+            "consumer ({member_id}) of group `{group}` took {} in generation {generation}",
+            list_partitions(partitions)
+        ),
+        Event::PartitionsRevoked {
+            group,
+            member_id,
+            generation,
+            partitions,
+        } => format!(
+            "consumer ({member_id}) of group `{group}` revoked {} after generation {generation}",
+            list_partitions(partitions)
+        ),
+        Event::PartitionsLost {
+            group,
+            member_id,
+            generation,
+            partitions,
+            reason,
+        } => format!(
+            "consumer ({member_id}) of group `{group}` lost {} of generation {generation} without committing ({reason})",
+            list_partitions(partitions)
         ),
         Event::OffsetCommitFailed {
             group,

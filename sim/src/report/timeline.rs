@@ -22,6 +22,9 @@ pub(super) fn timeline_class(e: &Event) -> Option<bool> {
     match e {
         Event::Fault { .. }
         | Event::HealPhaseExtended { .. }
+        | Event::GroupAssignmentCompleted { .. }
+        | Event::GroupMemberRemoved { .. }
+        | Event::PartitionsLost { .. }
         | Event::ControllerElected { .. }
         | Event::PartitionsCreated { .. }
         | Event::TopicDeleted { .. }
@@ -47,6 +50,9 @@ pub(super) fn timeline_class(e: &Event) -> Option<bool> {
         | Event::CoordinatorDiscovered { .. }
         | Event::CoordinatorMarkedUnknown { .. }
         | Event::OffsetCommitFailed { .. }
+        | Event::GroupStateChanged { .. }
+        | Event::PartitionsAssigned { .. }
+        | Event::PartitionsRevoked { .. }
         | Event::IsrChanged { .. }
         | Event::ZkSessionExpired { .. }
         | Event::BrokerStarted { .. } => Some(true),

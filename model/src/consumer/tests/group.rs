@@ -239,6 +239,8 @@ fn commit_value(offset: i64, mode: &str, coordinator: Option<i32>) -> OpValue {
             offset: Offset(offset),
         }],
         coordinator: coordinator.map(BrokerId),
+        generation: None,
+        member_id: None,
     }
 }
 
