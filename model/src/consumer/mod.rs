@@ -21,6 +21,7 @@ use crate::protocol::*;
 use crate::types::*;
 use std::collections::{BTreeMap, VecDeque};
 
+pub mod assignor;
 mod coordinator;
 mod deserializers;
 mod fetcher;
