@@ -23,7 +23,9 @@
 //! partitions, place the unowned partitions one by one (those with the fewest eligible members
 //! first) on the eligible member with the fewest partitions, then move partitions from the
 //! fullest members to eligible members with at least two fewer until none can move, choosing
-//! first the partitions the member did not own before and then its highest-numbered ones.
+//! first the partitions the member did not own before and then its last ones by partition number
+//! and topic (Kafka's `ConstrainedAssignmentBuilder` keeps each member's owned partitions sorted
+//! that way up to its quota, so that the kept partitions spread over the topics).
 
 use super::*;
 
@@ -117,13 +119,14 @@ pub(super) fn sticky_assign(
 
     // Place the partitions nobody keeps: fewest eligible members first, then by topic and
     // partition; each on the eligible member with the fewest partitions (then by member id).
-    let eligible = |topic: &str| -> Vec<&str> {
-        topics_of
-            .iter()
-            .filter(|(_, ts)| ts.contains(topic))
-            .map(|(&m, _)| m)
-            .collect()
-    };
+    let mut eligible_of: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (&m, ts) in &topics_of {
+        for &t in ts {
+            eligible_of.entry(t).or_default().push(m);
+        }
+    }
+    let no_member: Vec<&str> = Vec::new();
+    let eligible = |topic: &str| -> &Vec<&str> { eligible_of.get(topic).unwrap_or(&no_member) };
     let mut unassigned: Vec<(usize, TopicPartition)> = Vec::new();
     for (topic, &count) in partitions_per_topic {
         let n = eligible(topic).len();
@@ -141,7 +144,8 @@ pub(super) fn sticky_assign(
     unassigned.sort();
     for (_, tp) in unassigned {
         let target = eligible(&tp.topic)
-            .into_iter()
+            .iter()
+            .copied()
             .min_by_key(|m| (current[m].len(), *m))
             .expect("some member subscribes");
         current.get_mut(target).expect("member").insert(tp);
@@ -156,11 +160,19 @@ pub(super) fn sticky_assign(
         'search: for &from in &by_load {
             let load = current[from].len();
             let mut candidates: Vec<&TopicPartition> = current[from].iter().collect();
-            // Partitions the member did not own before first, then the highest-numbered.
-            candidates.sort_by_key(|tp| (owned_before(from, tp), std::cmp::Reverse(*tp)));
+            // Partitions the member did not own before first, then the last by partition number
+            // and topic (Kafka's constrained assignment keeps the first owned partitions in that
+            // order, which spreads every topic evenly).
+            candidates.sort_by_key(|tp| {
+                (
+                    owned_before(from, tp),
+                    std::cmp::Reverse((tp.partition, tp.topic.as_str())),
+                )
+            });
             for tp in candidates {
                 let to = eligible(&tp.topic)
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .filter(|&m| m != from)
                     .min_by_key(|m| (current[m].len(), !owned_before(m, tp), *m));
                 if let Some(to) = to {
