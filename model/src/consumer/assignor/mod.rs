@@ -38,7 +38,10 @@ pub struct Subscription {
     /// The topics the member subscribes to (any order; duplicates are ignored).
     pub topics: Vec<String>,
     /// The partitions the member owns now (KIP-429's `ownedPartitions`; the sticky assignors'
-    /// memory of the previous assignment). Empty for a new member or after an eager revocation.
+    /// memory of the previous assignment). Empty for a new member. Under the eager protocol a
+    /// member has revoked everything before joining; for `sticky` this must then still hold its
+    /// previous assignment, which Kafka's `StickyAssignor` carries in its subscription user data.
+    /// Range and round robin ignore it.
     pub owned_partitions: Vec<TopicPartition>,
     /// The generation in which the member got `owned_partitions` (-1 when unknown); on a
     /// conflict the sticky assignors believe the highest generation.
@@ -72,8 +75,9 @@ pub enum RebalanceProtocol {
 pub trait PartitionAssignor {
     /// The protocol name in JoinGroup (`range`, `roundrobin`, `sticky`, `cooperative-sticky`).
     fn name(&self) -> &'static str;
-    /// The rebalance protocols it supports, preferred first... in Kafka's order: the consumer
-    /// uses the highest protocol that all its configured assignors support.
+    /// The rebalance protocols it supports, in Kafka's order (`supportedProtocols()`). The
+    /// consumer uses the highest protocol (`Cooperative` > `Eager`) that all its configured
+    /// assignors support (`ConsumerCoordinator`).
     fn supported_protocols(&self) -> Vec<RebalanceProtocol>;
     /// Assigns the partitions of `partitions_per_topic` (topic → partition count; topics absent
     /// from it have no metadata and are skipped) to the members of `subscriptions` (member ids

@@ -861,3 +861,41 @@ mod props {
         }
     }
 }
+
+#[test]
+fn sticky_large_group_is_balanced_quickly() {
+    // 60 members, 3 topics of 200 partitions, everything owned by one member: 590 moves
+    // (a check that the balancing loop stays cheap at this size).
+    let ts = topics(&[("a", 200), ("b", 200), ("c", 200)]);
+    let all: Vec<TopicPartition> = ts
+        .iter()
+        .flat_map(|(t, &n)| (0..n).map(move |p| tp(t, p)))
+        .collect();
+    let subs: Vec<Subscription> = (0..60)
+        .map(|i| {
+            let s = Subscription::new(format!("m{i:02}"), &["a", "b", "c"]);
+            if i == 0 {
+                owning(s, &all, 3)
+            } else {
+                s
+            }
+        })
+        .collect();
+    let a = StickyAssignor.assign(&ts, &subs);
+    assert!(counts(&a).iter().all(|&c| c == 10));
+    // m00 kept its first 10 owned partitions by (partition, topic).
+    let kept = parts(&[
+        ("a", 0),
+        ("a", 1),
+        ("a", 2),
+        ("a", 3),
+        ("b", 0),
+        ("b", 1),
+        ("b", 2),
+        ("c", 0),
+        ("c", 1),
+        ("c", 2),
+    ]);
+    assert_eq!(a["m00"], kept);
+    check_valid(&ts, &subs, &a, true);
+}
