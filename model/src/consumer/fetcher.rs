@@ -363,7 +363,9 @@ mod tests {
 
     fn answer(tp: TopicPartition, error: ErrorCode, records: i64) -> FetchPartitionResponse {
         let batches = if records > 0 {
-            let values = (0..records).map(|_| (None, Some(b"7".to_vec()))).collect();
+            let values = (0..records)
+                .map(|i| (None, Some((i as u64).to_be_bytes().to_vec())))
+                .collect();
             vec![RecordBatch::new(values, 0).encode()]
         } else {
             vec![]
