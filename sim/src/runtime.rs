@@ -204,8 +204,8 @@ pub async fn run_actor<A: Actor + Send + 'static>(
     // handlers without waiting on anything but the simulated disk, so an inbox holds at most
     // what arrived during one handler or fsync. What can pile up is bounded by the protocol,
     // not by the queue: each client has `max.in.flight.requests.per.connection` produce
-    // requests and one fetch per partition outstanding, each follower one fetch per partition
-    // it follows, and a request is re-sent only after `request.timeout.ms`; a writer whose link is clogged
+    // requests and one fetch per broker outstanding, each follower one fetch per leader broker
+    // it follows partitions from, and a request is re-sent only after `request.timeout.ms`; a writer whose link is clogged
     // holds those same requests (and the answers to them) until the heal. A bound would add a
     // back-pressure Kafka's broker does not have on this path (its `queued.max.requests` caps
     // requests being handled, which the single-threaded actor never exceeds), and a full

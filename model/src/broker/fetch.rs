@@ -14,6 +14,12 @@ use crate::protocol::*;
 use crate::types::*;
 
 impl Broker {
+    /// A Fetch for one or more partitions (Kafka's `ReplicaManager.fetchMessages`): each
+    /// partition is read, fenced and checked on its own, the response carrying at most the
+    /// request's `max_bytes` over all partitions (the first partition with data gets its first
+    /// batch whole, later ones only what fits, as Kafka's `readFromLocalLog` with
+    /// `minOneMessage`). The request waits in purgatory (Kafka's DelayedFetch) unless a
+    /// partition has an error or a diverging epoch, or `min_bytes` are readable in all.
     pub(super) fn on_fetch(
         &mut self,
         now: Instant,
@@ -25,45 +31,83 @@ impl Broker {
         let Message::Fetch {
             corr,
             replica_id,
-            broker_epoch: fetch_broker_epoch,
-            ref tp,
-            fetch_offset,
-            last_fetched_epoch,
-            current_leader_epoch,
+            broker_epoch,
             max_bytes,
             min_bytes,
             max_wait_ms,
-            isolation_level: _,
+            ref partitions,
+            ..
         } = msg
         else {
             unreachable!("on_fetch takes a Fetch")
         };
-        let tp = tp.clone();
-        let reply = |out: &mut Effects<BrokerTimer>,
-                     error: ErrorCode,
-                     hw: Offset,
-                     lso: Offset,
-                     diverging: Option<EpochEndOffset>,
-                     epoch: LeaderEpoch,
-                     batches: Vec<Vec<u8>>| {
-            out.send(
-                from,
-                Message::FetchResponse {
-                    corr,
-                    tp: tp.clone(),
-                    error,
-                    high_watermark: hw,
-                    last_stable_offset: hw,
-                    log_start_offset: lso,
-                    diverging_epoch: diverging,
-                    leader_epoch: epoch,
-                    batches,
-                },
-            );
+        let mut responses = Vec::with_capacity(partitions.len());
+        let mut budget = max_bytes;
+        let mut min_one = true;
+        let mut readable = 0usize;
+        let mut respond_now = partitions.is_empty();
+        for fp in partitions {
+            let r = self.fetch_partition(now, replica_id, broker_epoch, fp, (budget, min_one), out);
+            let bytes: usize = r.batches.iter().map(Vec::len).sum();
+            if bytes > 0 {
+                min_one = false;
+                budget = budget.saturating_sub(bytes.min(u32::MAX as usize) as u32);
+            }
+            readable += bytes;
+            respond_now |= r.error != ErrorCode::None || r.diverging_epoch.is_some();
+            responses.push(r);
+        }
+        // Long poll (`fetch.min.bytes`, `fetch.max.wait.ms`; Kafka's DelayedFetch): hold the
+        // request until at least `min_bytes` are readable over its partitions, one of them
+        // fails, or the wait elapses.
+        if !respond_now && readable < (min_bytes as usize).max(1) && may_park && max_wait_ms > 0 {
+            let id = self.fresh_id();
+            let watched = partitions.iter().map(|fp| fp.tp.clone()).collect();
+            self.pending_fetches
+                .insert_watching(id, watched, PendingFetch { from, msg });
+            out.timer(max_wait_ms, BrokerTimer::FetchWaitExpired { id });
+            return;
+        }
+        out.send(
+            from,
+            Message::FetchResponse {
+                corr,
+                partitions: responses,
+            },
+        );
+    }
+
+    /// One partition of a Fetch (Kafka's `Partition.fetchRecords`): at most
+    /// `min(partition_max_bytes, budget)` bytes, or the first batch whole if `min_one`. A
+    /// follower's fetch records its progress, which may expand the ISR and advance the HW.
+    fn fetch_partition(
+        &mut self,
+        now: Instant,
+        replica_id: Option<BrokerId>,
+        fetch_broker_epoch: BrokerEpoch,
+        fp: &FetchPartition,
+        (budget, min_one): (u32, bool),
+        out: &mut Effects<BrokerTimer>,
+    ) -> FetchPartitionResponse {
+        let tp = &fp.tp;
+        let fetch_offset = fp.fetch_offset;
+        let answer = |error: ErrorCode,
+                      hw: Offset,
+                      lso: Offset,
+                      diverging: Option<EpochEndOffset>,
+                      epoch: LeaderEpoch,
+                      batches: Vec<Vec<u8>>| FetchPartitionResponse {
+            tp: tp.clone(),
+            error,
+            high_watermark: hw,
+            last_stable_offset: hw,
+            log_start_offset: lso,
+            diverging_epoch: diverging,
+            leader_epoch: epoch,
+            batches,
         };
-        let Some(p) = self.partitions.get_mut(&tp) else {
-            reply(
-                out,
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return answer(
                 ErrorCode::NotLeaderOrFollower,
                 Offset(-1),
                 Offset(-1),
@@ -71,11 +115,9 @@ impl Broker {
                 LeaderEpoch::UNKNOWN,
                 vec![],
             );
-            return;
         };
         let Role::Leader(leader) = &mut p.role else {
-            reply(
-                out,
+            return answer(
                 ErrorCode::NotLeaderOrFollower,
                 Offset(-1),
                 Offset(-1),
@@ -83,68 +125,32 @@ impl Broker {
                 p.leader_epoch,
                 vec![],
             );
-            return;
         };
         let epoch = leader.leader_epoch;
         let lso = p.log.log_start_offset();
         let leo = p.log.log_end_offset();
+        let hw = p.high_watermark;
         // KIP-320 fencing.
-        if current_leader_epoch != LeaderEpoch::UNKNOWN {
-            if current_leader_epoch < epoch {
-                reply(
-                    out,
-                    ErrorCode::FencedLeaderEpoch,
-                    p.high_watermark,
-                    lso,
-                    None,
-                    epoch,
-                    vec![],
-                );
-                return;
+        if fp.current_leader_epoch != LeaderEpoch::UNKNOWN {
+            if fp.current_leader_epoch < epoch {
+                return answer(ErrorCode::FencedLeaderEpoch, hw, lso, None, epoch, vec![]);
             }
-            if current_leader_epoch > epoch {
-                reply(
-                    out,
-                    ErrorCode::UnknownLeaderEpoch,
-                    p.high_watermark,
-                    lso,
-                    None,
-                    epoch,
-                    vec![],
-                );
-                return;
+            if fp.current_leader_epoch > epoch {
+                return answer(ErrorCode::UnknownLeaderEpoch, hw, lso, None, epoch, vec![]);
             }
         }
         // Divergence check (KIP-595 style): does the fetcher's log agree with ours?
-        if last_fetched_epoch != LeaderEpoch::UNKNOWN && fetch_offset.0 > 0 {
-            let end = p.log.end_offset_for_epoch(last_fetched_epoch);
+        if fp.last_fetched_epoch != LeaderEpoch::UNKNOWN && fetch_offset.0 > 0 {
+            let end = p.log.end_offset_for_epoch(fp.last_fetched_epoch);
             if end.leader_epoch == LeaderEpoch::UNKNOWN
                 || end.end_offset < fetch_offset
-                || end.leader_epoch < last_fetched_epoch
+                || end.leader_epoch < fp.last_fetched_epoch
             {
-                reply(
-                    out,
-                    ErrorCode::None,
-                    p.high_watermark,
-                    lso,
-                    Some(end),
-                    epoch,
-                    vec![],
-                );
-                return;
+                return answer(ErrorCode::None, hw, lso, Some(end), epoch, vec![]);
             }
         }
         if fetch_offset < lso || fetch_offset > leo {
-            reply(
-                out,
-                ErrorCode::OffsetOutOfRange,
-                p.high_watermark,
-                lso,
-                None,
-                epoch,
-                vec![],
-            );
-            return;
+            return answer(ErrorCode::OffsetOutOfRange, hw, lso, None, epoch, vec![]);
         }
         let max_offset = match replica_id {
             Some(r) => {
@@ -158,40 +164,36 @@ impl Broker {
                 }
                 leo
             }
-            None => p.high_watermark,
+            None => hw,
         };
-        let batches = if fetch_offset < max_offset {
-            p.log
-                .read(fetch_offset, max_offset, max_bytes)
-                .unwrap_or_default()
+        let limit = fp.partition_max_bytes.min(budget);
+        let batches = if fetch_offset < max_offset && (min_one || limit > 0) {
+            let mut batches = p
+                .log
+                .read(fetch_offset, max_offset, limit)
+                .unwrap_or_default();
+            // Past the first partition with data, a batch larger than what is left of the
+            // response's budget is not returned (Kafka's `minOneMessage = false`).
+            if !min_one && batches.first().is_some_and(|b| b.len() > limit as usize) {
+                batches.clear();
+            }
+            batches
         } else {
             vec![]
         };
         if let Some(r) = replica_id {
-            self.maybe_expand_isr(now, &tp, r, fetch_offset, out);
-            self.maybe_advance_hw(now, &tp, out);
+            self.maybe_expand_isr(now, tp, r, fetch_offset, out);
+            self.maybe_advance_hw(now, tp, out);
         }
-        let p = self.partitions.get(&tp).expect("hosted");
-        // Long poll (`fetch.min.bytes`, `fetch.max.wait.ms`; Kafka's DelayedFetch): hold the
-        // request until at least `min_bytes` are readable or the wait elapses.
-        let readable: usize = batches.iter().map(Vec::len).sum();
-        if readable < (min_bytes as usize).max(1) && may_park && max_wait_ms > 0 {
-            let id = self.fresh_id();
-            let tp = tp.clone();
-            self.pending_fetches
-                .insert(id, tp, PendingFetch { from, msg });
-            out.timer(max_wait_ms, BrokerTimer::FetchWaitExpired { id });
-            return;
-        }
-        reply(
-            out,
+        let p = self.partitions.get(tp).expect("hosted");
+        answer(
             ErrorCode::None,
             p.high_watermark,
             p.log.log_start_offset(),
             None,
             epoch,
             batches,
-        );
+        )
     }
 
     pub(super) fn on_list_offsets(

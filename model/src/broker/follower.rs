@@ -1,8 +1,9 @@
-//! The follower's fetcher (Kafka's `ReplicaFetcherThread`, `AbstractFetcherThread`): one
-//! fetch in flight per followed partition, appending what the leader returns, learning its
-//! high watermark and log start offset, and truncating: on a diverging epoch (KIP-279 /
-//! KIP-595), on OFFSET_OUT_OF_RANGE, or, in the legacy modes `kip-101` and `kip-279`, after an
-//! OffsetsForLeaderEpoch round before fetching.
+//! The follower's side of replication, partition by partition (Kafka's
+//! `ReplicaFetcherThread.processPartitionData`, `AbstractFetcherThread`'s truncation): appending
+//! what the leader returns for one partition of a session's fetch (`fetcher_thread.rs`),
+//! learning its high watermark and log start offset, and truncating: on a diverging epoch
+//! (KIP-279 / KIP-595), on OFFSET_OUT_OF_RANGE, or, in the legacy modes `kip-101` and
+//! `kip-279`, after an OffsetsForLeaderEpoch round before the partition is fetched.
 
 use super::partition::Role;
 use super::{Broker, BrokerTimer};
@@ -14,139 +15,75 @@ use crate::record::read_header;
 use crate::types::*;
 
 impl Broker {
-    pub(super) fn send_follower_fetch(
+    /// The truncation phase of KIP-101 / KIP-279 for `tp`: ask its leader where the epoch
+    /// `epoch_lookup` ends. Unfenced, as before KIP-320: the current leader epoch is not sent.
+    /// One request per partition; the partition is not fetched until it is answered.
+    pub(super) fn send_epoch_lookup(
         &mut self,
-        _now: Instant,
         tp: &TopicPartition,
         out: &mut Effects<BrokerTimer>,
     ) {
         let corr = self.fresh_corr();
         let me = self.id;
-        let broker_epoch = self.broker_epoch;
-        let wait = self.config.replica_fetch_wait_max_ms;
-        let max_bytes = self.config.replica_fetch_max_bytes;
         let socket_timeout = self.config.controller_socket_timeout_ms;
-        let mode = self.config.replication_truncation;
-        // Before KIP-320 (high-watermark, kip-101, kip-279) fetches carried no epochs: no
-        // divergence check, no fencing. KIP-320's first try added the last fetched epoch
-        // (divergence check) but not the current leader epoch (fencing).
-        let send_last_fetched_epoch = matches!(
-            mode,
-            TruncationMode::Fenced | TruncationMode::Kip320FirstTry
-        );
-        let send_current_leader_epoch = mode == TruncationMode::Fenced;
         let Some(p) = self.partitions.get_mut(tp) else {
             return;
         };
         let Role::Follower(f) = &mut p.role else {
             return;
         };
-        let Some(leader) = f.leader else { return };
-        if f.in_flight.is_some() {
+        let (Some(leader), Some(epoch)) = (f.leader, f.epoch_lookup) else {
+            return;
+        };
+        if f.in_flight.is_some() || f.delayed {
             return;
         }
         f.in_flight = Some(corr);
-        if let Some(epoch) = f.epoch_lookup {
-            // The truncation phase of KIP-101 / KIP-279: ask where `epoch` ends on the leader.
-            // Unfenced, as before KIP-320: the current leader epoch is not sent.
-            let msg = Message::OffsetForLeaderEpoch {
-                corr,
-                replica_id: Some(me),
-                tp: tp.clone(),
-                current_leader_epoch: LeaderEpoch::UNKNOWN,
-                leader_epoch: epoch,
-            };
-            self.fetch_targets.insert(corr, (tp.clone(), leader));
-            out.send(NodeId::Broker(leader), msg);
-            out.timer(
-                socket_timeout,
-                BrokerTimer::FollowerFetchTimeout {
-                    tp: tp.clone(),
-                    corr,
-                },
-            );
-            return;
-        }
-        let msg = Message::Fetch {
+        let msg = Message::OffsetForLeaderEpoch {
             corr,
             replica_id: Some(me),
-            broker_epoch,
             tp: tp.clone(),
-            fetch_offset: p.log.log_end_offset(),
-            last_fetched_epoch: if send_last_fetched_epoch {
-                p.log.epoch_of_last_batch()
-            } else {
-                LeaderEpoch::UNKNOWN
-            },
-            current_leader_epoch: if send_current_leader_epoch {
-                f.leader_epoch
-            } else {
-                LeaderEpoch::UNKNOWN
-            },
-            max_bytes,
-            min_bytes: 1,
-            max_wait_ms: wait,
-            isolation_level: IsolationLevel::ReadUncommitted,
+            current_leader_epoch: LeaderEpoch::UNKNOWN,
+            leader_epoch: epoch,
         };
         self.fetch_targets.insert(corr, (tp.clone(), leader));
         out.send(NodeId::Broker(leader), msg);
         out.timer(
-            wait + socket_timeout,
-            BrokerTimer::FollowerFetchTimeout {
+            socket_timeout,
+            BrokerTimer::EpochLookupTimeout {
                 tp: tp.clone(),
                 corr,
             },
         );
     }
 
-    pub(super) fn schedule_follower_fetch(
+    /// One partition of a session's fetch response, for a partition still following with
+    /// the generation the request was sent for. Returns `false` when the partition must back
+    /// off (`replica.fetch.backoff.ms`: an error such as NOT_LEADER_OR_FOLLOWER or
+    /// FENCED_LEADER_EPOCH), `true` when it may be fetched again at once (data appended, or
+    /// truncated after a diverging epoch or OFFSET_OUT_OF_RANGE).
+    pub(super) fn on_fetched_partition(
         &mut self,
-        tp: &TopicPartition,
-        after_ms: u64,
+        r: FetchPartitionResponse,
         out: &mut Effects<BrokerTimer>,
-    ) {
-        let Some(p) = self.partitions.get_mut(tp) else {
-            return;
-        };
-        let Role::Follower(f) = &mut p.role else {
-            return;
-        };
-        f.in_flight = None;
-        out.timer(
-            after_ms,
-            BrokerTimer::FollowerFetch {
-                tp: tp.clone(),
-                generation: f.generation,
-            },
-        );
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_fetch_response(
-        &mut self,
-        _now: Instant,
-        corr: CorrelationId,
-        tp: TopicPartition,
-        error: ErrorCode,
-        (high_watermark, leader_log_start_offset): (Offset, Offset),
-        diverging: Option<EpochEndOffset>,
-        batches: Vec<Vec<u8>>,
-        out: &mut Effects<BrokerTimer>,
-    ) {
-        self.fetch_targets.remove(&corr);
+    ) -> bool {
+        let FetchPartitionResponse {
+            tp,
+            error,
+            high_watermark,
+            log_start_offset: leader_log_start_offset,
+            diverging_epoch: diverging,
+            batches,
+            ..
+        } = r;
         let me = self.id;
-        let backoff = self.config.replica_fetch_backoff_ms;
         let flush_interval = self.flush_interval_messages(&tp.topic);
         let Some(p) = self.partitions.get_mut(&tp) else {
-            return;
+            return true;
         };
-        let Role::Follower(f) = &mut p.role else {
-            return;
-        };
-        if f.in_flight != Some(corr) {
-            return;
+        if !matches!(p.role, Role::Follower(_)) {
+            return true;
         }
-        f.in_flight = None;
         if error != ErrorCode::None {
             if error == ErrorCode::OffsetOutOfRange && p.log.log_end_offset() > high_watermark {
                 // Our log is longer than the leader's: cut back to what is committed.
@@ -165,7 +102,7 @@ impl Broker {
                     reason: "offset-out-of-range".into(),
                 });
                 self.rebuild_producers(&tp);
-                self.schedule_follower_fetch(&tp, 0, out);
+                return true;
             } else if error == ErrorCode::OffsetOutOfRange
                 && p.log.log_end_offset() < leader_log_start_offset
             {
@@ -194,11 +131,9 @@ impl Broker {
                     reason: "offset-out-of-range".into(),
                 });
                 self.rebuild_producers(&tp);
-                self.schedule_follower_fetch(&tp, 0, out);
-            } else {
-                self.schedule_follower_fetch(&tp, backoff, out);
+                return true;
             }
-            return;
+            return false;
         }
         let mut ops = Vec::new();
         if let Some(end) = diverging {
@@ -230,8 +165,7 @@ impl Broker {
                 });
             }
             self.rebuild_producers(&tp);
-            self.schedule_follower_fetch(&tp, 0, out);
-            return;
+            return true;
         }
         let segments_before = p.log.segments().len();
         let mut append_error = None;
@@ -305,7 +239,7 @@ impl Broker {
                 reason: "leader-log-start-offset".into(),
             });
         }
-        self.schedule_follower_fetch(&tp, 0, out);
+        true
     }
 
     /// The follower's truncation phase in modes `kip-101` and `kip-279`.
@@ -323,7 +257,7 @@ impl Broker {
     /// Then the follower starts fetching.
     pub(super) fn on_offset_for_leader_epoch_response(
         &mut self,
-        _now: Instant,
+        now: Instant,
         corr: CorrelationId,
         tp: TopicPartition,
         error: ErrorCode,
@@ -345,7 +279,7 @@ impl Broker {
         }
         f.in_flight = None;
         if error != ErrorCode::None {
-            self.schedule_follower_fetch(&tp, backoff, out);
+            self.delay_follower_partition(&tp, backoff, out);
             return;
         }
         let leo = p.log.log_end_offset();
@@ -380,7 +314,7 @@ impl Broker {
                 // Ask again for my largest epoch below the leader's answer.
                 assert!(mine.leader_epoch < end.leader_epoch);
                 f.epoch_lookup = Some(mine.leader_epoch);
-                self.schedule_follower_fetch(&tp, 0, out);
+                self.follower_partition_ready(now, &tp, out);
                 return;
             }
         };
@@ -401,7 +335,7 @@ impl Broker {
             });
             self.rebuild_producers(&tp);
         }
-        self.schedule_follower_fetch(&tp, 0, out);
+        self.follower_partition_ready(now, &tp, out);
     }
 
     pub(super) fn rebuild_producers(&mut self, tp: &TopicPartition) {
@@ -410,62 +344,30 @@ impl Broker {
         }
     }
 
-    /// The fetch backoff of `tp` elapsed: fetch again if the role did not change meanwhile.
-    pub(super) fn on_follower_fetch_due(
+    /// An OffsetsForLeaderEpoch got no answer in time: forget it and ask again.
+    pub(super) fn on_epoch_lookup_timeout(
         &mut self,
         now: Instant,
-        tp: TopicPartition,
-        generation: u64,
-        out: &mut Effects<BrokerTimer>,
-    ) {
-        let current = self.partitions.get(&tp).map(|p| p.generation);
-        if current == Some(generation) {
-            self.send_follower_fetch(now, &tp, out);
-        }
-    }
-
-    /// A follower fetch got no answer in time: forget it and fetch again.
-    pub(super) fn on_follower_fetch_timeout(
-        &mut self,
         tp: TopicPartition,
         corr: CorrelationId,
         out: &mut Effects<BrokerTimer>,
     ) {
-        let stuck = matches!(
-            self.partitions.get(&tp).map(|p| &p.role),
-            Some(Role::Follower(f)) if f.in_flight == Some(corr)
-        );
-        if stuck {
+        let Some(p) = self.partitions.get_mut(&tp) else {
+            return;
+        };
+        let Role::Follower(f) = &mut p.role else {
+            return;
+        };
+        if f.in_flight == Some(corr) {
+            f.in_flight = None;
             self.fetch_targets.remove(&corr);
-            self.schedule_follower_fetch(&tp, 0, out);
+            self.follower_partition_ready(now, &tp, out);
         }
     }
 
-    /// The connection to broker `b` broke.
-    pub(super) fn fetches_to_broker_lost(&mut self, b: BrokerId, out: &mut Effects<BrokerTimer>) {
-        // Follower fetches in flight to that broker will not be answered.
-        let lost: Vec<(CorrelationId, TopicPartition)> = self
-            .fetch_targets
-            .iter()
-            .filter(|(_, (_, l))| *l == b)
-            .map(|(c, (tp, _))| (*c, tp.clone()))
-            .collect();
-        let backoff = self.config.replica_fetch_backoff_ms;
-        for (corr, tp) in lost {
-            self.fetch_targets.remove(&corr);
-            let stuck = matches!(
-                self.partitions.get(&tp).map(|p| &p.role),
-                Some(Role::Follower(f)) if f.in_flight == Some(corr)
-            );
-            if stuck {
-                self.schedule_follower_fetch(&tp, backoff, out);
-            }
-        }
-    }
-
-    /// A follower's Fetch or OffsetsForLeaderEpoch could not be sent: try again after the
-    /// backoff.
-    pub(super) fn follower_fetch_send_failed(
+    /// A follower's OffsetsForLeaderEpoch was lost (not sent, or its connection closed): ask
+    /// again after the backoff.
+    pub(super) fn epoch_lookup_failed(
         &mut self,
         corr: CorrelationId,
         tp: TopicPartition,
@@ -478,7 +380,7 @@ impl Broker {
         );
         if stuck {
             let backoff = self.config.replica_fetch_backoff_ms;
-            self.schedule_follower_fetch(&tp, backoff, out);
+            self.delay_follower_partition(&tp, backoff, out);
         }
     }
 }

@@ -13,8 +13,10 @@
 //!   fetch requests waiting for the high watermark or for data.
 //! * `fetch.rs` (`ReplicaManager.fetchMessages`): the leader's side of Fetch, ListOffsets and
 //!   OffsetsForLeaderEpoch.
-//! * `follower.rs` (`ReplicaFetcherThread`, `AbstractFetcherThread`): the follower's fetches,
-//!   their answers, and truncation.
+//! * `fetcher_thread.rs` (`AbstractFetcherManager`, `AbstractFetcherThread`): one fetch session
+//!   per leader broker, carrying all the partitions followed from it.
+//! * `follower.rs` (`ReplicaFetcherThread`): one partition's part of a fetch response, and
+//!   truncation.
 //! * `log_manager.rs` (`LogManager.scala`): flush, retention, cleaner, log checkpoints.
 //! * `zk_session.rs` (`KafkaZkClient`): the coordination-node session, registration and the
 //!   controller election.
@@ -31,6 +33,7 @@
 mod controller_host;
 mod coordinators;
 mod fetch;
+mod fetcher_thread;
 mod follower;
 mod log_manager;
 mod metadata_cache;
@@ -58,6 +61,7 @@ use crate::protocol::*;
 use crate::touched::TouchedMap;
 use crate::types::*;
 use crate::zk_client::{SessionState, ZkClient};
+use fetcher_thread::ReplicaFetcher;
 use log_manager::parse_dir;
 use partition::{Partition, Role};
 use purgatory::{PendingFetch, PendingProduce, ProduceRequestState, Purgatory};
@@ -76,13 +80,18 @@ pub enum BrokerTimer {
     FetchWaitExpired {
         id: u64,
     },
-    /// Send the next follower fetch for `tp` if generation still matches.
+    /// The backoff of follower partition `tp` ends, if its generation still matches.
     FollowerFetch {
         tp: TopicPartition,
         generation: u64,
     },
-    /// A follower fetch got no answer in time.
+    /// The fetch session's Fetch `corr` to `leader` got no answer in time.
     FollowerFetchTimeout {
+        leader: BrokerId,
+        corr: CorrelationId,
+    },
+    /// A follower's OffsetsForLeaderEpoch (legacy truncation modes) got no answer in time.
+    EpochLookupTimeout {
         tp: TopicPartition,
         corr: CorrelationId,
     },
@@ -132,8 +141,10 @@ pub struct Broker {
     produce_requests: BTreeMap<u64, ProduceRequestState>,
     pending_fetches: Purgatory<PendingFetch>,
     next_producer_id: i64,
-    /// Leader fetches waiting for a reply, to the leader they went to.
+    /// Follower OffsetsForLeaderEpoch requests waiting for a reply, to the leader they went to.
     fetch_targets: BTreeMap<CorrelationId, (TopicPartition, BrokerId)>,
+    /// The replica fetcher sessions, one per leader broker (`fetcher_thread.rs`).
+    fetchers: BTreeMap<BrokerId, ReplicaFetcher>,
     next_corr: u64,
     /// Brokers the controller will resend its state to (one timer each).
     controller_resends: BTreeSet<BrokerId>,
@@ -237,6 +248,7 @@ impl Broker {
             pending_fetches: Purgatory::default(),
             next_producer_id: 0,
             fetch_targets: BTreeMap::new(),
+            fetchers: BTreeMap::new(),
             next_corr: 1,
             controller_resends: BTreeSet::new(),
             zk_last_heard: Instant(0),
@@ -426,25 +438,9 @@ impl Actor for Broker {
                 partitions,
             } => self.on_produce_request(now, from, corr, acks, timeout_ms, partitions, out),
             m @ Message::Fetch { .. } => self.on_fetch(now, from, m, true, out),
-            Message::FetchResponse {
-                corr,
-                tp,
-                error,
-                high_watermark,
-                log_start_offset,
-                diverging_epoch,
-                batches,
-                ..
-            } => self.on_fetch_response(
-                now,
-                corr,
-                tp,
-                error,
-                (high_watermark, log_start_offset),
-                diverging_epoch,
-                batches,
-                out,
-            ),
+            Message::FetchResponse { corr, partitions } => {
+                self.on_fetch_response(now, corr, partitions, out)
+            }
             Message::Metadata { corr, topics } => self.on_metadata(from, corr, topics, out),
             Message::ListOffsets {
                 corr,
@@ -595,8 +591,11 @@ impl Actor for Broker {
             BrokerTimer::FollowerFetch { tp, generation } => {
                 self.on_follower_fetch_due(now, tp, generation, out)
             }
-            BrokerTimer::FollowerFetchTimeout { tp, corr } => {
-                self.on_follower_fetch_timeout(tp, corr, out)
+            BrokerTimer::FollowerFetchTimeout { leader, corr } => {
+                self.on_follower_fetch_timeout(now, leader, corr, out)
+            }
+            BrokerTimer::EpochLookupTimeout { tp, corr } => {
+                self.on_epoch_lookup_timeout(now, tp, corr, out)
             }
             BrokerTimer::IsrCheck => {
                 self.check_isr_shrink(now, out);
@@ -682,8 +681,9 @@ impl Actor for Broker {
         out: &mut Effects<BrokerTimer>,
     ) {
         match msg {
-            Message::Fetch { corr, tp, .. } | Message::OffsetForLeaderEpoch { corr, tp, .. } => {
-                self.follower_fetch_send_failed(corr, tp, out)
+            Message::Fetch { corr, .. } => self.fetch_request_failed(corr, out),
+            Message::OffsetForLeaderEpoch { corr, tp, .. } => {
+                self.epoch_lookup_failed(corr, tp, out)
             }
             Message::Zk { .. } if self.zk.state == SessionState::Connecting => {
                 self.zk_connect_lost(out)

@@ -65,7 +65,12 @@ impl LeaderState {
 pub(super) struct FollowerState {
     pub(super) leader: Option<BrokerId>,
     pub(super) leader_epoch: LeaderEpoch,
+    /// The OffsetsForLeaderEpoch in flight (legacy modes); fetches go out in the leader's
+    /// session (`fetcher_thread.rs`).
     pub(super) in_flight: Option<CorrelationId>,
+    /// Backing off after an error (`replica.fetch.backoff.ms`): left out of the session's
+    /// fetches until the `FollowerFetch` timer fires.
+    pub(super) delayed: bool,
     /// Bumped on every role change so stale timers are ignored.
     pub(super) generation: u64,
     /// The truncation phase of the legacy modes `kip-101` and `kip-279`: while `Some(epoch)`,

@@ -22,7 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// the operations of one partition costs what waits on it, not what waits on the whole broker.
 #[derive(Debug, Clone)]
 pub(super) struct Purgatory<T> {
-    ops: BTreeMap<u64, (TopicPartition, T)>,
+    /// Each operation with the partitions it watches (one for a produce, every partition of
+    /// the request for a fetch).
+    ops: BTreeMap<u64, (Vec<TopicPartition>, T)>,
     by_partition: BTreeMap<TopicPartition, BTreeSet<u64>>,
 }
 
@@ -38,21 +40,32 @@ impl<T> Default for Purgatory<T> {
 impl<T> Purgatory<T> {
     /// Parks `op` under `id`, watching `tp`. Panics if `id` is already parked.
     pub(super) fn insert(&mut self, id: u64, tp: TopicPartition, op: T) {
-        let fresh = self.by_partition.entry(tp.clone()).or_default().insert(id);
-        let prev = self.ops.insert(id, (tp, op));
-        assert!(
-            fresh && prev.is_none(),
-            "delayed operation {id} parked twice"
-        );
+        self.insert_watching(id, vec![tp], op);
+    }
+
+    /// Parks `op` under `id`, watching every partition of `tps` (Kafka's
+    /// `tryCompleteElseWatch` with one key per partition of a fetch). Panics if `id` is
+    /// already parked.
+    pub(super) fn insert_watching(&mut self, id: u64, tps: Vec<TopicPartition>, op: T) {
+        for tp in &tps {
+            self.by_partition.entry(tp.clone()).or_default().insert(id);
+        }
+        let prev = self.ops.insert(id, (tps, op));
+        assert!(prev.is_none(), "delayed operation {id} parked twice");
     }
 
     /// Takes the operation `id` out, if it is still parked.
     pub(super) fn remove(&mut self, id: u64) -> Option<T> {
-        let (tp, op) = self.ops.remove(&id)?;
-        let watchers = self.by_partition.get_mut(&tp).expect("indexed");
-        assert!(watchers.remove(&id), "delayed operation {id} not indexed");
-        if watchers.is_empty() {
-            self.by_partition.remove(&tp);
+        let (tps, op) = self.ops.remove(&id)?;
+        for tp in &tps {
+            // A partition listed twice in one request was unwatched already.
+            let Some(watchers) = self.by_partition.get_mut(tp) else {
+                continue;
+            };
+            watchers.remove(&id);
+            if watchers.is_empty() {
+                self.by_partition.remove(tp);
+            }
         }
         Some(op)
     }
@@ -214,35 +227,20 @@ impl Broker {
         }
     }
 
-    /// Answer parked fetches of `tp` that now have data (new records for followers, a higher
-    /// HW for consumers).
+    /// Answer parked fetches watching `tp` that can complete now (Kafka's
+    /// `DelayedFetch.tryComplete`): the bytes readable over all their partitions (new records
+    /// for followers, a higher HW for consumers) reach `min_bytes`, or one of their
+    /// partitions is no longer led here or its leader epoch moved (Kafka's cases A and H).
     pub(super) fn complete_delayed_fetches(
         &mut self,
         now: Instant,
         tp: &TopicPartition,
         out: &mut Effects<BrokerTimer>,
     ) {
-        let Some(p) = self.partitions.get(tp) else {
-            return;
-        };
-        let leo = p.log.log_end_offset();
-        let hw = p.high_watermark;
-        let ready = self.pending_fetches.select(tp, |pf| match &pf.msg {
-            Message::Fetch {
-                fetch_offset,
-                replica_id,
-                min_bytes,
-                max_bytes,
-                ..
-            } => {
-                let limit = if replica_id.is_some() { leo } else { hw };
-                *fetch_offset < limit
-                    && (*min_bytes <= 1
-                        || fetch_ready_bytes(&p.log, *fetch_offset, limit, *max_bytes)
-                            >= *min_bytes as usize)
-            }
-            _ => false,
-        });
+        let partitions = &self.partitions;
+        let ready = self
+            .pending_fetches
+            .select(tp, |pf| delayed_fetch_ready(partitions, &pf.msg, tp));
         for id in ready {
             // Answering one fetch can advance the HW and complete others from a nested call
             // (a follower's fetch moves the HW, which completes consumers' long polls): those
@@ -266,6 +264,69 @@ impl Broker {
             self.on_fetch(now, pf.from, pf.msg, false, out);
         }
     }
+}
+
+/// Whether a parked fetch can be answered now (Kafka's `DelayedFetch.tryComplete`).
+/// `changed` is the partition whose change is being checked: looked at first, so that a
+/// fetch of many partitions is usually decided by it alone.
+fn delayed_fetch_ready(
+    partitions: &crate::touched::TouchedMap<TopicPartition, super::partition::Partition>,
+    msg: &Message,
+    changed: &TopicPartition,
+) -> bool {
+    let Message::Fetch {
+        replica_id,
+        min_bytes,
+        partitions: wanted,
+        ..
+    } = msg
+    else {
+        return false;
+    };
+    // `None`: the fetch completes now (Kafka's cases A, D, H: the partition is gone, led
+    // elsewhere, or its leader epoch moved); else the bytes readable there now.
+    let readable = |fp: &FetchPartition| -> Option<usize> {
+        let p = partitions.get(&fp.tp)?;
+        let Role::Leader(l) = &p.role else {
+            return None;
+        };
+        if fp.current_leader_epoch != LeaderEpoch::UNKNOWN
+            && fp.current_leader_epoch != l.leader_epoch
+        {
+            return None;
+        }
+        let limit = if replica_id.is_some() {
+            p.log.log_end_offset()
+        } else {
+            p.high_watermark
+        };
+        Some(if fp.fetch_offset >= limit {
+            0
+        } else if *min_bytes <= 1 {
+            1
+        } else {
+            fetch_ready_bytes(&p.log, fp.fetch_offset, limit, fp.partition_max_bytes)
+        })
+    };
+    let enough = (*min_bytes as usize).max(1);
+    if let Some(fp) = wanted.iter().find(|fp| fp.tp == *changed) {
+        match readable(fp) {
+            None => return true,
+            Some(n) if n >= enough => return true,
+            Some(_) => {}
+        }
+    }
+    let mut accumulated = 0usize;
+    for fp in wanted {
+        match readable(fp) {
+            None => return true,
+            Some(n) => accumulated += n,
+        }
+        if accumulated >= enough {
+            return true;
+        }
+    }
+    false
 }
 
 /// How many bytes a fetch from `from` below `limit` would return now (whole batches, at most

@@ -7,7 +7,9 @@
 //! Each partition has one **leader** and zero or more **followers**, chosen by the controller
 //! and announced with LeaderAndIsr carrying a **leader epoch**. Producers write to the leader,
 //! which appends to its log, advancing its **log end offset (LEO)**. Followers pull with
-//! `Fetch(fetch_offset = their LEO, last_fetched_epoch, current_leader_epoch)`:
+//! `Fetch(fetch_offset = their LEO, last_fetched_epoch, current_leader_epoch)` for each
+//! partition, one Fetch per leader broker carrying all the partitions followed from it
+//! (`fetcher_thread.rs`); each partition of it is checked on its own:
 //!
 //! * the leader **fences** a fetch whose `current_leader_epoch` is older (FENCED_LEADER_EPOCH)
 //!   or newer (UNKNOWN_LEADER_EPOCH) than its own (KIP-320), so a follower still on an old
@@ -133,6 +135,9 @@ impl Broker {
             }
             self.apply_partition_state(now, state, out);
         }
+        // The new followers joined their leaders' sessions; each session fetches all of them
+        // in one request (Kafka's `addFetcherForPartitions` for the whole LeaderAndIsr).
+        self.fetchers_do_work_all(now, out);
         out.send(
             from,
             Message::LeaderAndIsrResponse {
@@ -262,6 +267,8 @@ impl Broker {
         self.coordinator_become_leader(&tp, out);
         // A sole-replica ISR can advance the HW at once.
         self.maybe_advance_hw(now, &tp, out);
+        // Fetches parked with the previous leader epoch are fenced now (DelayedFetch case H).
+        self.complete_delayed_fetches(now, &tp, out);
     }
 
     pub(super) fn make_follower(
@@ -299,6 +306,7 @@ impl Broker {
             leader: state.leader,
             leader_epoch: state.leader_epoch,
             in_flight: None,
+            delayed: false,
             generation,
             epoch_lookup,
             append_failed_at: None,
@@ -336,9 +344,12 @@ impl Broker {
             self.rebuild_producers(&tp);
         }
         self.fail_pending_produces(&tp, ErrorCode::NotLeaderOrFollower, out);
+        // Fetches parked on this partition answer now with NOT_LEADER_OR_FOLLOWER for it
+        // (Kafka's `completeDelayedFetchOrProduceRequests` on becoming a follower).
+        self.complete_delayed_fetches(now, &tp, out);
         self.coordinator_resign(&tp, out);
         if state.leader.is_some() {
-            self.send_follower_fetch(now, &tp, out);
+            self.add_fetcher_partition(&tp, out);
         }
     }
 

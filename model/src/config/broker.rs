@@ -45,6 +45,12 @@ pub struct BrokerConfig {
     pub replica_fetch_max_bytes: u32,
     /// `replica.fetch.backoff.ms` (1000).
     pub replica_fetch_backoff_ms: u64,
+    /// `replica.fetch.min.bytes` (1): the bytes a follower's fetch waits for, summed over
+    /// its partitions, before the leader answers it (or `replica.fetch.wait.max.ms` elapses).
+    pub replica_fetch_min_bytes: u32,
+    /// `replica.fetch.response.max.bytes` (10485760): the bytes one follower fetch response
+    /// may carry over all its partitions (the first batch is returned even if larger).
+    pub replica_fetch_response_max_bytes: u32,
     /// `log.segment.bytes` (1073741824).
     pub log_segment_bytes: u64,
     /// `log.flush.interval.messages` (Long.MAX_VALUE: never forced).
@@ -140,6 +146,8 @@ impl Default for BrokerConfig {
             replica_fetch_wait_max_ms: 500,
             replica_fetch_max_bytes: 1_048_576,
             replica_fetch_backoff_ms: 1_000,
+            replica_fetch_min_bytes: 1,
+            replica_fetch_response_max_bytes: 10_485_760,
             log_segment_bytes: 1 << 30,
             log_flush_interval_messages: u64::MAX,
             log_flush_interval_ms: None,
@@ -187,6 +195,8 @@ pub(super) const BROKER_KEYS: &[KeyDef] = &[
     k("replica.fetch.wait.max.ms", MS32),
     k("replica.fetch.max.bytes", Ty::Int(0, I32)),
     k("replica.fetch.backoff.ms", MS32),
+    k("replica.fetch.min.bytes", Ty::Int(1, I32)),
+    k("replica.fetch.response.max.bytes", Ty::Int(0, I32)),
     k("replica.high.watermark.checkpoint.interval.ms", MS),
     k("log.segment.bytes", Ty::Int(14, I32)),
     k("log.index.interval.bytes", Ty::Int(0, I32)),
@@ -257,6 +267,12 @@ impl BrokerConfig {
         }
         if let Some(v) = p.num("replica.fetch.backoff.ms") {
             c.replica_fetch_backoff_ms = v as u64;
+        }
+        if let Some(v) = p.num("replica.fetch.min.bytes") {
+            c.replica_fetch_min_bytes = v as u32;
+        }
+        if let Some(v) = p.num("replica.fetch.response.max.bytes") {
+            c.replica_fetch_response_max_bytes = v as u32;
         }
         if let Some(v) = p.num("replica.high.watermark.checkpoint.interval.ms") {
             c.replica_high_watermark_checkpoint_interval_ms = v as u64;

@@ -3,14 +3,18 @@
 //! buffered records for `poll()`, stopping at a record the application cannot read.
 //!
 //! # Fetching
-//! One fetch per partition at a time, to its leader, with `fetch.min.bytes` and
+//! One Fetch per broker at a time, covering every partition led by that broker whose position
+//! is ready to fetch (Kafka's `AbstractFetch.prepareFetchRequests`: partitions of a node with a
+//! fetch in flight wait for it), with `fetch.min.bytes` summed over its partitions and
 //! `fetch.max.wait.ms` (the broker holds the request until enough bytes are readable or the
-//! wait elapses: a long poll) and at most `min(max.partition.fetch.bytes, fetch.max.bytes)`
-//! bytes (the broker still returns a first batch larger than that, as Kafka does, so the
-//! consumer always makes progress). The consumer reads below the leader's high watermark only
-//! (`read_uncommitted`). Kafka sends one fetch per broker covering all its partitions, which
-//! `fetch.max.bytes` bounds as a whole; here each partition has its own request, so
-//! `fetch.max.bytes` caps each one.
+//! wait elapses: a long poll), at most `max.partition.fetch.bytes` per partition and
+//! `fetch.max.bytes` for the whole response (the broker still returns a first batch larger
+//! than that, as Kafka does, so the consumer always makes progress). Errors in the response are
+//! per partition: one partition's OFFSET_OUT_OF_RANGE or NOT_LEADER_OR_FOLLOWER leaves the
+//! others' records to be buffered. The consumer reads below the leader's high watermark only
+//! (`read_uncommitted`). Partitions go into a request in assignment order; Kafka's consumer
+//! moves a partition whose records the application took to the end of that order, which
+//! matters only when `fetch.max.bytes` is smaller than what the partitions have to return.
 
 use super::deserializers::deserialize_value;
 use super::subscription_state::{FetchPosition, FetchState, ResetReason};
@@ -89,39 +93,74 @@ impl ConsumerClient {
                 Pending::OffsetForLeaderEpoch(tp.clone()),
                 out,
             ),
-            FetchState::Fetching(position) => {
-                // Do not fetch more while the application has a backlog to poll.
-                if self.buffer.len() >= 4 * self.config.max_poll_records as usize {
-                    return;
-                }
-                let cfg = &self.config;
-                let max_bytes = cfg.max_partition_fetch_bytes.min(cfg.fetch_max_bytes);
-                let (min_bytes, max_wait_ms, isolation_level) = (
-                    cfg.fetch_min_bytes,
-                    cfg.fetch_max_wait_ms,
-                    cfg.isolation_level,
-                );
-                self.send(
-                    leader,
-                    |corr| Message::Fetch {
-                        corr,
-                        replica_id: None,
-                        broker_epoch: BrokerEpoch(-1),
-                        tp: tp2,
-                        fetch_offset: position.offset,
-                        last_fetched_epoch: LeaderEpoch::UNKNOWN,
-                        current_leader_epoch: epoch,
-                        max_bytes,
-                        min_bytes,
-                        max_wait_ms,
-                        isolation_level,
-                    },
-                    Pending::Fetch(tp.clone()),
-                    out,
-                )
+            FetchState::Fetching(_) => {
+                self.fetch_from(leader, out);
+                return;
             }
         };
         self.partitions.get_mut(tp).expect("assigned").in_flight = Some(corr);
+    }
+
+    /// Sends one Fetch to `leader` for every partition it leads whose position is ready to
+    /// fetch, unless a Fetch to it is in flight or the application has a backlog to poll.
+    fn fetch_from(&mut self, leader: BrokerId, out: &mut Effects<ConsumerTimer>) {
+        // Do not fetch more while the application has a backlog to poll.
+        if self.buffer.len() >= 4 * self.config.max_poll_records as usize {
+            return;
+        }
+        let node = NodeId::Broker(leader);
+        if self
+            .pending
+            .values()
+            .any(|(what, to)| *to == node && matches!(what, Pending::Fetch(_)))
+        {
+            return;
+        }
+        let cfg = &self.config;
+        let partition_max_bytes = cfg.max_partition_fetch_bytes;
+        let wanted: Vec<FetchPartition> = self
+            .partitions
+            .iter()
+            .filter(|(_, s)| s.leader == Some(leader) && s.in_flight.is_none())
+            .filter_map(|(tp, s)| match s.state {
+                FetchState::Fetching(position) => Some(FetchPartition {
+                    tp: tp.clone(),
+                    fetch_offset: position.offset,
+                    last_fetched_epoch: LeaderEpoch::UNKNOWN,
+                    current_leader_epoch: s.leader_epoch,
+                    partition_max_bytes,
+                }),
+                _ => None,
+            })
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let (max_bytes, min_bytes, max_wait_ms, isolation_level) = (
+            cfg.fetch_max_bytes,
+            cfg.fetch_min_bytes,
+            cfg.fetch_max_wait_ms,
+            cfg.isolation_level,
+        );
+        let tps: Vec<TopicPartition> = wanted.iter().map(|fp| fp.tp.clone()).collect();
+        let corr = self.send(
+            leader,
+            |corr| Message::Fetch {
+                corr,
+                replica_id: None,
+                broker_epoch: BrokerEpoch(-1),
+                max_bytes,
+                min_bytes,
+                max_wait_ms,
+                isolation_level,
+                partitions: wanted,
+            },
+            Pending::Fetch(tps.clone()),
+            out,
+        );
+        for tp in &tps {
+            self.partitions.get_mut(tp).expect("assigned").in_flight = Some(corr);
+        }
     }
 
     /// A record at `offset` that the application cannot read: `poll()` throws and the position
@@ -176,25 +215,59 @@ impl ConsumerClient {
         self.retry_later(tp, out);
     }
 
+    /// The answer to a Fetch for `tps`: each partition's records or error on its own (a
+    /// partition superseded since, by a seek or a new position to validate, is skipped), then
+    /// the next requests go out (Kafka's `AbstractFetch.handleFetchSuccess` and
+    /// `FetchCollector`).
     pub(super) fn on_fetch_response(
         &mut self,
-        tp: TopicPartition,
+        tps: Vec<TopicPartition>,
         corr: CorrelationId,
-        error: ErrorCode,
-        batches: Vec<Vec<u8>>,
+        responses: Vec<FetchPartitionResponse>,
         out: &mut Effects<ConsumerTimer>,
     ) {
-        let Some(s) = self.partitions.get_mut(&tp) else {
-            return;
-        };
-        if s.in_flight != Some(corr) {
-            return; // superseded by a seek
+        // Every partition of the request is free to fetch again once its answer is read.
+        let mut mine = std::collections::BTreeSet::new();
+        for tp in &tps {
+            if let Some(s) = self.partitions.get_mut(tp) {
+                if s.in_flight == Some(corr) {
+                    s.in_flight = None;
+                    mine.insert(tp.clone());
+                }
+            }
         }
-        s.in_flight = None;
+        let mut added = false;
+        for r in responses {
+            if mine.contains(&r.tp) {
+                added |= self.on_fetched_partition(r, out);
+            }
+        }
+        if added && self.blocked_poll.is_some() {
+            self.complete_poll(out);
+        }
+        // Every partition of the request, answered or superseded (a seek's new position
+        // waited for this request to return), may fetch again.
+        for tp in &tps {
+            self.fetch_one(tp, out);
+        }
+    }
+
+    /// One partition of a fetch response; returns whether records were buffered. Sends
+    /// nothing: the caller fetches again.
+    fn on_fetched_partition(
+        &mut self,
+        r: FetchPartitionResponse,
+        out: &mut Effects<ConsumerTimer>,
+    ) -> bool {
+        let FetchPartitionResponse {
+            tp, error, batches, ..
+        } = r;
+        let Some(s) = self.partitions.get_mut(&tp) else {
+            return false;
+        };
         let FetchState::Fetching(mut position) = s.state else {
             // The position awaits validation (or a reset) since: the answer is stale.
-            self.fetch_one(&tp, out);
-            return;
+            return false;
         };
         match error {
             ErrorCode::None => {}
@@ -203,13 +276,12 @@ impl ConsumerClient {
                     reason: ResetReason::OffsetOutOfRange,
                     from: Some(position),
                 };
-                self.fetch_one(&tp, out);
-                return;
+                return false;
             }
             _ => {
                 // FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER, ...
                 self.leader_lost(&tp, out);
-                return;
+                return false;
             }
         }
         let mut added = false;
@@ -245,18 +317,138 @@ impl ConsumerClient {
             }
         }
         let Some(s) = self.partitions.get_mut(&tp) else {
-            return;
+            return added;
         };
-        if matches!(s.state, FetchState::Blocked(_)) {
-            if added && self.blocked_poll.is_some() {
-                self.complete_poll(out);
-            }
-            return;
+        if !matches!(s.state, FetchState::Blocked(_)) {
+            s.state = FetchState::Fetching(position);
         }
-        s.state = FetchState::Fetching(position);
-        if added && self.blocked_poll.is_some() {
-            self.complete_poll(out);
+        added
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConsumerConfig;
+    use crate::effects::Actor;
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new("events", p)
+    }
+
+    fn deliver(c: &mut ConsumerClient, msg: Message) -> Vec<Message> {
+        let mut out = Effects::new();
+        c.on_message(Instant(0), NodeId::Broker(BrokerId(0)), msg, &mut out);
+        out.sent()
+    }
+
+    fn corr(m: &Message) -> CorrelationId {
+        match m {
+            Message::Metadata { corr, .. }
+            | Message::ListOffsets { corr, .. }
+            | Message::Fetch { corr, .. } => *corr,
+            other => panic!("unexpected {other:?}"),
         }
-        self.fetch_one(&tp, out);
+    }
+
+    fn fetched(m: &Message) -> Vec<(i32, i64)> {
+        match m {
+            Message::Fetch { partitions, .. } => partitions
+                .iter()
+                .map(|p| (p.tp.partition, p.fetch_offset.0))
+                .collect(),
+            other => panic!("expected a Fetch, got {other:?}"),
+        }
+    }
+
+    fn answer(tp: TopicPartition, error: ErrorCode, records: i64) -> FetchPartitionResponse {
+        let batches = if records > 0 {
+            let values = (0..records)
+                .map(|i| (None, Some((i as u64).to_be_bytes().to_vec())))
+                .collect();
+            vec![RecordBatch::new(values, 0).encode()]
+        } else {
+            vec![]
+        };
+        FetchPartitionResponse {
+            tp,
+            error,
+            high_watermark: Offset(100),
+            last_stable_offset: Offset(100),
+            log_start_offset: Offset(0),
+            diverging_epoch: None,
+            leader_epoch: LeaderEpoch(0),
+            batches,
+        }
+    }
+
+    /// Kafka's consumer sends one Fetch per broker for all the partitions it leads (a
+    /// partition ready while one is in flight waits for it), and handles each partition of
+    /// the response on its own: OFFSET_OUT_OF_RANGE on one resets it while the other's
+    /// records are buffered.
+    #[test]
+    fn one_fetch_per_broker_and_errors_per_partition() {
+        let mut c = ConsumerClient::new(
+            0,
+            ConsumerConfig::default(),
+            vec!["events".into()],
+            vec![BrokerId(0)],
+        );
+        let mut out = Effects::new();
+        c.on_start(Instant(0), &mut out);
+        let md = out.sent().remove(0);
+        let pm = |p| PartitionMetadata {
+            tp: tp(p),
+            error: ErrorCode::None,
+            leader: Some(BrokerId(0)),
+            leader_epoch: LeaderEpoch(0),
+            replicas: vec![BrokerId(0)],
+            isr: vec![BrokerId(0)],
+        };
+        let sent = deliver(
+            &mut c,
+            Message::MetadataResponse {
+                corr: corr(&md),
+                brokers: vec![BrokerId(0)],
+                controller: Some(BrokerId(0)),
+                partitions: vec![pm(0), pm(1)],
+            },
+        );
+        assert_eq!(sent.len(), 2, "one ListOffsets per partition: {sent:?}");
+        let position = |m: &Message, p: i32| Message::ListOffsetsResponse {
+            corr: corr(m),
+            tp: tp(p),
+            error: ErrorCode::None,
+            offset: Offset(0),
+            leader_epoch: LeaderEpoch(0),
+        };
+        let first = deliver(&mut c, position(&sent[0], 0));
+        assert_eq!(fetched(&first[0]), [(0, 0)]);
+        assert!(
+            deliver(&mut c, position(&sent[1], 1)).is_empty(),
+            "a fetch to broker 0 is in flight: partition 1 waits for it"
+        );
+        let next = deliver(
+            &mut c,
+            Message::FetchResponse {
+                corr: corr(&first[0]),
+                partitions: vec![answer(tp(0), ErrorCode::None, 2)],
+            },
+        );
+        assert_eq!(next.len(), 1);
+        assert_eq!(fetched(&next[0]), [(0, 2), (1, 0)]);
+        let after = deliver(
+            &mut c,
+            Message::FetchResponse {
+                corr: corr(&next[0]),
+                partitions: vec![
+                    answer(tp(0), ErrorCode::OffsetOutOfRange, 0),
+                    answer(tp(1), ErrorCode::None, 3),
+                ],
+            },
+        );
+        assert_eq!(c.buffer.len(), 5, "partition 1's records buffered");
+        assert!(matches!(&after[0], Message::ListOffsets { tp: t, .. } if *t == tp(0)));
+        assert_eq!(fetched(&after[1]), [(1, 3)]);
     }
 }

@@ -88,11 +88,14 @@ pub enum ConsumerTimer {
 enum Pending {
     Metadata,
     ListOffsets(TopicPartition),
-    Fetch(TopicPartition),
+    /// A Fetch for these partitions, all led by the broker it went to.
+    Fetch(Vec<TopicPartition>),
     OffsetForLeaderEpoch(TopicPartition),
     FindCoordinator,
     OffsetFetch,
-    OffsetCommit { op_id: u64 },
+    OffsetCommit {
+        op_id: u64,
+    },
 }
 
 /// A consumer client process.
@@ -280,8 +283,8 @@ impl Actor for ConsumerClient {
                 Pending::OffsetForLeaderEpoch(tp),
                 Message::OffsetForLeaderEpochResponse { error, end, .. },
             ) => self.on_offset_for_leader_epoch_response(tp, corr, error, end, out),
-            (Pending::Fetch(tp), Message::FetchResponse { error, batches, .. }) => {
-                self.on_fetch_response(tp, corr, error, batches, out)
+            (Pending::Fetch(tps), Message::FetchResponse { partitions, .. }) => {
+                self.on_fetch_response(tps, corr, partitions, out)
             }
             (
                 Pending::FindCoordinator,
@@ -415,9 +418,16 @@ impl ConsumerClient {
                     ConsumerTimer::MetadataRetry,
                 );
             }
-            Pending::ListOffsets(tp) | Pending::Fetch(tp) | Pending::OffsetForLeaderEpoch(tp) => {
+            Pending::ListOffsets(tp) | Pending::OffsetForLeaderEpoch(tp) => {
                 if self.partitions.get(&tp).and_then(|s| s.in_flight) == Some(corr) {
                     self.leader_lost(&tp, out);
+                }
+            }
+            Pending::Fetch(tps) => {
+                for tp in tps {
+                    if self.partitions.get(&tp).and_then(|s| s.in_flight) == Some(corr) {
+                        self.leader_lost(&tp, out);
+                    }
                 }
             }
             Pending::FindCoordinator => self.on_find_coordinator_lost(corr, how, out),

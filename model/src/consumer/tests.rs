@@ -56,14 +56,16 @@ fn batch(base: i64, n: i64, epoch: i32) -> Vec<u8> {
 fn fetch_response(corr: CorrelationId, error: ErrorCode, batches: Vec<Vec<u8>>) -> Message {
     Message::FetchResponse {
         corr,
-        tp: tp(),
-        error,
-        high_watermark: Offset(100),
-        last_stable_offset: Offset(100),
-        log_start_offset: Offset(0),
-        diverging_epoch: None,
-        leader_epoch: LeaderEpoch(0),
-        batches,
+        partitions: vec![FetchPartitionResponse {
+            tp: tp(),
+            error,
+            high_watermark: Offset(100),
+            last_stable_offset: Offset(100),
+            log_start_offset: Offset(0),
+            diverging_epoch: None,
+            leader_epoch: LeaderEpoch(0),
+            batches,
+        }],
     }
 }
 
@@ -130,8 +132,7 @@ fn positioned(reset: AutoOffsetReset, epoch: i32, offset: i64) -> (ConsumerClien
 fn fetch_carries_kafka_defaults_and_the_current_leader_epoch() {
     let (c, fetch) = positioned(AutoOffsetReset::Earliest, 3, 0);
     let Message::Fetch {
-        fetch_offset,
-        current_leader_epoch,
+        partitions,
         max_bytes,
         min_bytes,
         max_wait_ms,
@@ -141,16 +142,18 @@ fn fetch_carries_kafka_defaults_and_the_current_leader_epoch() {
     else {
         unreachable!()
     };
-    assert_eq!(fetch_offset, Offset(0));
-    assert_eq!(current_leader_epoch, LeaderEpoch(3));
+    assert_eq!(partitions.len(), 1);
+    assert_eq!(partitions[0].fetch_offset, Offset(0));
+    assert_eq!(partitions[0].current_leader_epoch, LeaderEpoch(3));
     assert_eq!((min_bytes, max_wait_ms), (1, 500));
-    assert_eq!(max_bytes, 1_048_576);
+    assert_eq!(partitions[0].partition_max_bytes, 1_048_576);
+    assert_eq!(max_bytes, 52_428_800);
     assert_eq!(replica_id, None);
     assert_eq!(c.position(&tp()), Some(Offset(0)));
 }
 
 #[test]
-fn fetch_max_bytes_caps_a_partition_fetch() {
+fn fetch_max_bytes_caps_the_whole_fetch() {
     let mut c = consumer(AutoOffsetReset::Earliest);
     c.config.fetch_max_bytes = 1000;
     let mut out = Effects::new();
@@ -208,10 +211,8 @@ fn a_blocked_poll_returns_when_records_arrive_at_most_max_poll_records() {
     assert_eq!(c.position(&tp()), Some(Offset(3)));
     assert!(matches!(
         out.sent()[0],
-        Message::Fetch {
-            fetch_offset: Offset(5),
-            ..
-        }
+        Message::Fetch { ref partitions, .. }
+            if partitions[0].fetch_offset == Offset(5)
     ));
     // A poll timeout of a poll that already returned is ignored.
     let out = fire(&mut c, ConsumerTimer::PollTimeout { generation: 1 });
@@ -295,10 +296,8 @@ fn none_without_a_position_throws_no_offset_for_partition() {
     assert_eq!(c.position(&tp()), Some(Offset(7)));
     assert!(matches!(
         out.sent()[0],
-        Message::Fetch {
-            fetch_offset: Offset(7),
-            ..
-        }
+        Message::Fetch { ref partitions, .. }
+            if partitions[0].fetch_offset == Offset(7)
     ));
 }
 
@@ -454,11 +453,9 @@ fn a_validated_position_is_kept() {
     assert!(out.events().is_empty());
     assert!(matches!(
         out.sent()[0],
-        Message::Fetch {
-            fetch_offset: Offset(10),
-            current_leader_epoch: LeaderEpoch(2),
-            ..
-        }
+        Message::Fetch { ref partitions, .. }
+            if partitions[0].fetch_offset == Offset(10)
+                && partitions[0].current_leader_epoch == LeaderEpoch(2)
     ));
 }
 
@@ -490,10 +487,8 @@ fn log_truncation_below_the_position_is_detected_and_reset_to_the_divergent_offs
     assert!(c.buffer.iter().all(|r| r.offset < Offset(6)));
     assert!(matches!(
         out.sent()[0],
-        Message::Fetch {
-            fetch_offset: Offset(6),
-            ..
-        }
+        Message::Fetch { ref partitions, .. }
+            if partitions[0].fetch_offset == Offset(6)
     ));
 }
 
@@ -537,10 +532,8 @@ fn a_broker_before_kip_320_skips_the_validation() {
     assert!(out.events().is_empty());
     assert!(matches!(
         out.sent()[0],
-        Message::Fetch {
-            fetch_offset: Offset(10),
-            ..
-        }
+        Message::Fetch { ref partitions, .. }
+            if partitions[0].fetch_offset == Offset(10)
     ));
 }
 
@@ -634,12 +627,18 @@ fn a_seek_drops_buffered_records_and_ignores_the_fetch_in_flight() {
         recorded,
         [(OpType::Invoke, seek.clone()), (OpType::Ok, seek)]
     );
-    let fresh = out.sent().remove(0);
+    // One fetch per broker at a time: the new position's fetch waits for the one in flight.
+    assert!(out.sent().is_empty());
     let out = deliver(
         &mut c,
         fetch_response(corr_of(&stale), ErrorCode::None, vec![batch(5, 3, 0)]),
     );
-    assert!(out.is_empty(), "the stale answer is ignored");
+    assert!(c.buffer.is_empty(), "the stale answer is ignored");
+    let fresh = out.sent().remove(0);
+    assert!(
+        matches!(&fresh, Message::Fetch { partitions, .. } if partitions[0].fetch_offset == Offset(2)),
+        "{fresh:?}"
+    );
     deliver(
         &mut c,
         fetch_response(corr_of(&fresh), ErrorCode::None, vec![batch(0, 5, 0)]),

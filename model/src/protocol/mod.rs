@@ -92,38 +92,32 @@ pub enum Message {
         corr: CorrelationId,
         partitions: Vec<PartitionProduceResponse>,
     },
-    /// A fetch from a consumer (`replica_id = None`) or a follower (`Some`).
+    /// A fetch from a consumer (`replica_id = None`) or a follower (`Some`), for every
+    /// partition the fetcher reads from the receiving broker (Kafka's replica fetcher thread
+    /// sends one per leader broker; the consumer one per node). The broker answers once the
+    /// partitions together have `min_bytes` readable, `max_wait_ms` elapsed, or one of them
+    /// has an error (Kafka's DelayedFetch).
     Fetch {
         corr: CorrelationId,
         replica_id: Option<BrokerId>,
         /// The follower's broker epoch (KIP-380), so the leader can ignore a previous incarnation.
         broker_epoch: BrokerEpoch,
-        tp: TopicPartition,
-        fetch_offset: Offset,
-        /// Epoch of the last batch the fetcher holds before `fetch_offset` (KIP-595 truncation
-        /// check); `UNKNOWN` to skip the check.
-        last_fetched_epoch: LeaderEpoch,
-        /// The fetcher's view of the current leader epoch (KIP-320); `UNKNOWN` to skip fencing.
-        current_leader_epoch: LeaderEpoch,
+        /// The bytes the whole response may carry (`fetch.max.bytes`,
+        /// `replica.fetch.response.max.bytes`); the first batch is returned whole even if
+        /// larger.
         max_bytes: u32,
+        /// The bytes, summed over the partitions, the broker waits for (`fetch.min.bytes`,
+        /// `replica.fetch.min.bytes`).
         min_bytes: u32,
         max_wait_ms: u64,
         isolation_level: IsolationLevel,
+        /// The partitions, in the fetcher's order (the response budget goes to the first).
+        partitions: Vec<FetchPartition>,
     },
+    /// One answer per partition of the request, in the request's order.
     FetchResponse {
         corr: CorrelationId,
-        tp: TopicPartition,
-        error: ErrorCode,
-        high_watermark: Offset,
-        last_stable_offset: Offset,
-        log_start_offset: Offset,
-        /// Set when the fetcher's log diverges from the leader's: truncate to the end offset
-        /// of that epoch and fetch again.
-        diverging_epoch: Option<EpochEndOffset>,
-        /// The leader epoch of the answering leader.
-        leader_epoch: LeaderEpoch,
-        /// Whole record batches, in offset order.
-        batches: Vec<Vec<u8>>,
+        partitions: Vec<FetchPartitionResponse>,
     },
     OffsetForLeaderEpoch {
         corr: CorrelationId,

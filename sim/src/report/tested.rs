@@ -159,6 +159,8 @@ pub(super) fn kafka_default(key: &str) -> Option<&'static str> {
         "replica.fetch.wait.max.ms" => "500",
         "replica.fetch.max.bytes" => "1048576",
         "replica.fetch.backoff.ms" => "1000",
+        "replica.fetch.min.bytes" => "1",
+        "replica.fetch.response.max.bytes" => "10485760",
         "log.segment.bytes" | "segment.bytes" => "1073741824",
         "log.index.interval.bytes" => "4096",
         "log.flush.interval.messages" | "flush.messages" => "9223372036854775807 (never forced)",

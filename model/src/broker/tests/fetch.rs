@@ -57,14 +57,9 @@ fn retention_advances_the_log_start_offset_and_fetches_below_it_are_out_of_range
         .iter()
         .filter_map(|e| match e {
             Effect::Send {
-                msg:
-                    Message::FetchResponse {
-                        error,
-                        log_start_offset,
-                        ..
-                    },
+                msg: Message::FetchResponse { partitions, .. },
                 ..
-            } => Some((*error, *log_start_offset)),
+            } => Some((partitions[0].error, partitions[0].log_start_offset)),
             _ => None,
         })
         .collect();
@@ -106,12 +101,8 @@ fn kip101_lookup_versus_kip279_lookup() {
 fn fetch_from_a_stale_epoch_is_fenced() {
     let (mut b, _) = leader_of_t0(vec![BrokerId(0), BrokerId(1)]);
     let mut fetch = follower_fetch(0);
-    if let Message::Fetch {
-        current_leader_epoch,
-        ..
-    } = &mut fetch
-    {
-        *current_leader_epoch = LeaderEpoch(-2);
+    if let Message::Fetch { partitions, .. } = &mut fetch {
+        partitions[0].current_leader_epoch = LeaderEpoch(-2);
     }
     // -2 is older than 0: FENCED_LEADER_EPOCH (UNKNOWN = -1 skips the check).
     let mut out = Effects::new();
@@ -121,9 +112,9 @@ fn fetch_from_a_stale_epoch_is_fenced() {
         .iter()
         .filter_map(|e| match e {
             Effect::Send {
-                msg: Message::FetchResponse { error, .. },
+                msg: Message::FetchResponse { partitions, .. },
                 ..
-            } => Some(*error),
+            } => Some(partitions[0].error),
             _ => None,
         })
         .collect();
@@ -135,14 +126,17 @@ fn consumer_fetch(corr: u64, fetch_offset: i64, min_bytes: u32) -> Message {
         corr: CorrelationId(corr),
         replica_id: None,
         broker_epoch: BrokerEpoch(-1),
-        tp: tp(),
-        fetch_offset: Offset(fetch_offset),
-        last_fetched_epoch: LeaderEpoch::UNKNOWN,
-        current_leader_epoch: LeaderEpoch(0),
-        max_bytes: 1 << 20,
+        max_bytes: 50 << 20,
         min_bytes,
         max_wait_ms: 500,
         isolation_level: IsolationLevel::ReadUncommitted,
+        partitions: vec![FetchPartition {
+            tp: tp(),
+            fetch_offset: Offset(fetch_offset),
+            last_fetched_epoch: LeaderEpoch::UNKNOWN,
+            current_leader_epoch: LeaderEpoch(0),
+            partition_max_bytes: 1 << 20,
+        }],
     }
 }
 
@@ -152,15 +146,9 @@ fn fetch_responses(out: &Effects<BrokerTimer>) -> Vec<(u64, ErrorCode, usize)> {
         .iter()
         .filter_map(|e| match e {
             Effect::Send {
-                msg:
-                    Message::FetchResponse {
-                        corr,
-                        error,
-                        batches,
-                        ..
-                    },
+                msg: Message::FetchResponse { corr, partitions },
                 ..
-            } => Some((corr.0, *error, batches.len())),
+            } => Some((corr.0, partitions[0].error, partitions[0].batches.len())),
             _ => None,
         })
         .collect()

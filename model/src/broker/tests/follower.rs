@@ -99,9 +99,9 @@ impl Trio {
                 continue;
             };
             if up(f, t) {
-                if let Message::FetchResponse { error, .. } = &msg {
-                    if *error != ErrorCode::None {
-                        self.fetch_errors.push((f, t, *error));
+                if let Message::FetchResponse { partitions, .. } = &msg {
+                    for r in partitions.iter().filter(|r| r.error != ErrorCode::None) {
+                        self.fetch_errors.push((f, t, r.error));
                     }
                 }
                 self.deliver(from, t, msg);
@@ -241,21 +241,21 @@ fn a_batch_that_does_not_start_at_the_log_end_is_refused_and_reported_once() {
         let corr = t
             .brokers
             .get(&1)
-            .and_then(|b| match &b.partitions[&tp()].role {
-                Role::Follower(f) => f.in_flight,
-                _ => None,
-            })
+            .and_then(|b| b.fetchers.get(&BrokerId(0)))
+            .and_then(|s| s.in_flight_corr())
             .expect("broker 1 has a fetch in flight");
         let answer = Message::FetchResponse {
             corr,
-            tp: tp(),
-            error: ErrorCode::None,
-            high_watermark: Offset(2),
-            last_stable_offset: Offset(2),
-            log_start_offset: Offset(0),
-            diverging_epoch: None,
-            leader_epoch: LeaderEpoch(1),
-            batches: vec![stale.clone()],
+            partitions: vec![FetchPartitionResponse {
+                tp: tp(),
+                error: ErrorCode::None,
+                high_watermark: Offset(2),
+                last_stable_offset: Offset(2),
+                log_start_offset: Offset(0),
+                diverging_epoch: None,
+                leader_epoch: LeaderEpoch(1),
+                batches: vec![stale.clone()],
+            }],
         };
         let mut out = Effects::new();
         let b = t.brokers.get_mut(&1).expect("broker");

@@ -4,6 +4,7 @@
 mod alter_partition;
 mod coordinator;
 mod fetch;
+mod fetch_session;
 mod follower;
 mod produce;
 
@@ -85,17 +86,20 @@ fn follower_fetch(fetch_offset: i64) -> Message {
         corr: CorrelationId(99),
         replica_id: Some(BrokerId(1)),
         broker_epoch: BrokerEpoch(-1),
-        tp: tp(),
-        fetch_offset: Offset(fetch_offset),
-        last_fetched_epoch: if fetch_offset > 0 {
-            LeaderEpoch(0)
-        } else {
-            LeaderEpoch::UNKNOWN
-        },
-        current_leader_epoch: LeaderEpoch(0),
-        max_bytes: 1 << 20,
+        max_bytes: 10 << 20,
         min_bytes: 1,
         max_wait_ms: 0,
         isolation_level: IsolationLevel::ReadUncommitted,
+        partitions: vec![FetchPartition {
+            tp: tp(),
+            fetch_offset: Offset(fetch_offset),
+            last_fetched_epoch: if fetch_offset > 0 {
+                LeaderEpoch(0)
+            } else {
+                LeaderEpoch::UNKNOWN
+            },
+            current_leader_epoch: LeaderEpoch(0),
+            partition_max_bytes: 1 << 20,
+        }],
     }
 }

@@ -159,7 +159,7 @@ fn resumed(commit: CommitMode, auto: bool, committed: i64) -> (ConsumerClient, M
     }));
     let f = out.sent().remove(0);
     assert!(
-        matches!(f, Message::Fetch { fetch_offset, .. } if fetch_offset == Offset(committed)),
+        matches!(f, Message::Fetch { ref partitions, .. } if partitions[0].fetch_offset == Offset(committed)),
         "{f:?}"
     );
     (c, f)
