@@ -354,7 +354,7 @@ impl Checker for CommitValidity {
                         .iter()
                         .find(|(m, (_, parts))| *m != member_id && parts.contains(&o.tp));
                     let owned = at.is_some_and(|a| a.owned.contains(&o.tp));
-                    if !mine && !(owned && other.is_none()) {
+                    if !(mine || owned && other.is_none()) {
                         wrong.push(match other {
                             Some((m, (client, _))) => format!(
                                 "generation {generation} assigned {} to {client} (member {m}), \

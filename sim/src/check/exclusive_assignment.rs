@@ -51,6 +51,10 @@ pub struct ExclusiveAssignment;
 /// not current).
 type ZombieOverlaps = BTreeMap<(String, TopicPartition, NodeId, NodeId), (u64, String)>;
 
+/// Per (group, generation, partition): the member ids it was given to, with the member's
+/// client and the index of the first event that gave it.
+type Given = BTreeMap<(String, i32, TopicPartition), BTreeMap<String, (String, usize)>>;
+
 /// What the walk found: violations, and the finished zombie overlaps as sentences.
 struct Findings {
     anomalies: Vec<(String, serde_json::Value)>,
@@ -60,8 +64,7 @@ struct Findings {
 fn analyse(input: &CheckInput) -> Findings {
     let mut anomalies = Vec::new();
     // Part 1: per (group, generation, partition), the members it was given to.
-    let mut given: BTreeMap<(String, i32, TopicPartition), BTreeMap<String, (String, usize)>> =
-        BTreeMap::new();
+    let mut given: Given = BTreeMap::new();
     for (i, r) in input.events.iter().enumerate() {
         if let Event::GroupAssignmentCompleted {
             group,

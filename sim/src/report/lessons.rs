@@ -439,6 +439,42 @@ mod tests {
         }
     }
 
+    /// The group checks' advice names the setting that let the failure in, or calls it a bug.
+    #[test]
+    fn group_lessons_name_the_fencing_switch_and_the_commit_order() {
+        let none = BTreeSet::new();
+        let safe = safety(Acks::All, 2, true);
+        let zombie = lessons(&lesson_of("commit-validity"), &safe, &none).join("\n");
+        assert!(zombie.contains("this is a bug"), "{zombie}");
+        let unfenced = Safety {
+            offset_commit_fencing: false,
+            ..safe.clone()
+        };
+        let zombie = lessons(&lesson_of("commit-validity"), &unfenced, &none).join("\n");
+        assert!(
+            zombie.contains("`sim.group.offset-commit-fencing = false`"),
+            "{zombie}"
+        );
+        let lost = lessons(&lesson_of("at-least-once"), &safe, &none).join("\n");
+        assert!(lost.contains("this is a bug"), "{lost}");
+        let early = Safety {
+            commit_before_processing: vec!["consumer-0..consumer-2 (group orders)".into()],
+            ..safe.clone()
+        };
+        let lost = lessons(&lesson_of("at-least-once"), &early, &none).join("\n");
+        assert!(
+            lost.contains(
+                "- consumer-0..consumer-2 (group orders) ran with `commit = \"before-processing\"`"
+            ),
+            "{lost}"
+        );
+        for check in ["exclusive-assignment", "revoke-before-reassign"] {
+            assert!(lessons(&lesson_of(check), &safe, &none)
+                .join("\n")
+                .contains("this is a bug"));
+        }
+    }
+
     #[test]
     fn lessons_follow_the_settings_and_call_a_safe_failure_a_bug() {
         let none = BTreeSet::new();
