@@ -15,8 +15,9 @@
 //! order "contradicts the log order, or repeats the same value".
 //!
 //! **What is allowed.** Jepsen does not report a key that was rebalanced during the operation.
-//! ksim's consumers run in assign mode with a fixed assignment and there are no consumer groups
-//! yet, so no poll spans an assignment change and the check always applies. Records of
+//! One poll returns, per partition, the records of one fetch from the consumer's position, and
+//! a subscribe-mode consumer drops what it buffered for a partition it no longer owns, so no
+//! poll's records of a partition span an assignment change: the check always applies. Records of
 //! different partitions may interleave in any order inside a poll; only each partition's own
 //! order is judged.
 

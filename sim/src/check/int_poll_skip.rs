@@ -17,8 +17,9 @@
 //! the rule is: some *known* offset lies strictly between the two.
 //!
 //! **What is allowed.** Jepsen does not report a key that was rebalanced during the operation.
-//! ksim's consumers run in assign mode with a fixed assignment and there are no consumer groups
-//! yet, so no poll spans an assignment change and the check always applies. Holes that no
+//! One poll returns, per partition, the records of one fetch from the consumer's position, and
+//! a subscribe-mode consumer drops what it buffered for a partition it no longer owns, so no
+//! poll's records of a partition span an assignment change: the check always applies. Holes that no
 //! client ever revealed are not judged; offsets the log removed on purpose (retention,
 //! compaction; see [`super::Removed`]) are not judged either. Going back inside a poll is
 //! `int-nonmonotonic-poll`.

@@ -8,6 +8,10 @@
 //! with `records-lag-max` over partitions): the partition's high watermark minus the consumer's
 //! position, the offset of the next record `poll()` returns. (`kafka-consumer-groups.sh
 //! --describe` shows the same difference against the group's committed offset as `LAG`.) Here:
+//! - the **partitions** of a consumer are those of the topics it reads; for a member of a
+//!   group (subscribe mode), those it owns at the end of the run by its own
+//!   `partitions-assigned` / `-revoked` / `-lost` events (see `group_view`): the others are
+//!   its fellow members' to read;
 //! - the **position** is what the application saw: one past the last record a `poll()` returned
 //!   for the partition, or where a later `seek` or a position reset (`auto.offset.reset`, a
 //!   truncation) put it, whichever came last; offset 0 when the consumer never had one. Records
@@ -158,11 +162,33 @@ pub fn consumer_lag(input: &CheckInput) -> Vec<ConsumerLag> {
     if let Some(sc) = input.scenario {
         consumers.extend(0..sc.consumer_clients());
     }
+    // Subscribe mode: a member reads only the partitions it owns at the end of the run.
+    let owned_at_end = input
+        .scenario
+        .is_some_and(|sc| sc.consumers.iter().any(|c| c.group.is_some()))
+        .then(|| {
+            let mut walk = super::group_view::GroupWalk::default();
+            for r in input.events {
+                walk.apply(r);
+            }
+            walk.members
+        });
     consumers
         .into_iter()
         .map(|c| {
             let spec = input.scenario.and_then(|sc| sc.consumer_of_client(c));
             let tps: BTreeSet<TopicPartition> = match spec {
+                Some(spec) if spec.group.is_some() => hws
+                    .keys()
+                    .filter(|tp| spec.topics.contains(&tp.topic))
+                    .filter(|tp| {
+                        owned_at_end
+                            .as_ref()
+                            .and_then(|m| m.get(&NodeId::Consumer(c)))
+                            .is_some_and(|v| v.owned.contains_key(*tp))
+                    })
+                    .cloned()
+                    .collect(),
                 Some(spec) => hws
                     .keys()
                     .filter(|tp| spec.topics.contains(&tp.topic))
@@ -337,6 +363,58 @@ mod tests {
         assert_eq!(lags[0].partitions[0].position, Offset(9));
         assert!(!lags[0].is_behind());
         assert_eq!(behind_text(&lags), "");
+    }
+
+    /// A member of a group is behind only on the partitions it owns at the end; the others
+    /// are its fellow members' to read.
+    #[test]
+    fn a_group_member_lags_only_on_the_partitions_it_owns_at_the_end() {
+        use super::super::group_view::testkit::Events;
+        let mut scenario = crate::scenario::parse(
+            r#"
+            [scenario]
+            name = "g"
+            duration_ms = 1000
+            seeds = [1]
+            [cluster]
+            brokers = 1
+            [[topics]]
+            name = "events"
+            partitions = 2
+            replication_factor = 1
+            [[consumers]]
+            members = 2
+            topics = ["events"]
+            "#,
+            "g.toml",
+        )
+        .expect("valid scenario");
+        let mut h = HistoryBuilder::default();
+        h.poll(0, &tp(0), &[(0, 1), (1, 2)])
+            .poll(1, &tp(1), &[(0, 3)]);
+        let mut events = Events::default();
+        events
+            .assigned(1, 0, 1, &[0, 1])
+            .revoked(2, 0, 1, &[1])
+            .assigned(3, 1, 2, &[1]);
+        events.0.extend([hw(5, 0, 1, 4), hw(5, 1, 1, 3)]);
+        let lag = |sc: &crate::scenario::Scenario| {
+            let logs = BTreeMap::new();
+            consumer_lag(&CheckInput {
+                history: &h.entries,
+                events: &events.0,
+                final_logs: &logs,
+                scenario: Some(sc),
+                snapshots: &[],
+            })
+        };
+        // Assign mode: each consumer reads both partitions.
+        let l = lag(&scenario);
+        assert_eq!((l[0].records_behind, l[1].records_behind), (2 + 3, 4 + 2));
+        scenario.consumers[0].group = Some("g".into());
+        let l = lag(&scenario);
+        assert_eq!(l[0].partitions.len(), 1);
+        assert_eq!((l[0].records_behind, l[1].records_behind), (2, 2));
     }
 
     #[test]

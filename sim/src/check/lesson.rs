@@ -36,6 +36,16 @@ pub enum Prevention {
     /// An internal invariant of the replication protocol: controller-epoch fencing, the
     /// truncation protocol, or a bug.
     ProtocolInvariant,
+    /// A consumer group's ownership of partitions broke (`exclusive-assignment`,
+    /// `revoke-before-reassign`): no setting allows it; a bug of the coordinator, the assignor
+    /// or the consumer's rebalance.
+    GroupProtocol,
+    /// The coordinator accepted a zombie's or a non-owner's commit (`commit-validity`): the
+    /// fencing switch `sim.group.offset-commit-fencing`, or a bug.
+    GroupCommitFencing,
+    /// A group committed past what it processed (`at-least-once`): the application's commit
+    /// order (`commit = "before-processing"`), or a bug.
+    CommitOrder,
     /// No standard lesson is recorded: the intro says so and nothing follows.
     Unrecorded,
 }

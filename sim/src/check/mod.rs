@@ -28,11 +28,15 @@ use std::collections::BTreeMap;
 
 pub use lesson::{Lesson, Prevention};
 
+pub mod at_least_once;
+pub mod commit_validity;
 pub mod committed_data_stable;
 pub mod committed_offset_regression;
 pub mod committed_record_lost;
 pub mod controller_epoch_fencing;
 pub mod duplicate;
+pub mod exclusive_assignment;
+pub(crate) mod group_view;
 pub mod idempotent_duplicate;
 pub mod inconsistent_offsets;
 pub mod int_nonmonotonic_poll;
@@ -46,6 +50,7 @@ pub mod monotonic_high_watermark;
 pub mod nonmonotonic_poll;
 pub mod nonmonotonic_send;
 pub mod poll_skip;
+pub mod revoke_before_reassign;
 pub mod single_leader_per_epoch;
 pub(crate) mod start_positions;
 pub mod strong_isr;
@@ -151,6 +156,10 @@ pub fn all_checkers() -> Vec<Box<dyn Checker>> {
         Box::new(weak_isr::WeakIsr),
         Box::new(committed_data_stable::CommittedDataStable),
         Box::new(committed_offset_regression::CommittedOffsetRegression),
+        Box::new(exclusive_assignment::ExclusiveAssignment),
+        Box::new(revoke_before_reassign::RevokeBeforeReassign),
+        Box::new(commit_validity::CommitValidity),
+        Box::new(at_least_once::AtLeastOnce),
     ]
 }
 
@@ -1113,7 +1122,11 @@ mod tests {
                 "controller-epoch-fencing",
                 "strong-isr",
                 "weak-isr",
-                "committed-data-stable"
+                "committed-data-stable",
+                "exclusive-assignment",
+                "revoke-before-reassign",
+                "commit-validity",
+                "at-least-once"
             ]
         );
     }
@@ -1168,7 +1181,11 @@ mod tests {
                 "int-nonmonotonic-poll",
                 "idempotent-duplicate",
                 "committed-record-lost",
-                "committed-offset-regression"
+                "committed-offset-regression",
+                "exclusive-assignment",
+                "revoke-before-reassign",
+                "commit-validity",
+                "at-least-once"
             ]
         );
         assert!(report.checks_skipped[1].reason.contains("no consumer"));

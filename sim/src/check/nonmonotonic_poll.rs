@@ -19,8 +19,9 @@
 //! restart the consumer from the group's committed offset, behind what it had read) and
 //! forgets a process's last read of a key whenever it subscribes or assigns anew. The rule here
 //! is the same as for `poll-skip`: the check applies while a process never saw its assignment
-//! change. ksim's consumers run in assign mode with a fixed assignment and there are no
-//! consumer groups yet, so it always applies. Re-reading a record is at-least-once delivery and
+//! change. A consumer in assign mode has a fixed assignment, so it always applies; a consumer
+//! in subscribe mode forgets its last read of a partition when its own events say the
+//! partition was assigned, revoked or lost (see `poll_skip::successive_polls`). Re-reading a record is at-least-once delivery and
 //! is allowed *across* processes and restarts from a committed offset; within one process's
 //! uninterrupted assignment it is not.
 //!
@@ -98,6 +99,21 @@ impl Checker for NonmonotonicPoll {
 mod tests {
     use super::super::testkit::*;
     use super::*;
+
+    /// Subscribe mode: a partition revoked and assigned again restarts at the group's
+    /// committed offset, which may be behind what the consumer had read (Jepsen allows
+    /// nonmonotonic-poll under subscribe); without the rebalance the same polls go back.
+    #[test]
+    fn a_consumer_whose_assignment_changed_may_read_again() {
+        use super::super::group_view::testkit::Events;
+        let mut h = HistoryBuilder::default();
+        h.poll(0, &tp(0), &[(0, 10), (1, 11), (2, 12)]); // t=0, 10
+        h.poll(0, &tp(0), &[(1, 11), (2, 12), (3, 13)]); // t=20, 30
+        assert_eq!(check_history(&NonmonotonicPoll, &h.entries).len(), 1);
+        let mut e = Events::default();
+        e.lost(12, 0, 1, &[0]).assigned(15, 0, 2, &[0]);
+        assert!(check_history_events(&NonmonotonicPoll, &h.entries, &e.0).is_empty());
+    }
 
     #[test]
     fn a_consumer_whose_next_poll_goes_back_or_repeats_is_nonmonotonic() {

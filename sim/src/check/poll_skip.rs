@@ -24,12 +24,16 @@
 //! hand the partition to the consumer at the group's committed offset, which can be anywhere,
 //! and Jepsen forgets a process's last read of a key whenever it subscribes or assigns anew.
 //! The rule here is the same: the check applies to a process's successive polls of a
-//! partition only while that process never saw its assignment change. ksim's consumers run in
-//! assign mode with a fixed assignment (every partition of their topics), so a running process
-//! never sees its assignment change; a process that crashed and started again assigns anew,
-//! and its reads are judged afresh from where it started (the group's committed offset, when
-//! it has a `group.id`; see `successive_polls`). When subscribe mode arrives, a process's last
-//! read of a partition must also be forgotten when the partition is revoked. Offsets that no client ever saw are not judged (nothing proves a
+//! partition only while that process never saw its assignment of the partition change. A
+//! consumer in assign mode has a fixed assignment (every partition of its topics), so a
+//! running process never sees it change; a process that crashed and started again assigns
+//! anew, and its reads are judged afresh from where it started (the group's committed offset,
+//! when it has a `group.id`; see `successive_polls`). A consumer in subscribe mode forgets its
+//! last read of a partition whenever its own events say the partition was assigned to it,
+//! revoked or lost (`partitions-assigned`, `partitions-revoked`, `partitions-lost`): a
+//! partition reassigned to it starts at the group's committed offset, not where its previous
+//! owner (or it, in an earlier generation) stopped; between two such events its polls are
+//! judged as in assign mode. Offsets that no client ever saw are not judged (nothing proves a
 //! record existed there). Offsets the log removed on purpose (retention, compaction; see
 //! [`super::Removed`]) are not known records: a consumer rightly skips them.
 //!
@@ -295,20 +299,43 @@ fn process_crashes(events: &[EventRecord]) -> BTreeMap<NodeId, Vec<u64>> {
     out
 }
 
+/// The changes of a subscribe-mode consumer's assignment, in event order: (time, consumer,
+/// partitions assigned, revoked or lost).
+fn assignment_changes(events: &[EventRecord]) -> Vec<(u64, NodeId, &[TopicPartition])> {
+    events
+        .iter()
+        .filter_map(|r| match &r.event {
+            Event::PartitionsAssigned { partitions, .. }
+            | Event::PartitionsRevoked { partitions, .. }
+            | Event::PartitionsLost { partitions, .. } => {
+                Some((r.time_ms, r.node, partitions.as_slice()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// How many position changes the poll checks took as the consumer's new expected position:
-/// (seeks, resets after OFFSET_OUT_OF_RANGE).
-pub(super) fn position_changes(history: &[HistoryEntry], events: &[EventRecord]) -> (usize, usize) {
+/// (seeks, resets after OFFSET_OUT_OF_RANGE, assignment changes in subscribe mode).
+pub(super) fn position_changes(
+    history: &[HistoryEntry],
+    events: &[EventRecord],
+) -> (usize, usize, usize) {
     let seeks = history
         .iter()
         .filter(|e| e.op.op_type == OpType::Ok && matches!(e.op.value, OpValue::Seek { .. }))
         .count();
     let resets = out_of_range_resets(events).values().map(Vec::len).sum();
-    (seeks, resets)
+    let rebalances = assignment_changes(events)
+        .iter()
+        .filter(|(_, _, p)| !p.is_empty())
+        .count();
+    (seeks, resets, rebalances)
 }
 
 /// The note `poll-skip` and `nonmonotonic-poll` show when a seek or a reset moved a consumer.
 pub(super) fn position_change_notes(input: &CheckInput) -> Vec<String> {
-    let (seeks, resets) = position_changes(input.history, input.events);
+    let (seeks, resets, rebalances) = position_changes(input.history, input.events);
     let mut parts = Vec::new();
     if seeks > 0 {
         parts.push(format!(
@@ -322,14 +349,25 @@ pub(super) fn position_change_notes(input: &CheckInput) -> Vec<String> {
             if resets == 1 { "" } else { "s" }
         ));
     }
-    if parts.is_empty() {
-        return Vec::new();
+    let mut notes = Vec::new();
+    if !parts.is_empty() {
+        notes.push(format!(
+            "{} moved a consumer on purpose: the next poll of that partition is judged against \
+             the new position, not against the last record read",
+            parts.join(" and ")
+        ));
     }
-    vec![format!(
-        "{} moved a consumer on purpose: the next poll of that partition is judged against \
-         the new position, not against the last record read",
-        parts.join(" and ")
-    )]
+    if rebalances > 0 {
+        notes.push(format!(
+            "{rebalances} change{} of a subscribe-mode consumer's assignment (partitions \
+             assigned, revoked or lost in a rebalance) made it forget its last read of those \
+             partitions: a partition assigned to it starts at the group's committed offset, \
+             which may be behind or ahead of what it read before (Jepsen allows poll-skip and \
+             nonmonotonic-poll across a rebalance)",
+            if rebalances == 1 { "" } else { "s" }
+        ));
+    }
+    notes
 }
 
 /// Walks each process's successive polls of each partition and calls `judge` with where the
@@ -354,6 +392,11 @@ pub(super) fn position_change_notes(input: &CheckInput) -> Vec<String> {
 ///   started: the group's committed offset when it read one (an `ok` op `offset-fetch`),
 ///   otherwise not at all (`auto.offset.reset` put it there, as for any first poll).
 ///
+/// * A subscribe-mode consumer's `partitions-assigned`, `partitions-revoked` or
+///   `partitions-lost` event (at or before the entry's time) makes it forget its last read of
+///   those partitions: its next poll of one of them is judged only against where it then
+///   started (the group's committed offset it read, if the history shows the read).
+///
 /// The assignment never changes in assign mode (see the module documentation), so a process
 /// remembers its position in a partition for as long as it runs.
 pub(super) fn successive_polls<'a>(
@@ -363,6 +406,8 @@ pub(super) fn successive_polls<'a>(
 ) {
     let resets = out_of_range_resets(events);
     let crashes = process_crashes(events);
+    let rebalances = assignment_changes(events);
+    let mut next_rebalance = 0;
     // How many of each (process, partition)'s resets were used or passed over.
     let mut resets_done: BTreeMap<(NodeId, TopicPartition), usize> = BTreeMap::new();
     let mut expected: BTreeMap<(NodeId, TopicPartition), Expected<'a>> = BTreeMap::new();
@@ -374,6 +419,16 @@ pub(super) fn successive_polls<'a>(
         });
         if incarnation.insert(entry.process, crashed).unwrap_or(0) != crashed {
             expected.retain(|(p, _), _| *p != entry.process);
+        }
+        // Subscribe mode: a partition assigned, revoked or lost is read afresh.
+        while let Some((t, node, partitions)) = rebalances.get(next_rebalance) {
+            if *t > entry.time_ms {
+                break;
+            }
+            for tp in partitions.iter() {
+                expected.remove(&(*node, tp.clone()));
+            }
+            next_rebalance += 1;
         }
         let poll = match &entry.op.value {
             OpValue::Seek { tp, offset } => {
@@ -532,6 +587,49 @@ impl Checker for PollSkip {
 mod tests {
     use super::super::testkit::*;
     use super::*;
+
+    /// Subscribe mode (Jepsen allows poll-skip under subscribe): a partition revoked and
+    /// assigned again starts wherever the group's committed offset is, so the poll after the
+    /// rebalance is not compared with the one before; a rebalance of another partition, or of
+    /// another consumer, excuses nothing.
+    #[test]
+    fn a_rebalance_of_the_partition_makes_the_consumer_read_it_afresh() {
+        use super::super::group_view::testkit::Events;
+        let mut h = HistoryBuilder::default();
+        for o in 0..10 {
+            h.send(0, OpType::Ok, &tp(0), 100 + o as u64, o);
+        }
+        h.poll(0, &tp(0), &[(0, 100), (1, 101), (2, 102)]); // t=200, 210
+        h.poll(0, &tp(0), &[(7, 107), (8, 108)]); // t=220, 230: skips 3..6
+        assert_eq!(check_history(&PollSkip, &h.entries).len(), 1);
+        let mut moved = Events::default();
+        moved.revoked(212, 0, 1, &[0]).assigned(215, 0, 2, &[0]);
+        assert!(check_history_events(&PollSkip, &h.entries, &moved.0).is_empty());
+        let mut elsewhere = Events::default();
+        elsewhere.revoked(212, 0, 1, &[1]).assigned(215, 1, 2, &[0]);
+        assert_eq!(
+            check_history_events(&PollSkip, &h.entries, &elsewhere.0).len(),
+            1
+        );
+        // A rebalance after the second poll excuses nothing either.
+        let mut late = Events::default();
+        late.revoked(240, 0, 1, &[0]);
+        assert_eq!(
+            check_history_events(&PollSkip, &h.entries, &late.0).len(),
+            1
+        );
+        // The note counts the changes.
+        let logs = BTreeMap::new();
+        let notes = PollSkip.notes(&CheckInput {
+            history: &h.entries,
+            events: &moved.0,
+            final_logs: &logs,
+            scenario: None,
+            snapshots: &[],
+        });
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].starts_with("2 changes of a subscribe-mode consumer's assignment"));
+    }
 
     #[test]
     fn a_consumer_whose_next_poll_jumps_over_a_known_record_skipped() {

@@ -246,6 +246,57 @@ pub(super) fn lessons(lesson: &Lesson, s: &Safety, topics: &BTreeSet<String>) ->
                 out.push(bug("the default, fenced replication protocol"));
             }
         }
+        Prevention::GroupProtocol => {
+            out.push(bug(
+                "no setting lets a consumer group give one partition to two live members: \
+                 eager assignors revoke before rejoining, cooperative ones withhold a moving \
+                 partition for a round (KIP-429)",
+            ));
+        }
+        Prevention::GroupCommitFencing => {
+            if !s.offset_commit_fencing {
+                out.push(
+                    "The run turned offset-commit fencing off \
+                     (`sim.group.offset-commit-fencing = false`): the group coordinator accepted \
+                     commits whatever their generation and member id, so a member that had been \
+                     removed (a zombie back from a pause, or cut off from the coordinator) \
+                     overwrote the new owner's committed offset. Kafka's coordinator refuses \
+                     them with ILLEGAL_GENERATION or UNKNOWN_MEMBER_ID, and the client then \
+                     throws CommitFailedException."
+                        .to_string(),
+                );
+            } else {
+                out.push(bug(
+                    "offset-commit fencing on: the coordinator checks each commit's generation \
+                     and member id",
+                ));
+            }
+        }
+        Prevention::CommitOrder => {
+            if s.commit_before_processing.is_empty() {
+                out.push(bug(
+                    "every group commits after processing (or with auto-commit, which commits \
+                     only what earlier polls returned)",
+                ));
+            } else {
+                out.push("What would have prevented it:".to_string());
+                out.push(
+                    s.commit_before_processing
+                        .iter()
+                        .map(|c| {
+                            format!(
+                                "- {c} ran with `commit = \"before-processing\"` (at-most-once): \
+                                 it committed each poll's offsets before processing the records, \
+                                 so a crash during processing lost them. Commit after processing \
+                                 (`commit = \"sync\"` or `\"async\"`, or auto-commit): a crash \
+                                 then means processing some records twice, never losing them."
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                );
+            }
+        }
         Prevention::Unrecorded => {}
     }
     out
@@ -383,6 +434,44 @@ mod tests {
             power_faults: false,
             spare_last_replica: true,
             serde_mismatches: Vec::new(),
+            offset_commit_fencing: true,
+            commit_before_processing: Vec::new(),
+        }
+    }
+
+    /// The group checks' advice names the setting that let the failure in, or calls it a bug.
+    #[test]
+    fn group_lessons_name_the_fencing_switch_and_the_commit_order() {
+        let none = BTreeSet::new();
+        let safe = safety(Acks::All, 2, true);
+        let zombie = lessons(&lesson_of("commit-validity"), &safe, &none).join("\n");
+        assert!(zombie.contains("this is a bug"), "{zombie}");
+        let unfenced = Safety {
+            offset_commit_fencing: false,
+            ..safe.clone()
+        };
+        let zombie = lessons(&lesson_of("commit-validity"), &unfenced, &none).join("\n");
+        assert!(
+            zombie.contains("`sim.group.offset-commit-fencing = false`"),
+            "{zombie}"
+        );
+        let lost = lessons(&lesson_of("at-least-once"), &safe, &none).join("\n");
+        assert!(lost.contains("this is a bug"), "{lost}");
+        let early = Safety {
+            commit_before_processing: vec!["consumer-0..consumer-2 (group orders)".into()],
+            ..safe.clone()
+        };
+        let lost = lessons(&lesson_of("at-least-once"), &early, &none).join("\n");
+        assert!(
+            lost.contains(
+                "- consumer-0..consumer-2 (group orders) ran with `commit = \"before-processing\"`"
+            ),
+            "{lost}"
+        );
+        for check in ["exclusive-assignment", "revoke-before-reassign"] {
+            assert!(lessons(&lesson_of(check), &safe, &none)
+                .join("\n")
+                .contains("this is a bug"));
         }
     }
 

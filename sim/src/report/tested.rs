@@ -23,6 +23,11 @@ pub(super) struct Safety {
     /// Consumers whose `value.deserializer` cannot read what a producer of a topic they read
     /// wrote with its `value.serializer`.
     pub(super) serde_mismatches: Vec<SerdeMismatch>,
+    /// `sim.group.offset-commit-fencing` (true unless the scenario turns it off).
+    pub(super) offset_commit_fencing: bool,
+    /// The subscribe-mode consumer entries that commit before processing (at-most-once):
+    /// `consumer-0..consumer-2 (group orders)`.
+    pub(super) commit_before_processing: Vec<String>,
 }
 
 /// A consumer that reads a topic whose producer serializes values in another format.
@@ -112,6 +117,23 @@ impl Safety {
                 }
             }
         }
+        let mut commit_before_processing = Vec::new();
+        let mut first_consumer = 0u32;
+        for c in &sc.consumers {
+            let clients = client_range("consumer", first_consumer, c.members);
+            first_consumer += c.members;
+            if let Some(group) = &c.group {
+                if c.commit == ksim_model::consumer::CommitMode::BeforeProcessing {
+                    commit_before_processing.push(format!("{clients} (group {group})"));
+                }
+            }
+        }
+        let offset_commit_fencing = !matches!(
+            sc.cluster
+                .broker_properties
+                .get("sim.group.offset-commit-fencing"),
+            Some(PropValue::Bool(false))
+        );
         let power = |k: &str| matches!(k, "power-fail" | "disk-loss");
         let power_faults = sc.faults.kinds.iter().any(|k| power(k.name()))
             || sc.faults.schedule.iter().any(|f| power(f.action.key()));
@@ -124,6 +146,8 @@ impl Safety {
             power_faults,
             spare_last_replica: sc.faults.spare_last_replica,
             serde_mismatches,
+            offset_commit_fencing,
+            commit_before_processing,
         }
     }
 }
