@@ -3,7 +3,6 @@
 //! shrink to the same file without `--force` is refused (exit 2, the file untouched); a check
 //! the seed does not fail leaves nothing to shrink (exit 1, nothing written).
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 /// A legacy scenario and one of its pinned seeds that shrinks in few runs (7 fault actions to
