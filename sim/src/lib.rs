@@ -13,6 +13,7 @@ pub mod report;
 pub mod run;
 pub mod runtime;
 pub mod scenario;
+pub mod shrink;
 pub mod snapshot;
 pub mod transport;
 pub mod workload;

@@ -40,6 +40,10 @@
 //!   as a signed 32-bit int, as a third column. `N` must be at least 1. A key that starts with
 //!   `-` goes after `--`: `ksim partition --partitions 6 -- -key`.
 //!
+//! - **`ksim shrink SCENARIO --seed N [--out FILE] [--force] [--jobs J] [--check NAME]`**
+//!   shrinks the fault actions of a failing seed to a small scripted scenario that fails the
+//!   same check, and writes it (see `ksim::cli::shrink`; exit 1 when the seed fails nothing).
+//!
 //! `--log LEVEL` (every simulating command) writes the simulation's `tracing` logs to stderr; inside a
 //! simulation their timestamps are simulated seconds since the run started.
 //!
@@ -103,6 +107,8 @@ enum Command {
     /// One `KEY<TAB>PARTITION` line per key, in order; the keys come from the arguments, or
     /// one a line from standard input when there are none.
     Partition(PartitionArgs),
+    /// Shrink a failing seed's faults to a small scripted scenario that fails the same check.
+    Shrink(ksim::cli::shrink::ShrinkArgs),
 }
 
 #[derive(Args, Debug, Clone, PartialEq)]
@@ -306,6 +312,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => cmd_bench(args),
         Some(Command::Gallery(args)) => cmd_gallery(args),
         Some(Command::Partition(args)) => cmd_partition(args),
+        Some(Command::Shrink(args)) => ksim::cli::shrink::cmd(args).map_err(BadInput),
     };
     match result {
         Ok(code) => code,

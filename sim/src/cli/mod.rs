@@ -7,6 +7,7 @@
 
 pub mod explore;
 pub mod shard;
+pub mod shrink;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
