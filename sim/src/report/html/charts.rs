@@ -446,6 +446,8 @@ fn draw_main(
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .y_labels(8)
+        .light_line_style(WHITE.mix(0.0))
         .x_desc("simulated time (ms)")
         .y_desc("offset")
         .label_style(("sans-serif", 12))

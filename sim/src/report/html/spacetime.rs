@@ -24,12 +24,13 @@ pub const ARROWS_MAX: usize = 60;
 /// At most this many markers.
 pub const MARKERS_MAX: usize = 80;
 /// Half the window, in simulated ms.
-pub const HALF_WINDOW_MS: u64 = 1500;
+pub const HALF_WINDOW_MS: u64 = 3000;
 /// At most this many sends (the nearest to the offending offset) get their produce arrows.
 const SENDS_MAX: usize = 12;
 
 const TOP: f64 = 50.0;
-const HEIGHT: f64 = 820.0;
+/// Height of one row of the logical time axis, in px.
+const ROW_H: f64 = 15.0;
 const LEFT: f64 = 70.0;
 const WIDTH: f64 = 1180.0;
 
@@ -75,7 +76,7 @@ pub(super) fn write(out: &mut String, run: &RunResult) {
     let _ = writeln!(
         out,
         "<p class=\"note\">Check <code>{}</code>, partition <b>{}</b>{}, window {from}–{to} ms \
-         (simulated). Arrows join recorded events (a send's invocation to the leader's append, \
+         (simulated; one row per distinct time, so the vertical axis is ordered but not to scale). Arrows join recorded events (a send's invocation to the leader's append, \
          the acknowledgement to the send's completion, the controller's state write to the \
          brokers' LeaderAndIsr handling, the leader's ISR write to the coordination node); \
          markers are events with no recorded sender (a follower's HW from a fetch response, \
@@ -109,10 +110,22 @@ pub(super) fn write(out: &mut String, run: &RunResult) {
         let i = lanes.iter().position(|l| *l == n).unwrap_or(0);
         LEFT + lane_w * (i as f64 + 0.5)
     };
-    let span = (to - from).max(1) as f64;
-    let y_of = |t: u64| TOP + HEIGHT * (t.clamp(from, to) - from) as f64 / span;
+    // Logical layout (Lamport's): each distinct time the diagram shows gets its own row, in
+    // time order, labelled with the simulated time, so bursts a few ms apart stay readable.
+    let times: Vec<u64> = arrows
+        .iter()
+        .flat_map(|a| [a.from.1, a.to.1])
+        .chain(markers.iter().map(|m| m.at.1))
+        .collect::<BTreeSet<u64>>()
+        .into_iter()
+        .collect();
+    let y_of = |t: u64| {
+        let i = times.partition_point(|x| *x < t);
+        TOP + ROW_H * i as f64 + ROW_H / 2.0
+    };
+    let height = ROW_H * times.len().max(1) as f64;
     let w = LEFT + WIDTH + 10.0;
-    let h = TOP + HEIGHT + 30.0;
+    let h = TOP + height + 20.0;
     let _ = writeln!(
         out,
         "<figure><svg class=\"spacetime\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\" font-family=\"sans-serif\" font-size=\"10\" data-tp=\"{}\" data-offset=\"{}\" data-arrows=\"{}\" data-markers=\"{}\">",
@@ -122,13 +135,11 @@ pub(super) fn write(out: &mut String, run: &RunResult) {
         markers.len()
     );
     out.push_str("<defs><marker id=\"arrow\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#555\"/></marker><marker id=\"arrow-hot\" viewBox=\"0 0 10 10\" refX=\"9\" refY=\"5\" markerWidth=\"6\" markerHeight=\"6\" orient=\"auto-start-reverse\"><path d=\"M 0 0 L 10 5 L 0 10 z\" fill=\"#c62828\"/></marker></defs>\n");
-    // Time ticks.
-    for i in 0..=6u64 {
-        let t = from + (to - from) * i / 6;
-        let y = y_of(t);
+    for t in &times {
+        let y = y_of(*t);
         let _ = writeln!(
             out,
-            "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/><text x=\"4\" y=\"{:.1}\">{t} ms</text>",
+            "<line x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#f0f0f0\"/><text x=\"4\" y=\"{:.1}\" fill=\"#777\">{t} ms</text>",
             LEFT + WIDTH,
             y + 3.0
         );
@@ -138,7 +149,7 @@ pub(super) fn write(out: &mut String, run: &RunResult) {
         let _ = writeln!(
             out,
             "<line x1=\"{x:.1}\" y1=\"{TOP}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#999\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"12\" font-weight=\"bold\">{n}</text>",
-            TOP + HEIGHT,
+            TOP + height,
             TOP - 10.0
         );
     }
@@ -161,10 +172,16 @@ pub(super) fn write(out: &mut String, run: &RunResult) {
     for m in &markers {
         let (x, y) = (x_of(m.at.0), y_of(m.at.1));
         let colour = if m.hot { "#c62828" } else { "#1f4e9a" };
+        // The last lane's labels go to the left of it, inside the picture.
+        let (dx, anchor) = if lanes.last() == Some(&m.at.0) && lanes.len() > 1 {
+            (-6.0, "end")
+        } else {
+            (6.0, "start")
+        };
         let _ = writeln!(
             out,
-            "<g class=\"marker\"><circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3.5\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\">{}</text></g>",
-            x + 6.0,
+            "<g class=\"marker\"><circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"3.5\" fill=\"{colour}\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\" text-anchor=\"{anchor}\">{}</text></g>",
+            x + dx,
             y + 3.0,
             esc(&m.label)
         );

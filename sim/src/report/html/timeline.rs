@@ -116,7 +116,7 @@ pub(super) fn write(out: &mut String, run: &RunResult) {
         );
     }
     let colours = ["46,125,50", "198,40,40", "218,165,32"];
-    let bw = (PLOT_W / BUCKETS).max(1);
+    let bw = PLOT_W as f64 / BUCKETS as f64 + 0.3;
     for (i, (p, rows)) in lanes.iter().enumerate() {
         let y = TOP + LANE_H * i as u64;
         let c = counts.get(p).copied().unwrap_or_default();
@@ -135,8 +135,8 @@ pub(super) fn write(out: &mut String, run: &RunResult) {
                 let o = 25 + 75 * n / peak;
                 let _ = write!(
                     out,
-                    "<rect x=\"{}\" y=\"{}\" width=\"{bw}\" height=\"{}\" fill=\"rgb({})\" fill-opacity=\"0.{:02}\"/>",
-                    LEFT + PLOT_W * b / BUCKETS,
+                    "<rect x=\"{:.1}\" y=\"{}\" width=\"{bw:.1}\" height=\"{}\" fill=\"rgb({})\" fill-opacity=\"0.{:02}\"/>",
+                    (LEFT * BUCKETS + PLOT_W * b) as f64 / BUCKETS as f64,
                     y + ROW_H * k as u64,
                     ROW_H - 1,
                     colours[k],
