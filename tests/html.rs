@@ -35,7 +35,10 @@ fn tp_name(v: &Value) -> String {
 fn a_violating_run_gets_a_complete_self_contained_page_that_agrees_with_its_events() {
     let sc = load(Path::new(SCENARIO)).expect("loads");
     let result = run(&sc, SEED);
-    assert!(!result.checks.violations.is_empty(), "seed {SEED} must violate");
+    assert!(
+        !result.checks.violations.is_empty(),
+        "seed {SEED} must violate"
+    );
     let cf = counterfactuals(&result).expect("a violating run has counterfactuals");
     let dir = tempfile::tempdir().unwrap();
     result
@@ -54,7 +57,14 @@ fn a_violating_run_gets_a_complete_self_contained_page_that_agrees_with_its_even
 
     let doc = roxmltree::Document::parse(&html).expect("report.html is well-formed");
     let by_id = |id: &str| doc.descendants().find(|n| n.attribute("id") == Some(id));
-    for id in ["verdict", "charts", "spacetime", "clients", "counterfactuals", "report"] {
+    for id in [
+        "verdict",
+        "charts",
+        "spacetime",
+        "clients",
+        "counterfactuals",
+        "report",
+    ] {
         assert!(by_id(id).is_some(), "no #{id}");
     }
 
@@ -87,7 +97,13 @@ fn a_violating_run_gets_a_complete_self_contained_page_that_agrees_with_its_even
         .descendants()
         .find(|n| n.attribute("class") == Some("spacetime"))
         .unwrap();
-    assert!(st.attribute("data-arrows").unwrap().parse::<usize>().unwrap() > 0);
+    assert!(
+        st.attribute("data-arrows")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+            > 0
+    );
 
     // Chart data against events.jsonl.
     let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();

@@ -420,12 +420,12 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode, BadInput> {
     result
         .write_outputs_with(&out_dir, counterfactuals.as_ref())
         .map_err(|e| {
-        BadInput(format!(
-            "cannot write outputs to {}: {}",
-            out_dir.display(),
-            io_reason(&e)
-        ))
-    })?;
+            BadInput(format!(
+                "cannot write outputs to {}: {}",
+                out_dir.display(),
+                io_reason(&e)
+            ))
+        })?;
     print!("{}", verdict_text(&result, &out_dir));
     Ok(verdict_code(result.expected))
 }

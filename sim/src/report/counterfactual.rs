@@ -82,13 +82,20 @@ impl Counterfactual {
         if !still.is_empty() {
             parts.push(format!(
                 "still fails: {}",
-                still.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                still
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         if !new.is_empty() {
             parts.push(format!(
                 "newly fails: {}",
-                new.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                new.iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         format!("does not fix it: {}", parts.join("; "))
@@ -191,7 +198,8 @@ pub fn proposed_fixes(run: &RunResult) -> (Vec<Fix>, Vec<String>) {
                                 "acks".into(),
                                 toml::Value::String("all".into()),
                             ));
-                            setting = format!("enable.idempotence = true, acks = all on {}", p.clients);
+                            setting =
+                                format!("enable.idempotence = true, acks = all on {}", p.clients);
                         }
                         add(Fix { setting, edits }, &mut fixes);
                     }
@@ -235,7 +243,11 @@ pub fn proposed_fixes(run: &RunResult) -> (Vec<Fix>, Vec<String>) {
             )];
             let mut setting = format!("acks = all on {}", p.clients);
             if min_isr < 2 {
-                edits.push(Edit::Topic(p.topic.clone(), "min.insync.replicas".into(), int(2)));
+                edits.push(Edit::Topic(
+                    p.topic.clone(),
+                    "min.insync.replicas".into(),
+                    int(2),
+                ));
                 setting = format!(
                     "acks = all on {}, min.insync.replicas = 2 on topic {}",
                     p.clients, p.topic
@@ -254,8 +266,7 @@ pub fn proposed_fixes(run: &RunResult) -> (Vec<Fix>, Vec<String>) {
                     notes.push(note);
                 }
             } else if t.min_insync_replicas < 2
-                && s
-                    .producers
+                && s.producers
                     .iter()
                     .any(|p| p.topic == t.name && p.acks == Acks::All)
             {
@@ -274,7 +285,10 @@ pub fn proposed_fixes(run: &RunResult) -> (Vec<Fix>, Vec<String>) {
             if t.unclean_leader_election_enable {
                 add(
                     Fix {
-                        setting: format!("unclean.leader.election.enable = false on topic {}", t.name),
+                        setting: format!(
+                            "unclean.leader.election.enable = false on topic {}",
+                            t.name
+                        ),
                         edits: vec![Edit::Topic(
                             t.name.clone(),
                             "unclean.leader.election.enable".into(),
@@ -399,7 +413,8 @@ pub fn counterfactuals(run: &RunResult) -> Option<Counterfactuals> {
             }
         };
         let again = run_scenario(&scenario, run.output.seed);
-        let (same_plan, resolved_differently) = compare_faults(&run.output.faults, &again.output.faults);
+        let (same_plan, resolved_differently) =
+            compare_faults(&run.output.faults, &again.output.faults);
         if !same_plan {
             out.notes.push(format!(
                 "With `{}` the nemesis planned other faults than in this run ({} against {}): \

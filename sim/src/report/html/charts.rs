@@ -65,10 +65,7 @@ pub fn partition_series(run: &RunResult) -> Vec<PartitionSeries> {
     let mut leader: BTreeMap<TopicPartition, (i32, BrokerId)> = BTreeMap::new();
     let mut hw_now: BTreeMap<(TopicPartition, BrokerId), i64> = BTreeMap::new();
     for tp in run.output.assignment.keys() {
-        by_tp.insert(
-            tp.clone(),
-            PartitionSeries::new(tp.clone()),
-        );
+        by_tp.insert(tp.clone(), PartitionSeries::new(tp.clone()));
     }
     fn push(v: &mut Vec<(u64, i64)>, t: u64, x: i64) {
         match v.last_mut() {
@@ -81,11 +78,20 @@ pub fn partition_series(run: &RunResult) -> Vec<PartitionSeries> {
     for (i, r) in run.output.events.iter().enumerate() {
         // Snapshots taken before this event was recorded.
         while let Some(s) = snapshots.next_if(|s| s.event_count <= i) {
-            let series = by_tp.entry(s.tp.clone()).or_insert_with(|| PartitionSeries::new(s.tp.clone()));
+            let series = by_tp
+                .entry(s.tp.clone())
+                .or_insert_with(|| PartitionSeries::new(s.tp.clone()));
             for rep in &s.replicas {
                 let leo = rep.end_offset().0;
-                let hw = hw_now.get(&(s.tp.clone(), rep.broker)).copied().unwrap_or(0);
-                push(series.leo.entry(rep.broker).or_default(), s.time_ms, leo.max(hw));
+                let hw = hw_now
+                    .get(&(s.tp.clone(), rep.broker))
+                    .copied()
+                    .unwrap_or(0);
+                push(
+                    series.leo.entry(rep.broker).or_default(),
+                    s.time_ms,
+                    leo.max(hw),
+                );
             }
         }
         let t = r.time_ms;
@@ -93,7 +99,9 @@ pub fn partition_series(run: &RunResult) -> Vec<PartitionSeries> {
             Some(tp) => tp.clone(),
             None => continue,
         };
-        let series = by_tp.entry(tp.clone()).or_insert_with(|| PartitionSeries::new(tp.clone()));
+        let series = by_tp
+            .entry(tp.clone())
+            .or_insert_with(|| PartitionSeries::new(tp.clone()));
         match &r.event {
             Event::HighWatermarkChanged {
                 broker,
@@ -158,7 +166,11 @@ pub fn partition_series(run: &RunResult) -> Vec<PartitionSeries> {
                 isr,
                 ..
             } => {
-                if series.epochs.last().is_none_or(|e| e.1 != leader_epoch.0 || e.2 != *l) {
+                if series
+                    .epochs
+                    .last()
+                    .is_none_or(|e| e.1 != leader_epoch.0 || e.2 != *l)
+                {
                     series.epochs.push((t, leader_epoch.0, *l));
                 }
                 push(&mut series.isr, t, isr.len() as i64);
@@ -167,9 +179,14 @@ pub fn partition_series(run: &RunResult) -> Vec<PartitionSeries> {
         }
     }
     for s in snapshots {
-        let series = by_tp.entry(s.tp.clone()).or_insert_with(|| PartitionSeries::new(s.tp.clone()));
+        let series = by_tp
+            .entry(s.tp.clone())
+            .or_insert_with(|| PartitionSeries::new(s.tp.clone()));
         for rep in &s.replicas {
-            let hw = hw_now.get(&(s.tp.clone(), rep.broker)).copied().unwrap_or(0);
+            let hw = hw_now
+                .get(&(s.tp.clone(), rep.broker))
+                .copied()
+                .unwrap_or(0);
             push(
                 series.leo.entry(rep.broker).or_default(),
                 s.time_ms,
@@ -290,11 +307,10 @@ fn colour(b: BrokerId) -> RGBColor {
 pub(super) fn write_chart(out: &mut String, run: &RunResult, s: &PartitionSeries) {
     let end = run.output.simulated_ms.max(1);
     let spans = fault_spans(&run.output.faults, end);
-    let hw: BTreeMap<BrokerId, Vec<(u64, i64)>> = s
-        .hw
-        .iter()
-        .map(|(b, v)| (*b, downsample(v, SERIES_POINTS_MAX)))
-        .collect();
+    let hw: BTreeMap<BrokerId, Vec<(u64, i64)>> =
+        s.hw.iter()
+            .map(|(b, v)| (*b, downsample(v, SERIES_POINTS_MAX)))
+            .collect();
     let leo: BTreeMap<BrokerId, Vec<(u64, i64)>> = s
         .leo
         .iter()
@@ -467,7 +483,10 @@ fn draw_main(
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], c.stroke_width(2)));
     }
     chart
-        .draw_series(LineSeries::new(steps(leader_hw, end), BLACK.stroke_width(4)))?
+        .draw_series(LineSeries::new(
+            steps(leader_hw, end),
+            BLACK.stroke_width(4),
+        ))?
         .label("leader HW")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(4)));
     chart

@@ -96,7 +96,9 @@ pub fn render(run: &RunResult, counterfactuals: Option<&Counterfactuals>) -> Str
         write_counterfactuals(&mut out, cf);
     }
 
-    out.push_str("<section id=\"charts\">\n<h2>Partitions: log end offsets and high watermarks</h2>\n");
+    out.push_str(
+        "<section id=\"charts\">\n<h2>Partitions: log end offsets and high watermarks</h2>\n",
+    );
     out.push_str(
         "<p class=\"note\">Per partition, over simulated time: each replica's high watermark \
          (thin, one colour per broker), the leader's high watermark (bold black), each \
@@ -131,7 +133,10 @@ pub fn render(run: &RunResult, counterfactuals: Option<&Counterfactuals>) -> Str
 
 /// The partitions that get a chart: with violations first, then with truncations, then the
 /// others, each group in partition order, at most [`PARTITION_CHARTS_MAX`].
-fn charted_partitions<'a>(run: &RunResult, series: &'a [PartitionSeries]) -> Vec<&'a PartitionSeries> {
+fn charted_partitions<'a>(
+    run: &RunResult,
+    series: &'a [PartitionSeries],
+) -> Vec<&'a PartitionSeries> {
     let violated: BTreeSet<TopicPartition> = run
         .checks
         .violations
@@ -273,7 +278,9 @@ fn write_markdown(
             ),
         );
     }
-    out.push_str("<section id=\"report\">\n<h2>The full report (report.md)</h2>\n<div class=\"md\">\n");
+    out.push_str(
+        "<section id=\"report\">\n<h2>The full report (report.md)</h2>\n<div class=\"md\">\n",
+    );
     out.push_str(&html);
     out.push_str("</div>\n</section>\n");
 }

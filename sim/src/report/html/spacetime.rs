@@ -49,7 +49,9 @@ struct Marker {
 
 /// Writes the space-time section (or a sentence saying why there is none).
 pub(super) fn write(out: &mut String, run: &RunResult) {
-    out.push_str("<section id=\"spacetime\">\n<h2>Space-time diagram around the first violation</h2>\n");
+    out.push_str(
+        "<section id=\"spacetime\">\n<h2>Space-time diagram around the first violation</h2>\n",
+    );
     let focus = run
         .checks
         .violations
@@ -232,13 +234,7 @@ fn collect(
         }
     }
     // The sends nearest the offending offset (or the earliest, with none).
-    sends.sort_by_key(|(p, inv, _, o)| {
-        (
-            hot.map_or(0, |h| (o.0 - h.0).unsigned_abs()),
-            *inv,
-            *p,
-        )
-    });
+    sends.sort_by_key(|(p, inv, _, o)| (hot.map_or(0, |h| (o.0 - h.0).unsigned_abs()), *inv, *p));
     sends.truncate(SENDS_MAX);
     let mut drawn: BTreeSet<(NodeId, usize)> = BTreeSet::new();
     for (p, inv, done, o) in &sends {
@@ -355,7 +351,11 @@ fn collect(
                 arrows.push(Arrow {
                     from: (r.node, r.time_ms),
                     to: (NodeId::Zk, r.time_ms),
-                    label: format!("AlterPartition e{}: ISR [{}]", leader_epoch.0, isr.join(",")),
+                    label: format!(
+                        "AlterPartition e{}: ISR [{}]",
+                        leader_epoch.0,
+                        isr.join(",")
+                    ),
                     hot: false,
                 });
             }
@@ -381,11 +381,8 @@ fn collect(
                     hot: true,
                 })
             }
-            Event::BecameLeader { tp: t, .. } | Event::BecameFollower { tp: t, .. }
-                if t == tp => {}
-            Event::ProduceRejected {
-                tp: t, error, ..
-            } if t == tp => markers.push(Marker {
+            Event::BecameLeader { tp: t, .. } | Event::BecameFollower { tp: t, .. } if t == tp => {}
+            Event::ProduceRejected { tp: t, error, .. } if t == tp => markers.push(Marker {
                 at: (r.node, r.time_ms),
                 label: format!("produce refused: {error:?}"),
                 hot: false,
