@@ -55,7 +55,14 @@ fn a_violating_run_gets_a_complete_self_contained_page_that_agrees_with_its_even
     assert!(!without_ns.contains("http"), "report.html names a URL");
     assert!(!without_ns.contains("url(") || !without_ns.replace("url(#", "").contains("url("));
 
-    let doc = roxmltree::Document::parse(&html).expect("report.html is well-formed");
+    let doc = roxmltree::Document::parse_with_options(
+        &html,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .expect("report.html is well-formed");
     let by_id = |id: &str| doc.descendants().find(|n| n.attribute("id") == Some(id));
     for id in [
         "verdict",
@@ -188,7 +195,14 @@ fn a_passing_run_gets_a_page_without_counterfactuals() {
     assert!(result.checks.violations.is_empty());
     assert!(counterfactuals(&result).is_none());
     let html = ksim::report::html::render(&result, None);
-    let doc = roxmltree::Document::parse(&html).expect("well-formed");
+    let doc = roxmltree::Document::parse_with_options(
+        &html,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .expect("well-formed");
     assert!(doc
         .descendants()
         .any(|n| n.attribute("class") == Some("leo-hw")));

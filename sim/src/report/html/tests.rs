@@ -11,7 +11,14 @@ fn the_gallery_index_is_well_formed_and_links_each_report() {
         ("a".into(), 1, "ok, as expected", "A & B".into()),
         ("b".into(), 2, "violation, as expected", "<x>".into()),
     ]);
-    let doc = roxmltree::Document::parse(&html).expect("well-formed");
+    let doc = roxmltree::Document::parse_with_options(
+        &html,
+        roxmltree::ParsingOptions {
+            allow_dtd: true,
+            ..Default::default()
+        },
+    )
+    .expect("well-formed");
     let links: Vec<&str> = doc
         .descendants()
         .filter_map(|n| n.attribute("href"))
