@@ -305,15 +305,33 @@ impl RunResult {
             .join(format!("seed-{}", self.output.seed))
     }
 
-    /// Writes `summary.json`, `history.jsonl`, `events.jsonl` and `report.md` into `dir`
-    /// (created if needed; these four files are replaced).
+    /// Writes `summary.json`, `history.jsonl`, `events.jsonl`, `report.md` and `report.html`
+    /// into `dir` (created if needed; these files are replaced).
     pub fn write_outputs(&self, dir: &Path) -> io::Result<()> {
+        self.write_outputs_with(dir, None)
+    }
+
+    /// As [`RunResult::write_outputs`], with the counterfactual re-runs' table
+    /// ([`crate::report::counterfactual`]) in both reports when given.
+    pub fn write_outputs_with(
+        &self,
+        dir: &Path,
+        counterfactuals: Option<&crate::report::counterfactual::Counterfactuals>,
+    ) -> io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let summary = serde_json::to_string_pretty(&self.summary()).expect("summary serializes");
         std::fs::write(dir.join("summary.json"), summary + "\n")?;
         std::fs::write(dir.join("history.jsonl"), to_jsonl(&self.output.history))?;
         std::fs::write(dir.join("events.jsonl"), to_jsonl(&self.output.events))?;
-        std::fs::write(dir.join("report.md"), crate::report::render(self))?;
+        let mut md = crate::report::render(self);
+        if let Some(cf) = counterfactuals {
+            md.push_str(&cf.markdown());
+        }
+        std::fs::write(dir.join("report.md"), md)?;
+        std::fs::write(
+            dir.join("report.html"),
+            crate::report::html::render(self, counterfactuals),
+        )?;
         Ok(())
     }
 }

@@ -166,7 +166,8 @@ struct GalleryArgs {
     /// Directory of scenario files.
     #[arg(long, default_value = "scenarios")]
     scenarios: PathBuf,
-    /// Directory the reports are written to (only `<scenario>.md` files are replaced).
+    /// Directory the reports are written to (only `<scenario>.md`, `<scenario>.html`,
+    /// `README.md` and `index.html` are replaced).
     #[arg(long, default_value = "reports")]
     dir: PathBuf,
 }
@@ -201,13 +202,17 @@ struct ReplayArgs {
 
 #[derive(Args, Debug, Clone, PartialEq)]
 struct OutputArgs {
-    /// Where to write summary.json, history.jsonl, events.jsonl and report.md
+    /// Where to write summary.json, history.jsonl, events.jsonl, report.md and report.html
     /// [default: target/ksim/<scenario>/seed-<n>/].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Write into --out DIR even if it holds other files (the four outputs are replaced).
+    /// Write into --out DIR even if it holds other files (the five outputs are replaced).
     #[arg(long)]
     force: bool,
+    /// Do not re-run a violating run with the settings its report proposes (the
+    /// counterfactual table of report.md and report.html).
+    #[arg(long)]
+    no_counterfactual: bool,
 }
 
 #[derive(Args, Debug, Clone, PartialEq)]
@@ -411,15 +416,39 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode, BadInput> {
         .out
         .clone()
         .unwrap_or_else(|| result.default_out_dir());
-    result.write_outputs(&out_dir).map_err(|e| {
-        BadInput(format!(
-            "cannot write outputs to {}: {}",
-            out_dir.display(),
-            io_reason(&e)
-        ))
-    })?;
+    let counterfactuals = if args.output.no_counterfactual {
+        None
+    } else {
+        ksim::report::counterfactual::counterfactuals(&result)
+    };
+    if let Some(cf) = &counterfactuals {
+        print!("{}", counterfactual_text(cf));
+    }
+    result
+        .write_outputs_with(&out_dir, counterfactuals.as_ref())
+        .map_err(|e| {
+            BadInput(format!(
+                "cannot write outputs to {}: {}",
+                out_dir.display(),
+                io_reason(&e)
+            ))
+        })?;
     print!("{}", verdict_text(&result, &out_dir));
     Ok(verdict_code(result.expected))
+}
+
+/// The counterfactual re-runs, one line each, for the terminal.
+fn counterfactual_text(cf: &ksim::report::counterfactual::Counterfactuals) -> String {
+    let mut out = String::new();
+    for r in &cf.runs {
+        out.push_str(&format!(
+            "counterfactual: {}: {} (fault schedule {})\n",
+            r.setting,
+            r.outcome_words(),
+            r.schedule_words()
+        ));
+    }
+    out
 }
 
 /// What the scenario expects, for people: `ok` or `violation of lost-write or duplicate`.
@@ -741,6 +770,7 @@ fn cmd_gallery(args: GalleryArgs) -> Result<ExitCode, BadInput> {
     std::fs::create_dir_all(&args.dir)
         .map_err(|e| BadInput(format!("cannot create {}: {e}", args.dir.display())))?;
     let mut all_expected = true;
+    let mut html_rows: Vec<(String, u64, &str, String)> = Vec::new();
     let mut index = String::from("# Report gallery\n\nOne report per shipped scenario, on its first pinned seed. Regenerate with `cargo run --release -- gallery`.\n\n| scenario | seed | verdict | title |\n|---|---|---|---|\n");
     for file in files {
         let scenario = load_scenario(&file)?;
@@ -755,8 +785,19 @@ fn cmd_gallery(args: GalleryArgs) -> Result<ExitCode, BadInput> {
             })
             .map(|l| format!("{l}\n"))
             .collect();
+        let counterfactuals = ksim::report::counterfactual::counterfactuals(&result);
+        let report = match &counterfactuals {
+            Some(cf) => report + &cf.markdown(),
+            None => report,
+        };
         std::fs::write(&out, report)
             .map_err(|e| BadInput(format!("cannot write {}: {e}", out.display())))?;
+        let html_file = args.dir.join(format!("{}.html", scenario.name));
+        std::fs::write(
+            &html_file,
+            ksim::report::html::render(&result, counterfactuals.as_ref()),
+        )
+        .map_err(|e| BadInput(format!("cannot write {}: {e}", html_file.display())))?;
         let verdict = match (result.outcome, result.expected) {
             (ksim::run::Outcome::Ok, true) => "ok, as expected",
             (ksim::run::Outcome::Violation, true) => "violation, as expected",
@@ -770,11 +811,17 @@ fn cmd_gallery(args: GalleryArgs) -> Result<ExitCode, BadInput> {
             out.display()
         );
         index.push_str(&format!(
-            "| [{}]({}.md) | {seed} | {verdict} | {} |\n",
-            scenario.name, scenario.name, scenario.title
+            "| [{}]({}.md) ([html]({}.html)) | {seed} | {verdict} | {} |\n",
+            scenario.name, scenario.name, scenario.name, scenario.title
         ));
+        html_rows.push((scenario.name.clone(), seed, verdict, scenario.title.clone()));
     }
     std::fs::write(args.dir.join("README.md"), index).map_err(|e| BadInput(e.to_string()))?;
+    std::fs::write(
+        args.dir.join("index.html"),
+        ksim::report::html::gallery_index(&html_rows),
+    )
+    .map_err(|e| BadInput(e.to_string()))?;
     Ok(if all_expected {
         ExitCode::SUCCESS
     } else {
@@ -1144,6 +1191,7 @@ mod tests {
             output: OutputArgs {
                 out: None,
                 force: false,
+                no_counterfactual: false,
             },
             log: LogArgs::default(),
         }
@@ -1180,7 +1228,8 @@ mod tests {
                 seed: Some(3),
                 output: OutputArgs {
                     out: Some("o".into()),
-                    force: true
+                    force: true,
+                    no_counterfactual: false,
                 },
                 log: LogArgs {
                     log: Some("debug".into())

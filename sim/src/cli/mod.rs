@@ -14,7 +14,13 @@ use std::path::{Path, PathBuf};
 
 /// The files [`crate::run::RunResult::write_outputs`] writes; a directory holding only these
 /// (or nothing) may be written into again without asking.
-pub const OUTPUT_FILES: [&str; 4] = ["summary.json", "history.jsonl", "events.jsonl", "report.md"];
+pub const OUTPUT_FILES: [&str; 5] = [
+    "summary.json",
+    "history.jsonl",
+    "events.jsonl",
+    "report.md",
+    "report.html",
+];
 
 /// Why `--out DIR` may not be written into.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +49,7 @@ impl fmt::Display for OutDirError {
                     f,
                     "--out {} already holds files ksim did not write ({}{}); \
                      choose an empty or new directory, or pass --force to write the run's \
-                     four output files ({}) beside them",
+                     five output files ({}) beside them",
                     dir.display(),
                     sample.join(", "),
                     if *total > sample.len() {

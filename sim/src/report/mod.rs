@@ -23,7 +23,9 @@
 //! (event-log order, `BTreeMap`s), so the same scenario and seed give the same report, except
 //! for one line that is marked as wall-clock time.
 
+pub mod counterfactual;
 mod events;
+pub mod html;
 mod lag;
 mod lessons;
 mod stats;

@@ -1,0 +1,159 @@
+//! Jepsen's timeline of client operations (`jepsen.checker.timeline`): a lane per client
+//! process, each operation a bar from its invocation to its completion, coloured by how it
+//! completed: `ok` green, `fail` red, `info` (indeterminate, or never completed) amber.
+//!
+//! A run has thousands of operations per client, far more than a page shows one by one, so
+//! each lane is split into [`BUCKETS`] equal time buckets and three rows (ok, fail, info):
+//! a bucket of a row is drawn when an operation of that kind was in flight during it, darker
+//! the more there were. Hand-built SVG; each lane carries `data-ok`, `data-fail` and
+//! `data-info` counts.
+
+use super::esc;
+use crate::run::RunResult;
+use ksim_model::event::{OpType, OpValue};
+use ksim_model::types::NodeId;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Time buckets per lane.
+pub const BUCKETS: u64 = 400;
+
+const LEFT: u64 = 110;
+const PLOT_W: u64 = 1080;
+const ROW_H: u64 = 7;
+const LANE_H: u64 = ROW_H * 3 + 8;
+const TOP: u64 = 24;
+
+/// How an operation ended, in the order a bucket shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Ok = 0,
+    Fail = 1,
+    Info = 2,
+}
+
+/// One operation: (process, invoke ms, completion ms, kind, what).
+type Op = (NodeId, u64, u64, Kind, &'static str);
+
+fn ops(run: &RunResult) -> Vec<Op> {
+    let end = run.output.simulated_ms;
+    let mut open: BTreeMap<(NodeId, u64), (u64, &'static str)> = BTreeMap::new();
+    let mut out = Vec::new();
+    for e in &run.output.history {
+        let what = match &e.op.value {
+            OpValue::Send { .. } => "send",
+            OpValue::Poll { .. } => "poll",
+            _ => "other",
+        };
+        let key = (e.process, e.op.op_id);
+        match e.op.op_type {
+            OpType::Invoke => {
+                open.insert(key, (e.time_ms, what));
+            }
+            t => {
+                let (from, what) = open.remove(&key).unwrap_or((e.time_ms, what));
+                let kind = match t {
+                    OpType::Ok => Kind::Ok,
+                    OpType::Fail => Kind::Fail,
+                    _ => Kind::Info,
+                };
+                out.push((e.process, from, e.time_ms, kind, what));
+            }
+        }
+    }
+    // Never completed: indeterminate until the end.
+    for ((p, _), (from, what)) in open {
+        out.push((p, from, end, Kind::Info, what));
+    }
+    out
+}
+
+/// Writes the client timeline section.
+pub(super) fn write(out: &mut String, run: &RunResult) {
+    out.push_str("<section id=\"clients\">\n<h2>Client operations (Jepsen timeline)</h2>\n");
+    let ops = ops(run);
+    let end = run.output.simulated_ms.max(1);
+    let mut lanes: BTreeMap<NodeId, [BTreeMap<u64, u64>; 3]> = BTreeMap::new();
+    let mut counts: BTreeMap<NodeId, [u64; 3]> = BTreeMap::new();
+    for (p, from, to, kind, _) in &ops {
+        let lane = lanes.entry(*p).or_default();
+        counts.entry(*p).or_default()[*kind as usize] += 1;
+        let b0 = from * BUCKETS / end;
+        let b1 = (to * BUCKETS / end).min(BUCKETS - 1).max(b0);
+        for b in b0..=b1 {
+            *lane[*kind as usize].entry(b).or_default() += 1;
+        }
+    }
+    let _ = writeln!(
+        out,
+        "<p class=\"note\">A lane per client; each operation is in flight from its invocation to \
+         its completion. Rows: <span style=\"color:#2e7d32\">ok</span>, \
+         <span style=\"color:#c62828\">fail</span>, <span style=\"color:#b8860b\">info</span> \
+         (indeterminate or never completed). The run is cut into {BUCKETS} buckets of {} ms; a \
+         bucket is darker the more operations of that kind were in flight in it.</p>",
+        end.div_ceil(BUCKETS)
+    );
+    if lanes.is_empty() {
+        out.push_str("<p>No client operations.</p>\n</section>\n");
+        return;
+    }
+    let height = TOP + LANE_H * lanes.len() as u64 + 24;
+    let width = LEFT + PLOT_W + 20;
+    let _ = writeln!(
+        out,
+        "<figure><svg class=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" role=\"img\" font-family=\"sans-serif\" font-size=\"11\">"
+    );
+    // Time axis: ten ticks.
+    for i in 0..=10u64 {
+        let x = LEFT + PLOT_W * i / 10;
+        let _ = writeln!(
+            out,
+            "<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" stroke=\"#ddd\"/><text x=\"{x}\" y=\"{}\" text-anchor=\"middle\">{} ms</text>",
+            TOP - 4,
+            height - 20,
+            height - 6,
+            end * i / 10
+        );
+    }
+    let colours = ["46,125,50", "198,40,40", "218,165,32"];
+    let bw = PLOT_W as f64 / BUCKETS as f64 + 0.3;
+    for (i, (p, rows)) in lanes.iter().enumerate() {
+        let y = TOP + LANE_H * i as u64;
+        let c = counts.get(p).copied().unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "<g class=\"lane\" data-process=\"{p}\" data-ok=\"{}\" data-fail=\"{}\" data-info=\"{}\"><text x=\"4\" y=\"{}\">{p}</text>",
+            c[0],
+            c[1],
+            c[2],
+            y + ROW_H * 2
+        );
+        for (k, row) in rows.iter().enumerate() {
+            let peak = row.values().copied().max().unwrap_or(1).max(1);
+            for (b, n) in row {
+                // Opacity 0.25..1, by the share of the lane's busiest bucket (integer steps).
+                let o = 25 + 75 * n / peak;
+                let _ = write!(
+                    out,
+                    "<rect x=\"{:.1}\" y=\"{}\" width=\"{bw:.1}\" height=\"{}\" fill=\"rgb({})\" fill-opacity=\"0.{:02}\"/>",
+                    (LEFT * BUCKETS + PLOT_W * b) as f64 / BUCKETS as f64,
+                    y + ROW_H * k as u64,
+                    ROW_H - 1,
+                    colours[k],
+                    o.min(99)
+                );
+            }
+        }
+        out.push_str("</g>\n");
+    }
+    out.push_str("</svg>\n");
+    let total: Vec<String> = counts
+        .iter()
+        .map(|(p, c)| format!("{p}: {} ok, {} fail, {} info", c[0], c[1], c[2]))
+        .collect();
+    let _ = writeln!(
+        out,
+        "<figcaption>{}</figcaption></figure>\n</section>",
+        esc(&total.join("; "))
+    );
+}
