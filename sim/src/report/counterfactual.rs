@@ -222,6 +222,23 @@ pub fn proposed_fixes(run: &RunResult) -> (Vec<Fix>, Vec<String>) {
                     add(truncation_fix(), &mut fixes);
                 }
             }
+            Prevention::GroupCommitFencing => {
+                if !s.offset_commit_fencing {
+                    add(
+                        Fix {
+                            setting: "sim.group.offset-commit-fencing = true".into(),
+                            edits: vec![Edit::Broker(
+                                "sim.group.offset-commit-fencing".into(),
+                                toml::Value::Boolean(true),
+                            )],
+                        },
+                        &mut fixes,
+                    );
+                }
+            }
+            // The commit order is the application's (`commit` of a consumer entry), not a
+            // setting; a protocol break has no fixing setting. Neither is re-run.
+            Prevention::CommitOrder | Prevention::GroupProtocol => {}
             Prevention::Liveness | Prevention::Unrecorded => {}
         }
         if !loss {
