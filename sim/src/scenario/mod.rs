@@ -242,9 +242,13 @@ fn ser_send_style<S: Serializer>(v: &SendStyle, s: S) -> Result<S::Ok, S::Error>
 /// One `[[consumers]]` entry: `members` consumer clients with the same settings.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsumerSpec {
-    /// `group`: subscribe within that group. Always `None` for now (assign mode: each member
-    /// assigns itself every partition of `topics`).
+    /// `group`: subscribe within that group (`group.id`; the members join it and consume
+    /// what its assignor gives them). `None`: assign mode (each member assigns itself every
+    /// partition of `topics`).
     pub group: Option<String>,
+    /// `processing_ms = [min, max]` (subscribe mode; default [50, 50]): the time the
+    /// application spends on each non-empty poll, uniform in the range.
+    pub processing_ms: Option<(u64, u64)>,
     /// `members` (1).
     pub members: u32,
     /// Existing topics, at least one.
