@@ -10,7 +10,6 @@
 //! These parse (and are validated) but are refused with `not supported yet: ...` until the
 //! feature exists, so that a scenario never silently runs without what it asked for:
 //! - `cluster.controller = "kraft"`;
-//! - `[[consumers]] group` (subscribe mode; consumers run in assign mode only);
 //! - `[faults] kinds` other than those in [`SUPPORTED_FAULT_KINDS`] (today: every kind);
 //! - `[[faults.schedule]]` actions other than those in [`SUPPORTED_ACTIONS`] (today: every
 //!   action);
