@@ -57,6 +57,8 @@ pub mod streams {
     pub const DISK: u64 = 3;
     /// One seed per producer for its sticky partitioner (KIP-480), drawn in producer order.
     pub const PARTITIONER: u64 = 4;
+    /// One seed per consumer for its workload's choices (processing times), in consumer order.
+    pub const CONSUMER_WORKLOAD: u64 = 5;
 }
 
 /// A fresh generator for one named stream of a seed.
@@ -253,6 +255,7 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
     );
     workload::consumer::spawn(
         &handle,
+        seed,
         &consumer_specs,
         &brokers,
         &shared,

@@ -11,12 +11,14 @@
 
 use super::partition::Role;
 use super::{Broker, BrokerTimer};
+use crate::config::BrokerConfig;
 use crate::controller::AdminOp;
 use crate::effects::Effects;
 use crate::event::Event;
 use crate::group_coordinator::{
     commit_error_for_append_error, internal_topic_config, is_internal_topic, partition_for,
-    OffsetRecord, OffsetsRuntime, PendingCommit, CONSUMER_OFFSETS_TOPIC, OFFSETS_COMMIT_TIMEOUT_MS,
+    CoordinatorRecord, GroupConfig, GroupManager, GroupOut, GroupTimer, JoinRequest, OffsetRecord,
+    OffsetsRuntime, PendingCommit, CONSUMER_OFFSETS_TOPIC, OFFSETS_COMMIT_TIMEOUT_MS,
 };
 use crate::protocol::*;
 use crate::record::read_header;
@@ -25,12 +27,33 @@ use std::collections::BTreeSet;
 
 /// The coordinator runtimes a broker hosts, and what it remembers about coordinator
 /// availability.
-#[derive(Default)]
 pub struct Coordinators {
-    /// Committed offsets, one shard per `__consumer_offsets` partition this broker leads.
+    /// Committed offsets and group metadata, one shard per `__consumer_offsets` partition
+    /// this broker leads.
     pub(super) offsets: OffsetsRuntime,
+    /// The live classic groups of those partitions (members, sessions, join and sync phases).
+    pub(super) groups: GroupManager,
     /// Reasons already reported in a `coordinator-unavailable` event (each once).
     pub(super) unavailable_reasons: BTreeSet<String>,
+}
+
+impl Coordinators {
+    /// The coordinators of broker `id`, hosting nothing yet.
+    pub fn new(id: BrokerId, config: &BrokerConfig) -> Self {
+        Coordinators {
+            offsets: OffsetsRuntime::new(),
+            groups: GroupManager::new(
+                id,
+                GroupConfig {
+                    initial_rebalance_delay_ms: config.group_initial_rebalance_delay_ms,
+                    min_session_timeout_ms: config.group_min_session_timeout_ms,
+                    max_session_timeout_ms: config.group_max_session_timeout_ms,
+                    offset_commit_fencing: config.group_offset_commit_fencing,
+                },
+            ),
+            unavailable_reasons: BTreeSet::new(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Coordinators {
@@ -68,6 +91,7 @@ impl Broker {
     /// its start (any shard still loaded from an earlier epoch is unloaded first).
     pub(super) fn coordinator_become_leader(
         &mut self,
+        now: Instant,
         tp: &TopicPartition,
         out: &mut Effects<BrokerTimer>,
     ) {
@@ -97,6 +121,16 @@ impl Broker {
             records: summary.records,
             loaded_to: summary.loaded_to,
         });
+        let stored = self
+            .coordinators
+            .offsets
+            .latest(tp)
+            .expect("loaded")
+            .groups()
+            .clone();
+        let mut g = GroupOut::default();
+        self.coordinators.groups.load(tp, &stored, now, &mut g);
+        self.apply_group_out(now, g, out);
     }
 
     /// make_follower / StopReplica hook: the shard of `tp` is dropped and the commits still
@@ -109,6 +143,14 @@ impl Broker {
     ) {
         if !self.coordinators.offsets.hosts(tp) {
             return;
+        }
+        let mut g = GroupOut::default();
+        self.coordinators.groups.unload(tp, &mut g);
+        for (to, msg) in g.sends {
+            out.send(to, msg);
+        }
+        for e in g.events {
+            out.event(e);
         }
         let waiting = self.coordinators.offsets.on_resign(tp);
         out.event(Event::CoordinatorUnloaded {
@@ -236,7 +278,7 @@ impl Broker {
         from: NodeId,
         corr: CorrelationId,
         group_id: String,
-        generation_id: i32,
+        (generation_id, member_id): (i32, String),
         offsets: Vec<OffsetCommitPartition>,
         out: &mut Effects<BrokerTimer>,
     ) {
@@ -250,21 +292,29 @@ impl Broker {
             answer_commit(token, ErrorCode::NotCoordinator, out);
             return;
         }
-        if generation_id >= 0 {
-            answer_commit(token, ErrorCode::UnknownMemberId, out);
+        let error = self.coordinators.groups.validate_offset_commit(
+            &group_id,
+            generation_id,
+            &member_id,
+            None,
+        );
+        if error != ErrorCode::None {
+            answer_commit(token, error, out);
             return;
         }
         if offsets.is_empty() {
             answer_commit(token, ErrorCode::None, out);
             return;
         }
-        let records: Vec<OffsetRecord> = offsets
+        let records: Vec<CoordinatorRecord> = offsets
             .into_iter()
-            .map(|o| OffsetRecord {
-                group_id: group_id.clone(),
-                tp: o.tp,
-                committed_offset: Some(o.committed_offset),
-                commit_timestamp_ms: now.0 as i64,
+            .map(|o| {
+                CoordinatorRecord::Offset(OffsetRecord {
+                    group_id: group_id.clone(),
+                    tp: o.tp,
+                    committed_offset: Some(o.committed_offset),
+                    commit_timestamp_ms: now.0 as i64,
+                })
             })
             .collect();
         let batch = self
@@ -340,8 +390,204 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// JoinGroup, SyncGroup, Heartbeat and LeaveGroup: NOT_COORDINATOR unless this broker
+    /// leads (and has loaded) the group's `__consumer_offsets` partition; otherwise the group
+    /// manager decides.
+    pub(super) fn on_group_request(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        msg: Message,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let (corr, group_id) = match &msg {
+            Message::JoinGroup { corr, group_id, .. }
+            | Message::SyncGroup { corr, group_id, .. }
+            | Message::Heartbeat { corr, group_id, .. }
+            | Message::LeaveGroup { corr, group_id, .. } => (*corr, group_id.clone()),
+            _ => unreachable!("a group request"),
+        };
+        let tp = partition_for(&group_id, self.config.offsets_topic_num_partitions);
+        let leads = matches!(
+            self.partitions.get(&tp).map(|p| &p.role),
+            Some(Role::Leader(_))
+        );
+        let mut g = GroupOut::default();
+        if !leads || !self.coordinators.offsets.hosts(&tp) {
+            let e = ErrorCode::NotCoordinator;
+            let answer = match msg {
+                Message::JoinGroup { member_id, .. } => Message::JoinGroupResponse {
+                    corr,
+                    error: e,
+                    generation_id: -1,
+                    protocol_name: None,
+                    leader: String::new(),
+                    member_id,
+                    members: vec![],
+                },
+                Message::SyncGroup { .. } => Message::SyncGroupResponse {
+                    corr,
+                    error: e,
+                    protocol_name: None,
+                    partitions: vec![],
+                },
+                Message::Heartbeat { .. } => Message::HeartbeatResponse { corr, error: e },
+                _ => Message::LeaveGroupResponse { corr, error: e },
+            };
+            out.send(from, answer);
+            return;
+        }
+        let groups = &mut self.coordinators.groups;
+        match msg {
+            Message::JoinGroup {
+                member_id,
+                group_instance_id,
+                session_timeout_ms,
+                rebalance_timeout_ms,
+                protocols,
+                subscription,
+                ..
+            } => groups.join(
+                now,
+                &tp,
+                JoinRequest {
+                    from,
+                    corr,
+                    group_id,
+                    member_id,
+                    group_instance_id,
+                    session_timeout_ms,
+                    rebalance_timeout_ms,
+                    protocols,
+                    subscription,
+                },
+                &mut g,
+            ),
+            Message::SyncGroup {
+                generation_id,
+                member_id,
+                group_instance_id,
+                assignments,
+                ..
+            } => groups.sync(
+                now,
+                from,
+                corr,
+                &group_id,
+                generation_id,
+                &member_id,
+                group_instance_id,
+                assignments,
+                &mut g,
+            ),
+            Message::Heartbeat {
+                generation_id,
+                member_id,
+                group_instance_id,
+                ..
+            } => groups.heartbeat(
+                now,
+                from,
+                corr,
+                &group_id,
+                generation_id,
+                &member_id,
+                group_instance_id,
+                &mut g,
+            ),
+            Message::LeaveGroup {
+                member_id,
+                group_instance_id,
+                ..
+            } => groups.leave(
+                now,
+                from,
+                corr,
+                &group_id,
+                &member_id,
+                group_instance_id,
+                &mut g,
+            ),
+            _ => unreachable!("a group request"),
+        }
+        self.apply_group_out(now, g, out);
+    }
+
+    /// A group coordinator timer fired.
+    pub(super) fn on_group_timer(
+        &mut self,
+        now: Instant,
+        timer: GroupTimer,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let mut g = GroupOut::default();
+        self.coordinators.groups.on_timer(now, timer, &mut g);
+        self.apply_group_out(now, g, out);
+    }
+
+    /// Carries out what the group manager asked: answers, events, timers, and group metadata
+    /// appended to the group's `__consumer_offsets` partition (`acks=all`, not waited for; an
+    /// append the leader refuses is reported in a `coordinator-unavailable` event).
+    fn apply_group_out(&mut self, now: Instant, g: GroupOut, out: &mut Effects<BrokerTimer>) {
+        for (to, msg) in g.sends {
+            out.send(to, msg);
+        }
+        for e in g.events {
+            out.event(e);
+        }
+        for (after_ms, t) in g.timers {
+            out.timer(after_ms, BrokerTimer::Group(t));
+        }
+        for record in g.store {
+            let tp = partition_for(&record.group_id, self.config.offsets_topic_num_partitions);
+            if !self.coordinators.offsets.hosts(&tp) {
+                continue;
+            }
+            let records = vec![CoordinatorRecord::Group(record)];
+            let batch = self
+                .coordinators
+                .offsets
+                .batch_for(&tp, &records, now.0)
+                .expect("hosted");
+            let header = read_header(&batch).expect("the runtime's own batch");
+            match self.append_to_leader(&tp, batch, &header, Acks::All, out) {
+                Ok(appended) => {
+                    let done = self.coordinators.offsets.appended(
+                        &tp,
+                        appended.base_offset,
+                        records,
+                        PendingCommit {
+                            from: NodeId::Broker(self.id),
+                            corr: CorrelationId(0),
+                            partitions: vec![],
+                        },
+                        now.0 + OFFSETS_COMMIT_TIMEOUT_MS,
+                    );
+                    drop(done);
+                    self.maybe_advance_hw(now, &tp, out);
+                    self.complete_delayed_fetches(now, &tp, out);
+                }
+                Err(error) => {
+                    let reason = format!(
+                        "storing group metadata in {tp} failed with {}",
+                        error.kafka_name()
+                    );
+                    out.event(Event::CoordinatorUnavailable {
+                        broker: self.id,
+                        reason,
+                    });
+                }
+            }
+        }
+    }
+}
+
 /// Answers a commit with `error` for every partition of its request.
 fn answer_commit(w: PendingCommit, error: ErrorCode, out: &mut Effects<BrokerTimer>) {
+    if w.partitions.is_empty() && matches!(w.from, NodeId::Broker(_)) {
+        return; // a group metadata write: nobody waits for it
+    }
     out.send(
         w.from,
         Message::OffsetCommitResponse {

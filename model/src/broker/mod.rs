@@ -107,6 +107,8 @@ pub enum BrokerTimer {
     },
     /// A timer of the hosted controller.
     Controller(ControllerTimer),
+    /// A timer of the hosted group coordinator.
+    Group(crate::group_coordinator::GroupTimer),
     /// Retention runs (`log.retention.check.interval.ms`).
     LogRetentionCheck,
     /// The log cleaner's next pass (`log.cleaner.backoff.ms`); armed only when some topic
@@ -229,6 +231,7 @@ impl Broker {
         }
         let zk_timeout = config.zookeeper_session_timeout_ms;
         let controller = Controller::new(id, config.clone(), topics);
+        let coordinators = Coordinators::new(id, &config);
         Broker {
             id,
             config,
@@ -252,7 +255,7 @@ impl Broker {
             next_corr: 1,
             controller_resends: BTreeSet::new(),
             zk_last_heard: Instant(0),
-            coordinators: Coordinators::default(),
+            coordinators,
         }
     }
 
@@ -543,14 +546,26 @@ impl Actor for Broker {
                 corr,
                 group_id,
                 generation_id,
+                member_id,
                 offsets,
-                ..
-            } => self.on_offset_commit(now, from, corr, group_id, generation_id, offsets, out),
+            } => self.on_offset_commit(
+                now,
+                from,
+                corr,
+                group_id,
+                (generation_id, member_id),
+                offsets,
+                out,
+            ),
             Message::OffsetFetch {
                 corr,
                 group_id,
                 partitions,
             } => self.on_offset_fetch(from, corr, group_id, partitions, out),
+            m @ (Message::JoinGroup { .. }
+            | Message::SyncGroup { .. }
+            | Message::Heartbeat { .. }
+            | Message::LeaveGroup { .. }) => self.on_group_request(now, from, m, out),
             Message::CreateTopics {
                 topic,
                 partitions,
@@ -567,6 +582,10 @@ impl Actor for Broker {
             Message::LeaderAndIsrResponse { .. } | Message::StopReplicaResponse { .. } => {}
             // Not addressed to a broker.
             Message::FindCoordinatorResponse { .. }
+            | Message::JoinGroupResponse { .. }
+            | Message::SyncGroupResponse { .. }
+            | Message::HeartbeatResponse { .. }
+            | Message::LeaveGroupResponse { .. }
             | Message::OffsetCommitResponse { .. }
             | Message::OffsetFetchResponse { .. }
             | Message::Zk { .. }
@@ -647,6 +666,7 @@ impl Actor for Broker {
                     BrokerTimer::LogStartOffsetCheckpoint,
                 );
             }
+            BrokerTimer::Group(t) => self.on_group_timer(now, t, out),
             BrokerTimer::Controller(ControllerTimer::Resend { broker }) => {
                 self.on_controller_resend(broker, out)
             }

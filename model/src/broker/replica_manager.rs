@@ -264,7 +264,7 @@ impl Broker {
             log_end_offset: leo,
             high_watermark: hw,
         });
-        self.coordinator_become_leader(&tp, out);
+        self.coordinator_become_leader(now, &tp, out);
         // A sole-replica ISR can advance the HW at once.
         self.maybe_advance_hw(now, &tp, out);
         // Fetches parked with the previous leader epoch are fenced now (DelayedFetch case H).

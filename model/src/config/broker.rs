@@ -113,6 +113,18 @@ pub struct BrokerConfig {
     /// `offsets.topic.replication.factor` (3): replicas of each `__consumer_offsets`
     /// partition; the topic is not created while fewer brokers are registered.
     pub offsets_topic_replication_factor: i32,
+    /// `group.initial.rebalance.delay.ms` (3000): how long an empty group waits for more
+    /// members before its first join phase ends (extended while members arrive).
+    pub group_initial_rebalance_delay_ms: u64,
+    /// `group.min.session.timeout.ms` (6000): the smallest `session.timeout.ms` accepted.
+    pub group_min_session_timeout_ms: u64,
+    /// `group.max.session.timeout.ms` (1800000): the largest `session.timeout.ms` accepted.
+    pub group_max_session_timeout_ms: u64,
+    /// `offsets.retention.minutes` (10080). Accepted; offsets do not expire in the model yet.
+    pub offsets_retention_minutes: i64,
+    /// `sim.group.offset-commit-fencing` (true): OffsetCommit is fenced by member id and
+    /// generation; false is the legacy switch under which a zombie's commit lands.
+    pub group_offset_commit_fencing: bool,
 }
 
 /// The broker's and topic's `compression.type`: keep the producer's codec (`producer`, the
@@ -173,6 +185,11 @@ impl Default for BrokerConfig {
             compression_type: BrokerCompression::Producer,
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
+            group_initial_rebalance_delay_ms: 3_000,
+            group_min_session_timeout_ms: 6_000,
+            group_max_session_timeout_ms: 1_800_000,
+            offsets_retention_minutes: 10_080,
+            group_offset_commit_fencing: true,
         }
     }
 }
@@ -228,6 +245,11 @@ pub(super) const BROKER_KEYS: &[KeyDef] = &[
         "offsets.topic.replication.factor",
         Ty::Int(1, i16::MAX as i64),
     ),
+    k("group.initial.rebalance.delay.ms", Ty::Int(0, I32)),
+    k("group.min.session.timeout.ms", Ty::Int(0, I32)),
+    k("group.max.session.timeout.ms", Ty::Int(0, I32)),
+    k("offsets.retention.minutes", Ty::Int(1, I32)),
+    k("sim.group.offset-commit-fencing", Ty::Bool),
     k("sim.replication.truncation", Ty::OneOf(TRUNCATION_MODES)),
     k("sim.controller.epoch-fencing", Ty::Bool),
 ];
@@ -315,6 +337,21 @@ impl BrokerConfig {
         }
         if let Some(v) = p.num("offsets.topic.replication.factor") {
             c.offsets_topic_replication_factor = v as i32;
+        }
+        if let Some(v) = p.num("group.initial.rebalance.delay.ms") {
+            c.group_initial_rebalance_delay_ms = v as u64;
+        }
+        if let Some(v) = p.num("group.min.session.timeout.ms") {
+            c.group_min_session_timeout_ms = v as u64;
+        }
+        if let Some(v) = p.num("group.max.session.timeout.ms") {
+            c.group_max_session_timeout_ms = v as u64;
+        }
+        if let Some(v) = p.num("offsets.retention.minutes") {
+            c.offsets_retention_minutes = v;
+        }
+        if let Some(v) = p.bool("sim.group.offset-commit-fencing") {
+            c.group_offset_commit_fencing = v;
         }
         // Kafka's precedence: log.roll.ms over log.roll.hours; log.retention.ms over
         // log.retention.minutes over log.retention.hours.

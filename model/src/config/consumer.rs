@@ -45,6 +45,11 @@ pub struct ConsumerConfig {
     pub heartbeat_interval_ms: u64,
     /// `max.poll.interval.ms` (300000).
     pub max_poll_interval_ms: u64,
+    /// `partition.assignment.strategy` as written (Kafka's default
+    /// `[RangeAssignor, CooperativeStickyAssignor]`); parsed by `consumer::assignor`.
+    pub partition_assignment_strategy: String,
+    /// `group.instance.id` (none): static membership, KIP-345.
+    pub group_instance_id: Option<String>,
     /// `default.api.timeout.ms` (60000): how long a blocking call that has no timeout of its
     /// own waits, in ms; here `commitSync()` (Kafka's `ConsumerConfig`,
     /// `KafkaConsumer.commitSync()` uses it as its timer).
@@ -75,6 +80,8 @@ impl Default for ConsumerConfig {
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 3_000,
             max_poll_interval_ms: 300_000,
+            partition_assignment_strategy: crate::consumer::assignor::DEFAULT_STRATEGY.to_string(),
+            group_instance_id: None,
             default_api_timeout_ms: 60_000,
             key_deserializer: SerdeClass::String,
             value_deserializer: SerdeClass::Long,
@@ -106,6 +113,7 @@ pub(super) const CONSUMER_KEYS: &[KeyDef] = &[
     k("max.poll.interval.ms", Ty::Int(1, I32)),
     k("default.api.timeout.ms", MS32),
     k("partition.assignment.strategy", Ty::List),
+    k("group.instance.id", Ty::Str),
     k("key.deserializer", Ty::Class(KEY_DESERIALIZERS)),
     k("value.deserializer", Ty::Class(VALUE_DESERIALIZERS)),
 ];
@@ -179,6 +187,20 @@ impl ConsumerConfig {
         }
         if let Some(v) = p.num("max.poll.interval.ms") {
             c.max_poll_interval_ms = v as u64;
+        }
+        if let Some(v) = p.list("partition.assignment.strategy") {
+            c.partition_assignment_strategy = v.join(",");
+            if let Err(message) =
+                crate::consumer::assignor::parse_strategy_list(&c.partition_assignment_strategy)
+            {
+                return Err(ConfigError {
+                    key: "partition.assignment.strategy".into(),
+                    message,
+                });
+            }
+        }
+        if let Some(v) = p.str("group.instance.id") {
+            c.group_instance_id = Some(v.to_string());
         }
         if let Some(v) = p.num("default.api.timeout.ms") {
             c.default_api_timeout_ms = v as u64;

@@ -63,10 +63,4 @@ pub const NOT_SUPPORTED_YET: &[NotSupportedYet] = &[
         &["read_uncommitted"],
         "transactions (KIP-98)",
     ),
-    nsy(
-        ConfigKind::Consumer,
-        "partition.assignment.strategy",
-        &[],
-        "consumer groups (only assign mode for now)",
-    ),
 ];

@@ -255,13 +255,14 @@ fn config_not_supported_yet() {
     assert!(msg(consumer(&[("isolation.level", s("read_committed"))]))
         .starts_with("not supported yet: isolation.level"));
     assert!(consumer(&[("isolation.level", s("read_uncommitted"))]).is_ok());
-    // Assign mode with a group id (commits and committed offsets) is supported; subscribe
-    // mode's assignor is not.
+    // Group ids and assignors are supported; an unknown assignor is refused.
     let grouped = consumer(&[("group.id", s("g1"))]).unwrap();
     assert_eq!(grouped.group_id.as_deref(), Some("g1"));
+    let ranged = consumer(&[("partition.assignment.strategy", s("range"))]).unwrap();
+    assert_eq!(ranged.partition_assignment_strategy, "range");
     assert!(
-        msg(consumer(&[("partition.assignment.strategy", s("range"))]))
-            .starts_with("not supported yet: partition.assignment.strategy")
+        msg(consumer(&[("partition.assignment.strategy", s("fancy"))]))
+            .contains("unknown assignor")
     );
     // Values are still validated first.
     assert_eq!(

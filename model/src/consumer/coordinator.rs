@@ -77,19 +77,31 @@ struct CommittedFetch {
 
 /// How a commit was called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CommitKind {
+pub(super) enum CommitKind {
     Sync,
     Async,
     Auto,
+    /// The commit before partitions are revoked in a rebalance (subscribe mode): the
+    /// application's `onPartitionsRevoked` calling `commitSync()` (`auto: false`), or the
+    /// consumer's own synchronous auto commit in `onJoinPrepare` (`auto: true`). Retried like
+    /// `commitSync()`.
+    Revoke {
+        auto: bool,
+    },
 }
 
 impl CommitKind {
     fn name(self) -> &'static str {
         match self {
-            CommitKind::Sync => "sync",
+            CommitKind::Sync | CommitKind::Revoke { auto: false } => "sync",
             CommitKind::Async => "async",
-            CommitKind::Auto => "auto",
+            CommitKind::Auto | CommitKind::Revoke { auto: true } => "auto",
         }
+    }
+
+    /// Whether a retriable failure is retried (`commitSync()` semantics).
+    fn retries(self) -> bool {
+        matches!(self, CommitKind::Sync | CommitKind::Revoke { .. })
     }
 }
 
@@ -108,6 +120,9 @@ struct Commit {
     /// The error of the last failed attempt (an `offset-commit-failed` event is emitted when
     /// it changes, not for every retry).
     last_error: Option<String>,
+    /// The member's generation and id the commit carries (subscribe mode), else -1 and "".
+    generation: Option<i32>,
+    member_id: Option<String>,
 }
 
 /// The client side of the group coordinator (see the module documentation).
@@ -127,6 +142,13 @@ pub(super) struct ConsumerCoordinator {
     /// loss was announced since: a lookup that finds the same broker again (FindCoordinator
     /// still naming a dead leader) is not announced again.
     announced: Option<(BrokerId, bool)>,
+}
+
+impl ConsumerCoordinator {
+    /// The coordinator as last discovered, if known.
+    pub(super) fn coordinator_id(&self) -> Option<BrokerId> {
+        self.coordinator
+    }
 }
 
 impl ConsumerClient {
@@ -239,7 +261,7 @@ impl ConsumerClient {
 
     /// Looks the coordinator up unless it is known, being looked up, or the last lookup failed
     /// less than `retry.backoff.ms` ago.
-    fn ensure_coordinator(&mut self, out: &mut Effects<ConsumerTimer>) {
+    pub(super) fn ensure_coordinator(&mut self, out: &mut Effects<ConsumerTimer>) {
         let Some(c) = &self.coordinator else { return };
         if c.coordinator.is_some() || c.lookup != Lookup::Idle || self.bootstrap.is_empty() {
             return;
@@ -307,7 +329,7 @@ impl ConsumerClient {
         let waiting: Vec<u64> = c
             .commits
             .iter()
-            .filter(|(_, k)| k.kind != CommitKind::Sync && k.in_flight.is_none())
+            .filter(|(_, k)| !k.kind.retries() && k.in_flight.is_none())
             .map(|(id, _)| *id)
             .collect();
         for op_id in waiting {
@@ -339,7 +361,8 @@ impl ConsumerClient {
             .is_some_and(|f| !f.backoff && f.in_flight.is_none())
             || c.commits
                 .values()
-                .any(|k| !k.backoff && k.in_flight.is_none());
+                .any(|k| !k.backoff && k.in_flight.is_none())
+            || self.membership_needs_coordinator();
         if needed {
             self.ensure_coordinator(out);
         }
@@ -364,10 +387,11 @@ impl ConsumerClient {
         for op_id in commits {
             self.send_commit(op_id, out);
         }
+        self.membership_coordinator_ready(out);
     }
 
     /// Kafka's `markCoordinatorUnknown`: forget the coordinator (once per discovery).
-    fn mark_coordinator_unknown(
+    pub(super) fn mark_coordinator_unknown(
         &mut self,
         from: NodeId,
         reason: &str,
@@ -612,27 +636,44 @@ impl ConsumerClient {
 
     /// Starts a commit of the current positions; `None` when there is nothing to commit
     /// (Kafka returns at once for empty offsets).
-    fn start_commit(&mut self, kind: CommitKind, out: &mut Effects<ConsumerTimer>) -> Option<u64> {
+    pub(super) fn start_commit(
+        &mut self,
+        kind: CommitKind,
+        out: &mut Effects<ConsumerTimer>,
+    ) -> Option<u64> {
         let offsets = self.committable();
         let c = self.coordinator.as_ref()?;
         if offsets.is_empty() {
             return None;
         }
+        let (generation, member_id, refusal) = self.commit_identity();
         self.next_op += 1;
         let op_id = self.next_op;
+        let value = OpValue::Commit {
+            group: c.group_id.clone(),
+            mode: kind.name().into(),
+            offsets: offsets.clone(),
+            coordinator: None,
+            generation,
+            member_id: member_id.clone(),
+        };
         out.op(ClientOp {
             op_type: OpType::Invoke,
             op_id,
-            value: OpValue::Commit {
-                group: c.group_id.clone(),
-                mode: kind.name().into(),
-                offsets: offsets.clone(),
-                coordinator: None,
-                generation: None,
-                member_id: None,
-            },
+            value: value.clone(),
             error: None,
         });
+        if let Some(why) = refusal {
+            // Kafka's commitSync()/commitAsync() throw without a request when the member has
+            // no stable generation (`generationIfStable()` is null).
+            out.op(ClientOp {
+                op_type: OpType::Fail,
+                op_id,
+                value,
+                error: Some(why),
+            });
+            return None;
+        }
         self.coordinator.as_mut().expect("grouped").commits.insert(
             op_id,
             Commit {
@@ -642,6 +683,8 @@ impl ConsumerClient {
                 backoff: false,
                 maybe_stored: false,
                 last_error: None,
+                generation,
+                member_id,
             },
         );
         self.send_commit(op_id, out);
@@ -711,6 +754,8 @@ impl ConsumerClient {
             return;
         };
         let group_id = c.group_id.clone();
+        let generation_id = commit.generation.unwrap_or(-1);
+        let member_id = commit.member_id.clone().unwrap_or_default();
         let offsets = commit
             .offsets
             .iter()
@@ -725,8 +770,8 @@ impl ConsumerClient {
             |corr| Message::OffsetCommit {
                 corr,
                 group_id,
-                generation_id: -1,
-                member_id: String::new(),
+                generation_id,
+                member_id,
                 offsets,
             },
             Pending::OffsetCommit { op_id },
@@ -779,7 +824,8 @@ impl ConsumerClient {
             }
             _ => (false, false),
         };
-        self.commit_attempt_failed(op_id, error.kafka_name(), retriable, maybe_stored, out);
+        let name = self.membership_commit_error(error, out);
+        self.commit_attempt_failed(op_id, &name, retriable, maybe_stored, out);
     }
 
     pub(super) fn on_offset_commit_lost(
@@ -820,7 +866,7 @@ impl ConsumerClient {
         let group = c.group_id.clone();
         let commit = c.commits.get_mut(&op_id).expect("open");
         commit.maybe_stored |= maybe_stored;
-        let retry = retriable && commit.kind == CommitKind::Sync;
+        let retry = retriable && commit.kind.retries();
         // One event per change of error (a commitSync() retrying through a failover would
         // otherwise log every attempt), and one for the attempt that ends the commit.
         if !retry || commit.last_error.as_deref() != Some(error) {
@@ -930,17 +976,18 @@ impl ConsumerClient {
                 mode: commit.kind.name().into(),
                 offsets: commit.offsets,
                 coordinator,
-                generation: None,
-                member_id: None,
+                generation: commit.generation,
+                member_id: commit.member_id,
             },
             error,
         });
+        self.on_commit_completed(op_id, out);
         if let Some((waiting, after)) = self.sync_commit {
             if waiting == op_id {
                 self.sync_commit = None;
                 match after {
                     AfterCommit::Poll => self.app_poll(out),
-                    AfterCommit::Process => out.timer(super::POLL_INTERVAL_MS, ConsumerTimer::Poll),
+                    AfterCommit::Process => self.start_processing(out),
                 }
             }
         }

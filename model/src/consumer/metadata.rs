@@ -43,6 +43,9 @@ impl ConsumerClient {
                 continue;
             }
             missing |= pm.leader.is_none();
+            if self.membership_metadata(&pm) && !self.partitions.contains_key(&pm.tp) {
+                continue; // subscribe mode: not assigned to this member
+            }
             let s = self
                 .partitions
                 .entry(pm.tp.clone())
@@ -62,7 +65,11 @@ impl ConsumerClient {
                 }
             }
         }
-        if missing || self.partitions.is_empty() {
+        let nothing_known = match &self.membership {
+            Some(m) => m.partition_counts.is_empty(),
+            None => self.partitions.is_empty(),
+        };
+        if missing || nothing_known {
             out.timer(
                 self.config.retry_backoff_ms.max(1),
                 ConsumerTimer::MetadataRetry,

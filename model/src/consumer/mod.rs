@@ -19,12 +19,15 @@ use crate::effects::{Actor, Effects};
 use crate::event::PolledRecord;
 use crate::protocol::*;
 use crate::types::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
 
 pub mod assignor;
 mod coordinator;
 mod deserializers;
 mod fetcher;
+mod group_membership;
 mod metadata;
 mod offset_fetcher;
 mod poll;
@@ -34,6 +37,7 @@ mod tests;
 
 use coordinator::ConsumerCoordinator;
 pub use deserializers::deserialize_value;
+use group_membership::GroupMembership;
 pub use metadata::METADATA_REFRESH_MS;
 use poll::AfterCommit;
 pub use poll::{CommitMode, ConsumerWorkload, SeekAt, POLL_INTERVAL_MS, POLL_TIMEOUT_MS};
@@ -82,6 +86,10 @@ pub enum ConsumerTimer {
     AutoCommitDue {
         generation: u64,
     },
+    /// The heartbeat thread's tick (subscribe mode), every `heartbeat.interval.ms`.
+    Heartbeat,
+    /// JoinGroup again after `retry.backoff.ms`.
+    JoinRetry,
 }
 
 #[derive(Debug, Clone)]
@@ -93,9 +101,11 @@ enum Pending {
     OffsetForLeaderEpoch(TopicPartition),
     FindCoordinator,
     OffsetFetch,
-    OffsetCommit {
-        op_id: u64,
-    },
+    OffsetCommit { op_id: u64 },
+    JoinGroup,
+    SyncGroup,
+    Heartbeat,
+    LeaveGroup,
 }
 
 /// A consumer client process.
@@ -127,6 +137,13 @@ pub struct ConsumerClient {
     commit_after_processing: bool,
     /// The application waits in `commitSync()` for commit `.0`, then does `.1`.
     sync_commit: Option<(u64, AfterCommit)>,
+    /// Group membership in subscribe mode.
+    membership: Option<GroupMembership>,
+    /// The `process` operation open while the application processes a poll's records
+    /// (subscribe mode): its id and records.
+    processing: Option<(u64, Vec<PolledRecord>)>,
+    /// The workload's randomness (processing times), seeded by the simulation.
+    rng: ChaCha8Rng,
 }
 
 impl ConsumerClient {
@@ -157,11 +174,15 @@ impl ConsumerClient {
             coordinator: None,
             commit_after_processing: false,
             sync_commit: None,
+            membership: None,
+            processing: None,
+            rng: ChaCha8Rng::seed_from_u64(index as u64),
         }
     }
 
     /// The same consumer driven by `workload` (late start, seeks).
     pub fn with_workload(mut self, workload: ConsumerWorkload) -> Self {
+        self.rng = ChaCha8Rng::seed_from_u64(workload.seed);
         self.workload = workload;
         self
     }
@@ -234,6 +255,7 @@ impl Actor for ConsumerClient {
             }
         }
         self.coordinator_invariants();
+        self.membership_invariants();
     }
 
     fn on_start(&mut self, now: Instant, out: &mut Effects<ConsumerTimer>) {
@@ -260,7 +282,11 @@ impl Actor for ConsumerClient {
             | Message::FetchResponse { corr, .. }
             | Message::FindCoordinatorResponse { corr, .. }
             | Message::OffsetFetchResponse { corr, .. }
-            | Message::OffsetCommitResponse { corr, .. } => *corr,
+            | Message::OffsetCommitResponse { corr, .. }
+            | Message::JoinGroupResponse { corr, .. }
+            | Message::SyncGroupResponse { corr, .. }
+            | Message::HeartbeatResponse { corr, .. }
+            | Message::LeaveGroupResponse { corr, .. } => *corr,
             _ => return,
         };
         let Some((pending, to)) = self.pending.remove(&corr) else {
@@ -301,6 +327,37 @@ impl Actor for ConsumerClient {
             (Pending::OffsetCommit { op_id }, Message::OffsetCommitResponse { partitions, .. }) => {
                 self.on_offset_commit_response(op_id, corr, to, partitions, out)
             }
+            (
+                Pending::JoinGroup,
+                Message::JoinGroupResponse {
+                    error,
+                    generation_id,
+                    protocol_name,
+                    leader,
+                    member_id,
+                    members,
+                    ..
+                },
+            ) => self.on_join_group_response(
+                corr,
+                to,
+                error,
+                generation_id,
+                protocol_name,
+                leader,
+                member_id,
+                members,
+                out,
+            ),
+            (
+                Pending::SyncGroup,
+                Message::SyncGroupResponse {
+                    error, partitions, ..
+                },
+            ) => self.on_sync_group_response(corr, to, error, partitions, out),
+            (Pending::Heartbeat, Message::HeartbeatResponse { error, .. }) => {
+                self.on_heartbeat_response(corr, to, error, out)
+            }
             _ => {}
         }
     }
@@ -338,6 +395,8 @@ impl Actor for ConsumerClient {
                     self.maybe_auto_commit(out);
                 }
             }
+            ConsumerTimer::Heartbeat => self.on_heartbeat_timer(out),
+            ConsumerTimer::JoinRetry => self.on_join_retry_timeout(out),
         }
     }
 
@@ -370,7 +429,11 @@ impl Actor for ConsumerClient {
             | Message::Fetch { corr, .. }
             | Message::FindCoordinator { corr, .. }
             | Message::OffsetFetch { corr, .. }
-            | Message::OffsetCommit { corr, .. } => *corr,
+            | Message::OffsetCommit { corr, .. }
+            | Message::JoinGroup { corr, .. }
+            | Message::SyncGroup { corr, .. }
+            | Message::Heartbeat { corr, .. }
+            | Message::LeaveGroup { corr, .. } => *corr,
             _ => return,
         };
         if let Some((pending, to)) = self.pending.remove(&corr) {
@@ -435,6 +498,10 @@ impl ConsumerClient {
             Pending::OffsetCommit { op_id } => {
                 self.on_offset_commit_lost(op_id, corr, to, how, out)
             }
+            p @ (Pending::JoinGroup
+            | Pending::SyncGroup
+            | Pending::Heartbeat
+            | Pending::LeaveGroup) => self.on_group_request_lost(p, corr, to, how, out),
         }
     }
 }

@@ -32,6 +32,7 @@ use super::{ConsumerClient, ConsumerTimer, METADATA_REFRESH_MS};
 use crate::effects::Effects;
 use crate::event::{ClientOp, Event, OpType, OpValue, PolledRecord};
 use crate::types::*;
+use rand::RngCore;
 
 /// How long the application spends on the records of one poll before it polls again, in
 /// simulated ms.
@@ -106,6 +107,14 @@ pub struct ConsumerWorkload {
     pub seeks: Vec<SeekAt>,
     /// How the application commits (with a `group.id`).
     pub commit: CommitMode,
+    /// Subscribe mode: the consumer joins its `group.id` and consumes what the group assigns
+    /// it (`KafkaConsumer.subscribe(topics)`), see `group_membership.rs`.
+    pub subscribe: bool,
+    /// Subscribe mode: the time spent processing each non-empty poll, uniform in
+    /// `[min, max]` ms from [`ConsumerWorkload::seed`]; `None`: [`POLL_INTERVAL_MS`].
+    pub processing_ms: Option<(u64, u64)>,
+    /// Seeds the workload's random choices (the simulation derives it from the run's seed).
+    pub seed: u64,
 }
 
 /// One `seek(tp, offset)` of the application.
@@ -139,6 +148,17 @@ impl ConsumerClient {
     /// The application's loop after processing a poll's records: `commitSync()` or
     /// `commitAsync()` as its [`CommitMode`] says (with a `group.id`), then `poll()`.
     pub(super) fn app_processed(&mut self, out: &mut Effects<ConsumerTimer>) {
+        if let Some((op_id, records)) = self.processing.take() {
+            out.op(ClientOp {
+                op_type: OpType::Ok,
+                op_id,
+                value: OpValue::Process {
+                    group: self.config.group_id.clone(),
+                    records,
+                },
+                error: None,
+            });
+        }
         if std::mem::take(&mut self.commit_after_processing) {
             match self.workload.commit {
                 CommitMode::Sync => {
@@ -157,6 +177,7 @@ impl ConsumerClient {
     /// first commits asynchronously if the auto-commit interval has passed.
     pub(super) fn app_poll(&mut self, out: &mut Effects<ConsumerTimer>) {
         self.maybe_auto_commit(out);
+        self.ensure_active_group(out);
         self.fetch_all(out);
         if self.errors.is_empty() && self.buffer.is_empty() {
             self.poll_generation += 1;
@@ -210,9 +231,14 @@ impl ConsumerClient {
             out.op(ClientOp {
                 op_type: OpType::Ok,
                 op_id,
-                value: OpValue::Poll { records },
+                value: OpValue::Poll {
+                    records: records.clone(),
+                },
                 error: None,
             });
+            if self.workload.subscribe {
+                self.processing = Some((0, records));
+            }
             if self.coordinator.is_some() {
                 match self.workload.commit {
                     CommitMode::BeforeProcessing => {
@@ -225,12 +251,41 @@ impl ConsumerClient {
                 }
             }
         }
-        out.timer(POLL_INTERVAL_MS, ConsumerTimer::Poll);
+        self.start_processing(out);
+    }
+
+    /// The application processes what the last poll returned, then polls again: subscribe
+    /// mode records the processing as a `process` operation and takes `processing_ms`.
+    pub(super) fn start_processing(&mut self, out: &mut Effects<ConsumerTimer>) {
+        let mut after_ms = POLL_INTERVAL_MS;
+        if let Some((_, records)) = self.processing.take() {
+            self.next_op += 1;
+            let op_id = self.next_op;
+            out.op(ClientOp {
+                op_type: OpType::Invoke,
+                op_id,
+                value: OpValue::Process {
+                    group: self.config.group_id.clone(),
+                    records: records.clone(),
+                },
+                error: None,
+            });
+            self.processing = Some((op_id, records));
+            if let Some((lo, hi)) = self.workload.processing_ms {
+                after_ms = if hi > lo {
+                    lo + self.rng.next_u64() % (hi - lo + 1)
+                } else {
+                    lo
+                };
+            }
+        }
+        out.timer(after_ms, ConsumerTimer::Poll);
     }
 
     pub(super) fn start(&mut self, now: Instant, out: &mut Effects<ConsumerTimer>) {
         self.started = true;
         self.start_coordinator();
+        self.start_membership(out);
         self.request_metadata(out);
         out.timer(POLL_INTERVAL_MS, ConsumerTimer::Poll);
         out.timer(METADATA_REFRESH_MS, ConsumerTimer::MetadataRefresh);

@@ -1,6 +1,7 @@
-//! The group coordinator, as far as this testbed has it: the **committed offsets of simple
-//! consumers** (Kafka's offset store, `GroupMetadataManager.scala` / `OffsetMetadataManager.java`
-//! in group-coordinator), hosted by the broker through the [`coordinator_runtime`].
+//! The group coordinator: committed offsets (Kafka's offset store, `GroupMetadataManager.scala`
+//! / `OffsetMetadataManager.java` in group-coordinator) and classic consumer groups with the
+//! JoinGroup/SyncGroup/Heartbeat protocol (`classic_group.rs`, `group_manager.rs`), hosted by
+//! the broker through the [`coordinator_runtime`].
 //!
 //! # What Kafka does (GROUPS-AND-TRANSACTIONS.md, A1)
 //! * **Finding the coordinator.** A group's state lives in one partition of the internal,
@@ -24,6 +25,8 @@
 //!
 //! [`coordinator_runtime`]: crate::coordinator_runtime
 
+pub mod classic_group;
+pub mod group_manager;
 pub mod offsets;
 
 use crate::config::TopicConfig;
@@ -31,7 +34,9 @@ use crate::coordinator_runtime::CoordinatorRuntime;
 use crate::log::CleanupPolicy;
 use crate::protocol::ErrorCode;
 use crate::types::{CorrelationId, NodeId, TopicPartition};
-pub use offsets::{OffsetRecord, OffsetsShard};
+pub use classic_group::{ClassicGroup, GroupMetadataRecord, GroupState};
+pub use group_manager::{GroupConfig, GroupManager, GroupOut, GroupTimer, JoinRequest};
+pub use offsets::{CoordinatorRecord, OffsetRecord, OffsetsShard};
 
 /// The internal topic holding group state and committed offsets.
 pub const CONSUMER_OFFSETS_TOPIC: &str = "__consumer_offsets";

@@ -5,8 +5,8 @@
 //! `OffsetCommitKey.json`, `OffsetCommitValue.json`)
 //! * **Key**: `version: i16 = 1`, then `group: string`, `topic: string`, `partition: i32`
 //!   (a string is an `i16` length and UTF-8 bytes; integers big-endian). Key versions 0 and 1
-//!   are offset commits; version 2 is a group's metadata (members, assignment), which this
-//!   shard does not keep yet and skips.
+//!   are offset commits; version 2 is a group's metadata (members, assignment; see
+//!   `classic_group.rs`), which the shard keeps as the last record per group.
 //! * **Value**: `version: i16 = 3`, then `offset: i64`, `leader_epoch: i32` (-1: unknown),
 //!   `metadata: string`, `commit_timestamp: i64` (ms). A null value is a **tombstone**: the
 //!   committed offset is deleted (Kafka writes one when a group's offsets expire or the group
@@ -15,6 +15,9 @@
 //! Replay is last-writer-wins per key, in offset order, which is exactly what compaction
 //! preserves.
 
+use super::classic_group::{
+    decode_group_value, encode_group_key, encode_group_value, GroupMetadataRecord,
+};
 use crate::coordinator_runtime::CoordinatorShard;
 use crate::record::{KeyValue, Record};
 use crate::types::{Offset, TopicPartition};
@@ -52,11 +55,19 @@ pub struct CommittedOffset {
     pub record_offset: Offset,
 }
 
+/// One record of a `__consumer_offsets` partition: a committed offset or a group's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoordinatorRecord {
+    Offset(OffsetRecord),
+    Group(GroupMetadataRecord),
+}
+
 /// The committed offsets of every group whose state lives in one `__consumer_offsets`
-/// partition, by (group, topic-partition).
+/// partition, by (group, topic-partition), and each group's last stored metadata.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct OffsetsShard {
     offsets: BTreeMap<(String, TopicPartition), CommittedOffset>,
+    groups: BTreeMap<String, GroupMetadataRecord>,
 }
 
 impl OffsetsShard {
@@ -75,6 +86,11 @@ impl OffsetsShard {
     /// Whether no offset is committed.
     pub fn is_empty(&self) -> bool {
         self.offsets.is_empty()
+    }
+
+    /// Every group's last stored metadata, by group id.
+    pub fn groups(&self) -> &BTreeMap<String, GroupMetadataRecord> {
+        &self.groups
     }
 }
 
@@ -117,66 +133,102 @@ impl<'a> Reader<'a> {
 }
 
 impl CoordinatorShard for OffsetsShard {
-    type Record = OffsetRecord;
+    type Record = CoordinatorRecord;
 
-    fn encode(r: &OffsetRecord) -> KeyValue {
-        let mut key = Vec::new();
-        key.extend_from_slice(&OFFSET_COMMIT_KEY_VERSION.to_be_bytes());
-        put_string(&mut key, &r.group_id);
-        put_string(&mut key, &r.tp.topic);
-        key.extend_from_slice(&r.tp.partition.to_be_bytes());
-        let value = r.committed_offset.map(|offset| {
-            let mut v = Vec::new();
-            v.extend_from_slice(&OFFSET_COMMIT_VALUE_VERSION.to_be_bytes());
-            v.extend_from_slice(&offset.0.to_be_bytes());
-            v.extend_from_slice(&(-1i32).to_be_bytes());
-            put_string(&mut v, "");
-            v.extend_from_slice(&r.commit_timestamp_ms.to_be_bytes());
-            v
-        });
-        (Some(key), value)
+    fn encode(r: &CoordinatorRecord) -> KeyValue {
+        match r {
+            CoordinatorRecord::Offset(o) => encode_offset(o),
+            CoordinatorRecord::Group(g) => (
+                Some(encode_group_key(&g.group_id)),
+                Some(encode_group_value(g)),
+            ),
+        }
     }
 
-    fn decode(record: &Record) -> Result<Option<OffsetRecord>, String> {
+    fn decode(record: &Record) -> Result<Option<CoordinatorRecord>, String> {
         let key = record.key.as_ref().ok_or("a record without a key")?;
         let mut k = Reader { buf: key };
-        match k.i16()? {
-            0 | OFFSET_COMMIT_KEY_VERSION => {}
-            GROUP_METADATA_KEY_VERSION => return Ok(None),
-            v => return Err(format!("unknown key version {v}")),
+        if k.i16()? == GROUP_METADATA_KEY_VERSION {
+            let group_id = k.string()?;
+            return match &record.value {
+                Some(v) => {
+                    decode_group_value(group_id, v).map(|g| Some(CoordinatorRecord::Group(g)))
+                }
+                None => Ok(None),
+            };
         }
-        let group_id = k.string()?;
-        let topic = k.string()?;
-        let partition = k.i32()?;
-        let tp = TopicPartition::new(topic, partition);
-        let Some(value) = &record.value else {
-            return Ok(Some(OffsetRecord {
-                group_id,
-                tp,
-                committed_offset: None,
-                commit_timestamp_ms: -1,
-            }));
-        };
-        let mut v = Reader { buf: value };
-        let version = v.i16()?;
-        if !(0..=OFFSET_COMMIT_VALUE_VERSION).contains(&version) {
-            return Err(format!("unknown value version {version}"));
-        }
-        let offset = v.i64()?;
-        if version >= 3 {
-            v.i32()?; // leader epoch
-        }
-        v.string()?; // metadata
-        let commit_timestamp_ms = v.i64()?;
-        Ok(Some(OffsetRecord {
-            group_id,
-            tp,
-            committed_offset: Some(Offset(offset)),
-            commit_timestamp_ms,
-        }))
+        decode_offset(record).map(|o| o.map(CoordinatorRecord::Offset))
     }
 
-    fn replay(&mut self, offset: Offset, r: &OffsetRecord) {
+    fn replay(&mut self, offset: Offset, r: &CoordinatorRecord) {
+        match r {
+            CoordinatorRecord::Offset(o) => self.replay_offset(offset, o),
+            CoordinatorRecord::Group(g) => {
+                self.groups.insert(g.group_id.clone(), g.clone());
+            }
+        }
+    }
+}
+
+fn encode_offset(r: &OffsetRecord) -> KeyValue {
+    let mut key = Vec::new();
+    key.extend_from_slice(&OFFSET_COMMIT_KEY_VERSION.to_be_bytes());
+    put_string(&mut key, &r.group_id);
+    put_string(&mut key, &r.tp.topic);
+    key.extend_from_slice(&r.tp.partition.to_be_bytes());
+    let value = r.committed_offset.map(|offset| {
+        let mut v = Vec::new();
+        v.extend_from_slice(&OFFSET_COMMIT_VALUE_VERSION.to_be_bytes());
+        v.extend_from_slice(&offset.0.to_be_bytes());
+        v.extend_from_slice(&(-1i32).to_be_bytes());
+        put_string(&mut v, "");
+        v.extend_from_slice(&r.commit_timestamp_ms.to_be_bytes());
+        v
+    });
+    (Some(key), value)
+}
+
+fn decode_offset(record: &Record) -> Result<Option<OffsetRecord>, String> {
+    let key = record.key.as_ref().ok_or("a record without a key")?;
+    let mut k = Reader { buf: key };
+    match k.i16()? {
+        0 | OFFSET_COMMIT_KEY_VERSION => {}
+        GROUP_METADATA_KEY_VERSION => return Ok(None),
+        v => return Err(format!("unknown key version {v}")),
+    }
+    let group_id = k.string()?;
+    let topic = k.string()?;
+    let partition = k.i32()?;
+    let tp = TopicPartition::new(topic, partition);
+    let Some(value) = &record.value else {
+        return Ok(Some(OffsetRecord {
+            group_id,
+            tp,
+            committed_offset: None,
+            commit_timestamp_ms: -1,
+        }));
+    };
+    let mut v = Reader { buf: value };
+    let version = v.i16()?;
+    if !(0..=OFFSET_COMMIT_VALUE_VERSION).contains(&version) {
+        return Err(format!("unknown value version {version}"));
+    }
+    let offset = v.i64()?;
+    if version >= 3 {
+        v.i32()?; // leader epoch
+    }
+    v.string()?; // metadata
+    let commit_timestamp_ms = v.i64()?;
+    Ok(Some(OffsetRecord {
+        group_id,
+        tp,
+        committed_offset: Some(Offset(offset)),
+        commit_timestamp_ms,
+    }))
+}
+
+impl OffsetsShard {
+    fn replay_offset(&mut self, offset: Offset, r: &OffsetRecord) {
         let key = (r.group_id.clone(), r.tp.clone());
         match r.committed_offset {
             Some(committed) => {
@@ -225,15 +277,18 @@ mod tests {
     #[test]
     fn a_commit_and_a_tombstone_survive_encode_and_decode() {
         for r in [commit("g", 3, Some(17)), commit("g", 3, None)] {
-            let kv = OffsetsShard::encode(&r);
+            let kv = encode_offset(&r);
             assert_eq!(kv.1.is_none(), r.committed_offset.is_none());
-            assert_eq!(OffsetsShard::decode(&as_record(kv)), Ok(Some(r)));
+            assert_eq!(
+                OffsetsShard::decode(&as_record(kv)),
+                Ok(Some(CoordinatorRecord::Offset(r)))
+            );
         }
     }
 
     #[test]
     fn the_key_is_kafkas_offset_commit_key_v1() {
-        let (key, value) = OffsetsShard::encode(&commit("g", 3, Some(17)));
+        let (key, value) = encode_offset(&commit("g", 3, Some(17)));
         let mut expected = vec![0, 1, 0, 1, b'g', 0, 1, b't'];
         expected.extend_from_slice(&3i32.to_be_bytes());
         assert_eq!(key.unwrap(), expected);
@@ -244,9 +299,15 @@ mod tests {
     }
 
     #[test]
-    fn group_metadata_is_skipped_and_garbage_is_an_error() {
+    fn group_metadata_is_read_and_garbage_is_an_error() {
         let mut r = as_record((Some(vec![0, 2, 0, 1, b'g']), Some(vec![1])));
-        assert_eq!(OffsetsShard::decode(&r), Ok(None));
+        assert!(OffsetsShard::decode(&r).is_err(), "a truncated group value");
+        r.value = None;
+        assert_eq!(
+            OffsetsShard::decode(&r),
+            Ok(None),
+            "a group tombstone is skipped"
+        );
         r.key = Some(vec![0, 9]);
         assert!(OffsetsShard::decode(&r)
             .unwrap_err()
@@ -260,14 +321,14 @@ mod tests {
     #[test]
     fn replay_keeps_the_last_commit_per_key_and_a_tombstone_deletes_it() {
         let mut s = OffsetsShard::default();
-        s.replay(Offset(0), &commit("g", 0, Some(5)));
-        s.replay(Offset(1), &commit("g", 1, Some(9)));
-        s.replay(Offset(2), &commit("g", 0, Some(7)));
-        s.replay(Offset(3), &commit("h", 0, Some(1)));
+        s.replay_offset(Offset(0), &commit("g", 0, Some(5)));
+        s.replay_offset(Offset(1), &commit("g", 1, Some(9)));
+        s.replay_offset(Offset(2), &commit("g", 0, Some(7)));
+        s.replay_offset(Offset(3), &commit("h", 0, Some(1)));
         let c = s.committed("g", &TopicPartition::new("t", 0)).unwrap();
         assert_eq!((c.offset, c.record_offset), (Offset(7), Offset(2)));
         assert_eq!(s.len(), 3);
-        s.replay(Offset(4), &commit("g", 0, None));
+        s.replay_offset(Offset(4), &commit("g", 0, None));
         assert_eq!(s.committed("g", &TopicPartition::new("t", 0)), None);
         assert_eq!(
             s.committed("h", &TopicPartition::new("t", 0))
@@ -285,7 +346,7 @@ mod tests {
             commit("g", 1, Some(6)),
             commit("g", 0, None),
         ];
-        let kvs = records.iter().map(OffsetsShard::encode).collect();
+        let kvs = records.iter().map(encode_offset).collect();
         let batch = RecordBatch::new(kvs, 0).encode();
         let mut rt: CoordinatorRuntime<OffsetsShard, ()> = CoordinatorRuntime::new();
         let tp = TopicPartition::new("__consumer_offsets", 0);

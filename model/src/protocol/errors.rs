@@ -53,6 +53,22 @@ pub enum ErrorCode {
     /// The commit names a member the group does not have (ClassicGroup.java:823-864; the model
     /// has no members yet, so any commit with a generation other than -1 gets it).
     UnknownMemberId,
+    /// The member's generation is not the group's (a JoinGroup phase ended without it, or it
+    /// commits from an older generation): it must rejoin (ClassicGroup.java).
+    IllegalGeneration,
+    /// The group is rebalancing: the member must rejoin (JoinGroup) before it heartbeats,
+    /// syncs or commits again.
+    RebalanceInProgress,
+    /// JoinGroup v4+ from a member without an id: the coordinator gives it one in the answer
+    /// and it joins again with it (KIP-394).
+    MemberIdRequired,
+    /// Another member now holds this member's `group.instance.id` (KIP-345).
+    FencedInstanceId,
+    /// The member supports none of the group's assignment protocols.
+    InconsistentGroupProtocol,
+    /// `session.timeout.ms` outside the brokers' `group.min.session.timeout.ms` ..
+    /// `group.max.session.timeout.ms`.
+    InvalidSessionTimeout,
 }
 
 impl ErrorCode {
@@ -106,6 +122,12 @@ impl ErrorCode {
             ErrorCode::CoordinatorNotAvailable => "COORDINATOR_NOT_AVAILABLE",
             ErrorCode::CoordinatorLoadInProgress => "COORDINATOR_LOAD_IN_PROGRESS",
             ErrorCode::UnknownMemberId => "UNKNOWN_MEMBER_ID",
+            ErrorCode::IllegalGeneration => "ILLEGAL_GENERATION",
+            ErrorCode::RebalanceInProgress => "REBALANCE_IN_PROGRESS",
+            ErrorCode::MemberIdRequired => "MEMBER_ID_REQUIRED",
+            ErrorCode::FencedInstanceId => "FENCED_INSTANCE_ID",
+            ErrorCode::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
+            ErrorCode::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
         }
     }
 }

@@ -35,3 +35,29 @@ pub struct OffsetFetchPartition {
     /// The committed position, or -1.
     pub committed_offset: Offset,
 }
+
+/// A consumer's subscription as carried in JoinGroup (Kafka's `ConsumerProtocolSubscription`
+/// v1+): its topics, the partitions it owns (cooperative rebalancing, KIP-429) and the
+/// generation it owned them in (KIP-792).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GroupSubscription {
+    pub topics: Vec<String>,
+    pub owned_partitions: Vec<TopicPartition>,
+    /// -1 when the member has no generation.
+    pub generation: i32,
+}
+
+/// One member as the leader sees it in a JoinGroupResponse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinGroupMember {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub subscription: GroupSubscription,
+}
+
+/// One member's assignment in the leader's SyncGroup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncGroupAssignment {
+    pub member_id: String,
+    pub partitions: Vec<TopicPartition>,
+}

@@ -266,6 +266,72 @@ pub enum Message {
         partitions: Vec<OffsetFetchPartition>,
     },
 
+    /// Kafka's JoinGroup (v5+, protocol type `consumer`): join or rejoin `group_id`. An empty
+    /// `member_id` from a dynamic member is answered MEMBER_ID_REQUIRED with an id (KIP-394).
+    JoinGroup {
+        corr: CorrelationId,
+        group_id: String,
+        member_id: String,
+        group_instance_id: Option<String>,
+        session_timeout_ms: u64,
+        /// `max.poll.interval.ms`.
+        rebalance_timeout_ms: u64,
+        /// The assignors the member supports, in its order of preference.
+        protocols: Vec<String>,
+        /// The member's subscription (the same for every protocol here).
+        subscription: GroupSubscription,
+    },
+    /// The generation's outcome for one member; the leader gets every member's subscription.
+    JoinGroupResponse {
+        corr: CorrelationId,
+        error: ErrorCode,
+        generation_id: i32,
+        protocol_name: Option<String>,
+        leader: String,
+        member_id: String,
+        /// Empty unless the receiver is the leader.
+        members: Vec<JoinGroupMember>,
+    },
+    /// Kafka's SyncGroup: the leader sends the assignment, every member gets its share.
+    SyncGroup {
+        corr: CorrelationId,
+        group_id: String,
+        generation_id: i32,
+        member_id: String,
+        group_instance_id: Option<String>,
+        assignments: Vec<SyncGroupAssignment>,
+    },
+    SyncGroupResponse {
+        corr: CorrelationId,
+        error: ErrorCode,
+        protocol_name: Option<String>,
+        /// The member's partitions.
+        partitions: Vec<TopicPartition>,
+    },
+    /// Kafka's Heartbeat.
+    Heartbeat {
+        corr: CorrelationId,
+        group_id: String,
+        generation_id: i32,
+        member_id: String,
+        group_instance_id: Option<String>,
+    },
+    HeartbeatResponse {
+        corr: CorrelationId,
+        error: ErrorCode,
+    },
+    /// Kafka's LeaveGroup for one member.
+    LeaveGroup {
+        corr: CorrelationId,
+        group_id: String,
+        member_id: String,
+        group_instance_id: Option<String>,
+    },
+    LeaveGroupResponse {
+        corr: CorrelationId,
+        error: ErrorCode,
+    },
+
     // ---- broker -> controller ----
     /// Create `topic` (an internal topic the broker needs: ZooKeeper-mode Kafka's
     /// `AutoTopicCreationManager` writes `/brokers/topics/T` for it). Sent by a broker to
@@ -322,6 +388,14 @@ impl Message {
             Message::OffsetFetch { .. } => "OffsetFetch",
             Message::OffsetFetchResponse { .. } => "OffsetFetchResponse",
             Message::CreateTopics { .. } => "CreateTopics",
+            Message::JoinGroup { .. } => "JoinGroup",
+            Message::JoinGroupResponse { .. } => "JoinGroupResponse",
+            Message::SyncGroup { .. } => "SyncGroup",
+            Message::SyncGroupResponse { .. } => "SyncGroupResponse",
+            Message::Heartbeat { .. } => "Heartbeat",
+            Message::HeartbeatResponse { .. } => "HeartbeatResponse",
+            Message::LeaveGroup { .. } => "LeaveGroup",
+            Message::LeaveGroupResponse { .. } => "LeaveGroupResponse",
         }
     }
 }

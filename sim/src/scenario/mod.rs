@@ -10,7 +10,6 @@
 //! These parse (and are validated) but are refused with `not supported yet: ...` until the
 //! feature exists, so that a scenario never silently runs without what it asked for:
 //! - `cluster.controller = "kraft"`;
-//! - `[[consumers]] group` (subscribe mode; consumers run in assign mode only);
 //! - `[faults] kinds` other than those in [`SUPPORTED_FAULT_KINDS`] (today: every kind);
 //! - `[[faults.schedule]]` actions other than those in [`SUPPORTED_ACTIONS`] (today: every
 //!   action);
@@ -242,9 +241,13 @@ fn ser_send_style<S: Serializer>(v: &SendStyle, s: S) -> Result<S::Ok, S::Error>
 /// One `[[consumers]]` entry: `members` consumer clients with the same settings.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConsumerSpec {
-    /// `group`: subscribe within that group. Always `None` for now (assign mode: each member
-    /// assigns itself every partition of `topics`).
+    /// `group`: subscribe within that group (`group.id`; the members join it and consume
+    /// what its assignor gives them). `None`: assign mode (each member assigns itself every
+    /// partition of `topics`).
     pub group: Option<String>,
+    /// `processing_ms = [min, max]` (subscribe mode; default [50, 50]): the time the
+    /// application spends on each non-empty poll, uniform in the range.
+    pub processing_ms: Option<(u64, u64)>,
     /// `members` (1).
     pub members: u32,
     /// Existing topics, at least one.

@@ -98,6 +98,8 @@ pub(super) struct RawConsumer {
     pub(super) seek_to: Option<Spanned<RawSeek>>,
     #[serde(default)]
     pub(super) commit: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) processing_ms: Option<Spanned<Vec<u64>>>,
 }
 
 #[derive(Deserialize)]

@@ -490,12 +490,17 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
     let mut consumers_so_far: u32 = 0;
     for (i, c) in raw.consumers.iter().enumerate() {
         let path = format!("consumers[{i}]");
-        if let Some(g) = &c.group {
+        if let (Some(g), Some(_)) = (&c.group, &c.seek_to) {
             return Err(ctx.at(
                 g,
                 format!("{path}.group"),
-                "not supported yet: consumers.group (consumer groups; leave `group` out to assign every partition)",
+                "not supported: seek_to on a consumer group entry (a member's partitions are assigned by the group; seek_to needs assign mode)",
             ));
+        }
+        if let Some(g) = &c.group {
+            if g.get_ref().trim().is_empty() {
+                return Err(ctx.at(g, format!("{path}.group"), "group must not be empty"));
+            }
         }
         let members = c.members.as_ref().map_or(1, |m| *m.get_ref());
         if members < 1 {
@@ -528,6 +533,62 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
             &format!("{path}.config"),
             ConsumerConfig::from_properties,
         )?;
+        if let Some(g) = &c.group {
+            if let Some(id) = config.group_id.as_ref().filter(|id| *id != g.get_ref()) {
+                return Err(ctx.at(
+                    g,
+                    format!("{path}.group"),
+                    format!(
+                        "group \"{}\" contradicts group.id \"{id}\" in config: drop one of them",
+                        g.get_ref()
+                    ),
+                ));
+            }
+            config.group_id = Some(g.get_ref().clone());
+            if !properties.contains_key("enable.auto.commit") {
+                config.enable_auto_commit = true;
+            }
+            if config.heartbeat_interval_ms >= config.session_timeout_ms {
+                let span = c.config.as_ref().map(|r| r.span()).unwrap_or(g.span());
+                return Err(ctx.err(
+                    Some(span),
+                    format!("{path}.config"),
+                    format!(
+                        "heartbeat.interval.ms {} must be set lower than session.timeout.ms {} (Kafka: \"heartbeat.interval.ms must be set lower than session.timeout.ms\")",
+                        config.heartbeat_interval_ms, config.session_timeout_ms
+                    ),
+                ));
+            }
+        }
+        let processing_ms = match &c.processing_ms {
+            None => None,
+            Some(v) => {
+                if c.group.is_none() {
+                    return Err(ctx.at(
+                        v,
+                        format!("{path}.processing_ms"),
+                        "processing_ms needs a group (subscribe mode)",
+                    ));
+                }
+                match v.get_ref().as_slice() {
+                    [lo, hi] if lo <= hi => Some((*lo, *hi)),
+                    [lo, hi] => {
+                        return Err(ctx.at(
+                            v,
+                            format!("{path}.processing_ms"),
+                            format!("processing_ms [{lo}, {hi}] is reversed: write [min, max] with min <= max"),
+                        ))
+                    }
+                    _ => {
+                        return Err(ctx.at(
+                            v,
+                            format!("{path}.processing_ms"),
+                            "processing_ms must be [min, max] (two numbers of ms)",
+                        ))
+                    }
+                }
+            }
+        };
         let commit = resolve_commit(ctx, c, &path, &mut config, &properties)?;
         let start_ms = c.start_ms.as_ref().map_or(0, |v| *v.get_ref());
         let run_ms = *m.duration_ms.get_ref() + m.heal_ms.unwrap_or(10_000);
@@ -594,7 +655,8 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
             start_ms,
             seek_to,
             commit,
-            group: None,
+            group: c.group.as_ref().map(|g| g.get_ref().clone()),
+            processing_ms,
             members,
             topics: c
                 .topics

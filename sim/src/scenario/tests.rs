@@ -390,9 +390,13 @@ fn scenario_not_supported_yet() {
         });
         assert!(loaded.is_ok(), "{kind}: {:?}", loaded.err());
     }
-    let e = err_with("[[consumers]]\n", "[[consumers]]\ngroup = \"g1\"\n");
+    // Consumer groups load; their bad values are refused with the key.
+    let e = err_with(
+        "[[consumers]]\n",
+        "[[consumers]]\ngroup = \"g1\"\nprocessing_ms = [50, 5]\n",
+    );
     assert!(
-        e.contains("consumers[0].group: not supported yet: consumers.group"),
+        e.contains("consumers[0].processing_ms: processing_ms [50, 5] is reversed"),
         "{e}"
     );
     let e = err_with("retries = 2147483647", "\"transactional.id\" = \"tx\"");

@@ -6,10 +6,11 @@
 use crate::disk::SimDisk;
 use crate::runtime::{run_actor, SharedRef};
 use crate::scenario::{ConsumerSpec, Scenario};
-use crate::world::spawn_node;
+use crate::world::{spawn_node, stream_rng, streams};
 use ksim_model::consumer::{ConsumerClient, ConsumerWorkload, SeekAt};
 use ksim_model::effects::Effects;
 use ksim_model::types::{BrokerId, NodeId, Offset};
+use rand::RngCore;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -17,9 +18,16 @@ use std::sync::Arc;
 pub fn instances(scenario: &Scenario) -> Vec<(u32, ConsumerSpec)> {
     let mut consumer_specs = Vec::new();
     for spec in &scenario.consumers {
-        for _ in 0..spec.members {
+        for k in 0..spec.members {
             let i = consumer_specs.len() as u32;
-            consumer_specs.push((i, spec.clone()));
+            let mut member = spec.clone();
+            // `group.instance.id` on a group entry gives its members `<value>-<k>` (KIP-345).
+            if spec.group.is_some() {
+                if let Some(instance) = &spec.config.group_instance_id {
+                    member.config.group_instance_id = Some(format!("{instance}-{k}"));
+                }
+            }
+            consumer_specs.push((i, member));
         }
     }
     consumer_specs
@@ -28,12 +36,14 @@ pub fn instances(scenario: &Scenario) -> Vec<(u32, ConsumerSpec)> {
 /// Creates the madsim node of every consumer in `consumer_specs`.
 pub(crate) fn spawn(
     handle: &madsim::runtime::Handle,
+    seed: u64,
     consumer_specs: &[(u32, ConsumerSpec)],
     brokers: &[BrokerId],
     shared: &SharedRef,
     disk: &Arc<SimDisk>,
     handles: &mut BTreeMap<NodeId, madsim::runtime::NodeHandle>,
 ) {
+    let mut workload_rng = stream_rng(seed, streams::CONSUMER_WORKLOAD);
     for (i, spec) in consumer_specs {
         let node = NodeId::Consumer(*i);
         let (shared, disk) = (shared.clone(), disk.clone());
@@ -53,6 +63,9 @@ pub(crate) fn spawn(
                 })
                 .collect(),
             commit: spec.commit,
+            subscribe: spec.group.is_some(),
+            processing_ms: spec.processing_ms,
+            seed: workload_rng.next_u64(),
         };
         let h = spawn_node(handle, node, move || {
             let c = ConsumerClient::new(i, config.clone(), topics.clone(), bootstrap.clone())
