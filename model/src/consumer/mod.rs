@@ -101,7 +101,9 @@ enum Pending {
     OffsetForLeaderEpoch(TopicPartition),
     FindCoordinator,
     OffsetFetch,
-    OffsetCommit { op_id: u64 },
+    OffsetCommit {
+        op_id: u64,
+    },
     JoinGroup,
     SyncGroup,
     Heartbeat,
