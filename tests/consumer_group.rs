@@ -33,6 +33,7 @@ fn a_cooperative_group_rebalances_through_a_coordinator_failover_and_a_member_cr
         // I1: per generation, each partition exactly once.
         let mut generations = 0;
         let mut last_generation = 0;
+        let mut last_covered = 0;
         for e in events {
             if let Event::GroupAssignmentCompleted {
                 generation,
@@ -51,13 +52,15 @@ fn a_cooperative_group_rebalances_through_a_coordinator_failover_and_a_member_cr
                         );
                     }
                 }
-                assert_eq!(
-                    seen.len(),
-                    6,
-                    "seed {seed}: generation {generation} covers all"
-                );
+                // Cooperative-sticky withholds a partition that moves for one generation
+                // (KIP-429), so only the last generation must cover all six.
+                last_covered = seen.len();
             }
         }
+        assert_eq!(
+            last_covered, 6,
+            "seed {seed}: the last generation {last_generation} covers all six partitions"
+        );
         assert!(
             generations >= 3,
             "seed {seed}: join, crash, rejoin: {generations}"
