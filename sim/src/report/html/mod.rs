@@ -114,7 +114,8 @@ pub fn render(run: &RunResult, counterfactuals: Option<&Counterfactuals>) -> Str
         let _ = writeln!(
             out,
             "<p class=\"note\">{} of {} partitions shown (partitions with violations first, then \
-             those with truncations, then in order; at most {PARTITION_CHARTS_MAX}).</p>",
+             the workload's topics before internal ones, then those with truncations, then in \
+             order; at most {PARTITION_CHARTS_MAX}).</p>",
             shown.len(),
             series.len()
         );
@@ -144,19 +145,14 @@ fn charted_partitions<'a>(
         .flat_map(super::focus_points)
         .map(|f| f.tp)
         .collect();
-    let rank = |s: &PartitionSeries| {
-        if violated.contains(&s.tp) {
-            0
-        } else if s.truncations > 0 {
-            1
-        } else {
-            2
-        }
-    };
+    // Internal topics (`__consumer_offsets`, 50 partitions by default) come after the
+    // workload's own topics unless a violation names them: a learner looks for `events-0`.
+    let internal = |s: &PartitionSeries| s.tp.topic.starts_with("__");
+    let rank = |s: &PartitionSeries| (!violated.contains(&s.tp), internal(s), s.truncations == 0);
     let mut order: Vec<&PartitionSeries> = series.iter().collect();
     order.sort_by_key(|s| rank(s));
     order.truncate(PARTITION_CHARTS_MAX);
-    order.sort_by(|a, b| a.tp.cmp(&b.tp));
+    order.sort_by(|a, b| (internal(a), &a.tp).cmp(&(internal(b), &b.tp)));
     order
 }
 
