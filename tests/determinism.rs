@@ -86,6 +86,24 @@ fn assert_deterministic(file: &str, seed: u64) {
         &serde_json::to_string_pretty(&sb).expect("json"),
     );
     assert_eq!(sa, sb);
+    // The reports too: report.md apart from its marked wall-clock line, report.html whole
+    // (it leaves the wall clock out).
+    let without_wall_clock = |md: String| -> String {
+        md.lines()
+            .filter(|l| !l.starts_with("Wall-clock time"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_same_text(
+        "report.md (wall-clock line removed)",
+        &without_wall_clock(ksim::report::render(&a)),
+        &without_wall_clock(ksim::report::render(&b)),
+    );
+    assert_same_text(
+        "report.html",
+        &ksim::report::html::render(&a, None),
+        &ksim::report::html::render(&b, None),
+    );
 }
 
 #[test]
@@ -96,6 +114,11 @@ fn default_seed_1_is_deterministic() {
 #[test]
 fn acks1_leader_failover_seed_2_is_deterministic() {
     assert_deterministic("scenarios/acks1-leader-failover.toml", 2);
+}
+
+#[test]
+fn consumer_group_seed_1_is_deterministic() {
+    assert_deterministic("scenarios/consumer-group-rebalance-under-faults.toml", 1);
 }
 
 #[test]
