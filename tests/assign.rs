@@ -694,8 +694,18 @@ fn sticky_case(
         assert_eq!(assigned.len(), total, "incomplete: {got:?}");
         check_balanced(&got);
     }
-    for (m, set) in &got {
-        let before = owned_of.get(m.as_str()).cloned().unwrap_or_default();
+    check_sticky(&owned_of, &got);
+    got
+}
+
+/// Sticky: no member both gains a partition and loses one it owned (so only the surplus of
+/// members above their share moves; a swap between two members is never needed).
+fn check_sticky(
+    owned: &BTreeMap<&str, BTreeSet<String>>,
+    got: &BTreeMap<String, BTreeSet<String>>,
+) {
+    for (m, set) in got {
+        let before = owned.get(m.as_str()).cloned().unwrap_or_default();
         let gained = set.difference(&before).count();
         let lost = before.difference(set).count();
         assert!(
@@ -703,7 +713,19 @@ fn sticky_case(
             "{m} both gained and lost partitions: owned {before:?}, got {set:?}"
         );
     }
-    got
+}
+
+#[test]
+fn check_sticky_fails_on_a_needless_swap() {
+    let set = |l: &[&str]| -> BTreeSet<String> { l.iter().map(|s| s.to_string()).collect() };
+    let owned: BTreeMap<&str, BTreeSet<String>> =
+        [("a", set(&["t-0"])), ("b", set(&["t-1"]))].into();
+    let kept: BTreeMap<String, BTreeSet<String>> =
+        [("a".into(), set(&["t-0"])), ("b".into(), set(&["t-1"]))].into();
+    check_sticky(&owned, &kept);
+    let swapped: BTreeMap<String, BTreeSet<String>> =
+        [("a".into(), set(&["t-1"])), ("b".into(), set(&["t-0"]))].into();
+    assert!(std::panic::catch_unwind(|| check_sticky(&owned, &swapped)).is_err());
 }
 
 /// Balanced when every member subscribes to the same topics: counts differ by at most one.
