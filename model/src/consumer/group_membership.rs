@@ -693,10 +693,21 @@ impl ConsumerClient {
                 _ => "InconsistentGroupProtocolException",
             }
             .into(),
-            message: format!(
-                "JoinGroup of group {group} failed with {}: the consumer stops taking part in the group",
-                error.kafka_name()
-            ),
+            message: match error {
+                // Kafka's text for the error code (`Errors.INVALID_SESSION_TIMEOUT`), then
+                // the value the coordinator refused.
+                ErrorCode::InvalidSessionTimeout => format!(
+                    "JoinGroup of group {group} failed with INVALID_SESSION_TIMEOUT: The session \
+                     timeout is not within the range allowed by the broker (as configured by \
+                     group.min.session.timeout.ms and group.max.session.timeout.ms). This \
+                     consumer's session.timeout.ms is {} ms; it stops taking part in the group",
+                    self.config.session_timeout_ms
+                ),
+                _ => format!(
+                    "JoinGroup of group {group} failed with {}: the consumer stops taking part in the group",
+                    error.kafka_name()
+                ),
+            },
         });
     }
 

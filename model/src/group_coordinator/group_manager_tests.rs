@@ -405,3 +405,31 @@ fn a_new_coordinator_loads_the_stored_group_with_its_generation() {
     next.unload(&tp(), &mut out);
     assert!(next.group(GROUP).is_none());
 }
+
+/// INVALID_SESSION_TIMEOUT (`GroupCoordinator.handleJoinGroup`): a session timeout outside
+/// [`group.min.session.timeout.ms`, `group.max.session.timeout.ms`] (both ends allowed) is
+/// refused before anything else, with no member id handed out and no group created.
+#[test]
+fn session_timeouts_outside_the_brokers_bounds_are_refused_at_both_ends() {
+    let config = GroupConfig::default();
+    let (min, max) = (config.min_session_timeout_ms, config.max_session_timeout_ms);
+    assert_eq!((min, max), (6_000, 1_800_000), "Kafka's defaults");
+    for (timeout, refused) in [(min - 1, true), (min, false), (max, false), (max + 1, true)] {
+        let mut m = manager();
+        let mut out = GroupOut::default();
+        let mut req = join_req(0, 1, "", None);
+        req.session_timeout_ms = timeout;
+        m.join(Instant(0), &tp(), req, &mut out);
+        let (error, generation, _, member_id, _) = join_answer(&out, 1);
+        if refused {
+            assert_eq!(error, ErrorCode::InvalidSessionTimeout, "{timeout}");
+            assert_eq!((generation, member_id.as_str()), (-1, ""), "{timeout}");
+            assert!(
+                m.group(GROUP).is_none(),
+                "{timeout}: no group for a refused join"
+            );
+        } else {
+            assert_eq!(error, ErrorCode::MemberIdRequired, "{timeout}");
+        }
+    }
+}

@@ -40,6 +40,10 @@
 //!   as a signed 32-bit int, as a third column. `N` must be at least 1. A key that starts with
 //!   `-` goes after `--`: `ksim partition --partitions 6 -- -key`.
 //!
+//! - **`ksim assign --strategy S --topic T:N ... --member ID=T1,T2 ... [--owned ID=T-P,...]
+//!   [--instance ID=INSTANCE_ID]`** answers "who gets which partition?": one
+//!   `MEMBER<TAB>TOPIC-PARTITION` line per assigned partition, from the consumer group
+//!   assignors the simulation runs (see `ksim::cli::assign`).
 //! - **`ksim shrink SCENARIO --seed N [--out FILE] [--force] [--jobs J] [--check NAME]`**
 //!   shrinks the fault actions of a failing seed to a small scripted scenario that fails the
 //!   same check, and writes it (see `ksim::cli::shrink`; exit 1 when the seed fails nothing).
@@ -109,6 +113,12 @@ enum Command {
     Partition(PartitionArgs),
     /// Shrink a failing seed's faults to a small scripted scenario that fails the same check.
     Shrink(ksim::cli::shrink::ShrinkArgs),
+    /// Print which member of a consumer group gets which partition under an assignor.
+    ///
+    /// One `MEMBER<TAB>TOPIC-PARTITION` line per assigned partition, members in the order
+    /// of --member; notes (members without partitions, partitions a cooperative rebalance
+    /// withholds) on stderr.
+    Assign(ksim::cli::assign::AssignArgs),
 }
 
 #[derive(Args, Debug, Clone, PartialEq)]
@@ -318,6 +328,7 @@ fn main() -> ExitCode {
         Some(Command::Gallery(args)) => cmd_gallery(args),
         Some(Command::Partition(args)) => cmd_partition(args),
         Some(Command::Shrink(args)) => ksim::cli::shrink::cmd(args).map_err(BadInput),
+        Some(Command::Assign(args)) => ksim::cli::assign::cmd(args).map_err(BadInput),
     };
     match result {
         Ok(code) => code,

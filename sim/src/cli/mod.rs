@@ -1,10 +1,12 @@
 //! Helpers for the `ksim` command line (`sim/src/bin/ksim.rs`) that are worth unit tests of
 //! their own: the output-directory safety check, text formatting of verdicts, the seed
-//! explorer ([`explore`]) and the files of a sharded sweep ([`shard`]).
+//! explorer ([`explore`]), the files of a sharded sweep ([`shard`]), and two commands of
+//! their own, `ksim shrink` ([`shrink`]) and `ksim assign` ([`assign`]).
 //!
 //! The binary owns argument parsing and printing; what lives here does no printing and never
 //! exits the process, so every decision it makes can be tested without running a simulation.
 
+pub mod assign;
 pub mod explore;
 pub mod shard;
 pub mod shrink;

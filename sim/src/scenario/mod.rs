@@ -29,6 +29,8 @@
 mod cost;
 mod error;
 mod faults;
+#[cfg(test)]
+mod group_tests;
 mod raw;
 mod resolve;
 #[cfg(test)]
@@ -60,6 +62,7 @@ pub use faults::{
     DiskFaultKind, FaultAction, FaultKind, FaultsSpec, ScheduledFault, Selector, SELECTOR_FORMS,
 };
 use raw::*;
+pub use resolve::validate_topic_name;
 use resolve::*;
 
 /// Every check name a scenario may list in `expect_violations` (SCENARIOS.md "Check names"):

@@ -89,8 +89,9 @@ fn resolve_commit(
     }
 }
 
-/// Kafka's `Topic.validate`.
-pub(super) fn validate_topic_name(name: &str) -> Result<(), String> {
+/// Kafka's `Topic.validate`: `Err` with Kafka's message for an empty name, `.` or `..`, more
+/// than 249 characters, or a character other than ASCII alphanumerics, `.`, `_` and `-`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("Topic name is illegal, it can't be empty".into());
     }
@@ -548,13 +549,30 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
             if !properties.contains_key("enable.auto.commit") {
                 config.enable_auto_commit = true;
             }
+            // Kafka's consumer refuses this in its constructor (`Heartbeat`:
+            // IllegalArgumentException "Heartbeat must be set lower than the session timeout").
             if config.heartbeat_interval_ms >= config.session_timeout_ms {
-                let span = c.config.as_ref().map(|r| r.span()).unwrap_or(g.span());
+                // At the value of whichever of the two keys the entry sets (heartbeat first).
+                let value_of = |key: &str| {
+                    c.config.as_ref().and_then(|r| {
+                        r.get_ref()
+                            .iter()
+                            .find(|(k, _)| k.get_ref() == key)
+                            .map(|(_, v)| v.span())
+                    })
+                };
+                let (span, key) = match value_of("heartbeat.interval.ms") {
+                    Some(span) => (span, "heartbeat.interval.ms"),
+                    None => (
+                        value_of("session.timeout.ms").unwrap_or(g.span()),
+                        "session.timeout.ms",
+                    ),
+                };
                 return Err(ctx.err(
                     Some(span),
-                    format!("{path}.config"),
+                    format!("{path}.config.\"{key}\""),
                     format!(
-                        "heartbeat.interval.ms {} must be set lower than session.timeout.ms {} (Kafka: \"heartbeat.interval.ms must be set lower than session.timeout.ms\")",
+                        "Heartbeat must be set lower than the session timeout: heartbeat.interval.ms = {} is not below session.timeout.ms = {}",
                         config.heartbeat_interval_ms, config.session_timeout_ms
                     ),
                 ));

@@ -100,9 +100,34 @@ pub const ACCEPTED_NAMES: &str = "range, roundrobin, sticky, cooperative-sticky,
      RoundRobinAssignor, StickyAssignor, CooperativeStickyAssignor (optionally prefixed by \
      org.apache.kafka.clients.consumer.)";
 
+/// The message for an assignor name ksim does not know: Kafka's words when the consumer
+/// cannot load a `partition.assignment.strategy` class (`ConsumerPartitionAssignor
+/// .getAssignorInstances` / `ConsumerUtils`: `"<name> ClassNotFoundException exception
+/// occurred"`, a `KafkaException` from the `KafkaConsumer` constructor), followed by the names
+/// ksim has. `name` is shown trimmed, as written.
+pub fn class_not_found(name: &str) -> String {
+    format!(
+        "{} ClassNotFoundException exception occurred (ksim has: {ACCEPTED_NAMES})",
+        name.trim()
+    )
+}
+
+/// Kafka's class name of a built-in assignor, by its protocol name (`range` →
+/// `org.apache.kafka.clients.consumer.RangeAssignor`); `None` for any other name.
+pub fn class_name(protocol_name: &str) -> Option<&'static str> {
+    Some(match protocol_name {
+        "range" => "org.apache.kafka.clients.consumer.RangeAssignor",
+        "roundrobin" => "org.apache.kafka.clients.consumer.RoundRobinAssignor",
+        "sticky" => "org.apache.kafka.clients.consumer.StickyAssignor",
+        "cooperative-sticky" => "org.apache.kafka.clients.consumer.CooperativeStickyAssignor",
+        _ => return None,
+    })
+}
+
 /// The assignor named by a Kafka class name (`org.apache.kafka.clients.consumer.RangeAssignor`,
 /// with or without the package) or a protocol name (`range`, `roundrobin`, `sticky`,
-/// `cooperative-sticky`); `None` for anything else. Surrounding whitespace is ignored.
+/// `cooperative-sticky`); `None` for anything else (see [`class_not_found`] for the message).
+/// Surrounding whitespace is ignored.
 pub fn assignor_by_name(name: &str) -> Option<Box<dyn PartitionAssignor>> {
     let name = name.trim();
     let short = name.strip_prefix(PACKAGE).unwrap_or(name);
@@ -122,9 +147,10 @@ pub fn assignor_by_name(name: &str) -> Option<Box<dyn PartitionAssignor>> {
 /// `[RangeAssignor, CooperativeStickyAssignor]`), in preference order.
 ///
 /// # Errors
-/// An unknown entry (the message names it and the accepted names), an empty entry or list
-/// (Kafka's consumer requires at least one assignor), or two entries with the same protocol
-/// name (Kafka's `getAssignorInstances` rejects that too).
+/// An unknown entry (Kafka's class-not-found words, [`class_not_found`], with the names ksim
+/// has), an empty entry or list (Kafka's consumer requires at least one assignor), or two
+/// entries with the same protocol name (Kafka's `getAssignorInstances`: "The assignor name:
+/// '<name>' is used in more than one assignor: <class>, <class>").
 pub fn parse_strategy_list(value: &str) -> Result<Vec<Box<dyn PartitionAssignor>>, String> {
     let trimmed = value.trim();
     let inner = match (trimmed.strip_prefix('['), trimmed.strip_suffix(']')) {
@@ -143,15 +169,11 @@ pub fn parse_strategy_list(value: &str) -> Result<Vec<Box<dyn PartitionAssignor>
     }
     let mut assignors: Vec<Box<dyn PartitionAssignor>> = Vec::new();
     for entry in inner.split(',') {
-        let assignor = assignor_by_name(entry).ok_or_else(|| {
-            format!(
-                "partition.assignment.strategy: unknown assignor {:?}; accepted: {ACCEPTED_NAMES}",
-                entry.trim()
-            )
-        })?;
+        let assignor = assignor_by_name(entry).ok_or_else(|| class_not_found(entry))?;
         if assignors.iter().any(|a| a.name() == assignor.name()) {
+            let class = class_name(assignor.name()).unwrap_or("?");
             return Err(format!(
-                "partition.assignment.strategy {value:?}: the assignor name {:?} is used more than once",
+                "The assignor name: '{}' is used in more than one assignor: {class}, {class}",
                 assignor.name()
             ));
         }

@@ -61,11 +61,27 @@ fn names_and_strategy_lists() {
         ["range", "cooperative-sticky"]
     );
     assert_eq!(names(" [ roundrobin ] "), ["roundrobin"]);
-    let err = parse_strategy_list("[range, fancy]").err().unwrap();
+    // Kafka's words when the class cannot be loaded, then the names ksim has.
+    let err = parse_strategy_list("[range, com.example.Fancy]")
+        .err()
+        .unwrap();
     assert!(
-        err.contains("\"fancy\"") && err.contains("cooperative-sticky"),
+        err.starts_with("com.example.Fancy ClassNotFoundException exception occurred (ksim has: ")
+            && err.contains("cooperative-sticky"),
         "{err}"
     );
+    // Kafka's words for two entries with one protocol name.
+    assert_eq!(
+        parse_strategy_list("range, RangeAssignor").err().unwrap(),
+        "The assignor name: 'range' is used in more than one assignor: \
+         org.apache.kafka.clients.consumer.RangeAssignor, \
+         org.apache.kafka.clients.consumer.RangeAssignor"
+    );
+    for name in ["range", "roundrobin", "sticky", "cooperative-sticky"] {
+        let class = class_name(name).unwrap();
+        assert_eq!(assignor_by_name(class).unwrap().name(), name);
+    }
+    assert_eq!(class_name("fancy"), None);
     assert!(parse_strategy_list("").is_err());
     assert!(parse_strategy_list("[]").is_err());
     assert!(parse_strategy_list("range,").is_err());
