@@ -794,6 +794,7 @@ mod tests {
         assert!(r.processed > 0 && r.messages > 0 && r.cpu_us > 0, "{r:?}");
         let base = baseline_pingpong(1, 200);
         let table = group_case_table(&r, &base);
+        eprintln!("{table}");
         assert!(table.contains("CPU µs per network message"), "{table}");
         assert!(table.contains("x in CPU time"), "{table}");
     }
