@@ -129,7 +129,7 @@ fn write_group(out: &mut String, g: &GroupSummary, end: u64) {
             };
             let _ = writeln!(
                 out,
-                "<rect x=\"{x0}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" data-tp=\"{}\" data-member=\"{}\" data-generation=\"{}\" data-from-ms=\"{}\" data-to-ms=\"{}\"><title>{}</title></rect>",
+                "<rect x=\"{x0}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"{}\" fill-opacity=\"0.85\" data-tp=\"{}\" data-member=\"{}\" data-generation=\"{}\" data-from-ms=\"{}\" data-to-ms=\"{}\"><title>{}</title></rect>",
                 y + 2,
                 x1 - x0,
                 LANE_H - 4,
