@@ -38,6 +38,11 @@
 //!    or the committed offset it started from) reached the partition's final high watermark
 //!    (Kafka's `records-lag` is 0): with producers stopped, a live group reads everything.
 //!
+//! A group is not judged when one of its members left it after the heal because its
+//! application did not call `poll()` within `max.poll.interval.ms` (the consumer's LeaveGroup,
+//! "consumer poll timeout has expired", KIP-62): Kafka's promise of a Stable group holds only
+//! while every member polls within that interval, and an application that stays this slow may
+//! keep the group rebalancing until the end; the check's notes say so.
 //! A group is judged only when one of its consumers (a process that logged a commit, a
 //! `process` or an OffsetFetch of the group, or a group event of its own) has a history
 //! operation at or after the heal: a member closed for good, or crashed and never restarted,
@@ -86,6 +91,9 @@ impl Checker for Liveness {
             Event::Fault { source, .. } if source == "heal-phase" => Some(r.time_ms),
             _ => None,
         });
+        if let Some(heal_ms) = heal {
+            notes.extend(group_notes(input, heal_ms));
+        }
         let extended = input.events.iter().find_map(|r| match &r.event {
             Event::HealPhaseExtended {
                 heal_phase_end_ms,
@@ -179,58 +187,132 @@ impl Checker for Liveness {
     }
 }
 
+/// What the group part of the check reads off a run (see the module documentation).
+struct GroupFacts {
+    /// Per group, its last state: (coordinator, state, since ms).
+    state: BTreeMap<String, (BrokerId, String, u64)>,
+    /// Per group, its consumer processes.
+    processes: BTreeMap<String, BTreeSet<NodeId>>,
+    /// Processes with a history operation at or after the heal.
+    active: BTreeSet<NodeId>,
+    /// Per process, its first LeaveGroup at or after the heal sent because `poll()` was not
+    /// called within `max.poll.interval.ms` (ms).
+    poll_timeouts: BTreeMap<NodeId, u64>,
+    /// The members' and coordinators' views at the end of the run.
+    walk: GroupWalk,
+}
+
+impl GroupFacts {
+    fn of(input: &CheckInput, heal_ms: u64) -> GroupFacts {
+        let mut f = GroupFacts {
+            state: BTreeMap::new(),
+            processes: BTreeMap::new(),
+            active: BTreeSet::new(),
+            poll_timeouts: BTreeMap::new(),
+            walk: GroupWalk::default(),
+        };
+        for r in input.events {
+            f.walk.apply(r);
+            match &r.event {
+                Event::GroupStateChanged {
+                    group, broker, to, ..
+                } => {
+                    let ignored = to == "Dead"
+                        && f.state
+                            .get(group)
+                            .is_some_and(|(b, s, _)| b != broker && s != "Dead");
+                    if !ignored {
+                        f.state
+                            .insert(group.clone(), (*broker, to.clone(), r.time_ms));
+                    }
+                }
+                Event::PartitionsAssigned { group, .. }
+                | Event::PartitionsRevoked { group, .. }
+                | Event::PartitionsLost { group, .. } => {
+                    f.processes.entry(group.clone()).or_default().insert(r.node);
+                }
+                // The consumer's own account of a poll-timeout leave (Kafka's
+                // AbstractCoordinator: "consumer poll timeout has expired").
+                Event::ConsumerError {
+                    exception, message, ..
+                } if r.time_ms >= heal_ms
+                    && exception == "LeaveGroup"
+                    && message.contains("poll timeout") =>
+                {
+                    f.poll_timeouts.entry(r.node).or_insert(r.time_ms);
+                }
+                _ => {}
+            }
+        }
+        for e in input.history {
+            let group = match &e.op.value {
+                OpValue::Commit { group, .. } | OpValue::OffsetFetch { group, .. } => Some(group),
+                OpValue::Process {
+                    group: Some(group), ..
+                } => Some(group),
+                _ => None,
+            };
+            if let Some(group) = group {
+                f.processes
+                    .entry(group.clone())
+                    .or_default()
+                    .insert(e.process);
+            }
+            if e.time_ms >= heal_ms {
+                f.active.insert(e.process);
+            }
+        }
+        f
+    }
+
+    /// The members of `group` that left it on a poll timeout after the heal, as
+    /// `consumer-2 at t=31000 ms`.
+    fn slow_members(&self, group: &str) -> Vec<String> {
+        self.processes
+            .get(group)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| {
+                self.poll_timeouts
+                    .get(n)
+                    .map(|t| format!("{n} at t={t} ms"))
+            })
+            .collect()
+    }
+}
+
+/// The notes of the groups not judged because a member broke `max.poll.interval.ms` after
+/// the heal.
+fn group_notes(input: &CheckInput, heal_ms: u64) -> Vec<String> {
+    let f = GroupFacts::of(input, heal_ms);
+    f.state
+        .keys()
+        .filter_map(|group| {
+            let slow = f.slow_members(group);
+            (!slow.is_empty()).then(|| {
+                format!(
+                    "group {group} was not judged for liveness: after the heal at t={heal_ms} ms \
+                     its member {} did not call poll() within max.poll.interval.ms and left the \
+                     group (\"consumer poll timeout has expired\"); Kafka promises a Stable \
+                     group only while every member polls within max.poll.interval.ms (KIP-62), \
+                     so with an application this slow the group may rebalance until the end",
+                    slow.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
 /// The groups that did not recover after the heal at `heal_ms` (see the module
 /// documentation, "Consumer groups"), as (sentence, data).
 fn group_anomalies(input: &CheckInput, heal_ms: u64, end_ms: u64) -> Vec<(String, Value)> {
-    // Per group: its last state (broker, state, since ms), and its consumer processes.
-    let mut state: BTreeMap<String, (BrokerId, String, u64)> = BTreeMap::new();
-    let mut processes: BTreeMap<String, BTreeSet<NodeId>> = BTreeMap::new();
-    let mut walk = GroupWalk::default();
-    for r in input.events {
-        walk.apply(r);
-        match &r.event {
-            Event::GroupStateChanged {
-                group, broker, to, ..
-            } => {
-                let ignored = to == "Dead"
-                    && state
-                        .get(group)
-                        .is_some_and(|(b, s, _)| b != broker && s != "Dead");
-                if !ignored {
-                    state.insert(group.clone(), (*broker, to.clone(), r.time_ms));
-                }
-            }
-            Event::PartitionsAssigned { group, .. }
-            | Event::PartitionsRevoked { group, .. }
-            | Event::PartitionsLost { group, .. } => {
-                processes.entry(group.clone()).or_default().insert(r.node);
-            }
-            _ => {}
-        }
-    }
-    let mut active: BTreeSet<NodeId> = BTreeSet::new();
-    for e in input.history {
-        match &e.op.value {
-            OpValue::Commit { group, .. } | OpValue::OffsetFetch { group, .. } => {
-                processes
-                    .entry(group.clone())
-                    .or_default()
-                    .insert(e.process);
-            }
-            OpValue::Process {
-                group: Some(group), ..
-            } => {
-                processes
-                    .entry(group.clone())
-                    .or_default()
-                    .insert(e.process);
-            }
-            _ => {}
-        }
-        if e.time_ms >= heal_ms {
-            active.insert(e.process);
-        }
-    }
+    let GroupFacts {
+        state,
+        processes,
+        active,
+        poll_timeouts,
+        walk,
+    } = GroupFacts::of(input, heal_ms);
     let hws = super::lag::final_high_watermarks(input);
     let positions = super::lag::final_positions(input);
     let deleted = super::deleted_topics(input.events);
@@ -243,7 +325,10 @@ fn group_anomalies(input: &CheckInput, heal_ms: u64, end_ms: u64) -> Vec<(String
             .filter(|n| active.contains(n))
             .map(|n| n.to_string())
             .collect();
-        if running.is_empty() {
+        let slow = processes
+            .get(group)
+            .is_some_and(|ns| ns.iter().any(|n| poll_timeouts.contains_key(n)));
+        if running.is_empty() || slow {
             continue;
         }
         if to != "Stable" {
@@ -676,6 +761,44 @@ mod tests {
                 })
                 .collect();
             assert!(check(&h, &e.0).is_empty());
+        }
+
+        #[test]
+        fn a_member_that_broke_max_poll_interval_after_the_heal_exempts_its_group() {
+            let mut e = stable();
+            e.state(1200, "PreparingRebalance", 1);
+            let mut h = Vec::new();
+            poll(&mut h, 1500, 0, 0, 0, 10);
+            poll(&mut h, 1500, 1, 1, 0, 10);
+            assert_eq!(check(&h, &e.0).len(), 1);
+            // consumer-1's application outlasted max.poll.interval.ms after the heal.
+            e.0.push(EventRecord {
+                time_ms: 1100,
+                node: NodeId::Consumer(1),
+                event: Event::ConsumerError {
+                    tp: tp(-1),
+                    exception: "LeaveGroup".into(),
+                    message: "Member sending LeaveGroup request to coordinator due to consumer \
+                              poll timeout has expired"
+                        .into(),
+                },
+            });
+            assert!(check(&h, &e.0).is_empty());
+            let logs = BTreeMap::new();
+            let notes = Liveness.notes(&CheckInput {
+                history: &h,
+                events: &e.0,
+                final_logs: &logs,
+                scenario: None,
+                snapshots: &[],
+            });
+            assert!(
+                notes.iter().any(|n| n.starts_with(
+                    "group g was not judged for liveness: after the heal at t=1000 ms its member \
+                     consumer-1 at t=1100 ms did not call poll()"
+                )),
+                "{notes:?}"
+            );
         }
 
         #[test]
