@@ -466,6 +466,207 @@ pub fn producer_heavy(
     }
 }
 
+/// The consumer-group case of `ksim bench` ([`group_case`]): its cost per network message
+/// next to bare madsim's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupBenchResult {
+    /// Seeds run (1..=seeds, one after another).
+    pub seeds: u64,
+    /// Network messages carried, over all seeds.
+    pub messages: u64,
+    /// Simulated time, over all seeds, in ms.
+    pub simulated_ms: u64,
+    /// Wall time of the simulations alone (checkers excluded), in ms.
+    pub wall_ms: u64,
+    /// CPU time of the simulations' threads, in µs.
+    pub cpu_us: u64,
+    /// Rebalances completed (`group-assignment-completed` events), over all seeds.
+    pub rebalances: u64,
+    /// Records the members processed (`ok` `process` operations' records), over all seeds.
+    pub processed: u64,
+    /// Seeds whose run did not meet the scenario's expectation (`ok`).
+    pub unexpected: u64,
+}
+
+impl GroupBenchResult {
+    /// Wall µs per network message.
+    pub fn wall_us_per_message(&self) -> f64 {
+        self.wall_ms as f64 * 1000.0 / self.messages.max(1) as f64
+    }
+    /// CPU µs per network message.
+    pub fn cpu_us_per_message(&self) -> f64 {
+        self.cpu_us as f64 / self.messages.max(1) as f64
+    }
+    /// Simulated seconds per CPU second.
+    pub fn simulated_per_cpu_s(&self) -> f64 {
+        self.simulated_ms as f64 * 1000.0 / self.cpu_us.max(1) as f64
+    }
+}
+
+/// The consumer-group bench scenario: 3 brokers, `events` with 6 partitions replicated 3
+/// times, one idempotent `acks=all` producer at 200 records per simulated second, and group
+/// `bench` of 3 members with `cooperative-sticky` (KIP-429), `commitSync()` after processing
+/// each poll (1 to 5 ms of processing); random broker faults (kill, restart, partition) plus a
+/// scripted kill of `client:consumer-1` at 40 % of `duration_ms` and its restart at 60 %, so
+/// the group rebalances twice more (the member's session expires, then it rejoins). Random
+/// client faults (`client-kill`, `client-pause`, `client-leave`) are not used yet.
+pub fn group_case_scenario(duration_ms: u64) -> crate::scenario::Scenario {
+    let kill_ms = duration_ms * 2 / 5;
+    let restart_ms = duration_ms * 3 / 5;
+    let text = format!(
+        r#"[scenario]
+name = "bench-consumer-group"
+title = "Consumer-group bench"
+description = "Three cooperative-sticky members through broker faults and a member crash."
+references = ["KIP-429"]
+duration_ms = {duration_ms}
+heal_ms = 15000
+seeds = [1]
+expect = "ok"
+
+[cluster]
+brokers = 3
+
+[cluster.broker_config]
+"min.insync.replicas" = 2
+"group.initial.rebalance.delay.ms" = 1000
+
+[[topics]]
+name = "events"
+partitions = 6
+replication_factor = 3
+
+[[producers]]
+topic = "events"
+rate_per_sec = 200
+keys = 12
+config = {{ acks = "all", "enable.idempotence" = true }}
+
+[[consumers]]
+group = "bench"
+members = 3
+topics = ["events"]
+processing_ms = [1, 5]
+commit = "sync"
+config = {{ "partition.assignment.strategy" = "cooperative-sticky", "enable.auto.commit" = false, "auto.offset.reset" = "earliest", "session.timeout.ms" = 6000, "heartbeat.interval.ms" = 1000 }}
+
+[faults]
+kinds = ["kill", "restart", "partition"]
+interval_ms = [2000, 6000]
+duration_ms = [500, 3000]
+
+[[faults.schedule]]
+at_ms = {kill_ms}
+kill = "client:consumer-1"
+
+[[faults.schedule]]
+at_ms = {restart_ms}
+restart = "client:consumer-1"
+"#
+    );
+    crate::scenario::parse(&text, "bench-consumer-group.toml")
+        .expect("the group bench scenario parses")
+}
+
+/// Runs [`group_case_scenario`] for seeds `1..=seeds`, one after another, as `ksim bench`
+/// runs the default scenario: the simulation timed on its own thread, the checks run for the
+/// verdict only.
+pub fn group_case(seeds: u64, duration_ms: u64) -> GroupBenchResult {
+    use ksim_model::event::{Event, OpType, OpValue};
+    let scenario = group_case_scenario(duration_ms);
+    let mut r = GroupBenchResult {
+        seeds,
+        messages: 0,
+        simulated_ms: 0,
+        wall_ms: 0,
+        cpu_us: 0,
+        rebalances: 0,
+        processed: 0,
+        unexpected: 0,
+    };
+    for seed in 1..=seeds {
+        let run = crate::run::run(&scenario, seed);
+        r.messages += run.output.messages;
+        r.simulated_ms += run.output.simulated_ms;
+        r.wall_ms += run.output.wall_ms;
+        r.cpu_us += run.output.cpu_us;
+        r.unexpected += u64::from(!run.expected);
+        r.rebalances += run
+            .output
+            .events
+            .iter()
+            .filter(|e| matches!(e.event, Event::GroupAssignmentCompleted { .. }))
+            .count() as u64;
+        r.processed += run
+            .output
+            .history
+            .iter()
+            .filter(|h| h.op.op_type == OpType::Ok)
+            .map(|h| match &h.op.value {
+                OpValue::Process { records, .. } => records.len() as u64,
+                _ => 0,
+            })
+            .sum::<u64>();
+    }
+    r
+}
+
+/// `ksim bench`'s group-case table: the group case's figures beside bare madsim's `base`, in
+/// the main table's layout, and the per-message cost ratio.
+pub fn group_case_table(r: &GroupBenchResult, base: &BaselineResult) -> String {
+    let rows: [(&str, String, String); 6] = [
+        (
+            "simulated s per CPU s",
+            format!("{:.1}", r.simulated_per_cpu_s()),
+            format!(
+                "{:.1}",
+                base.simulated_ms * 1000.0 / base.cpu_us.max(1) as f64
+            ),
+        ),
+        (
+            "wall µs per network message",
+            format!("{:.2}", r.wall_us_per_message()),
+            format!("{:.2}", base.wall_us_per_message),
+        ),
+        (
+            "CPU µs per network message",
+            format!("{:.2}", r.cpu_us_per_message()),
+            format!("{:.2}", base.cpu_us_per_message),
+        ),
+        (
+            "network messages",
+            r.messages.to_string(),
+            base.messages.to_string(),
+        ),
+        ("rebalances", r.rebalances.to_string(), "-".into()),
+        ("records processed", r.processed.to_string(), "-".into()),
+    ];
+    let mut out = format!(
+        "\nconsumer group: 3 members, cooperative-sticky, commitSync after processing, broker \
+         faults and a scripted member kill and restart, seeds 1..={}\n",
+        r.seeds
+    );
+    out.push_str(&format!(
+        "{:<30}{:>16}{:>16}\n",
+        "", "ksim group", "bare madsim"
+    ));
+    for (name, ours, bare) in rows {
+        out.push_str(&format!("{name:<30}{ours:>16}{bare:>16}\n"));
+    }
+    out.push_str(&format!(
+        "per-message cost: {:.1}x bare madsim in wall time, {:.1}x in CPU time\n",
+        r.wall_us_per_message() / base.wall_us_per_message.max(1e-9),
+        r.cpu_us_per_message() / base.cpu_us_per_message.max(1e-9)
+    ));
+    if r.unexpected > 0 {
+        out.push_str(&format!(
+            "note: {} of {} group seeds were not as the scenario expects (ok)\n",
+            r.unexpected, r.seeds
+        ));
+    }
+    out
+}
+
 /// CPU time (user + system) the calling thread has used, in microseconds
 /// (`getrusage(RUSAGE_THREAD)`; 0 where that is not available). Read outside `block_on` only:
 /// it is the harness's measurement, never part of a simulation.
@@ -581,6 +782,21 @@ mod tests {
         assert!(rows.iter().all(|(_, sc)| sc.heal_ms == 2000));
         assert!(scale_scenarios("not = [toml", 4000).is_err());
         assert!(scale_scenarios("[scenario]\nname = \"x\"\n", 4000).is_err());
+    }
+
+    #[test]
+    fn bench_group_case_runs_rebalances_and_prints_its_cost() {
+        let r = group_case(1, 30_000);
+        eprintln!("{r:?}");
+        assert_eq!(r.unexpected, 0, "{r:?}");
+        // The first join, the crashed member's removal, its rejoin (two cooperative rounds).
+        assert!(r.rebalances >= 3, "{r:?}");
+        assert!(r.processed > 0 && r.messages > 0 && r.cpu_us > 0, "{r:?}");
+        let base = baseline_pingpong(1, 200);
+        let table = group_case_table(&r, &base);
+        eprintln!("{table}");
+        assert!(table.contains("CPU µs per network message"), "{table}");
+        assert!(table.contains("x in CPU time"), "{table}");
     }
 
     #[test]

@@ -55,6 +55,22 @@ struct Write<'a> {
 }
 
 impl Write<'_> {
+    /// The member id the commit was sent with (subscribe mode only).
+    fn member_id(&self) -> Option<&str> {
+        match &self.invoke.op.value {
+            OpValue::Commit { member_id, .. } => member_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The generation the commit was sent with (subscribe mode only).
+    fn generation(&self) -> Option<i32> {
+        match &self.invoke.op.value {
+            OpValue::Commit { generation, .. } => *generation,
+            _ => None,
+        }
+    }
+
     fn acked_at(&self) -> Option<u64> {
         (self.outcome == OpType::Ok).then(|| self.completion.map(|c| c.index))?
     }
@@ -303,6 +319,8 @@ fn analyse(input: &CheckInput) -> Findings {
             "unprocessed": missing.iter().take(super::MAX_DETAILS).map(|s| s.to_json()).collect::<Vec<_>>(),
             "passed_by": {
                 "process": passed.invoke.process.to_string(),
+                "member_id": passed.member_id(),
+                "generation": passed.generation(),
                 "offset": passed.offset.0,
                 "sent": { "index": passed.invoke.index, "time_ms": passed.invoke.time_ms },
                 "acknowledged": passed.completion.map(|c| json!({ "index": c.index, "time_ms": c.time_ms })),
@@ -503,6 +521,12 @@ mod tests {
              t=190 ms, passed the first"
         );
         assert_eq!(v[0].details["anomalies"][0]["unprocessed_count"], 2);
+        // The commit that passed them, with its member and generation (the report's group
+        // section names them).
+        let passed = &v[0].details["anomalies"][0]["passed_by"];
+        assert_eq!(passed["member_id"], "m0");
+        assert_eq!(passed["generation"], 1);
+        assert_eq!(passed["offset"], 5);
     }
 
     #[test]

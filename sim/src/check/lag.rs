@@ -120,45 +120,11 @@ pub fn final_high_watermarks(input: &CheckInput) -> BTreeMap<TopicPartition, Off
 pub fn consumer_lag(input: &CheckInput) -> Vec<ConsumerLag> {
     let hws = final_high_watermarks(input);
     let deleted = deleted_topics(input.events);
-    // (time_ms, 0 for an event / 1 for a history entry, sequence, offset): the latest wins, a
-    // poll over an event of the same millisecond.
-    type Mark = (u64, u8, u64, Offset);
-    let mut marks: BTreeMap<(u32, TopicPartition), Mark> = BTreeMap::new();
-    let mut consumers: BTreeSet<u32> = BTreeSet::new();
-    let mut set = |c: u32, tp: &TopicPartition, mark: Mark| {
-        let e = marks.entry((c, tp.clone())).or_insert(mark);
-        if mark >= *e {
-            *e = mark;
-        }
-    };
-    for (i, r) in input.events.iter().enumerate() {
-        if let (NodeId::Consumer(c), Event::ConsumerPositionReset { tp, to_offset, .. }) =
-            (r.node, &r.event)
-        {
-            consumers.insert(c);
-            set(c, tp, (r.time_ms, 0, i as u64, *to_offset));
-        }
-    }
-    // Records returned per (consumer, whole simulated second).
-    let mut read_per_s: BTreeMap<(u32, u64), u64> = BTreeMap::new();
-    for e in input.history {
-        let NodeId::Consumer(c) = e.process else {
-            continue;
-        };
-        consumers.insert(c);
-        match (&e.op.value, e.op.op_type) {
-            (OpValue::Poll { records }, OpType::Ok) => {
-                *read_per_s.entry((c, e.time_ms / 1000)).or_default() += records.len() as u64;
-                for r in records {
-                    set(c, &r.tp, (e.time_ms, 1, e.index, Offset(r.offset.0 + 1)));
-                }
-            }
-            (OpValue::Seek { tp, offset }, OpType::Ok) => {
-                set(c, tp, (e.time_ms, 1, e.index, *offset));
-            }
-            _ => {}
-        }
-    }
+    let Marks {
+        marks,
+        mut consumers,
+        read_per_s,
+    } = marks(input, false);
     if let Some(sc) = input.scenario {
         consumers.extend(0..sc.consumer_clients());
     }
@@ -227,6 +193,83 @@ pub fn consumer_lag(input: &CheckInput) -> Vec<ConsumerLag> {
                 partitions,
             }
         })
+        .collect()
+}
+
+/// (time_ms, 0 for an event / 1 for a history entry, sequence, offset): the latest wins, a
+/// poll over an event of the same millisecond.
+type Mark = (u64, u8, u64, Offset);
+
+/// Every consumer's latest position mark per partition, the consumers that ran, and the
+/// records returned per (consumer, whole simulated second).
+struct Marks {
+    marks: BTreeMap<(u32, TopicPartition), Mark>,
+    consumers: BTreeSet<u32>,
+    read_per_s: BTreeMap<(u32, u64), u64>,
+}
+
+/// The position marks of the module documentation; with `offset_fetch`, an `ok` OffsetFetch
+/// that found a committed offset also sets the position (a subscribe-mode member that takes a
+/// partition starts from the group's committed offset, Kafka's
+/// `ConsumerCoordinator.refreshCommittedOffsetsIfNeeded`).
+fn marks(input: &CheckInput, offset_fetch: bool) -> Marks {
+    let mut marks: BTreeMap<(u32, TopicPartition), Mark> = BTreeMap::new();
+    let mut consumers: BTreeSet<u32> = BTreeSet::new();
+    let mut set = |c: u32, tp: &TopicPartition, mark: Mark| {
+        let e = marks.entry((c, tp.clone())).or_insert(mark);
+        if mark >= *e {
+            *e = mark;
+        }
+    };
+    for (i, r) in input.events.iter().enumerate() {
+        if let (NodeId::Consumer(c), Event::ConsumerPositionReset { tp, to_offset, .. }) =
+            (r.node, &r.event)
+        {
+            consumers.insert(c);
+            set(c, tp, (r.time_ms, 0, i as u64, *to_offset));
+        }
+    }
+    let mut read_per_s: BTreeMap<(u32, u64), u64> = BTreeMap::new();
+    for e in input.history {
+        let NodeId::Consumer(c) = e.process else {
+            continue;
+        };
+        consumers.insert(c);
+        match (&e.op.value, e.op.op_type) {
+            (OpValue::Poll { records }, OpType::Ok) => {
+                *read_per_s.entry((c, e.time_ms / 1000)).or_default() += records.len() as u64;
+                for r in records {
+                    set(c, &r.tp, (e.time_ms, 1, e.index, Offset(r.offset.0 + 1)));
+                }
+            }
+            (OpValue::Seek { tp, offset }, OpType::Ok) => {
+                set(c, tp, (e.time_ms, 1, e.index, *offset));
+            }
+            (OpValue::OffsetFetch { offsets, .. }, OpType::Ok) if offset_fetch => {
+                for o in offsets {
+                    if let Some(committed) = o.committed {
+                        set(c, &o.tp, (e.time_ms, 1, e.index, committed));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Marks {
+        marks,
+        consumers,
+        read_per_s,
+    }
+}
+
+/// Each consumer's position per partition at the end of the run (see the module
+/// documentation), counting also the committed offsets its OffsetFetch calls returned: the
+/// position of a group member that took a partition and has not polled it since.
+pub fn final_positions(input: &CheckInput) -> BTreeMap<(u32, TopicPartition), Offset> {
+    marks(input, true)
+        .marks
+        .into_iter()
+        .map(|(k, m)| (k, m.3))
         .collect()
 }
 

@@ -20,13 +20,48 @@
 //! A run that injected faults but has no heal-phase event fails: without a heal nothing says
 //! the cluster ever got the chance to recover, so the check would pass vacuously. A run with
 //! neither faults nor a heal (a fault-free history) is not judged.
+//!
+//! **Consumer groups.** After the heal, every subscribe-mode group whose consumers still run
+//! must also recover, by the end of the run (after the final drain, when producers have
+//! stopped):
+//! 1. the group is `Stable`: its coordinator's last state change (ClassicGroup's
+//!    `transitionTo`; a `Dead` written by a broker that no longer coordinates the group, after
+//!    another loaded it, is ignored) entered `Stable`. Kafka promises that once every member
+//!    heartbeats and rejoins within its timeouts, a rebalance completes (the join phase ends
+//!    when every member rejoined or after the rebalance timeout, `max.poll.interval.ms`; the
+//!    sync phase when the leader's assignment arrives or members that never sync are removed),
+//!    so a group stuck in `PreparingRebalance` or `CompletingRebalance`, or left `Empty` or
+//!    `Dead` while its consumers run, is not live;
+//! 2. its lag is zero: every partition of the latest generation's assignment is owned, by its
+//!    own account (`partitions-assigned`, see `group_view`), by a member of the current
+//!    generation, and that member's position (one past the last record its `poll()` returned,
+//!    or the committed offset it started from) reached the partition's final high watermark
+//!    (Kafka's `records-lag` is 0): with producers stopped, a live group reads everything.
+//!
+//! A group is not judged when one of its members left it after the heal because its
+//! application did not call `poll()` within `max.poll.interval.ms` (the consumer's LeaveGroup,
+//! "consumer poll timeout has expired", KIP-62): Kafka's promise of a Stable group holds only
+//! while every member polls within that interval, and an application that stays this slow may
+//! keep the group rebalancing until the end; the check's notes say so.
+//! A group is judged only when one of its consumers (a process that logged a commit, a
+//! `process` or an OffsetFetch of the group, or a group event of its own) has a history
+//! operation at or after the heal: a member closed for good, or crashed and never restarted,
+//! does not make its group fail. **A paused or removed member**: the heal resumes every paused
+//! process. A member the coordinator removed (session timeout, rebalance timeout) that has not
+//! noticed yet still owns its partitions by its own account and may keep fetching and
+//! processing them (Kafka fences a removed member's commits, not its fetches); such a member
+//! does not count as the owner of a partition here, and its lag is not judged: the partition
+//! must be owned by a member of the current generation. Whether the removed member rejoins is
+//! not required either: Kafka lets the group go on without it, and it rejoins at its next
+//! heartbeat (UNKNOWN_MEMBER_ID).
 
+use super::group_view::{GroupWalk, MemberView};
 use super::lesson::{Lesson, Prevention};
 use super::{violation, CheckInput, Checker, Violation};
 use crate::history::{EventRecord, HistoryEntry};
 use ksim_model::event::{Event, OpType, OpValue};
-use ksim_model::types::{NodeId, TopicPartition};
-use serde_json::json;
+use ksim_model::types::{BrokerId, NodeId, Offset, TopicPartition};
+use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// See the module documentation.
@@ -56,6 +91,9 @@ impl Checker for Liveness {
             Event::Fault { source, .. } if source == "heal-phase" => Some(r.time_ms),
             _ => None,
         });
+        if let Some(heal_ms) = heal {
+            notes.extend(group_notes(input, heal_ms));
+        }
         let extended = input.events.iter().find_map(|r| match &r.event {
             Event::HealPhaseExtended {
                 heal_phase_end_ms,
@@ -144,8 +182,248 @@ impl Checker for Liveness {
             );
             anomalies.push((sentence, json!({ "tp": tp.to_string(), "offered_after_heal": n, "heal_ms": heal_ms, "last_ok_ms": u.last_ok_ms })));
         }
+        anomalies.extend(group_anomalies(input, heal_ms, end_ms));
         violation(self.name(), None, anomalies, serde_json::Map::new())
     }
+}
+
+/// What the group part of the check reads off a run (see the module documentation).
+struct GroupFacts {
+    /// Per group, its last state: (coordinator, state, since ms).
+    state: BTreeMap<String, (BrokerId, String, u64)>,
+    /// Per group, its consumer processes.
+    processes: BTreeMap<String, BTreeSet<NodeId>>,
+    /// Processes with a history operation at or after the heal.
+    active: BTreeSet<NodeId>,
+    /// Per process, its first LeaveGroup at or after the heal sent because `poll()` was not
+    /// called within `max.poll.interval.ms` (ms).
+    poll_timeouts: BTreeMap<NodeId, u64>,
+    /// The members' and coordinators' views at the end of the run.
+    walk: GroupWalk,
+}
+
+impl GroupFacts {
+    fn of(input: &CheckInput, heal_ms: u64) -> GroupFacts {
+        let mut f = GroupFacts {
+            state: BTreeMap::new(),
+            processes: BTreeMap::new(),
+            active: BTreeSet::new(),
+            poll_timeouts: BTreeMap::new(),
+            walk: GroupWalk::default(),
+        };
+        for r in input.events {
+            f.walk.apply(r);
+            match &r.event {
+                Event::GroupStateChanged {
+                    group, broker, to, ..
+                } => {
+                    let ignored = to == "Dead"
+                        && f.state
+                            .get(group)
+                            .is_some_and(|(b, s, _)| b != broker && s != "Dead");
+                    if !ignored {
+                        f.state
+                            .insert(group.clone(), (*broker, to.clone(), r.time_ms));
+                    }
+                }
+                Event::PartitionsAssigned { group, .. }
+                | Event::PartitionsRevoked { group, .. }
+                | Event::PartitionsLost { group, .. } => {
+                    f.processes.entry(group.clone()).or_default().insert(r.node);
+                }
+                // The consumer's own account of a poll-timeout leave (Kafka's
+                // AbstractCoordinator: "consumer poll timeout has expired").
+                Event::ConsumerError {
+                    exception, message, ..
+                } if r.time_ms >= heal_ms
+                    && exception == "LeaveGroup"
+                    && message.contains("poll timeout") =>
+                {
+                    f.poll_timeouts.entry(r.node).or_insert(r.time_ms);
+                }
+                _ => {}
+            }
+        }
+        for e in input.history {
+            let group = match &e.op.value {
+                OpValue::Commit { group, .. } | OpValue::OffsetFetch { group, .. } => Some(group),
+                OpValue::Process {
+                    group: Some(group), ..
+                } => Some(group),
+                _ => None,
+            };
+            if let Some(group) = group {
+                f.processes
+                    .entry(group.clone())
+                    .or_default()
+                    .insert(e.process);
+            }
+            if e.time_ms >= heal_ms {
+                f.active.insert(e.process);
+            }
+        }
+        f
+    }
+
+    /// The members of `group` that left it on a poll timeout after the heal, as
+    /// `consumer-2 at t=31000 ms`.
+    fn slow_members(&self, group: &str) -> Vec<String> {
+        self.processes
+            .get(group)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| {
+                self.poll_timeouts
+                    .get(n)
+                    .map(|t| format!("{n} at t={t} ms"))
+            })
+            .collect()
+    }
+}
+
+/// The notes of the groups not judged because a member broke `max.poll.interval.ms` after
+/// the heal.
+fn group_notes(input: &CheckInput, heal_ms: u64) -> Vec<String> {
+    let f = GroupFacts::of(input, heal_ms);
+    f.state
+        .keys()
+        .filter_map(|group| {
+            let slow = f.slow_members(group);
+            (!slow.is_empty()).then(|| {
+                format!(
+                    "group {group} was not judged for liveness: after the heal at t={heal_ms} ms \
+                     its member {} did not call poll() within max.poll.interval.ms and left the \
+                     group (\"consumer poll timeout has expired\"); Kafka promises a Stable \
+                     group only while every member polls within max.poll.interval.ms (KIP-62), \
+                     so with an application this slow the group may rebalance until the end",
+                    slow.join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// The groups that did not recover after the heal at `heal_ms` (see the module
+/// documentation, "Consumer groups"), as (sentence, data).
+fn group_anomalies(input: &CheckInput, heal_ms: u64, end_ms: u64) -> Vec<(String, Value)> {
+    let GroupFacts {
+        state,
+        processes,
+        active,
+        poll_timeouts,
+        walk,
+    } = GroupFacts::of(input, heal_ms);
+    let hws = super::lag::final_high_watermarks(input);
+    let positions = super::lag::final_positions(input);
+    let deleted = super::deleted_topics(input.events);
+    let mut anomalies = Vec::new();
+    for (group, (broker, to, since)) in &state {
+        let running: Vec<String> = processes
+            .get(group)
+            .into_iter()
+            .flatten()
+            .filter(|n| active.contains(n))
+            .map(|n| n.to_string())
+            .collect();
+        let slow = processes
+            .get(group)
+            .is_some_and(|ns| ns.iter().any(|n| poll_timeouts.contains_key(n)));
+        if running.is_empty() || slow {
+            continue;
+        }
+        if to != "Stable" {
+            let sentence = format!(
+                "group {group} was {to} at the end of the run (t={end_ms} ms), not Stable: its \
+                 coordinator broker-{} moved it there at t={since} ms, while {} of its consumers \
+                 still ran after the heal at t={heal_ms} ms",
+                broker.0,
+                running.join(", ")
+            );
+            anomalies.push((
+                sentence,
+                json!({ "group": group, "state": to, "since_ms": since, "coordinator": broker.0,
+                        "heal_ms": heal_ms, "running": running }),
+            ));
+            continue;
+        }
+        let Some(latest) = walk.groups.get(group).and_then(|g| g.latest.as_ref()) else {
+            continue;
+        };
+        let assigned: BTreeSet<&TopicPartition> = latest
+            .members
+            .iter()
+            .flat_map(|m| m.partitions.iter())
+            .filter(|tp| !deleted.contains_key(&tp.topic))
+            .collect();
+        for tp in assigned {
+            let hw = hws.get(tp).copied().unwrap_or(Offset(0));
+            let owners: Vec<(NodeId, &MemberView)> = walk
+                .owners(group, tp)
+                .filter(|(n, _, _)| walk.not_current(*n).is_none())
+                .map(|(n, v, _)| (n, v))
+                .collect();
+            let Some((node, view)) = owners.first() else {
+                let zombies: Vec<String> = walk
+                    .owners(group, tp)
+                    .map(|(n, v, _)| format!("{n} (member {}, removed)", v.member_id))
+                    .collect();
+                let also = if zombies.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; only {} still claimed it, no longer a member",
+                        zombies.join(", ")
+                    )
+                };
+                let to_member = latest
+                    .members
+                    .iter()
+                    .find(|m| m.partitions.contains(tp))
+                    .map_or("?".to_string(), |m| {
+                        format!("{} (member {})", m.client, m.member_id)
+                    });
+                let sentence = format!(
+                    "{tp} of group {group} had no owner at the end of the run (t={end_ms} ms): \
+                     generation {} gave it to {to_member} at t={} ms, whose \
+                     onPartitionsAssigned never ran for it{also}; its high watermark is {hw}",
+                    latest.generation, latest.time_ms
+                );
+                anomalies.push((
+                    sentence,
+                    json!({ "group": group, "tp": tp.to_string(), "generation": latest.generation,
+                            "owner": Value::Null, "high_watermark": hw.0 }),
+                ));
+                continue;
+            };
+            let NodeId::Consumer(c) = node else {
+                continue;
+            };
+            let position = positions.get(&(*c, tp.clone())).copied();
+            let pos = position.unwrap_or(Offset(0));
+            if pos.0 >= hw.0 {
+                continue;
+            }
+            let at = match position {
+                Some(p) => format!("its position was {p}"),
+                None => "it never had a position (no poll returned a record of it)".into(),
+            };
+            let sentence = format!(
+                "{tp} of group {group} ended {} records behind: its owner {node} (member {}, \
+                 generation {}) never read up to the high watermark {hw} by the end of the run \
+                 (t={end_ms} ms; producers stopped before the final drain): {at}",
+                hw.0 - pos.0,
+                view.member_id,
+                view.generation
+            );
+            anomalies.push((
+                sentence,
+                json!({ "group": group, "tp": tp.to_string(), "process": node.to_string(),
+                        "member_id": view.member_id, "generation": view.generation,
+                        "position": position.map(|p| p.0), "high_watermark": hw.0 }),
+            ));
+        }
+    }
+    anomalies
 }
 
 /// A partition that took no write after the heal: `offered` records were invoked after it and
@@ -362,5 +640,194 @@ mod tests {
         let stuck = [send(0, 1500, OpType::Invoke, 1, 0, None)];
         assert!(!check(&stuck, &[heal(1000)]).is_empty());
         assert!(check(&stuck, &[]).is_empty());
+    }
+
+    mod groups {
+        use super::super::super::group_view::testkit::Events;
+        use super::*;
+        use ksim_model::event::PolledRecord;
+        use ksim_model::types::{BrokerId, LeaderEpoch};
+
+        fn tp(p: i32) -> TopicPartition {
+            TopicPartition::new("events", p)
+        }
+
+        /// Consumer `c` polls `events-p` offsets `from..to` at `t`.
+        fn poll(h: &mut Vec<HistoryEntry>, t: u64, c: u32, p: i32, from: i64, to: i64) {
+            let id = h.len() as u64;
+            for (op_type, records) in [
+                (OpType::Invoke, vec![]),
+                (
+                    OpType::Ok,
+                    (from..to)
+                        .map(|o| PolledRecord {
+                            tp: tp(p),
+                            offset: Offset(o),
+                            value: o as u64,
+                        })
+                        .collect(),
+                ),
+            ] {
+                h.push(HistoryEntry {
+                    index: h.len() as u64,
+                    time_ms: t,
+                    process: NodeId::Consumer(c),
+                    op: ClientOp {
+                        op_type,
+                        op_id: id,
+                        value: OpValue::Poll { records },
+                        error: None,
+                    },
+                });
+            }
+        }
+
+        fn hw(t: u64, p: i32, hw: i64) -> EventRecord {
+            EventRecord {
+                time_ms: t,
+                node: NodeId::Broker(BrokerId(0)),
+                event: Event::HighWatermarkChanged {
+                    tp: tp(p),
+                    broker: BrokerId(0),
+                    leader_epoch: LeaderEpoch(1),
+                    high_watermark: Offset(hw),
+                },
+            }
+        }
+
+        /// Generation 1: consumer-0 owns events-0, consumer-1 events-1; high watermarks 10.
+        fn stable() -> Events {
+            let mut e = Events::default();
+            e.state(0, "CompletingRebalance", 1)
+                .completed(10, 1, &[(0, &[0]), (1, &[1])])
+                .state(10, "Stable", 1)
+                .assigned(20, 0, 1, &[0])
+                .assigned(20, 1, 1, &[1]);
+            e.0.push(hw(30, 0, 10));
+            e.0.push(hw(30, 1, 10));
+            e.0.push(heal(1000));
+            e
+        }
+
+        #[test]
+        fn a_stable_group_that_read_everything_passes() {
+            let e = stable();
+            let mut h = Vec::new();
+            poll(&mut h, 1500, 0, 0, 0, 10);
+            poll(&mut h, 1500, 1, 1, 0, 10);
+            assert!(check(&h, &e.0).is_empty(), "{:?}", check(&h, &e.0));
+        }
+
+        #[test]
+        fn a_member_behind_at_the_end_fails() {
+            let e = stable();
+            let mut h = Vec::new();
+            poll(&mut h, 1500, 0, 0, 0, 10);
+            poll(&mut h, 1500, 1, 1, 0, 4);
+            let v = check(&h, &e.0);
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert_eq!(
+                v[0].message,
+                "events-1 of group g ended 6 records behind: its owner consumer-1 (member m1, \
+                 generation 1) never read up to the high watermark 10 by the end of the run \
+                 (t=1500 ms; producers stopped before the final drain): its position was 4"
+            );
+        }
+
+        #[test]
+        fn a_group_not_stable_after_the_heal_fails() {
+            let mut e = stable();
+            e.state(1200, "PreparingRebalance", 1);
+            let mut h = Vec::new();
+            poll(&mut h, 1500, 0, 0, 0, 10);
+            poll(&mut h, 1500, 1, 1, 0, 10);
+            let v = check(&h, &e.0);
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert!(
+                v[0].message.starts_with(
+                    "group g was PreparingRebalance at the end of the run (t=1500 ms), not \
+                     Stable: its coordinator broker-0 moved it there at t=1200 ms, while \
+                     consumer-0, consumer-1 of its consumers still ran after the heal"
+                ),
+                "{}",
+                v[0].message
+            );
+            // Consumers that no longer run after the heal (closed for good) are not judged.
+            let h: Vec<HistoryEntry> = h
+                .into_iter()
+                .map(|mut x| {
+                    x.time_ms = 500;
+                    x
+                })
+                .collect();
+            assert!(check(&h, &e.0).is_empty());
+        }
+
+        #[test]
+        fn a_member_that_broke_max_poll_interval_after_the_heal_exempts_its_group() {
+            let mut e = stable();
+            e.state(1200, "PreparingRebalance", 1);
+            let mut h = Vec::new();
+            poll(&mut h, 1500, 0, 0, 0, 10);
+            poll(&mut h, 1500, 1, 1, 0, 10);
+            assert_eq!(check(&h, &e.0).len(), 1);
+            // consumer-1's application outlasted max.poll.interval.ms after the heal.
+            e.0.push(EventRecord {
+                time_ms: 1100,
+                node: NodeId::Consumer(1),
+                event: Event::ConsumerError {
+                    tp: tp(-1),
+                    exception: "LeaveGroup".into(),
+                    message: "Member sending LeaveGroup request to coordinator due to consumer \
+                              poll timeout has expired"
+                        .into(),
+                },
+            });
+            assert!(check(&h, &e.0).is_empty());
+            let logs = BTreeMap::new();
+            let notes = Liveness.notes(&CheckInput {
+                history: &h,
+                events: &e.0,
+                final_logs: &logs,
+                scenario: None,
+                snapshots: &[],
+            });
+            assert!(
+                notes.iter().any(|n| n.starts_with(
+                    "group g was not judged for liveness: after the heal at t=1000 ms its member \
+                     consumer-1 at t=1100 ms did not call poll()"
+                )),
+                "{notes:?}"
+            );
+        }
+
+        #[test]
+        fn a_partition_only_a_removed_member_claims_has_no_owner() {
+            // consumer-1 is removed (paused past its session); generation 2 gives events-1 to
+            // consumer-0, whose onPartitionsAssigned never ran for it.
+            let mut e = stable();
+            e.removed(1100, 1, "session-timeout", 1)
+                .state(1100, "PreparingRebalance", 1)
+                .state(1150, "CompletingRebalance", 2)
+                .completed(1160, 2, &[(0, &[0, 1])])
+                .state(1160, "Stable", 2);
+            let mut h = Vec::new();
+            poll(&mut h, 1500, 0, 0, 0, 10);
+            // The zombie read everything: its lag does not count.
+            poll(&mut h, 1500, 1, 1, 0, 10);
+            let v = check(&h, &e.0);
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert_eq!(
+                v[0].message,
+                "events-1 of group g had no owner at the end of the run (t=1500 ms): generation \
+                 2 gave it to consumer-0 (member m0) at t=1160 ms, whose onPartitionsAssigned \
+                 never ran for it; only consumer-1 (member m1, removed) still claimed it, no \
+                 longer a member; its high watermark is 10"
+            );
+            // Once consumer-0 takes it and reads it, the group is live.
+            e.assigned(1200, 0, 2, &[1]);
+            poll(&mut h, 1600, 0, 1, 0, 10);
+            assert!(check(&h, &e.0).is_empty(), "{:?}", check(&h, &e.0));
+        }
     }
 }

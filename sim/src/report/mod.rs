@@ -11,11 +11,14 @@
 //!    the offending offset reconstructed from the event log (who appended it as leader in
 //!    which epoch with which ISR, who acknowledged it, which faults hit, who became leader next
 //!    and with what log end offset, who truncated it, what every replica holds at the end);
-//! 4. **the timeline**: faults, controller and leader elections, ISR changes, truncations,
+//! 4. **the consumer groups**, for runs with subscribe-mode consumers ([`groups`]): who owned
+//!    each partition when, the rebalances with their causes and durations, the committed
+//!    offsets, and the members and commits behind any violation of a group check;
+//! 5. **the timeline**: faults, controller and leader elections, ISR changes, truncations,
 //!    log recoveries and halts in time order (high-watermark moves are only counted, per
 //!    partition, because there are thousands);
-//! 5. **statistics**;
-//! 6. **which setting would have prevented it**: the standard lesson for each failed check
+//! 6. **statistics**;
+//! 7. **which setting would have prevented it**: the standard lesson for each failed check
 //!    (KAFKA-SEMANTICS.md, "Historical failures"), chosen from the settings the scenario
 //!    actually used, or a plain statement that the settings were safe and the failure is a bug.
 //!
@@ -25,6 +28,7 @@
 
 pub mod counterfactual;
 mod events;
+pub mod groups;
 pub mod html;
 mod lag;
 mod lessons;
@@ -78,6 +82,7 @@ pub fn render(run: &RunResult) -> String {
     write_title(&mut out, run);
     write_what_was_tested(&mut out, run, &safety);
     write_verdict(&mut out, run);
+    groups::write_groups(&mut out, run);
     write_timeline(&mut out, run);
     write_statistics(&mut out, run);
     write_prevention(&mut out, run, &safety);

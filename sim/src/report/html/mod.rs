@@ -5,7 +5,9 @@
 //! counterfactual table when the run was re-run with the settings its lessons propose
 //! ([`super::counterfactual`]); per partition, a chart over simulated time of each replica's
 //! log end offset and high watermark with leader epochs as bands, the ISR size and the faults
-//! as shaded spans ([`charts`]); a space-time diagram of the window around the first violation
+//! as shaded spans ([`charts`]); for runs with consumer groups, per group a chart of which
+//! member owned each partition when, with the rebalances as bands ([`groups`]); a space-time
+//! diagram of the window around the first violation
 //! ([`spacetime`]); Jepsen's timeline of client operations ([`timeline`]); and the whole of
 //! `report.md` (verdict, the offset story, timeline, statistics, lessons) rendered as HTML,
 //! its partition headings linked to the charts.
@@ -24,6 +26,7 @@
 //! capped at [`spacetime::ARROWS_MAX`] arrows.
 
 mod charts;
+mod groups;
 mod spacetime;
 mod timeline;
 
@@ -82,6 +85,9 @@ pub fn render(run: &RunResult, counterfactuals: Option<&Counterfactuals>) -> Str
         "<nav><a href=\"#verdict\">Verdict</a> · <a href=\"#charts\">Partitions</a> · \
          <a href=\"#spacetime\">Space-time</a> · <a href=\"#clients\">Clients</a>",
     );
+    if groups::has_groups(run) {
+        out.push_str(" · <a href=\"#groups\">Groups</a>");
+    }
     if counterfactuals.is_some() {
         out.push_str(" · <a href=\"#counterfactuals\">Counterfactuals</a>");
     }
@@ -125,6 +131,7 @@ pub fn render(run: &RunResult, counterfactuals: Option<&Counterfactuals>) -> Str
     }
     out.push_str("</section>\n");
 
+    groups::write(&mut out, run);
     spacetime::write(&mut out, run);
     timeline::write(&mut out, run);
     write_markdown(&mut out, run, counterfactuals, &charted);
