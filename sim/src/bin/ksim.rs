@@ -276,6 +276,11 @@ struct BenchArgs {
     /// batching and compression, for each linger.ms x batch.size); 0 skips that part.
     #[arg(long, value_name = "MS", default_value_t = 6_000)]
     producer_ms: u64,
+    /// Simulated ms of workload in each run of the consumer-group case (3 members,
+    /// cooperative-sticky, commitSync after processing, broker faults and a member's crash and
+    /// restart), run for seeds 1..=min(N, 5); 0 skips it.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    group_ms: u64,
     /// Runs of each producer-heavy configuration (the same seed each time); the table shows
     /// the median wall and CPU times.
     #[arg(long, value_name = "R", default_value_t = 3,
@@ -1027,6 +1032,10 @@ fn cmd_bench(args: BenchArgs) -> Result<ExitCode, BadInput> {
              (run `ksim explore {DEFAULT_SCENARIO} --seeds {}`)",
             args.seeds, args.seeds
         );
+    }
+    if args.group_ms > 0 {
+        let group = ksim::bench::group_case(args.seeds.min(5), args.group_ms);
+        print!("{}", ksim::bench::group_case_table(&group, &base));
     }
     if args.producer_ms > 0 {
         bench_producer_heavy(&args, base.cpu_us_per_message);
