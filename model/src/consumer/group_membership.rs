@@ -105,7 +105,7 @@ pub(super) struct GroupMembership {
 }
 
 impl ConsumerClient {
-    fn group_id(&self) -> String {
+    pub(super) fn group_id(&self) -> String {
         self.config.group_id.clone().unwrap_or_default()
     }
 
@@ -338,6 +338,28 @@ impl ConsumerClient {
             }
             AfterRevoke::Rejoin => self.request_rejoin(out),
         }
+    }
+
+    /// `onLeavePrepare` when the consumer closes: a member of a stable generation revokes what
+    /// it owns (`onPartitionsRevoked`; its commit on close is already done, see `close.rs`);
+    /// otherwise its partitions are lost, which the generation reset of
+    /// [`ConsumerClient::leave_group`] records.
+    pub(super) fn revoke_on_leave(&mut self, out: &mut Effects<ConsumerTimer>) {
+        let group = self.group_id();
+        let Some(m) = self.membership.as_mut() else {
+            return;
+        };
+        if m.state != MemberState::Stable || m.generation < 0 || m.owned.is_empty() {
+            return;
+        }
+        let partitions: Vec<TopicPartition> = std::mem::take(&mut m.owned).into_iter().collect();
+        out.event(Event::PartitionsRevoked {
+            group,
+            member_id: m.member_id.clone(),
+            generation: m.generation,
+            partitions: partitions.clone(),
+        });
+        self.drop_partitions(&partitions);
     }
 
     /// Removes partitions from the fetch state and drops their buffered records.

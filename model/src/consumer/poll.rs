@@ -176,6 +176,9 @@ impl ConsumerClient {
     /// The application calls `poll(POLL_TIMEOUT_MS)`. With `enable.auto.commit`, the poll
     /// first commits asynchronously if the auto-commit interval has passed.
     pub(super) fn app_poll(&mut self, out: &mut Effects<ConsumerTimer>) {
+        if self.close_instead_of_poll(out) {
+            return;
+        }
         self.maybe_auto_commit(out);
         self.ensure_active_group(out);
         self.fetch_all(out);

@@ -357,6 +357,11 @@ impl Actor for ProducerClient {
             Message::ProduceResponse { corr, partitions } => {
                 self.on_produce_response(now, corr, partitions, out)
             }
+            // `KafkaProducer.close()`: no new record is offered; what was already sent or
+            // buffered is still delivered (close waits for it), then the process stays idle.
+            Message::Close => {
+                self.workload.stop_at_ms = self.workload.stop_at_ms.min(now.as_ms());
+            }
             _ => {}
         }
     }
