@@ -150,6 +150,9 @@ pub struct ConsumerClient {
     rng: ChaCha8Rng,
     /// The application's `close()`, once asked for (see `close.rs`).
     close: Option<CloseState>,
+    /// The application is inside `poll()` waiting for a revocation (its
+    /// `onPartitionsRevoked` and commit on revoke) to finish.
+    poll_after_revoke: bool,
 }
 
 impl ConsumerClient {
@@ -184,6 +187,7 @@ impl ConsumerClient {
             processing: None,
             rng: ChaCha8Rng::seed_from_u64(index as u64),
             close: None,
+            poll_after_revoke: false,
         }
     }
 

@@ -181,6 +181,12 @@ impl ConsumerClient {
         }
         self.maybe_auto_commit(out);
         self.ensure_active_group(out);
+        if self.revoking() {
+            // Inside `onPartitionsRevoked` (its commit on revoke): the poll returns once the
+            // revocation is over (`resume_poll_after_revoke`).
+            self.poll_after_revoke = true;
+            return;
+        }
         self.fetch_all(out);
         if self.errors.is_empty() && self.buffer.is_empty() {
             self.poll_generation += 1;
