@@ -382,11 +382,21 @@ fn scenario_not_supported_yet() {
     // Every fault kind and scheduled action is implemented now: they all load.
     for kind in FaultKind::ALL {
         let loaded = parse_good(|g| {
-            g.replacen(
+            let g = g.replacen(
                 "kinds = [\"kill\", \"restart\", \"partition\"]",
                 &format!("kinds = [\"{kind}\"]"),
                 1,
-            )
+            );
+            // `client-leave` needs a group member.
+            if *kind == FaultKind::ClientLeave {
+                g.replacen(
+                    "[[consumers]]\n",
+                    "[[consumers]]\ngroup = \"g\"\ncommit = \"none\"\n",
+                    1,
+                )
+            } else {
+                g
+            }
         });
         assert!(loaded.is_ok(), "{kind}: {:?}", loaded.err());
     }
