@@ -17,7 +17,13 @@
 //!   `isolate` cuts one of them off, `clog` cuts one direction between two of them; one
 //!   network fault at a time, healed after a drawn duration; clients stay connected to all;
 //! * `disk-fault` makes the next disk write of a random broker fail (EIO, disk full) or land
-//!   corrupted.
+//!   corrupted;
+//! * the client kinds take a client process with no client fault in force: `client-kill`
+//!   crashes a random producer or consumer and restarts it after a drawn `duration_ms`,
+//!   `client-pause` pauses one for a drawn duration, `client-leave` closes a random consumer
+//!   group member cleanly (commit on close, LeaveGroup) and restarts it after a drawn
+//!   duration. Several clients may be down at once; a kind draws nothing for a scenario that
+//!   does not list it, so adding kinds does not change other scenarios' plans.
 //!
 //! Role selectors (`leader:t-0`, `controller`, ...) are resolved when the fault fires, from
 //! what the simulator has observed of the cluster so far.
@@ -86,7 +92,11 @@ fn describe_action(action: &FaultAction) -> String {
         | FaultAction::Shutdown(s)
         | FaultAction::Pause(s)
         | FaultAction::Resume(s)
-        | FaultAction::Isolate(s) => s.to_string(),
+        | FaultAction::Isolate(s)
+        | FaultAction::Close(s)
+        | FaultAction::ClientKill(s)
+        | FaultAction::ClientPause(s)
+        | FaultAction::ClientLeave(s) => s.to_string(),
         FaultAction::Partition(groups) => groups
             .iter()
             .map(|g| {
@@ -173,6 +183,9 @@ pub fn plan(
         let mut network_until: Option<u64> = None;
         // Pauses in force: (broker, resume time).
         let mut pauses: Vec<(i32, u64)> = Vec::new();
+        // Client faults in force (killed, paused or closed): client, when it ends, and the
+        // action that ends it (`restart` or `resume`).
+        let mut client_faults: Vec<(String, u64, FaultAction)> = Vec::new();
         let push = |planned: &mut Vec<PlannedFault>, at_ms: u64, action: FaultAction| {
             planned.push(PlannedFault {
                 at_ms,
@@ -195,6 +208,14 @@ pub fn plan(
                         FaultAction::Resume(Selector::Broker(*b)),
                     );
                     paused.remove(b);
+                    false
+                } else {
+                    true
+                }
+            });
+            client_faults.retain(|(_, until, end)| {
+                if *until <= t {
+                    push(&mut planned, *until, end.clone());
                     false
                 } else {
                     true
@@ -270,6 +291,39 @@ pub fn plan(
                     push(&mut planned, t, action);
                     network_until = Some(t + rng.gen_range(dur_min..=dur_max.max(dur_min)));
                 }
+                FaultKind::ClientKill | FaultKind::ClientPause | FaultKind::ClientLeave => {
+                    // A client with no client fault in force: any client process, or a group
+                    // member for `client-leave`.
+                    let pool = if kind == FaultKind::ClientLeave {
+                        &faults.members
+                    } else {
+                        &faults.clients
+                    };
+                    let free: Vec<&String> = pool
+                        .iter()
+                        .filter(|c| !client_faults.iter().any(|(f, _, _)| f == *c))
+                        .collect();
+                    if let Some(c) = free.choose(rng).map(|c| (*c).clone()) {
+                        let sel = Selector::Client(c.clone());
+                        let until = t + rng.gen_range(dur_min..=dur_max.max(dur_min));
+                        let (start, end) = match kind {
+                            FaultKind::ClientKill => (
+                                FaultAction::ClientKill(sel.clone()),
+                                FaultAction::Restart(sel),
+                            ),
+                            FaultKind::ClientPause => (
+                                FaultAction::ClientPause(sel.clone()),
+                                FaultAction::Resume(sel),
+                            ),
+                            _ => (
+                                FaultAction::ClientLeave(sel.clone()),
+                                FaultAction::Restart(sel),
+                            ),
+                        };
+                        push(&mut planned, t, start);
+                        client_faults.push((c, until, end));
+                    }
+                }
                 FaultKind::DiskFault => {
                     let b = rng.gen_range(0..brokers);
                     let kind = *[
@@ -304,6 +358,12 @@ pub fn plan(
                     until,
                     FaultAction::Resume(Selector::Broker(b)),
                 );
+            }
+        }
+        // Client faults still in force at the end of the fault phase end in the heal phase.
+        for (_, until, end) in client_faults {
+            if until < duration_ms {
+                push(&mut planned, until, end);
             }
         }
     }
@@ -433,6 +493,60 @@ mod tests {
             none.len() < 20,
             "{} of 2000 seeds plan no fault: {none:?}",
             none.len()
+        );
+    }
+    /// The client kinds: each fault takes a client with none in force and is ended by its own
+    /// `restart` or `resume` after a drawn duration; `client-leave` takes only group members.
+    #[test]
+    fn client_faults_take_free_clients_and_end_after_their_duration() {
+        let sc = crate::scenario::load(std::path::Path::new(
+            "scenarios/consumer-group-under-faults.toml",
+        ))
+        .unwrap();
+        let mut clients_hit = BTreeSet::new();
+        for seed in 1..=50u64 {
+            let mut rng = crate::world::stream_rng(seed, crate::world::streams::NEMESIS);
+            let plan = plan(&sc.faults, sc.cluster.brokers, sc.duration_ms, &mut rng);
+            // Per client: the fault in force (its start action's key) and when it started.
+            let mut open: BTreeMap<String, (&'static str, u64)> = BTreeMap::new();
+            for f in &plan {
+                let client = |s: &Selector| match s {
+                    Selector::Client(c) => Some(c.clone()),
+                    _ => None,
+                };
+                match &f.action {
+                    FaultAction::ClientKill(s)
+                    | FaultAction::ClientPause(s)
+                    | FaultAction::ClientLeave(s) => {
+                        let c = client(s).expect("a client");
+                        if matches!(f.action, FaultAction::ClientLeave(_)) {
+                            assert!(sc.faults.members.contains(&c), "{c} is no member");
+                        }
+                        assert!(
+                            open.insert(c.clone(), (f.action.key(), f.at_ms)).is_none(),
+                            "seed {seed}: {c} taken twice"
+                        );
+                        clients_hit.insert(c);
+                    }
+                    FaultAction::Restart(s) | FaultAction::Resume(s) if client(s).is_some() => {
+                        let c = client(s).unwrap();
+                        let (key, at) = open.remove(&c).expect("a client fault to end");
+                        let expected = if key == "client-pause" {
+                            "resume"
+                        } else {
+                            "restart"
+                        };
+                        assert_eq!(f.action.key(), expected, "seed {seed}: {c}");
+                        let [lo, hi] = sc.faults.duration_ms;
+                        assert!((lo..=hi).contains(&(f.at_ms - at)), "seed {seed}: {c}");
+                    }
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(
+            clients_hit.into_iter().collect::<Vec<_>>(),
+            vec!["consumer-0", "consumer-1", "consumer-2", "producer-0"]
         );
     }
 }

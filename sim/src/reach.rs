@@ -118,6 +118,22 @@ pub const PROBES: &[Probe] = &[
         meaning: "a group's offset commits were acknowledged by two different coordinators (its `__consumer_offsets` partition changed leader between them)",
     },
     Probe {
+        name: "member-left-group",
+        meaning: "a group coordinator removed a member on its LeaveGroup (a clean close, or max.poll.interval.ms exceeded)",
+    },
+    Probe {
+        name: "commit-fenced",
+        meaning: "a group coordinator refused a member's offset commit for its generation or member id (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID: the client's CommitFailedException)",
+    },
+    Probe {
+        name: "reprocessed-record",
+        meaning: "a consumer group processed a record more than once (two `ok` `process` operations of its members list it)",
+    },
+    Probe {
+        name: "restart-kept-generation",
+        meaning: "a consumer process that crashed and started again was assigned partitions in the generation it had before the crash: the coordinator ran no rebalance for it (a static member, KIP-345)",
+    },
+    Probe {
         name: "offsets-fetched-after-restart",
         meaning: "a consumer process that crashed and started again read its group's committed offset back (an offset fetch that returned one)",
     },
@@ -140,7 +156,7 @@ pub fn unknown_item(item: &str) -> Option<String> {
         "unknown reach item `{item}`{nearest}: expected an event kind ({}), a probe ({}) or `fault:ACTION` with a fault action ({})",
         Event::KINDS.join(", "),
         PROBES.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
-        crate::scenario::SUPPORTED_ACTIONS.join(", ")
+        fault_actions().collect::<Vec<_>>().join(", ")
     ))
 }
 
@@ -149,7 +165,15 @@ fn is_known(item: &str) -> bool {
         || PROBES.iter().any(|p| p.name == item)
         || item
             .strip_prefix("fault:")
-            .is_some_and(|a| crate::scenario::SUPPORTED_ACTIONS.contains(&a))
+            .is_some_and(|a| fault_actions().any(|f| f == a))
+}
+
+/// The `action` a fault event may have: the schedule's keys and the random-only client kinds.
+fn fault_actions() -> impl Iterator<Item = &'static str> {
+    crate::scenario::SUPPORTED_ACTIONS
+        .iter()
+        .chain(crate::scenario::RANDOM_ONLY_ACTIONS)
+        .copied()
 }
 
 fn known_items() -> Vec<String> {
@@ -157,11 +181,7 @@ fn known_items() -> Vec<String> {
         .iter()
         .map(|k| k.to_string())
         .chain(PROBES.iter().map(|p| p.name.to_string()))
-        .chain(
-            crate::scenario::SUPPORTED_ACTIONS
-                .iter()
-                .map(|a| format!("fault:{a}")),
-        )
+        .chain(fault_actions().map(|a| format!("fault:{a}")))
         .collect()
 }
 
@@ -235,6 +255,15 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
                 error: ksim_model::protocol::ErrorCode::NotEnoughReplicas,
                 ..
             } => bump("produce-refused-not-enough-replicas"),
+            Event::GroupMemberRemoved { reason, .. } if reason == "leave-group" => {
+                bump("member-left-group")
+            }
+            Event::OffsetCommitFailed { error, .. }
+                if error.starts_with("CommitFailedException (")
+                    || error.starts_with("FencedInstanceIdException (") =>
+            {
+                bump("commit-fenced")
+            }
             Event::Fault { action, source, .. } => {
                 bump(&format!("fault:{action}"));
                 if source != "heal-phase"
@@ -246,13 +275,13 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
             _ => {}
         }
     }
-    // When each client process crashed (kill, power-fail, disk-loss, shutdown).
+    // When each client process crashed (kill, client-kill, power-fail, disk-loss, shutdown).
     let mut crashed: BTreeMap<ksim_model::types::NodeId, u64> = BTreeMap::new();
     for r in events {
         if let Event::Fault { action, nodes, .. } = &r.event {
             if matches!(
                 action.as_str(),
-                "kill" | "power-fail" | "disk-loss" | "shutdown"
+                "kill" | "client-kill" | "power-fail" | "disk-loss" | "shutdown"
             ) {
                 for n in nodes
                     .iter()
@@ -263,9 +292,29 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
             }
         }
     }
+    restart_kept_generation(events, &mut bump);
     // Per group, the coordinator that acknowledged its latest commit.
     let mut acked_by: BTreeMap<&str, BrokerId> = BTreeMap::new();
     let mut read = BTreeSet::new();
+    // Per group, the values its members' `ok` `process` operations listed.
+    let mut processed: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+    for pair in crate::history::pairs(history) {
+        if pair.outcome() != OpType::Ok {
+            continue;
+        }
+        if let OpValue::Process {
+            group: Some(g),
+            records,
+        } = &pair.invoke.op.value
+        {
+            let seen = processed.entry(g.as_str()).or_default();
+            for r in records {
+                if !seen.insert(r.value) {
+                    bump("reprocessed-record");
+                }
+            }
+        }
+    }
     for e in history {
         match (&e.op.value, e.op.op_type) {
             (
@@ -328,6 +377,47 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
         }
     }
     counts
+}
+
+/// The `restart-kept-generation` probe: per consumer process, the generation of its last
+/// `partitions-assigned` before a crash (`kill`, `client-kill`, `power-fail`, `disk-loss`,
+/// `shutdown`); once a `restart` names it, its first `partitions-assigned` counts if it names
+/// that same generation (generations only grow, so the group ran no rebalance in between).
+fn restart_kept_generation(events: &[EventRecord], bump: &mut impl FnMut(&str)) {
+    use ksim_model::types::NodeId;
+    // Per process: its latest generation, the one it had at its crash, and whether it has
+    // restarted since and waits for its first assignment.
+    let mut latest: BTreeMap<NodeId, i32> = BTreeMap::new();
+    let mut at_crash: BTreeMap<NodeId, i32> = BTreeMap::new();
+    let mut restarted: BTreeSet<NodeId> = BTreeSet::new();
+    for r in events {
+        match &r.event {
+            Event::PartitionsAssigned { generation, .. } => {
+                if restarted.remove(&r.node) && at_crash.remove(&r.node) == Some(*generation) {
+                    bump("restart-kept-generation");
+                }
+                latest.insert(r.node, *generation);
+            }
+            Event::Fault { action, nodes, .. } => {
+                for n in nodes.iter().filter_map(|n| NodeId::parse(n)) {
+                    match action.as_str() {
+                        "kill" | "client-kill" | "power-fail" | "disk-loss" | "shutdown" => {
+                            restarted.remove(&n);
+                            at_crash.remove(&n);
+                            if let Some(g) = latest.remove(&n) {
+                                at_crash.insert(n, g);
+                            }
+                        }
+                        "restart" if at_crash.contains_key(&n) => {
+                            restarted.insert(n);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The items of `reach` that `reached` does not contain, in the scenario's order.
@@ -446,5 +536,127 @@ mod tests {
         let e = unknown_item("isr-shrnk").expect("unknown");
         assert!(e.contains("did you mean `isr-shrink`?"), "{e}");
         assert!(unknown_item("fault:explode").is_some());
+    }
+    fn at(time_ms: u64, node: NodeId, event: Event) -> EventRecord {
+        EventRecord {
+            time_ms,
+            node,
+            event,
+        }
+    }
+
+    fn assigned(generation: i32) -> Event {
+        Event::PartitionsAssigned {
+            group: "g".into(),
+            member_id: "m".into(),
+            generation,
+            partitions: vec![tp()],
+        }
+    }
+
+    fn fault(action: &str, node: &str) -> Event {
+        Event::Fault {
+            action: action.into(),
+            nodes: vec![node.into()],
+            source: "schedule".into(),
+        }
+    }
+
+    /// A static member restarted within its session gets the generation it had: reached. A
+    /// dynamic member's restart brings a new generation: not reached, and neither is a
+    /// generation seen again without a crash and a restart in between.
+    #[test]
+    fn restart_kept_generation_needs_the_same_generation_after_a_crash_and_a_restart() {
+        let c = NodeId::Consumer(1);
+        let run = |after: i32, crash: &str| {
+            let events = vec![
+                at(1_000, c, assigned(3)),
+                at(9_000, c, fault(crash, "consumer-1")),
+                at(13_000, c, fault("restart", "consumer-1")),
+                at(13_500, c, assigned(after)),
+            ];
+            reached(&events, &[])
+                .get("restart-kept-generation")
+                .copied()
+        };
+        assert_eq!(run(3, "kill"), Some(1));
+        assert_eq!(run(3, "client-kill"), Some(1));
+        assert_eq!(run(4, "kill"), None, "a rebalance ran");
+        assert_eq!(run(3, "pause"), None, "no crash");
+        let events = vec![at(1_000, c, assigned(3)), at(2_000, c, assigned(3))];
+        assert!(!reached(&events, &[]).contains_key("restart-kept-generation"));
+    }
+
+    #[test]
+    fn a_leave_group_removal_and_a_fenced_commit_are_counted_and_other_reasons_are_not() {
+        let b = NodeId::Broker(BrokerId(0));
+        let removed = |reason: &str| Event::GroupMemberRemoved {
+            group: "g".into(),
+            broker: BrokerId(0),
+            member_id: "m".into(),
+            reason: reason.into(),
+            generation: 2,
+        };
+        let failed = |error: &str| Event::OffsetCommitFailed {
+            group: "g".into(),
+            mode: "sync".into(),
+            error: error.into(),
+            retry: false,
+        };
+        let events = vec![
+            at(1, b, removed("session-timeout")),
+            at(2, NodeId::Consumer(0), failed("NOT_COORDINATOR")),
+        ];
+        let r = reached(&events, &[]);
+        assert!(!r.contains_key("member-left-group") && !r.contains_key("commit-fenced"));
+        let events = vec![
+            at(1, b, removed("leave-group")),
+            at(
+                2,
+                NodeId::Consumer(0),
+                failed("CommitFailedException (ILLEGAL_GENERATION)"),
+            ),
+        ];
+        let r = reached(&events, &[]);
+        assert_eq!(r.get("member-left-group"), Some(&1));
+        assert_eq!(r.get("commit-fenced"), Some(&1));
+    }
+
+    #[test]
+    fn a_record_in_two_ok_process_operations_of_a_group_is_reprocessed() {
+        use ksim_model::event::{ClientOp, PolledRecord};
+        use ksim_model::types::Offset;
+        let op = |index: u64, process: u32, op_type: OpType, op_id: u64, value: u64| HistoryEntry {
+            index,
+            time_ms: index,
+            process: NodeId::Consumer(process),
+            op: ClientOp {
+                op_type,
+                op_id,
+                value: OpValue::Process {
+                    group: Some("g".into()),
+                    records: vec![PolledRecord {
+                        tp: tp(),
+                        offset: Offset(value as i64),
+                        value,
+                    }],
+                },
+                error: None,
+            },
+        };
+        // consumer-0 processed 7, then crashed while processing 8 (left open); consumer-1
+        // processed 8: nothing twice.
+        let mut history = vec![
+            op(0, 0, OpType::Invoke, 1, 7),
+            op(1, 0, OpType::Ok, 1, 7),
+            op(2, 0, OpType::Invoke, 2, 8),
+            op(3, 1, OpType::Invoke, 1, 8),
+            op(4, 1, OpType::Ok, 1, 8),
+        ];
+        assert!(!reached(&[], &history).contains_key("reprocessed-record"));
+        // consumer-1 processes 7 again.
+        history.push(op(5, 1, OpType::Invoke, 2, 7));
+        history.push(op(6, 1, OpType::Ok, 2, 7));
+        assert_eq!(reached(&[], &history).get("reprocessed-record"), Some(&1));
     }
 }

@@ -487,8 +487,11 @@ fn read_files(disk: &Arc<SimDisk>, node: NodeId) -> BTreeMap<String, Vec<u8>> {
 /// What the nemesis has done so far.
 #[derive(Debug, Default)]
 struct NemesisState {
-    /// Stopped processes (killed, shut down, power-failed, disk lost).
+    /// Stopped processes (killed, shut down, power-failed, disk lost, closed clients).
     down: BTreeSet<NodeId>,
+    /// Clients closed by `close` or `client-leave`: their madsim node still runs (the closed
+    /// client only lets its last requests go out), so a restart kills it first.
+    closed: BTreeSet<NodeId>,
     paused: BTreeSet<NodeId>,
     clogged: BTreeSet<(NodeId, NodeId)>,
     /// Brokers that lost power or their disk, or whose log took (or will take) a silent
@@ -623,7 +626,7 @@ fn execute(
         }
     };
     let touched: Vec<NodeId> = match &fault.action {
-        FaultAction::Kill(sel) => {
+        FaultAction::Kill(sel) | FaultAction::ClientKill(sel) => {
             let nodes = nemesis::resolve(sel, &ctx, &none, rng);
             nodes
                 .into_iter()
@@ -678,6 +681,12 @@ fn execute(
             for n in nodes {
                 if let Some(h) = handles.get(&n) {
                     if state.down.remove(&n) {
+                        if state.closed.remove(&n) {
+                            // A closed client's node still runs: stop it so its sockets are
+                            // released (madsim's restart alone does not reset the network).
+                            handle.kill(h.id());
+                            shared.lock().expect("shared").reset_connections_to(n);
+                        }
                         handle.restart(h.id());
                         // A silent corruption still waiting for its write will land in the
                         // log this incarnation writes: it holds no trustworthy copy until it
@@ -699,7 +708,25 @@ fn execute(
             }
             hit
         }
-        FaultAction::Pause(sel) => {
+        FaultAction::Close(sel) | FaultAction::ClientLeave(sel) => {
+            // The application calls close(): the client finishes it on its own (commit,
+            // LeaveGroup) and stops; to the nemesis it is down until a restart.
+            let nodes = nemesis::resolve(sel, &ctx, &none, rng);
+            let mut hit = Vec::new();
+            for n in nodes {
+                if state.down.contains(&n) {
+                    note = Some(format!("{n} already down"));
+                } else if state.paused.contains(&n) {
+                    note = Some(format!("{n} is paused"));
+                } else if shared.lock().expect("shared").deliver(n, n, Message::Close) {
+                    state.down.insert(n);
+                    state.closed.insert(n);
+                    hit.push(n);
+                }
+            }
+            hit
+        }
+        FaultAction::Pause(sel) | FaultAction::ClientPause(sel) => {
             let nodes = nemesis::resolve(sel, &ctx, &none, rng);
             let mut hit = Vec::new();
             for n in nodes {

@@ -592,7 +592,9 @@ impl Actor for Broker {
             | Message::MetadataResponse { .. }
             | Message::ProduceResponse { .. }
             | Message::ListOffsetsResponse { .. }
-            | Message::InitProducerIdResponse { .. } => {}
+            | Message::InitProducerIdResponse { .. }
+            // A client's own close; the loader refuses `close` on a broker.
+            | Message::Close => {}
         }
     }
 

@@ -982,6 +982,7 @@ impl ConsumerClient {
             error,
         });
         self.on_commit_completed(op_id, out);
+        self.on_close_commit_completed(op_id, out);
         if let Some((waiting, after)) = self.sync_commit {
             if waiting == op_id {
                 self.sync_commit = None;

@@ -105,7 +105,7 @@ pub(super) struct GroupMembership {
 }
 
 impl ConsumerClient {
-    fn group_id(&self) -> String {
+    pub(super) fn group_id(&self) -> String {
         self.config.group_id.clone().unwrap_or_default()
     }
 
@@ -236,13 +236,43 @@ impl ConsumerClient {
         if waits {
             self.finish_revoke(out);
         }
+        self.resume_poll_after_revoke(out);
     }
 
     // ---- the join, driven from poll() ----
 
     /// Kafka's `ensureActiveGroup`, called when the application enters `poll()`: applies a
     /// received assignment, or starts a rebalance that is needed.
+    ///
+    /// A revocation it starts runs the application's `onPartitionsRevoked` (and its commit)
+    /// inside this `poll()`: the poll returns nothing until it is done (see
+    /// [`ConsumerClient::revoking`]); a poll that was blocked waits for it instead.
     pub(super) fn ensure_active_group(&mut self, out: &mut Effects<ConsumerTimer>) {
+        self.join_if_needed(out);
+        if self.revoking() && self.blocked_poll.take().is_some() {
+            self.poll_after_revoke = true;
+        }
+    }
+
+    /// Whether a revocation is under way (its commit on revoke in flight): Kafka runs
+    /// `onPartitionsRevoked` synchronously inside `poll()` (`ConsumerCoordinator.onJoinPrepare`
+    /// and `onJoinComplete`), so the application's poll returns no record until it returned,
+    /// and none of the revoked partitions afterwards.
+    pub(super) fn revoking(&self) -> bool {
+        self.membership
+            .as_ref()
+            .is_some_and(|m| m.revoking.is_some())
+    }
+
+    /// The application's `poll()` waited for a revocation: once it is over (done, or dropped
+    /// by a generation reset), the poll goes on.
+    pub(super) fn resume_poll_after_revoke(&mut self, out: &mut Effects<ConsumerTimer>) {
+        if !self.revoking() && std::mem::take(&mut self.poll_after_revoke) {
+            self.app_poll(out);
+        }
+    }
+
+    fn join_if_needed(&mut self, out: &mut Effects<ConsumerTimer>) {
         let Some(m) = self.membership.as_mut() else {
             return;
         };
@@ -338,6 +368,28 @@ impl ConsumerClient {
             }
             AfterRevoke::Rejoin => self.request_rejoin(out),
         }
+    }
+
+    /// `onLeavePrepare` when the consumer closes: a member of a stable generation revokes what
+    /// it owns (`onPartitionsRevoked`; its commit on close is already done, see `close.rs`);
+    /// otherwise its partitions are lost, which the generation reset of
+    /// [`ConsumerClient::leave_group`] records.
+    pub(super) fn revoke_on_leave(&mut self, out: &mut Effects<ConsumerTimer>) {
+        let group = self.group_id();
+        let Some(m) = self.membership.as_mut() else {
+            return;
+        };
+        if m.state != MemberState::Stable || m.generation < 0 || m.owned.is_empty() {
+            return;
+        }
+        let partitions: Vec<TopicPartition> = std::mem::take(&mut m.owned).into_iter().collect();
+        out.event(Event::PartitionsRevoked {
+            group,
+            member_id: m.member_id.clone(),
+            generation: m.generation,
+            partitions: partitions.clone(),
+        });
+        self.drop_partitions(&partitions);
     }
 
     /// Removes partitions from the fetch state and drops their buffered records.

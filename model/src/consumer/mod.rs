@@ -24,6 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, VecDeque};
 
 pub mod assignor;
+mod close;
 mod coordinator;
 mod deserializers;
 mod fetcher;
@@ -35,6 +36,7 @@ mod subscription_state;
 #[cfg(test)]
 mod tests;
 
+use close::CloseState;
 use coordinator::ConsumerCoordinator;
 pub use deserializers::deserialize_value;
 use group_membership::GroupMembership;
@@ -146,6 +148,11 @@ pub struct ConsumerClient {
     processing: Option<(u64, Vec<PolledRecord>)>,
     /// The workload's randomness (processing times), seeded by the simulation.
     rng: ChaCha8Rng,
+    /// The application's `close()`, once asked for (see `close.rs`).
+    close: Option<CloseState>,
+    /// The application is inside `poll()` waiting for a revocation (its
+    /// `onPartitionsRevoked` and commit on revoke) to finish.
+    poll_after_revoke: bool,
 }
 
 impl ConsumerClient {
@@ -179,6 +186,8 @@ impl ConsumerClient {
             membership: None,
             processing: None,
             rng: ChaCha8Rng::seed_from_u64(index as u64),
+            close: None,
+            poll_after_revoke: false,
         }
     }
 
@@ -277,6 +286,13 @@ impl Actor for ConsumerClient {
         out: &mut Effects<ConsumerTimer>,
     ) {
         self.now = now;
+        if self.is_closed() {
+            return;
+        }
+        if matches!(msg, Message::Close) {
+            self.on_close_requested(out);
+            return;
+        }
         let corr = match &msg {
             Message::MetadataResponse { corr, .. }
             | Message::ListOffsetsResponse { corr, .. }
@@ -366,6 +382,9 @@ impl Actor for ConsumerClient {
 
     fn on_timeout(&mut self, now: Instant, timer: ConsumerTimer, out: &mut Effects<ConsumerTimer>) {
         self.now = now;
+        if self.is_closed() {
+            return;
+        }
         match timer {
             ConsumerTimer::Start => self.start(now, out),
             ConsumerTimer::Poll => self.app_processed(out),
@@ -404,6 +423,9 @@ impl Actor for ConsumerClient {
 
     fn on_disconnect(&mut self, now: Instant, peer: NodeId, out: &mut Effects<ConsumerTimer>) {
         self.now = now;
+        if self.is_closed() {
+            return;
+        }
         let lost: Vec<CorrelationId> = self
             .pending
             .iter()
@@ -424,6 +446,9 @@ impl Actor for ConsumerClient {
         out: &mut Effects<ConsumerTimer>,
     ) {
         self.now = now;
+        if self.is_closed() {
+            return;
+        }
         let corr = match &msg {
             Message::Metadata { corr, .. }
             | Message::ListOffsets { corr, .. }

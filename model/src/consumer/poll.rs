@@ -176,8 +176,17 @@ impl ConsumerClient {
     /// The application calls `poll(POLL_TIMEOUT_MS)`. With `enable.auto.commit`, the poll
     /// first commits asynchronously if the auto-commit interval has passed.
     pub(super) fn app_poll(&mut self, out: &mut Effects<ConsumerTimer>) {
+        if self.close_instead_of_poll(out) {
+            return;
+        }
         self.maybe_auto_commit(out);
         self.ensure_active_group(out);
+        if self.revoking() {
+            // Inside `onPartitionsRevoked` (its commit on revoke): the poll returns once the
+            // revocation is over (`resume_poll_after_revoke`).
+            self.poll_after_revoke = true;
+            return;
+        }
         self.fetch_all(out);
         if self.errors.is_empty() && self.buffer.is_empty() {
             self.poll_generation += 1;

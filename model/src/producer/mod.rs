@@ -167,6 +167,9 @@ pub struct ProducerClient {
     key_serializer: Box<dyn Serializer<str>>,
     value_serializer: Box<dyn Serializer<u64>>,
     next_value: u64,
+    /// Which process of this producer client this is (0 for the first; a restart after a
+    /// crash or a close is the next): it keeps the workload's values unique across restarts.
+    incarnation: u64,
     next_op: u64,
     next_corr: u64,
     /// KIP-480's sticky partitioner for records without a key (or with
@@ -190,6 +193,14 @@ impl fmt::Debug for ProducerClient {
 }
 
 impl ProducerClient {
+    /// The same producer as process number `incarnation` of its client (0 for the first;
+    /// each restart counts one more): the values it offers carry it in their top 16 bits, so
+    /// a restarted producer never repeats a value (the checks need every value unique).
+    pub fn with_incarnation(mut self, incarnation: u64) -> Self {
+        self.incarnation = incarnation;
+        self
+    }
+
     pub fn new(
         index: u32,
         config: ProducerConfig,
@@ -226,6 +237,7 @@ impl ProducerClient {
             awaiting: None,
             interceptor_failures: BTreeMap::new(),
             next_value: 0,
+            incarnation: 0,
             next_op: 0,
             next_corr: 0,
             sticky: StickyPartitioner::new(),
@@ -356,6 +368,11 @@ impl Actor for ProducerClient {
             ),
             Message::ProduceResponse { corr, partitions } => {
                 self.on_produce_response(now, corr, partitions, out)
+            }
+            // `KafkaProducer.close()`: no new record is offered; what was already sent or
+            // buffered is still delivered (close waits for it), then the process stays idle.
+            Message::Close => {
+                self.workload.stop_at_ms = self.workload.stop_at_ms.min(now.as_ms());
             }
             _ => {}
         }

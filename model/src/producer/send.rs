@@ -76,7 +76,9 @@ impl ProducerClient {
             return; // Kafka's send() would block on metadata; the workload waits instead.
         }
         self.next_value += 1;
-        let value = ((self.index as u64 + 1) << 32) | self.next_value;
+        // Unique across the producer's processes: a restarted process (`incarnation` > 0) never
+        // offers a value an earlier one did.
+        let value = (self.incarnation << 48) | ((self.index as u64 + 1) << 32) | self.next_value;
         let key = if self.workload.keys == 0 {
             None
         } else {

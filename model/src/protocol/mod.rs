@@ -204,6 +204,13 @@ pub enum Message {
     /// Delete `topic` (Kafka's DeleteTopics; ZooKeeper mode's `/admin/delete_topics/T`).
     DeleteTopics { topic: String },
 
+    // ---- application -> its own client ----
+    /// The application calls `close()` on its client (the testbed's `close` and `client-leave`
+    /// faults deliver it to the client's own node): a consumer commits as its commit mode does
+    /// on close, leaves its group and stops; a producer stops taking records and completes
+    /// what it buffered.
+    Close,
+
     /// The leader asks the controller to change the ISR (KIP-497).
     AlterPartition {
         corr: CorrelationId,
@@ -380,6 +387,7 @@ impl Message {
             Message::StopReplicaResponse { .. } => "StopReplicaResponse",
             Message::CreatePartitions { .. } => "CreatePartitions",
             Message::DeleteTopics { .. } => "DeleteTopics",
+            Message::Close => "Close",
             Message::AlterPartitionResponse { .. } => "AlterPartitionResponse",
             Message::FindCoordinator { .. } => "FindCoordinator",
             Message::FindCoordinatorResponse { .. } => "FindCoordinatorResponse",

@@ -11,7 +11,12 @@
 //! 2. *Member*: the member id was a member of that generation (listed in its stored
 //!    assignment, or assigned partitions in it by its own `partitions-assigned`: a static
 //!    member that replaced an older instance without a rebalance) and the coordinator had not
-//!    removed it (`group-member-removed`) before the commit was sent.
+//!    removed it (`group-member-removed`) before the commit was sent, unless a stored
+//!    assignment (`group-assignment-completed`) listed it again after that removal and before
+//!    the commit: a coordinator that takes the group over loads its last stored metadata
+//!    (Kafka's `GroupMetadataManager` loading `__consumer_offsets`), so a removal its
+//!    predecessor never stored is undone, and a member still heartbeating with that id is a
+//!    member again.
 //! 3. *Partitions*: every committed partition was assigned to that member in that generation,
 //!    or (cooperative, KIP-429: commit-on-revoke after the SyncGroup that takes a partition
 //!    away) the member still owned it by its own account when it sent the commit and the
@@ -61,8 +66,10 @@ struct Coordinator {
     /// Per generation, per member id: (client, partitions) from stored assignments and the
     /// members' own `partitions-assigned`.
     members: BTreeMap<i32, BTreeMap<String, (String, BTreeSet<TopicPartition>)>>,
-    /// Per member id, its first removal: (time, reason).
-    removed: BTreeMap<String, (u64, String)>,
+    /// Per member id, its removals: (time, reason), in time order.
+    removed: BTreeMap<String, Vec<(u64, String)>>,
+    /// Per member id, the times of the stored assignments that list it.
+    stored: BTreeMap<String, Vec<u64>>,
 }
 
 fn coordinators(input: &CheckInput) -> BTreeMap<String, Coordinator> {
@@ -83,6 +90,12 @@ fn coordinators(input: &CheckInput) -> BTreeMap<String, Coordinator> {
                 ..
             } => {
                 let c = out.entry(group.clone()).or_default();
+                for m in members {
+                    c.stored
+                        .entry(m.member_id.clone())
+                        .or_default()
+                        .push(r.time_ms);
+                }
                 let gen = c.members.entry(*generation).or_default();
                 for m in members {
                     let e = gen
@@ -116,7 +129,8 @@ fn coordinators(input: &CheckInput) -> BTreeMap<String, Coordinator> {
                     .or_default()
                     .removed
                     .entry(member_id.clone())
-                    .or_insert((r.time_ms, reason.clone()));
+                    .or_default()
+                    .push((r.time_ms, reason.clone()));
             }
             _ => {}
         }
@@ -125,6 +139,22 @@ fn coordinators(input: &CheckInput) -> BTreeMap<String, Coordinator> {
 }
 
 impl Coordinator {
+    /// The latest removal of `member_id` before `at`, unless a stored assignment listed the
+    /// member again after it (and before `at`).
+    fn removed_before(&self, member_id: &str, at: u64) -> Option<&(u64, String)> {
+        let last = self
+            .removed
+            .get(member_id)?
+            .iter()
+            .rev()
+            .find(|(t, _)| *t < at)?;
+        let readmitted = self
+            .stored
+            .get(member_id)
+            .is_some_and(|ts| ts.iter().any(|t| *t > last.0 && *t <= at));
+        (!readmitted).then_some(last)
+    }
+
     /// The generations current at some moment of `[from, to]` (empty when none is known).
     fn generations_during(&self, from: u64, to: u64) -> BTreeSet<i32> {
         let mut out = BTreeSet::new();
@@ -332,7 +362,7 @@ impl Checker for CommitValidity {
                 };
                 zombie.push(format!("the group was in {now}"));
             }
-            if let Some((t, reason)) = coord.removed.get(member_id).filter(|(t, _)| *t < sent_at) {
+            if let Some((t, reason)) = coord.removed_before(member_id, sent_at) {
                 zombie.push(format!(
                     "the coordinator had removed member {member_id} at t={t} ms ({reason})"
                 ));
@@ -567,6 +597,36 @@ mod tests {
             .poll(50, 0, 1, 0..3)
             .commit(60, 0, 1, &[(0, 10), (1, 3)], OpType::Ok);
         assert!(check(&h, &e).is_empty(), "{:?}", check(&h, &e));
+    }
+
+    /// A removal the coordinator never stored is undone by a coordinator that takes the group
+    /// over (it loads the last stored generation): the member, still heartbeating with its id,
+    /// is listed in the next stored assignment, and its commits in that generation are valid.
+    /// Without that re-admission the same commit fails.
+    #[test]
+    fn a_member_readmitted_by_a_new_coordinator_may_commit_again() {
+        let mut e = generation_one();
+        e.removed(100, 0, "session-timeout", 1)
+            .state(100, "PreparingRebalance", 1)
+            // The coordinator fails before storing a generation 2; its successor loads
+            // generation 1, with m0 in it.
+            .state(300, "CompletingRebalance", 2)
+            .completed(310, 2, &[(0, &[0, 1])])
+            .state(310, "Stable", 2)
+            .assigned(320, 0, 2, &[0, 1]);
+        let mut h = H::default();
+        h.poll(330, 0, 0, 0..10)
+            .commit(340, 0, 2, &[(0, 10)], OpType::Ok);
+        assert!(check(&h, &e).is_empty(), "{:?}", check(&h, &e));
+        // Committed before the re-admission: the removal stands.
+        let mut h = H::default();
+        h.poll(30, 0, 0, 0..10)
+            .commit(200, 0, 1, &[(0, 10)], OpType::Ok);
+        let v = check(&h, &e);
+        assert!(
+            v.len() == 1 && v[0].message.contains("had removed member m0 at t=100 ms"),
+            "{v:?}"
+        );
     }
 
     #[test]

@@ -451,7 +451,11 @@ pub(super) fn scheduled(s: &ScheduledFault) -> String {
         | FaultAction::Shutdown(x)
         | FaultAction::Pause(x)
         | FaultAction::Resume(x)
-        | FaultAction::Isolate(x) => format!("`{x}`"),
+        | FaultAction::Isolate(x)
+        | FaultAction::Close(x)
+        | FaultAction::ClientKill(x)
+        | FaultAction::ClientPause(x)
+        | FaultAction::ClientLeave(x) => format!("`{x}`"),
         FaultAction::Partition(groups) => groups
             .iter()
             .map(|g| {

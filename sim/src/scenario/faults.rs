@@ -42,6 +42,13 @@ pub struct FaultsSpec {
     pub spare_last_replica: bool,
     /// `[[faults.schedule]]`, sorted by `at_ms` (stable: entries at the same time keep file order).
     pub schedule: Vec<ScheduledFault>,
+    /// Not a key: the client processes the random `client-kill` and `client-pause` draw from,
+    /// in node order (`producer-0`.., then `consumer-0`..).
+    #[serde(skip)]
+    pub clients: Vec<String>,
+    /// Not a key: the consumer group members (subscribe mode) `client-leave` draws from.
+    #[serde(skip)]
+    pub members: Vec<String>,
 }
 
 /// A random nemesis fault kind (`faults.kinds`).
@@ -58,6 +65,17 @@ pub enum FaultKind {
     PowerFail,
     DiskLoss,
     DiskFault,
+    /// A random client process (consumer or producer) crashes and starts again after a drawn
+    /// `duration_ms`: a group member rejoins as a new process and resumes from its group's
+    /// committed offsets.
+    ClientKill,
+    /// A random client process stops (a GC pause) for a drawn `duration_ms`; a group member
+    /// paused past `session.timeout.ms` comes back as a zombie that does not know it was
+    /// removed.
+    ClientPause,
+    /// A random consumer group member closes cleanly (its commit on close, then LeaveGroup)
+    /// and starts again after a drawn `duration_ms`.
+    ClientLeave,
 }
 
 impl FaultKind {
@@ -73,6 +91,9 @@ impl FaultKind {
         FaultKind::PowerFail,
         FaultKind::DiskLoss,
         FaultKind::DiskFault,
+        FaultKind::ClientKill,
+        FaultKind::ClientPause,
+        FaultKind::ClientLeave,
     ];
 
     /// The name used in scenario files (`power-fail`).
@@ -88,7 +109,18 @@ impl FaultKind {
             FaultKind::PowerFail => "power-fail",
             FaultKind::DiskLoss => "disk-loss",
             FaultKind::DiskFault => "disk-fault",
+            FaultKind::ClientKill => "client-kill",
+            FaultKind::ClientPause => "client-pause",
+            FaultKind::ClientLeave => "client-leave",
         }
+    }
+
+    /// Whether this kind acts on client processes rather than on brokers.
+    pub fn is_client(self) -> bool {
+        matches!(
+            self,
+            FaultKind::ClientKill | FaultKind::ClientPause | FaultKind::ClientLeave
+        )
     }
 
     /// Whether the simulator implements this kind yet.
@@ -162,6 +194,23 @@ pub enum FaultAction {
     /// Topic administration: delete the topic (`delete-topic = "events"`, Kafka's
     /// `kafka-topics --delete`). Its records are no longer judged by the durability checks.
     DeleteTopic(String),
+    /// The application closes a client cleanly (`close = "client:NAME"`): a consumer commits
+    /// as its commit mode does on close (with `enable.auto.commit`, Kafka's
+    /// `ConsumerCoordinator.close` → `maybeAutoCommitOffsetsSync`; with `commit = "sync"` or
+    /// `"async"`, its `onPartitionsRevoked` calls `commitSync()`), a group member then sends
+    /// LeaveGroup (`AbstractCoordinator.maybeLeaveGroup`, dynamic members only, KIP-345) and
+    /// the consumer stops; a producer stops taking records and completes what it buffered
+    /// (`KafkaProducer.close()`). A later `restart` starts a new process.
+    Close(Selector),
+    /// The random `client-kill`: like [`FaultAction::Kill`] of a client; its fault event is
+    /// `client-kill`. Not a schedule key.
+    ClientKill(Selector),
+    /// The random `client-pause`: like [`FaultAction::Pause`] of a client (its end is a
+    /// `resume`); its fault event is `client-pause`. Not a schedule key.
+    ClientPause(Selector),
+    /// The random `client-leave`: like [`FaultAction::Close`] of a consumer (its end is a
+    /// `restart`); its fault event is `client-leave`. Not a schedule key.
+    ClientLeave(Selector),
 }
 
 impl FaultAction {
@@ -182,6 +231,10 @@ impl FaultAction {
             FaultAction::DiskFault { .. } => "disk-fault",
             FaultAction::CreatePartitions { .. } => "create-partitions",
             FaultAction::DeleteTopic(_) => "delete-topic",
+            FaultAction::Close(_) => "close",
+            FaultAction::ClientKill(_) => "client-kill",
+            FaultAction::ClientPause(_) => "client-pause",
+            FaultAction::ClientLeave(_) => "client-leave",
         }
     }
 }
@@ -293,6 +346,20 @@ pub(super) fn resolve_faults(
                 format!("not supported yet: faults.kinds = \"{kind}\""),
             ));
         }
+        if kind.is_client() && sc.producer_clients() + sc.consumer_clients() == 0 {
+            return Err(ctx.at(
+                k,
+                "faults.kinds",
+                format!("faults.kinds = \"{kind}\" needs a client: the scenario has no producer or consumer"),
+            ));
+        }
+        if kind == FaultKind::ClientLeave && !sc.consumers.iter().any(|c| c.group.is_some()) {
+            return Err(ctx.at(
+                k,
+                "faults.kinds",
+                "faults.kinds = \"client-leave\" needs a group member: no [[consumers]] entry has a `group`",
+            ));
+        }
         if !kinds.contains(&kind) {
             kinds.push(kind);
         }
@@ -316,6 +383,21 @@ pub(super) fn resolve_faults(
         }
         Ok([lo, hi])
     };
+    let mut clients: Vec<String> = (0..sc.producer_clients())
+        .map(|i| format!("producer-{i}"))
+        .collect();
+    let mut members = Vec::new();
+    let mut next = 0u32;
+    for c in &sc.consumers {
+        for _ in 0..c.members {
+            let name = format!("consumer-{next}");
+            if c.group.is_some() {
+                members.push(name.clone());
+            }
+            clients.push(name);
+            next += 1;
+        }
+    }
     let interval_ms = range(&f.interval_ms, "faults.interval_ms", [1_000, 5_000], 1)?;
     let duration_ms = range(&f.duration_ms, "faults.duration_ms", [500, 4_000], 0)?;
 
@@ -346,10 +428,12 @@ pub(super) fn resolve_faults(
         swarm: f.swarm.unwrap_or(false),
         spare_last_replica: f.spare_last_replica.unwrap_or(true),
         schedule,
+        clients,
+        members,
     })
 }
 
-pub(super) const ACTION_KEYS: &str = "kill, power-fail, restart, disk-loss, shutdown, pause, resume, partition, isolate, clog, heal, disk-fault, create-partitions, delete-topic";
+pub(super) const ACTION_KEYS: &str = "kill, power-fail, restart, disk-loss, shutdown, pause, resume, partition, isolate, clog, heal, disk-fault, create-partitions, delete-topic, close";
 
 /// Topic administration in the schedule, in time order (file order at equal times): a topic
 /// must exist (and not have been deleted), and `create-partitions` must increase its partition
@@ -470,6 +554,7 @@ pub(super) fn resolve_action(
     note!(disk_fault, "disk-fault");
     note!(create_partitions, "create-partitions");
     note!(delete_topic, "delete-topic");
+    note!(close, "close");
     let (name, span) = match present.as_slice() {
         [] => {
             return Err(ctx.at(
@@ -510,6 +595,20 @@ pub(super) fn resolve_action(
         "shutdown" => FaultAction::Shutdown(one(e.shutdown.as_ref().unwrap())?),
         "pause" => FaultAction::Pause(one(e.pause.as_ref().unwrap())?),
         "resume" => FaultAction::Resume(one(e.resume.as_ref().unwrap())?),
+        "close" => {
+            let s = e.close.as_ref().unwrap();
+            let sel = one(s)?;
+            if !matches!(sel, Selector::Client(_)) {
+                return Err(ctx.at(
+                    s,
+                    key,
+                    format!(
+                        "close takes a client (client:NAME): \"{sel}\" is not one; a broker is stopped cleanly with `shutdown`"
+                    ),
+                ));
+            }
+            FaultAction::Close(sel)
+        }
         "isolate" => FaultAction::Isolate(one(e.isolate.as_ref().unwrap())?),
         "clog" => {
             let [from, to] = e.clog.as_ref().unwrap().get_ref();

@@ -123,7 +123,13 @@ pub const SUPPORTED_ACTIONS: &[&str] = &[
     "disk-fault",
     "create-partitions",
     "delete-topic",
+    "close",
 ];
+
+/// The fault actions only the random nemesis carries out (`faults.kinds`), not schedule keys:
+/// their fault events are `client-kill`, `client-pause` and `client-leave`, and a scenario's
+/// `reach` may name them as `fault:client-kill`, ...
+pub const RANDOM_ONLY_ACTIONS: &[&str] = &["client-kill", "client-pause", "client-leave"];
 
 /// A loaded and validated scenario. Everything in it has been checked: topics named by clients
 /// exist, selectors name existing brokers/partitions/clients, configs are typed.

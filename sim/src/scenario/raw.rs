@@ -161,6 +161,8 @@ pub(super) struct RawScheduled {
     pub(super) create_partitions: Option<Spanned<RawCreatePartitions>>,
     #[serde(default, rename = "delete-topic")]
     pub(super) delete_topic: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) close: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -710,6 +710,8 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
             swarm: false,
             spare_last_replica: true,
             schedule: Vec::new(),
+            clients: Vec::new(),
+            members: Vec::new(),
         },
     };
 

@@ -382,11 +382,21 @@ fn scenario_not_supported_yet() {
     // Every fault kind and scheduled action is implemented now: they all load.
     for kind in FaultKind::ALL {
         let loaded = parse_good(|g| {
-            g.replacen(
+            let g = g.replacen(
                 "kinds = [\"kill\", \"restart\", \"partition\"]",
                 &format!("kinds = [\"{kind}\"]"),
                 1,
-            )
+            );
+            // `client-leave` needs a group member.
+            if *kind == FaultKind::ClientLeave {
+                g.replacen(
+                    "[[consumers]]\n",
+                    "[[consumers]]\ngroup = \"g\"\ncommit = \"none\"\n",
+                    1,
+                )
+            } else {
+                g
+            }
         });
         assert!(loaded.is_ok(), "{kind}: {:?}", loaded.err());
     }
@@ -638,4 +648,106 @@ fn check_names_match_the_contract() {
     assert_eq!(CHECK_NAMES.len(), 32);
     let unique: BTreeSet<_> = CHECK_NAMES.iter().collect();
     assert_eq!(unique.len(), CHECK_NAMES.len());
+}
+
+/// The client faults (SCENARIOS.md "Client faults (schema v1.1)"): `pause`, `resume`,
+/// `isolate` and `partition` take `client:NAME`, `close` takes only a client, and the random
+/// client kinds load.
+#[test]
+fn scenario_client_faults() {
+    let with = |to: &str| parse_good(|g| g.replacen("kill = \"follower:events-0\"", to, 1));
+    for (entry, action) in [
+        (
+            "pause = \"client:consumer-1\"",
+            FaultAction::Pause(Selector::Client("consumer-1".into())),
+        ),
+        (
+            "resume = \"client:producer-0\"",
+            FaultAction::Resume(Selector::Client("producer-0".into())),
+        ),
+        (
+            "isolate = \"client:consumer-0\"",
+            FaultAction::Isolate(Selector::Client("consumer-0".into())),
+        ),
+        (
+            "close = \"client:consumer-1\"",
+            FaultAction::Close(Selector::Client("consumer-1".into())),
+        ),
+        (
+            "partition = [[\"client:consumer-0\", \"leader:events-0\"], [\"rest\"]]",
+            FaultAction::Partition(vec![
+                vec![
+                    Selector::Client("consumer-0".into()),
+                    Selector::Leader(TopicPartition::new("events", 0)),
+                ],
+                vec![Selector::Rest],
+            ]),
+        ),
+    ] {
+        let s = with(entry).unwrap_or_else(|e| panic!("{entry}: {e}"));
+        assert_eq!(s.faults.schedule[0].action, action, "{entry}");
+    }
+    // `close` on a broker or an unknown client: exit 2 with file:line:col.
+    let e = err_with("kill = \"follower:events-0\"", "close = \"broker-1\"");
+    assert!(
+        e.starts_with("scenarios/good.toml:53:")
+            && e.contains("faults.schedule[0].close")
+            && e.contains("close takes a client (client:NAME)"),
+        "{e}"
+    );
+    let e = err_with(
+        "kill = \"follower:events-0\"",
+        "close = \"leader:events-0\"",
+    );
+    assert!(e.contains("is not one"), "{e}");
+    let e = err_with(
+        "kill = \"follower:events-0\"",
+        "close = \"client:consumer-7\"",
+    );
+    assert!(
+        e.starts_with("scenarios/good.toml:53:") && e.contains("no client \"consumer-7\""),
+        "{e}"
+    );
+    let e = err_with(
+        "kill = \"follower:events-0\"",
+        "pause = \"client:consumer-2\"",
+    );
+    assert!(e.contains("no client \"consumer-2\""), "{e}");
+    let e = err_with(
+        "[[\"leader:events-0\"], [\"rest\"]]",
+        "[[\"client:producer-3\"], [\"rest\"]]",
+    );
+    assert!(e.contains("no client \"producer-3\""), "{e}");
+
+    // The random client kinds.
+    let kinds = "kinds = [\"kill\", \"restart\", \"partition\"]";
+    let s = parse_good(|g| {
+        g.replacen(
+            kinds,
+            "kinds = [\"client-kill\", \"client-pause\", \"kill\"]",
+            1,
+        )
+    })
+    .unwrap();
+    assert_eq!(
+        s.faults.kinds,
+        vec![
+            FaultKind::ClientKill,
+            FaultKind::ClientPause,
+            FaultKind::Kill
+        ]
+    );
+    assert_eq!(
+        s.faults.clients,
+        vec!["producer-0", "consumer-0", "consumer-1"]
+    );
+    assert!(s.faults.members.is_empty());
+    // `client-leave` needs a group member: GOOD's consumers run in assign mode.
+    let e = err_with(kinds, "kinds = [\"client-leave\"]");
+    assert!(
+        e.starts_with("scenarios/good.toml:") && e.contains("client-leave\" needs a group member"),
+        "{e}"
+    );
+    let e = err_with(kinds, "kinds = [\"client-kil\"]");
+    assert!(e.contains("unknown variant `client-kil`"), "{e}");
 }

@@ -119,6 +119,12 @@ fn concrete(action: &FaultAction, record: &FaultRecord) -> FaultAction {
         FaultAction::Pause(s) => FaultAction::Pause(pin(s, first())),
         FaultAction::Resume(s) => FaultAction::Resume(pin(s, first())),
         FaultAction::Isolate(s) => FaultAction::Isolate(pin(s, first())),
+        FaultAction::Close(s) => FaultAction::Close(s.clone()),
+        // The random client kinds become the schedule's keys they act like: a shrunk
+        // scenario is a schedule the loader accepts.
+        FaultAction::ClientKill(s) => FaultAction::Kill(s.clone()),
+        FaultAction::ClientPause(s) => FaultAction::Pause(s.clone()),
+        FaultAction::ClientLeave(s) => FaultAction::Close(s.clone()),
         FaultAction::DiskFault { node, kind } => FaultAction::DiskFault {
             node: pin(node, first()),
             kind: *kind,
@@ -249,8 +255,13 @@ impl Recorded {
                         FaultAction::Kill(_)
                         | FaultAction::Shutdown(_)
                         | FaultAction::PowerFail(_)
-                        | FaultAction::DiskLoss(_) => crashed.push((key, u)),
-                        FaultAction::Pause(_) => paused.push((key, u)),
+                        | FaultAction::DiskLoss(_)
+                        | FaultAction::ClientKill(_)
+                        | FaultAction::Close(_)
+                        | FaultAction::ClientLeave(_) => crashed.push((key, u)),
+                        FaultAction::Pause(_) | FaultAction::ClientPause(_) => {
+                            paused.push((key, u))
+                        }
                         FaultAction::Partition(_)
                         | FaultAction::Isolate(_)
                         | FaultAction::Clog { .. } => cut.push(u),
@@ -314,7 +325,11 @@ pub fn describe(action: &FaultAction) -> String {
         | FaultAction::Shutdown(s)
         | FaultAction::Pause(s)
         | FaultAction::Resume(s)
-        | FaultAction::Isolate(s) => format!("{key} {s}"),
+        | FaultAction::Isolate(s)
+        | FaultAction::Close(s)
+        | FaultAction::ClientKill(s)
+        | FaultAction::ClientPause(s)
+        | FaultAction::ClientLeave(s) => format!("{key} {s}"),
         FaultAction::Partition(groups) => {
             let g: Vec<String> = groups
                 .iter()
@@ -356,7 +371,11 @@ pub fn entry_table(entry: &ScheduledFault) -> toml_edit::Table {
         | FaultAction::Shutdown(s)
         | FaultAction::Pause(s)
         | FaultAction::Resume(s)
-        | FaultAction::Isolate(s) => value(s.to_string()),
+        | FaultAction::Isolate(s)
+        | FaultAction::Close(s)
+        | FaultAction::ClientKill(s)
+        | FaultAction::ClientPause(s)
+        | FaultAction::ClientLeave(s) => value(s.to_string()),
         FaultAction::Partition(groups) => {
             let mut a = Array::new();
             for g in groups {

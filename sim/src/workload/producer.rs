@@ -56,9 +56,14 @@ pub(crate) fn spawn(
         };
         let bootstrap = brokers.to_vec();
         let i = *i;
+        // `init` runs at the start and at every restart (client faults): each process is the
+        // next incarnation.
+        let incarnations = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let h = spawn_node(handle, node, move || {
+            let incarnation = incarnations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let p = ProducerClient::new(i, config.clone(), workload.clone(), bootstrap.clone())
-                .with_partitioner_seed(partitioner_seed);
+                .with_partitioner_seed(partitioner_seed)
+                .with_incarnation(incarnation);
             run_actor(node, p, Effects::new(), shared.clone(), disk.clone())
         });
         handles.insert(node, h);

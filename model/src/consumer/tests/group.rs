@@ -473,3 +473,77 @@ fn a_consumer_without_a_group_never_looks_for_a_coordinator() {
         Message::FindCoordinator { .. } | Message::OffsetCommit { .. }
     )));
 }
+
+/// `close()` while the application processes a poll's records (auto commit): it finishes the
+/// records, then commits every consumed position synchronously (Kafka's
+/// `ConsumerCoordinator.close` → `maybeAutoCommitOffsetsSync`), even though the auto-commit
+/// interval has not passed, and then stops: nothing more is sent, polled or committed.
+#[test]
+fn close_commits_the_processed_positions_with_auto_commit_and_then_stops() {
+    let (mut c, fetch) = resumed(CommitMode::Auto, true, 7);
+    poll_records(&mut c, &fetch, 10, 7, 3);
+    // The application is processing: close() waits for it.
+    let out = deliver_at(&mut c, 20, Message::Close);
+    assert!(
+        out.ops().is_empty() && out.sent().is_empty(),
+        "{:?}",
+        out.list
+    );
+    // Processing done: the commit on close, of the position after the poll (10).
+    let out = fire_at(&mut c, 60, ConsumerTimer::Poll);
+    let o = out.ops();
+    assert_eq!(o.len(), 1, "{o:?}");
+    assert_eq!(o[0].op_type, OpType::Invoke);
+    assert_eq!(o[0].value, commit_value(10, "auto", None));
+    assert!(c.blocked_poll.is_none(), "close() does not poll again");
+    let commit = out
+        .sent()
+        .into_iter()
+        .find(|m| matches!(m, Message::OffsetCommit { .. }))
+        .expect("an OffsetCommit");
+    let out = deliver_at(
+        &mut c,
+        70,
+        Message::OffsetCommitResponse {
+            corr: corr(&commit),
+            partitions: vec![OffsetCommitPartitionResponse {
+                tp: tp(),
+                error: ErrorCode::None,
+            }],
+        },
+    );
+    let o = out.ops();
+    assert_eq!(o[0].op_type, OpType::Ok);
+    assert_eq!(o[0].value, commit_value(10, "auto", Some(1)));
+    assert!(out.sent().is_empty(), "{:?}", out.list);
+    // Closed: timers and answers do nothing any more.
+    for timer in [
+        ConsumerTimer::Poll,
+        ConsumerTimer::MetadataRefresh,
+        ConsumerTimer::AutoCommitDue { generation: 1 },
+    ] {
+        let out = fire_at(&mut c, 10_000, timer);
+        assert!(out.list.is_empty(), "{:?}", out.list);
+    }
+}
+
+/// `close()` of a consumer blocked in `poll(timeout)` happens at once (`wakeup()`); with
+/// `commit = "none"` (no auto commit) it commits nothing.
+#[test]
+fn close_of_a_blocked_consumer_is_immediate_and_commits_only_as_its_mode_does() {
+    let (mut c, _fetch) = resumed(CommitMode::Auto, true, 7);
+    let _ = fire_at(&mut c, 10, ConsumerTimer::Poll);
+    assert!(c.blocked_poll.is_some());
+    let out = deliver_at(&mut c, 20, Message::Close);
+    assert_eq!(out.ops()[0].value, commit_value(7, "auto", None));
+
+    let (mut c, _fetch) = resumed(CommitMode::None, false, 7);
+    let _ = fire_at(&mut c, 10, ConsumerTimer::Poll);
+    let out = deliver_at(&mut c, 20, Message::Close);
+    assert!(
+        out.ops().is_empty() && out.sent().is_empty(),
+        "{:?}",
+        out.list
+    );
+    assert!(c.is_closed());
+}
