@@ -41,7 +41,7 @@
 //! change the group's offsets. When the run logged no generation change for the group, rule 1
 //! is not judged; when it stored no assignment for the generation, rules 2 and 3 are not.
 
-use super::group_view::{offset_commit_fencing, GroupWalk};
+use super::group_view::{offset_commit_fencing, GroupWalk, MemberView};
 use super::lesson::{Lesson, Prevention};
 use super::{violation, CheckInput, Checker, Violation};
 use crate::history::pairs;
@@ -181,20 +181,25 @@ fn at_invokes(input: &CheckInput) -> BTreeMap<u64, AtInvoke> {
             *e = o;
         }
     }
-    // The partitions `p` owned as member `member_id` by its own account, as far as `walk` got.
-    fn owned_by(walk: &GroupWalk, p: NodeId, member_id: &str) -> BTreeSet<TopicPartition> {
-        walk.members
+    // The partitions `p` owned as member `member_id` by its own account, in `members`.
+    fn owned_by(
+        members: &BTreeMap<NodeId, MemberView>,
+        p: NodeId,
+        member_id: &str,
+    ) -> BTreeSet<TopicPartition> {
+        members
             .get(&p)
             .filter(|v| v.member_id == member_id)
             .map(|v| v.owned.keys().cloned().collect())
             .unwrap_or_default()
     }
+    // The members' views before the events of the current millisecond. Events of the same
+    // millisecond as an entry may have come before or after it (the two logs share no finer
+    // clock): a commit counts as sent while the member owned a partition if it owned it
+    // before that millisecond's events or after them (a cooperative member's commit racing
+    // its own `partitions-revoked`).
+    let mut before_ms: Option<(u64, BTreeMap<NodeId, MemberView>)> = None;
     for entry in input.history {
-        // Events of the same millisecond as the entry may have come before or after it (the
-        // two logs share no finer clock): a commit counts as sent while the member owned a
-        // partition if it owned it just before that millisecond's events or after them (a
-        // cooperative member's commit racing its own `partitions-revoked`).
-        let mut owned_earlier = BTreeSet::new();
         for same_ms in [false, true] {
             while let Some(r) = input.events.get(next_event) {
                 if r.time_ms > entry.time_ms || (!same_ms && r.time_ms == entry.time_ms) {
@@ -206,15 +211,8 @@ fn at_invokes(input: &CheckInput) -> BTreeMap<u64, AtInvoke> {
                 }
                 next_event += 1;
             }
-            if let (
-                false,
-                OpValue::Commit {
-                    member_id: Some(m), ..
-                },
-                OpType::Invoke,
-            ) = (same_ms, &entry.op.value, entry.op.op_type)
-            {
-                owned_earlier = owned_by(&walk, entry.process, m);
+            if !same_ms && before_ms.as_ref().is_none_or(|(t, _)| *t != entry.time_ms) {
+                before_ms = Some((entry.time_ms, walk.members.clone()));
             }
         }
         let p = entry.process;
@@ -252,8 +250,10 @@ fn at_invokes(input: &CheckInput) -> BTreeMap<u64, AtInvoke> {
                         b.insert(tp.clone(), o);
                     }
                 }
-                let mut owned = owned_by(&walk, p, member_id);
-                owned.append(&mut owned_earlier);
+                let mut owned = owned_by(&walk.members, p, member_id);
+                if let Some((_, members)) = &before_ms {
+                    owned.extend(owned_by(members, p, member_id));
+                }
                 out.insert(entry.index, AtInvoke { bound: b, owned });
             }
             (OpValue::Commit { group, offsets, .. }, OpType::Ok) => {
@@ -688,7 +688,10 @@ mod tests {
         // history and the events share no finer clock; `partitioned-zombie-keeps-consuming`
         // seed 2: an async commit and the revoke both at t=33287 ms).
         let mut same_ms = H(h.0.clone());
-        same_ms.commit(125, 0, 2, &[(1, 7)], OpType::Ok);
+        // (Another client's entry of that millisecond comes first in the history.)
+        same_ms
+            .poll(125, 1, 0, 0..1)
+            .commit(125, 0, 2, &[(1, 7)], OpType::Ok);
         assert!(
             check(&same_ms, &e2).is_empty(),
             "{:?}",
