@@ -24,7 +24,7 @@
 use crate::check::{Removed, RemovedBy};
 use crate::history::{EventRecord, HistoryEntry};
 use ksim_model::event::{Event, OpType, OpValue};
-use ksim_model::types::{BrokerId, LeaderEpoch, TopicPartition};
+use ksim_model::types::{BrokerId, LeaderEpoch, NodeId, TopicPartition};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A named probe: a property of a run that no single event kind states.
@@ -137,6 +137,35 @@ pub const PROBES: &[Probe] = &[
         name: "offsets-fetched-after-restart",
         meaning: "a consumer process that crashed and started again read its group's committed offset back (an offset fetch that returned one)",
     },
+    Probe {
+        name: "record-processed-twice",
+        meaning: "a consumer group processed a record again (an `ok` `process` operation listed a record an earlier one of the same group had processed): at-least-once's duplicates",
+    },
+    Probe {
+        name: "offset-commit-fenced",
+        meaning: "a group coordinator refused a member's offset commit as stale (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID or FENCED_INSTANCE_ID)",
+    },
+    Probe {
+        name: "member-left-on-poll-timeout",
+        meaning: "a member's heartbeat thread left the group because the application had not called poll() within max.poll.interval.ms",
+    },
+    Probe {
+        name: "coordinator-killed-mid-rebalance",
+        meaning: "a broker hosting a group's coordinator crashed (kill, power-fail, disk-loss or shutdown) while the group was PreparingRebalance or CompletingRebalance",
+    },
+    Probe {
+        name: "zombie-processing",
+        meaning: "a consumer started processing records of a partition that the group's latest assignment gave to another consumer (a removed member that does not know it yet)",
+    },
+];
+
+/// The errors with which a group coordinator fences a stale member's OffsetCommit (Kafka's
+/// `ClassicGroup.validateOffsetCommit`); the consumer logs them inside `CommitFailedException`
+/// or `FencedInstanceIdException`.
+const COMMIT_FENCING_ERRORS: &[&str] = &[
+    "ILLEGAL_GENERATION",
+    "UNKNOWN_MEMBER_ID",
+    "FENCED_INSTANCE_ID",
 ];
 
 /// Why a `reach` item is not one ksim knows, with the closest known item when one is near.
@@ -283,10 +312,7 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
                 action.as_str(),
                 "kill" | "client-kill" | "power-fail" | "disk-loss" | "shutdown"
             ) {
-                for n in nodes
-                    .iter()
-                    .filter_map(|n| ksim_model::types::NodeId::parse(n))
-                {
+                for n in nodes.iter().filter_map(|n| NodeId::parse(n)) {
                     crashed.entry(n).or_insert(r.time_ms);
                 }
             }
@@ -352,6 +378,7 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
             _ => {}
         }
     }
+    group_probes(events, history, &mut bump);
     let removed = Removed::from_events(events);
     for e in history {
         if let (
@@ -420,6 +447,106 @@ fn restart_kept_generation(events: &[EventRecord], bump: &mut impl FnMut(&str)) 
     }
 }
 
+/// The consumer-group probes: `record-processed-twice`, `offset-commit-fenced`,
+/// `member-left-on-poll-timeout`, `coordinator-killed-mid-rebalance` and `zombie-processing`
+/// (see [`PROBES`]). A group's state and coordinator are those of its latest
+/// `group-state-changed`; its assignment that of its latest `group-assignment-completed`
+/// strictly before a `process` operation started.
+fn group_probes(events: &[EventRecord], history: &[HistoryEntry], bump: &mut impl FnMut(&str)) {
+    // Per group: (coordinator broker, state) after its latest group-state-changed.
+    let mut state: BTreeMap<&str, (BrokerId, &str)> = BTreeMap::new();
+    // Per group: (time, partition -> client) of every stored assignment, in event order.
+    let mut assignments: BTreeMap<&str, Vec<(u64, BTreeMap<&TopicPartition, &str>)>> =
+        BTreeMap::new();
+    for r in events {
+        match &r.event {
+            Event::GroupStateChanged {
+                group, broker, to, ..
+            } => {
+                state.insert(group, (*broker, to));
+            }
+            Event::GroupAssignmentCompleted { group, members, .. } => {
+                let owners = members
+                    .iter()
+                    .flat_map(|m| m.partitions.iter().map(|tp| (tp, m.client.as_str())))
+                    .collect();
+                assignments
+                    .entry(group)
+                    .or_default()
+                    .push((r.time_ms, owners));
+            }
+            Event::Fault { action, nodes, .. }
+                if matches!(
+                    action.as_str(),
+                    "kill" | "power-fail" | "disk-loss" | "shutdown"
+                ) =>
+            {
+                let hit = state.values().any(|(b, s)| {
+                    matches!(*s, "PreparingRebalance" | "CompletingRebalance")
+                        && nodes.contains(&NodeId::Broker(*b).to_string())
+                });
+                if hit {
+                    bump("coordinator-killed-mid-rebalance");
+                }
+            }
+            Event::OffsetCommitFailed { error, .. }
+                if COMMIT_FENCING_ERRORS.iter().any(|e| error.contains(e)) =>
+            {
+                bump("offset-commit-fenced")
+            }
+            // AbstractCoordinator's HeartbeatThread: "consumer poll timeout has expired".
+            Event::ConsumerError {
+                exception, message, ..
+            } if exception == "LeaveGroup" && message.contains("poll timeout") => {
+                bump("member-left-on-poll-timeout")
+            }
+            _ => {}
+        }
+    }
+    let mut processed: BTreeMap<&str, BTreeSet<(&TopicPartition, i64)>> = BTreeMap::new();
+    for e in history {
+        let OpValue::Process {
+            group: Some(group),
+            records,
+        } = &e.op.value
+        else {
+            continue;
+        };
+        match e.op.op_type {
+            OpType::Invoke => {
+                let latest = assignments.get(group.as_str()).and_then(|a| {
+                    a.iter()
+                        .rev()
+                        .find(|(t, _)| *t < e.time_ms)
+                        .map(|(_, owners)| owners)
+                });
+                let me = e.process.to_string();
+                let elsewhere = latest.is_some_and(|owners| {
+                    records.iter().any(|rec| {
+                        owners
+                            .get(&rec.tp)
+                            .is_some_and(|owner| *owner != me.as_str())
+                    })
+                });
+                if elsewhere {
+                    bump("zombie-processing");
+                }
+            }
+            OpType::Ok => {
+                let seen = processed.entry(group).or_default();
+                let mut again = false;
+                for rec in records {
+                    again |= !seen.insert((&rec.tp, rec.offset.0));
+                }
+                if again {
+                    bump("record-processed-twice");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The items of `reach` that `reached` does not contain, in the scenario's order.
 pub fn missed(reach: &[String], reached: &BTreeMap<String, u64>) -> Vec<String> {
     reach
@@ -442,7 +569,7 @@ pub fn describe_missed(missed: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ksim_model::types::{ControllerEpoch, NodeId, ZkVersion};
+    use ksim_model::types::{ControllerEpoch, ZkVersion};
 
     fn tp() -> TopicPartition {
         TopicPartition::new("events", 0)
@@ -526,6 +653,176 @@ mod tests {
             seen.insert(r.event.kind());
         }
         assert!(seen.len() >= 10, "only {seen:?}");
+    }
+
+    fn ev(time_ms: u64, node: NodeId, event: Event) -> EventRecord {
+        EventRecord {
+            time_ms,
+            node,
+            event,
+        }
+    }
+
+    fn group_state(time_ms: u64, broker: i32, to: &str) -> EventRecord {
+        ev(
+            time_ms,
+            NodeId::Broker(BrokerId(broker)),
+            Event::GroupStateChanged {
+                group: "g".into(),
+                broker: BrokerId(broker),
+                from: "Stable".into(),
+                to: to.into(),
+                generation: 1,
+                reason: "test".into(),
+            },
+        )
+    }
+
+    fn kill(time_ms: u64, node: &str) -> EventRecord {
+        ev(
+            time_ms,
+            NodeId::Zk,
+            Event::Fault {
+                action: "kill".into(),
+                nodes: vec![node.into()],
+                source: "schedule".into(),
+            },
+        )
+    }
+
+    /// Consumer `c`'s process operation of `offsets` of events-0: its invoke at `time_ms`, its
+    /// `ok` 1 ms later.
+    fn process(index: u64, time_ms: u64, c: u32, offsets: &[i64]) -> Vec<HistoryEntry> {
+        let value = OpValue::Process {
+            group: Some("g".into()),
+            records: offsets
+                .iter()
+                .map(|&o| ksim_model::event::PolledRecord {
+                    tp: tp(),
+                    offset: ksim_model::types::Offset(o),
+                    value: o as u64,
+                })
+                .collect(),
+        };
+        [OpType::Invoke, OpType::Ok]
+            .into_iter()
+            .enumerate()
+            .map(|(i, op_type)| HistoryEntry {
+                index: index + i as u64,
+                time_ms: time_ms + i as u64,
+                process: NodeId::Consumer(c),
+                op: ksim_model::event::ClientOp {
+                    op_type,
+                    op_id: index,
+                    value: value.clone(),
+                    error: None,
+                },
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_coordinator_killed_while_stable_is_not_killed_mid_rebalance() {
+        let stable = vec![group_state(0, 1, "Stable"), kill(10, "broker-1")];
+        assert_eq!(
+            reached(&stable, &[]).get("coordinator-killed-mid-rebalance"),
+            None
+        );
+        let other = vec![
+            group_state(0, 1, "PreparingRebalance"),
+            kill(10, "broker-2"),
+        ];
+        assert_eq!(
+            reached(&other, &[]).get("coordinator-killed-mid-rebalance"),
+            None
+        );
+        for s in ["PreparingRebalance", "CompletingRebalance"] {
+            let mid = vec![group_state(0, 1, s), kill(10, "broker-1")];
+            assert_eq!(
+                reached(&mid, &[]).get("coordinator-killed-mid-rebalance"),
+                Some(&1),
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_stale_members_refused_commit_is_fenced_and_only_a_poll_timeout_leave_counts() {
+        let failed = |error: &str| {
+            ev(
+                0,
+                NodeId::Consumer(0),
+                Event::OffsetCommitFailed {
+                    group: "g".into(),
+                    mode: "sync".into(),
+                    error: error.into(),
+                    retry: false,
+                },
+            )
+        };
+        let r = reached(&[failed("NOT_COORDINATOR"), failed("request-timeout")], &[]);
+        assert_eq!(r.get("offset-commit-fenced"), None);
+        let r = reached(
+            &[
+                failed("CommitFailedException (ILLEGAL_GENERATION)"),
+                failed("CommitFailedException (UNKNOWN_MEMBER_ID)"),
+            ],
+            &[],
+        );
+        assert_eq!(r.get("offset-commit-fenced"), Some(&2));
+        let leave = |message: &str| {
+            ev(
+                0,
+                NodeId::Consumer(0),
+                Event::ConsumerError {
+                    tp: tp(),
+                    exception: "LeaveGroup".into(),
+                    message: message.into(),
+                },
+            )
+        };
+        let r = reached(&[leave("Member sending LeaveGroup request to coordinator due to the consumer is being closed")], &[]);
+        assert_eq!(r.get("member-left-on-poll-timeout"), None);
+        let r = reached(&[leave("Member sending LeaveGroup request to coordinator due to consumer poll timeout has expired")], &[]);
+        assert_eq!(r.get("member-left-on-poll-timeout"), Some(&1));
+    }
+
+    #[test]
+    fn processing_a_partition_assigned_elsewhere_is_zombie_processing_and_twice_is_counted() {
+        let assigned_to = |time_ms: u64, client: &str| {
+            ev(
+                time_ms,
+                NodeId::Broker(BrokerId(1)),
+                Event::GroupAssignmentCompleted {
+                    group: "g".into(),
+                    broker: BrokerId(1),
+                    generation: time_ms as i32,
+                    protocol: "range".into(),
+                    leader: "m".into(),
+                    members: vec![ksim_model::event::MemberAssignment {
+                        member_id: format!("{client}-m"),
+                        group_instance_id: None,
+                        client: client.into(),
+                        partitions: vec![tp()],
+                    }],
+                },
+            )
+        };
+        let events = vec![assigned_to(0, "consumer-0"), assigned_to(100, "consumer-1")];
+        // consumer-0 processes 0..2 while it owns events-0, consumer-1 then 2..4: no zombie,
+        // nothing twice.
+        let mut h = process(0, 50, 0, &[0, 1]);
+        h.extend(process(2, 150, 1, &[2, 3]));
+        let r = reached(&events, &h);
+        assert_eq!(r.get("zombie-processing"), None);
+        assert_eq!(r.get("record-processed-twice"), None);
+        // consumer-0 goes on processing events-0 after it moved to consumer-1, and consumer-1
+        // processes offset 1 again.
+        h.extend(process(4, 160, 0, &[4]));
+        h.extend(process(6, 170, 1, &[1, 4]));
+        let r = reached(&events, &h);
+        assert_eq!(r.get("zombie-processing"), Some(&1));
+        assert_eq!(r.get("record-processed-twice"), Some(&1));
     }
 
     #[test]
