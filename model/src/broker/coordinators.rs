@@ -168,6 +168,7 @@ impl Broker {
     /// the commits it passes are answered NONE.
     pub(super) fn coordinator_high_watermark(
         &mut self,
+        now: Instant,
         tp: &TopicPartition,
         high_watermark: Offset,
         out: &mut Effects<BrokerTimer>,
@@ -177,7 +178,28 @@ impl Broker {
             .offsets
             .on_high_watermark(tp, high_watermark)
         {
-            answer_commit(w, ErrorCode::None, out);
+            self.answer_write(now, w, ErrorCode::None, out);
+        }
+    }
+
+    /// Answers a finished write: an OffsetCommit's client, or for a SyncGroup assignment the
+    /// group manager (which answers the members and may store again).
+    fn answer_write(
+        &mut self,
+        now: Instant,
+        w: PendingCommit,
+        error: ErrorCode,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        match w.assignment_of {
+            Some((group, generation)) => {
+                let mut g = GroupOut::default();
+                self.coordinators
+                    .groups
+                    .on_assignment_stored(now, &group, generation, error, &mut g);
+                self.apply_group_out(now, g, out);
+            }
+            None => answer_commit(w, error, out),
         }
     }
 
@@ -185,7 +207,7 @@ impl Broker {
     /// `offsets.commit.timeout.ms` has passed are answered REQUEST_TIMED_OUT.
     pub(super) fn coordinator_expire(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
         for w in self.coordinators.offsets.expire(now.0) {
-            answer_commit(w, ErrorCode::RequestTimedOut, out);
+            self.answer_write(now, w, ErrorCode::RequestTimedOut, out);
         }
     }
 
@@ -287,6 +309,7 @@ impl Broker {
             from,
             corr,
             partitions: offsets.iter().map(|o| o.tp.clone()).collect(),
+            assignment_of: None,
         };
         if !self.coordinators.offsets.hosts(&tp) {
             answer_commit(token, ErrorCode::NotCoordinator, out);
@@ -539,9 +562,23 @@ impl Broker {
         for (after_ms, t) in g.timers {
             out.timer(after_ms, BrokerTimer::Group(t));
         }
-        for record in g.store {
+        let stores = g.store.into_iter().map(|r| (r, false));
+        let assignments = g.store_assignment.into_iter().map(|r| (r, true));
+        for (record, is_assignment) in stores.chain(assignments).collect::<Vec<_>>() {
             let tp = partition_for(&record.group_id, self.config.offsets_topic_num_partitions);
+            let assignment_of = is_assignment.then(|| (record.group_id.clone(), record.generation));
             if !self.coordinators.offsets.hosts(&tp) {
+                if let Some((group, generation)) = assignment_of {
+                    let mut again = GroupOut::default();
+                    self.coordinators.groups.on_assignment_stored(
+                        now,
+                        &group,
+                        generation,
+                        ErrorCode::NotCoordinator,
+                        &mut again,
+                    );
+                    self.apply_group_out(now, again, out);
+                }
                 continue;
             }
             let records = vec![CoordinatorRecord::Group(record)];
@@ -561,10 +598,13 @@ impl Broker {
                             from: NodeId::Broker(self.id),
                             corr: CorrelationId(0),
                             partitions: vec![],
+                            assignment_of: assignment_of.clone(),
                         },
                         now.0 + OFFSETS_COMMIT_TIMEOUT_MS,
                     );
-                    drop(done);
+                    for w in done {
+                        self.answer_write(now, w, ErrorCode::None, out);
+                    }
                     self.maybe_advance_hw(now, &tp, out);
                     self.complete_delayed_fetches(now, &tp, out);
                 }
@@ -577,6 +617,13 @@ impl Broker {
                         broker: self.id,
                         reason,
                     });
+                    if let Some((group, generation)) = assignment_of {
+                        let mut again = GroupOut::default();
+                        self.coordinators
+                            .groups
+                            .on_assignment_stored(now, &group, generation, error, &mut again);
+                        self.apply_group_out(now, again, out);
+                    }
                 }
             }
         }

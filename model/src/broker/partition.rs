@@ -344,7 +344,7 @@ impl Broker {
             });
             self.complete_produces(tp, out);
             self.complete_delayed_fetches(now, tp, out);
-            self.coordinator_high_watermark(tp, new_hw, out);
+            self.coordinator_high_watermark(now, tp, new_hw, out);
         }
     }
 

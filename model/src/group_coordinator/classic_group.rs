@@ -95,6 +95,11 @@ pub struct ClassicGroup {
     pub initial_delay: Option<InitialDelay>,
     /// Members of the current generation that have not sent SyncGroup yet.
     pub pending_sync: BTreeSet<String>,
+    /// The leader's assignment of the current generation is being written to
+    /// `__consumer_offsets`: the group stays CompletingRebalance and the members' SyncGroup
+    /// answers wait until the write is committed (Kafka's `doSyncGroup` answers from
+    /// `storeGroup`'s callback). Cleared when the write completes or a rebalance starts.
+    pub assignment_store_in_flight: bool,
 }
 
 /// Kafka's `InitialDelayedJoin` bookkeeping.
@@ -121,6 +126,7 @@ impl ClassicGroup {
             join_epoch: 0,
             initial_delay: None,
             pending_sync: BTreeSet::new(),
+            assignment_store_in_flight: false,
         }
     }
 

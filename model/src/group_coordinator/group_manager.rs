@@ -79,6 +79,10 @@ pub struct GroupOut {
     pub timers: Vec<(u64, GroupTimer)>,
     /// Group metadata to append to each group's `__consumer_offsets` partition.
     pub store: Vec<GroupMetadataRecord>,
+    /// The leader's assignment of a generation, to append likewise; the host reports the
+    /// write's outcome back through [`GroupManager::on_assignment_stored`], and only then are
+    /// the members' SyncGroup requests answered.
+    pub store_assignment: Vec<GroupMetadataRecord>,
 }
 
 /// One JoinGroup request.
@@ -590,6 +594,7 @@ impl GroupManager {
             }
         }
         g.pending_sync.clear();
+        g.assignment_store_in_flight = false;
         let rebalance_timeout = g.rebalance_timeout_ms();
         let delay = if g.state == GroupState::Empty {
             let initial = self
@@ -868,7 +873,7 @@ impl GroupManager {
                 let m = g.members.get_mut(member_id).expect("checked");
                 m.client = from;
                 m.awaiting_sync = Some(corr);
-                if g.leader.as_deref() == Some(member_id) {
+                if g.leader.as_deref() == Some(member_id) && !g.assignment_store_in_flight {
                     let mut given: BTreeMap<String, Vec<TopicPartition>> = assignments
                         .into_iter()
                         .map(|a| (a.member_id, a.partitions))
@@ -878,44 +883,104 @@ impl GroupManager {
                         ps.sort();
                         m.assignment = ps;
                     }
-                    out.store.push(g.to_record(now.0));
-                    out.events.push(Event::GroupAssignmentCompleted {
-                        group: g.group_id.clone(),
-                        broker: self.broker,
-                        generation: g.generation,
-                        protocol: g.protocol.clone().unwrap_or_default(),
-                        leader: member_id.to_string(),
-                        members: g
-                            .members
-                            .values()
-                            .map(|m| MemberAssignment {
-                                member_id: m.member_id.clone(),
-                                group_instance_id: m.group_instance_id.clone(),
-                                client: m.client.to_string(),
+                    // Nobody learns the assignment before it is committed: a coordinator that
+                    // loses its partition before then must not have handed out a generation
+                    // its successor does not know (it would issue the same generation number
+                    // with another assignment).
+                    g.assignment_store_in_flight = true;
+                    out.store_assignment.push(g.to_record(now.0));
+                }
+            }
+        }
+        self.groups.insert(group_id.to_string(), (tp, g));
+    }
+
+    /// The outcome of the write of `group_id`'s generation-`generation` assignment (from
+    /// [`GroupOut::store_assignment`]): `ErrorCode::None` once the group's
+    /// `__consumer_offsets` partition committed it, else the append's or the wait's error.
+    /// On success the group becomes Stable and every member waiting in SyncGroup gets its
+    /// share; on failure the assignment is dropped, the waiting members get the error Kafka's
+    /// `GroupMetadataManager.storeGroup` maps it to (NOT_COORDINATOR when the partition moved,
+    /// REBALANCE_IN_PROGRESS for a timeout, else COORDINATOR_NOT_AVAILABLE) and a new
+    /// rebalance starts. Ignored if the group moved on (another generation or state) or this
+    /// broker no longer coordinates it.
+    pub fn on_assignment_stored(
+        &mut self,
+        now: Instant,
+        group_id: &str,
+        generation: i32,
+        error: ErrorCode,
+        out: &mut GroupOut,
+    ) {
+        let Some((tp, mut g)) = self.groups.remove(group_id) else {
+            return;
+        };
+        if g.generation == generation
+            && g.state == GroupState::CompletingRebalance
+            && g.assignment_store_in_flight
+        {
+            g.assignment_store_in_flight = false;
+            if error == ErrorCode::None {
+                out.events.push(Event::GroupAssignmentCompleted {
+                    group: g.group_id.clone(),
+                    broker: self.broker,
+                    generation: g.generation,
+                    protocol: g.protocol.clone().unwrap_or_default(),
+                    leader: g.leader.clone().unwrap_or_default(),
+                    members: g
+                        .members
+                        .values()
+                        .map(|m| MemberAssignment {
+                            member_id: m.member_id.clone(),
+                            group_instance_id: m.group_instance_id.clone(),
+                            client: m.client.to_string(),
+                            partitions: m.assignment.clone(),
+                        })
+                        .collect(),
+                });
+                let leader = g.leader.clone().unwrap_or_default();
+                self.transition(
+                    &mut g,
+                    GroupState::Stable,
+                    format!("Assignment received from leader {leader} and stored"),
+                    out,
+                );
+                for m in g.members.values_mut() {
+                    if let Some(corr) = m.awaiting_sync.take() {
+                        out.sends.push((
+                            m.client,
+                            Message::SyncGroupResponse {
+                                corr,
+                                error: ErrorCode::None,
+                                protocol_name: g.protocol.clone(),
                                 partitions: m.assignment.clone(),
-                            })
-                            .collect(),
-                    });
-                    self.transition(
-                        &mut g,
-                        GroupState::Stable,
-                        format!("Assignment received from leader {member_id}"),
-                        out,
-                    );
-                    for m in g.members.values_mut() {
-                        if let Some(corr) = m.awaiting_sync.take() {
-                            out.sends.push((
-                                m.client,
-                                Message::SyncGroupResponse {
-                                    corr,
-                                    error: ErrorCode::None,
-                                    protocol_name: g.protocol.clone(),
-                                    partitions: m.assignment.clone(),
-                                },
-                            ));
-                        }
+                            },
+                        ));
                     }
                 }
+            } else {
+                let answer = match error {
+                    ErrorCode::NotCoordinator | ErrorCode::NotLeaderOrFollower => {
+                        ErrorCode::NotCoordinator
+                    }
+                    ErrorCode::RequestTimedOut => ErrorCode::RebalanceInProgress,
+                    _ => ErrorCode::CoordinatorNotAvailable,
+                };
+                for m in g.members.values_mut() {
+                    m.assignment.clear();
+                    if let Some(corr) = m.awaiting_sync.take() {
+                        out.sends.push((m.client, sync_error(corr, answer)));
+                    }
+                }
+                self.prepare_rebalance(
+                    now,
+                    &mut g,
+                    format!(
+                        "storing the generation-{generation} assignment failed with {}",
+                        error.kafka_name()
+                    ),
+                    out,
+                );
             }
         }
         self.groups.insert(group_id.to_string(), (tp, g));

@@ -115,7 +115,8 @@ fn two_members() -> (GroupManager, String, String) {
     (m, ids[0].clone(), ids[1].clone())
 }
 
-fn sync(
+/// A SyncGroup request of member `id` (the leader's carries an assignment when `assign`).
+fn sync_only(
     m: &mut GroupManager,
     now: u64,
     client: u32,
@@ -143,6 +144,28 @@ fn sync(
         assignments,
         &mut out,
     );
+    out
+}
+
+/// As [`sync_only`], and the leader's assignment write (if any) then commits at once.
+fn sync(
+    m: &mut GroupManager,
+    now: u64,
+    client: u32,
+    id: &str,
+    generation: i32,
+    assign: bool,
+) -> GroupOut {
+    let mut out = sync_only(m, now, client, id, generation, assign);
+    for r in out.store_assignment.clone() {
+        m.on_assignment_stored(
+            Instant(now),
+            &r.group_id,
+            r.generation,
+            ErrorCode::None,
+            &mut out,
+        );
+    }
     out
 }
 
@@ -175,11 +198,26 @@ fn join_then_sync_makes_the_group_stable_and_stores_the_assignment() {
     // The follower's SyncGroup waits for the leader's.
     let out = sync(&mut m, 300, 1, &follower, 1, false);
     assert!(out.sends.is_empty());
-    let out = sync(&mut m, 301, 0, &leader, 1, true);
+    // The leader's assignment is written first; nobody hears of it before it is committed.
+    let out = sync_only(&mut m, 301, 0, &leader, 1, true);
+    assert_eq!(out.store_assignment.len(), 1, "the assignment is persisted");
+    assert_eq!(out.store_assignment[0].generation, 1);
+    assert!(out.sends.is_empty(), "no answer before the write commits");
+    assert!(!out
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::GroupAssignmentCompleted { .. })));
+    assert_eq!(
+        m.group(GROUP).unwrap().state,
+        GroupState::CompletingRebalance
+    );
+    // A retried leader SyncGroup does not write it again.
+    let again = sync_only(&mut m, 302, 0, &leader, 1, true);
+    assert!(again.store_assignment.is_empty() && again.sends.is_empty());
+    let mut out = GroupOut::default();
+    m.on_assignment_stored(Instant(310), GROUP, 1, ErrorCode::None, &mut out);
     assert_eq!(m.group(GROUP).unwrap().state, GroupState::Stable);
     assert_eq!(out.sends.len(), 2, "both syncs answered");
-    assert_eq!(out.store.len(), 1, "the assignment is persisted");
-    assert_eq!(out.store[0].generation, 1);
     assert!(out
         .events
         .iter()
@@ -373,7 +411,7 @@ fn a_new_coordinator_loads_the_stored_group_with_its_generation() {
     let (mut m, leader, follower) = two_members();
     sync(&mut m, 300, 1, &follower, 1, false);
     let out = sync(&mut m, 301, 0, &leader, 1, true);
-    let record = out.store[0].clone();
+    let record = out.store_assignment[0].clone();
     let mut stored = BTreeMap::new();
     stored.insert(GROUP.to_string(), record);
     let mut next = GroupManager::new(BrokerId(1), GroupConfig::default());
@@ -432,4 +470,73 @@ fn session_timeouts_outside_the_brokers_bounds_are_refused_at_both_ends() {
             assert_eq!(error, ErrorCode::MemberIdRequired, "{timeout}");
         }
     }
+}
+
+/// Kafka's doSyncGroup answers from storeGroup's callback: a coordinator that loses its
+/// `__consumer_offsets` partition before the assignment commits hands it to nobody, so its
+/// successor cannot issue the same generation with another assignment (found by ksim on
+/// consumer-group-under-faults seed 70039: two coordinators each handed out a generation 1).
+#[test]
+fn an_assignment_whose_write_fails_reaches_no_member_and_the_group_rebalances() {
+    let (mut m, leader, follower) = two_members();
+    sync(&mut m, 300, 1, &follower, 1, false);
+    let out = sync_only(&mut m, 301, 0, &leader, 1, true);
+    assert!(out.sends.is_empty());
+    let mut out = GroupOut::default();
+    m.on_assignment_stored(Instant(320), GROUP, 1, ErrorCode::NotCoordinator, &mut out);
+    let answers: Vec<ErrorCode> = out
+        .sends
+        .iter()
+        .filter_map(|(_, msg)| match msg {
+            Message::SyncGroupResponse {
+                error, partitions, ..
+            } => {
+                assert!(partitions.is_empty());
+                Some(*error)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        [ErrorCode::NotCoordinator, ErrorCode::NotCoordinator]
+    );
+    assert!(!out
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::GroupAssignmentCompleted { .. })));
+    let g = m.group(GROUP).unwrap();
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+    assert!(g.members.values().all(|m| m.assignment.is_empty()));
+    // A late outcome of the same write changes nothing.
+    let mut late = GroupOut::default();
+    m.on_assignment_stored(Instant(330), GROUP, 1, ErrorCode::None, &mut late);
+    assert!(late.sends.is_empty());
+    assert_eq!(
+        m.group(GROUP).unwrap().state,
+        GroupState::PreparingRebalance
+    );
+}
+
+#[test]
+fn a_timed_out_assignment_write_answers_rebalance_in_progress() {
+    let (mut m, leader, follower) = two_members();
+    sync(&mut m, 300, 1, &follower, 1, false);
+    sync_only(&mut m, 301, 0, &leader, 1, true);
+    let mut out = GroupOut::default();
+    m.on_assignment_stored(
+        Instant(5301),
+        GROUP,
+        1,
+        ErrorCode::RequestTimedOut,
+        &mut out,
+    );
+    assert!(out.sends.iter().all(|(_, msg)| matches!(
+        msg,
+        Message::SyncGroupResponse {
+            error: ErrorCode::RebalanceInProgress,
+            ..
+        }
+    )));
+    assert_eq!(out.sends.len(), 2);
 }

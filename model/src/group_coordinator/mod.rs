@@ -103,6 +103,10 @@ pub struct PendingCommit {
     pub corr: CorrelationId,
     /// The request's partitions, each answered with the same error.
     pub partitions: Vec<TopicPartition>,
+    /// For the write of a leader's SyncGroup assignment: (group id, generation), whose
+    /// outcome goes to [`GroupManager::on_assignment_stored`] instead of an OffsetCommit
+    /// answer.
+    pub assignment_of: Option<(String, i32)>,
 }
 
 /// The offsets store's runtime: one [`OffsetsShard`] per `__consumer_offsets` partition this
