@@ -122,14 +122,6 @@ pub const PROBES: &[Probe] = &[
         meaning: "a group coordinator removed a member on its LeaveGroup (a clean close, or max.poll.interval.ms exceeded)",
     },
     Probe {
-        name: "commit-fenced",
-        meaning: "a group coordinator refused a member's offset commit for its generation or member id (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID: the client's CommitFailedException)",
-    },
-    Probe {
-        name: "reprocessed-record",
-        meaning: "a consumer group processed a record more than once (two `ok` `process` operations of its members list it)",
-    },
-    Probe {
         name: "restart-kept-generation",
         meaning: "a consumer process that crashed and started again was assigned partitions in the generation it had before the crash: the coordinator ran no rebalance for it (a static member, KIP-345)",
     },
@@ -287,12 +279,6 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
             Event::GroupMemberRemoved { reason, .. } if reason == "leave-group" => {
                 bump("member-left-group")
             }
-            Event::OffsetCommitFailed { error, .. }
-                if error.starts_with("CommitFailedException (")
-                    || error.starts_with("FencedInstanceIdException (") =>
-            {
-                bump("commit-fenced")
-            }
             Event::Fault { action, source, .. } => {
                 bump(&format!("fault:{action}"));
                 if source != "heal-phase"
@@ -322,25 +308,6 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
     // Per group, the coordinator that acknowledged its latest commit.
     let mut acked_by: BTreeMap<&str, BrokerId> = BTreeMap::new();
     let mut read = BTreeSet::new();
-    // Per group, the values its members' `ok` `process` operations listed.
-    let mut processed: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
-    for pair in crate::history::pairs(history) {
-        if pair.outcome() != OpType::Ok {
-            continue;
-        }
-        if let OpValue::Process {
-            group: Some(g),
-            records,
-        } = &pair.invoke.op.value
-        {
-            let seen = processed.entry(g.as_str()).or_default();
-            for r in records {
-                if !seen.insert(r.value) {
-                    bump("reprocessed-record");
-                }
-            }
-        }
-    }
     for e in history {
         match (&e.op.value, e.op.op_type) {
             (
@@ -905,7 +872,7 @@ mod tests {
             at(2, NodeId::Consumer(0), failed("NOT_COORDINATOR")),
         ];
         let r = reached(&events, &[]);
-        assert!(!r.contains_key("member-left-group") && !r.contains_key("commit-fenced"));
+        assert!(!r.contains_key("member-left-group") && !r.contains_key("offset-commit-fenced"));
         let events = vec![
             at(1, b, removed("leave-group")),
             at(
@@ -916,7 +883,7 @@ mod tests {
         ];
         let r = reached(&events, &[]);
         assert_eq!(r.get("member-left-group"), Some(&1));
-        assert_eq!(r.get("commit-fenced"), Some(&1));
+        assert_eq!(r.get("offset-commit-fenced"), Some(&1));
     }
 
     #[test]
@@ -950,10 +917,13 @@ mod tests {
             op(3, 1, OpType::Invoke, 1, 8),
             op(4, 1, OpType::Ok, 1, 8),
         ];
-        assert!(!reached(&[], &history).contains_key("reprocessed-record"));
+        assert!(!reached(&[], &history).contains_key("record-processed-twice"));
         // consumer-1 processes 7 again.
         history.push(op(5, 1, OpType::Invoke, 2, 7));
         history.push(op(6, 1, OpType::Ok, 2, 7));
-        assert_eq!(reached(&[], &history).get("reprocessed-record"), Some(&1));
+        assert_eq!(
+            reached(&[], &history).get("record-processed-twice"),
+            Some(&1)
+        );
     }
 }
