@@ -196,8 +196,21 @@ impl ProducerClient {
     /// The same producer as process number `incarnation` of its client (0 for the first;
     /// each restart counts one more): the values it offers carry it in their top 16 bits, so
     /// a restarted producer never repeats a value (the checks need every value unique).
+    ///
+    /// Its correlation ids start at `incarnation << 32`, so that no two processes of one client
+    /// use the same id. In Kafka a response travels back on the connection its request came
+    /// in on (`RequestChannel`), and a process's connections die with it, so a response to a
+    /// previous process never reaches this one (and `NetworkClient.correlate` checks each
+    /// response's id against its connection's oldest request). The simulated transport routes
+    /// a reply to the peer's latest connection, so a request answered late (a produce waiting
+    /// in purgatory for `acks=all`) can be answered after the restart; with ids of its own
+    /// this process recognises such an answer as not its own and drops it, instead of taking
+    /// it for its own request with the same id (found by `consumer-group-under-faults` seed
+    /// 70029: a restarted producer took its predecessor's answer, offset 247, for its own
+    /// record written at 250).
     pub fn with_incarnation(mut self, incarnation: u64) -> Self {
         self.incarnation = incarnation;
+        self.next_corr = incarnation << 32;
         self
     }
 

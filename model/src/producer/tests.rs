@@ -176,8 +176,15 @@ fn started_n(config: ProducerConfig, style: SendStyle, partitions: i32) -> Produ
 /// A producer running `w`, past metadata (topic `t` with `partitions` partitions) and
 /// InitProducerId.
 fn started_with(config: ProducerConfig, w: ProducerWorkload, partitions: i32) -> ProducerClient {
-    let idempotent = config.enable_idempotence;
-    let mut p = ProducerClient::new(0, config, w, vec![BrokerId(0)]);
+    past_init(
+        ProducerClient::new(0, config, w, vec![BrokerId(0)]),
+        partitions,
+    )
+}
+
+/// `p` started, past metadata (topic `t` with `partitions` partitions) and InitProducerId.
+fn past_init(mut p: ProducerClient, partitions: i32) -> ProducerClient {
+    let idempotent = p.config.enable_idempotence;
     let broker = NodeId::Broker(BrokerId(0));
     let mut out = Effects::new();
     p.on_start(Instant(0), &mut out);
@@ -782,4 +789,64 @@ fn sticky_partitioner_switches_only_when_a_new_batch_is_opened() {
     );
     assert_eq!(a, run(1), "same seed, same choices");
     assert_ne!(a, run(2), "another seed chooses differently");
+}
+
+/// Regression (found by `consumer-group-under-faults` seed 70029): a producer process that
+/// restarted after a crash must not take the answer to its predecessor's request for the
+/// answer to its own. The predecessor's produce (written at offset 247) waited in purgatory
+/// past the restart; its answer came back to the new process, which had a request in flight
+/// under the same correlation id, and reported its own record (written at 250) at 247.
+#[test]
+fn a_restarted_producer_ignores_answers_to_its_previous_process() {
+    let config = ProducerConfig {
+        linger_ms: 0,
+        ..ProducerConfig::default()
+    };
+    let process = |incarnation| {
+        let p = ProducerClient::new(
+            0,
+            config.clone(),
+            workload(SendStyle::Async),
+            vec![BrokerId(0)],
+        )
+        .with_incarnation(incarnation);
+        past_init(p, 1)
+    };
+    let mut old = process(0);
+    let old_request = produce_requests(&tick(&mut old, 3));
+    assert_eq!(old_request.len(), 1, "{old_request:?}");
+    // The first process crashes with its request unanswered; the next one sends its own.
+    let mut new = process(1);
+    let new_request = produce_requests(&tick(&mut new, 3));
+    assert_eq!(new_request.len(), 1, "{new_request:?}");
+    let broker = NodeId::Broker(BrokerId(0));
+    let mut out = Effects::new();
+    new.on_message(
+        Instant(10),
+        broker,
+        ok_response(old_request[0].0, &[(0, 247)]),
+        &mut out,
+    );
+    assert!(
+        out.ops().is_empty(),
+        "not this process's answer: {:?}",
+        out.ops()
+    );
+    let mut out = Effects::new();
+    new.on_message(
+        Instant(11),
+        broker,
+        ok_response(new_request[0].0, &[(0, 250)]),
+        &mut out,
+    );
+    let offsets: Vec<Option<Offset>> = out
+        .ops()
+        .iter()
+        .filter(|o| o.op_type == OpType::Ok)
+        .map(|o| match &o.value {
+            OpValue::Send { offset, .. } => *offset,
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(offsets, vec![Some(Offset(250))]);
 }
