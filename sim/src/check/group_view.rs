@@ -16,7 +16,14 @@
 //! ClassicGroup.java's `initNextGeneration`); a generation's assignment is what its
 //! `group-assignment-completed` stored (the leader's SyncGroup); a member stops being one at its
 //! `group-member-removed` (session timeout, rebalance timeout, LeaveGroup, fenced static
-//! member), for good: a member that comes back gets a new member id (KIP-394, KIP-345).
+//! member): a member that comes back gets a new member id (KIP-394, KIP-345). **A removal can
+//! be undone by a coordinator failover**: a removal is written to `__consumer_offsets` only with
+//! the group's next record (the next generation's assignment, or the empty group), so a
+//! coordinator that loads the group before that (the same broker re-elected leader of the
+//! offsets partition, or another broker; Kafka's GroupMetadataManager loads the members of the
+//! last stored GroupMetadata record) brings the removed member back under its old member id.
+//! That member keeps heartbeating with that id, rejoins, and is listed in the next stored
+//! assignment: from that assignment on it is a member again (`removed` forgets it).
 
 use super::CheckInput;
 use crate::history::EventRecord;
@@ -116,7 +123,8 @@ pub(crate) struct GroupView {
     pub generation: Option<i32>,
     /// The latest stored assignment.
     pub latest: Option<Assignment>,
-    /// Every member id removed so far.
+    /// Every member id removed so far and not readmitted since: a stored assignment that lists
+    /// a removed member id readmits it (see the module documentation, coordinator failover).
     pub removed: BTreeMap<String, Removal>,
 }
 
@@ -211,6 +219,11 @@ impl GroupWalk {
                 ..
             } => {
                 let g = self.groups.entry(group.clone()).or_default();
+                // A member id the coordinator stored again is a member again: its removal was
+                // never persisted and a coordinator that reloaded the group brought it back.
+                for m in members {
+                    g.removed.remove(&m.member_id);
+                }
                 g.latest = Some(Assignment {
                     generation: *generation,
                     members: members.clone(),
@@ -507,5 +520,30 @@ mod tests {
             .not_current(NodeId::Consumer(0))
             .unwrap()
             .contains("session-timeout"));
+    }
+
+    #[test]
+    fn a_removed_member_a_later_stored_assignment_lists_is_current_again() {
+        // The coordinator removes m1 (session timeout), then loses the group before storing a
+        // generation without it; the next coordinator loads generation 1 with m1 and stores
+        // generation 2 listing m1 (seed 70022 of consumer-group-under-faults).
+        let mut e = Events::default();
+        e.state(0, "CompletingRebalance", 1)
+            .completed(10, 1, &[(0, &[0]), (1, &[1])])
+            .assigned(20, 0, 1, &[0])
+            .assigned(20, 1, 1, &[1])
+            .removed(100, 1, "session-timeout", 1);
+        let w = walk(&e);
+        assert!(w.not_current(NodeId::Consumer(1)).is_some());
+        e.state(200, "Stable", 1)
+            .state(300, "CompletingRebalance", 2)
+            .completed(310, 2, &[(0, &[0]), (1, &[1])])
+            .assigned(320, 1, 2, &[]);
+        let w = walk(&e);
+        assert_eq!(w.not_current(NodeId::Consumer(1)), None);
+        assert!(!w.groups["g"].removed.contains_key(&mid(1)));
+        // A later removal counts again.
+        e.removed(400, 1, "session-timeout", 2);
+        assert!(walk(&e).not_current(NodeId::Consumer(1)).is_some());
     }
 }

@@ -53,7 +53,10 @@
 //! does not count as the owner of a partition here, and its lag is not judged: the partition
 //! must be owned by a member of the current generation. Whether the removed member rejoins is
 //! not required either: Kafka lets the group go on without it, and it rejoins at its next
-//! heartbeat (UNKNOWN_MEMBER_ID).
+//! heartbeat (UNKNOWN_MEMBER_ID). A removal the coordinator never stored is undone when a
+//! coordinator reloads the group from `__consumer_offsets` (see `group_view`): the member keeps
+//! its member id, and once a stored generation lists it again it is a current member that owns
+//! what it kept (cooperative-sticky's `onPartitionsAssigned` then names only new partitions).
 
 use super::group_view::{GroupWalk, MemberView};
 use super::lesson::{Lesson, Prevention};
@@ -828,6 +831,36 @@ mod tests {
             e.assigned(1200, 0, 2, &[1]);
             poll(&mut h, 1600, 0, 1, 0, 10);
             assert!(check(&h, &e.0).is_empty(), "{:?}", check(&h, &e.0));
+        }
+
+        #[test]
+        fn a_removed_member_a_reloaded_coordinator_readmitted_still_owns_its_partitions() {
+            // The coordinator removes consumer-1 but loses the group before storing a
+            // generation without it; the coordinator that reloads the group keeps it, and
+            // generation 2 lists it with events-1 again: cooperative-sticky's
+            // onPartitionsAssigned gets only new partitions (empty), and consumer-1 keeps
+            // owning events-1 (seed 70022 of consumer-group-under-faults).
+            let mut e = stable();
+            e.removed(1100, 1, "session-timeout", 1)
+                .state(1100, "PreparingRebalance", 1)
+                .state(1120, "Dead", 1)
+                .state(1120, "Stable", 1)
+                .state(1150, "CompletingRebalance", 2)
+                .completed(1160, 2, &[(0, &[0]), (1, &[1])])
+                .state(1160, "Stable", 2)
+                .assigned(1170, 0, 2, &[])
+                .assigned(1170, 1, 2, &[]);
+            let mut h = Vec::new();
+            poll(&mut h, 1500, 0, 0, 0, 10);
+            poll(&mut h, 1500, 1, 1, 0, 10);
+            assert!(check(&h, &e.0).is_empty(), "{:?}", check(&h, &e.0));
+            // Its lag is judged: behind at the end fails.
+            let mut h = Vec::new();
+            poll(&mut h, 1500, 0, 0, 0, 10);
+            poll(&mut h, 1500, 1, 1, 0, 5);
+            let v = check(&h, &e.0);
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert!(v[0].message.contains("5 records behind"), "{v:?}");
         }
     }
 }
