@@ -11,12 +11,15 @@
 //! 2. *Member*: the member id was a member of that generation (listed in its stored
 //!    assignment, or assigned partitions in it by its own `partitions-assigned`: a static
 //!    member that replaced an older instance without a rebalance) and the coordinator had not
-//!    removed it (`group-member-removed`) before the commit was sent, unless a stored
-//!    assignment (`group-assignment-completed`) listed it again after that removal and before
-//!    the commit: a coordinator that takes the group over loads its last stored metadata
-//!    (Kafka's `GroupMetadataManager` loading `__consumer_offsets`), so a removal its
-//!    predecessor never stored is undone, and a member still heartbeating with that id is a
-//!    member again.
+//!    removed it (`group-member-removed`) before the commit was sent, unless the coordinator
+//!    listed it again after that removal and before the commit was acknowledged (the commit
+//!    may be retried in between): a stored assignment (`group-assignment-completed`) naming
+//!    it, or a coordinator loading the group (`group-state-changed` from `Dead`) in the
+//!    generation of the last stored assignment naming it. A coordinator that takes the group
+//!    over (another broker, or the same one re-elected leader of the offsets partition) loads
+//!    its last stored metadata (Kafka's `GroupMetadataManager` loading
+//!    `__consumer_offsets`), so a removal never stored is undone, and a member still
+//!    heartbeating with that id is a member again.
 //! 3. *Partitions*: every committed partition was assigned to that member in that generation,
 //!    or (cooperative, KIP-429: commit-on-revoke after the SyncGroup that takes a partition
 //!    away) the member still owned it by its own account when it sent the commit and the
@@ -51,7 +54,7 @@ use super::lesson::{Lesson, Prevention};
 use super::{violation, CheckInput, Checker, Violation};
 use crate::history::pairs;
 use ksim_model::event::{CommitOffset, Event, OpType, OpValue};
-use ksim_model::types::{NodeId, Offset, TopicPartition};
+use ksim_model::types::{BrokerId, NodeId, Offset, TopicPartition};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,15 +64,21 @@ pub struct CommitValidity;
 /// What the coordinator knew about one group, from the events.
 #[derive(Default)]
 struct Coordinator {
-    /// (time, generation), in event order.
-    generations: Vec<(u64, i32)>,
+    /// (time, generation, coordinator broker), in event order. A stale coordinator (a broker
+    /// that has not yet learnt it lost the offsets partition) may still move its own copy of
+    /// the group while the new one runs another: a commit is judged against the generations of
+    /// the broker that acknowledged it.
+    generations: Vec<(u64, i32, BrokerId)>,
     /// Per generation, per member id: (client, partitions) from stored assignments and the
     /// members' own `partitions-assigned`.
     members: BTreeMap<i32, BTreeMap<String, (String, BTreeSet<TopicPartition>)>>,
     /// Per member id, its removals: (time, reason), in time order.
     removed: BTreeMap<String, Vec<(u64, String)>>,
-    /// Per member id, the times of the stored assignments that list it.
+    /// Per member id, the times the coordinator listed it: stored assignments naming it, and
+    /// loads of the group in the generation of the last stored assignment naming it.
     stored: BTreeMap<String, Vec<u64>>,
+    /// The last stored assignment: (generation, member ids).
+    last_stored: Option<(i32, Vec<String>)>,
 }
 
 fn coordinators(input: &CheckInput) -> BTreeMap<String, Coordinator> {
@@ -77,12 +86,24 @@ fn coordinators(input: &CheckInput) -> BTreeMap<String, Coordinator> {
     for r in input.events {
         match &r.event {
             Event::GroupStateChanged {
-                group, generation, ..
-            } => out
-                .entry(group.clone())
-                .or_default()
-                .generations
-                .push((r.time_ms, *generation)),
+                group,
+                broker,
+                generation,
+                from,
+                to,
+                ..
+            } => {
+                let c = out.entry(group.clone()).or_default();
+                c.generations.push((r.time_ms, *generation, *broker));
+                if from == "Dead" && to != "Empty" {
+                    if let Some((_, ids)) = c.last_stored.as_ref().filter(|(g, _)| g == generation)
+                    {
+                        for id in ids {
+                            c.stored.entry(id.clone()).or_default().push(r.time_ms);
+                        }
+                    }
+                }
+            }
             Event::GroupAssignmentCompleted {
                 group,
                 generation,
@@ -96,6 +117,10 @@ fn coordinators(input: &CheckInput) -> BTreeMap<String, Coordinator> {
                         .or_default()
                         .push(r.time_ms);
                 }
+                c.last_stored = Some((
+                    *generation,
+                    members.iter().map(|m| m.member_id.clone()).collect(),
+                ));
                 let gen = c.members.entry(*generation).or_default();
                 for m in members {
                     let e = gen
@@ -139,27 +164,36 @@ fn coordinators(input: &CheckInput) -> BTreeMap<String, Coordinator> {
 }
 
 impl Coordinator {
-    /// The latest removal of `member_id` before `at`, unless a stored assignment listed the
-    /// member again after it (and before `at`).
-    fn removed_before(&self, member_id: &str, at: u64) -> Option<&(u64, String)> {
+    /// The latest removal of `member_id` before `sent`, unless the coordinator listed the
+    /// member again after it and no later than `acknowledged` (see the module documentation).
+    fn removed_before(
+        &self,
+        member_id: &str,
+        sent: u64,
+        acknowledged: u64,
+    ) -> Option<&(u64, String)> {
         let last = self
             .removed
             .get(member_id)?
             .iter()
             .rev()
-            .find(|(t, _)| *t < at)?;
+            .find(|(t, _)| *t < sent)?;
         let readmitted = self
             .stored
             .get(member_id)
-            .is_some_and(|ts| ts.iter().any(|t| *t > last.0 && *t <= at));
+            .is_some_and(|ts| ts.iter().any(|t| *t > last.0 && *t <= acknowledged));
         (!readmitted).then_some(last)
     }
 
     /// The generations current at some moment of `[from, to]` (empty when none is known).
-    fn generations_during(&self, from: u64, to: u64) -> BTreeSet<i32> {
+    /// Only `by`'s generations when given (the broker that acknowledged the commit).
+    fn generations_during(&self, from: u64, to: u64, by: Option<BrokerId>) -> BTreeSet<i32> {
         let mut out = BTreeSet::new();
         let mut at_start = None;
-        for &(t, g) in &self.generations {
+        for &(t, g, b) in &self.generations {
+            if by.is_some_and(|by| by != b) {
+                continue;
+            }
             if t <= from {
                 at_start = Some(g);
             } else if t <= to {
@@ -171,11 +205,14 @@ impl Coordinator {
     }
 
     /// The generation current at `t` and since when.
-    fn generation_at(&self, t: u64) -> Option<(i32, u64)> {
+    fn generation_at(&self, t: u64, by: Option<BrokerId>) -> Option<(i32, u64)> {
         let mut current = None;
-        for &(at, g) in &self.generations {
+        for &(at, g, b) in &self.generations {
             if at > t {
                 break;
+            }
+            if by.is_some_and(|by| by != b) {
+                continue;
             }
             if current.is_none_or(|(c, _)| c != g) {
                 current = Some((g, at));
@@ -361,29 +398,27 @@ impl Checker for CommitValidity {
             else {
                 continue;
             };
-            let by = match &done.op.value {
+            let acked_by = match &done.op.value {
                 OpValue::Commit {
                     coordinator: Some(b),
                     ..
-                } => format!(" by {}", NodeId::Broker(*b)),
-                _ => String::new(),
+                } => Some(*b),
+                _ => None,
             };
+            let by = acked_by.map_or(String::new(), |b| format!(" by {}", NodeId::Broker(b)));
             let coord = coords.get(group).unwrap_or(&empty);
             let process = pair.invoke.process;
             let sent_at = pair.invoke.time_ms;
             let mut zombie = Vec::new();
-            if !coord.generations.is_empty()
-                && !coord
-                    .generations_during(sent_at, done.time_ms)
-                    .contains(generation)
-            {
-                let now = match coord.generation_at(sent_at) {
+            let current = coord.generations_during(sent_at, done.time_ms, acked_by);
+            if !current.is_empty() && !current.contains(generation) {
+                let now = match coord.generation_at(sent_at, acked_by) {
                     Some((g, since)) => format!("generation {g} (since t={since} ms)"),
                     None => "no generation yet".to_string(),
                 };
                 zombie.push(format!("the group was in {now}"));
             }
-            if let Some((t, reason)) = coord.removed_before(member_id, sent_at) {
+            if let Some((t, reason)) = coord.removed_before(member_id, sent_at, done.time_ms) {
                 zombie.push(format!(
                     "the coordinator had removed member {member_id} at t={t} ms ({reason})"
                 ));
@@ -648,6 +683,58 @@ mod tests {
             v.len() == 1 && v[0].message.contains("had removed member m0 at t=100 ms"),
             "{v:?}"
         );
+    }
+
+    /// consumer-group-under-faults seed 120099: the coordinator removes m0 during a rebalance,
+    /// then reloads the group from its log (re-elected leader of the offsets partition) in the
+    /// stored generation, which lists m0; m0's commit, sent before the load and retried after
+    /// it, is accepted, as Kafka's would be. A commit acknowledged before the load still fails.
+    #[test]
+    fn a_member_restored_by_a_coordinator_load_may_commit() {
+        let mut e = generation_one();
+        e.removed(100, 0, "session-timeout", 1)
+            .state(100, "PreparingRebalance", 1)
+            .loaded(300, "Stable", 1);
+        let mut h = H::default();
+        h.poll(30, 0, 0, 0..10)
+            .commit(200, 0, 1, &[(0, 10)], OpType::Ok);
+        let v = check(&h, &e);
+        assert!(
+            v.len() == 1 && v[0].message.contains("had removed member m0 at t=100 ms"),
+            "{v:?}"
+        );
+        // The same commit, acknowledged after the load (its retry reached the new coordinator).
+        let mut late = H::default();
+        late.poll(30, 0, 0, 0..10)
+            .commit(200, 0, 1, &[(0, 10)], OpType::Info)
+            .commit(350, 0, 1, &[(0, 10)], OpType::Ok);
+        assert!(check(&late, &e).is_empty(), "{:?}", check(&late, &e));
+        // Loaded in another generation: the removal stands.
+        let mut moved = generation_one();
+        moved
+            .removed(100, 0, "session-timeout", 1)
+            .loaded(300, "Stable", 2);
+        let mut h = H::default();
+        h.poll(30, 0, 0, 0..10)
+            .commit(350, 0, 1, &[(0, 10)], OpType::Ok);
+        assert!(!check(&h, &moved).is_empty());
+    }
+
+    /// consumer-group-under-faults seed 120081: two brokers each hold a copy of the group
+    /// (one has not yet learnt it lost the offsets partition); a commit is judged against the
+    /// generations of the broker that acknowledged it, not the other copy's.
+    #[test]
+    fn a_commit_is_judged_by_the_generations_of_the_coordinator_that_acknowledged_it() {
+        let mut e = generation_one();
+        // broker-1's copy of the group moves to generation 2; broker-0 stays in generation 1.
+        e.loaded(200, "PreparingRebalance", 2);
+        let mut h = H::default();
+        h.poll(30, 0, 0, 0..10)
+            .commit(300, 0, 1, &[(0, 10)], OpType::Ok);
+        assert!(check(&h, &e).is_empty(), "{:?}", check(&h, &e));
+        // broker-0 itself moving on still fails the same commit.
+        e.state(250, "PreparingRebalance", 2);
+        assert_eq!(check(&h, &e).len(), 1);
     }
 
     #[test]

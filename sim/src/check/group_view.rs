@@ -23,7 +23,9 @@
 //! offsets partition, or another broker; Kafka's GroupMetadataManager loads the members of the
 //! last stored GroupMetadata record) brings the removed member back under its old member id.
 //! That member keeps heartbeating with that id, rejoins, and is listed in the next stored
-//! assignment: from that assignment on it is a member again (`removed` forgets it).
+//! assignment. `removed` forgets it from the load on (a `group-state-changed` from `Dead`
+//! whose generation is that of the last stored assignment listing it), or at the latest from
+//! the next stored assignment that lists it.
 
 use super::CheckInput;
 use crate::history::EventRecord;
@@ -207,9 +209,26 @@ impl GroupWalk {
                 }
             }
             Event::GroupStateChanged {
-                group, generation, ..
+                group,
+                generation,
+                from,
+                to,
+                ..
             } => {
-                self.groups.entry(group.clone()).or_default().generation = Some(*generation);
+                let g = self.groups.entry(group.clone()).or_default();
+                g.generation = Some(*generation);
+                // A coordinator loading the group (from `Dead`) restores the members of the
+                // last stored assignment of that generation: removals since were never
+                // persisted (see the module documentation), so those members are members again
+                // from here on, and Kafka accepts their commits with that generation.
+                if from == "Dead" && to != "Empty" {
+                    if let Some(latest) = g.latest.as_ref().filter(|a| a.generation == *generation)
+                    {
+                        for m in &latest.members {
+                            g.removed.remove(&m.member_id);
+                        }
+                    }
+                }
                 Change::Other
             }
             Event::GroupAssignmentCompleted {
@@ -342,7 +361,7 @@ pub(crate) mod testkit {
     use ksim_model::types::BrokerId;
 
     /// Events with explicit times, in the order pushed.
-    #[derive(Default)]
+    #[derive(Default, Clone)]
     pub struct Events(pub Vec<EventRecord>);
 
     fn tps(parts: &[i32]) -> Vec<TopicPartition> {
@@ -379,6 +398,22 @@ pub(crate) mod testkit {
                     to: to.into(),
                     generation,
                     reason: "test".into(),
+                },
+            )
+        }
+
+        /// A coordinator loads the group from `__consumer_offsets` (`Dead` to `to`).
+        pub fn loaded(&mut self, t: u64, to: &str, generation: i32) -> &mut Self {
+            self.push(
+                t,
+                NodeId::Broker(BrokerId(1)),
+                Event::GroupStateChanged {
+                    group: "g".into(),
+                    broker: BrokerId(1),
+                    from: "Dead".into(),
+                    to: to.into(),
+                    generation,
+                    reason: "Loaded group metadata from __consumer_offsets-31".into(),
                 },
             )
         }
@@ -545,5 +580,28 @@ mod tests {
         // A later removal counts again.
         e.removed(400, 1, "session-timeout", 2);
         assert!(walk(&e).not_current(NodeId::Consumer(1)).is_some());
+    }
+
+    #[test]
+    fn a_coordinator_load_readmits_the_members_of_the_stored_generation() {
+        // consumer-group-under-faults seed 120099: broker-2 removes m0 (session timeout) while
+        // the group is PreparingRebalance, then reloads generation 2 from its log: m0 is back
+        // and its generation-2 commit is accepted, as Kafka's would be.
+        let mut e = Events::default();
+        e.state(0, "CompletingRebalance", 1)
+            .completed(10, 1, &[(0, &[0]), (1, &[1])])
+            .assigned(20, 0, 1, &[0])
+            .assigned(20, 1, 1, &[1])
+            .removed(100, 0, "session-timeout", 1);
+        assert!(walk(&e).not_current(NodeId::Consumer(0)).is_some());
+        // Loaded as Empty, or in another generation: the removal stands.
+        let mut other = e.clone();
+        other.loaded(200, "Empty", 1);
+        assert!(walk(&other).not_current(NodeId::Consumer(0)).is_some());
+        let mut other = e.clone();
+        other.loaded(200, "Stable", 2);
+        assert!(walk(&other).not_current(NodeId::Consumer(0)).is_some());
+        e.loaded(200, "Stable", 1);
+        assert_eq!(walk(&e).not_current(NodeId::Consumer(0)), None);
     }
 }
