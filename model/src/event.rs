@@ -401,6 +401,45 @@ pub enum Event {
         partitions: Vec<TopicPartition>,
         reason: String,
     },
+    /// A transaction coordinator moved a `transactional.id` to a new state
+    /// (TransactionMetadata.scala's transitions: `Empty`, `Ongoing`, `PrepareCommit`,
+    /// `PrepareAbort`, `CompleteCommit`, `CompleteAbort`, `PrepareEpochFence`, `Dead`), once
+    /// the state is committed in `__transaction_state` (or, `reason` = `loaded`, when a new
+    /// coordinator replays it). `partitions` are the transaction's partitions in the new state.
+    /// `reason`: `init-producer-id`, `add-partitions`, `add-offsets`, `end-txn`,
+    /// `markers-written`, `timeout` (aborted by `transaction.timeout.ms`), `fence` (an
+    /// InitProducerId aborted the previous epoch's transaction), `loaded`.
+    TxnStateChanged {
+        transactional_id: String,
+        broker: BrokerId,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        from: String,
+        to: String,
+        partitions: Vec<TopicPartition>,
+        reason: String,
+    },
+    /// A partition leader appended a transaction marker (a control batch, `result` `commit` or
+    /// `abort`) at `offset` for the producer's transaction, ending it in that partition.
+    TxnMarkerWritten {
+        tp: TopicPartition,
+        broker: BrokerId,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        result: String,
+        offset: Offset,
+        coordinator_epoch: i32,
+    },
+    /// A partition leader's last stable offset moved (KIP-98: `min(first offset of an open
+    /// transaction, high watermark)`; read_committed fetches stop below it). `first_unstable`
+    /// names the open transaction that holds it, if any.
+    LastStableOffsetChanged {
+        tp: TopicPartition,
+        broker: BrokerId,
+        last_stable_offset: Offset,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        first_unstable: Option<(ProducerId, Offset)>,
+    },
     /// A coordination-node session expired (its ephemeral znodes were deleted).
     ZkSessionExpired { session: SessionId, owner: NodeId },
     /// A node halted itself (fatal disk error).
@@ -533,6 +572,9 @@ impl Event {
             Event::PartitionsAssigned { .. } => "partitions-assigned",
             Event::PartitionsRevoked { .. } => "partitions-revoked",
             Event::PartitionsLost { .. } => "partitions-lost",
+            Event::TxnStateChanged { .. } => "txn-state-changed",
+            Event::TxnMarkerWritten { .. } => "txn-marker-written",
+            Event::LastStableOffsetChanged { .. } => "last-stable-offset-changed",
             Event::ZkSessionExpired { .. } => "zk-session-expired",
             Event::Halted { .. } => "halted",
             Event::InterceptorFailed { .. } => "interceptor-failed",
@@ -630,6 +672,43 @@ pub enum OpValue {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         coordinator: Option<BrokerId>,
     },
+    /// One transaction of a transactional producer or processor (Jepsen's `txn` operation,
+    /// SCENARIOS.md): the invoke is logged at `beginTransaction`, the completion at the end with
+    /// every micro-operation: `ok` (commitTransaction returned), `fail` (aborted by the
+    /// application, or by an abortable or fatal error before any commit was sent: none of its
+    /// writes may become visible to read_committed consumers), `info` (the outcome is unknown
+    /// to the client: commitTransaction timed out, or the producer was fenced after sending
+    /// EndTxn). A `send` mop's `offset` is set when its produce was acknowledged.
+    Txn {
+        transactional_id: String,
+        /// The producer id and epoch the transaction ran under (set on completion).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        producer_id: Option<ProducerId>,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        producer_epoch: Option<ProducerEpoch>,
+        mops: Vec<TxnMop>,
+        /// A processor's `sendOffsetsToTransaction`: the group and the input positions the
+        /// transaction commits (KIP-447).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        group: Option<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        offsets: Vec<CommitOffset>,
+    },
+}
+
+/// A micro-operation of an [`OpValue::Txn`] (Jepsen's `[:send k v]` / `[:poll]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "f", rename_all = "kebab-case")]
+pub enum TxnMop {
+    /// One `send` inside the transaction; `offset` on acknowledgement.
+    Send {
+        tp: TopicPartition,
+        key: Option<String>,
+        value: u64,
+        offset: Option<Offset>,
+    },
+    /// The poll whose records fed the transaction (processors).
+    Poll { records: Vec<PolledRecord> },
 }
 
 /// One member's share of a generation's assignment ([`Event::GroupAssignmentCompleted`]).

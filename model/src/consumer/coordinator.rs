@@ -272,7 +272,11 @@ impl ConsumerClient {
         let timeout_ms = self.config.request_timeout_ms;
         let corr = self.send_with_timeout(
             b,
-            |corr| Message::FindCoordinator { corr, key },
+            |corr| Message::FindCoordinator {
+                corr,
+                key,
+                key_type: CoordinatorType::Group,
+            },
             Pending::FindCoordinator,
             timeout_ms,
             out,

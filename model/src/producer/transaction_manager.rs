@@ -26,6 +26,10 @@ impl ProducerClient {
             Message::InitProducerId {
                 corr,
                 transactional_id: None,
+                // Kafka's default `transaction.timeout.ms`; only a transactional producer uses it.
+                transaction_timeout_ms: 60_000,
+                producer_id: ProducerId::NONE,
+                producer_epoch: ProducerEpoch(-1),
             },
         );
         out.timer(

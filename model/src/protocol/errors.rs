@@ -69,6 +69,28 @@ pub enum ErrorCode {
     /// `session.timeout.ms` outside the brokers' `group.min.session.timeout.ms` ..
     /// `group.max.session.timeout.ms`.
     InvalidSessionTimeout,
+    /// A newer instance of the transactional producer exists: the old one is fenced for good
+    /// (fatal in the client; KIP-588 split it from INVALID_PRODUCER_EPOCH for the coordinator).
+    ProducerFenced,
+    /// The coordinator is completing the previous transaction (Prepare*, or an epoch fence in
+    /// progress): retry shortly.
+    ConcurrentTransactions,
+    /// The request does not fit the transaction's state (EndTxn ABORT after CompleteCommit; a
+    /// non-transactional produce during an open transaction; an unverified transactional
+    /// produce, KIP-890).
+    InvalidTxnState,
+    /// The producer id does not belong to the `transactional.id`.
+    InvalidProducerIdMapping,
+    /// `transaction.timeout.ms` above the broker's `transaction.max.timeout.ms`.
+    InvalidTransactionTimeout,
+    /// A marker from a coordinator older than the last one the partition saw for the producer.
+    TransactionCoordinatorFenced,
+    /// The transaction must be aborted but the producer may go on (KIP-890: a partition not in
+    /// the transaction at verification).
+    TransactionAbortable,
+    /// OffsetFetch with `require_stable`: a transactional offset commit for the partition is
+    /// still pending (KIP-447); retry.
+    UnstableOffsetCommit,
 }
 
 impl ErrorCode {
@@ -89,6 +111,8 @@ impl ErrorCode {
                 | ErrorCode::NotCoordinator
                 | ErrorCode::CoordinatorNotAvailable
                 | ErrorCode::CoordinatorLoadInProgress
+                | ErrorCode::ConcurrentTransactions
+                | ErrorCode::UnstableOffsetCommit
         )
     }
 
@@ -128,6 +152,14 @@ impl ErrorCode {
             ErrorCode::FencedInstanceId => "FENCED_INSTANCE_ID",
             ErrorCode::InconsistentGroupProtocol => "INCONSISTENT_GROUP_PROTOCOL",
             ErrorCode::InvalidSessionTimeout => "INVALID_SESSION_TIMEOUT",
+            ErrorCode::ProducerFenced => "PRODUCER_FENCED",
+            ErrorCode::ConcurrentTransactions => "CONCURRENT_TRANSACTIONS",
+            ErrorCode::InvalidTxnState => "INVALID_TXN_STATE",
+            ErrorCode::InvalidProducerIdMapping => "INVALID_PRODUCER_ID_MAPPING",
+            ErrorCode::InvalidTransactionTimeout => "INVALID_TRANSACTION_TIMEOUT",
+            ErrorCode::TransactionCoordinatorFenced => "TRANSACTION_COORDINATOR_FENCED",
+            ErrorCode::TransactionAbortable => "TRANSACTION_ABORTABLE",
+            ErrorCode::UnstableOffsetCommit => "UNSTABLE_OFFSET_COMMIT",
         }
     }
 }

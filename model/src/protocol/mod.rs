@@ -20,6 +20,7 @@ mod fetch;
 mod group;
 mod metadata;
 mod produce;
+mod txn;
 
 pub use controller_apis::*;
 pub use coordination::*;
@@ -28,6 +29,7 @@ pub use fetch::*;
 pub use group::*;
 pub use metadata::*;
 pub use produce::*;
+pub use txn::*;
 
 use crate::types::*;
 use serde::{Deserialize, Serialize};
@@ -147,9 +149,18 @@ pub enum Message {
         offset: Offset,
         leader_epoch: LeaderEpoch,
     },
+    /// Kafka's InitProducerId: a new producer id (idempotent producer, `transactional_id`
+    /// `None`, answered by any broker) or, with a `transactional_id`, the id and a bumped epoch
+    /// from the transaction coordinator (aborting or completing the previous epoch's open
+    /// transaction; CONCURRENT_TRANSACTIONS while it completes). `producer_id` /
+    /// `producer_epoch` are the caller's current ones (-1 / -1 for none; KIP-360).
     InitProducerId {
         corr: CorrelationId,
         transactional_id: Option<String>,
+        /// `transaction.timeout.ms` (ignored without a `transactional_id`).
+        transaction_timeout_ms: u64,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
     },
     InitProducerIdResponse {
         corr: CorrelationId,
@@ -236,7 +247,12 @@ pub enum Message {
     /// Kafka's FindCoordinator for a group (key type GROUP): which broker coordinates
     /// `key`? Any broker answers; one that finds `__consumer_offsets` missing asks the
     /// controller to create it (`KafkaApis.handleFindCoordinatorRequest`).
-    FindCoordinator { corr: CorrelationId, key: String },
+    /// Find the coordinator of `key` (a `group.id` or a `transactional.id`).
+    FindCoordinator {
+        corr: CorrelationId,
+        key: String,
+        key_type: CoordinatorType,
+    },
     /// `coordinator` is the leader of the group's `__consumer_offsets` partition when `error`
     /// is NONE; otherwise COORDINATOR_NOT_AVAILABLE and `None`.
     FindCoordinatorResponse {
@@ -339,6 +355,88 @@ pub enum Message {
         error: ErrorCode,
     },
 
+    // ---- transactions (KIP-98, KIP-447, KIP-890) ----
+    /// Add `partitions` to the producer's ongoing transaction (opening one from Empty or
+    /// Complete*). With `verify_only` (KIP-890 part 1, sent by a partition leader on the first
+    /// transactional produce of a producer to that partition) the coordinator only answers
+    /// whether the partitions are already in the ongoing transaction, changing nothing.
+    AddPartitionsToTxn {
+        corr: CorrelationId,
+        transactional_id: String,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        partitions: Vec<TopicPartition>,
+        verify_only: bool,
+    },
+    /// One error per partition, in the request's order (NONE, CONCURRENT_TRANSACTIONS,
+    /// PRODUCER_FENCED, INVALID_PRODUCER_ID_MAPPING, INVALID_TXN_STATE, NOT_COORDINATOR,
+    /// COORDINATOR_LOAD_IN_PROGRESS, TRANSACTION_ABORTABLE for a verification that fails).
+    AddPartitionsToTxnResponse {
+        corr: CorrelationId,
+        results: Vec<(TopicPartition, ErrorCode)>,
+    },
+    /// Add the group's `__consumer_offsets` partition to the transaction, before
+    /// TxnOffsetCommit (`sendOffsetsToTransaction`).
+    AddOffsetsToTxn {
+        corr: CorrelationId,
+        transactional_id: String,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        group_id: String,
+    },
+    AddOffsetsToTxnResponse {
+        corr: CorrelationId,
+        error: ErrorCode,
+    },
+    /// Commit (`committed`) or abort the producer's transaction. Answered once the Prepare*
+    /// state is committed in `__transaction_state`; the markers follow asynchronously.
+    EndTxn {
+        corr: CorrelationId,
+        transactional_id: String,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        committed: bool,
+    },
+    /// With `transaction.version = 2` (KIP-890 part 2) the coordinator bumps the epoch at every
+    /// EndTxn and returns the new one here; otherwise `producer_id` / `producer_epoch` echo the
+    /// request's.
+    EndTxnResponse {
+        corr: CorrelationId,
+        error: ErrorCode,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+    },
+    /// From a transaction coordinator to a partition leader: append these markers.
+    WriteTxnMarkers {
+        corr: CorrelationId,
+        markers: Vec<WritableTxnMarker>,
+    },
+    /// One entry per marker of the request, in its order.
+    WriteTxnMarkersResponse {
+        corr: CorrelationId,
+        markers: Vec<WritableTxnMarkerResult>,
+    },
+    /// Offsets committed as part of a transaction, sent to the group coordinator: pending until
+    /// the transaction's marker reaches the group's `__consumer_offsets` partition (applied on
+    /// COMMIT, dropped on ABORT). KIP-447: fenced by `generation_id` / `member_id` /
+    /// `group_instance_id` like OffsetCommit (unless `sim.txn.offset-commit-fencing = false`).
+    TxnOffsetCommit {
+        corr: CorrelationId,
+        transactional_id: String,
+        group_id: String,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        generation_id: i32,
+        member_id: String,
+        group_instance_id: Option<String>,
+        offsets: Vec<OffsetCommitPartition>,
+    },
+    /// One answer per partition, in the request's order.
+    TxnOffsetCommitResponse {
+        corr: CorrelationId,
+        partitions: Vec<OffsetCommitPartitionResponse>,
+    },
+
     // ---- broker -> controller ----
     /// Create `topic` (an internal topic the broker needs: ZooKeeper-mode Kafka's
     /// `AutoTopicCreationManager` writes `/brokers/topics/T` for it). Sent by a broker to
@@ -404,6 +502,16 @@ impl Message {
             Message::HeartbeatResponse { .. } => "HeartbeatResponse",
             Message::LeaveGroup { .. } => "LeaveGroup",
             Message::LeaveGroupResponse { .. } => "LeaveGroupResponse",
+            Message::AddPartitionsToTxn { .. } => "AddPartitionsToTxn",
+            Message::AddPartitionsToTxnResponse { .. } => "AddPartitionsToTxnResponse",
+            Message::AddOffsetsToTxn { .. } => "AddOffsetsToTxn",
+            Message::AddOffsetsToTxnResponse { .. } => "AddOffsetsToTxnResponse",
+            Message::EndTxn { .. } => "EndTxn",
+            Message::EndTxnResponse { .. } => "EndTxnResponse",
+            Message::WriteTxnMarkers { .. } => "WriteTxnMarkers",
+            Message::WriteTxnMarkersResponse { .. } => "WriteTxnMarkersResponse",
+            Message::TxnOffsetCommit { .. } => "TxnOffsetCommit",
+            Message::TxnOffsetCommitResponse { .. } => "TxnOffsetCommitResponse",
         }
     }
 }

@@ -374,6 +374,9 @@ pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
             | OpValue::Commit { .. }
             | OpValue::Process { .. }
             | OpValue::OffsetFetch { .. } => {}
+            // No producer runs transactions yet (issue 14): the loader refuses
+            // `transactional.id`.
+            OpValue::Txn { .. } => {}
             OpValue::Poll { records } => {
                 for r in records {
                     out.push(Observation {
@@ -462,7 +465,9 @@ pub(crate) fn acked_sends(history: &[HistoryEntry]) -> Vec<AckedSend> {
             | OpValue::Seek { .. }
             | OpValue::Commit { .. }
             | OpValue::Process { .. }
-            | OpValue::OffsetFetch { .. } => None,
+            | OpValue::OffsetFetch { .. }
+            // No producer runs transactions yet (issue 14).
+            | OpValue::Txn { .. } => None,
         })
         .collect()
 }

@@ -481,6 +481,46 @@ pub fn describe_event(e: &Event) -> String {
             "consumer ({member_id}) of group `{group}` lost {} of generation {generation} without committing ({reason})",
             list_partitions(partitions)
         ),
+        Event::TxnStateChanged {
+            transactional_id,
+            broker,
+            producer_id,
+            producer_epoch,
+            from,
+            to,
+            partitions,
+            reason,
+        } => format!(
+            "broker-{broker} moved transactional id `{transactional_id}` (producer id {producer_id}, epoch {producer_epoch}) from {from} to {to} ({reason}){}",
+            if partitions.is_empty() {
+                String::new()
+            } else {
+                format!("; its partitions: {}", list_partitions(partitions))
+            }
+        ),
+        Event::TxnMarkerWritten {
+            tp,
+            broker,
+            producer_id,
+            producer_epoch,
+            result,
+            offset,
+            coordinator_epoch,
+        } => format!(
+            "broker-{broker} wrote the {} marker of producer id {producer_id} (epoch {producer_epoch}) at {tp} offset {offset} (coordinator epoch {coordinator_epoch})",
+            result.to_uppercase()
+        ),
+        Event::LastStableOffsetChanged {
+            tp,
+            broker,
+            last_stable_offset,
+            first_unstable,
+        } => match first_unstable {
+            Some((pid, first)) => format!(
+                "broker-{broker}: the last stable offset of {tp} is {last_stable_offset}, held by producer id {pid}'s open transaction from offset {first}"
+            ),
+            None => format!("broker-{broker}: the last stable offset of {tp} is {last_stable_offset}"),
+        },
         Event::OffsetCommitFailed {
             group,
             mode,

@@ -25,6 +25,7 @@ pub(super) fn timeline_class(e: &Event) -> Option<bool> {
         | Event::GroupAssignmentCompleted { .. }
         | Event::GroupMemberRemoved { .. }
         | Event::PartitionsLost { .. }
+        | Event::TxnMarkerWritten { .. }
         | Event::ControllerElected { .. }
         | Event::PartitionsCreated { .. }
         | Event::TopicDeleted { .. }
@@ -65,7 +66,9 @@ pub(super) fn timeline_class(e: &Event) -> Option<bool> {
         | Event::LogSegmentRolled { .. }
         | Event::LogCleaned { .. }
         | Event::ControllerEpochIncremented { .. }
-        | Event::ProduceRejected { .. } => None,
+        | Event::ProduceRejected { .. }
+        | Event::LastStableOffsetChanged { .. } => None,
+        Event::TxnStateChanged { .. } => Some(true),
         Event::LogSegmentsDeleted { .. } | Event::LogStartOffsetAdvanced { .. } => Some(true),
     }
 }

@@ -375,6 +375,7 @@ fn find_coordinator(
     let msg = Message::FindCoordinator {
         corr: CorrelationId(1),
         key: GROUP.into(),
+        key_type: CoordinatorType::Group,
     };
     b.checked_message(Instant(0), CLIENT, msg, out);
     out.list
