@@ -90,7 +90,7 @@ impl MarkerChannel {
 
     /// The job of `transactional_id`, if any.
     pub fn job(&self, transactional_id: &str) -> Option<&MarkerJob> {
-        self.jobs.get(&transactional_id.to_string())
+        self.jobs.get(transactional_id)
     }
 
     /// Every job, by transactional id.

@@ -443,8 +443,10 @@ fn markers_are_retried_until_every_partition_answered_none() {
 /// answers NOT_COORDINATOR and ignores the late answer to its markers.
 #[test]
 fn a_new_coordinator_resends_the_markers_of_a_transaction_in_prepare_commit() {
-    let mut config = BrokerConfig::default();
-    config.transaction_state_log_min_isr = 1;
+    let config = BrokerConfig {
+        transaction_state_log_min_isr: 1,
+        ..BrokerConfig::default()
+    };
     let mut c = Cluster::replicated(config);
     let pid = initialised(&mut c);
     c.add(0, pid, 0, vec![t(0)]);
@@ -602,8 +604,10 @@ fn init_producer_id_fences_an_ongoing_transaction_then_bumps_again() {
 #[test]
 fn a_late_end_txn_is_fenced_under_transaction_version_2_only() {
     for version in [2, 1] {
-        let mut config = BrokerConfig::default();
-        config.transaction_version = version;
+        let config = BrokerConfig {
+            transaction_version: version,
+            ..BrokerConfig::default()
+        };
         let mut c = Cluster::replicated(config);
         let pid = initialised(&mut c);
         c.add(0, pid, 0, vec![t(0)]);
