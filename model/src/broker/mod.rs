@@ -371,7 +371,17 @@ impl Broker {
                 self.id
             );
         }
+        // Markers are sent only for transactions of a loaded `__transaction_state` partition.
         self.coordinators.txn.markers.invariants();
+        for job in self.coordinators.txn.markers.jobs() {
+            assert!(
+                self.coordinators.txn.runtime.hosts(&job.txn_tp),
+                "{}: markers for {} of an unloaded partition on broker {}",
+                job.txn_tp,
+                job.transactional_id,
+                self.id
+            );
+        }
     }
 }
 

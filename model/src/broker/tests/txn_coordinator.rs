@@ -741,3 +741,54 @@ fn find_coordinator_for_a_transactional_id_creates_the_transaction_state_topic()
     );
     assert_eq!(find(&mut b, &mut out), (ErrorCode::None, Some(BrokerId(2))));
 }
+
+/// A state write the leader refuses (ISR below `transaction.state.log.min.isr`) is answered
+/// COORDINATOR_NOT_AVAILABLE and changes nothing; a write still waiting for the high watermark
+/// when leadership moves is answered NOT_COORDINATOR.
+#[test]
+fn refused_and_abandoned_state_writes_are_answered_with_the_mapped_errors() {
+    let mut c = Cluster::new(BrokerConfig::default());
+    c.leader_and_isr(0, 0, 0, &[0]);
+    c.init(0, 1);
+    assert!(matches!(
+        c.answer(),
+        Message::InitProducerIdResponse {
+            error: ErrorCode::CoordinatorNotAvailable,
+            ..
+        }
+    ));
+    assert_eq!(c.state(0), None, "nothing written");
+    // With both replicas in the ISR the write is appended but its commit needs the follower.
+    let mut c = Cluster::replicated(BrokerConfig::default());
+    c.init(0, 1);
+    c.queue.clear(); // the follower's fetch is lost
+    assert!(c.inbox.is_empty());
+    assert_eq!(c.state(0), Some((TxnState::Empty, 0)));
+    // Meanwhile other requests for the id wait for it (Kafka's pending state).
+    c.init(0, 2);
+    assert!(matches!(
+        c.answer(),
+        Message::InitProducerIdResponse {
+            corr: CorrelationId(2),
+            error: ErrorCode::ConcurrentTransactions,
+            ..
+        }
+    ));
+    c.leader_and_isr(0, 1, 1, &[1]);
+    assert!(matches!(
+        c.answer(),
+        Message::InitProducerIdResponse {
+            corr: CorrelationId(1),
+            error: ErrorCode::NotCoordinator,
+            ..
+        }
+    ));
+    assert!(c.events.iter().any(|e| matches!(
+        e,
+        Event::CoordinatorUnloaded {
+            broker: BrokerId(0),
+            pending_writes: 1,
+            ..
+        }
+    )));
+}
