@@ -33,9 +33,12 @@ pub const MARKER_REQUEST_TIMEOUT_MS: u64 = 30_000;
 pub struct MarkerJob {
     /// The `__transaction_state` partition whose coordinator owns the transaction.
     pub txn_tp: TopicPartition,
+    /// The transaction's `transactional.id`.
     pub transactional_id: String,
+    /// The producer id and epoch of the Prepare* state (the markers carry them).
     pub producer_id: ProducerId,
     pub producer_epoch: ProducerEpoch,
+    /// COMMIT for PrepareCommit, ABORT for PrepareAbort.
     pub result: TransactionResult,
     /// The leader epoch of `txn_tp` the coordinator loaded it in.
     pub coordinator_epoch: i32,

@@ -141,20 +141,22 @@ impl Default for TxnConfig {
 pub enum TxnReply {
     /// Nobody: the coordinator's own write (markers done, a timeout abort).
     None,
+    /// An InitProducerIdResponse to `to`, with `reply` once committed.
     InitProducerId {
         to: NodeId,
         corr: CorrelationId,
         reply: ProducerReply,
     },
+    /// An AddPartitionsToTxnResponse to `to`, one (equal) error per partition of the request.
     AddPartitionsToTxn {
         to: NodeId,
         corr: CorrelationId,
         partitions: Vec<TopicPartition>,
     },
-    AddOffsetsToTxn {
-        to: NodeId,
-        corr: CorrelationId,
-    },
+    /// An AddOffsetsToTxnResponse to `to`.
+    AddOffsetsToTxn { to: NodeId, corr: CorrelationId },
+    /// An EndTxnResponse to `to`, with `reply` once committed (on an error, the reply's
+    /// producer id and epoch with that error).
     EndTxn {
         to: NodeId,
         corr: CorrelationId,
@@ -225,10 +227,16 @@ impl TxnReply {
 /// left, why, and whom to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnWrite {
+    /// The `__transaction_state` partition written.
     pub txn_tp: TopicPartition,
+    /// The id's state before the write (for the `txn-state-changed` event).
     pub from: TxnState,
+    /// The state written.
     pub metadata: TransactionMetadata,
+    /// The event's reason (`init-producer-id`, `add-partitions`, `add-offsets`, `end-txn`,
+    /// `fence`, `timeout`, `markers-written`).
     pub reason: &'static str,
+    /// Whom to answer once the write commits (or fails).
     pub reply: TxnReply,
 }
 
@@ -255,6 +263,7 @@ pub fn error_for_append_error(error: ErrorCode) -> ErrorCode {
 /// waits for a retry.
 #[derive(Default)]
 pub struct TransactionCoordinator {
+    /// The broker's transaction settings.
     pub config: TxnConfig,
     /// Transaction states, one shard per `__transaction_state` partition led.
     pub runtime: TxnRuntime,

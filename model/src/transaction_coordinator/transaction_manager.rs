@@ -32,8 +32,11 @@ pub enum Decision<R> {
 /// The answer of an InitProducerId or EndTxn: an error and the producer id and epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProducerReply {
+    /// NONE or the request's error.
     pub error: ErrorCode,
+    /// The producer id to use (-1 with an error of InitProducerId).
     pub producer_id: ProducerId,
+    /// The producer epoch to use (-1 with an error of InitProducerId).
     pub producer_epoch: ProducerEpoch,
 }
 

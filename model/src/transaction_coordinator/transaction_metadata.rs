@@ -150,6 +150,7 @@ impl TxnState {
 /// record) and held by the coordinator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransactionMetadata {
+    /// The producer's `transactional.id` (the record's key).
     pub transactional_id: String,
     /// The producer id the transaction runs under (markers carry it).
     pub producer_id: ProducerId,
@@ -166,6 +167,7 @@ pub struct TransactionMetadata {
     pub last_producer_epoch: ProducerEpoch,
     /// The producer's `transaction.timeout.ms`.
     pub transaction_timeout_ms: u64,
+    /// The transaction's state.
     pub state: TxnState,
     /// The transaction's partitions (empty in Empty and Complete*).
     pub partitions: BTreeSet<TopicPartition>,
@@ -232,7 +234,9 @@ impl TransactionMetadata {
 /// A record of `__transaction_state`: the id's metadata, or (`None`) a tombstone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxnRecord {
+    /// The key.
     pub transactional_id: String,
+    /// The value; `None` is a tombstone.
     pub metadata: Option<TransactionMetadata>,
 }
 
