@@ -22,6 +22,7 @@ pub mod producer;
 pub mod protocol;
 pub mod record;
 pub mod touched;
+pub mod transaction_coordinator;
 pub mod types;
 /// The client side of a coordination-node session, kept at its old path.
 pub mod zk_client {

@@ -28,22 +28,35 @@ impl Broker {
             controller_epoch: epoch,
         });
         let mut reqs = Vec::new();
-        // A broker that knows `__consumer_offsets` exists (it hosts a replica or its metadata
+        // A broker that knows an internal topic exists (it hosts a replica or its metadata
         // names it) makes sure its controller loads it, even if the request to create it went
         // to other brokers only.
-        let offsets_topic = crate::group_coordinator::CONSUMER_OFFSETS_TOPIC;
-        if self
-            .partitions
-            .keys()
-            .chain(self.metadata.keys())
-            .any(|tp| tp.topic == offsets_topic)
-        {
-            let op = AdminOp::CreateTopic {
-                name: offsets_topic.into(),
-                partitions: self.config.offsets_topic_num_partitions,
-                replication_factor: self.config.offsets_topic_replication_factor,
-            };
-            self.controller.on_admin(op, &mut reqs, out);
+        let internal = [
+            (
+                crate::group_coordinator::CONSUMER_OFFSETS_TOPIC,
+                self.config.offsets_topic_num_partitions,
+                self.config.offsets_topic_replication_factor,
+            ),
+            (
+                crate::transaction_coordinator::TRANSACTION_STATE_TOPIC,
+                self.config.transaction_state_log_num_partitions,
+                self.config.transaction_state_log_replication_factor,
+            ),
+        ];
+        for (topic, partitions, replication_factor) in internal {
+            if self
+                .partitions
+                .keys()
+                .chain(self.metadata.keys())
+                .any(|tp| tp.topic == topic)
+            {
+                let op = AdminOp::CreateTopic {
+                    name: topic.into(),
+                    partitions,
+                    replication_factor,
+                };
+                self.controller.on_admin(op, &mut reqs, out);
+            }
         }
         self.controller.on_elected(epoch, version, &mut reqs, out);
         self.flush_controller_requests(now, reqs, out);

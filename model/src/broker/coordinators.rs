@@ -5,9 +5,10 @@
 //! watermark advance; and the group APIs, whose writes go through the leader's append path
 //! ([`Broker::append_to_leader`], `acks=all`) and are answered once committed.
 //!
-//! For now one coordinator is hosted: the offsets store of simple consumers
-//! ([`crate::group_coordinator`]). The runtimes never touch a log: the broker reads the log for
-//! them, appends their batches, and answers what they hand back.
+//! Two coordinators are hosted: the group coordinator ([`crate::group_coordinator`]) on
+//! `__consumer_offsets` and the transaction coordinator ([`crate::transaction_coordinator`],
+//! its APIs in `txn_coordinator.rs`) on `__transaction_state`. The runtimes never touch a log:
+//! the broker reads the log for them, appends their batches, and answers what they hand back.
 
 use super::partition::Role;
 use super::{Broker, BrokerTimer};
@@ -22,8 +23,27 @@ use crate::group_coordinator::{
 };
 use crate::protocol::*;
 use crate::record::read_header;
+use crate::transaction_coordinator::{TransactionCoordinator, TxnConfig, TRANSACTION_STATE_TOPIC};
 use crate::types::*;
 use std::collections::BTreeSet;
+
+/// The topic config of internal topic `topic` (Kafka creates `__consumer_offsets` compacted,
+/// `__transaction_state` compacted with `min.insync.replicas = transaction.state.log.min.isr`),
+/// `None` for another topic.
+pub(super) fn internal_topic_config_of(
+    topic: &str,
+    config: &BrokerConfig,
+) -> Option<crate::config::TopicConfig> {
+    if is_internal_topic(topic) {
+        Some(internal_topic_config())
+    } else if topic == TRANSACTION_STATE_TOPIC {
+        Some(crate::transaction_coordinator::internal_topic_config(
+            config,
+        ))
+    } else {
+        None
+    }
+}
 
 /// The coordinator runtimes a broker hosts, and what it remembers about coordinator
 /// availability.
@@ -35,6 +55,9 @@ pub struct Coordinators {
     pub(super) groups: GroupManager,
     /// Reasons already reported in a `coordinator-unavailable` event (each once).
     pub(super) unavailable_reasons: BTreeSet<String>,
+    /// The transaction coordinator: one shard per `__transaction_state` partition this broker
+    /// leads, and the markers it is writing.
+    pub(super) txn: TransactionCoordinator,
 }
 
 impl Coordinators {
@@ -52,6 +75,7 @@ impl Coordinators {
                 },
             ),
             unavailable_reasons: BTreeSet::new(),
+            txn: TransactionCoordinator::new(TxnConfig::from_broker(config)),
         }
     }
 }
@@ -60,6 +84,7 @@ impl std::fmt::Debug for Coordinators {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Coordinators")
             .field("offsets", &self.offsets.hosted().collect::<Vec<_>>())
+            .field("txn", &self.txn.runtime.hosted().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -73,12 +98,14 @@ impl Broker {
         topic: &str,
         out: &mut Effects<BrokerTimer>,
     ) {
-        if !is_internal_topic(topic) || self.topic_configs.contains_key(topic) {
+        if self.topic_configs.contains_key(topic) {
             return;
         }
+        let Some(config) = internal_topic_config_of(topic, &self.config) else {
+            return;
+        };
         let cleaner_armed = self.any_compacted_topic();
-        self.topic_configs
-            .insert(topic.to_string(), internal_topic_config());
+        self.topic_configs.insert(topic.to_string(), config);
         if !cleaner_armed {
             out.timer(
                 self.config.log_cleaner_backoff_ms.max(1),
@@ -95,6 +122,10 @@ impl Broker {
         tp: &TopicPartition,
         out: &mut Effects<BrokerTimer>,
     ) {
+        if tp.topic == TRANSACTION_STATE_TOPIC {
+            self.txn_become_leader(now, tp, out);
+            return;
+        }
         if tp.topic != CONSUMER_OFFSETS_TOPIC {
             return;
         }
@@ -141,6 +172,7 @@ impl Broker {
         tp: &TopicPartition,
         out: &mut Effects<BrokerTimer>,
     ) {
+        self.txn_resign(tp, out);
         if !self.coordinators.offsets.hosts(tp) {
             return;
         }
@@ -173,6 +205,10 @@ impl Broker {
         high_watermark: Offset,
         out: &mut Effects<BrokerTimer>,
     ) {
+        if tp.topic == TRANSACTION_STATE_TOPIC {
+            self.txn_high_watermark(now, tp, high_watermark, out);
+            return;
+        }
         for w in self
             .coordinators
             .offsets
@@ -211,11 +247,12 @@ impl Broker {
         }
     }
 
-    /// FindCoordinator for group `key`: the leader of the group's `__consumer_offsets`
-    /// partition as the metadata cache has it. If the topic does not exist yet, ask the
-    /// controller to create it (every live broker is told, see [`Message::CreateTopics`]) and
-    /// answer COORDINATOR_NOT_AVAILABLE; while fewer brokers are registered than
-    /// `offsets.topic.replication.factor`, do not ask, and say why once (Kafka's
+    /// FindCoordinator for `key` of `key_type`: the leader of the key's partition of
+    /// `__consumer_offsets` (a group) or `__transaction_state` (a `transactional.id`) as the
+    /// metadata cache has it. If the topic does not exist yet, ask the controller to create it
+    /// (every live broker is told, see [`Message::CreateTopics`]) and answer
+    /// COORDINATOR_NOT_AVAILABLE; while fewer brokers are registered than the topic's
+    /// replication factor, do not ask, and say why once (Kafka's
     /// `KafkaApis.createInternalTopic` in ZooKeeper mode).
     pub(super) fn on_find_coordinator(
         &mut self,
@@ -223,20 +260,30 @@ impl Broker {
         from: NodeId,
         corr: CorrelationId,
         key: String,
+        key_type: CoordinatorType,
         out: &mut Effects<BrokerTimer>,
     ) {
-        let tp = partition_for(&key, self.config.offsets_topic_num_partitions);
-        let exists = self
-            .metadata
-            .keys()
-            .any(|t| t.topic == CONSUMER_OFFSETS_TOPIC);
+        let (topic, tp) = match key_type {
+            CoordinatorType::Group => (
+                CONSUMER_OFFSETS_TOPIC,
+                partition_for(&key, self.config.offsets_topic_num_partitions),
+            ),
+            CoordinatorType::Transaction => (
+                TRANSACTION_STATE_TOPIC,
+                crate::transaction_coordinator::partition_for(
+                    &key,
+                    self.config.transaction_state_log_num_partitions,
+                ),
+            ),
+        };
+        let exists = self.metadata.keys().any(|t| t.topic == topic);
         let (error, coordinator) = if exists {
             match self.metadata.get(&tp).and_then(|s| s.leader) {
                 Some(leader) => (ErrorCode::None, Some(leader)),
                 None => (ErrorCode::CoordinatorNotAvailable, None),
             }
         } else {
-            self.create_offsets_topic(now, out);
+            self.create_internal_topic(now, key_type, out);
             (ErrorCode::CoordinatorNotAvailable, None)
         };
         out.send(
@@ -249,15 +296,35 @@ impl Broker {
         );
     }
 
-    /// Asks for `__consumer_offsets` to be created, unless too few brokers are registered.
-    fn create_offsets_topic(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
-        let replication_factor = self.config.offsets_topic_replication_factor;
-        let partitions = self.config.offsets_topic_num_partitions;
+    /// Asks for the internal topic of `key_type` to be created, unless too few brokers are
+    /// registered.
+    fn create_internal_topic(
+        &mut self,
+        now: Instant,
+        key_type: CoordinatorType,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let (topic, partitions, replication_factor, what, key) = match key_type {
+            CoordinatorType::Group => (
+                CONSUMER_OFFSETS_TOPIC,
+                self.config.offsets_topic_num_partitions,
+                self.config.offsets_topic_replication_factor,
+                "the offsets topic",
+                "offsets.topic.replication.factor",
+            ),
+            CoordinatorType::Transaction => (
+                TRANSACTION_STATE_TOPIC,
+                self.config.transaction_state_log_num_partitions,
+                self.config.transaction_state_log_replication_factor,
+                "the transactions state topic",
+                "transaction.state.log.replication.factor",
+            ),
+        };
         let alive = self.live_brokers.len();
         if (alive as i32) < replication_factor {
             // Kafka's text (KafkaApis.scala, `createInternalTopic`).
             let reason = format!(
-                "Number of alive brokers '{alive}' does not meet the required replication factor '{replication_factor}' for the offsets topic (configured via 'offsets.topic.replication.factor'). This error can be ignored if the cluster is starting up and not all brokers are up yet."
+                "Number of alive brokers '{alive}' does not meet the required replication factor '{replication_factor}' for {what} (configured via '{key}'). This error can be ignored if the cluster is starting up and not all brokers are up yet."
             );
             if self.coordinators.unavailable_reasons.insert(reason.clone()) {
                 out.event(Event::CoordinatorUnavailable {
@@ -272,7 +339,7 @@ impl Broker {
                 out.send(
                     NodeId::Broker(b),
                     Message::CreateTopics {
-                        topic: CONSUMER_OFFSETS_TOPIC.into(),
+                        topic: topic.into(),
                         partitions,
                         replication_factor,
                     },
@@ -280,7 +347,7 @@ impl Broker {
             }
         }
         let op = AdminOp::CreateTopic {
-            name: CONSUMER_OFFSETS_TOPIC.into(),
+            name: topic.into(),
             partitions,
             replication_factor,
         };

@@ -26,6 +26,10 @@
 //! * `coordinators.rs` (`CoordinatorRuntime` glue, `KafkaApis` group handlers): the
 //!   coordinators hosted on internal-topic partitions this broker leads, FindCoordinator,
 //!   OffsetCommit, OffsetFetch.
+//! * `txn_coordinator.rs` (`TransactionCoordinator` glue, `KafkaApis` transaction handlers):
+//!   the transaction coordinator on the `__transaction_state` partitions this broker leads:
+//!   InitProducerId with a `transactional.id`, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,
+//!   and the WriteTxnMarkers it sends.
 //!
 //! Per-producer state for duplicate detection is in [`crate::log::producer_state`]
 //! (`ProducerStateManager.scala`).
@@ -44,6 +48,7 @@ mod purgatory;
 mod replica_manager;
 #[cfg(test)]
 mod tests;
+mod txn_coordinator;
 mod zk_session;
 
 pub use crate::log::producer_state::NUM_BATCHES_TO_RETAIN;
@@ -184,10 +189,8 @@ impl Broker {
         }
         // An internal topic's partitions on disk follow its Kafka config (compacted).
         for tp in &dirs {
-            if crate::group_coordinator::is_internal_topic(&tp.topic) {
-                topic_configs
-                    .entry(tp.topic.clone())
-                    .or_insert_with(crate::group_coordinator::internal_topic_config);
+            if let Some(c) = coordinators::internal_topic_config_of(&tp.topic, &config) {
+                topic_configs.entry(tp.topic.clone()).or_insert(c);
             }
         }
         let mut partitions = BTreeMap::new();
@@ -350,15 +353,32 @@ impl Broker {
         });
         // A coordinator shard is loaded exactly while this broker leads its partition, in the
         // epoch it was loaded in (loaded on make_leader, unloaded on every other change).
-        for tp in self.coordinators.offsets.hosted() {
+        let txn_hosted = self.coordinators.txn.runtime.hosted();
+        for tp in self.coordinators.offsets.hosted().chain(txn_hosted) {
             let leader_epoch = match self.partitions.get(tp).map(|p| &p.role) {
                 Some(Role::Leader(l)) => Some(l.leader_epoch),
                 _ => None,
             };
+            let loaded_epoch =
+                if tp.topic == crate::transaction_coordinator::TRANSACTION_STATE_TOPIC {
+                    self.coordinators.txn.runtime.leader_epoch(tp)
+                } else {
+                    self.coordinators.offsets.leader_epoch(tp)
+                };
             assert_eq!(
-                leader_epoch,
-                self.coordinators.offsets.leader_epoch(tp),
+                leader_epoch, loaded_epoch,
                 "{tp}: coordinator loaded on broker {} without leading it in that epoch",
+                self.id
+            );
+        }
+        // Markers are sent only for transactions of a loaded `__transaction_state` partition.
+        self.coordinators.txn.markers.invariants();
+        for job in self.coordinators.txn.markers.jobs() {
+            assert!(
+                self.coordinators.txn.runtime.hosts(&job.txn_tp),
+                "{}: markers for {} of an unloaded partition on broker {}",
+                job.txn_tp,
+                job.transactional_id,
                 self.id
             );
         }
@@ -451,6 +471,21 @@ impl Actor for Broker {
                 timestamp,
                 ..
             } => self.on_list_offsets(from, corr, tp, timestamp, out),
+            Message::InitProducerId {
+                corr,
+                transactional_id: Some(transactional_id),
+                transaction_timeout_ms,
+                producer_id,
+                producer_epoch,
+            } => self.on_txn_init_producer_id(
+                now,
+                from,
+                corr,
+                transactional_id,
+                transaction_timeout_ms,
+                (producer_id, producer_epoch),
+                out,
+            ),
             Message::InitProducerId { corr, .. } => self.on_init_producer_id(from, corr, out),
             Message::OffsetForLeaderEpoch {
                 corr,
@@ -539,9 +574,11 @@ impl Actor for Broker {
             Message::DeleteTopics { topic } => {
                 self.on_admin(now, AdminOp::DeleteTopic { topic }, out)
             }
-            Message::FindCoordinator { corr, key, .. } => {
-                self.on_find_coordinator(now, from, corr, key, out)
-            }
+            Message::FindCoordinator {
+                corr,
+                key,
+                key_type,
+            } => self.on_find_coordinator(now, from, corr, key, key_type, out),
             Message::OffsetCommit {
                 corr,
                 group_id,
@@ -580,16 +617,61 @@ impl Actor for Broker {
                 out,
             ),
             Message::LeaderAndIsrResponse { .. } | Message::StopReplicaResponse { .. } => {}
-            // Transactions (issue 14) are being built: no client sends these yet (the config
-            // loader refuses `transactional.id` and `isolation.level`), so nothing waits for an
-            // answer.
-            Message::AddPartitionsToTxn { .. }
-            | Message::AddOffsetsToTxn { .. }
-            | Message::EndTxn { .. }
-            | Message::WriteTxnMarkers { .. }
+            Message::AddPartitionsToTxn {
+                corr,
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                partitions,
+                verify_only,
+            } => self.on_add_partitions_to_txn(
+                now,
+                from,
+                corr,
+                transactional_id,
+                (producer_id, producer_epoch),
+                partitions,
+                verify_only,
+                out,
+            ),
+            Message::AddOffsetsToTxn {
+                corr,
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                group_id,
+            } => self.on_add_offsets_to_txn(
+                now,
+                from,
+                corr,
+                transactional_id,
+                (producer_id, producer_epoch),
+                group_id,
+                out,
+            ),
+            Message::EndTxn {
+                corr,
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                committed,
+            } => self.on_end_txn(
+                now,
+                from,
+                corr,
+                transactional_id,
+                (producer_id, producer_epoch),
+                committed,
+                out,
+            ),
+            Message::WriteTxnMarkersResponse { corr, markers } => {
+                self.on_write_txn_markers_response(now, corr, markers, out)
+            }
+            // Transactions (issue 14) are being built: the partition side (markers, the
+            // verification answer) and the transactional offset commit are not here yet.
+            Message::WriteTxnMarkers { .. }
             | Message::TxnOffsetCommit { .. }
-            | Message::AddPartitionsToTxnResponse { .. }
-            | Message::WriteTxnMarkersResponse { .. } => {}
+            | Message::AddPartitionsToTxnResponse { .. } => {}
             // Not addressed to a broker.
             Message::FindCoordinatorResponse { .. }
             | Message::JoinGroupResponse { .. }
@@ -616,6 +698,7 @@ impl Actor for Broker {
             BrokerTimer::ZkTick => {
                 self.on_zk_tick(now, out);
                 self.coordinator_expire(now, out);
+                self.txn_tick(now, out);
                 out.timer(200, BrokerTimer::ZkTick);
             }
             BrokerTimer::ZkReconnect => self.on_zk_reconnect(now, out),
@@ -703,6 +786,7 @@ impl Actor for Broker {
             NodeId::Broker(b) => {
                 self.fetches_to_broker_lost(b, out);
                 self.alter_partitions_to_broker_lost(b, out);
+                self.txn_markers_lost(None, b);
             }
             _ => {}
         }
@@ -728,6 +812,11 @@ impl Actor for Broker {
             }
             Message::LeaderAndIsr { .. } | Message::UpdateMetadata { .. } => {
                 self.controller_send_failed(to, out)
+            }
+            Message::WriteTxnMarkers { corr, .. } => {
+                if let NodeId::Broker(b) = to {
+                    self.txn_markers_lost(Some(corr), b)
+                }
             }
             _ => {}
         }

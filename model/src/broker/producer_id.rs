@@ -1,5 +1,7 @@
 //! InitProducerId for idempotent producers (Kafka's `ProducerIdManager`; here ids are drawn
-//! from the broker epoch instead of blocks allocated through `/latest_producer_id_block`).
+//! from the broker epoch instead of blocks allocated through `/latest_producer_id_block`, see
+//! `Broker::allocate_producer_id`). With a `transactional.id` the request goes to the
+//! transaction coordinator (`txn_coordinator.rs`).
 
 use super::{Broker, BrokerTimer};
 use crate::effects::Effects;
@@ -25,10 +27,7 @@ impl Broker {
             );
             return;
         }
-        // Unique across brokers and incarnations: the broker epoch is a unique session id
-        // (Kafka allocates blocks through `/latest_producer_id_block` instead).
-        self.next_producer_id += 1;
-        let pid = ProducerId(self.broker_epoch.0 * 1_000_000 + self.next_producer_id);
+        let pid = self.allocate_producer_id();
         out.send(
             from,
             Message::InitProducerIdResponse {

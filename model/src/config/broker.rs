@@ -125,6 +125,32 @@ pub struct BrokerConfig {
     /// `sim.group.offset-commit-fencing` (true): OffsetCommit is fenced by member id and
     /// generation; false is the legacy switch under which a zombie's commit lands.
     pub group_offset_commit_fencing: bool,
+    /// `transaction.state.log.num.partitions` (50): partitions of `__transaction_state`; a
+    /// `transactional.id`'s coordinator leads partition `abs(hash(id)) % this`
+    /// (`TransactionLogConfig`).
+    pub transaction_state_log_num_partitions: i32,
+    /// `transaction.state.log.replication.factor` (3): replicas of each `__transaction_state`
+    /// partition; the topic is not created while fewer brokers are registered.
+    pub transaction_state_log_replication_factor: i32,
+    /// `transaction.state.log.min.isr` (2): `min.insync.replicas` of `__transaction_state`.
+    pub transaction_state_log_min_isr: i32,
+    /// `transaction.max.timeout.ms` (900000): the largest `transaction.timeout.ms` a producer
+    /// may ask for (else INVALID_TRANSACTION_TIMEOUT).
+    pub transaction_max_timeout_ms: u64,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms` (10000): how often the
+    /// coordinator aborts transactions older than their timeout (KAFKA-6119: with an epoch
+    /// bump).
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    /// `transaction.partition.verification.enable` (true): KIP-890 part 1, a partition leader
+    /// verifies a producer's first transactional write with the coordinator.
+    pub transaction_partition_verification_enable: bool,
+    /// `transaction.version` (2): 1 = KIP-98 transactions; 2 = KIP-890 part 2, every EndTxn
+    /// bumps the producer epoch.
+    pub transaction_version: i16,
+    /// `sim.txn.producer-fencing` (true): the coordinator bumps and checks producer epochs and
+    /// partitions refuse lower ones; false is the legacy switch under which a zombie producer's
+    /// transaction still commits (GROUPS-AND-TRANSACTIONS.md B4.1).
+    pub txn_producer_fencing: bool,
 }
 
 /// The broker's and topic's `compression.type`: keep the producer's codec (`producer`, the
@@ -190,6 +216,14 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 10_080,
             group_offset_commit_fencing: true,
+            transaction_state_log_num_partitions: 50,
+            transaction_state_log_replication_factor: 3,
+            transaction_state_log_min_isr: 2,
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: 10_000,
+            transaction_partition_verification_enable: true,
+            transaction_version: 2,
+            txn_producer_fencing: true,
         }
     }
 }
@@ -250,6 +284,22 @@ pub(super) const BROKER_KEYS: &[KeyDef] = &[
     k("group.max.session.timeout.ms", Ty::Int(0, I32)),
     k("offsets.retention.minutes", Ty::Int(1, I32)),
     k("sim.group.offset-commit-fencing", Ty::Bool),
+    // Kafka's defaults: 50, 3, 2 (`TransactionLogConfig`), 900000, 10000, true
+    // (`TransactionStateManagerConfig`), and `transaction.version` 2 (a feature level in Kafka).
+    k("transaction.state.log.num.partitions", Ty::Int(1, I32)),
+    k(
+        "transaction.state.log.replication.factor",
+        Ty::Int(1, i16::MAX as i64),
+    ),
+    k("transaction.state.log.min.isr", Ty::Int(1, I32)),
+    k("transaction.max.timeout.ms", Ty::Int(1, I32)),
+    k(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        Ty::Int(1, I32),
+    ),
+    k("transaction.partition.verification.enable", Ty::Bool),
+    k("transaction.version", Ty::Int(1, 2)),
+    k("sim.txn.producer-fencing", Ty::Bool),
     k("sim.replication.truncation", Ty::OneOf(TRUNCATION_MODES)),
     k("sim.controller.epoch-fencing", Ty::Bool),
 ];
@@ -352,6 +402,30 @@ impl BrokerConfig {
         }
         if let Some(v) = p.bool("sim.group.offset-commit-fencing") {
             c.group_offset_commit_fencing = v;
+        }
+        if let Some(v) = p.num("transaction.state.log.num.partitions") {
+            c.transaction_state_log_num_partitions = v as i32;
+        }
+        if let Some(v) = p.num("transaction.state.log.replication.factor") {
+            c.transaction_state_log_replication_factor = v as i32;
+        }
+        if let Some(v) = p.num("transaction.state.log.min.isr") {
+            c.transaction_state_log_min_isr = v as i32;
+        }
+        if let Some(v) = p.num("transaction.max.timeout.ms") {
+            c.transaction_max_timeout_ms = v as u64;
+        }
+        if let Some(v) = p.num("transaction.abort.timed.out.transaction.cleanup.interval.ms") {
+            c.transaction_abort_timed_out_transaction_cleanup_interval_ms = v as u64;
+        }
+        if let Some(v) = p.bool("transaction.partition.verification.enable") {
+            c.transaction_partition_verification_enable = v;
+        }
+        if let Some(v) = p.num("transaction.version") {
+            c.transaction_version = v as i16;
+        }
+        if let Some(v) = p.bool("sim.txn.producer-fencing") {
+            c.txn_producer_fencing = v;
         }
         // Kafka's precedence: log.roll.ms over log.roll.hours; log.retention.ms over
         // log.retention.minutes over log.retention.hours.

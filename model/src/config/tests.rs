@@ -426,3 +426,49 @@ fn config_offsets_topic_keys() {
     assert!(broker(&[("offsets.topic.num.partitions", i(0))]).is_err());
     assert!(broker(&[("offsets.topic.replication.factor", i(40_000))]).is_err());
 }
+
+#[test]
+fn config_transaction_keys() {
+    let c = broker(&[]).unwrap();
+    assert_eq!(
+        c.transaction_state_log_num_partitions, 50,
+        "Kafka's default"
+    );
+    assert_eq!(c.transaction_state_log_replication_factor, 3);
+    assert_eq!(c.transaction_state_log_min_isr, 2);
+    assert_eq!(c.transaction_max_timeout_ms, 900_000);
+    assert_eq!(
+        c.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+        10_000
+    );
+    assert!(c.transaction_partition_verification_enable);
+    assert_eq!(c.transaction_version, 2);
+    assert!(c.txn_producer_fencing);
+    let c = broker(&[
+        ("transaction.state.log.num.partitions", i(4)),
+        ("transaction.state.log.replication.factor", i(1)),
+        ("transaction.state.log.min.isr", i(1)),
+        ("transaction.max.timeout.ms", i(60_000)),
+        (
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            i(1_000),
+        ),
+        ("transaction.partition.verification.enable", b(false)),
+        ("transaction.version", i(1)),
+        ("sim.txn.producer-fencing", b(false)),
+    ])
+    .unwrap();
+    assert_eq!(c.transaction_state_log_num_partitions, 4);
+    assert_eq!(c.transaction_state_log_replication_factor, 1);
+    assert_eq!(c.transaction_state_log_min_isr, 1);
+    assert_eq!(c.transaction_max_timeout_ms, 60_000);
+    assert_eq!(
+        c.transaction_abort_timed_out_transaction_cleanup_interval_ms,
+        1_000
+    );
+    assert!(!c.transaction_partition_verification_enable);
+    assert_eq!(c.transaction_version, 1);
+    assert!(!c.txn_producer_fencing);
+    assert!(broker(&[("transaction.version", i(3))]).is_err());
+    assert!(broker(&[("transaction.state.log.num.partitions", i(0))]).is_err());
+}
