@@ -41,6 +41,11 @@ pub struct ProducerConfig {
     pub value_serializer: SerdeClass,
     /// `interceptor.classes` (none), in the order they run.
     pub interceptor_classes: Vec<InterceptorClass>,
+    /// `transactional.id` (none): with one the producer is transactional (KIP-98), which
+    /// requires idempotence.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms` (60000): the coordinator aborts a transaction open longer.
+    pub transaction_timeout_ms: u64,
 }
 
 impl Default for ProducerConfig {
@@ -63,6 +68,8 @@ impl Default for ProducerConfig {
             key_serializer: SerdeClass::String,
             value_serializer: SerdeClass::Long,
             interceptor_classes: Vec::new(),
+            transactional_id: None,
+            transaction_timeout_ms: 60_000,
         }
     }
 }
@@ -153,6 +160,12 @@ impl ProducerConfig {
         if let Some(v) = p.str("value.serializer") {
             c.value_serializer = SerdeClass::from_class_name(v).expect("validated");
         }
+        if let Some(v) = p.str("transactional.id") {
+            c.transactional_id = Some(v.to_string());
+        }
+        if let Some(v) = p.num("transaction.timeout.ms") {
+            c.transaction_timeout_ms = v as u64;
+        }
         if let Some(l) = p.list("interceptor.classes") {
             c.interceptor_classes = l
                 .iter()
@@ -162,7 +175,9 @@ impl ProducerConfig {
 
         // ProducerConfig.postProcessAndValidateIdempotenceConfigs.
         if c.enable_idempotence {
-            let explicit = p.has("enable.idempotence");
+            // A `transactional.id` makes the idempotence settings binding too
+            // (`userConfiguredTransactions` in Kafka's check).
+            let explicit = p.has("enable.idempotence") || c.transactional_id.is_some();
             let mut disable = false;
             if c.retries == 0 {
                 if explicit {
@@ -196,6 +211,13 @@ impl ProducerConfig {
             if disable {
                 c.enable_idempotence = false;
             }
+        }
+
+        if c.transactional_id.is_some() && !c.enable_idempotence {
+            return Err(ConfigError {
+                key: "transactional.id".into(),
+                message: "Cannot set a transactional.id without also enabling idempotence.".into(),
+            });
         }
 
         // KafkaProducer.configureDeliveryTimeout.

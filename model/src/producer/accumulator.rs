@@ -209,7 +209,8 @@ impl ProducerClient {
         let full = q.len() > 1
             || self.estimated_batch_bytes(front.records_bytes) >= self.config.batch_size;
         let linger_done = now.since(front.created) >= self.config.linger_ms;
-        if full || linger_done || self.blocked.is_some() {
+        let flushing = self.txn.as_ref().is_some_and(|t| t.flushing());
+        if full || linger_done || self.blocked.is_some() || flushing {
             Ok(())
         } else {
             Err(Some(front.created.plus_ms(self.config.linger_ms)))
@@ -362,6 +363,7 @@ impl ProducerClient {
         if let (Some((pid, epoch)), Some(seq)) = (batch.producer, batch.base_sequence) {
             rb = rb.with_producer(pid, epoch, Sequence(seq));
         }
+        rb = rb.with_transactional(self.transactional());
         let bytes = rb.encode();
         if self.config.compression_type != Compression::None && batch.attempts == 0 {
             // CompressionRatioEstimator.updateEstimation after a batch is closed.

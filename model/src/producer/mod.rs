@@ -76,6 +76,9 @@ mod serializers;
 #[cfg(test)]
 mod tests;
 mod transaction_manager;
+mod transactions;
+#[cfg(test)]
+mod transactions_tests;
 
 pub use accumulator::buffer_exhausted_message;
 use accumulator::{Batch, BlockedSend};
@@ -90,6 +93,8 @@ pub use serializers::{
     LongSerializer, NumericKeySerializer, Serializer, StringSerializer,
 };
 pub use transaction_manager::MAX_IN_FLIGHT_PER_PARTITION_IDEMPOTENT;
+pub use transactions::TransactionSpec;
+use transactions::Transactional;
 
 /// Timers of a producer.
 #[derive(Debug, Clone, PartialEq)]
@@ -177,6 +182,8 @@ pub struct ProducerClient {
     sticky: StickyPartitioner,
     /// Its randomness (Kafka: `ThreadLocalRandom`), seeded by [`ProducerClient::with_partitioner_seed`].
     partitioner_rng: ChaCha8Rng,
+    /// The transactional state, with a `transactional.id` (see `transactions.rs`).
+    txn: Option<Transactional>,
 }
 
 impl fmt::Debug for ProducerClient {
@@ -255,7 +262,20 @@ impl ProducerClient {
             next_corr: 0,
             sticky: StickyPartitioner::new(),
             partitioner_rng: ChaCha8Rng::seed_from_u64(index as u64),
+            txn: None,
         }
+    }
+
+    /// Makes this producer transactional (`transactional.id` set in its config, which also
+    /// requires idempotence): it runs `initTransactions()` first, then transactions of
+    /// `spec`'s size, one Jepsen `txn` operation each (see `transactions.rs`). Without a
+    /// `transactional.id` in the config this changes nothing.
+    pub fn with_transactions(mut self, spec: TransactionSpec) -> Self {
+        if let Some(id) = self.config.transactional_id.clone() {
+            let timeout = self.config.transaction_timeout_ms;
+            self.txn = Some(Transactional::new(id, spec, timeout, self.index as u64));
+        }
+        self
     }
 
     /// Seeds the sticky partitioner's random choices (the simulation derives `seed` from the
@@ -263,6 +283,9 @@ impl ProducerClient {
     /// every replay.
     pub fn with_partitioner_seed(mut self, seed: u64) -> Self {
         self.partitioner_rng = ChaCha8Rng::seed_from_u64(seed);
+        if let Some(t) = self.txn.as_mut() {
+            t.reseed(seed);
+        }
         self
     }
 
@@ -362,6 +385,9 @@ impl Actor for ProducerClient {
         msg: Message,
         out: &mut Effects<ProducerTimer>,
     ) {
+        if self.on_txn_response(now, &msg, out) {
+            return;
+        }
         match msg {
             Message::MetadataResponse {
                 corr, partitions, ..
@@ -393,6 +419,16 @@ impl Actor for ProducerClient {
 
     fn on_timeout(&mut self, now: Instant, timer: ProducerTimer, out: &mut Effects<ProducerTimer>) {
         match timer {
+            ProducerTimer::Tick if self.transactional() => {
+                self.txn_tick(now, out);
+                let open = self.txn.as_ref().is_some_and(|t| {
+                    t.phase != transactions::TxnPhase::Ready
+                        && t.phase != transactions::TxnPhase::Uninitialized
+                });
+                if now.as_ms() < self.workload.stop_at_ms || open {
+                    out.timer(self.tick_interval_ms(), ProducerTimer::Tick);
+                }
+            }
             ProducerTimer::Tick => {
                 if now.as_ms() < self.workload.stop_at_ms {
                     for _ in 0..self.records_per_tick() {
@@ -410,7 +446,9 @@ impl Actor for ProducerClient {
             }
             ProducerTimer::MaxBlock { op_id } => self.on_max_block_timeout(op_id, out),
             ProducerTimer::RequestTimeout { corr } => {
-                if self.metadata_in_flight == Some(corr) {
+                if self.on_txn_request_failed(now, corr, out) {
+                    self.drain(now, out);
+                } else if self.metadata_in_flight == Some(corr) {
                     self.metadata_in_flight = None;
                     self.request_metadata(out);
                 } else if self.init_pid_in_flight == Some(corr) {
@@ -434,6 +472,7 @@ impl Actor for ProducerClient {
 
     fn on_disconnect(&mut self, now: Instant, peer: NodeId, out: &mut Effects<ProducerTimer>) {
         let NodeId::Broker(b) = peer else { return };
+        self.on_txn_disconnect(now, b, out);
         // NetworkClient fails every request in flight on a broken connection; whether the
         // broker processed them is unknown.
         let lost: Vec<CorrelationId> = self
@@ -483,6 +522,11 @@ impl Actor for ProducerClient {
         out: &mut Effects<ProducerTimer>,
     ) {
         match msg {
+            Message::FindCoordinator { corr, .. }
+            | Message::InitProducerId { corr, .. }
+            | Message::AddPartitionsToTxn { corr, .. }
+            | Message::EndTxn { corr, .. }
+                if self.on_txn_request_failed(now, corr, out) => {}
             Message::Produce { corr, .. } if self.unconfirmed.contains_key(&corr) => {
                 // Never written: back to the front of their partitions' deques, sent again
                 // once metadata names a reachable leader.

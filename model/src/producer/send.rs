@@ -116,17 +116,23 @@ impl ProducerClient {
         };
         self.next_op += 1;
         let op_id = self.next_op;
-        out.op(ClientOp {
-            op_type: OpType::Invoke,
-            op_id,
-            value: OpValue::Send {
-                tp: self.tp(partition),
-                key: record.key.clone(),
-                value: record.value,
-                offset: None,
-            },
-            error: None,
-        });
+        let tp = self.tp(partition);
+        if let Some(t) = self.txn.as_mut() {
+            // Inside a transaction the send is a micro-operation of the `txn` op.
+            t.record_offered(op_id, tp, record.key.clone(), record.value);
+        } else {
+            out.op(ClientOp {
+                op_type: OpType::Invoke,
+                op_id,
+                value: OpValue::Send {
+                    tp,
+                    key: record.key.clone(),
+                    value: record.value,
+                    offset: None,
+                },
+                error: None,
+            });
+        }
         let style = self.workload.send_style;
         let pending = PendingRecord {
             op_id,
@@ -272,6 +278,14 @@ impl ProducerClient {
         }
         if self.awaiting == Some(r.op_id) {
             self.awaiting = None;
+        }
+        if let Some(t) = self.txn.as_mut() {
+            let result = match op_type {
+                OpType::Ok => Ok(offset),
+                _ => Err(error.unwrap_or_else(|| "send failed".into())),
+            };
+            t.record_done(r.op_id, result);
+            return;
         }
         if !r.observed {
             return;

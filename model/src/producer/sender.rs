@@ -63,7 +63,11 @@ impl ProducerClient {
             self.producer = None;
             self.next_sequence.clear();
         }
-        if self.idempotent() && self.producer.is_none() {
+        if self.transactional() {
+            if !self.txn_step(now, out) {
+                return;
+            }
+        } else if self.idempotent() && self.producer.is_none() {
             self.init_producer_id(out);
             return;
         }
@@ -73,6 +77,10 @@ impl ProducerClient {
         let mut by_leader: BTreeMap<BrokerId, Vec<i32>> = BTreeMap::new();
         let partitions: Vec<i32> = self.batches.keys().copied().collect();
         for partition in partitions {
+            if self.txn.as_ref().is_some_and(|t| !t.may_send(partition)) {
+                // Waits for AddPartitionsToTxn (`isSendToPartitionAllowed`).
+                continue;
+            }
             match self.leaders.get(&partition).copied().flatten() {
                 Some(leader) => by_leader.entry(leader).or_default().push(partition),
                 None => {
@@ -299,6 +307,20 @@ impl ProducerClient {
         base_offset: Offset,
         out: &mut Effects<ProducerTimer>,
     ) {
+        if let Some(fatal) = self.txn_batch_error(error) {
+            let mut batch = batch;
+            batch.last_error = Some(error.kafka_name().into());
+            self.complete_failed(now, batch, "transactional produce refused", out);
+            if fatal {
+                self.txn_fenced_by_produce(now, error, out);
+            } else if matches!(
+                error,
+                ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId
+            ) {
+                self.txn_sequence_error();
+            }
+            return;
+        }
         match error {
             ErrorCode::None => self.complete_ok(now, batch, Some(base_offset), out),
             ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId => {

@@ -26,8 +26,7 @@ impl ProducerClient {
             Message::InitProducerId {
                 corr,
                 transactional_id: None,
-                // Kafka's default `transaction.timeout.ms`; only a transactional producer uses it.
-                transaction_timeout_ms: 60_000,
+                transaction_timeout_ms: self.config.transaction_timeout_ms,
                 producer_id: ProducerId::NONE,
                 producer_epoch: ProducerEpoch(-1),
             },

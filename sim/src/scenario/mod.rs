@@ -241,6 +241,30 @@ pub struct ProducerSpec {
     pub config: ProducerConfig,
     /// `config` as written.
     pub properties: Properties,
+    /// `transaction` (with a `transactional.id` only; default records [1, 10], no aborts):
+    /// the size of each transaction and the share the application aborts.
+    pub transaction: Option<TransactionSettings>,
+}
+
+/// A transactional producer's `transaction` key (SCENARIOS.md "Transactions and
+/// exactly-once").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TransactionSettings {
+    /// `records = [min, max]`: records per transaction, uniform, `1 <= min <= max`.
+    pub records: [u32; 2],
+    /// `abort_percent` (0..=100): the share of transactions the application aborts.
+    pub abort_percent: u32,
+}
+
+impl TransactionSettings {
+    /// The model's form.
+    pub fn spec(&self) -> ksim_model::producer::TransactionSpec {
+        ksim_model::producer::TransactionSpec {
+            records_min: self.records[0],
+            records_max: self.records[1],
+            abort_percent: self.abort_percent,
+        }
+    }
 }
 
 fn ser_send_style<S: Serializer>(v: &SendStyle, s: S) -> Result<S::Ok, S::Error> {

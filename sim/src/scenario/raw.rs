@@ -80,6 +80,18 @@ pub(super) struct RawProducer {
     pub(super) send_style: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) config: Option<RawProps>,
+    #[serde(default)]
+    pub(super) transaction: Option<Spanned<RawTransaction>>,
+}
+
+/// A producer's `transaction = { records = [min, max], abort_percent = P }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTransaction {
+    #[serde(default)]
+    pub(super) records: Option<Vec<u32>>,
+    #[serde(default)]
+    pub(super) abort_percent: Option<u32>,
 }
 
 #[derive(Deserialize)]

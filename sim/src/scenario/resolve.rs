@@ -475,6 +475,49 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
                 ),
             ));
         }
+        let transaction = match (&p.transaction, &config.transactional_id) {
+            (None, None) => None,
+            (Some(t), None) => {
+                return Err(ctx.at(
+                    t,
+                    format!("{path}.transaction"),
+                    "transaction needs a \"transactional.id\" in the producer's config (a producer without one cannot run transactions)",
+                ))
+            }
+            (t, Some(_)) => {
+                let d = ksim_model::producer::TransactionSpec::default();
+                let mut settings = TransactionSettings {
+                    records: [d.records_min, d.records_max],
+                    abort_percent: d.abort_percent,
+                };
+                if let Some(t) = t {
+                    let raw = t.get_ref();
+                    if let Some(r) = &raw.records {
+                        match r.as_slice() {
+                            [lo, hi] if *lo >= 1 && lo <= hi => settings.records = [*lo, *hi],
+                            _ => {
+                                return Err(ctx.at(
+                                    t,
+                                    format!("{path}.transaction.records"),
+                                    format!("records must be [min, max] with 1 <= min <= max, not {r:?}"),
+                                ))
+                            }
+                        }
+                    }
+                    if let Some(a) = raw.abort_percent {
+                        if a > 100 {
+                            return Err(ctx.at(
+                                t,
+                                format!("{path}.transaction.abort_percent"),
+                                format!("abort_percent must be between 0 and 100, not {a}"),
+                            ));
+                        }
+                        settings.abort_percent = a;
+                    }
+                }
+                Some(settings)
+            }
+        };
         producers.push(ProducerSpec {
             topic: p.topic.get_ref().clone(),
             count,
@@ -483,6 +526,7 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
             send_style,
             config,
             properties,
+            transaction,
         });
     }
 

@@ -44,7 +44,13 @@ pub(crate) fn spawn(
         let node = NodeId::Producer(*i);
         let partitioner_seed = partitioner_rng.next_u64();
         let (shared, disk) = (shared.clone(), disk.clone());
-        let config = spec.config.clone();
+        let mut config = spec.config.clone();
+        // SCENARIOS.md: client i of a transactional entry uses "<transactional.id>-<i>", and a
+        // restarted client the same (so it fences its predecessor).
+        if let Some(id) = &config.transactional_id {
+            config.transactional_id = Some(format!("{id}-{i}"));
+        }
+        let transaction = spec.transaction.map(|t| t.spec());
         let workload = ProducerWorkload {
             topic: spec.topic.clone(),
             rate_per_sec: spec.rate_per_sec.round().max(1.0) as u32,
@@ -62,6 +68,7 @@ pub(crate) fn spawn(
         let h = spawn_node(handle, node, move || {
             let incarnation = incarnations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let p = ProducerClient::new(i, config.clone(), workload.clone(), bootstrap.clone())
+                .with_transactions(transaction.unwrap_or_default())
                 .with_partitioner_seed(partitioner_seed)
                 .with_incarnation(incarnation);
             run_actor(node, p, Effects::new(), shared.clone(), disk.clone())

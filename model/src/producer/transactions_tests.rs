@@ -1,0 +1,314 @@
+//! The transactional producer against a scripted broker-0 that is both the transaction
+//! coordinator and the leader of every partition.
+
+use super::*;
+use crate::effects::Effect;
+use crate::event::{ClientOp, OpType, OpValue, TxnMop};
+use crate::record::RecordBatch;
+
+const B0: NodeId = NodeId::Broker(BrokerId(0));
+
+/// What the scripted broker answers; `None` leaves a request unanswered.
+struct Script {
+    end_txn_error: ErrorCode,
+    /// The epoch EndTxn returns (KIP-890 part 2 bumps it).
+    bump_on_end: bool,
+    epoch: i16,
+    next_offset: i64,
+    /// Every produced batch, decoded.
+    produced: Vec<RecordBatch>,
+    end_txns: Vec<bool>,
+    added: Vec<TopicPartition>,
+    inits: u32,
+}
+
+impl Script {
+    fn new() -> Self {
+        Script {
+            end_txn_error: ErrorCode::None,
+            bump_on_end: false,
+            epoch: 0,
+            next_offset: 0,
+            produced: Vec::new(),
+            end_txns: Vec::new(),
+            added: Vec::new(),
+            inits: 0,
+        }
+    }
+
+    fn answer(&mut self, m: &Message) -> Option<Message> {
+        Some(match m {
+            Message::Metadata { corr, .. } => Message::MetadataResponse {
+                corr: *corr,
+                brokers: vec![BrokerId(0)],
+                controller: Some(BrokerId(0)),
+                partitions: (0..2)
+                    .map(|p| PartitionMetadata {
+                        tp: TopicPartition::new("t", p),
+                        error: ErrorCode::None,
+                        leader: Some(BrokerId(0)),
+                        leader_epoch: LeaderEpoch(0),
+                        replicas: vec![BrokerId(0)],
+                        isr: vec![BrokerId(0)],
+                    })
+                    .collect(),
+            },
+            Message::FindCoordinator { corr, key_type, .. } => {
+                assert_eq!(*key_type, CoordinatorType::Transaction);
+                Message::FindCoordinatorResponse {
+                    corr: *corr,
+                    error: ErrorCode::None,
+                    coordinator: Some(BrokerId(0)),
+                }
+            }
+            Message::InitProducerId {
+                corr,
+                transactional_id,
+                ..
+            } => {
+                assert_eq!(transactional_id.as_deref(), Some("tx-0"));
+                self.inits += 1;
+                Message::InitProducerIdResponse {
+                    corr: *corr,
+                    error: ErrorCode::None,
+                    producer_id: ProducerId(7),
+                    producer_epoch: ProducerEpoch(self.epoch),
+                }
+            }
+            Message::AddPartitionsToTxn {
+                corr, partitions, ..
+            } => {
+                self.added.extend(partitions.iter().cloned());
+                Message::AddPartitionsToTxnResponse {
+                    corr: *corr,
+                    results: partitions
+                        .iter()
+                        .map(|tp| (tp.clone(), ErrorCode::None))
+                        .collect(),
+                }
+            }
+            Message::Produce {
+                corr, partitions, ..
+            } => {
+                let mut responses = Vec::new();
+                for (tp, bytes) in partitions {
+                    assert!(self.added.contains(tp), "{tp} produced before it was added");
+                    let (batch, _) = RecordBatch::decode(bytes).expect("batch");
+                    let base = self.next_offset;
+                    self.next_offset += batch.records.len() as i64;
+                    self.produced.push(batch);
+                    responses.push(PartitionProduceResponse {
+                        tp: tp.clone(),
+                        error: ErrorCode::None,
+                        base_offset: Offset(base),
+                        log_start_offset: Offset(0),
+                    });
+                }
+                Message::ProduceResponse {
+                    corr: *corr,
+                    partitions: responses,
+                }
+            }
+            Message::EndTxn {
+                corr, committed, ..
+            } => {
+                self.end_txns.push(*committed);
+                self.added.clear();
+                if self.end_txn_error == ErrorCode::None && self.bump_on_end {
+                    self.epoch += 1;
+                }
+                Message::EndTxnResponse {
+                    corr: *corr,
+                    error: self.end_txn_error,
+                    producer_id: ProducerId(7),
+                    producer_epoch: ProducerEpoch(self.epoch),
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
+fn producer(spec: TransactionSpec) -> ProducerClient {
+    let workload = ProducerWorkload {
+        topic: "t".into(),
+        rate_per_sec: 1000,
+        keys: 2,
+        stop_at_ms: 200,
+        send_style: SendStyle::Async,
+    };
+    let config = ProducerConfig {
+        transactional_id: Some("tx-0".into()),
+        ..ProducerConfig::default()
+    };
+    ProducerClient::new(0, config, workload, vec![BrokerId(0)]).with_transactions(spec)
+}
+
+/// Runs the producer against the script until `until_ms`, delivering every answer 1 ms
+/// after its request and firing timers in time order; returns the history ops.
+fn run(p: &mut ProducerClient, script: &mut Script, until_ms: u64) -> Vec<ClientOp> {
+    let mut ops = Vec::new();
+    // (time, sequence, what): a message to deliver or a timer to fire.
+    enum Due {
+        Msg(Message),
+        Timer(ProducerTimer),
+    }
+    let mut queue: std::collections::BTreeMap<(u64, u64), Due> = Default::default();
+    let mut seq = 0u64;
+    let mut absorb = |out: Effects<ProducerTimer>,
+                      now: u64,
+                      queue: &mut std::collections::BTreeMap<(u64, u64), Due>,
+                      script: &mut Script,
+                      ops: &mut Vec<ClientOp>| {
+        for e in out.list {
+            seq += 1;
+            match e {
+                Effect::Send { msg, .. } => {
+                    if let Some(reply) = script.answer(&msg) {
+                        queue.insert((now + 1, seq), Due::Msg(reply));
+                    }
+                }
+                Effect::SetTimer { after_ms, timer } => {
+                    queue.insert((now + after_ms, seq), Due::Timer(timer));
+                }
+                Effect::Op(op) => ops.push(op),
+                _ => {}
+            }
+        }
+    };
+    let mut out = Effects::new();
+    p.on_start(Instant(0), &mut out);
+    absorb(out, 0, &mut queue, script, &mut ops);
+    while let Some((&(t, s), _)) = queue.iter().next() {
+        if t > until_ms {
+            break;
+        }
+        let due = queue.remove(&(t, s)).expect("present");
+        let mut out = Effects::new();
+        match due {
+            Due::Msg(m) => p.on_message(Instant(t), B0, m, &mut out),
+            Due::Timer(timer) => p.on_timeout(Instant(t), timer, &mut out),
+        }
+        p.invariants();
+        absorb(out, t, &mut queue, script, &mut ops);
+    }
+    ops
+}
+
+fn completions(ops: &[ClientOp]) -> Vec<&ClientOp> {
+    ops.iter().filter(|o| o.op_type != OpType::Invoke).collect()
+}
+
+fn sends(op: &ClientOp) -> Vec<(TopicPartition, Option<Offset>)> {
+    let OpValue::Txn { mops, .. } = &op.value else {
+        panic!("not a txn op: {op:?}")
+    };
+    mops.iter()
+        .map(|m| match m {
+            TxnMop::Send { tp, offset, .. } => (tp.clone(), *offset),
+            TxnMop::Poll { .. } => panic!("a producer polls nothing"),
+        })
+        .collect()
+}
+
+#[test]
+fn committed_transactions_are_one_ok_txn_op_each_with_their_offsets() {
+    let spec = TransactionSpec {
+        records_min: 3,
+        records_max: 3,
+        abort_percent: 0,
+    };
+    let mut p = producer(spec);
+    let mut script = Script::new();
+    let ops = run(&mut p, &mut script, 400);
+    assert!(
+        ops.iter().all(|o| matches!(o.value, OpValue::Txn { .. })),
+        "a transactional producer records only txn ops: {ops:?}"
+    );
+    let done = completions(&ops);
+    assert!(done.len() >= 5, "{} transactions", done.len());
+    for (i, op) in done.iter().enumerate() {
+        assert_eq!(op.op_type, OpType::Ok, "{op:?}");
+        let s = sends(op);
+        // The transaction open when the workload stops ends early.
+        if i + 1 < done.len() {
+            assert_eq!(s.len(), 3);
+        }
+        assert!(!s.is_empty() && s.iter().all(|(_, o)| o.is_some()), "{s:?}");
+    }
+    assert!(script.end_txns.iter().all(|c| *c));
+    assert!(script.produced.iter().all(|b| b.is_transactional()));
+    // The open transaction at the stop is ended too: every invoke is completed.
+    let invokes = ops.iter().filter(|o| o.op_type == OpType::Invoke).count();
+    assert_eq!(invokes, done.len());
+}
+
+#[test]
+fn aborted_transactions_fail_and_send_end_txn_abort() {
+    let spec = TransactionSpec {
+        records_min: 2,
+        records_max: 2,
+        abort_percent: 100,
+    };
+    let mut p = producer(spec);
+    let mut script = Script::new();
+    let ops = run(&mut p, &mut script, 400);
+    let done = completions(&ops);
+    assert!(!done.is_empty());
+    assert!(done.iter().all(|o| o.op_type == OpType::Fail), "{done:?}");
+    assert!(script.end_txns.iter().all(|c| !*c), "{:?}", script.end_txns);
+}
+
+#[test]
+fn a_fenced_commit_is_indeterminate_and_the_next_instance_reinitialises() {
+    let spec = TransactionSpec {
+        records_min: 1,
+        records_max: 1,
+        abort_percent: 0,
+    };
+    let mut p = producer(spec);
+    let mut script = Script::new();
+    script.end_txn_error = ErrorCode::ProducerFenced;
+    // retry.backoff.ms (100) between an instance's end and the next one's init.
+    let ops = run(&mut p, &mut script, 300);
+    let done = completions(&ops);
+    assert!(!done.is_empty());
+    let first = done[0];
+    assert_eq!(first.op_type, OpType::Info, "{first:?}");
+    assert!(first
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("PRODUCER_FENCED")));
+    // A new instance ran initTransactions() again (and was fenced again by the script).
+    assert!(script.inits >= 2, "{} InitProducerId", script.inits);
+    assert!(done.iter().all(|o| o.op_type == OpType::Info));
+}
+
+#[test]
+fn with_an_epoch_bump_per_transaction_sequences_restart_at_zero() {
+    let spec = TransactionSpec {
+        records_min: 2,
+        records_max: 2,
+        abort_percent: 0,
+    };
+    let mut p = producer(spec);
+    let mut script = Script::new();
+    script.bump_on_end = true;
+    let ops = run(&mut p, &mut script, 100);
+    assert!(completions(&ops).iter().all(|o| o.op_type == OpType::Ok));
+    let epochs: std::collections::BTreeSet<i16> =
+        script.produced.iter().map(|b| b.producer_epoch.0).collect();
+    assert!(epochs.len() >= 3, "{epochs:?}");
+    for b in &script.produced {
+        // Each transaction writes its first batch per partition at sequence 0 of its epoch.
+        let same_epoch_before = script
+            .produced
+            .iter()
+            .take_while(|x| !std::ptr::eq(*x, b))
+            .filter(|x| x.producer_epoch == b.producer_epoch)
+            .count();
+        if same_epoch_before == 0 {
+            assert_eq!(b.base_sequence.0, 0, "{b:?}");
+        }
+    }
+}
