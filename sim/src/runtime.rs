@@ -250,6 +250,14 @@ pub async fn run_actor<A: Actor + Send + 'static>(
                     };
                     tracing::trace!(from = %me, %to, api = msg.api_name(), "send");
                     lock(&shared).messages += 1;
+                    if to == me {
+                        // A node's request to itself (a transaction coordinator's markers for
+                        // a partition its own broker leads) and the answer to it: Kafka sends
+                        // them through its own network stack; here they go straight to the
+                        // node's inbox, handled after the current handler's effects.
+                        let _ = inbox_tx.send(Inbound::Msg(me, msg));
+                        continue;
+                    }
                     if msg.is_reply() {
                         // Back on the connection the peer opened; lost if there is none.
                         match reply_routes.get(&to) {
