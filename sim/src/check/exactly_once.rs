@@ -114,16 +114,27 @@ impl Checker for ExactlyOnce {
                     }
                 }
                 let Some(first) = first_read else { continue };
+                // value -> the group's transactions that read it in `tp`.
+                let mut read_by: BTreeMap<u64, Vec<&Txn>> = BTreeMap::new();
+                for t in &list {
+                    for (ptp, _, v) in &t.polls {
+                        if *ptp == tp {
+                            let l = read_by.entry(*v).or_default();
+                            if !l.iter().any(|x| std::ptr::eq(*x, *t)) {
+                                l.push(t);
+                            }
+                        }
+                    }
+                }
                 for (o, v) in inputs.range(first..c) {
                     if removed.excuses(tp, *o).is_some() {
                         continue;
                     }
                     let readers = |outcome: OpType| -> Vec<&Txn> {
-                        list.iter()
-                            .copied()
-                            .filter(|t| t.outcome == outcome)
-                            .filter(|t| t.polls.iter().any(|(ptp, _, pv)| *ptp == tp && pv == v))
-                            .collect()
+                        read_by
+                            .get(v)
+                            .map(|l| l.iter().copied().filter(|t| t.outcome == outcome).collect())
+                            .unwrap_or_default()
                     };
                     let ok = readers(OpType::Ok);
                     let head = format!(

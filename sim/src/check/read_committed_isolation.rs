@@ -35,12 +35,14 @@ use std::collections::BTreeMap;
 /// See the module documentation.
 pub struct ReadCommittedIsolation;
 
-/// Per partition, every LSO report in event order: (time, broker, LSO if an open transaction
-/// holds it, `None` if it follows the high watermark).
-type LsoReports = BTreeMap<TopicPartition, Vec<(u64, BrokerId, Option<Offset>)>>;
+/// Per partition, the LSO bound after each report, in event order: (time, bound), the bound
+/// being the highest LSO of the brokers' latest reports when each of them names an open
+/// transaction, `None` (unbounded) when one follows the high watermark.
+type LsoBounds = BTreeMap<TopicPartition, Vec<(u64, Option<Offset>)>>;
 
-fn lso_reports(input: &CheckInput) -> LsoReports {
-    let mut out: LsoReports = BTreeMap::new();
+fn lso_bounds(input: &CheckInput) -> LsoBounds {
+    let mut latest: BTreeMap<&TopicPartition, BTreeMap<BrokerId, Option<Offset>>> = BTreeMap::new();
+    let mut out: LsoBounds = BTreeMap::new();
     for r in input.events {
         if let Event::LastStableOffsetChanged {
             tp,
@@ -49,11 +51,19 @@ fn lso_reports(input: &CheckInput) -> LsoReports {
             first_unstable,
         } = &r.event
         {
-            out.entry(tp.clone()).or_default().push((
-                r.time_ms,
-                *broker,
-                first_unstable.map(|_| *last_stable_offset),
-            ));
+            let brokers = latest.entry(tp).or_default();
+            brokers.insert(*broker, first_unstable.map(|_| *last_stable_offset));
+            let mut bound: Option<Offset> = None;
+            for lso in brokers.values() {
+                match lso {
+                    None => {
+                        bound = None;
+                        break;
+                    }
+                    Some(l) => bound = Some(bound.map_or(*l, |b| b.max(*l))),
+                }
+            }
+            out.entry(tp.clone()).or_default().push((r.time_ms, bound));
         }
     }
     out
@@ -61,20 +71,10 @@ fn lso_reports(input: &CheckInput) -> LsoReports {
 
 /// The LSO bound of `tp` at `time_ms` (see the module documentation): `None` when unbounded
 /// or unknown.
-fn bound_at(reports: &LsoReports, tp: &TopicPartition, time_ms: u64) -> Option<Offset> {
-    let mut latest: BTreeMap<BrokerId, Option<Offset>> = BTreeMap::new();
-    for (t, broker, lso) in reports.get(tp)? {
-        if *t > time_ms {
-            break;
-        }
-        latest.insert(*broker, *lso);
-    }
-    let mut bound: Option<Offset> = None;
-    for lso in latest.values() {
-        let lso = (*lso)?;
-        bound = Some(bound.map_or(lso, |b| b.max(lso)));
-    }
-    bound
+fn bound_at(bounds: &LsoBounds, tp: &TopicPartition, time_ms: u64) -> Option<Offset> {
+    let list = bounds.get(tp)?;
+    let n = list.partition_point(|(t, _)| *t <= time_ms);
+    list.get(n.checked_sub(1)?)?.1
 }
 
 impl Checker for ReadCommittedIsolation {
@@ -103,7 +103,7 @@ impl Checker for ReadCommittedIsolation {
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
-        let reports = lso_reports(input);
+        let reports = lso_bounds(input);
         let txns = txns(input.history);
         let writers = writers(&txns);
         let markers = markers(input.events);

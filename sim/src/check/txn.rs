@@ -310,10 +310,8 @@ pub(crate) fn ending_marker<'m, 'a>(
     producer_id: ProducerId,
     offset: Offset,
 ) -> Option<&'m Marker<'a>> {
-    markers
-        .get(&(tp.clone(), producer_id))?
-        .iter()
-        .find(|m| m.offset > offset)
+    let list = markers.get(&(tp.clone(), producer_id))?;
+    list.get(list.partition_point(|m| m.offset <= offset))
 }
 
 /// Builders of transaction events for the unit tests.

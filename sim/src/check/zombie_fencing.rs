@@ -35,7 +35,7 @@ use super::txn::{self, txns};
 use super::{violation, CheckInput, Checker, Violation};
 use crate::history::EventRecord;
 use ksim_model::event::{Event, OpType};
-use ksim_model::types::{ProducerEpoch, ProducerId};
+use ksim_model::types::{Offset, ProducerEpoch, ProducerId, TopicPartition};
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -119,6 +119,27 @@ impl Checker for ZombieFencing {
                 tid_of.entry(pid).or_insert(t.transactional_id);
             }
         }
+        // The leaders' appends per (partition, producer id): (base, last, event).
+        let mut appends: BTreeMap<
+            (&TopicPartition, ProducerId),
+            Vec<(Offset, Offset, &EventRecord)>,
+        > = BTreeMap::new();
+        for r in input.events {
+            if let Event::ProduceAppended {
+                tp,
+                producer_id,
+                base_offset,
+                last_offset,
+                ..
+            } = &r.event
+            {
+                appends.entry((tp, *producer_id)).or_default().push((
+                    *base_offset,
+                    *last_offset,
+                    r,
+                ));
+            }
+        }
         let mut anomalies = Vec::new();
         // COMMIT markers of a fenced epoch.
         for r in input.events {
@@ -170,11 +191,10 @@ impl Checker for ZombieFencing {
             // Appends of its sends after the fencing InitProducerId.
             for (tp, value, offset) in &t.sends {
                 let Some(o) = offset else { continue };
-                let appended = input.events.iter().find(|r| {
-                    matches!(&r.event, Event::ProduceAppended { tp: atp, producer_id, base_offset, last_offset, .. }
-                        if atp == *tp && *producer_id == pid && *base_offset <= *o && *o <= *last_offset)
-                });
-                let Some(r) = appended else { continue };
+                let appended = appends
+                    .get(&(*tp, pid))
+                    .and_then(|l| l.iter().find(|(b, l, _)| b <= o && o <= l));
+                let Some((_, _, r)) = appended else { continue };
                 if let Some(init) = fencing(list, epoch, r.time_ms) {
                     anomalies.push((
                         format!(
@@ -228,7 +248,7 @@ mod tests {
     use super::super::testkit::*;
     use super::super::txn::testkit::{at, marker, txn_state};
     use super::*;
-    use ksim_model::types::{BrokerId, LeaderEpoch, Offset, Sequence};
+    use ksim_model::types::{BrokerId, LeaderEpoch, Sequence};
 
     fn appended(time_ms: u64, offset: i64) -> EventRecord {
         at(
