@@ -478,6 +478,36 @@ mod tests {
         }
     }
 
+    /// Each transaction check's lesson names the setting that prevents its failure.
+    #[test]
+    fn transaction_lessons_name_the_preventing_setting() {
+        let none = BTreeSet::new();
+        let safe = safety(Acks::All, 2, true);
+        for (check, setting) in [
+            ("aborted-read", "`isolation.level = read_committed`"),
+            (
+                "aborted-read",
+                "read_uncommitted consumers (the default) read aborted records",
+            ),
+            (
+                "read-committed-isolation",
+                "`isolation.level = read_committed`",
+            ),
+            ("G1c", "`isolation.level = read_committed`"),
+            ("torn-transaction", "`transaction.version = 2`"),
+            ("zombie-fencing", "`sim.txn.producer-fencing = false`"),
+            (
+                "hanging-transaction",
+                "`transaction.partition.verification.enable = true`",
+            ),
+            ("exactly-once", "`sim.txn.offset-commit-fencing = false`"),
+            ("exactly-once", "KAFKA-17582"),
+        ] {
+            let text = lessons(&lesson_of(check), &safe, &none).join("\n");
+            assert!(text.contains(setting), "{check}: {text}");
+        }
+    }
+
     /// The group checks' advice names the setting that let the failure in, or calls it a bug.
     #[test]
     fn group_lessons_name_the_fencing_switch_and_the_commit_order() {
