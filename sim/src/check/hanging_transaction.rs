@@ -42,6 +42,9 @@ pub struct HangingTransaction;
 /// longest a healthy coordinator takes to notice a transaction it must end.
 pub const GRACE_MS: u64 = 10_000;
 
+/// A partition's LSO report: (time, node, LSO, open transaction as (producer id, first offset)).
+type LsoReport = (u64, String, Offset, Option<(ProducerId, Offset)>);
+
 /// The coordinator states in which a transaction is still open.
 const OPEN: [&str; 4] = [
     "Ongoing",
@@ -95,10 +98,7 @@ impl Checker for HangingTransaction {
             .unwrap_or(0);
         let hws = super::lag::final_high_watermarks(input);
         // Per partition, its last LSO report: (time, node, LSO, open transaction).
-        let mut last: BTreeMap<
-            &TopicPartition,
-            (u64, String, Offset, Option<(ProducerId, Offset)>),
-        > = BTreeMap::new();
+        let mut last: BTreeMap<&TopicPartition, LsoReport> = BTreeMap::new();
         // Per producer id, the coordinator's last state: (state, transactional id, time).
         let mut state: BTreeMap<ProducerId, (&str, &str, u64)> = BTreeMap::new();
         for r in input.events {

@@ -249,8 +249,8 @@ pub(crate) fn read_committed_reads<'a>(input: &CheckInput<'a>) -> (Vec<Read<'a>>
 
 /// Which transaction wrote each value: value → (index in `txns`, partition, acknowledged
 /// offset). Values are unique in the workload; a value sent twice keeps its first writer.
-pub(crate) fn writers<'t, 'a>(
-    txns: &'t [Txn<'a>],
+pub(crate) fn writers<'a>(
+    txns: &[Txn<'a>],
 ) -> BTreeMap<u64, (usize, &'a TopicPartition, Option<Offset>)> {
     let mut out = BTreeMap::new();
     for (i, t) in txns.iter().enumerate() {

@@ -38,6 +38,12 @@ use ksim_model::types::{NodeId, Offset, TopicPartition};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+/// A cycle: its edges in order, as (from, to, edge).
+pub(crate) type Cycle<'e> = Vec<(usize, usize, &'e Edge)>;
+
+/// A breadth-first search state: (node, whether a ww edge was used on the way).
+type Bfs = (usize, bool);
+
 /// At most this many nodes of one component are tried as the start of a shortest cycle.
 pub const MAX_STARTS: usize = 200;
 
@@ -294,12 +300,12 @@ impl<'a> Graph<'a> {
         comp: &[usize],
         allowed: &dyn Fn(&Edge) -> bool,
         need_ww: bool,
-    ) -> Option<Vec<(usize, usize, &Edge)>> {
+    ) -> Option<Cycle<'_>> {
         let members: BTreeSet<usize> = comp.iter().copied().collect();
-        let mut best: Option<Vec<(usize, usize, &Edge)>> = None;
+        let mut best: Option<Cycle> = None;
         for &start in comp.iter().take(MAX_STARTS) {
             // BFS over (node, used a ww edge yet).
-            let mut parent: BTreeMap<(usize, bool), ((usize, bool), &Edge)> = BTreeMap::new();
+            let mut parent: BTreeMap<Bfs, (Bfs, &Edge)> = BTreeMap::new();
             let mut queue = VecDeque::from([(start, false)]);
             let mut seen = BTreeSet::from([(start, false)]);
             let mut found = None;

@@ -45,6 +45,9 @@ pub struct ZombieFencing;
 /// One completed InitProducerId: (time, epoch, event).
 type Init<'a> = (u64, ProducerEpoch, &'a EventRecord);
 
+/// A leader's append of a producer's batch: (base offset, last offset, event).
+type Append<'a> = (Offset, Offset, &'a EventRecord);
+
 /// The completed InitProducerIds per (transactional id, producer id), in event order.
 fn inits(events: &[EventRecord]) -> BTreeMap<(&str, ProducerId), Vec<Init<'_>>> {
     let mut out: BTreeMap<(&str, ProducerId), Vec<Init<'_>>> = BTreeMap::new();
@@ -120,10 +123,7 @@ impl Checker for ZombieFencing {
             }
         }
         // The leaders' appends per (partition, producer id): (base, last, event).
-        let mut appends: BTreeMap<
-            (&TopicPartition, ProducerId),
-            Vec<(Offset, Offset, &EventRecord)>,
-        > = BTreeMap::new();
+        let mut appends: BTreeMap<(&TopicPartition, ProducerId), Vec<Append>> = BTreeMap::new();
         for r in input.events {
             if let Event::ProduceAppended {
                 tp,
