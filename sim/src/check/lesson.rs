@@ -46,6 +46,18 @@ pub enum Prevention {
     /// A group committed past what it processed (`at-least-once`): the application's commit
     /// order (`commit = "before-processing"`), or a bug.
     CommitOrder,
+    /// A read_committed reader saw what it must not (`aborted-read`,
+    /// `read-committed-isolation`, `G1c`): `isolation.level = read_committed` on every consumer
+    /// that must not see aborted or open transactions; with it, a bug.
+    ReadCommitted,
+    /// A transaction's fencing broke (`zombie-fencing`, `torn-transaction`,
+    /// `hanging-transaction`): `transaction.version = 2` (KIP-890 part 2),
+    /// `transaction.partition.verification.enable = true` (part 1), producer-epoch fencing on.
+    TxnFencing,
+    /// A processor's input was processed zero or twice (`exactly-once`): a `transactional.id`
+    /// on the processor (KIP-447 offsets in the transaction), `isolation.level =
+    /// read_committed`, the generation check on TxnOffsetCommit.
+    ExactlyOnce,
     /// No standard lesson is recorded: the intro says so and nothing follows.
     Unrecorded,
 }

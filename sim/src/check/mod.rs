@@ -20,7 +20,7 @@
 
 use crate::history::{EventRecord, HistoryEntry};
 use crate::snapshot::ReplicaSnapshot;
-use ksim_model::event::{OpType, OpValue};
+use ksim_model::event::{OpType, OpValue, TxnMop};
 use ksim_model::types::{NodeId, Offset, TopicPartition};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -28,6 +28,7 @@ use std::collections::BTreeMap;
 
 pub use lesson::{Lesson, Prevention};
 
+pub mod aborted_read;
 pub mod at_least_once;
 pub mod commit_validity;
 pub mod committed_data_stable;
@@ -35,8 +36,10 @@ pub mod committed_offset_regression;
 pub mod committed_record_lost;
 pub mod controller_epoch_fencing;
 pub mod duplicate;
+pub mod exactly_once;
 pub mod exclusive_assignment;
 pub(crate) mod group_view;
+pub mod hanging_transaction;
 pub mod idempotent_duplicate;
 pub mod inconsistent_offsets;
 pub mod int_nonmonotonic_poll;
@@ -50,12 +53,17 @@ pub mod monotonic_high_watermark;
 pub mod nonmonotonic_poll;
 pub mod nonmonotonic_send;
 pub mod poll_skip;
+pub mod read_committed_isolation;
 pub mod revoke_before_reassign;
 pub mod single_leader_per_epoch;
 pub(crate) mod start_positions;
 pub mod strong_isr;
+pub mod torn_transaction;
+pub(crate) mod txn;
+pub mod txn_cycles;
 pub mod unseen;
 pub mod weak_isr;
+pub mod zombie_fencing;
 
 /// Everything a checker may read about a finished run.
 #[derive(Debug, Clone, Copy)]
@@ -160,6 +168,14 @@ pub fn all_checkers() -> Vec<Box<dyn Checker>> {
         Box::new(revoke_before_reassign::RevokeBeforeReassign),
         Box::new(commit_validity::CommitValidity),
         Box::new(at_least_once::AtLeastOnce),
+        Box::new(aborted_read::AbortedRead),
+        Box::new(read_committed_isolation::ReadCommittedIsolation),
+        Box::new(torn_transaction::TornTransaction),
+        Box::new(zombie_fencing::ZombieFencing),
+        Box::new(hanging_transaction::HangingTransaction),
+        Box::new(exactly_once::ExactlyOnce),
+        Box::new(txn_cycles::G1c),
+        Box::new(txn_cycles::G0),
     ]
 }
 
@@ -349,7 +365,8 @@ pub(crate) struct Observation {
 }
 
 /// Every (partition, offset, value) the clients observed, in history order: the offsets of `ok`
-/// sends and the records of `ok` polls. `info` and `fail` completions carry no offset, and
+/// sends and the records of `ok` polls, the same for the `send` and `poll` micro-operations of
+/// `ok` (committed) transactions. `info` and `fail` completions carry no offset, and
 /// Jepsen's version orders likewise use only what definitely happened.
 pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
     let mut out = Vec::new();
@@ -374,9 +391,35 @@ pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
             | OpValue::Commit { .. }
             | OpValue::Process { .. }
             | OpValue::OffsetFetch { .. } => {}
-            // No producer runs transactions yet (issue 14): the loader refuses
-            // `transactional.id`.
-            OpValue::Txn { .. } => {}
+            // A committed transaction: its acknowledged sends, and the records its poll (a
+            // processor's input) returned. An aborted (`fail`) or unknown (`info`) one proves
+            // nothing, as for a non-transactional send.
+            OpValue::Txn { mops, .. } => {
+                for mop in mops {
+                    match mop {
+                        TxnMop::Send {
+                            tp,
+                            value,
+                            offset: Some(offset),
+                            ..
+                        } => out.push(Observation {
+                            tp: tp.clone(),
+                            offset: *offset,
+                            value: *value,
+                            source: Source::of(entry, Seen::Acked),
+                        }),
+                        TxnMop::Send { offset: None, .. } => {}
+                        TxnMop::Poll { records } => {
+                            out.extend(records.iter().map(|r| Observation {
+                                tp: r.tp.clone(),
+                                offset: r.offset,
+                                value: r.value,
+                                source: Source::of(entry, Seen::Polled),
+                            }))
+                        }
+                    }
+                }
+            }
             OpValue::Poll { records } => {
                 for r in records {
                     out.push(Observation {
@@ -448,26 +491,45 @@ pub(crate) fn deleted_topics_notes(events: &[EventRecord], what: &str) -> Vec<St
         .collect()
 }
 
+///
+/// A committed (`ok`) transaction's `send` micro-operations count as acknowledged sends, each
+/// with the offset its produce was acknowledged at, exactly like non-transactional sends (the
+/// transaction's completion is their acknowledgement: only a committed transaction's records
+/// are promised to read_committed consumers, KIP-98). The sends of an aborted (`fail`)
+/// transaction are not acknowledged, and those of an `info` one are indeterminate, like an
+/// `info` send: neither is listed.
 pub(crate) fn acked_sends(history: &[HistoryEntry]) -> Vec<AckedSend> {
     history
         .iter()
         .filter(|e| e.op.op_type == OpType::Ok)
-        .filter_map(|e| match &e.op.value {
+        .flat_map(|e| match &e.op.value {
             OpValue::Send {
                 tp, value, offset, ..
-            } => Some(AckedSend {
+            } => vec![AckedSend {
                 tp: tp.clone(),
                 offset: *offset,
                 value: *value,
                 source: Source::of(e, Seen::Acked),
-            }),
+            }],
+            OpValue::Txn { mops, .. } => mops
+                .iter()
+                .filter_map(|m| match m {
+                    TxnMop::Send {
+                        tp, value, offset, ..
+                    } => Some(AckedSend {
+                        tp: tp.clone(),
+                        offset: *offset,
+                        value: *value,
+                        source: Source::of(e, Seen::Acked),
+                    }),
+                    TxnMop::Poll { .. } => None,
+                })
+                .collect(),
             OpValue::Poll { .. }
             | OpValue::Seek { .. }
             | OpValue::Commit { .. }
             | OpValue::Process { .. }
-            | OpValue::OffsetFetch { .. }
-            // No producer runs transactions yet (issue 14).
-            | OpValue::Txn { .. } => None,
+            | OpValue::OffsetFetch { .. } => Vec::new(),
         })
         .collect()
 }
@@ -805,7 +867,95 @@ pub(crate) mod testkit {
         }
     }
 
+    /// A transaction's `send` micro-operation (`offset` < 0: not acknowledged).
+    pub fn tsend(tp: &TopicPartition, value: u64, offset: i64) -> TxnMop {
+        TxnMop::Send {
+            tp: tp.clone(),
+            key: None,
+            value,
+            offset: (offset >= 0).then_some(Offset(offset)),
+        }
+    }
+
+    /// A transaction's `poll` micro-operation returning `(offset, value)` records of `tp`.
+    pub fn tpoll(tp: &TopicPartition, records: &[(i64, u64)]) -> TxnMop {
+        TxnMop::Poll {
+            records: records
+                .iter()
+                .map(|&(o, v)| PolledRecord {
+                    tp: tp.clone(),
+                    offset: Offset(o),
+                    value: v,
+                })
+                .collect(),
+        }
+    }
+
     impl HistoryBuilder {
+        /// The invoke of a transaction (`beginTransaction`) by `process`; returns its op id for
+        /// [`HistoryBuilder::txn_end`].
+        pub fn txn_begin(&mut self, process: NodeId, transactional_id: &str) -> u64 {
+            let id = self.next_op_id;
+            self.next_op_id += 1;
+            let v = OpValue::Txn {
+                transactional_id: transactional_id.into(),
+                producer_id: None,
+                producer_epoch: None,
+                mops: Vec::new(),
+                group: None,
+                offsets: Vec::new(),
+            };
+            self.push(process, OpType::Invoke, id, v);
+            id
+        }
+
+        /// The completion of transaction `id` under producer id and epoch `pid`, with its
+        /// micro-operations and, for a processor, its group and committed input offsets.
+        #[allow(clippy::too_many_arguments)]
+        pub fn txn_end(
+            &mut self,
+            process: NodeId,
+            id: u64,
+            outcome: OpType,
+            transactional_id: &str,
+            pid: (i64, i16),
+            mops: Vec<TxnMop>,
+            group: Option<&str>,
+            offsets: &[(TopicPartition, i64)],
+        ) -> &mut Self {
+            let v = OpValue::Txn {
+                transactional_id: transactional_id.into(),
+                producer_id: Some(ksim_model::types::ProducerId(pid.0)),
+                producer_epoch: Some(ksim_model::types::ProducerEpoch(pid.1)),
+                mops,
+                group: group.map(str::to_string),
+                offsets: offsets
+                    .iter()
+                    .map(|(tp, o)| ksim_model::event::CommitOffset {
+                        tp: tp.clone(),
+                        offset: Offset(*o),
+                    })
+                    .collect(),
+            };
+            self.push(process, outcome, id, v);
+            self
+        }
+
+        /// A whole transaction of producer `producer` (transactional id `tx-<producer>`,
+        /// producer id `pid`): its invoke and its completion.
+        pub fn txn(
+            &mut self,
+            producer: u32,
+            outcome: OpType,
+            pid: (i64, i16),
+            mops: Vec<TxnMop>,
+        ) -> &mut Self {
+            let p = NodeId::Producer(producer);
+            let tid = format!("tx-{producer}");
+            let id = self.txn_begin(p, &tid);
+            self.txn_end(p, id, outcome, &tid, pid, mops, None, &[])
+        }
+
         /// The application's `seek(tp, offset)` by a consumer: an invoke and its `ok`.
         pub fn seek(&mut self, consumer: u32, tp: &TopicPartition, offset: i64) -> &mut Self {
             let c = NodeId::Consumer(consumer);
@@ -1190,7 +1340,15 @@ mod tests {
                 "exclusive-assignment",
                 "revoke-before-reassign",
                 "commit-validity",
-                "at-least-once"
+                "at-least-once",
+                "aborted-read",
+                "read-committed-isolation",
+                "torn-transaction",
+                "zombie-fencing",
+                "hanging-transaction",
+                "exactly-once",
+                "G1c",
+                "G0"
             ]
         );
         assert!(report.checks_skipped[1].reason.contains("no consumer"));
@@ -1269,6 +1427,65 @@ mod tests {
         let mut t = DataLossTracker::default();
         t.advance(&events, events.len());
         assert!(!t.excused(&testkit::tp(0), b(0)));
+    }
+
+    /// A committed transaction's sends are acknowledged sends and its polls are polls of its
+    /// process; an aborted one's sends are not acknowledged, an unknown one's indeterminate.
+    #[test]
+    fn committed_transactions_count_as_sends_and_polls_aborted_ones_do_not() {
+        let mut h = HistoryBuilder::default();
+        h.txn(
+            0,
+            OpType::Ok,
+            (7, 0),
+            vec![tsend(&tp(0), 1, 0), tsend(&tp(0), 2, 1)],
+        );
+        h.txn(0, OpType::Fail, (7, 0), vec![tsend(&tp(0), 3, 2)]);
+        h.txn(0, OpType::Info, (7, 0), vec![tsend(&tp(0), 4, 3)]);
+        h.txn(0, OpType::Ok, (7, 0), vec![tsend(&tp(0), 5, 5)]);
+        let sends: Vec<u64> = acked_sends(&h.entries).iter().map(|s| s.value).collect();
+        assert_eq!(sends, [1, 2, 5]);
+        // The consumer reads 1 and 5: 2 is lost, 3 (aborted) and 4 (unknown) are not.
+        h.poll(0, &tp(0), &[(0, 1), (5, 5)]);
+        let v = check_history(&lost_write::LostWrite, &h.entries);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].details["count"], 1);
+        assert_eq!(v[0].details["anomalies"][0]["value"], 2);
+        // A processor's committed poll that read 5 at another offset is a duplicate, and its
+        // reads are polls of its process: from offset 0 to offset 5 it skipped offset 1.
+        let p = NodeId::Consumer(9);
+        let id = h.txn_begin(p, "etl-0");
+        h.txn_end(
+            p,
+            id,
+            OpType::Ok,
+            "etl-0",
+            (8, 0),
+            vec![tpoll(&tp(0), &[(0, 1)]), tpoll(&tp(0), &[(6, 5)])],
+            None,
+            &[],
+        );
+        let v = check_history(&duplicate::Duplicate, &h.entries);
+        assert_eq!(v[0].details["anomalies"][0]["value"], 5);
+        let id = h.txn_begin(p, "etl-0");
+        h.txn_end(
+            p,
+            id,
+            OpType::Ok,
+            "etl-0",
+            (8, 0),
+            vec![tpoll(&tp(0), &[(7, 9)])],
+            None,
+            &[],
+        );
+        let skips = check_history(&poll_skip::PollSkip, &h.entries);
+        assert!(skips.is_empty(), "{skips:?}");
+        let internal = check_history(&int_poll_skip::IntPollSkip, &h.entries);
+        // consumer-0's poll skipped offset 1 too; consumer-9's transaction is the second.
+        assert_eq!(internal[0].details["count"], 2, "{internal:?}");
+        assert!(internal[0].details["anomalies"][1]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("consumer-9")));
     }
 
     #[test]

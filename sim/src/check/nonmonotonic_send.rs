@@ -18,6 +18,9 @@
 //! version order; a distance of zero or less is nonmonotonic. Offsets are exact here, so the
 //! version order is the offset order.
 //!
+//! A committed (`ok`) transaction's `send` micro-operations count as the process's sends, in
+//! the order the transaction lists them; an aborted or unknown one's are not judged.
+//!
 //! **What is allowed.** Only `ok` sends that carry an offset are judged: a send that completed
 //! `info` or `fail`, or that the run never completed, has no known position and is skipped (the
 //! next `ok` send is compared with the last `ok` one before it). Different processes, and one
@@ -83,25 +86,40 @@ impl Checker for NonmonotonicSend {
             if completion.op.op_type != OpType::Ok {
                 continue;
             }
-            let OpValue::Send {
-                tp,
-                value,
-                offset: Some(offset),
-                ..
-            } = &completion.op.value
-            else {
-                continue;
+            // A committed transaction's sends count in the order it sent them (Jepsen's
+            // checker compares `:txn` operations' writes too).
+            let sends: Vec<(&TopicPartition, &u64, &Offset)> = match &completion.op.value {
+                OpValue::Send {
+                    tp,
+                    value,
+                    offset: Some(offset),
+                    ..
+                } => vec![(tp, value, offset)],
+                OpValue::Txn { mops, .. } => mops
+                    .iter()
+                    .filter_map(|m| match m {
+                        ksim_model::event::TxnMop::Send {
+                            tp,
+                            value,
+                            offset: Some(offset),
+                            ..
+                        } => Some((tp, value, offset)),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => continue,
             };
-            let sent = Sent {
-                invoke: pair.invoke,
-                completion,
-                value: *value,
-                offset: *offset,
-            };
-            let key = (pair.invoke.process, tp.clone());
-            if let Some(before) = last_sent.get(&key) {
-                if sent.offset <= before.offset {
-                    let sentence = format!(
+            for (tp, value, offset) in sends {
+                let sent = Sent {
+                    invoke: pair.invoke,
+                    completion,
+                    value: *value,
+                    offset: *offset,
+                };
+                let key = (pair.invoke.process, tp.clone());
+                if let Some(before) = last_sent.get(&key) {
+                    if sent.offset <= before.offset {
+                        let sentence = format!(
                         "{} sent value {} to {tp} (t={} ms) before value {} (t={} ms), but they were acknowledged at offsets {} and {}",
                         pair.invoke.process,
                         before.value,
@@ -111,16 +129,17 @@ impl Checker for NonmonotonicSend {
                         before.offset,
                         sent.offset,
                     );
-                    let data = json!({
-                        "process": pair.invoke.process.to_string(),
-                        "tp": tp.to_string(),
-                        "delta": sent.offset.0 - before.offset.0,
-                        "sends": [before.to_json(), sent.to_json()],
-                    });
-                    anomalies.push((sentence, data));
+                        let data = json!({
+                            "process": pair.invoke.process.to_string(),
+                            "tp": tp.to_string(),
+                            "delta": sent.offset.0 - before.offset.0,
+                            "sends": [before.to_json(), sent.to_json()],
+                        });
+                        anomalies.push((sentence, data));
+                    }
                 }
+                last_sent.insert(key, sent);
             }
-            last_sent.insert(key, sent);
         }
         violation(self.name(), None, anomalies, serde_json::Map::new())
     }
@@ -168,5 +187,26 @@ mod tests {
             .send(1, OpType::Ok, &tp(0), 7, 1)
             .send(0, OpType::Ok, &tp(0), 8, 10);
         assert!(check_history(&NonmonotonicSend, &h.entries).is_empty());
+    }
+
+    #[test]
+    fn committed_transactions_sends_are_ordered_with_the_producers_other_sends() {
+        let mut h = HistoryBuilder::default();
+        h.txn(
+            0,
+            OpType::Ok,
+            (7, 0),
+            vec![tsend(&tp(0), 1, 4), tsend(&tp(0), 2, 5)],
+        );
+        // An aborted transaction's offsets are not judged.
+        h.txn(0, OpType::Fail, (7, 0), vec![tsend(&tp(0), 3, 1)]);
+        h.txn(0, OpType::Ok, (7, 0), vec![tsend(&tp(0), 4, 7)]);
+        assert!(check_history(&NonmonotonicSend, &h.entries).is_empty());
+        h.txn(0, OpType::Ok, (7, 0), vec![tsend(&tp(0), 5, 6)]);
+        let v = check_history(&NonmonotonicSend, &h.entries);
+        assert_eq!(v[0].details["count"], 1, "{v:?}");
+        assert!(v[0]
+            .message
+            .starts_with("producer-0 sent value 4 to events-0"));
     }
 }

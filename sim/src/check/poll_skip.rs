@@ -129,14 +129,30 @@ pub(super) struct Poll<'a> {
     pub by_partition: BTreeMap<TopicPartition, Vec<(Offset, u64)>>,
 }
 
-/// Every `ok` poll that returned records, in history order. A process's polls are sequential,
+/// Every `ok` poll that returned records, in history order, and every `ok` (committed)
+/// transaction whose `poll` micro-operations (a processor's input) returned records, as one
+/// poll of its process. A process's polls are sequential,
 /// so its completions are in the order it issued them.
 pub(super) fn ok_polls(history: &[HistoryEntry]) -> Vec<Poll<'_>> {
     history
         .iter()
         .filter(|e| e.op.op_type == OpType::Ok)
         .filter_map(|entry| match &entry.op.value {
-            OpValue::Poll { records } if !records.is_empty() => {
+            OpValue::Poll { .. } | OpValue::Txn { .. } => {
+                let records: Vec<&ksim_model::event::PolledRecord> = match &entry.op.value {
+                    OpValue::Poll { records } => records.iter().collect(),
+                    OpValue::Txn { mops, .. } => mops
+                        .iter()
+                        .flat_map(|m| match m {
+                            ksim_model::event::TxnMop::Poll { records } => records.iter().collect(),
+                            ksim_model::event::TxnMop::Send { .. } => Vec::new(),
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                if records.is_empty() {
+                    return None;
+                }
                 let mut by_partition: BTreeMap<TopicPartition, Vec<(Offset, u64)>> =
                     BTreeMap::new();
                 for r in records {
@@ -461,10 +477,11 @@ pub(super) fn successive_polls<'a>(
                 }
                 continue;
             }
-            OpValue::Poll { .. } => ok_polls(std::slice::from_ref(entry)),
+            // A committed transaction's poll micro-operations are the processor's polls (an
+            // aborted or unknown one leaves the expected position where it was, as Jepsen's
+            // checker updates a process's last reads on `ok` only).
+            OpValue::Poll { .. } | OpValue::Txn { .. } => ok_polls(std::slice::from_ref(entry)),
             OpValue::Send { .. } | OpValue::Commit { .. } | OpValue::Process { .. } => continue,
-            // No producer runs transactions yet (issue 14).
-            OpValue::Txn { .. } => continue,
         };
         for poll in poll {
             for (tp, records) in &poll.by_partition {

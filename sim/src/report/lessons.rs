@@ -297,6 +297,45 @@ pub(super) fn lessons(lesson: &Lesson, s: &Safety, topics: &BTreeSet<String>) ->
                 );
             }
         }
+        Prevention::ReadCommitted => {
+            out.push(
+                "What prevents it: `isolation.level = read_committed` on every consumer that must \
+                 not see aborted or still-open transactions (read_uncommitted, the default, reads \
+                 up to the high watermark, aborted records included). The anomaly was seen by a \
+                 read_committed reader, so the setting was already on: unless the run turned \
+                 transaction fencing off (`sim.txn.producer-fencing = false`), or used \
+                 `transaction.version = 1` where a delayed marker can end the next transaction \
+                 (KAFKA-17754; `transaction.version = 2` fences it), this is a bug in the system \
+                 under test or in the testbed."
+                    .to_string(),
+            );
+        }
+        Prevention::TxnFencing => {
+            out.push(
+                "What prevents it: `transaction.version = 2` (KIP-890 part 2: every transaction \
+                 bumps the producer epoch, so a delayed produce, EndTxn or marker of an older \
+                 transaction is fenced with PRODUCER_FENCED), \
+                 `transaction.partition.verification.enable = true` (KIP-890 part 1: a partition \
+                 leader verifies with the coordinator that the transaction is ongoing before the \
+                 first transactional write, so a late produce cannot open a transaction the \
+                 coordinator does not know), and producer-epoch fencing on (the default; \
+                 `sim.txn.producer-fencing = false` turns it off). With all three, this is a bug."
+                    .to_string(),
+            );
+        }
+        Prevention::ExactlyOnce => {
+            out.push(
+                "What prevents it: a `transactional.id` on the processor, so that its output and \
+                 its input offsets commit in one transaction (`sendOffsetsToTransaction` with the \
+                 group metadata, KIP-447), `isolation.level = read_committed` on its consumer, \
+                 the generation check on TxnOffsetCommit (the default; \
+                 `sim.txn.offset-commit-fencing = false` turns it off, so a zombie commits \
+                 output for inputs the new owner also processes), and a rewind of the consumer \
+                 to the committed offsets after an abort (KAFKA-17582). With all of them, this \
+                 is a bug."
+                    .to_string(),
+            );
+        }
         Prevention::Unrecorded => {}
     }
     out
@@ -436,6 +475,36 @@ mod tests {
             serde_mismatches: Vec::new(),
             offset_commit_fencing: true,
             commit_before_processing: Vec::new(),
+        }
+    }
+
+    /// Each transaction check's lesson names the setting that prevents its failure.
+    #[test]
+    fn transaction_lessons_name_the_preventing_setting() {
+        let none = BTreeSet::new();
+        let safe = safety(Acks::All, 2, true);
+        for (check, setting) in [
+            ("aborted-read", "`isolation.level = read_committed`"),
+            (
+                "aborted-read",
+                "read_uncommitted consumers (the default) read aborted records",
+            ),
+            (
+                "read-committed-isolation",
+                "`isolation.level = read_committed`",
+            ),
+            ("G1c", "`isolation.level = read_committed`"),
+            ("torn-transaction", "`transaction.version = 2`"),
+            ("zombie-fencing", "`sim.txn.producer-fencing = false`"),
+            (
+                "hanging-transaction",
+                "`transaction.partition.verification.enable = true`",
+            ),
+            ("exactly-once", "`sim.txn.offset-commit-fencing = false`"),
+            ("exactly-once", "KAFKA-17582"),
+        ] {
+            let text = lessons(&lesson_of(check), &safe, &none).join("\n");
+            assert!(text.contains(setting), "{check}: {text}");
         }
     }
 

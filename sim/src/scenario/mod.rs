@@ -99,6 +99,7 @@ pub const CHECK_NAMES: &[&str] = &[
     "commit-validity",
     "committed-offset-regression",
     "at-least-once",
+    "exactly-once",
     "liveness",
 ];
 

@@ -645,7 +645,7 @@ fn scenario_fault_ranges() {
 
 #[test]
 fn check_names_match_the_contract() {
-    assert_eq!(CHECK_NAMES.len(), 32);
+    assert_eq!(CHECK_NAMES.len(), 33);
     let unique: BTreeSet<_> = CHECK_NAMES.iter().collect();
     assert_eq!(unique.len(), CHECK_NAMES.len());
 }

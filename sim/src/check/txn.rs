@@ -1,0 +1,368 @@
+//! What the transaction checks share: the history's transactions (Jepsen `txn` operations,
+//! [`OpValue::Txn`]) with their outcome, the records read_committed readers returned, who
+//! wrote each value, and the fate the partitions' transaction markers gave each record.
+//!
+//! A transaction is one history operation: invoke at `beginTransaction`, completion `ok`
+//! (committed), `fail` (aborted) or `info` (unknown; also a transaction the run never
+//! completed). Its micro-operations are in the completion (`send` with the offset its produce
+//! was acknowledged at, `poll` for a processor's input).
+
+use super::CheckInput;
+use crate::history::{pairs, EventRecord, HistoryEntry};
+use ksim_model::event::{CommitOffset, Event, OpType, OpValue, TxnMop};
+use ksim_model::protocol::IsolationLevel;
+use ksim_model::types::{NodeId, Offset, ProducerEpoch, ProducerId, TopicPartition};
+use std::collections::BTreeMap;
+
+/// One transaction of the history.
+#[derive(Debug, Clone)]
+pub(crate) struct Txn<'a> {
+    pub invoke: &'a HistoryEntry,
+    pub completion: Option<&'a HistoryEntry>,
+    /// `Ok`, `Fail` or `Info` (also for a transaction never completed).
+    pub outcome: OpType,
+    pub transactional_id: &'a str,
+    pub producer_id: Option<ProducerId>,
+    pub producer_epoch: Option<ProducerEpoch>,
+    /// The `send` micro-operations: (partition, value, acknowledged offset).
+    pub sends: Vec<(&'a TopicPartition, u64, Option<Offset>)>,
+    /// The records its `poll` micro-operations returned: (partition, offset, value).
+    pub polls: Vec<(&'a TopicPartition, Offset, u64)>,
+    /// A processor's group and the input positions it committed (`sendOffsetsToTransaction`).
+    pub group: Option<&'a str>,
+    pub offsets: &'a [CommitOffset],
+}
+
+impl Txn<'_> {
+    /// The process that ran it.
+    pub fn process(&self) -> NodeId {
+        self.invoke.process
+    }
+
+    /// When it completed (the end of the run for one never completed: `u64::MAX`).
+    pub fn end_ms(&self) -> u64 {
+        self.completion.map_or(u64::MAX, |c| c.time_ms)
+    }
+
+    /// `producer-0's transaction tx-0 (producer id 7, epoch 2, t=100..180 ms, committed)`.
+    pub fn describe(&self) -> String {
+        let ids = match (self.producer_id, self.producer_epoch) {
+            (Some(p), Some(e)) => format!(", producer id {}, epoch {}", p.0, e.0),
+            _ => String::new(),
+        };
+        let end = match self.completion {
+            Some(c) => format!("{} ms", c.time_ms),
+            None => "end".to_string(),
+        };
+        let outcome = match (self.outcome, self.completion) {
+            (OpType::Ok, _) => "committed",
+            (OpType::Fail, _) => "aborted",
+            (_, Some(_)) => "outcome unknown",
+            (_, None) => "never completed",
+        };
+        format!(
+            "{}'s transaction {} ({}{ids}, t={}..{end}, {outcome})",
+            self.process(),
+            self.invoke.op.op_id,
+            self.transactional_id,
+            self.invoke.time_ms
+        )
+    }
+
+    /// The transaction as data.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "process": self.process().to_string(),
+            "op_id": self.invoke.op.op_id,
+            "transactional_id": self.transactional_id,
+            "producer_id": self.producer_id.map(|p| p.0),
+            "producer_epoch": self.producer_epoch.map(|e| e.0),
+            "outcome": format!("{:?}", self.outcome).to_lowercase(),
+            "invoke_ms": self.invoke.time_ms,
+            "end_ms": self.completion.map(|c| c.time_ms),
+        })
+    }
+}
+
+/// Every transaction of the history, in invoke order.
+pub(crate) fn txns(history: &[HistoryEntry]) -> Vec<Txn<'_>> {
+    pairs(history)
+        .into_iter()
+        .filter_map(|pair| {
+            let entry = pair.completion.unwrap_or(pair.invoke);
+            let OpValue::Txn {
+                transactional_id,
+                producer_id,
+                producer_epoch,
+                mops,
+                group,
+                offsets,
+            } = &entry.op.value
+            else {
+                return None;
+            };
+            let mut sends = Vec::new();
+            let mut polls = Vec::new();
+            for m in mops {
+                match m {
+                    TxnMop::Send {
+                        tp, value, offset, ..
+                    } => sends.push((tp, *value, *offset)),
+                    TxnMop::Poll { records } => {
+                        polls.extend(records.iter().map(|r| (&r.tp, r.offset, r.value)))
+                    }
+                }
+            }
+            Some(Txn {
+                invoke: pair.invoke,
+                completion: pair.completion,
+                outcome: pair.outcome(),
+                transactional_id,
+                producer_id: *producer_id,
+                producer_epoch: *producer_epoch,
+                sends,
+                polls,
+                group: group.as_deref(),
+                offsets,
+            })
+        })
+        .collect()
+}
+
+/// The skip reason of the checks that judge transactions: `Some` when the history holds no
+/// transaction (`what` completes the sentence).
+pub(crate) fn without_txns(input: &CheckInput, what: &str) -> Option<String> {
+    let any = input
+        .history
+        .iter()
+        .any(|e| matches!(e.op.value, OpValue::Txn { .. }));
+    (!any).then(|| {
+        format!(
+            "the run has no transactional producer or processor (no `txn` operation), so {what}"
+        )
+    })
+}
+
+/// The isolation level `process` read with. With a scenario, a consumer's is its
+/// `isolation.level`; a process that is not one of the scenario's consumers (a processor, whose
+/// reads are the `poll` micro-operations of its transactions: an exactly-once processor reads
+/// with read_committed) and every process in a unit test (no scenario) count as
+/// read_committed.
+pub(crate) fn isolation(input: &CheckInput, process: NodeId) -> IsolationLevel {
+    if let (Some(s), NodeId::Consumer(n)) = (input.scenario, process) {
+        if let Some((_, spec)) = crate::workload::consumer::instances(s)
+            .into_iter()
+            .find(|(i, _)| *i == n)
+        {
+            return spec.config.isolation_level;
+        }
+    }
+    IsolationLevel::ReadCommitted
+}
+
+/// The skip reason of the checks that judge what read_committed readers saw: `Some` when the
+/// scenario's consumers all read_uncommitted and no transaction polled (no processor).
+pub(crate) fn without_read_committed(input: &CheckInput, what: &str) -> Option<String> {
+    let scenario = input.scenario?;
+    let processors = txns(input.history).iter().any(|t| !t.polls.is_empty());
+    let committed = crate::workload::consumer::instances(scenario)
+        .iter()
+        .any(|(_, c)| c.config.isolation_level == IsolationLevel::ReadCommitted);
+    (!processors && !committed).then(|| {
+        format!(
+            "no consumer reads with `isolation.level = read_committed` and no processor runs, \
+             so {what}"
+        )
+    })
+}
+
+/// One record a client read: who, when, which history entry, and whether from a consumer's
+/// `poll` or a transaction's `poll` micro-operation.
+#[derive(Debug, Clone)]
+pub(crate) struct Read<'a> {
+    pub entry: &'a HistoryEntry,
+    pub tp: &'a TopicPartition,
+    pub offset: Offset,
+    pub value: u64,
+}
+
+impl Read<'_> {
+    /// `consumer-1 read value 5 at events-0 offset 3 at t=120 ms`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} read value {} at {} offset {} at t={} ms",
+            self.entry.process, self.value, self.tp, self.offset, self.entry.time_ms
+        )
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "process": self.entry.process.to_string(),
+            "tp": self.tp.to_string(),
+            "offset": self.offset.0,
+            "value": self.value,
+            "time_ms": self.entry.time_ms,
+            "index": self.entry.index,
+        })
+    }
+}
+
+/// Every record read by a read_committed reader (see [`isolation`]), in history order: the
+/// records of `ok` polls, and those of the `poll` micro-operations of every completed
+/// transaction (whatever its outcome, the read happened). Also returns how many records
+/// read_uncommitted consumers read (exempt from the read_committed promises).
+pub(crate) fn read_committed_reads<'a>(input: &CheckInput<'a>) -> (Vec<Read<'a>>, usize) {
+    let mut out = Vec::new();
+    let mut exempt = 0;
+    let mut level: BTreeMap<NodeId, IsolationLevel> = BTreeMap::new();
+    for entry in input.history {
+        if entry.op.op_type == OpType::Invoke {
+            continue;
+        }
+        let records: Vec<&ksim_model::event::PolledRecord> = match &entry.op.value {
+            OpValue::Poll { records } if entry.op.op_type == OpType::Ok => records.iter().collect(),
+            OpValue::Txn { mops, .. } => mops
+                .iter()
+                .flat_map(|m| match m {
+                    TxnMop::Poll { records } => records.iter().collect(),
+                    TxnMop::Send { .. } => Vec::new(),
+                })
+                .collect(),
+            _ => continue,
+        };
+        let l = *level
+            .entry(entry.process)
+            .or_insert_with(|| isolation(input, entry.process));
+        if l != IsolationLevel::ReadCommitted {
+            exempt += records.len();
+            continue;
+        }
+        out.extend(records.into_iter().map(|r| Read {
+            entry,
+            tp: &r.tp,
+            offset: r.offset,
+            value: r.value,
+        }));
+    }
+    (out, exempt)
+}
+
+/// Which transaction wrote each value: value → (index in `txns`, partition, acknowledged
+/// offset). Values are unique in the workload; a value sent twice keeps its first writer.
+pub(crate) fn writers<'a>(
+    txns: &[Txn<'a>],
+) -> BTreeMap<u64, (usize, &'a TopicPartition, Option<Offset>)> {
+    let mut out = BTreeMap::new();
+    for (i, t) in txns.iter().enumerate() {
+        for (tp, value, offset) in &t.sends {
+            out.entry(*value).or_insert((i, *tp, *offset));
+        }
+    }
+    out
+}
+
+/// One transaction marker written at a partition ([`Event::TxnMarkerWritten`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Marker<'a> {
+    pub record: &'a EventRecord,
+    pub offset: Offset,
+    pub commit: bool,
+}
+
+/// The markers of each (partition, producer id), in offset order (a marker rewritten after a
+/// failover at the same offset is kept once, first logged first).
+pub(crate) fn markers(
+    events: &[EventRecord],
+) -> BTreeMap<(TopicPartition, ProducerId), Vec<Marker<'_>>> {
+    let mut out: BTreeMap<(TopicPartition, ProducerId), Vec<Marker<'_>>> = BTreeMap::new();
+    for r in events {
+        if let Event::TxnMarkerWritten {
+            tp,
+            producer_id,
+            result,
+            offset,
+            ..
+        } = &r.event
+        {
+            let list = out.entry((tp.clone(), *producer_id)).or_default();
+            if list.iter().any(|m| m.offset == *offset) {
+                continue;
+            }
+            list.push(Marker {
+                record: r,
+                offset: *offset,
+                commit: result.eq_ignore_ascii_case("commit"),
+            });
+        }
+    }
+    for list in out.values_mut() {
+        list.sort_by_key(|m| m.offset);
+    }
+    out
+}
+
+/// The marker that ended the producer's transaction holding the record at `offset` of `tp`:
+/// the producer's first marker in `tp` above `offset` (KIP-98: a control batch ends every
+/// batch of that producer before it since the previous marker). `None`: no marker ended it.
+pub(crate) fn ending_marker<'m, 'a>(
+    markers: &'m BTreeMap<(TopicPartition, ProducerId), Vec<Marker<'a>>>,
+    tp: &TopicPartition,
+    producer_id: ProducerId,
+    offset: Offset,
+) -> Option<&'m Marker<'a>> {
+    let list = markers.get(&(tp.clone(), producer_id))?;
+    list.get(list.partition_point(|m| m.offset <= offset))
+}
+
+/// Builders of transaction events for the unit tests.
+#[cfg(test)]
+pub(crate) mod testkit {
+    use super::*;
+    use ksim_model::types::BrokerId;
+
+    /// An event of broker-0 at `time_ms`.
+    pub fn at(time_ms: u64, event: Event) -> EventRecord {
+        EventRecord {
+            time_ms,
+            node: NodeId::Broker(BrokerId(0)),
+            event,
+        }
+    }
+
+    /// A COMMIT (`commit`) or ABORT marker of producer `pid` at `offset` of `tp`.
+    pub fn marker(tp: &TopicPartition, pid: (i64, i16), commit: bool, offset: i64) -> Event {
+        Event::TxnMarkerWritten {
+            tp: tp.clone(),
+            broker: BrokerId(0),
+            producer_id: ProducerId(pid.0),
+            producer_epoch: ProducerEpoch(pid.1),
+            result: if commit { "commit" } else { "abort" }.into(),
+            offset: Offset(offset),
+            coordinator_epoch: 0,
+        }
+    }
+
+    /// The coordinator moved `transactional_id` (producer `pid`) from `from` to `to`.
+    pub fn txn_state(tid: &str, pid: (i64, i16), from: &str, to: &str, reason: &str) -> Event {
+        Event::TxnStateChanged {
+            transactional_id: tid.into(),
+            broker: BrokerId(0),
+            producer_id: ProducerId(pid.0),
+            producer_epoch: ProducerEpoch(pid.1),
+            from: from.into(),
+            to: to.into(),
+            partitions: Vec::new(),
+            reason: reason.into(),
+        }
+    }
+
+    /// `tp`'s last stable offset moved to `lso` (held by `unstable` = (pid, first offset)).
+    pub fn lso(tp: &TopicPartition, lso: i64, unstable: Option<(i64, i64)>) -> Event {
+        Event::LastStableOffsetChanged {
+            tp: tp.clone(),
+            broker: BrokerId(0),
+            last_stable_offset: Offset(lso),
+            first_unstable: unstable.map(|(p, o)| (ProducerId(p), Offset(o))),
+        }
+    }
+}
