@@ -75,13 +75,15 @@ pub(super) fn write_at_least_once_story(
             && e.op.op_type == OpType::Invoke
             && matches!(&e.op.value, OpValue::Process { records, .. } if holds(records))
     });
+    // Its completion is the next entry of the process with its op id (a restarted process
+    // numbers its operations from 1 again, so a later `ok` of the same id may be another's).
     let finished = processing.is_some_and(|inv| {
-        history.iter().any(|e| {
-            e.process == inv.process
-                && e.op.op_id == inv.op.op_id
-                && e.op.op_type == OpType::Ok
-                && matches!(e.op.value, OpValue::Process { .. })
-        })
+        history
+            .iter()
+            .find(|e| e.index > inv.index && e.process == inv.process && e.op.op_id == inv.op.op_id)
+            .is_some_and(|e| {
+                e.op.op_type == OpType::Ok && matches!(e.op.value, OpValue::Process { .. })
+            })
     });
     let acked = acked_ms.map_or(String::new(), |t| format!(", acknowledged at t={t} ms"));
     let before = match processing {

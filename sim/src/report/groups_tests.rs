@@ -1,7 +1,7 @@
 use super::*;
-use crate::report::events::{describe_event, describe_fault_event};
 use crate::check::group_view::testkit::{mid, Events};
 use crate::check::{run_all, CheckInput};
+use crate::report::events::{describe_event, describe_fault_event};
 use ksim_model::event::{ClientOp, CommitOffset};
 use ksim_model::types::Offset;
 use serde_json::json;
