@@ -19,8 +19,7 @@ pub(super) fn write_what_happened(out: &mut String, run: &RunResult) {
     out.push_str("## What happened to it\n\n");
     out.push_str(
         "For each partition an anomaly points at, the story of the first offending offset, \
-         rebuilt from the brokers' and controller's event log (`events.jsonl`), or, for a \
-         consumer group's commits, from the clients' history.\n\n",
+         rebuilt from the brokers' and controller's event log (`events.jsonl`).\n\n",
     );
     let acks_of = client_acks(&run.scenario);
     let shown = by_tp.len().min(STORY_PARTITIONS_MAX);
