@@ -112,6 +112,8 @@ impl ConsumerClient {
         if self.membership.is_some() {
             self.revoke_on_leave(out);
             self.leave_group("the consumer is being closed", out);
+            // `onLeavePrepare`: partitions lost by a generation reset are given up now.
+            self.apply_partitions_lost(out);
         }
         self.close = Some(CloseState::Closed);
     }

@@ -25,10 +25,14 @@
 //! # Heartbeats and the poll timeout (`AbstractCoordinator.HeartbeatThread`)
 //! Every `heartbeat.interval.ms` a joined member heartbeats. REBALANCE_IN_PROGRESS asks it to
 //! rejoin (at its next `poll()`); ILLEGAL_GENERATION and UNKNOWN_MEMBER_ID mean the group went
-//! on without it: its partitions are lost and it rejoins; FENCED_INSTANCE_ID (another process
-//! took its `group.instance.id`) ends its membership. If the application has not called
-//! `poll()` for `max.poll.interval.ms`, the heartbeat thread leaves the group (LeaveGroup;
-//! a static member sends none) and the member's partitions are lost.
+//! on without it: its generation is reset, its partitions are lost in the application's next
+//! `poll()` (`onPartitionsLost` runs in the application's thread, `onJoinPrepare`; records
+//! fetched for them meanwhile are dropped), and it rejoins; FENCED_INSTANCE_ID (another
+//! process took its `group.instance.id`) ends its membership. No heartbeat answered for
+//! `session.timeout.ms`: the coordinator is marked unknown and looked up again. If the
+//! application has not called `poll()` for `max.poll.interval.ms`, the heartbeat thread
+//! leaves the group (LeaveGroup; a static member sends none) and the member's partitions are
+//! lost (at its next `poll()`).
 //!
 //! # Commits
 //! A commit carries the member's generation and id; it is refused without a request while the
@@ -102,6 +106,28 @@ pub(super) struct GroupMembership {
     pub(super) last_poll_ms: u64,
     /// The JoinGroup retry timer is armed.
     pub(super) join_backoff: bool,
+    /// Partitions lost by a generation reset, not yet given up: Kafka's consumer only resets
+    /// its generation when the error arrives (`resetStateAndRejoin`, often on the heartbeat
+    /// thread); `onPartitionsLost` runs, and the partitions leave the assignment, in the
+    /// application's next `poll()` (`ConsumerCoordinator.onJoinPrepare`), or in `close()`
+    /// (`onLeavePrepare`). Until then [`GroupMembership::owned`] still holds them.
+    pub(super) lost: Option<PendingLoss>,
+    /// When the session timer last started, ms (Kafka's `Heartbeat.sessionTimer`): when the
+    /// member became stable, when the coordinator was (re)discovered, and at every heartbeat
+    /// answered without error (or with
+    /// REBALANCE_IN_PROGRESS, which Kafka also counts as received). `session.timeout.ms`
+    /// later without another, the heartbeat thread marks the coordinator unknown.
+    pub(super) session_started_ms: u64,
+}
+
+/// A generation reset whose partitions the next `poll()` gives up (`onPartitionsLost`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PendingLoss {
+    /// The member id and generation the partitions were owned under.
+    pub(super) member_id: String,
+    pub(super) generation: i32,
+    /// Why: the error's Kafka name (UNKNOWN_MEMBER_ID for a leave).
+    pub(super) reason: String,
 }
 
 impl ConsumerClient {
@@ -137,6 +163,8 @@ impl ConsumerClient {
             revoking: None,
             last_poll_ms: self.now.as_ms(),
             join_backoff: false,
+            lost: None,
+            session_started_ms: self.now.as_ms(),
         });
         out.timer(
             self.config.heartbeat_interval_ms.max(1),
@@ -172,6 +200,11 @@ impl ConsumerClient {
 
     /// The coordinator is known: a join waiting for it is sent.
     pub(super) fn membership_coordinator_ready(&mut self, out: &mut Effects<ConsumerTimer>) {
+        // Kafka's FindCoordinator handler: `heartbeat.resetSessionTimeout()` on discovery.
+        let now_ms = self.now.as_ms();
+        if let Some(m) = self.membership.as_mut() {
+            m.session_started_ms = now_ms;
+        }
         let waiting = self.membership.as_ref().is_some_and(|m| {
             m.state == MemberState::Joining && m.join_in_flight.is_none() && !m.join_backoff
         });
@@ -273,6 +306,7 @@ impl ConsumerClient {
     }
 
     fn join_if_needed(&mut self, out: &mut Effects<ConsumerTimer>) {
+        self.apply_partitions_lost(out);
         let Some(m) = self.membership.as_mut() else {
             return;
         };
@@ -415,23 +449,20 @@ impl ConsumerClient {
         }
     }
 
-    /// The group went on without this member (or fenced it): its partitions are lost
-    /// (`onPartitionsLost`, no commit), and it rejoins with no generation (and, unless only
-    /// the generation was stale, no member id).
+    /// The group went on without this member (or fenced it): it rejoins with no generation
+    /// (and, unless only the generation was stale, no member id), and its partitions are lost
+    /// (`onPartitionsLost`, no commit) in the application's next `poll()` (see
+    /// [`GroupMembership::lost`] and [`ConsumerClient::apply_partitions_lost`]); the records
+    /// fetched for them meanwhile are dropped then, never returned.
     fn reset_generation(&mut self, error: ErrorCode, out: &mut Effects<ConsumerTimer>) {
-        let group = self.group_id();
         let m = self.membership.as_mut().expect("subscribe mode");
-        let lost: Vec<TopicPartition> = m.owned.iter().cloned().collect();
-        if !lost.is_empty() {
-            out.event(Event::PartitionsLost {
-                group,
+        if m.lost.is_none() && !m.owned.is_empty() {
+            m.lost = Some(PendingLoss {
                 member_id: m.member_id.clone(),
                 generation: m.generation,
-                partitions: lost.clone(),
                 reason: error.kafka_name().to_string(),
             });
         }
-        m.owned.clear();
         m.generation = -1;
         if error != ErrorCode::IllegalGeneration {
             m.member_id.clear();
@@ -444,8 +475,33 @@ impl ConsumerClient {
         } else {
             MemberState::Unjoined
         };
-        self.drop_partitions(&lost);
         self.request_rejoin(out);
+    }
+
+    /// Kafka's `onJoinPrepare` (or `onLeavePrepare`) after a generation reset, in the
+    /// application's thread: `onPartitionsLost` for what the member owned (no commit, a
+    /// `partitions-lost` event), and the partitions leave the consumer with the records
+    /// buffered for them. Nothing when no loss is pending.
+    pub(super) fn apply_partitions_lost(&mut self, out: &mut Effects<ConsumerTimer>) {
+        let group = self.group_id();
+        let Some(m) = self.membership.as_mut() else {
+            return;
+        };
+        let Some(loss) = m.lost.take() else {
+            return;
+        };
+        let lost: Vec<TopicPartition> = std::mem::take(&mut m.owned).into_iter().collect();
+        if lost.is_empty() {
+            return;
+        }
+        out.event(Event::PartitionsLost {
+            group,
+            member_id: loss.member_id,
+            generation: loss.generation,
+            partitions: lost.clone(),
+            reason: loss.reason,
+        });
+        self.drop_partitions(&lost);
     }
 
     fn send_join(&mut self, out: &mut Effects<ConsumerTimer>) {
@@ -551,7 +607,10 @@ impl ConsumerClient {
                 return;
             }
             ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration => {
+                // The join runs inside the application's poll() (`joinGroupIfNeeded`): what
+                // the member still owned is lost now, before it joins again.
                 self.reset_generation(error, out);
+                self.apply_partitions_lost(out);
                 let m = self.membership.as_mut().expect("subscribe mode");
                 m.rejoin_needed = false;
                 m.state = MemberState::Joining;
@@ -659,6 +718,8 @@ impl ConsumerClient {
         match error {
             ErrorCode::None => {
                 m.state = MemberState::Stable;
+                // The heartbeat thread is enabled (`HeartbeatThread.enable`: `resetTimeouts`).
+                m.session_started_ms = self.now.as_ms();
                 m.pending_assignment = Some((m.generation, partitions));
                 if self.blocked_poll.is_some() {
                     self.on_join_complete(out);
@@ -669,7 +730,10 @@ impl ConsumerClient {
                 self.send_join(out);
             }
             ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration => {
+                // The join runs inside the application's poll() (`joinGroupIfNeeded`): what
+                // the member still owned is lost now, before it joins again.
                 self.reset_generation(error, out);
+                self.apply_partitions_lost(out);
                 let m = self.membership.as_mut().expect("subscribe mode");
                 m.rejoin_needed = false;
                 m.state = MemberState::Joining;
@@ -776,6 +840,28 @@ impl ConsumerClient {
         let Some(m) = self.membership.as_ref() else {
             return;
         };
+        // `HeartbeatThread.run`: no heartbeat answered for `session.timeout.ms` (the
+        // coordinator may be gone, or the link to it cut): the coordinator is marked unknown
+        // (its heartbeat in flight abandoned) and looked up again, before the poll timeout is
+        // looked at (Kafka's order).
+        if m.state == MemberState::Stable
+            && now_ms.saturating_sub(m.session_started_ms) > self.config.session_timeout_ms
+        {
+            if let Some(b) = self.coordinator.as_ref().and_then(|c| c.coordinator_id()) {
+                self.membership
+                    .as_mut()
+                    .expect("present")
+                    .heartbeat_in_flight = None;
+                self.mark_coordinator_unknown(
+                    NodeId::Broker(b),
+                    "session timed out without receiving a heartbeat response",
+                    out,
+                );
+                self.ensure_coordinator(out);
+                return;
+            }
+        }
+        let m = self.membership.as_ref().expect("present");
         if m.generation >= 0
             && now_ms.saturating_sub(m.last_poll_ms) > self.config.max_poll_interval_ms
             && self.blocked_poll.is_none()
@@ -859,6 +945,10 @@ impl ConsumerClient {
             return;
         }
         m.heartbeat_in_flight = None;
+        if matches!(error, ErrorCode::None | ErrorCode::RebalanceInProgress) {
+            // Kafka's `Heartbeat.receiveHeartbeat`: the session timer starts again.
+            m.session_started_ms = self.now.as_ms();
+        }
         match error {
             ErrorCode::None => {}
             ErrorCode::RebalanceInProgress => self.request_rejoin(out),

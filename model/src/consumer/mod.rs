@@ -191,6 +191,19 @@ impl ConsumerClient {
         }
     }
 
+    /// The same consumer as process number `incarnation` of its client (0 for the first;
+    /// each restart counts one more). Its correlation ids start at `incarnation << 32`, as the
+    /// producer's do (`ProducerClient::with_incarnation`): in Kafka a response travels back on
+    /// the connection its request came in on, and a process's connections die with it, but
+    /// the simulated transport routes a reply to the peer's latest connection. With ids of its
+    /// own, a restarted consumer drops an answer meant for its predecessor (a JoinGroup held
+    /// by the coordinator until the join phase ends, a Fetch waiting `fetch.max.wait.ms`)
+    /// instead of taking it for its own request with the same id.
+    pub fn with_incarnation(mut self, incarnation: u64) -> Self {
+        self.next_corr = incarnation << 32;
+        self
+    }
+
     /// The same consumer driven by `workload` (late start, seeks).
     pub fn with_workload(mut self, workload: ConsumerWorkload) -> Self {
         self.rng = ChaCha8Rng::seed_from_u64(workload.seed);

@@ -649,3 +649,4 @@ fn a_seek_drops_buffered_records_and_ignores_the_fetch_in_flight() {
 
 /// A consumer with a `group.id` (assign mode, commits with generation -1).
 mod group;
+mod membership;

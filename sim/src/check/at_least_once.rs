@@ -162,6 +162,106 @@ fn final_committed<'a>(writes: &[Write<'a>]) -> Option<Write<'a>> {
         .copied()
 }
 
+/// How many distinct causes a note names.
+const CAUSES_NAMED: usize = 4;
+
+/// What in the run's events can make `group`'s members process records twice, in order of
+/// first occurrence, each with how often it happened: a member killed (`kill`,
+/// `client-kill`, `power-fail`), closed (`close`, `client-leave`, `shutdown`), leaving because
+/// `max.poll.interval.ms` expired (its heartbeat thread's LeaveGroup), removed by the
+/// coordinator (`group-member-removed`, with its reason), or losing its partitions
+/// (`partitions-lost`, with the error). `members` are the group's client processes.
+fn reprocessing_causes(
+    input: &CheckInput,
+    group: &str,
+    members: &BTreeMap<String, BTreeSet<NodeId>>,
+) -> Vec<String> {
+    let nodes = members.get(group);
+    let names: BTreeSet<String> = nodes.into_iter().flatten().map(|n| n.to_string()).collect();
+    // Member ids of the group, by the process that held them.
+    let mut holder: BTreeMap<&str, NodeId> = BTreeMap::new();
+    for r in input.events {
+        if let Event::PartitionsAssigned {
+            group: g,
+            member_id,
+            ..
+        } = &r.event
+        {
+            if g == group {
+                holder.insert(member_id, r.node);
+            }
+        }
+    }
+    let who = |member_id: &str| {
+        holder
+            .get(member_id)
+            .map_or_else(|| format!("member {member_id}"), |n| n.to_string())
+    };
+    let mut order: Vec<String> = Vec::new();
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    let mut note = |phrase: String| {
+        if !count.contains_key(&phrase) {
+            order.push(phrase.clone());
+        }
+        *count.entry(phrase).or_default() += 1;
+    };
+    for r in input.events {
+        match &r.event {
+            Event::Fault { action, nodes, .. } => {
+                let verb = match action.as_str() {
+                    "kill" | "client-kill" | "power-fail" | "disk-loss" => "was killed",
+                    "close" | "client-leave" | "shutdown" => "was closed",
+                    _ => continue,
+                };
+                for n in nodes.iter().filter(|n| names.contains(*n)) {
+                    note(format!("{n} {verb} (`{action}`)"));
+                }
+            }
+            Event::ConsumerError {
+                exception, message, ..
+            } if exception == "LeaveGroup"
+                && message.contains("poll timeout")
+                && nodes.is_some_and(|ns| ns.contains(&r.node)) =>
+            {
+                note(format!(
+                    "{}'s heartbeat thread left the group because poll() was not called within \
+                     max.poll.interval.ms",
+                    r.node
+                ));
+            }
+            Event::GroupMemberRemoved {
+                group: g,
+                member_id,
+                reason,
+                ..
+            } if g == group => {
+                note(format!(
+                    "the coordinator removed {} ({reason})",
+                    who(member_id)
+                ));
+            }
+            Event::PartitionsLost {
+                group: g, reason, ..
+            } if g == group => {
+                note(format!("{} lost its partitions ({reason})", r.node));
+            }
+            _ => {}
+        }
+    }
+    let mut out: Vec<String> = order
+        .iter()
+        .take(CAUSES_NAMED)
+        .map(|p| match count[p] {
+            1 => p.clone(),
+            n => format!("{p} {n} times"),
+        })
+        .collect();
+    if order.len() > CAUSES_NAMED {
+        out.push(format!("{} more", order.len() - CAUSES_NAMED));
+    }
+    out
+}
+
 /// What the check found, for `check` and `notes`.
 struct Findings {
     anomalies: Vec<(String, serde_json::Value)>,
@@ -172,6 +272,8 @@ struct Findings {
     excused: usize,
     /// Partitions judged.
     judged: usize,
+    /// The client processes of each group (those that processed or committed).
+    members: BTreeMap<String, BTreeSet<NodeId>>,
 }
 
 fn analyse(input: &CheckInput) -> Findings {
@@ -338,6 +440,7 @@ fn analyse(input: &CheckInput) -> Findings {
         reprocessed,
         excused,
         judged,
+        members,
     }
 }
 
@@ -385,10 +488,22 @@ impl Checker for AtLeastOnce {
             ));
         }
         for (group, n) in f.reprocessed {
+            let causes = reprocessing_causes(input, &group, &f.members);
+            let why = if causes.is_empty() {
+                "a member stopped or lost its partitions after processing them and before its \
+                 commit, so the next owner resumed from an older committed offset"
+                    .to_string()
+            } else {
+                format!(
+                    "in this run {}; a member that stops, or loses its partitions, after \
+                     processing records and before committing them leaves them to the next \
+                     owner, which resumes from an older committed offset",
+                    causes.join("; ")
+                )
+            };
             notes.push(format!(
-                "group {group} processed {n} record{} more than once (a member crashed or lost \
-                 its partitions after processing them and before its commit, so the next \
-                 owner resumed from an older committed offset): at-least-once allows it",
+                "group {group} processed {n} record{} more than once ({why}): at-least-once \
+                 allows it",
                 if n == 1 { "" } else { "s" }
             ));
         }
@@ -500,6 +615,76 @@ mod tests {
         });
         assert_eq!(notes.len(), 1, "{notes:?}");
         assert!(notes[0].starts_with("group g processed 2 records more than once"));
+    }
+
+    /// The note names what happened in the run, not always a crash.
+    #[test]
+    fn the_reprocessing_note_names_what_happened() {
+        let mut h = produced();
+        h.poll(0, &tp(0), &[(0, 100), (1, 101)]);
+        process(&mut h, 0, &[(0, 100), (1, 101)], false);
+        process(&mut h, 1, &[(0, 100), (1, 101)], false);
+        commit(&mut h, 1, 2, OpType::Ok);
+        let mut e = super::super::group_view::testkit::Events::default();
+        e.assigned(10, 0, 1, &[0]);
+        e.0.push(EventRecord {
+            time_ms: 40,
+            node: NodeId::Consumer(0),
+            event: Event::ConsumerError {
+                tp: tp(-1),
+                exception: "LeaveGroup".into(),
+                message: "Member sending LeaveGroup request to coordinator due to consumer \
+                          poll timeout has expired"
+                    .into(),
+            },
+        });
+        e.removed(41, 0, "LeaveGroup", 1);
+        e.lost(50, 0, 1, &[0]);
+        let logs = BTreeMap::new();
+        let input = CheckInput {
+            history: &h.entries,
+            events: &e.0,
+            final_logs: &logs,
+            scenario: None,
+            snapshots: &[],
+        };
+        let notes = AtLeastOnce.notes(&input);
+        assert_eq!(
+            notes,
+            vec![
+                "group g processed 2 records more than once (in this run consumer-0's \
+                  heartbeat thread left the group because poll() was not called within \
+                  max.poll.interval.ms; the coordinator removed consumer-0 (LeaveGroup); \
+                  consumer-0 lost its partitions (UNKNOWN_MEMBER_ID); a member that stops, or \
+                  loses its partitions, after processing records and before committing them \
+                  leaves them to the next owner, which resumes from an older committed \
+                  offset): at-least-once allows it"
+                    .to_string()
+            ]
+        );
+        // A kill, twice, and a close.
+        let mut e = super::super::group_view::testkit::Events::default();
+        e.killed(10, 0).killed(20, 0);
+        e.0.push(EventRecord {
+            time_ms: 30,
+            node: NodeId::Zk,
+            event: Event::Fault {
+                action: "close".into(),
+                nodes: vec!["consumer-1".into()],
+                source: "schedule".into(),
+            },
+        });
+        let notes = AtLeastOnce.notes(&CheckInput {
+            events: &e.0,
+            ..input
+        });
+        assert!(
+            notes[0].contains(
+                "(in this run consumer-0 was killed (`client-kill`) 2 times; consumer-1 was \
+                 closed (`close`); a member"
+            ),
+            "{notes:?}"
+        );
     }
 
     #[test]

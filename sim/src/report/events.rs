@@ -64,10 +64,32 @@ pub(super) fn describe_fault_event(e: &Event) -> String {
                 .iter()
                 .map(|g| format!("{{{}}}", g.replace(',', ", ")))
                 .collect();
-            (
-                format!("partitioned the network into {}", groups.join(" / ")),
-                "each group can only talk inside itself; ",
-            )
+            // Only the links between the named groups are cut (world.rs clogs each pair both
+            // ways). A partition naming a client cuts that client's links to the other groups
+            // only: it keeps every other link, which the report must not call isolation.
+            let names_client = nodes.iter().flat_map(|g| g.split(',')).any(|n| {
+                let n = n.trim();
+                n.starts_with("consumer-")
+                    || n.starts_with("producer-")
+                    || n.starts_with("processor-")
+            });
+            if names_client {
+                let what = if groups.len() == 2 {
+                    format!("cut the links between {} and {}", groups[0], groups[1])
+                } else {
+                    format!("cut the links between the groups {}", groups.join(" / "))
+                };
+                (
+                    what,
+                    "both ways, and only those: every node keeps its links to nodes outside \
+                     the other groups; ",
+                )
+            } else {
+                (
+                    format!("partitioned the network into {}", groups.join(" / ")),
+                    "each group can only talk inside itself; ",
+                )
+            }
         }
         "heal" => ("healed every network partition".to_string(), ""),
         "power-fail" => (
@@ -401,6 +423,24 @@ pub fn describe_event(e: &Event) -> String {
         } => format!(
             "consumer detected LOG TRUNCATION of {tp} (KIP-320): its position {fetch_offset} (epoch {offset_epoch}) is past the leader's end of that epoch, offset {divergent_offset} (epoch {divergent_epoch}); records it read there are gone from the log"
         ),
+        // Kafka's `maybeLeaveGroup` is no exception of poll(): the heartbeat thread (poll
+        // timeout) or close() sends LeaveGroup (AbstractCoordinator.HeartbeatThread, KIP-62).
+        Event::ConsumerError {
+            exception, message, ..
+        } if exception == "LeaveGroup" => {
+            if message.contains("poll timeout") {
+                "the heartbeat thread left the group because poll() was not called within \
+                 max.poll.interval.ms (LeaveGroup; a static member sends none): its partitions \
+                 are lost at its next poll()"
+                    .to_string()
+            } else if message.contains("being closed") {
+                "consumer left the group as the application closed it (LeaveGroup; a static \
+                 member sends none)"
+                    .to_string()
+            } else {
+                format!("consumer left the group: {message}")
+            }
+        }
         Event::ConsumerError {
             exception, message, ..
         } => format!("consumer poll() threw {exception}: {message}"),

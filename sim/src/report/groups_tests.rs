@@ -1,6 +1,7 @@
 use super::*;
 use crate::check::group_view::testkit::{mid, Events};
 use crate::check::{run_all, CheckInput};
+use crate::report::events::{describe_event, describe_fault_event};
 use ksim_model::event::{ClientOp, CommitOffset};
 use ksim_model::types::Offset;
 use serde_json::json;
@@ -535,5 +536,172 @@ fn long_tables_are_capped() {
     assert!(
         out.contains(&format!("... {} more", 50 - COMMIT_ROWS_MAX)),
         "{out}"
+    );
+}
+
+/// `commit-before-processing-loses`: "What happened to it" tells the commit-before-processing
+/// story (the member's commit past records it had not processed, its crash, the successor from
+/// the committed offset), not the partition's creation events.
+#[test]
+fn an_at_least_once_violation_is_told_as_the_commit_before_processing_story() {
+    use crate::check::testkit::HistoryBuilder;
+    use ksim_model::event::PolledRecord;
+    let t0 = tp(0);
+    let mut h = HistoryBuilder::default();
+    for o in 0..6 {
+        h.send(0, OpType::Ok, &t0, 100 + o as u64, o);
+    }
+    let push = |h: &mut HistoryBuilder, c: u32, op_type: OpType, op_id: u64, value: OpValue| {
+        let index = h.entries.len() as u64;
+        h.entries.push(HistoryEntry {
+            index,
+            time_ms: index * 10,
+            process: NodeId::Consumer(c),
+            op: ClientOp {
+                op_type,
+                op_id,
+                value,
+                error: None,
+            },
+        });
+    };
+    let process = |records: &[(i64, u64)]| OpValue::Process {
+        group: Some("g".into()),
+        records: records
+            .iter()
+            .map(|&(o, v)| PolledRecord {
+                tp: tp(0),
+                offset: Offset(o),
+                value: v,
+            })
+            .collect(),
+    };
+    let commit = |c: u32, generation: i32, offset: i64| OpValue::Commit {
+        group: "g".into(),
+        mode: "before-processing".into(),
+        offsets: vec![CommitOffset {
+            tp: tp(0),
+            offset: Offset(offset),
+        }],
+        coordinator: None,
+        generation: Some(generation),
+        member_id: Some(mid(c)),
+    };
+    h.poll(1, &t0, &[(0, 100), (1, 101), (2, 102)]);
+    push(&mut h, 1, OpType::Invoke, 900, commit(1, 1, 3));
+    push(&mut h, 1, OpType::Ok, 900, commit(1, 1, 3));
+    push(
+        &mut h,
+        1,
+        OpType::Invoke,
+        901,
+        process(&[(0, 100), (1, 101), (2, 102)]),
+    );
+    push(
+        &mut h,
+        1,
+        OpType::Ok,
+        901,
+        process(&[(0, 100), (1, 101), (2, 102)]),
+    );
+    h.poll(1, &t0, &[(3, 103), (4, 104)]); // ok at t=190
+    push(&mut h, 1, OpType::Invoke, 902, commit(1, 1, 5)); // t=200
+    push(&mut h, 1, OpType::Ok, 902, commit(1, 1, 5)); // t=210
+    push(
+        &mut h,
+        1,
+        OpType::Invoke,
+        903,
+        process(&[(3, 103), (4, 104)]),
+    ); // t=220, never done
+    h.poll(0, &t0, &[(5, 105)]); // ok at t=240
+    push(&mut h, 0, OpType::Invoke, 904, process(&[(5, 105)]));
+    push(&mut h, 0, OpType::Ok, 904, process(&[(5, 105)]));
+    let mut e = Events::default();
+    e.assigned(5, 1, 1, &[0]);
+    e.killed(225, 1);
+    e.removed(226, 1, "session-timeout", 1);
+    e.assigned(228, 0, 2, &[0]);
+    let logs = BTreeMap::new();
+    let checks = run_all(&CheckInput {
+        history: &h.entries,
+        events: &e.0,
+        final_logs: &logs,
+        scenario: None,
+        snapshots: &[],
+    });
+    let v: Vec<Violation> = checks
+        .violations
+        .into_iter()
+        .filter(|v| v.check == "at-least-once")
+        .collect();
+    assert_eq!(v.len(), 1, "{v:?}");
+    let run = hand_run(h.entries, e.0, v);
+    let md = super::super::render(&run);
+    let story = &md[md.find("## What happened to it").expect("section")..];
+    for want in [
+        "consumer-1's `poll()` at t=190 ms returned events-0 from offset 3 on.",
+        "**consumer-1** (member `m1`, generation 1) **committed offset 5** of events-0 (sent \
+         at t=200 ms, acknowledged at t=210 ms), past 2 records it had not processed (offsets \
+         3–4): it committed them before processing them (it started processing at t=220 ms).",
+        "At t=225 ms **consumer-1 was killed** (`client-kill`); its processing of those \
+         records never finished",
+        "At t=228 ms **consumer-0 (member `m0`, generation 2) took events-0** and started from \
+         the group's committed offset; its first poll of events-0 started at offset 5.",
+        "So nobody ever processed offsets 3–4",
+    ] {
+        assert!(story.contains(want), "missing {want:?} in:\n{story}");
+    }
+    assert!(!story.contains("recovered its logs"), "{story}");
+}
+
+/// The heartbeat thread's LeaveGroup is no exception of poll(); a partition naming a client
+/// cuts only the links between its groups.
+#[test]
+fn leave_group_and_client_partitions_are_worded_as_what_happened() {
+    let leave = |message: &str| {
+        describe_event(&Event::ConsumerError {
+            tp: tp(-1),
+            exception: "LeaveGroup".into(),
+            message: message.into(),
+        })
+    };
+    let poll = leave(
+        "Member sending LeaveGroup request to coordinator due to consumer poll timeout has expired",
+    );
+    assert!(
+        poll.starts_with(
+            "the heartbeat thread left the group because poll() was not called within \
+             max.poll.interval.ms"
+        ),
+        "{poll}"
+    );
+    assert!(!poll.contains("threw"), "{poll}");
+    let close = leave(
+        "Member sending LeaveGroup request to coordinator due to the consumer is being closed",
+    );
+    assert!(
+        close.starts_with("consumer left the group as the application closed it"),
+        "{close}"
+    );
+    let cut = describe_fault_event(&Event::Fault {
+        action: "partition".into(),
+        nodes: vec!["consumer-2".into(), "broker-2".into()],
+        source: "schedule".into(),
+    });
+    assert_eq!(
+        cut,
+        "cut the links between {consumer-2} and {broker-2} (both ways, and only those: every \
+         node keeps its links to nodes outside the other groups; scripted fault)"
+    );
+    // A partition of cluster nodes keeps its words.
+    let brokers = describe_fault_event(&Event::Fault {
+        action: "partition".into(),
+        nodes: vec!["zk,broker-0".into(), "broker-1,broker-2".into()],
+        source: "random".into(),
+    });
+    assert!(
+        brokers.starts_with("partitioned the network into {zk, broker-0} / {broker-1, broker-2}"),
+        "{brokers}"
     );
 }

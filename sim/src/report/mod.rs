@@ -28,6 +28,7 @@
 
 pub mod counterfactual;
 mod events;
+mod group_story;
 pub mod groups;
 pub mod html;
 mod lag;
@@ -54,6 +55,7 @@ use std::fmt::Write as _;
 
 pub use events::describe_event;
 use events::*;
+use group_story::*;
 use lag::*;
 use lessons::*;
 use stats::*;

@@ -81,7 +81,12 @@ pub(super) fn write_what_happened(out: &mut String, run: &RunResult) {
             out.push_str("\nThe events around it (the ones the story names in bold):\n\n");
             write_story_events(out, &story.events, story.omitted);
         }
-        if narrate.is_empty() {
+        if narrate.is_empty()
+            && checks.iter().all(|c| *c == "at-least-once")
+            && write_at_least_once_story(out, run, tp)
+        {
+            // A group's commit order, not the brokers: told from the clients' side.
+        } else if narrate.is_empty() {
             // Internal invariants point at a time, not an offset.
             let t = foci.iter().filter_map(|f| f.time_ms).min().unwrap_or(0);
             let (events, omitted) = window_events(&run.output.events, tp, t);

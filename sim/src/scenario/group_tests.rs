@@ -185,3 +185,59 @@ fn seek_to_on_a_group_entry_is_not_supported() {
         "{e}"
     );
 }
+
+#[test]
+fn enable_auto_commit_true_on_a_group_entry_loads() {
+    // The entry's `group` is its group.id while its config is parsed, so Kafka's refusal of
+    // `enable.auto.commit = true` without a group id does not apply (issue 13: it used to be
+    // refused with "default group id (null)").
+    let text = GROUP
+        .replacen(
+            "\"enable.auto.commit\" = false",
+            "\"enable.auto.commit\" = true",
+            1,
+        )
+        .replacen("commit = \"sync\"", "commit = \"auto\"", 1);
+    let s = parse(&text, FILE).unwrap_or_else(|e| panic!("{e}"));
+    assert!(s.consumers[0].config.enable_auto_commit);
+    assert_eq!(s.consumers[0].config.group_id.as_deref(), Some("orders"));
+    assert_eq!(s.consumers[0].commit, CommitMode::Auto);
+    // A group.id written in the table that agrees with `group` is accepted too.
+    let text = text.replacen(
+        "[consumers.config]\n",
+        "[consumers.config]\n\"group.id\" = \"orders\"\n",
+        1,
+    );
+    assert!(parse(&text, FILE).is_ok());
+}
+
+#[test]
+fn enable_auto_commit_true_without_any_group_is_still_refused() {
+    // No `group` and no group.id: Kafka's words, at the value.
+    let text = GROUP
+        .replacen("group = \"orders\"\n", "", 1)
+        .replacen("processing_ms = [5, 50]\n", "", 1)
+        .replacen("commit = \"sync\"\n", "", 1)
+        .replacen(
+            "\"partition.assignment.strategy\" = \"cooperative-sticky\"\n",
+            "",
+            1,
+        )
+        .replacen(
+            "\"enable.auto.commit\" = false",
+            "\"enable.auto.commit\" = true",
+            1,
+        );
+    let e = parse(&text, FILE).expect_err("no group id").to_string();
+    let (line, col) = locate(&text, "true");
+    assert!(
+        e.starts_with(&format!("{FILE}:{line}:{col}: ")),
+        "expected {FILE}:{line}:{col}: ..., got {e}"
+    );
+    assert!(
+        e.contains(
+            "enable.auto.commit cannot be set to true when default group id (null) is used."
+        ),
+        "{e}"
+    );
+}

@@ -32,6 +32,35 @@ pub(super) fn config<T>(
     }
 }
 
+/// Parses a `[[consumers]]` entry's config table. The entry's `group` is its `group.id`
+/// (SCENARIOS.md "Consumer groups"), so it is in force while the table is parsed: Kafka's
+/// constructor refuses `enable.auto.commit = true` only when there is no group id
+/// (`KafkaConsumer`/`ConsumerConfig.maybeOverrideEnableAutoCommit`), and an entry with a
+/// `group` has one. A `group.id` written in the table wins here; a contradiction with `group` is
+/// refused by the caller. The returned properties are the table as written (without the
+/// entry's `group`).
+fn consumer_config(
+    ctx: &Ctx<'_>,
+    raw: &Option<RawProps>,
+    path: &str,
+    group: Option<&str>,
+) -> Result<(ConsumerConfig, Properties), ScenarioError> {
+    let written = props_of(raw);
+    let mut props = written.clone();
+    if let Some(g) = group {
+        props
+            .entry("group.id".to_string())
+            .or_insert_with(|| PropValue::Str(g.to_string()));
+    }
+    match ConsumerConfig::from_properties(&props) {
+        Ok(c) => Ok((c, written)),
+        Err(e) => Err(match raw {
+            Some(r) => ctx.config_err(r, path, e),
+            None => ctx.err(None, format!("{path}.{}", toml_key(&e.key)), e.message),
+        }),
+    }
+}
+
 /// `[[consumers]] commit`: how the application commits (SCENARIOS.md "Consumer groups"). Only
 /// with a `group.id` in the entry's config; the default is `auto` with one, and nothing to
 /// commit without. `none` turns `enable.auto.commit` off (an explicit `true` contradicts it);
@@ -572,11 +601,11 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
         for t in c.topics.get_ref() {
             check_topic(t, format!("{path}.topics"))?;
         }
-        let (mut config, properties) = config(
+        let (mut config, properties) = consumer_config(
             ctx,
             &c.config,
             &format!("{path}.config"),
-            ConsumerConfig::from_properties,
+            c.group.as_ref().map(|g| g.get_ref().as_str()),
         )?;
         if let Some(g) = &c.group {
             if let Some(id) = config.group_id.as_ref().filter(|id| *id != g.get_ref()) {

@@ -67,9 +67,14 @@ pub(crate) fn spawn(
             processing_ms: spec.processing_ms,
             seed: workload_rng.next_u64(),
         };
+        // `init` runs at the start and at every restart (client faults): each process is the
+        // next incarnation, with correlation ids of its own.
+        let incarnations = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let h = spawn_node(handle, node, move || {
+            let incarnation = incarnations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let c = ConsumerClient::new(i, config.clone(), topics.clone(), bootstrap.clone())
-                .with_workload(workload.clone());
+                .with_workload(workload.clone())
+                .with_incarnation(incarnation);
             run_actor(node, c, Effects::new(), shared.clone(), disk.clone())
         });
         handles.insert(node, h);
