@@ -125,6 +125,11 @@ pub struct BrokerConfig {
     /// `sim.group.offset-commit-fencing` (true): OffsetCommit is fenced by member id and
     /// generation; false is the legacy switch under which a zombie's commit lands.
     pub group_offset_commit_fencing: bool,
+    /// `sim.txn.producer-fencing` (true): a partition refuses a transactional batch or a
+    /// transaction marker whose producer epoch is below the producer's current one
+    /// (INVALID_PRODUCER_EPOCH, Kafka's `ProducerAppendInfo.checkProducerEpoch`); false is the
+    /// legacy switch under which a zombie producer keeps writing into the partition.
+    pub txn_producer_fencing: bool,
 }
 
 /// The broker's and topic's `compression.type`: keep the producer's codec (`producer`, the
@@ -190,6 +195,7 @@ impl Default for BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             offsets_retention_minutes: 10_080,
             group_offset_commit_fencing: true,
+            txn_producer_fencing: true,
         }
     }
 }
@@ -250,6 +256,7 @@ pub(super) const BROKER_KEYS: &[KeyDef] = &[
     k("group.max.session.timeout.ms", Ty::Int(0, I32)),
     k("offsets.retention.minutes", Ty::Int(1, I32)),
     k("sim.group.offset-commit-fencing", Ty::Bool),
+    k("sim.txn.producer-fencing", Ty::Bool),
     k("sim.replication.truncation", Ty::OneOf(TRUNCATION_MODES)),
     k("sim.controller.epoch-fencing", Ty::Bool),
 ];
@@ -352,6 +359,9 @@ impl BrokerConfig {
         }
         if let Some(v) = p.bool("sim.group.offset-commit-fencing") {
             c.group_offset_commit_fencing = v;
+        }
+        if let Some(v) = p.bool("sim.txn.producer-fencing") {
+            c.txn_producer_fencing = v;
         }
         // Kafka's precedence: log.roll.ms over log.roll.hours; log.retention.ms over
         // log.retention.minutes over log.retention.hours.
