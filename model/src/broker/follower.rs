@@ -173,7 +173,7 @@ impl Broker {
             match p.log.append_as_follower(b, &mut ops) {
                 Ok((base, _last)) => {
                     if let Ok(h) = read_header(b) {
-                        if h.producer_id != ProducerId::NONE {
+                        if h.producer_id != ProducerId::NONE && !h.is_control() {
                             let first = h.base_sequence.0;
                             p.record_producer_batch(
                                 h.producer_id,

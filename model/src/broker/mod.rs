@@ -44,6 +44,7 @@ mod purgatory;
 mod replica_manager;
 #[cfg(test)]
 mod tests;
+mod txn_markers;
 mod zk_session;
 
 pub use crate::log::producer_state::NUM_BATCHES_TO_RETAIN;
@@ -141,6 +142,8 @@ pub struct Broker {
     pending_produces: Purgatory<PendingProduce>,
     /// Multi-partition produce requests still collecting their partitions' answers.
     produce_requests: BTreeMap<u64, ProduceRequestState>,
+    /// WriteTxnMarkers requests still collecting their markers' answers (`txn_markers.rs`).
+    txn_marker_requests: BTreeMap<u64, txn_markers::TxnMarkersRequestState>,
     pending_fetches: Purgatory<PendingFetch>,
     next_producer_id: i64,
     /// Follower OffsetsForLeaderEpoch requests waiting for a reply, to the leader they went to.
@@ -221,6 +224,7 @@ impl Broker {
                 role: Role::None,
                 leader_epoch: LeaderEpoch::UNKNOWN,
                 producers: BTreeMap::new(),
+                last_stable_offset: Offset(-1),
                 generation: 0,
             };
             p.rebuild_producer_state();
@@ -248,6 +252,7 @@ impl Broker {
             next_id: 1,
             pending_produces: Purgatory::default(),
             produce_requests: BTreeMap::new(),
+            txn_marker_requests: BTreeMap::new(),
             pending_fetches: Purgatory::default(),
             next_producer_id: 0,
             fetch_targets: BTreeMap::new(),
@@ -449,8 +454,9 @@ impl Actor for Broker {
                 corr,
                 tp,
                 timestamp,
+                isolation_level,
                 ..
-            } => self.on_list_offsets(from, corr, tp, timestamp, out),
+            } => self.on_list_offsets(from, corr, tp, timestamp, isolation_level, out),
             Message::InitProducerId { corr, .. } => self.on_init_producer_id(from, corr, out),
             Message::OffsetForLeaderEpoch {
                 corr,
@@ -583,10 +589,12 @@ impl Actor for Broker {
             // Transactions (issue 14) are being built: no client sends these yet (the config
             // loader refuses `transactional.id` and `isolation.level`), so nothing waits for an
             // answer.
+            Message::WriteTxnMarkers { corr, markers } => {
+                self.on_write_txn_markers(now, from, corr, markers, out)
+            }
             Message::AddPartitionsToTxn { .. }
             | Message::AddOffsetsToTxn { .. }
             | Message::EndTxn { .. }
-            | Message::WriteTxnMarkers { .. }
             | Message::TxnOffsetCommit { .. }
             | Message::AddPartitionsToTxnResponse { .. }
             | Message::WriteTxnMarkersResponse { .. } => {}

@@ -98,6 +98,9 @@ pub(super) struct Partition {
     pub(super) leader_epoch: LeaderEpoch,
     pub(super) producers: BTreeMap<ProducerId, ProducerEntry>,
     pub(super) generation: u64,
+    /// The last stable offset this replica last reported as leader
+    /// ([`Event::LastStableOffsetChanged`]); `-1` before the first report.
+    pub(super) last_stable_offset: Offset,
 }
 
 impl Broker {
@@ -343,9 +346,34 @@ impl Broker {
                 high_watermark: new_hw,
             });
             self.complete_produces(tp, out);
+            self.maybe_report_lso(tp, out);
             self.complete_delayed_fetches(now, tp, out);
             self.coordinator_high_watermark(now, tp, new_hw, out);
         }
+    }
+
+    /// Emits [`Event::LastStableOffsetChanged`] if this leader's last stable offset differs
+    /// from the one it last reported. Called where it can move: after the high watermark
+    /// advances and after every leader append (a transaction opening or a marker ending one).
+    pub(super) fn maybe_report_lso(&mut self, tp: &TopicPartition, out: &mut Effects<BrokerTimer>) {
+        let me = self.id;
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        if !matches!(p.role, Role::Leader(_)) {
+            return;
+        }
+        let lso = p.last_stable_offset_now();
+        if lso == p.last_stable_offset {
+            return;
+        }
+        p.last_stable_offset = lso;
+        out.event(Event::LastStableOffsetChanged {
+            tp: tp.clone(),
+            broker: me,
+            last_stable_offset: lso,
+            first_unstable: p.log.first_unstable_offset(),
+        });
     }
 
     pub(super) fn check_isr_shrink(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
@@ -446,6 +474,16 @@ impl Broker {
 }
 
 impl Partition {
+    /// The last stable offset (KIP-98; Kafka's `UnifiedLog.lastStableOffset`):
+    /// `min(first offset of the earliest open transaction, high watermark)`, the bound of
+    /// read_committed reads. `O(log n)`: the log keeps open transactions by first offset.
+    pub(super) fn last_stable_offset_now(&self) -> Offset {
+        match self.log.first_unstable_offset() {
+            Some((_, first)) => first.min(self.high_watermark),
+            None => self.high_watermark,
+        }
+    }
+
     pub(super) fn record_producer_batch(
         &mut self,
         pid: ProducerId,
@@ -469,7 +507,8 @@ impl Partition {
         let batches: Vec<_> = self
             .log
             .batches()
-            .filter(|b| b.producer_id != ProducerId::NONE)
+            // A marker carries no sequence numbers (its base sequence is -1).
+            .filter(|b| b.producer_id != ProducerId::NONE && !b.is_control)
             .map(|b| {
                 (
                     b.producer_id,

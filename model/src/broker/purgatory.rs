@@ -108,6 +108,21 @@ pub(super) struct ProduceRequestState {
     pub(super) waiting: usize,
     /// Answers so far, each with its position in the request.
     pub(super) responses: Vec<(usize, PartitionProduceResponse)>,
+    /// What to do with the answers once all are in.
+    pub(super) kind: ProduceRequestKind,
+}
+
+/// Who waits for a produce request's answers: a client (a ProduceResponse), or one marker
+/// of a WriteTxnMarkers request (`txn_markers.rs`), whose appends wait exactly as an
+/// `acks=all` produce does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ProduceRequestKind {
+    Produce,
+    /// Marker `index` of the WriteTxnMarkers request `parent`.
+    TxnMarker {
+        parent: u64,
+        index: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +153,11 @@ impl Broker {
     pub(super) fn produce_partition_answered(&mut self, req: u64, out: &mut Effects<BrokerTimer>) {
         let state = self.produce_requests.remove(&req).expect("present");
         debug_assert_eq!(state.waiting, 0);
+        if let ProduceRequestKind::TxnMarker { parent, index } = state.kind {
+            let responses = state.responses.into_iter().map(|(_, r)| r).collect();
+            self.txn_marker_answered(parent, index, responses, out);
+            return;
+        }
         out.send(
             state.from,
             Message::ProduceResponse {
@@ -277,6 +297,7 @@ fn delayed_fetch_ready(
     let Message::Fetch {
         replica_id,
         min_bytes,
+        isolation_level,
         partitions: wanted,
         ..
     } = msg
@@ -297,6 +318,8 @@ fn delayed_fetch_ready(
         }
         let limit = if replica_id.is_some() {
             p.log.log_end_offset()
+        } else if *isolation_level == IsolationLevel::ReadCommitted {
+            p.last_stable_offset_now()
         } else {
             p.high_watermark
         };
