@@ -11,8 +11,11 @@
 //! `fetch.max.bytes` for the whole response (the broker still returns a first batch larger
 //! than that, as Kafka does, so the consumer always makes progress). Errors in the response are
 //! per partition: one partition's OFFSET_OUT_OF_RANGE or NOT_LEADER_OR_FOLLOWER leaves the
-//! others' records to be buffered. The consumer reads below the leader's high watermark only
-//! (`read_uncommitted`). Partitions go into a request in assignment order; Kafka's consumer
+//! others' records to be buffered. The consumer reads below the leader's high watermark
+//! (`read_uncommitted`, the default) or, with `isolation.level = read_committed`, below its last
+//! stable offset, dropping the batches of aborted transactions with the aborted list the leader
+//! returns ([`AbortedTransactions`], KIP-98). Control batches (transaction markers) are never
+//! returned to the application; the position moves past them. Partitions go into a request in assignment order; Kafka's consumer
 //! moves a partition whose records the application took to the end of that order, which
 //! matters only when `fetch.max.bytes` is smaller than what the partitions have to return.
 
@@ -260,8 +263,14 @@ impl ConsumerClient {
         out: &mut Effects<ConsumerTimer>,
     ) -> bool {
         let FetchPartitionResponse {
-            tp, error, batches, ..
+            tp,
+            error,
+            batches,
+            aborted_transactions,
+            ..
         } = r;
+        let read_committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
+        let mut aborted = AbortedTransactions::new(aborted_transactions);
         let Some(s) = self.partitions.get_mut(&tp) else {
             return false;
         };
@@ -289,6 +298,20 @@ impl ConsumerClient {
             let Ok((batch, _)) = RecordBatch::decode(&bytes) else {
                 break;
             };
+            // Transactions (KIP-98): control batches never reach the application, and under
+            // read_committed neither do the batches of aborted transactions; the position
+            // moves past both.
+            let skip = batch.is_control() || (read_committed && aborted.is_aborted(&batch));
+            if skip {
+                let next = Offset(batch.base_offset.0 + batch.last_offset_delta as i64 + 1);
+                if next > position.offset {
+                    position = FetchPosition {
+                        offset: next,
+                        offset_epoch: batch.partition_leader_epoch,
+                    };
+                }
+                continue;
+            }
             for r in &batch.records {
                 let offset = Offset(batch.base_offset.0 + r.offset_delta as i64);
                 if offset < position.offset {
@@ -323,6 +346,54 @@ impl ConsumerClient {
             s.state = FetchState::Fetching(position);
         }
         added
+    }
+}
+
+/// The aborted transactions of one fetch response and the producers whose batches are being
+/// dropped (Kafka's `CompletedFetch.abortedProducerIds` / `abortedTransactions`,
+/// `CompletedFetch.java:208-234, 355-389`): walking the batches in offset order, an aborted
+/// transaction becomes active once a batch of the partition reaches its first offset; from
+/// then on that producer's transactional batches are aborted until its ABORT marker.
+#[derive(Debug, Default)]
+pub(super) struct AbortedTransactions {
+    /// Not yet reached, by first offset (ties by producer).
+    pending: std::collections::BTreeSet<(Offset, ProducerId)>,
+    /// Producers whose transactional batches are dropped now.
+    active: std::collections::BTreeSet<ProducerId>,
+}
+
+impl AbortedTransactions {
+    /// The aborted list of a read_committed fetch response (empty for read_uncommitted).
+    pub(super) fn new(list: Vec<AbortedTransaction>) -> Self {
+        AbortedTransactions {
+            pending: list
+                .into_iter()
+                .map(|a| (a.first_offset, a.producer_id))
+                .collect(),
+            active: Default::default(),
+        }
+    }
+
+    /// Whether `batch` (the next batch of the response, in offset order) belongs to an
+    /// aborted transaction. Batches without a producer id take no part; an ABORT marker ends
+    /// its producer's aborted run (the marker itself is a control batch, never returned).
+    pub(super) fn is_aborted(&mut self, batch: &RecordBatch) -> bool {
+        if batch.producer_id == ProducerId::NONE {
+            return false;
+        }
+        let last = Offset(batch.base_offset.0 + batch.last_offset_delta as i64);
+        while let Some(&(first, pid)) = self.pending.first() {
+            if first > last {
+                break;
+            }
+            self.pending.pop_first();
+            self.active.insert(pid);
+        }
+        if let Some((TransactionResult::Abort, _)) = batch.txn_marker() {
+            self.active.remove(&batch.producer_id);
+            return false;
+        }
+        batch.is_transactional() && self.active.contains(&batch.producer_id)
     }
 }
 
@@ -379,6 +450,7 @@ mod tests {
             diverging_epoch: None,
             leader_epoch: LeaderEpoch(0),
             batches,
+            aborted_transactions: vec![],
         }
     }
 
