@@ -214,6 +214,7 @@ impl Broker {
         let new_hw = high_watermark.min(p.log.log_end_offset());
         if new_hw > p.high_watermark {
             p.high_watermark = new_hw;
+            p.log.on_high_watermark(new_hw);
         }
         // The follower learns the leader's log start offset (capped at its own HW, as Kafka's
         // maybeIncrementLogStartOffset requires).

@@ -228,6 +228,7 @@ impl Broker {
                 generation: 0,
             };
             p.rebuild_producer_state();
+            p.log.on_high_watermark(hw);
             partitions.insert(tp, p);
         }
         for op in disk_ops {

@@ -339,6 +339,7 @@ impl Broker {
         }
         if new_hw > p.high_watermark {
             p.high_watermark = new_hw;
+            p.log.on_high_watermark(new_hw);
             out.event(Event::HighWatermarkChanged {
                 tp: tp.clone(),
                 broker: me,
@@ -372,7 +373,7 @@ impl Broker {
             tp: tp.clone(),
             broker: me,
             last_stable_offset: lso,
-            first_unstable: p.log.first_unstable_offset(),
+            first_unstable: p.log.first_unstable_offset(p.high_watermark),
         });
     }
 
@@ -478,7 +479,7 @@ impl Partition {
     /// `min(first offset of the earliest open transaction, high watermark)`, the bound of
     /// read_committed reads. `O(log n)`: the log keeps open transactions by first offset.
     pub(super) fn last_stable_offset_now(&self) -> Offset {
-        match self.log.first_unstable_offset() {
+        match self.log.first_unstable_offset(self.high_watermark) {
             Some((_, first)) => first.min(self.high_watermark),
             None => self.high_watermark,
         }

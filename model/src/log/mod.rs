@@ -335,11 +335,17 @@ impl PartitionLog {
         &self.txn
     }
 
-    /// The earliest open transaction as `(producer, first offset)`, if any (Kafka's
-    /// `firstUnstableOffset`); the partition's last stable offset is
-    /// `min(this first offset, high watermark)`.
-    pub fn first_unstable_offset(&self) -> Option<(ProducerId, Offset)> {
-        self.txn.first_unstable_offset()
+    /// The earliest transaction that is open or whose marker is not below `high_watermark`,
+    /// as `(producer, first offset)`, if any (Kafka's `firstUnstableOffset`); the partition's
+    /// last stable offset is `min(this first offset, high watermark)`.
+    pub fn first_unstable_offset(&self, high_watermark: Offset) -> Option<(ProducerId, Offset)> {
+        self.txn.first_unstable_offset(high_watermark)
+    }
+
+    /// The partition's high watermark moved: forget the transactions whose markers are now
+    /// committed (see [`TxnStateManager::on_high_watermark`]).
+    pub fn on_high_watermark(&mut self, high_watermark: Offset) {
+        self.txn.on_high_watermark(high_watermark);
     }
 
     /// The aborted transactions a read of `from .. upper` must know of (Kafka's

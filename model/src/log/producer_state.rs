@@ -226,6 +226,11 @@ pub struct TxnStateManager {
     producers: BTreeMap<ProducerId, TxnProducerEntry>,
     /// Open transactions: first offset -> producer.
     ongoing: BTreeMap<Offset, ProducerId>,
+    /// Transactions whose marker is in the log but maybe not yet below the high watermark
+    /// (Kafka's `unreplicatedTxns`): first offset -> (producer, marker offset). They stay
+    /// unstable until the high watermark passes their marker, so that a read_committed reader
+    /// never sees a transaction's records before its outcome is committed.
+    unreplicated: BTreeMap<Offset, (ProducerId, Offset)>,
 }
 
 impl TxnStateManager {
@@ -235,9 +240,32 @@ impl TxnStateManager {
     }
 
     /// The earliest open transaction as `(producer, first offset)` (Kafka's
-    /// `firstUnstableOffset`), if any.
-    pub fn first_unstable_offset(&self) -> Option<(ProducerId, Offset)> {
+    /// `firstUndecidedOffset`), if any.
+    pub fn first_undecided_offset(&self) -> Option<(ProducerId, Offset)> {
         self.ongoing.iter().next().map(|(o, p)| (*p, *o))
+    }
+
+    /// The earliest transaction that is open, or whose marker is not yet below
+    /// `high_watermark`, as `(producer, first offset)` (Kafka's `firstUnstableOffset`): the
+    /// last stable offset is `min(its first offset, high watermark)`. `O(log n)` plus the
+    /// completed transactions not yet pruned by [`Self::on_high_watermark`].
+    pub fn first_unstable_offset(&self, high_watermark: Offset) -> Option<(ProducerId, Offset)> {
+        let unreplicated = self
+            .unreplicated
+            .iter()
+            .find(|(_, (_, last))| *last >= high_watermark)
+            .map(|(first, (p, _))| (*p, *first));
+        match (self.first_undecided_offset(), unreplicated) {
+            (Some(a), Some(b)) => Some(if a.1 <= b.1 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The high watermark moved to `high_watermark`: completed transactions whose marker is
+    /// below it are stable and forgotten (Kafka's `onHighWatermarkUpdated`).
+    pub fn on_high_watermark(&mut self, high_watermark: Offset) {
+        self.unreplicated
+            .retain(|_, (_, last)| *last >= high_watermark);
     }
 
     /// The open transactions, as `(first offset, producer)` in offset order.
@@ -329,6 +357,7 @@ impl TxnStateManager {
         if let Some(first) = first {
             let removed = self.ongoing.remove(&first);
             assert_eq!(removed, Some(producer_id), "ongoing index out of step");
+            self.unreplicated.insert(first, (producer_id, offset));
         }
         CompletedTxn {
             producer_id,
@@ -341,7 +370,7 @@ impl TxnStateManager {
     /// The LSO right after `completed` ended (Kafka's `lastStableOffset(completedTxn)`): the
     /// first offset of the earliest transaction still open, else the offset after the marker.
     pub fn last_stable_offset_after(&self, completed: &CompletedTxn) -> Offset {
-        self.first_unstable_offset()
+        self.first_undecided_offset()
             .map_or(completed.last_offset.next(), |(_, o)| o)
     }
 
@@ -428,15 +457,24 @@ mod tests {
         t.on_data_batch(p1, e, true, Offset(5));
         t.on_data_batch(p1, e, true, Offset(7));
         t.on_data_batch(p2, e, true, Offset(9));
-        assert_eq!(t.first_unstable_offset(), Some((p1, Offset(5))));
+        assert_eq!(t.first_undecided_offset(), Some((p1, Offset(5))));
         t.check_invariants();
         let done = t.on_marker(p1, e, 3, TransactionResult::Abort, Offset(10));
         assert_eq!(done.first_offset, Offset(5));
         assert_eq!(t.last_stable_offset_after(&done), Offset(9));
-        assert_eq!(t.first_unstable_offset(), Some((p2, Offset(9))));
+        assert_eq!(t.first_undecided_offset(), Some((p2, Offset(9))));
+        // Until the high watermark passes the marker at 10, p1's transaction stays unstable.
+        assert_eq!(t.first_unstable_offset(Offset(10)), Some((p1, Offset(5))));
+        assert_eq!(t.first_unstable_offset(Offset(11)), Some((p2, Offset(9))));
         let done = t.on_marker(p2, e, 3, TransactionResult::Commit, Offset(11));
         assert_eq!(t.last_stable_offset_after(&done), Offset(12));
-        assert_eq!(t.first_unstable_offset(), None);
+        assert_eq!(t.first_undecided_offset(), None);
+        assert_eq!(t.first_unstable_offset(Offset(10)), Some((p1, Offset(5))));
+        assert_eq!(t.first_unstable_offset(Offset(11)), Some((p2, Offset(9))));
+        t.on_high_watermark(Offset(11));
+        assert_eq!(t.first_unstable_offset(Offset(11)), Some((p2, Offset(9))));
+        t.on_high_watermark(Offset(12));
+        assert_eq!(t.first_unstable_offset(Offset(12)), None);
         // A marker for a producer with no open transaction still completes (at itself).
         let done = t.on_marker(p2, e, 3, TransactionResult::Abort, Offset(12));
         assert_eq!(done.first_offset, Offset(12));

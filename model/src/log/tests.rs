@@ -997,7 +997,7 @@ fn txn_log(disk: &mut MemDisk) -> PartitionLog {
     log.append_as_leader(&txn_batch(1, 0, "p1", 2), e, &mut ops)
         .unwrap();
     assert_eq!(
-        log.first_unstable_offset(),
+        log.first_unstable_offset(log.log_end_offset()),
         Some((ProducerId(1), Offset(0)))
     );
     log.append_as_leader(&txn_batch(2, 0, "p2", 2), e, &mut ops)
@@ -1021,7 +1021,7 @@ fn an_abort_marker_ends_the_transaction_and_enters_the_txnindex() {
     let log = txn_log(&mut disk);
     // Producer 2's transaction, opened at 2, now holds the LSO back.
     assert_eq!(
-        log.first_unstable_offset(),
+        log.first_unstable_offset(log.log_end_offset()),
         Some((ProducerId(2), Offset(2)))
     );
     let aborted = AbortedTxn {
@@ -1054,7 +1054,7 @@ fn an_abort_marker_ends_the_transaction_and_enters_the_txnindex() {
         &mut ops,
     )
     .unwrap();
-    assert_eq!(log.first_unstable_offset(), None);
+    assert_eq!(log.first_unstable_offset(log.log_end_offset()), None);
     assert_eq!(log.aborted_txns().len(), 1);
 }
 
@@ -1086,7 +1086,7 @@ fn recovery_rebuilds_open_transactions_and_the_aborted_index() {
     assert_eq!(report.discarded_batches, 1);
     assert_eq!(back.log_end_offset(), Offset(5));
     assert_eq!(
-        back.first_unstable_offset(),
+        back.first_unstable_offset(back.log_end_offset()),
         Some((ProducerId(1), Offset(0)))
     );
     assert!(back.aborted_txns().is_empty());
@@ -1103,7 +1103,7 @@ fn truncation_below_a_marker_reopens_the_transaction() {
     assert_eq!(log.truncate_to(Offset(5), &mut ops), Offset(5));
     assert!(log.aborted_txns().is_empty());
     assert_eq!(
-        log.first_unstable_offset(),
+        log.first_unstable_offset(log.log_end_offset()),
         Some((ProducerId(1), Offset(0)))
     );
     apply(&mut disk, &mut ops);
@@ -1116,7 +1116,7 @@ fn truncation_below_a_marker_reopens_the_transaction() {
     log.append_as_follower(&marker_bytes, &mut ops).unwrap();
     assert_eq!(log.aborted_txns(), leader.aborted_txns());
     assert_eq!(
-        log.first_unstable_offset(),
+        log.first_unstable_offset(log.log_end_offset()),
         Some((ProducerId(2), Offset(2)))
     );
 }

@@ -7,6 +7,7 @@ mod fetch;
 mod fetch_session;
 mod follower;
 mod produce;
+mod txn;
 
 use super::fetch::kip101_end_offset;
 use super::partition::ALTER_PARTITION_RETRY_BACKOFF_MS;
