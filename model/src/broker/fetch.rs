@@ -254,7 +254,13 @@ impl Broker {
                             .log
                             .offset_for_timestamp(t)
                             .map(|(o, _)| o)
-                            .filter(|&o| o < p.high_watermark)
+                            .filter(|&o| {
+                                o < if isolation_level == IsolationLevel::ReadCommitted {
+                                    p.last_stable_offset_now()
+                                } else {
+                                    p.high_watermark
+                                }
+                            })
                             .unwrap_or(Offset(-1)),
                         // Latest: the last stable offset for read_committed (KIP-98).
                         _ if isolation_level == IsolationLevel::ReadCommitted => {

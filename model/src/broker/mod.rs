@@ -26,9 +26,12 @@
 //! * `coordinators.rs` (`CoordinatorRuntime` glue, `KafkaApis` group handlers): the
 //!   coordinators hosted on internal-topic partitions this broker leads, FindCoordinator,
 //!   OffsetCommit, OffsetFetch.
+//! * `txn_markers.rs` (`KafkaApis.handleWriteTxnMarkersRequest`): WriteTxnMarkers, the
+//!   transaction markers a transaction coordinator writes to the partitions this broker leads.
 //!
 //! Per-producer state for duplicate detection is in [`crate::log::producer_state`]
-//! (`ProducerStateManager.scala`).
+//! (`ProducerStateManager.scala`), with the transactional state (open transactions, the last
+//! stable offset's source, the aborted-transaction index) that the log keeps itself.
 
 mod controller_host;
 mod coordinators;

@@ -476,13 +476,17 @@ impl Broker {
 
 impl Partition {
     /// The last stable offset (KIP-98; Kafka's `UnifiedLog.lastStableOffset`):
-    /// `min(first offset of the earliest open transaction, high watermark)`, the bound of
+    /// `min(first offset of the earliest unstable transaction, high watermark)` (a transaction
+    /// is unstable while open and until the high watermark passes its marker), the bound of
     /// read_committed reads. `O(log n)`: the log keeps open transactions by first offset.
     pub(super) fn last_stable_offset_now(&self) -> Offset {
-        match self.log.first_unstable_offset(self.high_watermark) {
+        let lso = match self.log.first_unstable_offset(self.high_watermark) {
             Some((_, first)) => first.min(self.high_watermark),
             None => self.high_watermark,
-        }
+        };
+        // An open transaction whose first records retention deleted: never below the log
+        // start offset (Kafka's `UnifiedLog.maybeIncrementFirstUnstableOffset`).
+        lso.max(self.log.log_start_offset())
     }
 
     pub(super) fn record_producer_batch(

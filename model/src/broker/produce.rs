@@ -217,6 +217,7 @@ impl Broker {
                             leader_epoch,
                             base_offset: base,
                             last_offset: last,
+                            is_marker: false,
                         };
                         self.pending_produces.insert(id, tp.clone(), pending);
                         out.timer(timeout_ms, BrokerTimer::ProduceTimeout { id });
@@ -254,6 +255,7 @@ impl Broker {
                         leader_epoch,
                         base_offset: base,
                         last_offset: last,
+                        is_marker: false,
                     },
                 );
                 out.timer(timeout_ms, BrokerTimer::ProduceTimeout { id });
@@ -348,16 +350,19 @@ impl Broker {
                 base_offset: base,
             });
         }
-        out.event(Event::ProduceAppended {
-            tp: tp.clone(),
-            broker: me,
-            leader_epoch,
-            base_offset: base,
-            last_offset: last,
-            producer_id: pid,
-            base_sequence: header.base_sequence,
-            isr: isr_now,
-        });
+        // A marker is no producer's record: its event is `txn-marker-written`.
+        if !header.is_control() {
+            out.event(Event::ProduceAppended {
+                tp: tp.clone(),
+                broker: me,
+                leader_epoch,
+                base_offset: base,
+                last_offset: last,
+                producer_id: pid,
+                base_sequence: header.base_sequence,
+                isr: isr_now,
+            });
+        }
         let appended = LeaderAppend {
             leader_epoch,
             base_offset: base,

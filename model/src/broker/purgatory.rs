@@ -96,6 +96,11 @@ pub(super) struct PendingProduce {
     pub(super) leader_epoch: LeaderEpoch,
     pub(super) base_offset: Offset,
     pub(super) last_offset: Offset,
+    /// A transaction marker's append (`txn_markers.rs`): it waits like an `acks=all` batch
+    /// but is no producer's record, so no `produce-acked` event is emitted for it (the
+    /// checkers of produced records would take it for one; its event is
+    /// `txn-marker-written`).
+    pub(super) is_marker: bool,
 }
 
 /// A produce request whose partitions are not all answered yet (Kafka's DelayedProduce
@@ -192,15 +197,17 @@ impl Broker {
             } else {
                 ErrorCode::NotEnoughReplicasAfterAppend
             };
-            out.event(Event::ProduceAcked {
-                tp: pp.tp.clone(),
-                broker: self.id,
-                leader_epoch: pp.leader_epoch,
-                base_offset: pp.base_offset,
-                last_offset: pp.last_offset,
-                acks: "all".into(),
-                error,
-            });
+            if !pp.is_marker {
+                out.event(Event::ProduceAcked {
+                    tp: pp.tp.clone(),
+                    broker: self.id,
+                    leader_epoch: pp.leader_epoch,
+                    base_offset: pp.base_offset,
+                    last_offset: pp.last_offset,
+                    acks: "all".into(),
+                    error,
+                });
+            }
             answers.push((
                 pp.req,
                 PartitionProduceResponse {

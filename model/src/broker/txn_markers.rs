@@ -170,6 +170,7 @@ impl Broker {
                 leader_epoch: appended.leader_epoch,
                 base_offset: appended.base_offset,
                 last_offset: appended.last_offset,
+                is_marker: true,
             },
         );
         out.timer(
