@@ -227,7 +227,7 @@ impl Broker {
                 role: Role::None,
                 leader_epoch: LeaderEpoch::UNKNOWN,
                 producers: BTreeMap::new(),
-                last_stable_offset: Offset(-1),
+                last_stable_offset: None,
                 generation: 0,
             };
             p.rebuild_producer_state();

@@ -98,9 +98,10 @@ pub(super) struct Partition {
     pub(super) leader_epoch: LeaderEpoch,
     pub(super) producers: BTreeMap<ProducerId, ProducerEntry>,
     pub(super) generation: u64,
-    /// The last stable offset this replica last reported as leader
-    /// ([`Event::LastStableOffsetChanged`]); `-1` before the first report.
-    pub(super) last_stable_offset: Offset,
+    /// The last stable offset this replica last reported as leader while a transaction held
+    /// it below the high watermark ([`Event::LastStableOffsetChanged`]); `None` while it
+    /// equals the high watermark.
+    pub(super) last_stable_offset: Option<Offset>,
 }
 
 impl Broker {
@@ -356,6 +357,10 @@ impl Broker {
     /// Emits [`Event::LastStableOffsetChanged`] if this leader's last stable offset differs
     /// from the one it last reported. Called where it can move: after the high watermark
     /// advances and after every leader append (a transaction opening or a marker ending one).
+    ///
+    /// Reported while a transaction holds the LSO below the high watermark, and once when it
+    /// catches up with it again; an LSO equal to the high watermark moves with it unreported
+    /// (`high-watermark-changed` says so already), so runs without transactions emit none.
     pub(super) fn maybe_report_lso(&mut self, tp: &TopicPartition, out: &mut Effects<BrokerTimer>) {
         let me = self.id;
         let Some(p) = self.partitions.get_mut(tp) else {
@@ -365,10 +370,11 @@ impl Broker {
             return;
         }
         let lso = p.last_stable_offset_now();
-        if lso == p.last_stable_offset {
+        let held = (lso < p.high_watermark).then_some(lso);
+        if held == p.last_stable_offset {
             return;
         }
-        p.last_stable_offset = lso;
+        p.last_stable_offset = held;
         out.event(Event::LastStableOffsetChanged {
             tp: tp.clone(),
             broker: me,

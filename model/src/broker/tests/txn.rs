@@ -415,3 +415,13 @@ fn a_restart_rebuilds_transactions_from_the_log() {
         before.txn_state().producer(PID)
     );
 }
+
+/// Without transactions the LSO is the high watermark and is not reported on its own.
+#[test]
+fn no_lso_events_without_transactions() {
+    let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+    let out = send(&mut b, 1, PRODUCER, produce(1, idempotent_batch(0)));
+    assert_eq!(produce_responses(&out)[0].1, ErrorCode::None);
+    assert!(lso_events(&out).is_empty());
+    assert_eq!(b.partitions[&tp()].last_stable_offset_now(), Offset(1));
+}
