@@ -56,7 +56,8 @@ pub struct FetchPartitionResponse {
     /// For a read_committed consumer fetch, the aborted transactions overlapping the returned
     /// range (`FetchResponse.json`'s `AbortedTransactions`): the consumer drops each one's
     /// batches from `first_offset` on until the producer's ABORT marker. Empty otherwise.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// (Always serialised: the simulated transport's codec is not self-describing.)
+    #[serde(default)]
     pub aborted_transactions: Vec<AbortedTransaction>,
 }
 
