@@ -42,6 +42,7 @@
 //! 32 KiB input), lz4 in the LZ4 frame format with independent 64 KiB blocks (Kafka's
 //! `KafkaLZ4BlockOutputStream`), zstd frames (level 3). See [`Compression`].
 
+use crate::protocol::TransactionResult;
 use crate::types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Sequence};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -238,6 +239,9 @@ pub const ATTR_COMPRESSION_MASK: i16 = 0x07;
 pub const ATTR_TIMESTAMP_TYPE: i16 = 0x08;
 /// Attribute bit 4: the batch belongs to a transaction (KIP-98).
 pub const ATTR_TRANSACTIONAL: i16 = 0x10;
+/// Version of a control record's key and value (Kafka's `ControlRecordType` and
+/// `EndTransactionMarker` both write version 0).
+pub const CONTROL_RECORD_VERSION: i16 = 0;
 /// Attribute bit 5: the batch holds a control record (a transaction marker, KIP-98).
 pub const ATTR_CONTROL: i16 = 0x20;
 
@@ -414,6 +418,57 @@ impl RecordBatch {
         self.producer_epoch = producer_epoch;
         self.base_sequence = base_sequence;
         self
+    }
+
+    /// A transaction marker (KIP-98): a transactional control batch of one control record
+    /// written by the transaction coordinator's WriteTxnMarkers to every partition of a
+    /// transaction. The record's key is `version int16 = 0, type int16` (Kafka's
+    /// `ControlRecordType`: 0 ABORT, 1 COMMIT) and its value `version int16 = 0,
+    /// coordinatorEpoch int32` (Kafka's `EndTransactionMarker`). The base sequence is -1: a
+    /// marker does not advance the producer's sequence numbers.
+    pub fn end_txn_marker(
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        result: TransactionResult,
+        coordinator_epoch: i32,
+        timestamp_ms: i64,
+    ) -> RecordBatch {
+        let kind: i16 = match result {
+            TransactionResult::Abort => 0,
+            TransactionResult::Commit => 1,
+        };
+        let mut key = CONTROL_RECORD_VERSION.to_be_bytes().to_vec();
+        key.extend_from_slice(&kind.to_be_bytes());
+        let mut value = CONTROL_RECORD_VERSION.to_be_bytes().to_vec();
+        value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+        let mut b = RecordBatch::new(vec![(Some(key), Some(value))], timestamp_ms)
+            .with_producer(producer_id, producer_epoch, NO_SEQUENCE)
+            .with_transactional(true);
+        b.attributes |= ATTR_CONTROL;
+        b
+    }
+
+    /// The marker a control batch carries: `(result, coordinator epoch)` read from its first
+    /// record (see [`RecordBatch::end_txn_marker`]); `None` if this is not a control batch or
+    /// its record is not a well-formed ABORT or COMMIT marker (Kafka ignores other control
+    /// record types).
+    pub fn txn_marker(&self) -> Option<(TransactionResult, i32)> {
+        if !self.is_control() {
+            return None;
+        }
+        let r = self.records.first()?;
+        let key = r.key.as_deref()?;
+        let value = r.value.as_deref()?;
+        if key.len() < 4 || value.len() < 6 {
+            return None;
+        }
+        let result = match i16::from_be_bytes([key[2], key[3]]) {
+            0 => TransactionResult::Abort,
+            1 => TransactionResult::Commit,
+            _ => return None,
+        };
+        let coordinator_epoch = i32::from_be_bytes([value[2], value[3], value[4], value[5]]);
+        Some((result, coordinator_epoch))
     }
 
     /// Sets or clears the transactional attribute bit (KIP-98).

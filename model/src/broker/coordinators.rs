@@ -80,6 +80,24 @@ impl Coordinators {
     }
 }
 
+impl Coordinators {
+    /// A transaction marker of `producer_id` was committed on `tp`, a `__consumer_offsets`
+    /// partition this broker leads (Kafka's `GroupCoordinator.onTransactionCompleted`,
+    /// `GroupMetadataManager.scala:939`): the producer's pending TxnOffsetCommit offsets of the
+    /// groups on that partition are applied (COMMIT) or dropped (ABORT) here.
+    ///
+    /// Not implemented in this part: the group coordinator side of transactions (the pending
+    /// offsets of TxnOffsetCommit) is built separately and fills this in.
+    pub(super) fn on_txn_marker(
+        &mut self,
+        tp: &TopicPartition,
+        producer_id: ProducerId,
+        result: TransactionResult,
+    ) {
+        let _ = (tp, producer_id, result);
+    }
+}
+
 impl std::fmt::Debug for Coordinators {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Coordinators")

@@ -35,6 +35,7 @@ impl Broker {
             max_bytes,
             min_bytes,
             max_wait_ms,
+            isolation_level,
             ref partitions,
             ..
         } = msg
@@ -47,7 +48,15 @@ impl Broker {
         let mut readable = 0usize;
         let mut respond_now = partitions.is_empty();
         for fp in partitions {
-            let r = self.fetch_partition(now, replica_id, broker_epoch, fp, (budget, min_one), out);
+            let r = self.fetch_partition(
+                now,
+                replica_id,
+                broker_epoch,
+                fp,
+                isolation_level,
+                (budget, min_one),
+                out,
+            );
             let bytes: usize = r.batches.iter().map(Vec::len).sum();
             if bytes > 0 {
                 min_one = false;
@@ -86,11 +95,13 @@ impl Broker {
         replica_id: Option<BrokerId>,
         fetch_broker_epoch: BrokerEpoch,
         fp: &FetchPartition,
+        isolation_level: IsolationLevel,
         (budget, min_one): (u32, bool),
         out: &mut Effects<BrokerTimer>,
     ) -> FetchPartitionResponse {
         let tp = &fp.tp;
         let fetch_offset = fp.fetch_offset;
+        let read_committed = isolation_level == IsolationLevel::ReadCommitted;
         let answer = |error: ErrorCode,
                       hw: Offset,
                       lso: Offset,
@@ -105,6 +116,7 @@ impl Broker {
             diverging_epoch: diverging,
             leader_epoch: epoch,
             batches,
+            aborted_transactions: vec![],
         };
         let Some(p) = self.partitions.get_mut(tp) else {
             return answer(
@@ -164,6 +176,8 @@ impl Broker {
                 }
                 leo
             }
+            // A read_committed consumer reads below the last stable offset (KIP-98).
+            None if read_committed => p.last_stable_offset_now(),
             None => hw,
         };
         let limit = fp.partition_max_bytes.min(budget);
@@ -186,14 +200,38 @@ impl Broker {
             self.maybe_advance_hw(now, tp, out);
         }
         let p = self.partitions.get(tp).expect("hosted");
-        answer(
+        let mut r = answer(
             ErrorCode::None,
             p.high_watermark,
             p.log.log_start_offset(),
             None,
             epoch,
-            batches,
-        )
+            vec![],
+        );
+        if replica_id.is_none() && read_committed {
+            // Kafka's `collectAbortedTransactions` over the returned range: from the fetch
+            // offset to the end of the last batch returned.
+            r.last_stable_offset = max_offset;
+            if let Some(end) = batches
+                .last()
+                .and_then(|b| crate::record::read_header(b).ok())
+                .map(|h| h.last_offset().next())
+            {
+                r.aborted_transactions = p
+                    .log
+                    .collect_aborted_txns(fetch_offset, end)
+                    .into_iter()
+                    .map(|a| AbortedTransaction {
+                        producer_id: a.producer_id,
+                        first_offset: a.first_offset,
+                    })
+                    .collect();
+            }
+        } else if replica_id.is_none() {
+            r.last_stable_offset = p.last_stable_offset_now();
+        }
+        r.batches = batches;
+        r
     }
 
     pub(super) fn on_list_offsets(
@@ -202,6 +240,7 @@ impl Broker {
         corr: CorrelationId,
         tp: TopicPartition,
         timestamp: i64,
+        isolation_level: IsolationLevel,
         out: &mut Effects<BrokerTimer>,
     ) {
         let (error, offset, epoch) = match self.partitions.get(&tp) {
@@ -215,8 +254,18 @@ impl Broker {
                             .log
                             .offset_for_timestamp(t)
                             .map(|(o, _)| o)
-                            .filter(|&o| o < p.high_watermark)
+                            .filter(|&o| {
+                                o < if isolation_level == IsolationLevel::ReadCommitted {
+                                    p.last_stable_offset_now()
+                                } else {
+                                    p.high_watermark
+                                }
+                            })
                             .unwrap_or(Offset(-1)),
+                        // Latest: the last stable offset for read_committed (KIP-98).
+                        _ if isolation_level == IsolationLevel::ReadCommitted => {
+                            p.last_stable_offset_now()
+                        }
                         _ => p.high_watermark,
                     };
                     (ErrorCode::None, off, l.leader_epoch)

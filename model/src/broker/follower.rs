@@ -173,7 +173,7 @@ impl Broker {
             match p.log.append_as_follower(b, &mut ops) {
                 Ok((base, _last)) => {
                     if let Ok(h) = read_header(b) {
-                        if h.producer_id != ProducerId::NONE {
+                        if h.producer_id != ProducerId::NONE && !h.is_control() {
                             let first = h.base_sequence.0;
                             p.record_producer_batch(
                                 h.producer_id,
@@ -214,6 +214,7 @@ impl Broker {
         let new_hw = high_watermark.min(p.log.log_end_offset());
         if new_hw > p.high_watermark {
             p.high_watermark = new_hw;
+            p.log.on_high_watermark(new_hw);
         }
         // The follower learns the leader's log start offset (capped at its own HW, as Kafka's
         // maybeIncrementLogStartOffset requires).

@@ -30,9 +30,12 @@
 //!   the transaction coordinator on the `__transaction_state` partitions this broker leads:
 //!   InitProducerId with a `transactional.id`, AddPartitionsToTxn, AddOffsetsToTxn, EndTxn,
 //!   and the WriteTxnMarkers it sends.
+//! * `txn_markers.rs` (`KafkaApis.handleWriteTxnMarkersRequest`): WriteTxnMarkers, the
+//!   transaction markers a transaction coordinator writes to the partitions this broker leads.
 //!
 //! Per-producer state for duplicate detection is in [`crate::log::producer_state`]
-//! (`ProducerStateManager.scala`).
+//! (`ProducerStateManager.scala`), with the transactional state (open transactions, the last
+//! stable offset's source, the aborted-transaction index) that the log keeps itself.
 
 mod controller_host;
 mod coordinators;
@@ -49,6 +52,7 @@ mod replica_manager;
 #[cfg(test)]
 mod tests;
 mod txn_coordinator;
+mod txn_markers;
 mod zk_session;
 
 pub use crate::log::producer_state::NUM_BATCHES_TO_RETAIN;
@@ -146,6 +150,8 @@ pub struct Broker {
     pending_produces: Purgatory<PendingProduce>,
     /// Multi-partition produce requests still collecting their partitions' answers.
     produce_requests: BTreeMap<u64, ProduceRequestState>,
+    /// WriteTxnMarkers requests still collecting their markers' answers (`txn_markers.rs`).
+    txn_marker_requests: BTreeMap<u64, txn_markers::TxnMarkersRequestState>,
     pending_fetches: Purgatory<PendingFetch>,
     next_producer_id: i64,
     /// Follower OffsetsForLeaderEpoch requests waiting for a reply, to the leader they went to.
@@ -224,9 +230,11 @@ impl Broker {
                 role: Role::None,
                 leader_epoch: LeaderEpoch::UNKNOWN,
                 producers: BTreeMap::new(),
+                last_stable_offset: None,
                 generation: 0,
             };
             p.rebuild_producer_state();
+            p.log.on_high_watermark(hw);
             partitions.insert(tp, p);
         }
         for op in disk_ops {
@@ -251,6 +259,7 @@ impl Broker {
             next_id: 1,
             pending_produces: Purgatory::default(),
             produce_requests: BTreeMap::new(),
+            txn_marker_requests: BTreeMap::new(),
             pending_fetches: Purgatory::default(),
             next_producer_id: 0,
             fetch_targets: BTreeMap::new(),
@@ -469,8 +478,9 @@ impl Actor for Broker {
                 corr,
                 tp,
                 timestamp,
+                isolation_level,
                 ..
-            } => self.on_list_offsets(from, corr, tp, timestamp, out),
+            } => self.on_list_offsets(from, corr, tp, timestamp, isolation_level, out),
             Message::InitProducerId {
                 corr,
                 transactional_id: Some(transactional_id),
@@ -667,10 +677,13 @@ impl Actor for Broker {
             Message::WriteTxnMarkersResponse { corr, markers } => {
                 self.on_write_txn_markers_response(now, corr, markers, out)
             }
-            // Transactions (issue 14) are being built: the partition side (markers, the
-            // verification answer) and the transactional offset commit are not here yet.
-            Message::WriteTxnMarkers { .. }
-            | Message::TxnOffsetCommit { .. }
+            Message::WriteTxnMarkers { corr, markers } => {
+                self.on_write_txn_markers(now, from, corr, markers, out)
+            }
+            // Not built yet (issue 14): the transactional offset commit (KIP-447) and the
+            // leader's KIP-890 verification, whose answer this would be. No client sends
+            // TxnOffsetCommit yet, and no leader sends a verification.
+            Message::TxnOffsetCommit { .. }
             | Message::AddPartitionsToTxnResponse { .. } => {}
             // Not addressed to a broker.
             Message::FindCoordinatorResponse { .. }

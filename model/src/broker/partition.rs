@@ -98,6 +98,10 @@ pub(super) struct Partition {
     pub(super) leader_epoch: LeaderEpoch,
     pub(super) producers: BTreeMap<ProducerId, ProducerEntry>,
     pub(super) generation: u64,
+    /// The last stable offset this replica last reported as leader while a transaction held
+    /// it below the high watermark ([`Event::LastStableOffsetChanged`]); `None` while it
+    /// equals the high watermark.
+    pub(super) last_stable_offset: Option<Offset>,
 }
 
 impl Broker {
@@ -336,6 +340,7 @@ impl Broker {
         }
         if new_hw > p.high_watermark {
             p.high_watermark = new_hw;
+            p.log.on_high_watermark(new_hw);
             out.event(Event::HighWatermarkChanged {
                 tp: tp.clone(),
                 broker: me,
@@ -343,9 +348,39 @@ impl Broker {
                 high_watermark: new_hw,
             });
             self.complete_produces(tp, out);
+            self.maybe_report_lso(tp, out);
             self.complete_delayed_fetches(now, tp, out);
             self.coordinator_high_watermark(now, tp, new_hw, out);
         }
+    }
+
+    /// Emits [`Event::LastStableOffsetChanged`] if this leader's last stable offset differs
+    /// from the one it last reported. Called where it can move: after the high watermark
+    /// advances and after every leader append (a transaction opening or a marker ending one).
+    ///
+    /// Reported while a transaction holds the LSO below the high watermark, and once when it
+    /// catches up with it again; an LSO equal to the high watermark moves with it unreported
+    /// (`high-watermark-changed` says so already), so runs without transactions emit none.
+    pub(super) fn maybe_report_lso(&mut self, tp: &TopicPartition, out: &mut Effects<BrokerTimer>) {
+        let me = self.id;
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return;
+        };
+        if !matches!(p.role, Role::Leader(_)) {
+            return;
+        }
+        let lso = p.last_stable_offset_now();
+        let held = (lso < p.high_watermark).then_some(lso);
+        if held == p.last_stable_offset {
+            return;
+        }
+        p.last_stable_offset = held;
+        out.event(Event::LastStableOffsetChanged {
+            tp: tp.clone(),
+            broker: me,
+            last_stable_offset: lso,
+            first_unstable: p.log.first_unstable_offset(p.high_watermark),
+        });
     }
 
     pub(super) fn check_isr_shrink(&mut self, now: Instant, out: &mut Effects<BrokerTimer>) {
@@ -446,6 +481,20 @@ impl Broker {
 }
 
 impl Partition {
+    /// The last stable offset (KIP-98; Kafka's `UnifiedLog.lastStableOffset`):
+    /// `min(first offset of the earliest unstable transaction, high watermark)` (a transaction
+    /// is unstable while open and until the high watermark passes its marker), the bound of
+    /// read_committed reads. `O(log n)`: the log keeps open transactions by first offset.
+    pub(super) fn last_stable_offset_now(&self) -> Offset {
+        let lso = match self.log.first_unstable_offset(self.high_watermark) {
+            Some((_, first)) => first.min(self.high_watermark),
+            None => self.high_watermark,
+        };
+        // An open transaction whose first records retention deleted: never below the log
+        // start offset (Kafka's `UnifiedLog.maybeIncrementFirstUnstableOffset`).
+        lso.max(self.log.log_start_offset())
+    }
+
     pub(super) fn record_producer_batch(
         &mut self,
         pid: ProducerId,
@@ -469,7 +518,8 @@ impl Partition {
         let batches: Vec<_> = self
             .log
             .batches()
-            .filter(|b| b.producer_id != ProducerId::NONE)
+            // A marker carries no sequence numbers (its base sequence is -1).
+            .filter(|b| b.producer_id != ProducerId::NONE && !b.is_control)
             .map(|b| {
                 (
                     b.producer_id,

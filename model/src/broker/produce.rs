@@ -5,7 +5,7 @@
 //! never (`acks=0`), or once the high watermark passes it (`acks=all`, in `purgatory.rs`).
 
 use super::partition::Role;
-use super::purgatory::{PendingProduce, ProduceRequestState};
+use super::purgatory::{PendingProduce, ProduceRequestKind, ProduceRequestState};
 use super::{Broker, BrokerTimer};
 use crate::config::BrokerCompression;
 use crate::effects::Effects;
@@ -38,6 +38,7 @@ impl Broker {
                     corr,
                     waiting: partitions.len(),
                     responses: Vec::with_capacity(partitions.len()),
+                    kind: ProduceRequestKind::Produce,
                 },
             );
         }
@@ -146,9 +147,49 @@ impl Broker {
                 return;
             }
         }
-        // Idempotence (KIP-98): dedupe, order, and fence by epoch.
+        // Only the transaction coordinator writes markers (WriteTxnMarkers, `txn_markers.rs`);
+        // Kafka's LogValidator refuses a client's control batch.
+        if header.is_control() {
+            respond(
+                out,
+                ErrorCode::CorruptMessage,
+                Offset(-1),
+                p.log.log_start_offset(),
+            );
+            return;
+        }
+        // Transactions (KIP-98, `ProducerAppendInfo.java:96-187`): a lower producer epoch is
+        // fenced (unless `sim.txn.producer-fencing = false` and the batch is transactional),
+        // a non-transactional batch during the producer's open transaction is refused.
+        //
+        // KIP-890 part 1 (not modelled) would hook in here: before the first transactional
+        // batch of a producer with no open transaction in this partition is appended, the
+        // leader asks the transaction coordinator (AddPartitionsToTxn with verify_only) whether
+        // the partition is in the producer's ongoing transaction, parks the produce until it
+        // answers, and refuses an unverified batch with INVALID_TXN_STATE.
         let pid = header.producer_id;
+        let producer_fencing = self.config.txn_producer_fencing;
+        let mut zombie = false;
         if pid != ProducerId::NONE {
+            if let Err(error) = p.log.txn_state().check_data_batch(
+                pid,
+                header.producer_epoch,
+                header.is_transactional(),
+                producer_fencing,
+            ) {
+                respond(out, error, Offset(-1), p.log.log_start_offset());
+                return;
+            }
+            // The legacy switch lets a zombie's transactional batch in: it is appended without
+            // a sequence check (its sequence numbers belong to an older epoch).
+            zombie = !producer_fencing
+                && header.is_transactional()
+                && p.producers
+                    .get(&pid)
+                    .is_some_and(|e| header.producer_epoch < e.epoch());
+        }
+        // Idempotence (KIP-98): dedupe, order, and fence by epoch.
+        if pid != ProducerId::NONE && !zombie {
             let first_seq = header.base_sequence.0;
             let last_seq = first_seq.wrapping_add(header.last_offset_delta);
             match check_sequence(
@@ -176,6 +217,7 @@ impl Broker {
                             leader_epoch,
                             base_offset: base,
                             last_offset: last,
+                            is_marker: false,
                         };
                         self.pending_produces.insert(id, tp.clone(), pending);
                         out.timer(timeout_ms, BrokerTimer::ProduceTimeout { id });
@@ -213,6 +255,7 @@ impl Broker {
                         leader_epoch,
                         base_offset: base,
                         last_offset: last,
+                        is_marker: false,
                     },
                 );
                 out.timer(timeout_ms, BrokerTimer::ProduceTimeout { id });
@@ -259,7 +302,9 @@ impl Broker {
         // compression.type other than `producer`: the leader stores the batch in the topic's
         // codec, recompressing it (Kafka's LogValidator); the CRC is recomputed.
         if let BrokerCompression::Codec(codec) = compression_type {
-            if codec.id() != header.compression() {
+            // A marker is written as the coordinator built it (Kafka does not recompress
+            // control batches).
+            if codec.id() != header.compression() && !header.is_control() {
                 match RecordBatch::decode(&batch) {
                     Ok((rb, _)) => batch = rb.with_compression(codec).encode(),
                     Err(_) => return Err(ErrorCode::CorruptMessage),
@@ -284,7 +329,7 @@ impl Broker {
         let Ok((base, last)) = p.log.append_as_leader(&batch, leader_epoch, &mut ops) else {
             return Err(ErrorCode::CorruptMessage);
         };
-        if pid != ProducerId::NONE {
+        if pid != ProducerId::NONE && !header.is_control() {
             let first_seq = header.base_sequence.0;
             p.record_producer_batch(
                 pid,
@@ -305,22 +350,28 @@ impl Broker {
                 base_offset: base,
             });
         }
-        out.event(Event::ProduceAppended {
-            tp: tp.clone(),
-            broker: me,
-            leader_epoch,
-            base_offset: base,
-            last_offset: last,
-            producer_id: pid,
-            base_sequence: header.base_sequence,
-            isr: isr_now,
-        });
-        Ok(LeaderAppend {
+        // A marker is no producer's record: its event is `txn-marker-written`.
+        if !header.is_control() {
+            out.event(Event::ProduceAppended {
+                tp: tp.clone(),
+                broker: me,
+                leader_epoch,
+                base_offset: base,
+                last_offset: last,
+                producer_id: pid,
+                base_sequence: header.base_sequence,
+                isr: isr_now,
+            });
+        }
+        let appended = LeaderAppend {
             leader_epoch,
             base_offset: base,
             last_offset: last,
             log_start_offset: p.log.log_start_offset(),
-        })
+        };
+        // A transaction may have opened (or, for a marker, ended) here.
+        self.maybe_report_lso(tp, out);
+        Ok(appended)
     }
 }
 

@@ -96,6 +96,11 @@ pub(super) struct PendingProduce {
     pub(super) leader_epoch: LeaderEpoch,
     pub(super) base_offset: Offset,
     pub(super) last_offset: Offset,
+    /// A transaction marker's append (`txn_markers.rs`): it waits like an `acks=all` batch
+    /// but is no producer's record, so no `produce-acked` event is emitted for it (the
+    /// checkers of produced records would take it for one; its event is
+    /// `txn-marker-written`).
+    pub(super) is_marker: bool,
 }
 
 /// A produce request whose partitions are not all answered yet (Kafka's DelayedProduce
@@ -108,6 +113,21 @@ pub(super) struct ProduceRequestState {
     pub(super) waiting: usize,
     /// Answers so far, each with its position in the request.
     pub(super) responses: Vec<(usize, PartitionProduceResponse)>,
+    /// What to do with the answers once all are in.
+    pub(super) kind: ProduceRequestKind,
+}
+
+/// Who waits for a produce request's answers: a client (a ProduceResponse), or one marker
+/// of a WriteTxnMarkers request (`txn_markers.rs`), whose appends wait exactly as an
+/// `acks=all` produce does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ProduceRequestKind {
+    Produce,
+    /// Marker `index` of the WriteTxnMarkers request `parent`.
+    TxnMarker {
+        parent: u64,
+        index: usize,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +158,11 @@ impl Broker {
     pub(super) fn produce_partition_answered(&mut self, req: u64, out: &mut Effects<BrokerTimer>) {
         let state = self.produce_requests.remove(&req).expect("present");
         debug_assert_eq!(state.waiting, 0);
+        if let ProduceRequestKind::TxnMarker { parent, index } = state.kind {
+            let responses = state.responses.into_iter().map(|(_, r)| r).collect();
+            self.txn_marker_answered(parent, index, responses, out);
+            return;
+        }
         out.send(
             state.from,
             Message::ProduceResponse {
@@ -172,15 +197,17 @@ impl Broker {
             } else {
                 ErrorCode::NotEnoughReplicasAfterAppend
             };
-            out.event(Event::ProduceAcked {
-                tp: pp.tp.clone(),
-                broker: self.id,
-                leader_epoch: pp.leader_epoch,
-                base_offset: pp.base_offset,
-                last_offset: pp.last_offset,
-                acks: "all".into(),
-                error,
-            });
+            if !pp.is_marker {
+                out.event(Event::ProduceAcked {
+                    tp: pp.tp.clone(),
+                    broker: self.id,
+                    leader_epoch: pp.leader_epoch,
+                    base_offset: pp.base_offset,
+                    last_offset: pp.last_offset,
+                    acks: "all".into(),
+                    error,
+                });
+            }
             answers.push((
                 pp.req,
                 PartitionProduceResponse {
@@ -277,6 +304,7 @@ fn delayed_fetch_ready(
     let Message::Fetch {
         replica_id,
         min_bytes,
+        isolation_level,
         partitions: wanted,
         ..
     } = msg
@@ -297,6 +325,8 @@ fn delayed_fetch_ready(
         }
         let limit = if replica_id.is_some() {
             p.log.log_end_offset()
+        } else if *isolation_level == IsolationLevel::ReadCommitted {
+            p.last_stable_offset_now()
         } else {
             p.high_watermark
         };

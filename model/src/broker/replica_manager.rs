@@ -167,6 +167,7 @@ impl Broker {
                     role: Role::None,
                     leader_epoch: LeaderEpoch::UNKNOWN,
                     producers: BTreeMap::new(),
+                    last_stable_offset: None,
                     generation: 0,
                 },
             );

@@ -147,9 +147,12 @@ pub struct BrokerConfig {
     /// `transaction.version` (2): 1 = KIP-98 transactions; 2 = KIP-890 part 2, every EndTxn
     /// bumps the producer epoch.
     pub transaction_version: i16,
-    /// `sim.txn.producer-fencing` (true): the coordinator bumps and checks producer epochs and
-    /// partitions refuse lower ones; false is the legacy switch under which a zombie producer's
-    /// transaction still commits (GROUPS-AND-TRANSACTIONS.md B4.1).
+    /// `sim.txn.producer-fencing` (true): the coordinator bumps and checks producer epochs, and
+    /// a partition refuses a transactional batch or a marker whose producer epoch is below the
+    /// producer's current one (INVALID_PRODUCER_EPOCH, Kafka's
+    /// `ProducerAppendInfo.checkProducerEpoch`); false is the legacy switch under which a
+    /// zombie producer keeps writing and its transaction still commits
+    /// (GROUPS-AND-TRANSACTIONS.md B4.1).
     pub txn_producer_fencing: bool,
 }
 

@@ -56,11 +56,4 @@ pub const NOT_SUPPORTED_YET: &[NotSupportedYet] = &[
         &["60000"],
         "transactions (KIP-98)",
     ),
-    // Consumer.
-    nsy(
-        ConfigKind::Consumer,
-        "isolation.level",
-        &["read_uncommitted"],
-        "transactions (KIP-98)",
-    ),
 ];

@@ -11,8 +11,11 @@
 //! `fetch.max.bytes` for the whole response (the broker still returns a first batch larger
 //! than that, as Kafka does, so the consumer always makes progress). Errors in the response are
 //! per partition: one partition's OFFSET_OUT_OF_RANGE or NOT_LEADER_OR_FOLLOWER leaves the
-//! others' records to be buffered. The consumer reads below the leader's high watermark only
-//! (`read_uncommitted`). Partitions go into a request in assignment order; Kafka's consumer
+//! others' records to be buffered. The consumer reads below the leader's high watermark
+//! (`read_uncommitted`, the default) or, with `isolation.level = read_committed`, below its last
+//! stable offset, dropping the batches of aborted transactions with the aborted list the leader
+//! returns ([`AbortedTransactions`], KIP-98). Control batches (transaction markers) are never
+//! returned to the application; the position moves past them. Partitions go into a request in assignment order; Kafka's consumer
 //! moves a partition whose records the application took to the end of that order, which
 //! matters only when `fetch.max.bytes` is smaller than what the partitions have to return.
 
@@ -260,8 +263,14 @@ impl ConsumerClient {
         out: &mut Effects<ConsumerTimer>,
     ) -> bool {
         let FetchPartitionResponse {
-            tp, error, batches, ..
+            tp,
+            error,
+            batches,
+            aborted_transactions,
+            ..
         } = r;
+        let read_committed = self.config.isolation_level == IsolationLevel::ReadCommitted;
+        let mut aborted = AbortedTransactions::new(aborted_transactions);
         let Some(s) = self.partitions.get_mut(&tp) else {
             return false;
         };
@@ -289,6 +298,23 @@ impl ConsumerClient {
             let Ok((batch, _)) = RecordBatch::decode(&bytes) else {
                 break;
             };
+            // Transactions (KIP-98): control batches never reach the application, and under
+            // read_committed neither do the batches of aborted transactions; the position
+            // moves past both.
+            // (The aborted list sees every batch, markers included: an ABORT marker ends its
+            // producer's aborted run.)
+            let dropped = read_committed && aborted.is_aborted(&batch);
+            let skip = dropped || batch.is_control();
+            if skip {
+                let next = Offset(batch.base_offset.0 + batch.last_offset_delta as i64 + 1);
+                if next > position.offset {
+                    position = FetchPosition {
+                        offset: next,
+                        offset_epoch: batch.partition_leader_epoch,
+                    };
+                }
+                continue;
+            }
             for r in &batch.records {
                 let offset = Offset(batch.base_offset.0 + r.offset_delta as i64);
                 if offset < position.offset {
@@ -323,6 +349,54 @@ impl ConsumerClient {
             s.state = FetchState::Fetching(position);
         }
         added
+    }
+}
+
+/// The aborted transactions of one fetch response and the producers whose batches are being
+/// dropped (Kafka's `CompletedFetch.abortedProducerIds` / `abortedTransactions`,
+/// `CompletedFetch.java:208-234, 355-389`): walking the batches in offset order, an aborted
+/// transaction becomes active once a batch of the partition reaches its first offset; from
+/// then on that producer's transactional batches are aborted until its ABORT marker.
+#[derive(Debug, Default)]
+pub(super) struct AbortedTransactions {
+    /// Not yet reached, by first offset (ties by producer).
+    pending: std::collections::BTreeSet<(Offset, ProducerId)>,
+    /// Producers whose transactional batches are dropped now.
+    active: std::collections::BTreeSet<ProducerId>,
+}
+
+impl AbortedTransactions {
+    /// The aborted list of a read_committed fetch response (empty for read_uncommitted).
+    pub(super) fn new(list: Vec<AbortedTransaction>) -> Self {
+        AbortedTransactions {
+            pending: list
+                .into_iter()
+                .map(|a| (a.first_offset, a.producer_id))
+                .collect(),
+            active: Default::default(),
+        }
+    }
+
+    /// Whether `batch` (the next batch of the response, in offset order) belongs to an
+    /// aborted transaction. Batches without a producer id take no part; an ABORT marker ends
+    /// its producer's aborted run (the marker itself is a control batch, never returned).
+    pub(super) fn is_aborted(&mut self, batch: &RecordBatch) -> bool {
+        if batch.producer_id == ProducerId::NONE {
+            return false;
+        }
+        let last = Offset(batch.base_offset.0 + batch.last_offset_delta as i64);
+        while let Some(&(first, pid)) = self.pending.first() {
+            if first > last {
+                break;
+            }
+            self.pending.pop_first();
+            self.active.insert(pid);
+        }
+        if let Some((TransactionResult::Abort, _)) = batch.txn_marker() {
+            self.active.remove(&batch.producer_id);
+            return false;
+        }
+        batch.is_transactional() && self.active.contains(&batch.producer_id)
     }
 }
 
@@ -379,6 +453,7 @@ mod tests {
             diverging_epoch: None,
             leader_epoch: LeaderEpoch(0),
             batches,
+            aborted_transactions: vec![],
         }
     }
 
@@ -450,5 +525,135 @@ mod tests {
         assert_eq!(c.buffer.len(), 5, "partition 1's records buffered");
         assert!(matches!(&after[0], Message::ListOffsets { tp: t, .. } if *t == tp(0)));
         assert_eq!(fetched(&after[1]), [(1, 3)]);
+    }
+
+    /// A consumer of `events-0` at offset 0 with `isolation`, and its first Fetch.
+    fn fetching(isolation: IsolationLevel) -> (ConsumerClient, Message) {
+        let config = ConsumerConfig {
+            isolation_level: isolation,
+            ..ConsumerConfig::default()
+        };
+        let mut c = ConsumerClient::new(0, config, vec!["events".into()], vec![BrokerId(0)]);
+        let mut out = Effects::new();
+        c.on_start(Instant(0), &mut out);
+        let md = out.sent().remove(0);
+        let sent = deliver(
+            &mut c,
+            Message::MetadataResponse {
+                corr: corr(&md),
+                brokers: vec![BrokerId(0)],
+                controller: Some(BrokerId(0)),
+                partitions: vec![PartitionMetadata {
+                    tp: tp(0),
+                    error: ErrorCode::None,
+                    leader: Some(BrokerId(0)),
+                    leader_epoch: LeaderEpoch(0),
+                    replicas: vec![BrokerId(0)],
+                    isr: vec![BrokerId(0)],
+                }],
+            },
+        );
+        let fetch = deliver(
+            &mut c,
+            Message::ListOffsetsResponse {
+                corr: corr(&sent[0]),
+                tp: tp(0),
+                error: ErrorCode::None,
+                offset: Offset(0),
+                leader_epoch: LeaderEpoch(0),
+            },
+        )
+        .remove(0);
+        assert!(
+            matches!(&fetch, Message::Fetch { isolation_level, .. } if *isolation_level == isolation),
+            "the isolation level goes out with the fetch: {fetch:?}"
+        );
+        (c, fetch)
+    }
+
+    /// A transactional batch of producer `pid` at `base` with `n` records.
+    fn txn_at(pid: i64, base: i64, n: u64) -> Vec<u8> {
+        let values = (0..n)
+            .map(|i| (None, Some((base as u64 + i).to_be_bytes().to_vec())))
+            .collect();
+        let mut b = RecordBatch::new(values, 0)
+            .with_producer(ProducerId(pid), ProducerEpoch(0), Sequence(0))
+            .with_transactional(true);
+        b.base_offset = Offset(base);
+        b.encode()
+    }
+
+    fn marker_at(pid: i64, base: i64, result: TransactionResult) -> Vec<u8> {
+        let mut b = RecordBatch::end_txn_marker(ProducerId(pid), ProducerEpoch(0), result, 0, 0);
+        b.base_offset = Offset(base);
+        b.encode()
+    }
+
+    /// Producer 1 writes 0..=1 and aborts at 4; a plain record at 2; producer 2 writes 3 and
+    /// commits at 5; producer 1 starts a new transaction at 6.
+    fn transactional_response(corr: CorrelationId, aborted: bool) -> Message {
+        let mut plain = RecordBatch::new(vec![(None, Some(2u64.to_be_bytes().to_vec()))], 0);
+        plain.base_offset = Offset(2);
+        let mut r = answer(tp(0), ErrorCode::None, 0);
+        r.batches = vec![
+            txn_at(1, 0, 2),
+            plain.encode(),
+            txn_at(2, 3, 1),
+            marker_at(1, 4, TransactionResult::Abort),
+            marker_at(2, 5, TransactionResult::Commit),
+            txn_at(1, 6, 1),
+        ];
+        if aborted {
+            r.aborted_transactions = vec![AbortedTransaction {
+                producer_id: ProducerId(1),
+                first_offset: Offset(0),
+            }];
+        }
+        Message::FetchResponse {
+            corr,
+            partitions: vec![r],
+        }
+    }
+
+    fn buffered_offsets(c: &ConsumerClient) -> Vec<i64> {
+        c.buffer.iter().map(|r| r.offset.0).collect()
+    }
+
+    /// CompletedFetch.java's rules: under read_committed an aborted producer's batches are
+    /// dropped from its first offset until its ABORT marker (its next transaction is read);
+    /// control records never reach the application; the position moves past both.
+    #[test]
+    fn read_committed_drops_aborted_transactions_and_markers() {
+        let (mut c, fetch) = fetching(IsolationLevel::ReadCommitted);
+        let next = deliver(&mut c, transactional_response(corr(&fetch), true));
+        assert_eq!(buffered_offsets(&c), vec![2, 3, 6]);
+        assert_eq!(
+            fetched(&next[0]),
+            [(0, 7)],
+            "the position moved past the marker"
+        );
+    }
+
+    /// read_uncommitted returns the aborted records too, but never the markers.
+    #[test]
+    fn read_uncommitted_returns_aborted_records_but_no_markers() {
+        let (mut c, fetch) = fetching(IsolationLevel::ReadUncommitted);
+        let next = deliver(&mut c, transactional_response(corr(&fetch), false));
+        assert_eq!(buffered_offsets(&c), vec![0, 1, 2, 3, 6]);
+        assert_eq!(fetched(&next[0]), [(0, 7)]);
+        // A response ending in a marker still moves the position past it.
+        let mut r = answer(tp(0), ErrorCode::None, 0);
+        r.batches = vec![marker_at(2, 7, TransactionResult::Commit)];
+        let corr = corr(&next[0]);
+        c.buffer.clear();
+        let after = deliver(
+            &mut c,
+            Message::FetchResponse {
+                corr,
+                partitions: vec![r],
+            },
+        );
+        assert!(c.buffer.is_empty());
+        assert_eq!(fetched(&after[0]), [(0, 8)]);
     }
 }

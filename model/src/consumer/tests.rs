@@ -65,6 +65,7 @@ fn fetch_response(corr: CorrelationId, error: ErrorCode, batches: Vec<Vec<u8>>) 
             diverging_epoch: None,
             leader_epoch: LeaderEpoch(0),
             batches,
+            aborted_transactions: vec![],
         }],
     }
 }

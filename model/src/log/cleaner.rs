@@ -150,6 +150,8 @@ impl PartitionLog {
             let mut rebuilt = Segment::rebuilt(seg.base_offset, batches, interval, true);
             rebuilt.exists = true;
             rebuilt.cleaned_at_ms = seg.cleaned_at_ms;
+            // Markers are kept, so the segment's aborted transactions stay as they were.
+            rebuilt.txn_index = std::mem::take(&mut seg.txn_index);
             let data: Vec<u8> = rebuilt
                 .batches
                 .iter()

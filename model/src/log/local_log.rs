@@ -199,7 +199,13 @@ impl PartitionLog {
             segment::encode_offset_entries(&active.offset_index),
             segment::encode_time_entries(&active.time_index),
         );
+        let txn_before = AbortedTxn::encode(&active.txn_index);
         let new_size = active.truncate_to(new_end, interval);
+        active.sync_txn_index_file(
+            &dir,
+            (!txn_before.is_empty()).then_some(txn_before.as_slice()),
+            out,
+        );
         if active.exists {
             out.push(DiskOp::Truncate {
                 file: active.log_file(&dir),
@@ -219,6 +225,7 @@ impl PartitionLog {
         if self.epochs.len() != before {
             self.write_checkpoint(out);
         }
+        self.txn = self.replay_txn_state().0;
         self.check_invariants();
         assert!(new_end <= target && new_end < log_end);
         new_end
@@ -236,6 +243,7 @@ impl PartitionLog {
         self.log_start_offset = offset;
         self.recovery_point = offset;
         self.unflushed_messages = 0;
+        self.txn = TxnStateManager::default();
         if !self.epochs.is_empty() {
             self.epochs.clear();
             self.write_checkpoint(out);
@@ -289,9 +297,21 @@ impl PartitionLog {
         }
         let interval = self.config.index_interval_bytes;
         let dir = self.dir.clone();
-        let active = self.active_mut();
+        // Borrow the segment and the transactional state apart.
+        let active = self
+            .segments
+            .last_mut()
+            .expect("a log always has a segment");
         let batch = log_batch(h, active.size_bytes, bytes);
         active.append(&dir, batch, interval, out);
+        let appended = active.batches.last().expect("just appended");
+        if let Some(aborted) = apply_txn_batch(&mut self.txn, appended) {
+            active.txn_index.push(aborted);
+            out.push(DiskOp::Append {
+                file: active.txn_index_file(&dir),
+                data: AbortedTxn::encode(&[aborted]),
+            });
+        }
         self.unflushed_messages += h.records_count as u64;
         if h.partition_leader_epoch.0 >= 0
             && self.assign_epoch(h.partition_leader_epoch, h.base_offset)
@@ -332,6 +352,45 @@ pub(super) fn delete_segment_files(dir: &str, seg: &Segment, out: &mut Vec<DiskO
             file: seg.time_index_file(dir),
         });
     }
+    if !seg.txn_index.is_empty() {
+        out.push(DiskOp::Delete {
+            file: seg.txn_index_file(dir),
+        });
+    }
+}
+
+/// Applies one batch of the log to the transactional state (a data batch may open its
+/// producer's transaction, a marker ends it) and returns the aborted-transaction index entry
+/// an ABORT marker makes. Batches without a producer id take no part in transactions.
+pub(super) fn apply_txn_batch(txn: &mut TxnStateManager, b: &LogBatch) -> Option<AbortedTxn> {
+    if b.producer_id == ProducerId::NONE {
+        return None;
+    }
+    if !b.is_control {
+        txn.on_data_batch(
+            b.producer_id,
+            b.producer_epoch,
+            b.is_transactional,
+            b.base_offset,
+        );
+        return None;
+    }
+    let (batch, _) = RecordBatch::decode(&b.bytes).expect("a batch in the log was validated");
+    // A control record of another type than ABORT/COMMIT ends nothing (Kafka ignores it).
+    let (result, coordinator_epoch) = batch.txn_marker()?;
+    let done = txn.on_marker(
+        b.producer_id,
+        b.producer_epoch,
+        coordinator_epoch,
+        result,
+        b.base_offset,
+    );
+    (result == TransactionResult::Abort).then(|| AbortedTxn {
+        producer_id: done.producer_id,
+        first_offset: done.first_offset,
+        last_offset: done.last_offset,
+        last_stable_offset: txn.last_stable_offset_after(&done),
+    })
 }
 
 pub(super) fn log_batch(h: &BatchHeader, position: u64, bytes: Vec<u8>) -> LogBatch {

@@ -75,9 +75,10 @@ use local_log::*;
 use recovery::*;
 
 use crate::effects::DiskOp;
-use crate::protocol::EpochEndOffset;
+use crate::protocol::{EpochEndOffset, TransactionResult};
 use crate::record::{self, BatchError, BatchHeader, RecordBatch};
 use crate::types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, Sequence, TopicPartition};
+use producer_state::{AbortedTxn, TxnStateManager};
 use segment::Segment;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -193,6 +194,9 @@ pub struct PartitionLog {
     unflushed_messages: u64,
     /// Segments rolled so far by this process (for reports).
     rolled_segments: u64,
+    /// Producers' transactions in this log (KIP-98), derived from its batches: updated by
+    /// every append, replayed from the batches after a truncation and on recovery.
+    txn: TxnStateManager,
 }
 
 impl PartitionLog {
@@ -211,6 +215,7 @@ impl PartitionLog {
             highest_epoch_seen: None,
             unflushed_messages: 0,
             rolled_segments: 0,
+            txn: TxnStateManager::default(),
         }
     }
 
@@ -324,6 +329,65 @@ impl PartitionLog {
         result
     }
 
+    /// The producers' transactional state of this log (open transactions, producer and
+    /// coordinator epochs; see [`producer_state`]).
+    pub fn txn_state(&self) -> &TxnStateManager {
+        &self.txn
+    }
+
+    /// The earliest transaction that is open or whose marker is not below `high_watermark`,
+    /// as `(producer, first offset)`, if any (Kafka's `firstUnstableOffset`); the partition's
+    /// last stable offset is `min(this first offset, high watermark)`.
+    pub fn first_unstable_offset(&self, high_watermark: Offset) -> Option<(ProducerId, Offset)> {
+        self.txn.first_unstable_offset(high_watermark)
+    }
+
+    /// The partition's high watermark moved: forget the transactions whose markers are now
+    /// committed (see [`TxnStateManager::on_high_watermark`]).
+    pub fn on_high_watermark(&mut self, high_watermark: Offset) {
+        self.txn.on_high_watermark(high_watermark);
+    }
+
+    /// The aborted transactions a read of `from .. upper` must know of (Kafka's
+    /// `collectAbortedTransactions`): every `.txnindex` entry, from the segment holding `from`
+    /// on, whose range overlaps it (`last_offset >= from` and `first_offset < upper`), in
+    /// offset order of their markers.
+    pub fn collect_aborted_txns(&self, from: Offset, upper: Offset) -> Vec<AbortedTxn> {
+        let first = self.segment_index_for(from);
+        self.segments[first..]
+            .iter()
+            .flat_map(|s| s.txn_index.iter())
+            .filter(|e| e.last_offset >= from && e.first_offset < upper)
+            .copied()
+            .collect()
+    }
+
+    /// Every aborted-transaction index entry of the log, in offset order.
+    pub fn aborted_txns(&self) -> Vec<AbortedTxn> {
+        self.segments
+            .iter()
+            .flat_map(|s| s.txn_index.iter().copied())
+            .collect()
+    }
+
+    /// Replays every batch of the log through a fresh transactional state: the state, and
+    /// each segment's aborted-transaction index (Kafka's `LogLoader` rebuilds producer state
+    /// and `.txnindex` the same way from the segments it recovers).
+    pub(crate) fn replay_txn_state(&self) -> (TxnStateManager, Vec<Vec<AbortedTxn>>) {
+        let mut txn = TxnStateManager::default();
+        let indexes = self
+            .segments
+            .iter()
+            .map(|s| {
+                s.batches
+                    .iter()
+                    .filter_map(|b| apply_txn_batch(&mut txn, b))
+                    .collect()
+            })
+            .collect();
+        (txn, indexes)
+    }
+
     // ---- internals ----
 
     /// The log's own invariants; a violation is a bug in this module or its caller.
@@ -394,6 +458,18 @@ impl PartitionLog {
                 "bad epoch entry ({epoch}, {start}), log start {}, LEO {leo}",
                 self.log_start_offset
             );
+        }
+        if full {
+            self.txn.check_invariants();
+            for s in &self.segments {
+                for e in &s.txn_index {
+                    assert!(
+                        e.first_offset <= e.last_offset && e.last_offset >= s.base_offset,
+                        "aborted transaction {e:?} outside segment {}",
+                        s.base_offset
+                    );
+                }
+            }
         }
         if let (Some(last), Some(&(latest, _))) = (
             self.segments.iter().rev().find_map(|s| s.batches.last()),

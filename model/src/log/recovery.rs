@@ -11,6 +11,12 @@
 //! not trusted after an unclean shutdown). A trusted segment that fails validation (silent
 //! corruption) is treated the same way rather than served.
 //!
+//! The producers' transactional state (open transactions, epochs) and every segment's
+//! aborted-transaction index (`.txnindex`) are rebuilt by replaying the recovered batches
+//! (Kafka replays from its last producer snapshot; there are no snapshots here, so from the
+//! first batch): a torn tail therefore also drops the transactions and ABORT entries it held,
+//! and each `.txnindex` file is rewritten if it disagrees with the replay.
+//!
 //! Mirrors Kafka's `LogLoader.scala` and `LogSegment.recover`.
 
 use super::*;
@@ -72,6 +78,7 @@ impl PartitionLog {
         // Segment files present, by base offset: (log, index, timeindex).
         type SegmentFiles<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>);
         let mut found: BTreeMap<Offset, SegmentFiles> = BTreeMap::new();
+        let mut txn_files: BTreeMap<Offset, &[u8]> = BTreeMap::new();
         for (name, data) in files.range(prefix.clone()..) {
             let Some(rest) = name.strip_prefix(&prefix) else {
                 break;
@@ -84,6 +91,9 @@ impl PartitionLog {
                 "log" => entry.0 = Some(data),
                 "index" => entry.1 = Some(data),
                 "timeindex" => entry.2 = Some(data),
+                "txnindex" => {
+                    txn_files.insert(base, data);
+                }
                 _ => {}
             }
         }
@@ -218,6 +228,19 @@ impl PartitionLog {
         };
         if !unchanged {
             log.write_checkpoint(out);
+        }
+        let (txn, indexes) = log.replay_txn_state();
+        log.txn = txn;
+        let dir = log.dir.clone();
+        for (seg, index) in log.segments.iter_mut().zip(indexes) {
+            seg.txn_index = index;
+            seg.sync_txn_index_file(&dir, txn_files.remove(&seg.base_offset), out);
+        }
+        // `.txnindex` files of segments that are gone (cut, or orphans).
+        for base in txn_files.into_keys() {
+            out.push(DiskOp::Delete {
+                file: format!("{dir}/{}", segment::file_name(base, "txnindex")),
+            });
         }
         log.check_invariants();
         (log, report)

@@ -1,5 +1,6 @@
 //! One log segment: a `.log` file of record batches written back to back, and its two sparse
-//! indexes, `.index` (offset -> file position) and `.timeindex` (timestamp -> offset).
+//! indexes, `.index` (offset -> file position) and `.timeindex` (timestamp -> offset), and its
+//! aborted-transaction index `.txnindex` (KIP-98, see [`super::producer_state`]).
 //!
 //! # The offset index
 //! Every `log.index.interval.bytes` of appended batch bytes the segment adds an entry
@@ -23,6 +24,7 @@
 //!
 //! Sources: Kafka's `LogSegment`, `OffsetIndex`, `TimeIndex`, `AbstractIndex`.
 
+use super::producer_state::AbortedTxn;
 use super::LogBatch;
 use crate::effects::DiskOp;
 use crate::types::Offset;
@@ -71,6 +73,9 @@ pub struct Segment {
     pub(crate) size_bytes: u64,
     pub(crate) offset_index: Vec<OffsetIndexEntry>,
     pub(crate) time_index: Vec<TimeIndexEntry>,
+    /// The aborted-transaction index (`.txnindex`): one entry per ABORT marker in this
+    /// segment, in offset order (see [`super::producer_state::AbortedTxn`]).
+    pub(crate) txn_index: Vec<AbortedTxn>,
     bytes_since_last_index_entry: u64,
     /// Largest batch timestamp in the segment (-1 when empty) and the last offset of its batch.
     max_timestamp: (i64, Offset),
@@ -91,6 +96,7 @@ impl Segment {
             size_bytes: 0,
             offset_index: Vec::new(),
             time_index: Vec::new(),
+            txn_index: Vec::new(),
             bytes_since_last_index_entry: 0,
             max_timestamp: (-1, base_offset),
             exists: false,
@@ -136,6 +142,30 @@ impl Segment {
     /// `dir/<base>.index`.
     pub fn index_file(&self, dir: &str) -> String {
         format!("{dir}/{}", file_name(self.base_offset, "index"))
+    }
+
+    /// `dir/<base>.txnindex`.
+    pub fn txn_index_file(&self, dir: &str) -> String {
+        format!("{dir}/{}", file_name(self.base_offset, "txnindex"))
+    }
+
+    /// The aborted-transaction index entries.
+    pub fn txn_index(&self) -> &[AbortedTxn] {
+        &self.txn_index
+    }
+
+    /// Disk operations that make the `.txnindex` file (`on_disk`: its current contents,
+    /// `None` if missing) hold exactly this segment's aborted-transaction index: nothing if it
+    /// already does, a delete when the index is empty, else an atomic rewrite.
+    pub fn sync_txn_index_file(&self, dir: &str, on_disk: Option<&[u8]>, out: &mut Vec<DiskOp>) {
+        let want = AbortedTxn::encode(&self.txn_index);
+        let file = self.txn_index_file(dir);
+        match on_disk {
+            Some(h) if h == want.as_slice() => {}
+            None if want.is_empty() => {}
+            Some(_) if want.is_empty() => out.push(DiskOp::Delete { file }),
+            _ => out.push(DiskOp::WriteAtomic { file, data: want }),
+        }
     }
 
     /// `dir/<base>.timeindex`.
@@ -371,9 +401,12 @@ impl Segment {
         let rebuilt = Segment::rebuilt(self.base_offset, batches, index_interval_bytes, false);
         let exists = self.exists;
         let cleaned = self.cleaned_at_ms;
+        let mut txn_index = std::mem::take(&mut self.txn_index);
+        txn_index.retain(|e| e.last_offset < new_end);
         *self = Segment {
             exists,
             cleaned_at_ms: cleaned,
+            txn_index,
             ..rebuilt
         };
         self.size_bytes

@@ -963,3 +963,178 @@ fn compaction_keeps_the_last_value_per_key_and_preserves_offsets() {
     let mut plain = many_segments(&mut MemDisk::default(), 20, small_config());
     assert_eq!(plain.clean(0, Offset(20), &mut ops), None);
 }
+
+// ---- transactions (KIP-98) ----
+
+/// A transactional batch of producer `pid` (epoch 0) with `n` records.
+fn txn_batch(pid: i64, seq: i32, tag: &str, n: usize) -> Vec<u8> {
+    let records = (0..n)
+        .map(|i| (None, Some(format!("{tag}-{i}").into_bytes())))
+        .collect();
+    RecordBatch::new(records, 1_000)
+        .with_producer(ProducerId(pid), ProducerEpoch(0), Sequence(seq))
+        .with_transactional(true)
+        .encode()
+}
+
+fn marker(pid: i64, result: TransactionResult, coordinator_epoch: i32) -> Vec<u8> {
+    RecordBatch::end_txn_marker(
+        ProducerId(pid),
+        ProducerEpoch(0),
+        result,
+        coordinator_epoch,
+        1_000,
+    )
+    .encode()
+}
+
+/// Producer 1 writes 0..=1 and 4 then aborts at 5; producer 2 writes 2..=3 and stays open;
+/// a plain batch at 6.
+fn txn_log(disk: &mut MemDisk) -> PartitionLog {
+    let mut log = PartitionLog::new(&tp());
+    let mut ops = Vec::new();
+    let e = LeaderEpoch(0);
+    log.append_as_leader(&txn_batch(1, 0, "p1", 2), e, &mut ops)
+        .unwrap();
+    assert_eq!(
+        log.first_unstable_offset(log.log_end_offset()),
+        Some((ProducerId(1), Offset(0)))
+    );
+    log.append_as_leader(&txn_batch(2, 0, "p2", 2), e, &mut ops)
+        .unwrap();
+    log.append_as_leader(&txn_batch(1, 2, "p1b", 1), e, &mut ops)
+        .unwrap();
+    assert_eq!(
+        log.append_as_leader(&marker(1, TransactionResult::Abort, 3), e, &mut ops)
+            .unwrap(),
+        (Offset(5), Offset(5))
+    );
+    log.append_as_leader(&batch("plain", 1), e, &mut ops)
+        .unwrap();
+    apply(disk, &mut ops);
+    log
+}
+
+#[test]
+fn an_abort_marker_ends_the_transaction_and_enters_the_txnindex() {
+    let mut disk = MemDisk::default();
+    let log = txn_log(&mut disk);
+    // Producer 2's transaction, opened at 2, now holds the LSO back.
+    assert_eq!(
+        log.first_unstable_offset(log.log_end_offset()),
+        Some((ProducerId(2), Offset(2)))
+    );
+    let aborted = AbortedTxn {
+        producer_id: ProducerId(1),
+        first_offset: Offset(0),
+        last_offset: Offset(5),
+        last_stable_offset: Offset(2),
+    };
+    assert_eq!(log.aborted_txns(), vec![aborted]);
+    assert_eq!(
+        disk.files["events-0/00000000000000000000.txnindex"],
+        AbortedTxn::encode(&[aborted])
+    );
+    let e = log.txn_state().producer(ProducerId(1)).unwrap();
+    assert_eq!((e.coordinator_epoch, e.current_txn_first_offset), (3, None));
+    // Reads overlapping 0..=5 learn of it; a read from 6 does not.
+    assert_eq!(
+        log.collect_aborted_txns(Offset(4), Offset(6)),
+        vec![aborted]
+    );
+    assert!(log.collect_aborted_txns(Offset(6), Offset(7)).is_empty());
+    // The marker is not a data record.
+    assert_eq!(log.records().len(), 6);
+    // A COMMIT ends producer 2's transaction without an index entry.
+    let mut log = log;
+    let mut ops = Vec::new();
+    log.append_as_leader(
+        &marker(2, TransactionResult::Commit, 3),
+        LeaderEpoch(0),
+        &mut ops,
+    )
+    .unwrap();
+    assert_eq!(log.first_unstable_offset(log.log_end_offset()), None);
+    assert_eq!(log.aborted_txns().len(), 1);
+}
+
+#[test]
+fn recovery_rebuilds_open_transactions_and_the_aborted_index() {
+    let mut disk = MemDisk::default();
+    let log = txn_log(&mut disk);
+    // A clean restart: the same state, nothing to repair.
+    let mut ops = Vec::new();
+    let (back, _) = PartitionLog::recover(&tp(), &disk.files, &mut ops);
+    assert!(ops.is_empty(), "{ops:?}");
+    assert_eq!(back.txn_state(), log.txn_state());
+    assert_eq!(back.aborted_txns(), log.aborted_txns());
+    // A lost `.txnindex` is rewritten from the replay.
+    let mut files = disk.files.clone();
+    files.remove("events-0/00000000000000000000.txnindex");
+    let (back, _) = PartitionLog::recover(&tp(), &files, &mut ops);
+    assert_eq!(back.aborted_txns(), log.aborted_txns());
+    assert!(matches!(&ops[..], [DiskOp::WriteAtomic { file, .. }] if file.ends_with(".txnindex")));
+    ops.clear();
+    // A torn tail that loses the ABORT marker (and the plain batch after it): producer 1's
+    // transaction is open again and its index entry is gone, on disk too.
+    let file = "events-0/00000000000000000000.log".to_string();
+    let batches = bl(&log);
+    let cut = batches[3].position as usize + 7;
+    let mut files = disk.files.clone();
+    files.get_mut(&file).unwrap().truncate(cut);
+    let (back, report) = PartitionLog::recover(&tp(), &files, &mut ops);
+    assert_eq!(report.discarded_batches, 1);
+    assert_eq!(back.log_end_offset(), Offset(5));
+    assert_eq!(
+        back.first_unstable_offset(back.log_end_offset()),
+        Some((ProducerId(1), Offset(0)))
+    );
+    assert!(back.aborted_txns().is_empty());
+    assert!(ops.contains(&DiskOp::Delete {
+        file: "events-0/00000000000000000000.txnindex".into()
+    }));
+}
+
+#[test]
+fn truncation_below_a_marker_reopens_the_transaction() {
+    let mut disk = MemDisk::default();
+    let mut log = txn_log(&mut disk);
+    let mut ops = Vec::new();
+    assert_eq!(log.truncate_to(Offset(5), &mut ops), Offset(5));
+    assert!(log.aborted_txns().is_empty());
+    assert_eq!(
+        log.first_unstable_offset(log.log_end_offset()),
+        Some((ProducerId(1), Offset(0)))
+    );
+    apply(&mut disk, &mut ops);
+    assert!(!disk
+        .files
+        .contains_key("events-0/00000000000000000000.txnindex"));
+    // A follower copying the leader's marker rebuilds the same state.
+    let leader = txn_log(&mut MemDisk::default());
+    let marker_bytes = bl(&leader)[3].bytes.clone();
+    log.append_as_follower(&marker_bytes, &mut ops).unwrap();
+    assert_eq!(log.aborted_txns(), leader.aborted_txns());
+    assert_eq!(
+        log.first_unstable_offset(log.log_end_offset()),
+        Some((ProducerId(2), Offset(2)))
+    );
+}
+
+#[test]
+fn end_txn_marker_layout() {
+    let b = RecordBatch::decode(&marker(7, TransactionResult::Commit, 12))
+        .unwrap()
+        .0;
+    assert!(b.is_control() && b.is_transactional());
+    assert_eq!(b.base_sequence, Sequence(-1));
+    let r = &b.records[0];
+    assert_eq!(r.key.as_deref(), Some(&[0u8, 0, 0, 1][..]));
+    assert_eq!(r.value.as_deref(), Some(&[0u8, 0, 0, 0, 0, 12][..]));
+    assert_eq!(b.txn_marker(), Some((TransactionResult::Commit, 12)));
+    let abort = RecordBatch::decode(&marker(7, TransactionResult::Abort, 0))
+        .unwrap()
+        .0;
+    assert_eq!(abort.txn_marker(), Some((TransactionResult::Abort, 0)));
+    assert_eq!(RecordBatch::new(vec![(None, None)], 0).txn_marker(), None);
+}

@@ -53,4 +53,18 @@ pub struct FetchPartitionResponse {
     pub leader_epoch: LeaderEpoch,
     /// Whole record batches, in offset order.
     pub batches: Vec<Vec<u8>>,
+    /// For a read_committed consumer fetch, the aborted transactions overlapping the returned
+    /// range (`FetchResponse.json`'s `AbortedTransactions`): the consumer drops each one's
+    /// batches from `first_offset` on until the producer's ABORT marker. Empty otherwise.
+    /// (Always serialised: the simulated transport's codec is not self-describing.)
+    #[serde(default)]
+    pub aborted_transactions: Vec<AbortedTransaction>,
+}
+
+/// An aborted transaction in a fetch response (`FetchResponse.json`'s `AbortedTransaction`):
+/// the producer's transaction that began at `first_offset` was aborted (KIP-98).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct AbortedTransaction {
+    pub producer_id: ProducerId,
+    pub first_offset: Offset,
 }

@@ -71,6 +71,7 @@ fn partition_answer(
         diverging_epoch: None,
         leader_epoch: LeaderEpoch(0),
         batches,
+        aborted_transactions: vec![],
     }
 }
 

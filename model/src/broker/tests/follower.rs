@@ -255,6 +255,7 @@ fn a_batch_that_does_not_start_at_the_log_end_is_refused_and_reported_once() {
                 diverging_epoch: None,
                 leader_epoch: LeaderEpoch(1),
                 batches: vec![stale.clone()],
+                aborted_transactions: vec![],
             }],
         };
         let mut out = Effects::new();

@@ -7,6 +7,7 @@ mod fetch;
 mod fetch_session;
 mod follower;
 mod produce;
+mod txn;
 mod txn_coordinator;
 
 use super::fetch::kip101_end_offset;
