@@ -177,6 +177,12 @@ impl Broker {
                 header.is_transactional(),
                 producer_fencing,
             ) {
+                out.event(Event::ProduceRejected {
+                    tp: tp.clone(),
+                    broker: me,
+                    error,
+                    message: txn_refusal_text(error, pid, header.producer_epoch, &tp),
+                });
                 respond(out, error, Offset(-1), p.log.log_start_offset());
                 return;
             }
@@ -200,6 +206,14 @@ impl Broker {
             ) {
                 SequenceCheck::Append => {}
                 SequenceCheck::Reject(error) => {
+                    if header.is_transactional() && error == ErrorCode::InvalidProducerEpoch {
+                        out.event(Event::ProduceRejected {
+                            tp: tp.clone(),
+                            broker: me,
+                            error,
+                            message: txn_refusal_text(error, pid, header.producer_epoch, &tp),
+                        });
+                    }
                     respond(out, error, Offset(-1), p.log.log_start_offset());
                     return;
                 }
@@ -391,4 +405,26 @@ pub(super) struct LeaderAppend {
 fn isr_set_text(isr: &[BrokerId]) -> String {
     let ids: Vec<String> = isr.iter().map(|b| b.0.to_string()).collect();
     format!("Set({})", ids.join(", "))
+}
+
+/// The refusal of a transactional (or fenced) batch, as a `produce-rejected` event's message:
+/// what Kafka's `ProducerAppendInfo` says, in short.
+fn txn_refusal_text(
+    error: ErrorCode,
+    pid: ProducerId,
+    epoch: ProducerEpoch,
+    tp: &TopicPartition,
+) -> String {
+    match error {
+        ErrorCode::InvalidProducerEpoch => format!(
+            "Producer {pid}'s batch for {tp} has epoch {epoch}, older than the producer's current epoch: fenced (a late write of a finished transaction, or a zombie)"
+        ),
+        ErrorCode::InvalidTxnState => format!(
+            "Producer {pid} (epoch {epoch}) sent a non-transactional batch to {tp} while its transaction there is open"
+        ),
+        e => format!(
+            "Producer {pid} (epoch {epoch}) refused for {tp}: {}",
+            e.kafka_name()
+        ),
+    }
 }

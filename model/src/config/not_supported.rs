@@ -23,6 +23,9 @@ pub struct NotSupportedYet {
     pub reason: &'static str,
 }
 
+// Unused while every parsed key is implemented (transactions landed last); kept for the next
+// key whose feature comes later.
+#[allow(dead_code)]
 pub(super) const fn nsy(
     kind: ConfigKind,
     key: &'static str,
@@ -44,16 +47,5 @@ pub const NOT_SUPPORTED_YET: &[NotSupportedYet] = &[
     // Broker.
     // Topic.
     // Producer.
-    nsy(
-        ConfigKind::Producer,
-        "transactional.id",
-        &[],
-        "transactions (KIP-98)",
-    ),
-    nsy(
-        ConfigKind::Producer,
-        "transaction.timeout.ms",
-        &["60000"],
-        "transactions (KIP-98)",
-    ),
+    // Consumer.
 ];

@@ -178,13 +178,22 @@ fn config_unknown_key_suggests_closest() {
 
 #[test]
 fn config_not_supported_yet() {
-    let e = producer(&[("transactional.id", s("tx-1"))]).unwrap_err();
+    // Transactions are implemented: a transactional.id loads, and needs idempotence
+    // (`ProducerConfig.postProcessAndValidateIdempotenceConfigs`).
+    let c = producer(&[("transactional.id", s("tx-1"))]).unwrap();
+    assert_eq!(c.transactional_id.as_deref(), Some("tx-1"));
+    assert_eq!(c.transaction_timeout_ms, 60_000);
+    let e = producer(&[("transactional.id", s("tx-1")), ("acks", s("1"))]).unwrap_err();
+    assert_eq!(e.key, "acks");
+    let e = producer(&[
+        ("transactional.id", s("tx-1")),
+        ("enable.idempotence", b(false)),
+    ])
+    .unwrap_err();
     assert_eq!(e.key, "transactional.id");
-    assert!(
-        e.message
-            .starts_with("not supported yet: transactional.id = \"tx-1\""),
-        "{}",
-        e.message
+    assert_eq!(
+        e.message,
+        "Cannot set a transactional.id without also enabling idempotence."
     );
     // Retention, rolling and compaction are implemented.
     let c = broker(&[

@@ -20,7 +20,8 @@
 //!
 //! **What is allowed.** read_uncommitted consumers (the default) read up to the high watermark
 //! and are exempt. Reads of partitions for which no broker reported an LSO are judged by the
-//! second rule only. Taking the highest LSO any broker reported up to the completion of the poll
+//! second rule only. A leader change (`became-leader`) drops every earlier leader's report: until
+//! the new leader reports, the partition is unbounded. Taking the highest LSO any broker reported up to the completion of the poll
 //! is lenient on purpose: a fetch answered earlier, or by another leader, is never blamed on a
 //! later or higher LSO than some broker had.
 
@@ -44,6 +45,18 @@ fn lso_bounds(input: &CheckInput) -> LsoBounds {
     let mut latest: BTreeMap<&TopicPartition, BTreeMap<BrokerId, Option<Offset>>> = BTreeMap::new();
     let mut out: LsoBounds = BTreeMap::new();
     for r in input.events {
+        // A new leader's LSO replaces every earlier leader's: a report from a leader that has
+        // since died or stepped down bounds nothing any more (`transactions-read-committed`
+        // seed 140005: the old leader's held LSO outlived it, and reads from the new leader,
+        // whose LSO followed its high watermark unreported, were blamed on it).
+        if let Event::BecameLeader { tp, broker, .. } = &r.event {
+            if let Some(brokers) = latest.get_mut(tp) {
+                brokers.retain(|b, _| b == broker);
+                brokers.insert(*broker, None);
+                out.entry(tp.clone()).or_default().push((r.time_ms, None));
+            }
+            continue;
+        }
         if let Event::LastStableOffsetChanged {
             tp,
             broker,
@@ -213,6 +226,36 @@ mod tests {
             at(25, lso(&tp(0), 2, Some((7, 2)))),
             at(35, marker(&tp(0), (7, 0), true, 3)),
         ];
+        assert!(check_history_events(&ReadCommittedIsolation, &h.entries, &events).is_empty());
+    }
+
+    /// `transactions-read-committed` seed 140005: the old leader reported an LSO held at 2 and
+    /// died; the new leader's LSO followed its high watermark without a report. A read at 2
+    /// from the new leader is not above any LSO; without the leader change it would be.
+    #[test]
+    fn a_new_leader_replaces_the_old_leaders_lso() {
+        let mut h = HistoryBuilder::default();
+        h.txn(0, OpType::Ok, (7, 0), vec![tsend(&tp(0), 3, 2)]);
+        h.poll(0, &tp(0), &[(2, 3)]);
+        let held = at(1, lso(&tp(0), 2, Some((7, 2))));
+        let ended = at(2, marker(&tp(0), (7, 0), true, 3));
+        let stale = [held.clone(), ended.clone()];
+        assert_eq!(
+            check_history_events(&ReadCommittedIsolation, &h.entries, &stale).len(),
+            1
+        );
+        let new_leader = at(
+            2,
+            Event::BecameLeader {
+                tp: tp(0),
+                broker: BrokerId(1),
+                leader_epoch: ksim_model::types::LeaderEpoch(1),
+                isr: vec![BrokerId(1)],
+                log_end_offset: Offset(4),
+                high_watermark: Offset(4),
+            },
+        );
+        let events = [held, ended, new_leader];
         assert!(check_history_events(&ReadCommittedIsolation, &h.entries, &events).is_empty());
     }
 }

@@ -409,9 +409,29 @@ fn scenario_not_supported_yet() {
         e.contains("consumers[0].processing_ms: processing_ms [50, 5] is reversed"),
         "{e}"
     );
-    let e = err_with("retries = 2147483647", "\"transactional.id\" = \"tx\"");
+    // A producer's `transaction` needs a transactional.id, and its values are checked.
+    let e = err_with(
+        "retries = 2147483647 }",
+        "retries = 2147483647 }\ntransaction = { records = [1, 5] }",
+    );
     assert!(
-        e.contains("producers[0].config.\"transactional.id\": not supported yet: transactional.id"),
+        e.contains("producers[0].transaction: transaction needs a \"transactional.id\""),
+        "{e}"
+    );
+    let e = err_with(
+        "\"enable.idempotence\" = false, retries = 2147483647 }",
+        "\"transactional.id\" = \"tx\" }\ntransaction = { records = [5, 1] }",
+    );
+    assert!(
+        e.contains("producers[0].transaction.records: records must be [min, max]"),
+        "{e}"
+    );
+    let e = err_with(
+        "\"enable.idempotence\" = false, retries = 2147483647 }",
+        "\"transactional.id\" = \"tx\" }\ntransaction = { abort_percent = 101 }",
+    );
+    assert!(
+        e.contains("abort_percent must be between 0 and 100, not 101"),
         "{e}"
     );
 }
