@@ -248,6 +248,29 @@ impl RunResult {
                 (OpValue::Send { .. }, OpType::Fail) => s.records_failed += 1,
                 (OpValue::Send { .. }, OpType::Info) => s.records_indeterminate += 1,
                 (OpValue::Poll { records }, OpType::Ok) => s.records_polled += records.len() as u64,
+                (OpValue::Txn { .. }, OpType::Invoke) => {
+                    invoked_ms.insert((e.process, e.op.op_id), e.time_ms);
+                }
+                // A transaction's sends count when it completes: acknowledged when it
+                // committed (its latency is the transaction's, begin to commit), failed when
+                // it aborted, indeterminate when its outcome is unknown.
+                (OpValue::Txn { mops, .. }, op_type) => {
+                    let sends = mops
+                        .iter()
+                        .filter(|m| matches!(m, ksim_model::event::TxnMop::Send { .. }))
+                        .count() as u64;
+                    s.records_sent += sends;
+                    match op_type {
+                        OpType::Ok => {
+                            s.records_acked += sends;
+                            if let Some(t) = invoked_ms.remove(&(e.process, e.op.op_id)) {
+                                ack_latencies_ms.push(e.time_ms.saturating_sub(t));
+                            }
+                        }
+                        OpType::Fail => s.records_failed += sends,
+                        _ => s.records_indeterminate += sends,
+                    }
+                }
                 _ => {}
             }
         }

@@ -19,6 +19,10 @@ pub(super) struct RawFile {
     pub(super) consumers: Vec<RawConsumer>,
     #[serde(default)]
     pub(super) faults: Option<RawFaults>,
+    /// `[[processors]]` (SCENARIOS.md v1.1, consume-transform-produce): parsed only to be
+    /// refused as not supported yet.
+    #[serde(default)]
+    pub(super) processors: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]

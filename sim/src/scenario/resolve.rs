@@ -243,6 +243,13 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
         .controller
         .as_ref()
         .map_or(ControllerMode::Zk, |c| *c.get_ref());
+    if let Some(p) = &raw.processors {
+        return Err(ctx.at(
+            p,
+            "processors",
+            "not supported yet: [[processors]] (consume-transform-produce with sendOffsetsToTransaction, KIP-447)",
+        ));
+    }
     if controller == ControllerMode::Kraft {
         let span = c.controller.as_ref().map(|c| c.span());
         return Err(ctx.err(

@@ -14,6 +14,10 @@ use rand::RngCore;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// How long before the end of the heal phase a transactional producer stops beginning
+/// transactions (ms): time for its last one to end (flush, EndTxn, markers) before the drain.
+pub const TXN_END_MARGIN_MS: u64 = 3_000;
+
 /// The producer processes, numbered from 0 in file order: `count` of each `[[producers]]`.
 pub fn instances(scenario: &Scenario) -> Vec<(u32, ProducerSpec)> {
     let mut producer_specs = Vec::new();
@@ -57,7 +61,18 @@ pub(crate) fn spawn(
             keys: spec.keys,
             // Producers keep offering through the heal phase, so that the `liveness` check can
             // see every partition take writes again.
-            stop_at_ms: scenario.duration_ms + scenario.heal_ms,
+            // A transactional producer begins no transaction in the last
+            // `TXN_END_MARGIN_MS` of the heal phase, so that its last one is committed or
+            // aborted, and its markers written, before the final drain stops it: a transaction
+            // left open holds every read_committed consumer below it until
+            // `transaction.timeout.ms` (`transactions-read-committed` seed 150006).
+            stop_at_ms: (scenario.duration_ms + scenario.heal_ms).saturating_sub(
+                if spec.config.transactional_id.is_some() {
+                    TXN_END_MARGIN_MS.min(scenario.heal_ms / 2)
+                } else {
+                    0
+                },
+            ),
             send_style: spec.send_style,
         };
         let bootstrap = brokers.to_vec();
