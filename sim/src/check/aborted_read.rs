@@ -143,6 +143,40 @@ mod tests {
         assert_eq!(v[0].details["anomalies"][1]["read"]["value"], 2);
     }
 
+    /// `transactions-read-committed` seed 160273: a deposed leader wrote an ABORT marker at
+    /// offset 1 that it later truncated; the offset then held a committed transaction's
+    /// record, which is no aborted read.
+    #[test]
+    fn a_marker_its_leader_truncated_away_ends_nothing() {
+        let mut h = HistoryBuilder::default();
+        h.txn(0, OpType::Ok, (7, 1), vec![tsend(&tp(0), 2, 0)]);
+        h.poll(0, &tp(0), &[(0, 2)]);
+        let stale = at(5, marker(&tp(0), (7, 0), false, 1));
+        let committed = at(30, marker(&tp(0), (7, 1), true, 1));
+        let v = check_history_events(
+            &AbortedRead,
+            &h.entries,
+            &[stale.clone(), committed.clone()],
+        );
+        assert_eq!(
+            v.len(),
+            1,
+            "without the truncation the stale marker counts: {v:?}"
+        );
+        let truncated = at(
+            20,
+            ksim_model::event::Event::Truncated {
+                tp: tp(0),
+                broker: ksim_model::types::BrokerId(0),
+                from_offset: ksim_model::types::Offset(2),
+                to_offset: ksim_model::types::Offset(0),
+                reason: "diverging-epoch".into(),
+            },
+        );
+        let events = [stale, truncated, committed];
+        assert!(check_history_events(&AbortedRead, &h.entries, &events).is_empty());
+    }
+
     #[test]
     fn committed_and_unknown_transactions_and_read_uncommitted_readers_pass() {
         let mut h = HistoryBuilder::default();

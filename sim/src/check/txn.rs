@@ -11,7 +11,7 @@ use super::CheckInput;
 use crate::history::{pairs, EventRecord, HistoryEntry};
 use ksim_model::event::{CommitOffset, Event, OpType, OpValue, TxnMop};
 use ksim_model::protocol::IsolationLevel;
-use ksim_model::types::{NodeId, Offset, ProducerEpoch, ProducerId, TopicPartition};
+use ksim_model::types::{BrokerId, NodeId, Offset, ProducerEpoch, ProducerId, TopicPartition};
 use std::collections::BTreeMap;
 
 /// One transaction of the history.
@@ -270,30 +270,62 @@ pub(crate) struct Marker<'a> {
 }
 
 /// The markers of each (partition, producer id), in offset order (a marker rewritten after a
-/// failover at the same offset is kept once, first logged first).
+/// failover at the same offset is kept once, first logged first). A marker its leader later
+/// truncated away (`truncated` at or below its offset on the broker that wrote it: a deposed
+/// leader's uncommitted append) is not counted (`transactions-read-committed` seed 160273: a
+/// stale leader's ABORT marker at events-2 offset 727 was truncated, and the offset later held
+/// a committed transaction's record).
 pub(crate) fn markers(
     events: &[EventRecord],
 ) -> BTreeMap<(TopicPartition, ProducerId), Vec<Marker<'_>>> {
-    let mut out: BTreeMap<(TopicPartition, ProducerId), Vec<Marker<'_>>> = BTreeMap::new();
-    for r in events {
-        if let Event::TxnMarkerWritten {
-            tp,
-            producer_id,
-            result,
-            offset,
-            ..
-        } = &r.event
-        {
-            let list = out.entry((tp.clone(), *producer_id)).or_default();
-            if list.iter().any(|m| m.offset == *offset) {
-                continue;
+    // (partition, writer) → the markers it wrote that still stand, with their producer id.
+    // (log order, producer id, marker)
+    type Standing<'a> = Vec<(usize, ProducerId, Marker<'a>)>;
+    let mut standing: BTreeMap<(&TopicPartition, BrokerId), Standing<'_>> = BTreeMap::new();
+    for (i, r) in events.iter().enumerate() {
+        match &r.event {
+            Event::TxnMarkerWritten {
+                tp,
+                broker,
+                producer_id,
+                result,
+                offset,
+                ..
+            } => standing.entry((tp, *broker)).or_default().push((
+                i,
+                *producer_id,
+                Marker {
+                    record: r,
+                    offset: *offset,
+                    commit: result.eq_ignore_ascii_case("commit"),
+                },
+            )),
+            Event::Truncated {
+                tp,
+                broker,
+                to_offset,
+                ..
+            } => {
+                if let Some(list) = standing.get_mut(&(tp, *broker)) {
+                    list.retain(|(_, _, m)| m.offset < *to_offset);
+                }
             }
-            list.push(Marker {
-                record: r,
-                offset: *offset,
-                commit: result.eq_ignore_ascii_case("commit"),
-            });
+            _ => {}
         }
+    }
+    let mut all: Vec<(usize, &TopicPartition, ProducerId, Marker<'_>)> = standing
+        .into_iter()
+        .flat_map(|((tp, _), list)| list.into_iter().map(move |(i, p, m)| (i, tp, p, m)))
+        .collect();
+    // First logged first, whichever broker wrote it.
+    all.sort_by_key(|(i, ..)| *i);
+    let mut out: BTreeMap<(TopicPartition, ProducerId), Vec<Marker<'_>>> = BTreeMap::new();
+    for (_, tp, pid, m) in all {
+        let list = out.entry((tp.clone(), pid)).or_default();
+        if list.iter().any(|x| x.offset == m.offset) {
+            continue;
+        }
+        list.push(m);
     }
     for list in out.values_mut() {
         list.sort_by_key(|m| m.offset);
