@@ -240,10 +240,34 @@ pub fn proposed_fixes(run: &RunResult) -> (Vec<Fix>, Vec<String>) {
             // setting; a protocol break has no fixing setting. Neither is re-run.
             Prevention::CommitOrder | Prevention::GroupProtocol => {}
             Prevention::Liveness | Prevention::Unrecorded => {}
-            // The transaction settings (`isolation.level = read_committed`,
-            // `transaction.version`, `transaction.partition.verification.enable`, a processor's
-            // `transactional.id`) are not in the scenario loader yet (issue 14): no re-run.
-            Prevention::ReadCommitted | Prevention::TxnFencing | Prevention::ExactlyOnce => {}
+            // The brokers' transaction fencing: producer epochs checked, and an epoch bump per
+            // transaction (KIP-890 part 2), which fences a late write or marker of a finished
+            // transaction. (`isolation.level = read_committed` is already on for the readers
+            // these checks judge; processors are not built yet.)
+            Prevention::ReadCommitted | Prevention::TxnFencing => {
+                if !s.txn_producer_fencing {
+                    add(
+                        Fix {
+                            setting: "sim.txn.producer-fencing = true".into(),
+                            edits: vec![Edit::Broker(
+                                "sim.txn.producer-fencing".into(),
+                                toml::Value::Boolean(true),
+                            )],
+                        },
+                        &mut fixes,
+                    );
+                }
+                if s.transaction_version < 2 {
+                    add(
+                        Fix {
+                            setting: "transaction.version = 2".into(),
+                            edits: vec![Edit::Broker("transaction.version".into(), int(2))],
+                        },
+                        &mut fixes,
+                    );
+                }
+            }
+            Prevention::ExactlyOnce => {}
         }
         if !loss {
             continue;

@@ -475,6 +475,8 @@ mod tests {
             serde_mismatches: Vec::new(),
             offset_commit_fencing: true,
             commit_before_processing: Vec::new(),
+            transaction_version: 2,
+            txn_producer_fencing: true,
         }
     }
 

@@ -28,6 +28,10 @@ pub(super) struct Safety {
     /// The subscribe-mode consumer entries that commit before processing (at-most-once):
     /// `consumer-0..consumer-2 (group orders)`.
     pub(super) commit_before_processing: Vec<String>,
+    /// `transaction.version` (2; 1 before KIP-890 part 2).
+    pub(super) transaction_version: i16,
+    /// `sim.txn.producer-fencing` (true unless the scenario turns it off).
+    pub(super) txn_producer_fencing: bool,
 }
 
 /// A consumer that reads a topic whose producer serializes values in another format.
@@ -148,6 +152,8 @@ impl Safety {
             serde_mismatches,
             offset_commit_fencing,
             commit_before_processing,
+            transaction_version: broker.transaction_version,
+            txn_producer_fencing: broker.txn_producer_fencing,
         }
     }
 }
