@@ -72,8 +72,11 @@ struct Coordinator {
     /// Per generation, per member id: (client, partitions) from stored assignments and the
     /// members' own `partitions-assigned`.
     members: BTreeMap<i32, BTreeMap<String, (String, BTreeSet<TopicPartition>)>>,
-    /// Per member id, its removals: (time, reason), in time order.
-    removed: BTreeMap<String, Vec<(u64, String)>>,
+    /// Per member id, its removals: (time, reason, coordinator broker), in time order. A stale
+    /// coordinator's removal (a paused broker that expires its copy's sessions before it learns
+    /// it lost the offsets partition) does not bind the real one: a commit is judged by the
+    /// removals of the broker that acknowledged it (`consumer-group-under-faults` seed 150208).
+    removed: BTreeMap<String, Vec<(u64, String, BrokerId)>>,
     /// Per member id, the times the coordinator listed it: stored assignments naming it, and
     /// loads of the group in the generation of the last stored assignment naming it.
     stored: BTreeMap<String, Vec<u64>>,
@@ -146,6 +149,7 @@ fn coordinators(input: &CheckInput) -> BTreeMap<String, Coordinator> {
             }
             Event::GroupMemberRemoved {
                 group,
+                broker,
                 member_id,
                 reason,
                 ..
@@ -155,7 +159,7 @@ fn coordinators(input: &CheckInput) -> BTreeMap<String, Coordinator> {
                     .removed
                     .entry(member_id.clone())
                     .or_default()
-                    .push((r.time_ms, reason.clone()));
+                    .push((r.time_ms, reason.clone(), *broker));
             }
             _ => {}
         }
@@ -166,23 +170,26 @@ fn coordinators(input: &CheckInput) -> BTreeMap<String, Coordinator> {
 impl Coordinator {
     /// The latest removal of `member_id` before `sent`, unless the coordinator listed the
     /// member again after it and no later than `acknowledged` (see the module documentation).
+    /// Only `by`'s removals when given (the broker that acknowledged the commit).
     fn removed_before(
         &self,
         member_id: &str,
         sent: u64,
         acknowledged: u64,
-    ) -> Option<&(u64, String)> {
+        by: Option<BrokerId>,
+    ) -> Option<(u64, &str)> {
         let last = self
             .removed
             .get(member_id)?
             .iter()
             .rev()
-            .find(|(t, _)| *t < sent)?;
+            .filter(|(_, _, b)| by.is_none_or(|by| by == *b))
+            .find(|(t, _, _)| *t < sent)?;
         let readmitted = self
             .stored
             .get(member_id)
             .is_some_and(|ts| ts.iter().any(|t| *t > last.0 && *t <= acknowledged));
-        (!readmitted).then_some(last)
+        (!readmitted).then_some((last.0, last.1.as_str()))
     }
 
     /// The generations current at some moment of `[from, to]` (empty when none is known).
@@ -418,7 +425,9 @@ impl Checker for CommitValidity {
                 };
                 zombie.push(format!("the group was in {now}"));
             }
-            if let Some((t, reason)) = coord.removed_before(member_id, sent_at, done.time_ms) {
+            if let Some((t, reason)) =
+                coord.removed_before(member_id, sent_at, done.time_ms, acked_by)
+            {
                 zombie.push(format!(
                     "the coordinator had removed member {member_id} at t={t} ms ({reason})"
                 ));
@@ -735,6 +744,36 @@ mod tests {
         // broker-0 itself moving on still fails the same commit.
         e.state(250, "PreparingRebalance", 2);
         assert_eq!(check(&h, &e).len(), 1);
+    }
+
+    /// consumer-group-under-faults seed 150208: a paused broker that still held a stale copy of
+    /// the group expired m0's session when it resumed; the real coordinator (broker-0) kept m0
+    /// and acknowledged its commit. Only broker-0's own removal would make that commit a
+    /// zombie's.
+    #[test]
+    fn a_stale_coordinators_removal_does_not_bind_the_coordinator_that_acknowledged() {
+        let mut e = generation_one();
+        e.push(
+            100,
+            NodeId::Broker(BrokerId(1)),
+            Event::GroupMemberRemoved {
+                group: "g".into(),
+                broker: BrokerId(1),
+                member_id: mid(0),
+                reason: "session-timeout".into(),
+                generation: 1,
+            },
+        );
+        let mut h = H::default();
+        h.poll(30, 0, 0, 0..10)
+            .commit(200, 0, 1, &[(0, 10)], OpType::Ok);
+        assert!(check(&h, &e).is_empty(), "{:?}", check(&h, &e));
+        e.removed(150, 0, "session-timeout", 1);
+        let v = check(&h, &e);
+        assert!(
+            v.len() == 1 && v[0].message.contains("had removed member m0 at t=150 ms"),
+            "{v:?}"
+        );
     }
 
     #[test]

@@ -377,7 +377,7 @@ pub(crate) mod testkit {
     }
 
     impl Events {
-        fn push(&mut self, time_ms: u64, node: NodeId, event: Event) -> &mut Self {
+        pub fn push(&mut self, time_ms: u64, node: NodeId, event: Event) -> &mut Self {
             self.0.push(EventRecord {
                 time_ms,
                 node,
