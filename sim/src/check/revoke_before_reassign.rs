@@ -24,7 +24,9 @@
 //!
 //! **What is allowed.** A removed member (session or rebalance timeout, LeaveGroup, a fenced
 //! static instance) need not revoke: the coordinator already gave up on it, and Kafka fences its
-//! commits (`commit-validity`), not its fetches. A crashed process owns nothing. A member that
+//! commits (`commit-validity`), not its fetches. Likewise a member that takes a partition in a
+//! generation *older* than the current owner's (a paused zombie handling a stale SyncGroup
+//! answer) moves nothing under this rule. A crashed process owns nothing. A member that
 //! keeps a partition across generations (cooperative, sticky) moves nothing.
 
 use super::group_view::{who, Change, GroupWalk, CRASH_ACTIONS};
@@ -188,7 +190,12 @@ impl Checker for RevokeBeforeReassign {
                                 .groups
                                 .get(&group)
                                 .is_some_and(|g| g.removed.contains_key(&va.member_id));
-                            if removed {
+                            // The rule is about moves into a newer generation. A member
+                            // that applies an older generation's assignment is a zombie (a
+                            // paused client handling its SyncGroup answer after the group
+                            // moved on, `consumer-group-under-faults` seed 150040): Kafka does
+                            // not fence it, and `exclusive-assignment` judges it.
+                            if removed || vb.generation < oa.generation {
                                 continue;
                             }
                             if !reported.insert((
@@ -317,6 +324,20 @@ mod tests {
              been removed from the group; consumer-0 revoked it only at t=300 ms"
         );
         assert_eq!(v[0].details["anomalies"][0]["released"]["time_ms"], 300);
+    }
+
+    /// consumer-group-under-faults seed 150040: consumer-1, paused, handles generation 1's
+    /// SyncGroup answer after consumer-0 took events-1 in generation 2. That stale take is a
+    /// zombie's, not a move into a newer generation.
+    #[test]
+    fn a_zombie_taking_a_partition_in_an_older_generation_moves_nothing() {
+        let mut e = Events::default();
+        e.state(0, "CompletingRebalance", 2)
+            .completed(10, 2, &[(0, &[0, 1])])
+            .state(10, "Stable", 2)
+            .assigned(20, 0, 2, &[0, 1])
+            .assigned(120, 1, 1, &[1]);
+        assert!(check(&e).is_empty(), "{:?}", check(&e));
     }
 
     #[test]
