@@ -434,8 +434,8 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
     let snapshots = std::mem::take(&mut s.snapshotter.snapshots);
     RunOutput {
         seed,
-        history: s.history.clone(),
-        events: s.events.clone(),
+        history: std::mem::take(&mut s.history),
+        events: std::mem::take(&mut s.events),
         faults: records,
         final_logs,
         snapshots,

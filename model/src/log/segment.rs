@@ -53,7 +53,27 @@ pub struct TimeIndexEntry {
 /// The file name of the segment whose first offset is `base_offset`, with `suffix` (`log`,
 /// `index` or `timeindex`): the offset zero-padded to 20 digits, as Kafka names segments.
 pub fn file_name(base_offset: Offset, suffix: &str) -> String {
-    format!("{:020}.{suffix}", base_offset.0)
+    path_in("", base_offset, suffix)
+}
+
+/// `dir/<base offset, 20 digits>.suffix` (no `dir/` when `dir` is empty), built without the
+/// formatting machinery: a segment's file name is made on every append (a hot path).
+fn path_in(dir: &str, base_offset: Offset, suffix: &str) -> String {
+    let mut name = String::with_capacity(dir.len() + 22 + suffix.len());
+    if !dir.is_empty() {
+        name.push_str(dir);
+        name.push('/');
+    }
+    let mut digits = [b'0'; 20];
+    let mut n = base_offset.0.unsigned_abs();
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    name.push_str(std::str::from_utf8(&digits).expect("ASCII digits"));
+    name.push('.');
+    name.push_str(suffix);
+    name
 }
 
 /// Parses a segment file name (`00000000000000000042.log`) into its base offset and suffix.
@@ -136,17 +156,17 @@ impl Segment {
 
     /// `dir/<base>.log`.
     pub fn log_file(&self, dir: &str) -> String {
-        format!("{dir}/{}", file_name(self.base_offset, "log"))
+        path_in(dir, self.base_offset, "log")
     }
 
     /// `dir/<base>.index`.
     pub fn index_file(&self, dir: &str) -> String {
-        format!("{dir}/{}", file_name(self.base_offset, "index"))
+        path_in(dir, self.base_offset, "index")
     }
 
     /// `dir/<base>.txnindex`.
     pub fn txn_index_file(&self, dir: &str) -> String {
-        format!("{dir}/{}", file_name(self.base_offset, "txnindex"))
+        path_in(dir, self.base_offset, "txnindex")
     }
 
     /// The aborted-transaction index entries.
@@ -170,7 +190,7 @@ impl Segment {
 
     /// `dir/<base>.timeindex`.
     pub fn time_index_file(&self, dir: &str) -> String {
-        format!("{dir}/{}", file_name(self.base_offset, "timeindex"))
+        path_in(dir, self.base_offset, "timeindex")
     }
 
     /// Last offset of the last batch, if any.
@@ -533,4 +553,25 @@ pub fn decode_time_entries(buf: &[u8]) -> Option<Vec<TimeIndexEntry>> {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod file_name_tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_kafkas_zero_padded_offsets() {
+        for base in [0i64, 7, 42, 1_000_000, i64::MAX] {
+            let expected = format!("{base:020}.log");
+            assert_eq!(file_name(Offset(base), "log"), expected);
+            assert_eq!(
+                Segment::new(Offset(base)).log_file("events-0"),
+                format!("events-0/{expected}")
+            );
+        }
+        assert_eq!(
+            Segment::new(Offset(5)).txn_index_file("t-1"),
+            "t-1/00000000000000000005.txnindex"
+        );
+    }
 }

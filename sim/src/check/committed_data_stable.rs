@@ -133,11 +133,13 @@ impl Checker for CommittedDataStable {
                 .get(&(tp.clone(), b))
                 .is_some_and(|v| v.iter().any(|i| *i > *last_loss && *i < now))
         };
-        let mut committed: BTreeMap<(TopicPartition, Offset), Committed> = BTreeMap::new();
+        // Per partition (looked up once per snapshot, not per record), per offset.
+        let mut committed: BTreeMap<TopicPartition, BTreeMap<Offset, Committed>> = BTreeMap::new();
         let mut reported: BTreeSet<(TopicPartition, Offset, u64, i32)> = BTreeSet::new();
         let mut anomalies = Vec::new();
         for s in input.snapshots {
             let is_final = s.trigger == "final";
+            let committed = committed.entry(s.tp.clone()).or_default();
             for r in s.replicas.iter().filter(|r| r.running) {
                 let Some(hw) = r.high_watermark else { continue };
                 if r.leader_epoch.is_none() && unverified(&s.tp, r.broker, s.event_count) {
@@ -147,10 +149,9 @@ impl Checker for CommittedDataStable {
                     if offset < r.log_start_offset {
                         continue;
                     }
-                    let key = (s.tp.clone(), offset);
-                    let Some(c) = committed.get_mut(&key) else {
+                    let Some(c) = committed.get_mut(&offset) else {
                         committed.insert(
-                            key,
+                            offset,
                             Committed {
                                 value,
                                 epoch,

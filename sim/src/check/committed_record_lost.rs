@@ -155,7 +155,9 @@ impl Checker for CommittedRecordLost {
             return Vec::new();
         }
         // Which value the producers were told sits at each (tp, offset), and when.
-        let mut acked_values: BTreeMap<(TopicPartition, Offset), Vec<(u64, u64, String)>> =
+        // Per partition, then per offset: lookups compare the topic name once per committed
+        // range, not once per record.
+        let mut acked_values: BTreeMap<&TopicPartition, BTreeMap<Offset, Vec<(u64, u64, NodeId)>>> =
             BTreeMap::new();
         for e in input.history {
             if let (
@@ -168,23 +170,24 @@ impl Checker for CommittedRecordLost {
                 },
             ) = (e.op.op_type, &e.op.value)
             {
-                acked_values.entry((tp.clone(), *o)).or_default().push((
-                    e.time_ms,
-                    *value,
-                    e.process.to_string(),
-                ));
+                acked_values
+                    .entry(tp)
+                    .or_default()
+                    .entry(*o)
+                    .or_default()
+                    .push((e.time_ms, *value, e.process));
             }
         }
         // What every replica holds at the end.
-        let mut held: BTreeSet<(TopicPartition, Offset, u64)> = BTreeSet::new();
+        let mut held: BTreeMap<&TopicPartition, BTreeSet<(Offset, u64)>> = BTreeMap::new();
         for ((_, tp), records) in input.final_logs {
-            for (o, v) in records {
-                held.insert((tp.clone(), *o, *v));
-            }
+            held.entry(tp).or_default().extend(records.iter().copied());
         }
+        let no_acks = BTreeMap::new();
+        let nothing_held = BTreeSet::new();
         let removed = Removed::from_events(input.events);
         let mut anomalies = Vec::new();
-        let mut judged: BTreeSet<(TopicPartition, Offset)> = BTreeSet::new();
+        let mut judged: BTreeMap<TopicPartition, BTreeSet<Offset>> = BTreeMap::new();
         for (tp, base, last, acked_ms, broker, epoch, isr) in committed {
             // Kafka's promise holds only while one member of the ISR at commit keeps its power
             // and disk. A member's copy can be lost from the moment the leader appended the
@@ -202,9 +205,11 @@ impl Checker for CommittedRecordLost {
             if all_lost {
                 continue;
             }
+            let judged = judged.entry(tp.clone()).or_default();
+            let acked_here = acked_values.get(&tp).unwrap_or(&no_acks);
+            let held_here = held.get(&tp).unwrap_or(&nothing_held);
             for o in base.0..=last.0 {
-                let key = (tp.clone(), Offset(o));
-                if !judged.insert(key.clone()) {
+                if !judged.insert(Offset(o)) {
                     continue;
                 }
                 // Deleted by retention or removed by the cleaner: gone on purpose.
@@ -213,13 +218,13 @@ impl Checker for CommittedRecordLost {
                 }
                 // The value the producer was told about for this acknowledgement: the first ok
                 // at this offset answered at or after the leader's acknowledgement.
-                let Some((ok_ms, value, producer)) = acked_values
-                    .get(&key)
+                let Some((ok_ms, value, producer)) = acked_here
+                    .get(&Offset(o))
                     .and_then(|v| v.iter().filter(|(t, _, _)| *t >= acked_ms).min().cloned())
                 else {
                     continue;
                 };
-                if held.contains(&(tp.clone(), Offset(o), value)) {
+                if held_here.contains(&(Offset(o), value)) {
                     continue;
                 }
                 let now_there: Vec<String> = input
