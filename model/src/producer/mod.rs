@@ -177,6 +177,10 @@ pub struct ProducerClient {
     incarnation: u64,
     next_op: u64,
     next_corr: u64,
+    /// The workload's pacing: thousandths of a record earned but not yet offered, and the
+    /// interval (ms) of the tick now scheduled (see [`ProducerClient::records_due`]).
+    rate_credit_milli: u64,
+    tick_scheduled_ms: u64,
     /// KIP-480's sticky partitioner for records without a key (or with
     /// `partitioner.ignore.keys`).
     sticky: StickyPartitioner,
@@ -260,6 +264,8 @@ impl ProducerClient {
             incarnation: 0,
             next_op: 0,
             next_corr: 0,
+            rate_credit_milli: 0,
+            tick_scheduled_ms: 0,
             sticky: StickyPartitioner::new(),
             partitioner_rng: ChaCha8Rng::seed_from_u64(index as u64),
             txn: None,
@@ -324,13 +330,29 @@ impl ProducerClient {
         TopicPartition::new(self.workload.topic.clone(), partition)
     }
 
-    fn tick_interval_ms(&self) -> u64 {
-        (1000 / self.workload.rate_per_sec.max(1) as u64).max(1)
+    /// Schedules the next workload tick: when the credit reaches a whole record, at least
+    /// 1 ms away (ticks are whole milliseconds).
+    fn schedule_tick(&mut self, out: &mut Effects<ProducerTimer>) {
+        let rate = u64::from(self.workload.rate_per_sec.max(1));
+        let missing = 1000 - self.rate_credit_milli.min(999);
+        let after_ms = missing.div_ceil(rate).max(1);
+        self.tick_scheduled_ms = after_ms;
+        out.timer(after_ms, ProducerTimer::Tick);
     }
 
-    /// Records offered per tick: one, or `rate / 1000` above 1000 per second (ticks are 1 ms).
-    fn records_per_tick(&self) -> u32 {
-        (self.workload.rate_per_sec / 1000).max(1)
+    /// At a tick: how many records the workload offers now, so that over time it offers
+    /// exactly `rate_per_sec` records per simulated second, whatever the rate (300 per second
+    /// is 3 records every 10 ms, 1500 is 1 or 2 each millisecond). Each tick earns the records
+    /// of the interval it was scheduled for, not of the time that really passed: a process
+    /// that was paused does not burst to catch up, as a paused application thread would not.
+    /// A rate that divides 1000, or a multiple of 1000, gives the same tick every time (100
+    /// per second: one record each 10 ms).
+    fn records_due(&mut self) -> u64 {
+        let rate = u64::from(self.workload.rate_per_sec.max(1));
+        self.rate_credit_milli += rate * self.tick_scheduled_ms;
+        let due = self.rate_credit_milli / 1000;
+        self.rate_credit_milli %= 1000;
+        due
     }
 
     fn idempotent(&self) -> bool {
@@ -371,7 +393,7 @@ impl Actor for ProducerClient {
 
     fn on_start(&mut self, _now: Instant, out: &mut Effects<ProducerTimer>) {
         self.request_metadata(out);
-        out.timer(self.tick_interval_ms(), ProducerTimer::Tick);
+        self.schedule_tick(out);
         out.timer(
             self.config.metadata_max_age_ms,
             ProducerTimer::MetadataRefresh,
@@ -420,24 +442,26 @@ impl Actor for ProducerClient {
     fn on_timeout(&mut self, now: Instant, timer: ProducerTimer, out: &mut Effects<ProducerTimer>) {
         match timer {
             ProducerTimer::Tick if self.transactional() => {
-                self.txn_tick(now, out);
+                for _ in 0..self.records_due().max(1) {
+                    self.txn_tick(now, out);
+                }
                 let open = self.txn.as_ref().is_some_and(|t| {
                     t.phase != transactions::TxnPhase::Ready
                         && t.phase != transactions::TxnPhase::Uninitialized
                 });
                 if now.as_ms() < self.workload.stop_at_ms || open {
-                    out.timer(self.tick_interval_ms(), ProducerTimer::Tick);
+                    self.schedule_tick(out);
                 }
             }
             ProducerTimer::Tick => {
                 if now.as_ms() < self.workload.stop_at_ms {
-                    for _ in 0..self.records_per_tick() {
+                    for _ in 0..self.records_due() {
                         if self.workload_blocked() {
                             break;
                         }
                         self.offer_record(now, out);
                     }
-                    out.timer(self.tick_interval_ms(), ProducerTimer::Tick);
+                    self.schedule_tick(out);
                 }
             }
             ProducerTimer::Wake { at_ms } => {

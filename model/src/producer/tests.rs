@@ -850,3 +850,41 @@ fn a_restarted_producer_ignores_answers_to_its_previous_process() {
         .collect();
     assert_eq!(offsets, vec![Some(Offset(250))]);
 }
+
+/// Offers over `ms` simulated ms at `rate` per second, ticking as the producer schedules.
+fn offered_by_pacing(rate: u32, ms: u64) -> (u64, BTreeSet<u64>) {
+    let workload = ProducerWorkload {
+        topic: "t".into(),
+        rate_per_sec: rate,
+        keys: 0,
+        stop_at_ms: ms,
+        send_style: SendStyle::Async,
+    };
+    let mut p = ProducerClient::new(0, ProducerConfig::default(), workload, vec![BrokerId(0)]);
+    let mut out = Effects::new();
+    let (mut now, mut offered, mut intervals) = (0, 0, BTreeSet::new());
+    p.schedule_tick(&mut out);
+    loop {
+        now += p.tick_scheduled_ms;
+        if now > ms {
+            return (offered, intervals);
+        }
+        intervals.insert(p.tick_scheduled_ms);
+        offered += p.records_due();
+        p.schedule_tick(&mut out);
+    }
+}
+
+/// Regression (session 10's finding): a rate that does not divide 1000 was rounded to a
+/// whole tick (300 per second gave 333, 1500 gave 1000). The workload now offers exactly
+/// `rate_per_sec`, and the rates every scenario uses keep their fixed tick.
+#[test]
+fn the_workload_offers_exactly_its_rate() {
+    for rate in [1, 3, 100, 200, 300, 400, 700, 999, 1000, 1500, 2500, 10_000] {
+        let (offered, _) = offered_by_pacing(rate, 10_000);
+        assert_eq!(offered, u64::from(rate) * 10, "rate {rate}");
+    }
+    assert_eq!(offered_by_pacing(100, 1000).1, BTreeSet::from([10]));
+    assert_eq!(offered_by_pacing(400, 1000).1, BTreeSet::from([3, 2]));
+    assert_eq!(offered_by_pacing(2000, 1000), (2000, BTreeSet::from([1])));
+}
