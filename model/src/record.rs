@@ -328,8 +328,23 @@ impl std::error::Error for BatchError {}
 /// A record's `(key, value)`, either possibly null, as [`RecordBatch::new`] takes them.
 pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
 
+/// One record inside a batch, borrowed from the batch's bytes (see [`RecordBatch::visit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// Offset of this record minus the batch's `base_offset`.
+    pub offset_delta: i32,
+    /// Timestamp (ms) minus the batch's `base_timestamp`.
+    pub timestamp_delta: i64,
+    /// `None` is a null key.
+    pub key: Option<&'a [u8]>,
+    /// `None` is a null value (a tombstone under compaction).
+    pub value: Option<&'a [u8]>,
+    /// Record headers in order (empty, without allocating, when there are none).
+    pub headers: Vec<(&'a str, Option<&'a [u8]>)>,
+}
+
 /// One record inside a batch (Kafka's `DefaultRecord`). Offsets and timestamps are deltas from
-/// the batch's base offset and base timestamp (ms).
+/// the batch's base offset and base timestamp (ms). [`RecordView`] is the borrowed form.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Record {
     /// Offset of this record minus the batch's `base_offset`.
@@ -578,6 +593,45 @@ impl RecordBatch {
     /// whole batch (`Truncated`), the CRC ([`BatchError::BadCrc`]), the codec
     /// ([`BatchError::UnsupportedCompression`]), then the records ([`BatchError::Malformed`]).
     pub fn decode(buf: &[u8]) -> Result<(RecordBatch, usize), BatchError> {
+        let mut records = Vec::new();
+        let (h, size) = RecordBatch::visit(buf, |r| {
+            records.push(Record {
+                offset_delta: r.offset_delta,
+                timestamp_delta: r.timestamp_delta,
+                key: r.key.map(<[u8]>::to_vec),
+                value: r.value.map(<[u8]>::to_vec),
+                headers: r
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.map(<[u8]>::to_vec)))
+                    .collect(),
+            })
+        })?;
+        let batch = RecordBatch {
+            base_offset: h.base_offset,
+            partition_leader_epoch: h.partition_leader_epoch,
+            attributes: h.attributes,
+            last_offset_delta: h.last_offset_delta,
+            base_timestamp: h.base_timestamp,
+            max_timestamp: h.max_timestamp,
+            producer_id: h.producer_id,
+            producer_epoch: h.producer_epoch,
+            base_sequence: h.base_sequence,
+            records,
+        };
+        Ok((batch, size))
+    }
+
+    /// Checks the batch at the start of `buf` exactly as [`RecordBatch::decode`] does (header,
+    /// CRC, codec, every record's structure; the same errors) and hands each record to `f`
+    /// borrowed from the batch's bytes (or from its decompressed records), in order, without
+    /// copying it. Returns the batch's header and its size in bytes. Readers that need only
+    /// some fields (recovery's validation, the checks' snapshots) use this: decoding owned
+    /// records costs two allocations per record.
+    pub fn visit(
+        buf: &[u8],
+        mut f: impl FnMut(RecordView<'_>),
+    ) -> Result<(BatchHeader, usize), BatchError> {
         let h = read_header(buf)?;
         let size = h.size_bytes();
         if buf.len() < size {
@@ -609,8 +663,6 @@ impl RecordBatch {
             buf: section,
             pos: 0,
         };
-        // Each record takes at least 7 bytes, so a bogus count cannot make us allocate much.
-        let mut records = Vec::with_capacity((h.records_count as usize).min(r.buf.len() / 7 + 1));
         for i in 0..h.records_count {
             let len = r.varint()?;
             if len < 0 || len as usize > r.remaining() {
@@ -635,13 +687,12 @@ impl RecordBatch {
                     "record {i} has {header_count} headers"
                 )));
             }
-            let mut headers =
-                Vec::with_capacity((header_count as usize).min(rr.remaining() / 2 + 1));
+            let mut headers = Vec::new();
             for _ in 0..header_count {
                 let k = rr.nullable_bytes()?.ok_or_else(|| {
                     BatchError::Malformed(format!("record {i} has a null header key"))
                 })?;
-                let k = String::from_utf8(k).map_err(|_| {
+                let k = std::str::from_utf8(k).map_err(|_| {
                     BatchError::Malformed(format!("record {i} has a header key that is not UTF-8"))
                 })?;
                 headers.push((k, rr.nullable_bytes()?));
@@ -653,7 +704,7 @@ impl RecordBatch {
                 )));
             }
             r.pos = end;
-            records.push(Record {
+            f(RecordView {
                 offset_delta,
                 timestamp_delta,
                 key,
@@ -667,19 +718,7 @@ impl RecordBatch {
                 r.remaining()
             )));
         }
-        let batch = RecordBatch {
-            base_offset: h.base_offset,
-            partition_leader_epoch: h.partition_leader_epoch,
-            attributes: h.attributes,
-            last_offset_delta: h.last_offset_delta,
-            base_timestamp: h.base_timestamp,
-            max_timestamp: h.max_timestamp,
-            producer_id: h.producer_id,
-            producer_epoch: h.producer_epoch,
-            base_sequence: h.base_sequence,
-            records,
-        };
-        Ok((batch, size))
+        Ok((h, size))
     }
 }
 
@@ -843,11 +882,11 @@ struct Reader<'a> {
     pos: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
     fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
-    fn bytes(&mut self, n: usize) -> Result<&[u8], BatchError> {
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], BatchError> {
         if self.remaining() < n {
             return Err(BatchError::Malformed(format!(
                 "field of {n} bytes overruns its record"
@@ -882,12 +921,12 @@ impl Reader<'_> {
         let v = self.unsigned(10)?;
         Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
     }
-    fn nullable_bytes(&mut self) -> Result<Option<Vec<u8>>, BatchError> {
+    fn nullable_bytes(&mut self) -> Result<Option<&'a [u8]>, BatchError> {
         let len = self.varint()?;
         match len {
             -1 => Ok(None),
             l if l < 0 => Err(BatchError::Malformed(format!("negative length {l}"))),
-            l => Ok(Some(self.bytes(l as usize)?.to_vec())),
+            l => Ok(Some(self.bytes(l as usize)?)),
         }
     }
 }

@@ -136,11 +136,8 @@ pub fn read_log(
 ) -> (Offset, Vec<(Offset, u64, LeaderEpoch)>) {
     let mut scratch = Vec::new();
     let (log, _) = PartitionLog::recover(tp, files, &mut scratch);
-    let records = log
-        .records()
-        .into_iter()
-        .map(|(o, v, e)| (o, decode_value(v.as_deref()), e))
-        .collect();
+    let mut records = Vec::new();
+    log.visit_records(|o, _, v, e| records.push((o, decode_value(v), e)));
     (log.log_start_offset(), records)
 }
 

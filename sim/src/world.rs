@@ -416,11 +416,8 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
             .collect();
         for tp in dirs {
             let (log, _) = PartitionLog::recover(&tp, &files, &mut scratch);
-            let records: Vec<(Offset, u64)> = log
-                .records()
-                .into_iter()
-                .map(|(o, v, _)| (o, crate::snapshot::decode_value(v.as_deref())))
-                .collect();
+            let mut records: Vec<(Offset, u64)> = Vec::new();
+            log.visit_records(|o, _, v, _| records.push((o, crate::snapshot::decode_value(v))));
             final_logs.insert((node, tp), records);
         }
     }

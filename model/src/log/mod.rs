@@ -312,21 +312,37 @@ impl PartitionLog {
     /// Like [`PartitionLog::records`], with each record's key: `(offset, key, value, epoch)`.
     pub fn keyed_records(&self) -> Vec<(Offset, Option<Vec<u8>>, Option<Vec<u8>>, LeaderEpoch)> {
         let mut result = Vec::new();
+        self.visit_records(|offset, key, value, epoch| {
+            result.push((
+                offset,
+                key.map(<[u8]>::to_vec),
+                value.map(<[u8]>::to_vec),
+                epoch,
+            ))
+        });
+        result
+    }
+
+    /// The records of [`PartitionLog::keyed_records`], in the same order, handed to `f` as
+    /// `(offset, key, value, leader epoch of the batch)` borrowed from the log's batches:
+    /// nothing is copied (the checks' snapshots read every replica's log this way).
+    pub fn visit_records(
+        &self,
+        mut f: impl FnMut(Offset, Option<&[u8]>, Option<&[u8]>, LeaderEpoch),
+    ) {
         let start = self.log_start_offset;
         for b in self
             .batches()
             .filter(|b| !b.is_control && b.last_offset >= start)
         {
-            let (batch, _) = RecordBatch::decode(&b.bytes)
-                .expect("a batch in the log was validated when appended");
-            for r in batch.records {
+            RecordBatch::visit(&b.bytes, |r| {
                 let offset = Offset(b.base_offset.0 + r.offset_delta as i64);
                 if offset >= start {
-                    result.push((offset, r.key, r.value, b.leader_epoch));
+                    f(offset, r.key, r.value, b.leader_epoch);
                 }
-            }
+            })
+            .expect("a batch in the log was validated when appended");
         }
-        result
     }
 
     /// The producers' transactional state of this log (open transactions, producer and

@@ -253,40 +253,41 @@ impl PartitionLog {
 /// the deltas must be exactly `0..count` and `lastOffsetDelta == count - 1`. A compacted batch
 /// (copied by a follower or read back in recovery) may have gaps.
 pub(super) fn validate_batch(buf: &[u8], dense: bool) -> Result<BatchHeader, BatchError> {
-    let (batch, used) = RecordBatch::decode(buf)?;
+    // The records' offset deltas are all the rules below need: walk the batch without
+    // copying its records (the same checks and errors as a full decode).
+    let mut deltas: Vec<i32> = Vec::new();
+    let (header, used) = RecordBatch::visit(buf, |r| deltas.push(r.offset_delta))?;
     if used != buf.len() {
         return Err(BatchError::Malformed(format!(
             "{} bytes after the batch",
             buf.len() - used
         )));
     }
-    let count = batch.records.len();
+    let count = deltas.len();
     if count == 0 {
         return Err(BatchError::Malformed("batch has no records".into()));
     }
     if dense {
-        if batch.last_offset_delta as i64 != count as i64 - 1 {
+        if header.last_offset_delta as i64 != count as i64 - 1 {
             return Err(BatchError::Malformed(format!(
                 "lastOffsetDelta {} does not match {count} records",
-                batch.last_offset_delta
+                header.last_offset_delta
             )));
         }
-        if let Some((i, r)) = batch
-            .records
+        if let Some((i, d)) = deltas
             .iter()
             .enumerate()
-            .find(|(i, r)| r.offset_delta as i64 != *i as i64)
+            .find(|(i, d)| **d as i64 != *i as i64)
         {
             return Err(BatchError::Malformed(format!(
-                "record {i} has offset delta {}",
-                r.offset_delta
+                "record {i} has offset delta {d}"
             )));
         }
     } else {
         let mut prev = -1i64;
-        for (i, r) in batch.records.iter().enumerate() {
-            let d = r.offset_delta as i64;
-            if d <= prev || d > batch.last_offset_delta as i64 {
+        for (i, d) in deltas.iter().enumerate() {
+            let d = *d as i64;
+            if d <= prev || d > header.last_offset_delta as i64 {
                 return Err(BatchError::Malformed(format!(
                     "record {i} has offset delta {d}"
                 )));
@@ -294,7 +295,7 @@ pub(super) fn validate_batch(buf: &[u8], dense: bool) -> Result<BatchHeader, Bat
             prev = d;
         }
     }
-    record::read_header(buf)
+    Ok(header)
 }
 
 /// Validates the batch at the start of `buf` (which may continue with more batches), allowing
