@@ -110,6 +110,7 @@ fn node_ip(node: NodeId) -> IpAddr {
         NodeId::Broker(b) => IpAddr::V4(Ipv4Addr::new(10, 0, 1, b.0 as u8 + 1)),
         NodeId::Producer(i) => IpAddr::V4(Ipv4Addr::new(10, 0, 2, i as u8 + 1)),
         NodeId::Consumer(i) => IpAddr::V4(Ipv4Addr::new(10, 0, 3, i as u8 + 1)),
+        NodeId::Processor(i) => IpAddr::V4(Ipv4Addr::new(10, 0, 4, i as u8 + 1)),
     }
 }
 
