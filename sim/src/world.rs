@@ -59,6 +59,8 @@ pub mod streams {
     pub const PARTITIONER: u64 = 4;
     /// One seed per consumer for its workload's choices (processing times), in consumer order.
     pub const CONSUMER_WORKLOAD: u64 = 5;
+    /// Two seeds per processor (processing times, the output partitioner), in processor order.
+    pub const PROCESSOR_WORKLOAD: u64 = 6;
 }
 
 /// A fresh generator for one named stream of a seed.
@@ -201,6 +203,8 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
     nodes.extend(producer_specs.iter().map(|(i, _)| NodeId::Producer(*i)));
     let consumer_specs = workload::consumer::instances(&scenario);
     nodes.extend(consumer_specs.iter().map(|(i, _)| NodeId::Consumer(*i)));
+    let processor_specs = workload::processor::instances(&scenario);
+    nodes.extend(processor_specs.iter().map(|(i, _)| NodeId::Processor(*i)));
     let addrs: BTreeMap<NodeId, SocketAddr> = nodes
         .iter()
         .map(|n| (*n, SocketAddr::new(node_ip(*n), crate::runtime::PORT)))
@@ -258,6 +262,15 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         &handle,
         seed,
         &consumer_specs,
+        &brokers,
+        &shared,
+        &disk,
+        &mut handles,
+    );
+    workload::processor::spawn(
+        &handle,
+        seed,
+        &processor_specs,
         &brokers,
         &shared,
         &disk,
