@@ -64,13 +64,15 @@ pub(super) fn resolve_processors(
             None => None,
             Some(v) => match v.get_ref().as_slice() {
                 [lo, hi] if lo <= hi => Some((*lo, *hi)),
-                [lo, hi] => return Err(ctx.at(
-                    v,
-                    format!("{path}.processing_ms"),
-                    format!(
+                [lo, hi] => {
+                    return Err(ctx.at(
+                        v,
+                        format!("{path}.processing_ms"),
+                        format!(
                         "processing_ms [{lo}, {hi}] is reversed: write [min, max] with min <= max"
                     ),
-                )),
+                    ))
+                }
                 _ => {
                     return Err(ctx.at(
                         v,
