@@ -4,9 +4,11 @@
 //!
 //! # The loop
 //! The consumer polls its group's partitions of the `input` topic. For each non-empty poll the
-//! application spends `processing_ms` and then, for every input record, sends one output record
-//! to the `output` topic (key: the input partition number, so an input partition's outputs
-//! keep to one output partition; value: see below). What follows depends on the mode:
+//! application transforms every input record into one output record sent to the `output` topic
+//! at once (`send` is asynchronous; key: the input partition number, so an input partition's
+//! outputs keep to one output partition; value: see below), and spends `processing_ms` on the
+//! poll meanwhile, as a Kafka Streams task sends its outputs while it processes and commits
+//! after. What follows depends on the mode:
 //!
 //! * **Exactly-once** (a `transactional.id`; KIP-98, KIP-447): the producer ran
 //!   `initTransactions()` at start. Per poll: `beginTransaction()`, the sends,
@@ -73,9 +75,13 @@ pub const OUTPUT_RETRY_MS: u64 = 10;
 pub enum ProcessorTimer {
     Consumer(ConsumerTimer),
     Producer(ProducerTimer),
-    /// The application finished processing poll number `poll` (or tries again to write its
-    /// output).
+    /// The application finished processing poll number `poll`.
     ProcessingDone {
+        poll: u64,
+    },
+    /// The application tries again to send poll `poll`'s outputs (its producer could not take
+    /// them yet).
+    OutputRetry {
         poll: u64,
     },
 }
@@ -85,12 +91,17 @@ pub enum ProcessorTimer {
 enum Stage {
     /// Polling (inside the consumer's loop).
     Polling,
-    /// Processing the records of poll number `poll`.
-    Processing { poll: u64 },
+    /// Processing the records of poll number `poll`: its outputs are sent (`started`) or wait
+    /// for the producer; its processing time is over (`processed`) or not.
+    Processing {
+        poll: u64,
+        started: bool,
+        processed: bool,
+    },
     /// Exactly-once: the transaction `op_id` (the producer's) carries the poll's output.
     InTransaction { op_id: u64 },
-    /// At-least-once: waiting for these sends (the producer's op ids) to complete (flush).
-    Flushing { sends: BTreeSet<u64> },
+    /// At-least-once: waiting for the poll's sends to complete (flush).
+    Flushing,
 }
 
 /// A processor client process (see the module documentation).
@@ -105,6 +116,10 @@ pub struct ProcessorClient {
     stage: Stage,
     /// The records of the poll being processed.
     records: Vec<PolledRecord>,
+    /// Exactly-once: the transaction (the producer's op id) holding the poll's outputs.
+    txn_op: Option<u64>,
+    /// At-least-once: the poll's sends (the producer's op ids) not yet completed.
+    pending_sends: BTreeSet<u64>,
     polls: u64,
     next_output: u64,
     now: Instant,
@@ -133,6 +148,8 @@ impl ProcessorClient {
             incarnation,
             stage: Stage::Polling,
             records: Vec::new(),
+            txn_op: None,
+            pending_sends: BTreeSet::new(),
             polls: 0,
             next_output: 0,
             now: Instant(0),
@@ -188,7 +205,11 @@ impl ProcessorClient {
                             assert_eq!(self.stage, Stage::Polling, "processor-{}", self.index);
                             self.records = records.clone();
                             self.polls += 1;
-                            self.stage = Stage::Processing { poll: self.polls };
+                            self.stage = Stage::Processing {
+                                poll: self.polls,
+                                started: false,
+                                processed: false,
+                            };
                             started = true;
                         }
                     }
@@ -229,6 +250,14 @@ impl ProcessorClient {
             "processor-{}: a poll without its processing timer",
             self.index
         );
+        if let Stage::Processing {
+            poll,
+            started: false,
+            ..
+        } = self.stage
+        {
+            self.start_output(poll, out);
+        }
     }
 
     /// The producer's effects: its `txn` operations get the poll, group and offsets of the
@@ -256,20 +285,19 @@ impl ProcessorClient {
                             );
                             *group = self.consumer.group_metadata().map(|g| g.group_id);
                             *offsets = input_offsets(&self.records);
+                            // The transaction ended: committed or aborted as asked, or ended
+                            // early by a fatal error while the poll was still processed.
                             if op.op_type != OpType::Invoke
-                                && *stage == (Stage::InTransaction { op_id: op.op_id })
+                                && self.txn_op == Some(op.op_id)
+                                && *stage != Stage::Polling
                             {
                                 finished = Some(op.op_type);
                             }
                         }
-                        (OpValue::Send { .. }, Stage::Flushing { .. })
-                            if op.op_type != OpType::Invoke =>
-                        {
-                            if let Stage::Flushing { sends } = &mut self.stage {
-                                sends.remove(&op.op_id);
-                                if sends.is_empty() {
-                                    finished = Some(OpType::Ok);
-                                }
+                        (OpValue::Send { .. }, _) if op.op_type != OpType::Invoke => {
+                            self.pending_sends.remove(&op.op_id);
+                            if self.stage == Stage::Flushing && self.pending_sends.is_empty() {
+                                finished = Some(OpType::Ok);
                             }
                         }
                         _ => {}
@@ -293,32 +321,95 @@ impl ProcessorClient {
         }
     }
 
-    /// The poll's processing time is over: write its output (or wait until the producer can).
-    fn on_processing_done(&mut self, poll: u64, out: &mut Effects<ProcessorTimer>) {
-        if self.stage != (Stage::Processing { poll }) {
+    /// Sends poll `poll`'s outputs (beginning its transaction first, exactly-once), or tries
+    /// again after [`OUTPUT_RETRY_MS`] while the producer cannot take them.
+    fn start_output(&mut self, poll: u64, out: &mut Effects<ProcessorTimer>) {
+        let Stage::Processing {
+            poll: p,
+            started: false,
+            processed,
+        } = self.stage
+        else {
+            return;
+        };
+        if p != poll {
             return;
         }
         let ready =
             self.producer.can_send() && (!self.exactly_once || self.producer.transaction_ready());
         if !ready {
-            out.timer(OUTPUT_RETRY_MS, ProcessorTimer::ProcessingDone { poll });
+            out.timer(OUTPUT_RETRY_MS, ProcessorTimer::OutputRetry { poll });
             return;
         }
+        self.stage = Stage::Processing {
+            poll,
+            started: true,
+            processed,
+        };
         let now = self.now;
-        let records = self.records.clone();
-        let outputs: Vec<(Option<String>, u64)> = records
+        let inputs: Vec<(i32, u64)> = self
+            .records
             .iter()
-            .map(|r| {
-                let key = format!("k{}", r.tp.partition);
-                (Some(key), self.output_value(r.value))
-            })
+            .map(|r| (r.tp.partition, r.value))
             .collect();
+        let outputs: Vec<(Option<String>, u64)> = inputs
+            .into_iter()
+            .map(|(partition, value)| (Some(format!("k{partition}")), self.output_value(value)))
+            .collect();
+        let mut p = Effects::new();
         if self.exactly_once {
+            self.txn_op = Some(self.producer.begin_transaction(&mut p));
+        }
+        for (key, value) in outputs {
+            let id = self.producer.send_record(now, key, value, &mut p);
+            if !self.exactly_once {
+                self.pending_sends.insert(id);
+            }
+        }
+        self.producer_effects(p, out);
+        if processed && self.stage != Stage::Polling {
+            self.finish_output(poll, out);
+        }
+    }
+
+    /// The poll's processing time is over: its output is committed once sent.
+    fn on_processing_done(&mut self, poll: u64, out: &mut Effects<ProcessorTimer>) {
+        let Stage::Processing {
+            poll: p, started, ..
+        } = self.stage
+        else {
+            return;
+        };
+        if p != poll {
+            return;
+        }
+        self.stage = Stage::Processing {
+            poll,
+            started,
+            processed: true,
+        };
+        if started {
+            self.finish_output(poll, out);
+        }
+    }
+
+    /// Processed and sent: exactly-once, `sendOffsetsToTransaction` and
+    /// `commitTransaction()`; at-least-once, wait for the sends (flush), then the consumer's
+    /// `commitSync()`.
+    fn finish_output(&mut self, poll: u64, out: &mut Effects<ProcessorTimer>) {
+        debug_assert!(matches!(
+            self.stage,
+            Stage::Processing { poll: p, started: true, processed: true } if p == poll
+        ));
+        if self.exactly_once {
+            let op_id = self.txn_op.expect("a transaction holds the outputs");
+            self.stage = Stage::InTransaction { op_id };
+            let now = self.now;
             let group = self
                 .consumer
                 .group_metadata()
                 .expect("a processor has a group");
-            let offsets = input_offsets(&records)
+            let offsets = input_offsets(&self.records)
                 .into_iter()
                 .map(|o| OffsetCommitPartition {
                     tp: o.tp,
@@ -326,26 +417,14 @@ impl ProcessorClient {
                 })
                 .collect();
             let mut p = Effects::new();
-            let op_id = self.producer.begin_transaction(&mut p);
-            self.stage = Stage::InTransaction { op_id };
-            for (key, value) in outputs {
-                self.producer.send_record(now, key, value, &mut p);
-            }
             self.producer
                 .send_offsets_to_transaction(now, offsets, group, &mut p);
             self.producer.commit_transaction(now, &mut p);
             self.producer_effects(p, out);
+        } else if self.pending_sends.is_empty() {
+            self.output_done(OpType::Ok, out);
         } else {
-            let mut sends = BTreeSet::new();
-            self.stage = Stage::Flushing {
-                sends: BTreeSet::new(),
-            };
-            let mut p = Effects::new();
-            for (key, value) in outputs {
-                sends.insert(self.producer.send_record(now, key, value, &mut p));
-            }
-            self.stage = Stage::Flushing { sends };
-            self.producer_effects(p, out);
+            self.stage = Stage::Flushing;
         }
     }
 
@@ -355,6 +434,8 @@ impl ProcessorClient {
     fn output_done(&mut self, outcome: OpType, out: &mut Effects<ProcessorTimer>) {
         self.stage = Stage::Polling;
         self.records.clear();
+        self.txn_op = None;
+        self.pending_sends.clear();
         let now = self.now;
         self.with_consumer(out, |c, o| {
             if outcome != OpType::Ok {
@@ -448,6 +529,7 @@ impl Actor for ProcessorClient {
             ProcessorTimer::Consumer(t) => self.with_consumer(out, |c, o| c.on_timeout(now, t, o)),
             ProcessorTimer::Producer(t) => self.with_producer(out, |p, o| p.on_timeout(now, t, o)),
             ProcessorTimer::ProcessingDone { poll } => self.on_processing_done(poll, out),
+            ProcessorTimer::OutputRetry { poll } => self.start_output(poll, out),
         }
     }
 

@@ -44,7 +44,11 @@ pub(crate) fn spawn(
         let (shared, disk) = (shared.clone(), disk.clone());
         let i = *i;
         let exactly_once = spec.exactly_once();
-        let consumer_config = spec.consumer_config.clone();
+        let mut consumer_config = spec.consumer_config.clone();
+        // As for consumer groups: `group.instance.id` gives member i `<value>-<i>` (KIP-345).
+        if let Some(instance) = &consumer_config.group_instance_id {
+            consumer_config.group_instance_id = Some(format!("{instance}-{i}"));
+        }
         let mut producer_config = spec.producer_config.clone();
         // SCENARIOS.md: processor i uses "<transactional.id>-<i>", and a restarted processor
         // the same (its initTransactions() fences its predecessor).
