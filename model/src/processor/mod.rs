@@ -12,8 +12,11 @@
 //!
 //! * **Exactly-once** (a `transactional.id`; KIP-98, KIP-447): the producer ran
 //!   `initTransactions()` at start. Per poll: `beginTransaction()`, the sends,
-//!   `sendOffsetsToTransaction(offsets, consumer.groupMetadata())` with the position after the
-//!   last record of each input partition, `commitTransaction()`. When the transaction commits
+//!   `sendOffsetsToTransaction(offsets, groupMetadata)` with the position after the last record
+//!   of each input partition and the group metadata of the member that read them (taken when
+//!   the poll returned, so a coordinator that moved the partitions since fences the commit),
+//!   `commitTransaction()`; a poll read while the member had no generation (its partitions
+//!   lost) is aborted instead, as Kafka Streams closes lost tasks dirty. When the transaction commits
 //!   the consumer polls again. When it aborts (an abortable error, a fenced generation) or its
 //!   outcome is unknown, the consumer first rewinds every partition to the group's committed
 //!   offset (Kafka Streams resets its tasks; without it the aborted inputs would be skipped,
@@ -55,7 +58,7 @@
 use crate::consumer::{ConsumerClient, ConsumerTimer};
 use crate::effects::{Actor, Effect, Effects};
 use crate::event::{CommitOffset, OpType, OpValue, PolledRecord, TxnMop};
-use crate::producer::{ProducerClient, ProducerTimer};
+use crate::producer::{ConsumerGroupMetadata, ProducerClient, ProducerTimer};
 use crate::protocol::*;
 use crate::types::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -118,6 +121,9 @@ pub struct ProcessorClient {
     records: Vec<PolledRecord>,
     /// Exactly-once: the transaction (the producer's op id) holding the poll's outputs.
     txn_op: Option<u64>,
+    /// The consumer's group metadata when the poll returned: the member that read the
+    /// records, which `sendOffsetsToTransaction` names (KIP-447).
+    poll_group: Option<ConsumerGroupMetadata>,
     /// At-least-once: the poll's sends (the producer's op ids) not yet completed.
     pending_sends: BTreeSet<u64>,
     polls: u64,
@@ -149,6 +155,7 @@ impl ProcessorClient {
             stage: Stage::Polling,
             records: Vec::new(),
             txn_op: None,
+            poll_group: None,
             pending_sends: BTreeSet::new(),
             polls: 0,
             next_output: 0,
@@ -204,6 +211,7 @@ impl ProcessorClient {
                         if !records.is_empty() {
                             assert_eq!(self.stage, Stage::Polling, "processor-{}", self.index);
                             self.records = records.clone();
+                            self.poll_group = self.consumer.group_metadata();
                             self.polls += 1;
                             self.stage = Stage::Processing {
                                 poll: self.polls,
@@ -405,10 +413,17 @@ impl ProcessorClient {
             let op_id = self.txn_op.expect("a transaction holds the outputs");
             self.stage = Stage::InTransaction { op_id };
             let now = self.now;
-            let group = self
-                .consumer
-                .group_metadata()
-                .expect("a processor has a group");
+            let group = self.poll_group.clone().expect("a processor has a group");
+            if group.generation_id < 0 {
+                // The records were read without a membership (a generation reset: the
+                // partitions are lost). Kafka Streams closes such tasks dirty, aborting their
+                // transaction; committing would send a TxnOffsetCommit with generation -1,
+                // which the coordinator accepts as a pre-KIP-447 client's.
+                let mut p = Effects::new();
+                self.producer.abort_transaction(now, &mut p);
+                self.producer_effects(p, out);
+                return;
+            }
             let offsets = input_offsets(&self.records)
                 .into_iter()
                 .map(|o| OffsetCommitPartition {
@@ -435,6 +450,7 @@ impl ProcessorClient {
         self.stage = Stage::Polling;
         self.records.clear();
         self.txn_op = None;
+        self.poll_group = None;
         self.pending_sends.clear();
         let now = self.now;
         self.with_consumer(out, |c, o| {
