@@ -18,6 +18,7 @@ pub mod event;
 pub mod group_coordinator;
 pub mod log;
 pub use producer::partitioner;
+pub mod processor;
 pub mod producer;
 pub mod protocol;
 pub mod record;

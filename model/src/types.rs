@@ -145,6 +145,9 @@ pub enum NodeId {
     Producer(u32),
     /// Consumer client number n.
     Consumer(u32),
+    /// Processor client number n (a consume-transform-produce application, SCENARIOS.md
+    /// `[[processors]]`, numbered in file order counting every `members`).
+    Processor(u32),
 }
 
 impl fmt::Display for NodeId {
@@ -154,6 +157,7 @@ impl fmt::Display for NodeId {
             NodeId::Broker(b) => write!(f, "broker-{}", b.0),
             NodeId::Producer(n) => write!(f, "producer-{n}"),
             NodeId::Consumer(n) => write!(f, "consumer-{n}"),
+            NodeId::Processor(n) => write!(f, "processor-{n}"),
         }
     }
 }
@@ -169,6 +173,7 @@ impl NodeId {
             "broker" => n.parse().ok().map(|n| NodeId::Broker(BrokerId(n))),
             "producer" => n.parse().ok().map(NodeId::Producer),
             "consumer" => n.parse().ok().map(NodeId::Consumer),
+            "processor" => n.parse().ok().map(NodeId::Processor),
             _ => None,
         }
     }
@@ -185,6 +190,7 @@ mod tests {
             NodeId::Broker(BrokerId(2)),
             NodeId::Producer(0),
             NodeId::Consumer(7),
+            NodeId::Processor(3),
         ] {
             assert_eq!(NodeId::parse(&n.to_string()), Some(n));
         }

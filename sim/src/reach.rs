@@ -149,6 +149,10 @@ pub const PROBES: &[Probe] = &[
         name: "zombie-processing",
         meaning: "a consumer started processing records of a partition that the group's latest assignment gave to another consumer (a removed member that does not know it yet)",
     },
+    Probe {
+        name: "processor-restarted",
+        meaning: "a processor process (`[[processors]]`) that crashed was started again: with a `transactional.id` its initTransactions() fences its predecessor, and it rejoins its group",
+    },
 ];
 
 /// The errors with which a group coordinator fences a stale member's OffsetCommit (Kafka's
@@ -279,8 +283,16 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
             Event::GroupMemberRemoved { reason, .. } if reason == "leave-group" => {
                 bump("member-left-group")
             }
-            Event::Fault { action, source, .. } => {
+            Event::Fault {
+                action,
+                source,
+                nodes,
+                ..
+            } => {
                 bump(&format!("fault:{action}"));
+                if action == "restart" && nodes.iter().any(|n| n.starts_with("processor-")) {
+                    bump("processor-restarted");
+                }
                 if source != "heal-phase"
                     && !matches!(action.as_str(), "heal" | "resume" | "restart")
                 {
@@ -849,6 +861,19 @@ mod tests {
         assert_eq!(run(3, "pause"), None, "no crash");
         let events = vec![at(1_000, c, assigned(3)), at(2_000, c, assigned(3))];
         assert!(!reached(&events, &[]).contains_key("restart-kept-generation"));
+    }
+
+    #[test]
+    fn a_processor_restart_is_counted_and_a_consumer_restart_is_not() {
+        let p = NodeId::Processor(0);
+        let events = vec![
+            at(1_000, p, fault("kill", "processor-0")),
+            at(2_000, p, fault("restart", "processor-0")),
+            at(3_000, p, fault("restart", "consumer-0")),
+        ];
+        assert_eq!(reached(&events, &[]).get("processor-restarted"), Some(&1));
+        let events = vec![at(3_000, p, fault("restart", "consumer-0"))];
+        assert!(!reached(&events, &[]).contains_key("processor-restarted"));
     }
 
     #[test]

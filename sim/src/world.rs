@@ -59,6 +59,8 @@ pub mod streams {
     pub const PARTITIONER: u64 = 4;
     /// One seed per consumer for its workload's choices (processing times), in consumer order.
     pub const CONSUMER_WORKLOAD: u64 = 5;
+    /// Two seeds per processor (processing times, the output partitioner), in processor order.
+    pub const PROCESSOR_WORKLOAD: u64 = 6;
 }
 
 /// A fresh generator for one named stream of a seed.
@@ -110,6 +112,7 @@ fn node_ip(node: NodeId) -> IpAddr {
         NodeId::Broker(b) => IpAddr::V4(Ipv4Addr::new(10, 0, 1, b.0 as u8 + 1)),
         NodeId::Producer(i) => IpAddr::V4(Ipv4Addr::new(10, 0, 2, i as u8 + 1)),
         NodeId::Consumer(i) => IpAddr::V4(Ipv4Addr::new(10, 0, 3, i as u8 + 1)),
+        NodeId::Processor(i) => IpAddr::V4(Ipv4Addr::new(10, 0, 4, i as u8 + 1)),
     }
 }
 
@@ -200,6 +203,8 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
     nodes.extend(producer_specs.iter().map(|(i, _)| NodeId::Producer(*i)));
     let consumer_specs = workload::consumer::instances(&scenario);
     nodes.extend(consumer_specs.iter().map(|(i, _)| NodeId::Consumer(*i)));
+    let processor_specs = workload::processor::instances(&scenario);
+    nodes.extend(processor_specs.iter().map(|(i, _)| NodeId::Processor(*i)));
     let addrs: BTreeMap<NodeId, SocketAddr> = nodes
         .iter()
         .map(|n| (*n, SocketAddr::new(node_ip(*n), crate::runtime::PORT)))
@@ -257,6 +262,15 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         &handle,
         seed,
         &consumer_specs,
+        &brokers,
+        &shared,
+        &disk,
+        &mut handles,
+    );
+    workload::processor::spawn(
+        &handle,
+        seed,
+        &processor_specs,
         &brokers,
         &shared,
         &disk,

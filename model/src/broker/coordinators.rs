@@ -72,6 +72,7 @@ impl Coordinators {
                     min_session_timeout_ms: config.group_min_session_timeout_ms,
                     max_session_timeout_ms: config.group_max_session_timeout_ms,
                     offset_commit_fencing: config.group_offset_commit_fencing,
+                    txn_offset_commit_fencing: config.txn_offset_commit_fencing,
                 },
             ),
             unavailable_reasons: BTreeSet::new(),
@@ -86,15 +87,16 @@ impl Coordinators {
     /// `GroupMetadataManager.scala:939`): the producer's pending TxnOffsetCommit offsets of the
     /// groups on that partition are applied (COMMIT) or dropped (ABORT) here.
     ///
-    /// Not implemented in this part: the group coordinator side of transactions (the pending
-    /// offsets of TxnOffsetCommit) is built separately and fills this in.
+    /// `offset` is where the marker sits: the producer's pending records below it end with it.
+    /// Nothing when this broker no longer hosts `tp`.
     pub(super) fn on_txn_marker(
         &mut self,
         tp: &TopicPartition,
+        offset: Offset,
         producer_id: ProducerId,
         result: TransactionResult,
     ) {
-        let _ = (tp, producer_id, result);
+        self.offsets.on_txn_marker(tp, offset, producer_id, result);
     }
 }
 
@@ -395,6 +397,7 @@ impl Broker {
             corr,
             partitions: offsets.iter().map(|o| o.tp.clone()).collect(),
             assignment_of: None,
+            transactional: false,
         };
         if !self.coordinators.offsets.hosts(&tp) {
             answer_commit(token, ErrorCode::NotCoordinator, out);
@@ -460,13 +463,16 @@ impl Broker {
 
     /// OffsetFetch: the committed offsets (below the high watermark) of `partitions` for
     /// `group_id`, -1 where none; NOT_COORDINATOR when this broker does not lead the group's
-    /// partition.
+    /// partition. With `require_stable`, UNSTABLE_OFFSET_COMMIT (group-level here; Kafka puts
+    /// it on each such partition and the client fails the whole fetch with it) while a
+    /// transaction holds a pending offset for one of `partitions`, appended or committed.
     pub(super) fn on_offset_fetch(
         &mut self,
         from: NodeId,
         corr: CorrelationId,
         group_id: String,
         partitions: Vec<TopicPartition>,
+        require_stable: bool,
         out: &mut Effects<BrokerTimer>,
     ) {
         let tp = partition_for(&group_id, self.config.offsets_topic_num_partitions);
@@ -474,7 +480,19 @@ impl Broker {
             self.partitions.get(&tp).map(|p| &p.role),
             Some(Role::Leader(_))
         );
+        let unstable = require_stable
+            && partitions.iter().any(|p| {
+                let latest = self.coordinators.offsets.latest(&tp);
+                let committed = self.coordinators.offsets.committed(&tp);
+                latest.is_ok_and(|s| s.has_pending(&group_id, p))
+                    || committed.is_ok_and(|s| s.has_pending(&group_id, p))
+            });
         let msg = match self.coordinators.offsets.committed(&tp) {
+            Ok(_) if leads && unstable => Message::OffsetFetchResponse {
+                corr,
+                error: ErrorCode::UnstableOffsetCommit,
+                partitions: vec![],
+            },
             Ok(shard) if leads => Message::OffsetFetchResponse {
                 corr,
                 error: ErrorCode::None,
@@ -499,6 +517,103 @@ impl Broker {
 }
 
 impl Broker {
+    /// TxnOffsetCommit (KIP-98, KIP-447; Kafka's `handleTxnOffsetCommitRequest` and
+    /// `OffsetMetadataManager.commitTransactionalOffset`): the offsets become one record per
+    /// partition in a transactional batch of the producer, appended to the group's
+    /// `__consumer_offsets` partition with `acks=all` and answered once committed; they stay
+    /// pending until the producer's marker reaches that partition. Refused at once:
+    /// NOT_COORDINATOR when this broker does not lead the partition; the group check of
+    /// [`GroupManager::validate_txn_offset_commit`] (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID,
+    /// FENCED_INSTANCE_ID: a zombie member is fenced); INVALID_PRODUCER_EPOCH when the
+    /// partition already saw a newer epoch of the producer (Kafka's
+    /// `ProducerAppendInfo.checkProducerEpoch` on the coordinator's append; not with
+    /// `sim.txn.producer-fencing = false`); the remapped append error.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_txn_offset_commit(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        corr: CorrelationId,
+        group_id: String,
+        (producer_id, producer_epoch): (ProducerId, ProducerEpoch),
+        (generation_id, member_id, group_instance_id): (i32, String, Option<String>),
+        offsets: Vec<OffsetCommitPartition>,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let tp = partition_for(&group_id, self.config.offsets_topic_num_partitions);
+        let token = PendingCommit {
+            from,
+            corr,
+            partitions: offsets.iter().map(|o| o.tp.clone()).collect(),
+            assignment_of: None,
+            transactional: true,
+        };
+        if !self.coordinators.offsets.hosts(&tp) {
+            answer_commit(token, ErrorCode::NotCoordinator, out);
+            return;
+        }
+        let error = self.coordinators.groups.validate_txn_offset_commit(
+            &group_id,
+            generation_id,
+            &member_id,
+            group_instance_id.as_ref(),
+        );
+        if error != ErrorCode::None {
+            answer_commit(token, error, out);
+            return;
+        }
+        let newer_epoch = self
+            .partitions
+            .get(&tp)
+            .and_then(|p| p.producers.get(&producer_id))
+            .is_some_and(|e| e.epoch() > producer_epoch);
+        if newer_epoch && self.config.txn_producer_fencing {
+            answer_commit(token, ErrorCode::InvalidProducerEpoch, out);
+            return;
+        }
+        if offsets.is_empty() {
+            answer_commit(token, ErrorCode::None, out);
+            return;
+        }
+        let records: Vec<CoordinatorRecord> = offsets
+            .into_iter()
+            .map(|o| {
+                CoordinatorRecord::Offset(OffsetRecord {
+                    group_id: group_id.clone(),
+                    tp: o.tp,
+                    committed_offset: Some(o.committed_offset),
+                    commit_timestamp_ms: now.0 as i64,
+                })
+            })
+            .collect();
+        let batch = self
+            .coordinators
+            .offsets
+            .transactional_batch_for(&tp, &records, now.0, (producer_id, producer_epoch))
+            .expect("hosted");
+        let header = read_header(&batch).expect("the runtime's own batch");
+        let appended = match self.append_to_leader(&tp, batch, &header, Acks::All, out) {
+            Ok(a) => a,
+            Err(error) => {
+                answer_commit(token, commit_error_for_append_error(error), out);
+                return;
+            }
+        };
+        let done = self.coordinators.offsets.appended_transactional(
+            &tp,
+            appended.base_offset,
+            records,
+            producer_id,
+            token,
+            now.0 + OFFSETS_COMMIT_TIMEOUT_MS,
+        );
+        for w in done {
+            answer_commit(w, ErrorCode::None, out);
+        }
+        self.maybe_advance_hw(now, &tp, out);
+        self.complete_delayed_fetches(now, &tp, out);
+    }
+
     /// JoinGroup, SyncGroup, Heartbeat and LeaveGroup: NOT_COORDINATOR unless this broker
     /// leads (and has loaded) the group's `__consumer_offsets` partition; otherwise the group
     /// manager decides.
@@ -684,6 +799,7 @@ impl Broker {
                             corr: CorrelationId(0),
                             partitions: vec![],
                             assignment_of: assignment_of.clone(),
+                            transactional: false,
                         },
                         now.0 + OFFSETS_COMMIT_TIMEOUT_MS,
                     );
@@ -720,15 +836,16 @@ fn answer_commit(w: PendingCommit, error: ErrorCode, out: &mut Effects<BrokerTim
     if w.partitions.is_empty() && matches!(w.from, NodeId::Broker(_)) {
         return; // a group metadata write: nobody waits for it
     }
-    out.send(
-        w.from,
-        Message::OffsetCommitResponse {
-            corr: w.corr,
-            partitions: w
-                .partitions
-                .into_iter()
-                .map(|tp| OffsetCommitPartitionResponse { tp, error })
-                .collect(),
-        },
-    );
+    let partitions = w
+        .partitions
+        .into_iter()
+        .map(|tp| OffsetCommitPartitionResponse { tp, error })
+        .collect();
+    let corr = w.corr;
+    let msg = if w.transactional {
+        Message::TxnOffsetCommitResponse { corr, partitions }
+    } else {
+        Message::OffsetCommitResponse { corr, partitions }
+    };
+    out.send(w.from, msg);
 }

@@ -608,7 +608,8 @@ impl Actor for Broker {
                 corr,
                 group_id,
                 partitions,
-            } => self.on_offset_fetch(from, corr, group_id, partitions, out),
+                require_stable,
+            } => self.on_offset_fetch(from, corr, group_id, partitions, require_stable, out),
             m @ (Message::JoinGroup { .. }
             | Message::SyncGroup { .. }
             | Message::Heartbeat { .. }
@@ -680,11 +681,29 @@ impl Actor for Broker {
             Message::WriteTxnMarkers { corr, markers } => {
                 self.on_write_txn_markers(now, from, corr, markers, out)
             }
-            // Not built yet (issue 14): the transactional offset commit (KIP-447) and the
-            // leader's KIP-890 verification, whose answer this would be. No client sends
-            // TxnOffsetCommit yet, and no leader sends a verification.
-            Message::TxnOffsetCommit { .. }
-            | Message::AddPartitionsToTxnResponse { .. } => {}
+            Message::TxnOffsetCommit {
+                corr,
+                group_id,
+                producer_id,
+                producer_epoch,
+                generation_id,
+                member_id,
+                group_instance_id,
+                offsets,
+                ..
+            } => self.on_txn_offset_commit(
+                now,
+                from,
+                corr,
+                group_id,
+                (producer_id, producer_epoch),
+                (generation_id, member_id, group_instance_id),
+                offsets,
+                out,
+            ),
+            // Not built yet: the leader's KIP-890 verification, whose answer this would be;
+            // no leader sends a verification.
+            Message::AddPartitionsToTxnResponse { .. } => {}
             // Not addressed to a broker.
             Message::FindCoordinatorResponse { .. }
             | Message::JoinGroupResponse { .. }

@@ -199,22 +199,25 @@ impl Broker {
         };
         let marker = &state.markers[index];
         let mut partitions = Vec::with_capacity(marker.partitions.len());
+        let mut marker_offsets = Vec::with_capacity(marker.partitions.len());
         for tp in &marker.partitions {
             let i = responses
                 .iter()
                 .position(|r| &r.tp == tp)
                 .expect("one answer per partition of the marker");
-            let error = responses.remove(i).error;
-            partitions.push((tp.clone(), error));
+            let r = responses.remove(i);
+            partitions.push((tp.clone(), r.error));
+            marker_offsets.push(r.base_offset);
         }
         let (producer_id, result) = (marker.producer_id, marker.result);
         state.results[index] = Some(WritableTxnMarkerResult {
             producer_id,
             partitions: partitions.clone(),
         });
-        for (tp, error) in &partitions {
+        for ((tp, error), offset) in partitions.iter().zip(marker_offsets) {
             if *error == ErrorCode::None && tp.topic == CONSUMER_OFFSETS_TOPIC {
-                self.coordinators.on_txn_marker(tp, producer_id, result);
+                self.coordinators
+                    .on_txn_marker(tp, offset, producer_id, result);
             }
         }
         let state = &self.txn_marker_requests[&parent];

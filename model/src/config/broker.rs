@@ -154,6 +154,10 @@ pub struct BrokerConfig {
     /// zombie producer keeps writing and its transaction still commits
     /// (GROUPS-AND-TRANSACTIONS.md B4.1).
     pub txn_producer_fencing: bool,
+    /// `sim.txn.offset-commit-fencing` (true): TxnOffsetCommit is fenced by the group's
+    /// generation and member id (KIP-447); false is the legacy switch under which a zombie
+    /// processor's transactional offset commit lands (GROUPS-AND-TRANSACTIONS.md B4.5).
+    pub txn_offset_commit_fencing: bool,
 }
 
 /// The broker's and topic's `compression.type`: keep the producer's codec (`producer`, the
@@ -227,6 +231,7 @@ impl Default for BrokerConfig {
             transaction_partition_verification_enable: true,
             transaction_version: 2,
             txn_producer_fencing: true,
+            txn_offset_commit_fencing: true,
         }
     }
 }
@@ -303,6 +308,7 @@ pub(super) const BROKER_KEYS: &[KeyDef] = &[
     k("transaction.partition.verification.enable", Ty::Bool),
     k("transaction.version", Ty::Int(1, 2)),
     k("sim.txn.producer-fencing", Ty::Bool),
+    k("sim.txn.offset-commit-fencing", Ty::Bool),
     k("sim.replication.truncation", Ty::OneOf(TRUNCATION_MODES)),
     k("sim.controller.epoch-fencing", Ty::Bool),
 ];
@@ -429,6 +435,9 @@ impl BrokerConfig {
         }
         if let Some(v) = p.bool("sim.txn.producer-fencing") {
             c.txn_producer_fencing = v;
+        }
+        if let Some(v) = p.bool("sim.txn.offset-commit-fencing") {
+            c.txn_offset_commit_fencing = v;
         }
         // Kafka's precedence: log.roll.ms over log.roll.hours; log.retention.ms over
         // log.retention.minutes over log.retention.hours.

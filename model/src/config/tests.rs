@@ -469,8 +469,11 @@ fn config_transaction_keys() {
         ("transaction.partition.verification.enable", b(false)),
         ("transaction.version", i(1)),
         ("sim.txn.producer-fencing", b(false)),
+        ("sim.txn.offset-commit-fencing", b(false)),
     ])
     .unwrap();
+    assert!(!c.txn_offset_commit_fencing);
+    assert!(BrokerConfig::default().txn_offset_commit_fencing);
     assert_eq!(c.transaction_state_log_num_partitions, 4);
     assert_eq!(c.transaction_state_log_replication_factor, 1);
     assert_eq!(c.transaction_state_log_min_isr, 1);

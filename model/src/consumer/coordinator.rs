@@ -473,12 +473,16 @@ impl ConsumerClient {
         };
         let (group_id, partitions) = (c.group_id.clone(), f.partitions.clone());
         let timeout_ms = self.config.request_timeout_ms;
+        // KIP-447: a read_committed consumer asks for stable offsets only (Kafka's
+        // `ConsumerCoordinator` sets `requireStable` from `isolation.level`).
+        let require_stable = self.config.isolation_level == IsolationLevel::ReadCommitted;
         let corr = self.send_with_timeout(
             b,
             |corr| Message::OffsetFetch {
                 corr,
                 group_id,
                 partitions,
+                require_stable,
             },
             Pending::OffsetFetch,
             timeout_ms,
@@ -505,7 +509,9 @@ impl ConsumerClient {
         f.in_flight = None;
         if error != ErrorCode::None {
             // Kafka's OffsetFetchResponseHandler: NOT_COORDINATOR and COORDINATOR_NOT_AVAILABLE
-            // forget the coordinator; those and COORDINATOR_LOAD_IN_PROGRESS are retried.
+            // forget the coordinator; those, COORDINATOR_LOAD_IN_PROGRESS and
+            // UNSTABLE_OFFSET_COMMIT (a transaction still holds a pending offset, KIP-447) are
+            // retried.
             if matches!(
                 error,
                 ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable

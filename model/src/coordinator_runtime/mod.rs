@@ -30,9 +30,21 @@
 //! carries out what it returns. It never touches a log itself; the replica manager owns logs.
 //! Each write carries an opaque `token` of the hosting coordinator's choosing (for example the
 //! request to answer), which the runtime hands back when the write completes or fails.
+//!
+//! # Transactional writes (KIP-98, KIP-447)
+//! A coordinator may write records *for a producer's transaction* (the group coordinator's
+//! TxnOffsetCommit): a transactional batch carrying the producer id and epoch. Such records
+//! are replayed with [`CoordinatorShard::replay_transactional`] (the shard keeps them pending),
+//! and the transaction's marker in the same partition, a control batch the transaction
+//! coordinator has the leader append, is replayed with
+//! [`CoordinatorShard::replay_end_transaction`] (COMMIT makes them state, ABORT drops them), as
+//! Kafka's `CoordinatorShard.replay(offset, producerId, producerEpoch, record)` and
+//! `replayEndTransactionMarker` do. A load replays both from the log, so a new leader knows
+//! the pending records of transactions still open.
 
-use crate::record::{KeyValue, Record, RecordBatch};
-use crate::types::{LeaderEpoch, Offset, TopicPartition};
+use crate::protocol::TransactionResult;
+use crate::record::{KeyValue, Record, RecordBatch, NO_SEQUENCE};
+use crate::types::{LeaderEpoch, Offset, ProducerEpoch, ProducerId, TopicPartition};
 use std::collections::{BTreeMap, VecDeque};
 
 /// A coordinator's state for one partition of its internal topic (Kafka's `CoordinatorShard`):
@@ -52,6 +64,47 @@ pub trait CoordinatorShard: Default {
 
     /// Applies one record at `offset` to the state.
     fn replay(&mut self, offset: Offset, record: &Self::Record);
+
+    /// Applies one record at `offset` written in `producer_id`'s transaction (a transactional
+    /// batch). Default: as a plain record (a shard without transactional state).
+    fn replay_transactional(
+        &mut self,
+        offset: Offset,
+        producer_id: ProducerId,
+        record: &Self::Record,
+    ) {
+        let _ = producer_id;
+        self.replay(offset, record);
+    }
+
+    /// `producer_id`'s transaction marker at `offset` ended its transaction with `result`: its
+    /// records below `offset` become state (COMMIT) or are dropped (ABORT). Default: nothing.
+    fn replay_end_transaction(
+        &mut self,
+        offset: Offset,
+        producer_id: ProducerId,
+        result: TransactionResult,
+    ) {
+        let _ = (offset, producer_id, result);
+    }
+}
+
+/// One state change waiting in the uncommitted queue: a record (with its producer id when it
+/// was written in a transaction) or a transaction marker.
+#[derive(Debug, Clone)]
+enum Change<R> {
+    Record(Option<ProducerId>, R),
+    Marker(ProducerId, TransactionResult),
+}
+
+impl<R> Change<R> {
+    fn apply<S: CoordinatorShard<Record = R>>(&self, shard: &mut S, offset: Offset) {
+        match self {
+            Change::Record(None, r) => shard.replay(offset, r),
+            Change::Record(Some(pid), r) => shard.replay_transactional(offset, *pid, r),
+            Change::Marker(pid, result) => shard.replay_end_transaction(offset, *pid, *result),
+        }
+    }
 }
 
 /// Why the runtime cannot serve a partition.
@@ -88,8 +141,8 @@ struct Context<S: CoordinatorShard, T> {
     /// Only the records below the high watermark applied: what a reader of committed state
     /// sees (Kafka reads at the last committed offset).
     committed: S,
-    /// Appended records not yet below the high watermark, in offset order.
-    uncommitted: VecDeque<(Offset, S::Record)>,
+    /// Appended records (and markers) not yet below the high watermark, in offset order.
+    uncommitted: VecDeque<(Offset, Change<S::Record>)>,
     /// The high watermark as last reported.
     high_watermark: Offset,
     /// Writes waiting for their commit, in offset order.
@@ -163,23 +216,31 @@ impl<S: CoordinatorShard, T> CoordinatorRuntime<S, T> {
                 }
             };
             summary.loaded_to = batch.last_offset().next();
+            let mut changes = Vec::new();
             if batch.is_control() {
-                continue;
+                if let Some((result, _)) = batch.txn_marker() {
+                    changes.push((batch.base_offset, Change::Marker(batch.producer_id, result)));
+                }
             }
-            for r in &batch.records {
+            let txn = (batch.is_transactional() && batch.producer_id != ProducerId::NONE)
+                .then_some(batch.producer_id);
+            for r in batch.records.iter().filter(|_| !batch.is_control()) {
                 let offset = Offset(batch.base_offset.0 + r.offset_delta as i64);
                 match S::decode(r) {
                     Ok(Some(record)) => {
                         summary.records += 1;
-                        ctx.latest.replay(offset, &record);
-                        if offset < high_watermark {
-                            ctx.committed.replay(offset, &record);
-                        } else {
-                            ctx.uncommitted.push_back((offset, record));
-                        }
+                        changes.push((offset, Change::Record(txn, record)));
                     }
                     Ok(None) => {}
                     Err(why) => summary.skipped.push((offset, why)),
+                }
+            }
+            for (offset, change) in changes {
+                change.apply(&mut ctx.latest, offset);
+                if offset < high_watermark {
+                    change.apply(&mut ctx.committed, offset);
+                } else {
+                    ctx.uncommitted.push_back((offset, change));
                 }
             }
         }
@@ -234,6 +295,31 @@ impl<S: CoordinatorShard, T> CoordinatorRuntime<S, T> {
         Ok(RecordBatch::new(kvs, now_ms as i64).encode())
     }
 
+    /// Like [`Self::batch_for`], for records written in a producer's transaction: a
+    /// transactional batch with `producer_id` and `producer_epoch` and no sequence (Kafka's
+    /// `MemoryRecords.withTransactionalRecords` with `NO_SEQUENCE`, appended with origin
+    /// COORDINATOR, which checks the epoch but not sequences).
+    pub fn transactional_batch_for(
+        &self,
+        tp: &TopicPartition,
+        records: &[S::Record],
+        now_ms: u64,
+        (producer_id, producer_epoch): (ProducerId, ProducerEpoch),
+    ) -> Result<Vec<u8>, CoordinatorError> {
+        if !self.hosts(tp) {
+            return Err(CoordinatorError::NotCoordinator);
+        }
+        assert!(
+            producer_id != ProducerId::NONE,
+            "a transaction without a producer id"
+        );
+        let kvs: Vec<KeyValue> = records.iter().map(S::encode).collect();
+        Ok(RecordBatch::new(kvs, now_ms as i64)
+            .with_producer(producer_id, producer_epoch, NO_SEQUENCE)
+            .with_transactional(true)
+            .encode())
+    }
+
     /// Records that the leader appended `records` to `tp` at `base_offset..` (the batch from
     /// [`Self::batch_for`]): applies them to the latest state and queues `token` until the high
     /// watermark passes the last of them or `deadline_ms` passes. The current high watermark
@@ -251,6 +337,39 @@ impl<S: CoordinatorShard, T> CoordinatorRuntime<S, T> {
         token: T,
         deadline_ms: u64,
     ) -> Vec<T> {
+        self.appended_for(tp, base_offset, records, None, token, deadline_ms)
+    }
+
+    /// [`Self::appended`] for the batch of [`Self::transactional_batch_for`]: the records are
+    /// replayed as `producer_id`'s transactional records.
+    pub fn appended_transactional(
+        &mut self,
+        tp: &TopicPartition,
+        base_offset: Offset,
+        records: Vec<S::Record>,
+        producer_id: ProducerId,
+        token: T,
+        deadline_ms: u64,
+    ) -> Vec<T> {
+        self.appended_for(
+            tp,
+            base_offset,
+            records,
+            Some(producer_id),
+            token,
+            deadline_ms,
+        )
+    }
+
+    fn appended_for(
+        &mut self,
+        tp: &TopicPartition,
+        base_offset: Offset,
+        records: Vec<S::Record>,
+        producer_id: Option<ProducerId>,
+        token: T,
+        deadline_ms: u64,
+    ) -> Vec<T> {
         let ctx = self
             .contexts
             .get_mut(tp)
@@ -265,8 +384,9 @@ impl<S: CoordinatorShard, T> CoordinatorRuntime<S, T> {
         let last_offset = Offset(base_offset.0 + records.len() as i64 - 1);
         for (i, record) in records.into_iter().enumerate() {
             let offset = Offset(base_offset.0 + i as i64);
-            ctx.latest.replay(offset, &record);
-            ctx.uncommitted.push_back((offset, record));
+            let change = Change::Record(producer_id, record);
+            change.apply(&mut ctx.latest, offset);
+            ctx.uncommitted.push_back((offset, change));
         }
         ctx.pending.push_back(PendingWrite {
             token,
@@ -287,14 +407,40 @@ impl<S: CoordinatorShard, T> CoordinatorRuntime<S, T> {
         ctx.high_watermark = ctx.high_watermark.max(high_watermark);
         let hw = ctx.high_watermark;
         while ctx.uncommitted.front().is_some_and(|(o, _)| *o < hw) {
-            let (offset, record) = ctx.uncommitted.pop_front().expect("front");
-            ctx.committed.replay(offset, &record);
+            let (offset, change) = ctx.uncommitted.pop_front().expect("front");
+            change.apply(&mut ctx.committed, offset);
         }
         let mut done = Vec::new();
         while ctx.pending.front().is_some_and(|w| w.last_offset < hw) {
             done.push(ctx.pending.pop_front().expect("front").token);
         }
         done
+    }
+
+    /// `producer_id`'s transaction marker with `result` was appended to `tp` at `offset` and is
+    /// committed (the leader's WriteTxnMarkers path calls this once the high watermark passed
+    /// it): the latest state replays it at once, the committed state in offset order with the
+    /// records around it. Nothing when `tp` is not loaded.
+    pub fn on_txn_marker(
+        &mut self,
+        tp: &TopicPartition,
+        offset: Offset,
+        producer_id: ProducerId,
+        result: TransactionResult,
+    ) {
+        let Some(ctx) = self.contexts.get_mut(tp) else {
+            return;
+        };
+        let change = Change::Marker(producer_id, result);
+        change.apply(&mut ctx.latest, offset);
+        let at = ctx.uncommitted.partition_point(|(o, _)| *o < offset);
+        ctx.uncommitted.insert(at, (offset, change));
+        let hw = ctx.high_watermark.max(offset.next());
+        ctx.high_watermark = hw;
+        while ctx.uncommitted.front().is_some_and(|(o, _)| *o < hw) {
+            let (o, change) = ctx.uncommitted.pop_front().expect("front");
+            change.apply(&mut ctx.committed, o);
+        }
     }
 
     /// Writes whose deadline is at or before `now_ms`, removed and returned (to be answered

@@ -39,6 +39,9 @@ pub struct GroupConfig {
     /// `sim.group.offset-commit-fencing` (true): OffsetCommit is checked against the member
     /// and generation; false accepts any commit (the zombie-commit legacy switch).
     pub offset_commit_fencing: bool,
+    /// `sim.txn.offset-commit-fencing` (true): TxnOffsetCommit is checked against the member
+    /// and generation (KIP-447); false accepts any transactional commit.
+    pub txn_offset_commit_fencing: bool,
 }
 
 impl Default for GroupConfig {
@@ -48,6 +51,7 @@ impl Default for GroupConfig {
             min_session_timeout_ms: 6_000,
             max_session_timeout_ms: 1_800_000,
             offset_commit_fencing: true,
+            txn_offset_commit_fencing: true,
         }
     }
 }
@@ -1224,6 +1228,41 @@ impl GroupManager {
             return ErrorCode::RebalanceInProgress;
         }
         ErrorCode::None
+    }
+
+    /// The error a TxnOffsetCommit of `group_id` with `generation`, `member_id` and `instance`
+    /// gets (KIP-447; Kafka's `OffsetMetadataManager.validateTransactionalOffsetCommit` and
+    /// `ClassicGroup.validateOffsetCommit` with `isTransactional`): an unknown group accepts
+    /// only generation -1 (a pre-KIP-447 producer that sends the group id alone), else
+    /// ILLEGAL_GENERATION; a dead group COORDINATOR_NOT_AVAILABLE; generation -1 with no member
+    /// id is accepted (pre-KIP-447); otherwise the member must be known (UNKNOWN_MEMBER_ID,
+    /// FENCED_INSTANCE_ID) and the generation current (ILLEGAL_GENERATION). Unlike OffsetCommit,
+    /// CompletingRebalance does not refuse it. With `sim.txn.offset-commit-fencing = false`,
+    /// always none (the zombie processor's commit lands).
+    pub fn validate_txn_offset_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance: Option<&String>,
+    ) -> ErrorCode {
+        if !self.config.txn_offset_commit_fencing {
+            return ErrorCode::None;
+        }
+        let Some(g) = self.group(group_id) else {
+            return if generation < 0 {
+                ErrorCode::None
+            } else {
+                ErrorCode::IllegalGeneration
+            };
+        };
+        if g.state == GroupState::Dead {
+            return ErrorCode::CoordinatorNotAvailable;
+        }
+        if generation < 0 && (g.state == GroupState::Empty || member_id.is_empty()) {
+            return ErrorCode::None;
+        }
+        Self::member_error(Some(g), member_id, instance, generation).unwrap_or(ErrorCode::None)
     }
 }
 

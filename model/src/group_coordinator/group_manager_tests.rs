@@ -319,6 +319,64 @@ fn offset_commits_are_fenced_by_generation_and_member() {
     );
 }
 
+/// KIP-447: TxnOffsetCommit is fenced like OffsetCommit (member, generation), but accepted in
+/// CompletingRebalance; an unknown group takes generation -1 only; the legacy switch
+/// `sim.txn.offset-commit-fencing = false` accepts the zombie's.
+#[test]
+fn txn_offset_commits_are_fenced_by_generation_and_member() {
+    let (mut m, leader, follower) = two_members();
+    assert_eq!(
+        m.validate_txn_offset_commit(GROUP, 1, &leader, None),
+        ErrorCode::None,
+        "CompletingRebalance does not refuse a transactional commit"
+    );
+    sync(&mut m, 300, 1, &follower, 1, false);
+    sync(&mut m, 301, 0, &leader, 1, true);
+    assert_eq!(
+        m.validate_txn_offset_commit(GROUP, 1, &follower, None),
+        ErrorCode::None
+    );
+    assert_eq!(
+        m.validate_txn_offset_commit(GROUP, 0, &leader, None),
+        ErrorCode::IllegalGeneration,
+        "a zombie of an older generation"
+    );
+    assert_eq!(
+        m.validate_txn_offset_commit(GROUP, 1, "zombie", None),
+        ErrorCode::UnknownMemberId
+    );
+    assert_eq!(
+        m.validate_txn_offset_commit(GROUP, -1, "", None),
+        ErrorCode::None,
+        "a pre-KIP-447 producer sends the group id alone"
+    );
+    assert_eq!(
+        m.validate_txn_offset_commit("other", 3, "m", None),
+        ErrorCode::IllegalGeneration
+    );
+    assert_eq!(
+        m.validate_txn_offset_commit("other", -1, "", None),
+        ErrorCode::None
+    );
+    let mut legacy = GroupManager::new(
+        BrokerId(0),
+        GroupConfig {
+            txn_offset_commit_fencing: false,
+            ..GroupConfig::default()
+        },
+    );
+    std::mem::swap(&mut legacy.groups, &mut m.groups);
+    assert_eq!(
+        legacy.validate_txn_offset_commit(GROUP, 0, "zombie", None),
+        ErrorCode::None
+    );
+    assert_eq!(
+        legacy.validate_offset_commit(GROUP, 0, "zombie", None),
+        ErrorCode::UnknownMemberId,
+        "the switch is about transactional commits only"
+    );
+}
+
 #[test]
 fn a_restarted_static_member_gets_its_assignment_back_without_a_rebalance() {
     let mut m = manager();

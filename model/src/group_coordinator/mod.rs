@@ -19,7 +19,15 @@
 //!   (ClassicGroup.java:823-864); groups with members come in a later issue. Append errors are
 //!   remapped for the client (GroupMetadataManager.scala's `storeOffsets`): NOT_ENOUGH_REPLICAS
 //!   → COORDINATOR_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER → NOT_COORDINATOR.
-//! * **OffsetFetch** reads the committed state: what is below the high watermark.
+//! * **OffsetFetch** reads the committed state: what is below the high watermark. With
+//!   `require_stable` (a read_committed consumer, KIP-447) it answers UNSTABLE_OFFSET_COMMIT
+//!   while a transaction holds a pending offset of the group for an asked partition
+//!   (OffsetMetadataManager.java:764); the consumer retries.
+//! * **TxnOffsetCommit** (KIP-98, KIP-447) stores the offsets as transactional records of the
+//!   producer, fenced by generation and member id like OffsetCommit (unless
+//!   `sim.txn.offset-commit-fencing = false`) and by producer epoch; they stay pending until
+//!   the producer's marker in this partition commits (applied) or aborts (dropped). See
+//!   `offsets.rs`.
 //! * **Failover.** A new leader replays the partition's log (the last record per key wins, a
 //!   null value deletes); the old leader answers its waiting commits NOT_COORDINATOR.
 //!
@@ -107,6 +115,8 @@ pub struct PendingCommit {
     /// outcome goes to [`GroupManager::on_assignment_stored`] instead of an OffsetCommit
     /// answer.
     pub assignment_of: Option<(String, i32)>,
+    /// A TxnOffsetCommit: answered with a TxnOffsetCommitResponse.
+    pub transactional: bool,
 }
 
 /// The offsets store's runtime: one [`OffsetsShard`] per `__consumer_offsets` partition this

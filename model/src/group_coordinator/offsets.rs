@@ -14,13 +14,25 @@
 //!
 //! Replay is last-writer-wins per key, in offset order, which is exactly what compaction
 //! preserves.
+//!
+//! # Transactional offsets (KIP-98, KIP-447; Kafka's `OffsetMetadataManager`,
+//! `GroupMetadataManager.scala:939` before it)
+//! A TxnOffsetCommit is stored as the same records in a *transactional* batch of the
+//! producer. Until the producer's marker reaches this partition they are **pending**: kept per
+//! producer id, not visible as committed offsets, and reported by [`OffsetsShard::has_pending`]
+//! (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT for them). A COMMIT marker
+//! materialises the producer's pending offsets (unless a later non-transactional commit of the
+//! same key, at a higher record offset, already replaced them: Kafka compares record offsets
+//! the same way); an ABORT marker drops them. Because the records and the markers are in the
+//! log, a new leader's load rebuilds the pending offsets of transactions still open.
 
 use super::classic_group::{
     decode_group_value, encode_group_key, encode_group_value, GroupMetadataRecord,
 };
 use crate::coordinator_runtime::CoordinatorShard;
+use crate::protocol::TransactionResult;
 use crate::record::{KeyValue, Record};
-use crate::types::{Offset, TopicPartition};
+use crate::types::{Offset, ProducerId, TopicPartition};
 use std::collections::BTreeMap;
 
 /// Key version of an offset commit (`OffsetCommitKey` v1).
@@ -68,6 +80,9 @@ pub enum CoordinatorRecord {
 pub struct OffsetsShard {
     offsets: BTreeMap<(String, TopicPartition), CommittedOffset>,
     groups: BTreeMap<String, GroupMetadataRecord>,
+    /// Transactional offsets waiting for their producer's marker, by producer id, then
+    /// (group, topic-partition); the last pending commit per key wins.
+    pending: BTreeMap<ProducerId, BTreeMap<(String, TopicPartition), CommittedOffset>>,
 }
 
 impl OffsetsShard {
@@ -91,6 +106,26 @@ impl OffsetsShard {
     /// Every group's last stored metadata, by group id.
     pub fn groups(&self) -> &BTreeMap<String, GroupMetadataRecord> {
         &self.groups
+    }
+
+    /// Whether some producer's open transaction holds a pending offset of `group_id` for `tp`
+    /// (Kafka's `OffsetMetadataManager.hasPendingTransactionalOffsets`).
+    pub fn has_pending(&self, group_id: &str, tp: &TopicPartition) -> bool {
+        let key = (group_id.to_string(), tp.clone());
+        self.pending.values().any(|m| m.contains_key(&key))
+    }
+
+    /// `producer_id`'s pending offset of `group_id` for `tp`, if any.
+    pub fn pending(
+        &self,
+        producer_id: ProducerId,
+        group_id: &str,
+        tp: &TopicPartition,
+    ) -> Option<CommittedOffset> {
+        self.pending
+            .get(&producer_id)?
+            .get(&(group_id.to_string(), tp.clone()))
+            .copied()
     }
 }
 
@@ -166,6 +201,66 @@ impl CoordinatorShard for OffsetsShard {
             CoordinatorRecord::Group(g) => {
                 self.groups.insert(g.group_id.clone(), g.clone());
             }
+        }
+    }
+
+    fn replay_transactional(
+        &mut self,
+        offset: Offset,
+        producer_id: ProducerId,
+        r: &CoordinatorRecord,
+    ) {
+        let CoordinatorRecord::Offset(o) = r else {
+            return self.replay(offset, r);
+        };
+        let key = (o.group_id.clone(), o.tp.clone());
+        let list = self.pending.entry(producer_id).or_default();
+        match o.committed_offset {
+            Some(committed) => {
+                list.insert(
+                    key,
+                    CommittedOffset {
+                        offset: committed,
+                        commit_timestamp_ms: o.commit_timestamp_ms,
+                        record_offset: offset,
+                    },
+                );
+            }
+            None => {
+                list.remove(&key);
+            }
+        }
+    }
+
+    fn replay_end_transaction(
+        &mut self,
+        offset: Offset,
+        producer_id: ProducerId,
+        result: TransactionResult,
+    ) {
+        let Some(list) = self.pending.get_mut(&producer_id) else {
+            return;
+        };
+        // Only what the transaction wrote before its marker ends with it.
+        let ended: Vec<(String, TopicPartition)> = list
+            .iter()
+            .filter(|(_, c)| c.record_offset < offset)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in ended {
+            let pending = list.remove(&key).expect("listed");
+            if result == TransactionResult::Commit {
+                let newer = self
+                    .offsets
+                    .get(&key)
+                    .is_some_and(|c| c.record_offset > pending.record_offset);
+                if !newer {
+                    self.offsets.insert(key, pending);
+                }
+            }
+        }
+        if list.is_empty() {
+            self.pending.remove(&producer_id);
         }
     }
 }
@@ -361,5 +456,84 @@ mod tests {
                 .offset,
             Offset(6)
         );
+    }
+
+    #[test]
+    fn transactional_offsets_are_pending_until_their_marker() {
+        let tp = TopicPartition::new("t", 0);
+        let mut s = OffsetsShard::default();
+        s.replay_offset(Offset(0), &commit("g", 0, Some(5)));
+        let o = CoordinatorRecord::Offset(commit("g", 0, Some(9)));
+        s.replay_transactional(Offset(1), ProducerId(7), &o);
+        assert!(s.has_pending("g", &tp));
+        assert_eq!(s.committed("g", &tp).unwrap().offset, Offset(5));
+        assert_eq!(
+            s.pending(ProducerId(7), "g", &tp).unwrap().offset,
+            Offset(9)
+        );
+        // Another producer's marker ends nothing of producer 7.
+        s.replay_end_transaction(Offset(2), ProducerId(8), TransactionResult::Commit);
+        assert!(s.has_pending("g", &tp));
+        s.replay_end_transaction(Offset(3), ProducerId(7), TransactionResult::Commit);
+        assert!(!s.has_pending("g", &tp));
+        assert_eq!(s.committed("g", &tp).unwrap().offset, Offset(9));
+        // ABORT drops.
+        let o = CoordinatorRecord::Offset(commit("g", 0, Some(12)));
+        s.replay_transactional(Offset(4), ProducerId(7), &o);
+        s.replay_end_transaction(Offset(5), ProducerId(7), TransactionResult::Abort);
+        assert!(!s.has_pending("g", &tp));
+        assert_eq!(s.committed("g", &tp).unwrap().offset, Offset(9));
+        // A plain commit written after the transactional one wins over it at COMMIT.
+        let o = CoordinatorRecord::Offset(commit("g", 0, Some(15)));
+        s.replay_transactional(Offset(6), ProducerId(7), &o);
+        s.replay_offset(Offset(7), &commit("g", 0, Some(16)));
+        s.replay_end_transaction(Offset(8), ProducerId(7), TransactionResult::Commit);
+        assert_eq!(s.committed("g", &tp).unwrap().offset, Offset(16));
+    }
+
+    #[test]
+    fn a_load_rebuilds_the_pending_offsets_of_open_transactions() {
+        let t0 = TopicPartition::new("t", 0);
+        let enc = |o: i64| encode_offset(&commit("g", 0, Some(o)));
+        let txn = |o: i64, pid: i64| {
+            RecordBatch::new(vec![enc(o)], 0)
+                .with_producer(
+                    ProducerId(pid),
+                    crate::types::ProducerEpoch(0),
+                    crate::record::NO_SEQUENCE,
+                )
+                .with_transactional(true)
+        };
+        let mut batches = vec![];
+        let mut b = txn(3, 7);
+        b.base_offset = Offset(0);
+        batches.push(b.encode());
+        let mut m = RecordBatch::end_txn_marker(
+            ProducerId(7),
+            crate::types::ProducerEpoch(0),
+            TransactionResult::Commit,
+            0,
+            0,
+        );
+        m.base_offset = Offset(1);
+        batches.push(m.encode());
+        let mut b = txn(8, 9);
+        b.base_offset = Offset(2);
+        batches.push(b.encode());
+        let mut rt: CoordinatorRuntime<OffsetsShard, ()> = CoordinatorRuntime::new();
+        let tp = TopicPartition::new("__consumer_offsets", 0);
+        rt.on_become_leader(tp.clone(), LeaderEpoch(0), &batches, Offset(3));
+        let s = rt.committed(&tp).unwrap();
+        assert_eq!(s.committed("g", &t0).unwrap().offset, Offset(3));
+        assert_eq!(
+            s.pending(ProducerId(9), "g", &t0).unwrap().offset,
+            Offset(8)
+        );
+        // The open transaction commits later; its marker (offset 3) is applied by the runtime.
+        rt.on_txn_marker(&tp, Offset(3), ProducerId(9), TransactionResult::Commit);
+        for s in [rt.committed(&tp).unwrap(), rt.latest(&tp).unwrap()] {
+            assert_eq!(s.committed("g", &t0).unwrap().offset, Offset(8));
+            assert!(!s.has_pending("g", &t0));
+        }
     }
 }

@@ -93,8 +93,8 @@ pub use serializers::{
     LongSerializer, NumericKeySerializer, Serializer, StringSerializer,
 };
 pub use transaction_manager::MAX_IN_FLIGHT_PER_PARTITION_IDEMPOTENT;
-pub use transactions::TransactionSpec;
 use transactions::Transactional;
+pub use transactions::{ConsumerGroupMetadata, TransactionSpec};
 
 /// Timers of a producer.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,6 +188,9 @@ pub struct ProducerClient {
     partitioner_rng: ChaCha8Rng,
     /// The transactional state, with a `transactional.id` (see `transactions.rs`).
     txn: Option<Transactional>,
+    /// Driven by an application (a processor) instead of the rate workload: no ticks, no
+    /// transactions of its own; see [`ProducerClient::driven`].
+    driven: bool,
 }
 
 impl fmt::Debug for ProducerClient {
@@ -269,7 +272,17 @@ impl ProducerClient {
             sticky: StickyPartitioner::new(),
             partitioner_rng: ChaCha8Rng::seed_from_u64(index as u64),
             txn: None,
+            driven: false,
         }
+    }
+
+    /// The same producer driven by an application (a processor, [`crate::processor`]): it
+    /// offers nothing by itself; the application calls [`Self::send_record`] and, with a
+    /// `transactional.id`, `beginTransaction` / `sendOffsetsToTransaction` /
+    /// `commitTransaction` / `abortTransaction` (see `transactions.rs`).
+    pub fn driven(mut self) -> Self {
+        self.driven = true;
+        self
     }
 
     /// Makes this producer transactional (`transactional.id` set in its config, which also
@@ -391,9 +404,16 @@ impl Actor for ProducerClient {
         }
     }
 
-    fn on_start(&mut self, _now: Instant, out: &mut Effects<ProducerTimer>) {
+    fn on_start(&mut self, now: Instant, out: &mut Effects<ProducerTimer>) {
         self.request_metadata(out);
-        self.schedule_tick(out);
+        if self.driven {
+            // initTransactions() runs at once; sends come from the application.
+            if self.transactional() {
+                self.drain(now, out);
+            }
+        } else {
+            self.schedule_tick(out);
+        }
         out.timer(
             self.config.metadata_max_age_ms,
             ProducerTimer::MetadataRefresh,
@@ -549,6 +569,8 @@ impl Actor for ProducerClient {
             Message::FindCoordinator { corr, .. }
             | Message::InitProducerId { corr, .. }
             | Message::AddPartitionsToTxn { corr, .. }
+            | Message::AddOffsetsToTxn { corr, .. }
+            | Message::TxnOffsetCommit { corr, .. }
             | Message::EndTxn { corr, .. }
                 if self.on_txn_request_failed(now, corr, out) => {}
             Message::Produce { corr, .. } if self.unconfirmed.contains_key(&corr) => {

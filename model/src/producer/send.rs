@@ -87,6 +87,44 @@ impl ProducerClient {
                 self.config.key_serializer,
             ))
         };
+        self.offer(now, key, value, out);
+    }
+
+    /// Whether the application may call [`Self::send_record`] now: the output topic's
+    /// partitions are known (Kafka's `send` would block on metadata otherwise) and `send` is not
+    /// blocked on `buffer.memory`.
+    pub fn can_send(&self) -> bool {
+        !self.leaders.is_empty() && !self.workload_blocked()
+    }
+
+    /// The application (a processor, [`crate::processor`]) calls `send(record, callback)` with
+    /// its own key and value; returns the send's op id (its outcome is the `send` operation's
+    /// completion, or inside a transaction the micro-operation's offset). Panics unless
+    /// [`Self::can_send`].
+    pub fn send_record(
+        &mut self,
+        now: Instant,
+        key: Option<String>,
+        value: u64,
+        out: &mut Effects<ProducerTimer>,
+    ) -> u64 {
+        assert!(
+            self.can_send(),
+            "producer-{}: send without metadata",
+            self.index
+        );
+        self.offer(now, key, value, out);
+        self.next_op
+    }
+
+    fn offer(
+        &mut self,
+        now: Instant,
+        key: Option<String>,
+        value: u64,
+        out: &mut Effects<ProducerTimer>,
+    ) {
+        let partitions = self.leaders.len() as i32;
         let record = ProducerRecord {
             topic: self.workload.topic.clone(),
             partition: None,

@@ -26,6 +26,20 @@
 //!    closes it and creates a new one with the same `transactional.id`, i.e. runs
 //!    `initTransactions()` again (Jepsen's Kafka client reopens its producer the same way).
 //!
+//! # Driven by a processor (`sendOffsetsToTransaction`, KIP-447)
+//! A producer [`ProducerClient::driven`] by a processor runs no transactions of its own: the
+//! processor calls [`ProducerClient::begin_transaction`], sends its outputs with
+//! [`ProducerClient::send_record`], then [`ProducerClient::send_offsets_to_transaction`] with
+//! its input positions and the consumer's group metadata, and
+//! [`ProducerClient::commit_transaction`] (or [`ProducerClient::abort_transaction`]). The
+//! offsets go as Kafka's `TransactionManager` sends them: AddOffsetsToTxn to the transaction
+//! coordinator (which adds the group's `__consumer_offsets` partition to the transaction),
+//! FindCoordinator for the group, then TxnOffsetCommit to the group coordinator with the
+//! member id, generation and instance id (fenced like an OffsetCommit: ILLEGAL_GENERATION,
+//! UNKNOWN_MEMBER_ID and FENCED_INSTANCE_ID make the transaction abortable, as Kafka's
+//! `CommitFailedException`; PRODUCER_FENCED / INVALID_PRODUCER_EPOCH are fatal), and only then
+//! EndTxn.
+//!
 //! # The history
 //! One Jepsen `txn` operation per transaction ([`OpValue::Txn`]): the invoke at
 //! `beginTransaction`, the completion with every `send` micro-operation (its offset when the
@@ -88,7 +102,41 @@ enum CoordinatorRequest {
     FindCoordinator,
     InitProducerId,
     AddPartitions(Vec<i32>),
+    AddOffsets,
+    FindGroupCoordinator,
+    TxnOffsetCommit,
     EndTxn { commit: bool },
+}
+
+/// Kafka's `ConsumerGroupMetadata` as `sendOffsetsToTransaction` takes it (KIP-447): the
+/// group, and the member's generation, member id and `group.instance.id`, which the group
+/// coordinator checks the TxnOffsetCommit against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    pub group_id: String,
+    /// -1 when the member has no generation.
+    pub generation_id: i32,
+    /// Empty when the member has none.
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+}
+
+/// Where `sendOffsetsToTransaction` stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OffsetsStage {
+    /// AddOffsetsToTxn to the transaction coordinator next.
+    AddOffsets,
+    /// TxnOffsetCommit to the group coordinator next.
+    Commit,
+    Done,
+}
+
+/// The offsets `sendOffsetsToTransaction` was called with.
+#[derive(Debug, Clone)]
+struct PendingOffsets {
+    group: ConsumerGroupMetadata,
+    offsets: Vec<OffsetCommitPartition>,
+    stage: OffsetsStage,
 }
 
 /// The transaction the workload has open.
@@ -109,6 +157,8 @@ struct OpenTxn {
     abortable: Option<String>,
     /// EndTxn(commit) was sent at least once: from then on the outcome may be a commit.
     commit_sent: bool,
+    /// `sendOffsetsToTransaction`, if called.
+    offsets: Option<PendingOffsets>,
 }
 
 /// The transactional state of a producer with a `transactional.id`.
@@ -120,6 +170,8 @@ pub(super) struct Transactional {
     pub(super) phase: TxnPhase,
     coordinator: Option<BrokerId>,
     in_flight: Option<(CorrelationId, BrokerId, CoordinatorRequest)>,
+    /// The coordinator of the group of `sendOffsetsToTransaction`, once found.
+    group_coordinator: Option<BrokerId>,
     /// No coordinator request before this time (`retry.backoff.ms` after an error).
     retry_at: Instant,
     /// Partitions the coordinator has in the open transaction.
@@ -140,6 +192,7 @@ impl Transactional {
             phase: TxnPhase::Uninitialized,
             coordinator: None,
             in_flight: None,
+            group_coordinator: None,
             retry_at: Instant(0),
             added: BTreeSet::new(),
             open: None,
@@ -240,6 +293,7 @@ impl ProducerClient {
                     unresolved: 0,
                     abortable: None,
                     commit_sent: false,
+                    offsets: None,
                 });
                 t.phase = TxnPhase::InTransaction;
                 t.added.clear();
@@ -402,10 +456,41 @@ impl ProducerClient {
                     return true;
                 }
                 let open = t.open.as_ref().expect("open transaction");
+                let offsets_stage = open.offsets.as_ref().map(|o| o.stage);
+                if !aborting && open.abortable.is_none() {
+                    match offsets_stage {
+                        Some(OffsetsStage::AddOffsets) => {
+                            let o = open.offsets.as_ref().expect("offsets");
+                            let group_id = o.group.group_id.clone();
+                            let (id, (pid, epoch)) =
+                                (t.id.clone(), self.producer.expect("initialised"));
+                            self.txn_request(
+                                coordinator,
+                                CoordinatorRequest::AddOffsets,
+                                |corr| Message::AddOffsetsToTxn {
+                                    corr,
+                                    transactional_id: id,
+                                    producer_id: pid,
+                                    producer_epoch: epoch,
+                                    group_id,
+                                },
+                                out,
+                            );
+                            return true;
+                        }
+                        Some(OffsetsStage::Commit) => {
+                            self.send_txn_offset_commit(out);
+                            return true;
+                        }
+                        _ => {}
+                    }
+                }
+                let offsets_added = offsets_stage.is_some_and(|s| s != OffsetsStage::AddOffsets);
                 let ending = matches!(t.phase, TxnPhase::Committing | TxnPhase::Aborting);
                 if ending && open.unresolved == 0 {
                     let commit = t.phase == TxnPhase::Committing && open.abortable.is_none();
-                    let local = open.offered == 0 || (t.added.is_empty() && !open.commit_sent);
+                    let local = (open.offered == 0 || (t.added.is_empty() && !open.commit_sent))
+                        && !offsets_added;
                     if t.phase == TxnPhase::Committing && !commit {
                         // A send failed after the commit was requested: abort instead.
                         self.txn.as_mut().unwrap().phase = TxnPhase::Aborting;
@@ -439,6 +524,66 @@ impl ProducerClient {
                 }
                 true
             }
+        }
+    }
+
+    /// TxnOffsetCommit to the group coordinator, after finding it (FindCoordinator with the
+    /// group id, to any broker).
+    fn send_txn_offset_commit(&mut self, out: &mut Effects<ProducerTimer>) {
+        let t = self.txn.as_ref().expect("transactional");
+        let o = t
+            .open
+            .as_ref()
+            .and_then(|o| o.offsets.as_ref())
+            .expect("offsets to commit")
+            .clone();
+        let Some(group_coordinator) = t.group_coordinator else {
+            if self.bootstrap.is_empty() {
+                return;
+            }
+            let b = self.bootstrap[self.next_bootstrap % self.bootstrap.len()];
+            self.next_bootstrap += 1;
+            let key = o.group.group_id.clone();
+            self.txn_request(
+                b,
+                CoordinatorRequest::FindGroupCoordinator,
+                |corr| Message::FindCoordinator {
+                    corr,
+                    key,
+                    key_type: CoordinatorType::Group,
+                },
+                out,
+            );
+            return;
+        };
+        let (id, (pid, epoch)) = (t.id.clone(), self.producer.expect("initialised"));
+        self.txn_request(
+            group_coordinator,
+            CoordinatorRequest::TxnOffsetCommit,
+            |corr| Message::TxnOffsetCommit {
+                corr,
+                transactional_id: id,
+                group_id: o.group.group_id,
+                producer_id: pid,
+                producer_epoch: epoch,
+                generation_id: o.group.generation_id,
+                member_id: o.group.member_id,
+                group_instance_id: o.group.group_instance_id,
+                offsets: o.offsets,
+            },
+            out,
+        );
+    }
+
+    /// Moves `sendOffsetsToTransaction` to its next stage.
+    fn offsets_stage(&mut self, stage: OffsetsStage) {
+        if let Some(o) = self
+            .txn
+            .as_mut()
+            .and_then(|t| t.open.as_mut())
+            .and_then(|o| o.offsets.as_mut())
+        {
+            o.stage = stage;
         }
     }
 
@@ -485,6 +630,16 @@ impl ProducerClient {
         self.wake_at(now, at, out);
     }
 
+    /// The group coordinator moved or did not answer: find it again after `retry.backoff.ms`.
+    fn group_coordinator_retry(&mut self, now: Instant, out: &mut Effects<ProducerTimer>) {
+        let backoff = self.config.retry_backoff_ms.max(1);
+        let t = self.txn.as_mut().expect("transactional");
+        t.group_coordinator = None;
+        t.retry_at = now.plus_ms(backoff);
+        let at = t.retry_at;
+        self.wake_at(now, at, out);
+    }
+
     /// Handles a coordinator answer; returns `false` if `msg` was not one.
     pub(super) fn on_txn_response(
         &mut self,
@@ -496,6 +651,8 @@ impl ProducerClient {
             Message::FindCoordinatorResponse { corr, .. }
             | Message::InitProducerIdResponse { corr, .. }
             | Message::AddPartitionsToTxnResponse { corr, .. }
+            | Message::AddOffsetsToTxnResponse { corr, .. }
+            | Message::TxnOffsetCommitResponse { corr, .. }
             | Message::EndTxnResponse { corr, .. } => *corr,
             _ => return false,
         };
@@ -558,6 +715,60 @@ impl ProducerClient {
                     ),
                 }
             }
+            (CoordinatorRequest::AddOffsets, Message::AddOffsetsToTxnResponse { error, .. }) => {
+                match error {
+                    ErrorCode::None => self.offsets_stage(OffsetsStage::Commit),
+                    ErrorCode::ProducerFenced | ErrorCode::InvalidProducerEpoch => {
+                        self.txn_fatal(now, *error, out)
+                    }
+                    e if e.is_retriable() => self.txn_retry(now, *e, out),
+                    e => {
+                        self.txn_abortable(now, format!("AddOffsetsToTxn: {}", e.kafka_name()), out)
+                    }
+                }
+            }
+            (
+                CoordinatorRequest::FindGroupCoordinator,
+                Message::FindCoordinatorResponse {
+                    error, coordinator, ..
+                },
+            ) => match (error, coordinator) {
+                (ErrorCode::None, Some(b)) => {
+                    self.txn.as_mut().unwrap().group_coordinator = Some(*b);
+                }
+                _ => self.group_coordinator_retry(now, out),
+            },
+            (
+                CoordinatorRequest::TxnOffsetCommit,
+                Message::TxnOffsetCommitResponse { partitions, .. },
+            ) => {
+                let error = partitions
+                    .iter()
+                    .map(|p| p.error)
+                    .find(|e| *e != ErrorCode::None)
+                    .unwrap_or(ErrorCode::None);
+                // Kafka's `TxnOffsetCommitHandler`.
+                match error {
+                    ErrorCode::None => self.offsets_stage(OffsetsStage::Done),
+                    ErrorCode::ProducerFenced | ErrorCode::InvalidProducerEpoch => {
+                        self.txn_fatal(now, error, out)
+                    }
+                    ErrorCode::NotCoordinator
+                    | ErrorCode::CoordinatorNotAvailable
+                    | ErrorCode::RequestTimedOut => self.group_coordinator_retry(now, out),
+                    ErrorCode::CoordinatorLoadInProgress
+                    | ErrorCode::UnknownTopicOrPartition
+                    | ErrorCode::ConcurrentTransactions => self.txn_retry(now, error, out),
+                    e => self.txn_abortable(
+                        now,
+                        format!(
+                            "CommitFailedException: TxnOffsetCommit: {} (the group rebalanced; this member's generation is no longer current)",
+                            e.kafka_name()
+                        ),
+                        out,
+                    ),
+                }
+            }
             (
                 CoordinatorRequest::EndTxn { commit },
                 Message::EndTxnResponse {
@@ -601,10 +812,13 @@ impl ProducerClient {
         corr: CorrelationId,
         out: &mut Effects<ProducerTimer>,
     ) -> bool {
-        if self.take_txn_request(corr).is_none() {
-            return false;
+        match self.take_txn_request(corr) {
+            None => return false,
+            Some(
+                CoordinatorRequest::FindGroupCoordinator | CoordinatorRequest::TxnOffsetCommit,
+            ) => self.group_coordinator_retry(now, out),
+            Some(_) => self.txn_retry(now, ErrorCode::RequestTimedOut, out),
         }
-        self.txn_retry(now, ErrorCode::RequestTimedOut, out);
         true
     }
 
@@ -616,10 +830,18 @@ impl ProducerClient {
         out: &mut Effects<ProducerTimer>,
     ) {
         let Some(t) = self.txn.as_mut() else { return };
-        if let Some((_, to, _)) = &t.in_flight {
+        if let Some((_, to, request)) = &t.in_flight {
             if *to == broker {
+                let group = matches!(
+                    request,
+                    CoordinatorRequest::FindGroupCoordinator | CoordinatorRequest::TxnOffsetCommit
+                );
                 t.in_flight = None;
-                self.txn_retry(now, ErrorCode::RequestTimedOut, out);
+                if group {
+                    self.group_coordinator_retry(now, out);
+                } else {
+                    self.txn_retry(now, ErrorCode::RequestTimedOut, out);
+                }
             }
         }
     }
@@ -747,6 +969,93 @@ impl ProducerClient {
             value,
             error,
         });
+    }
+
+    /// Whether the application may call `beginTransaction()`: `initTransactions()` is done and
+    /// no transaction is open.
+    pub fn transaction_ready(&self) -> bool {
+        self.txn
+            .as_ref()
+            .is_some_and(|t| t.phase == TxnPhase::Ready && t.open.is_none())
+    }
+
+    /// `beginTransaction()` by the application (a driven producer): the `txn` operation is
+    /// invoked; returns its op id. Panics unless [`Self::transaction_ready`].
+    pub fn begin_transaction(&mut self, out: &mut Effects<ProducerTimer>) -> u64 {
+        assert!(
+            self.transaction_ready(),
+            "beginTransaction() while not ready"
+        );
+        self.next_op += 1;
+        let op_id = self.next_op;
+        let t = self.txn.as_mut().expect("transactional");
+        t.open = Some(OpenTxn {
+            op_id,
+            target: u32::MAX,
+            offered: 0,
+            abort: false,
+            mops: Vec::new(),
+            by_record: BTreeMap::new(),
+            unresolved: 0,
+            abortable: None,
+            commit_sent: false,
+            offsets: None,
+        });
+        t.phase = TxnPhase::InTransaction;
+        t.added.clear();
+        let value = self.txn_op_value(Vec::new());
+        out.op(ClientOp {
+            op_type: OpType::Invoke,
+            op_id,
+            value,
+            error: None,
+        });
+        op_id
+    }
+
+    /// `sendOffsetsToTransaction(offsets, groupMetadata)` (KIP-447): the input positions to
+    /// commit with the transaction; sent before EndTxn (see the module documentation).
+    pub fn send_offsets_to_transaction(
+        &mut self,
+        now: Instant,
+        offsets: Vec<OffsetCommitPartition>,
+        group: ConsumerGroupMetadata,
+        out: &mut Effects<ProducerTimer>,
+    ) {
+        let t = self.txn.as_mut().expect("transactional");
+        let open = t
+            .open
+            .as_mut()
+            .expect("sendOffsetsToTransaction outside a transaction");
+        open.offsets = Some(PendingOffsets {
+            group,
+            offsets,
+            stage: OffsetsStage::AddOffsets,
+        });
+        self.drain(now, out);
+    }
+
+    /// `commitTransaction()` by the application: flush, then EndTxn(commit) (abort instead
+    /// after an abortable error). The outcome is the `txn` operation's completion.
+    pub fn commit_transaction(&mut self, now: Instant, out: &mut Effects<ProducerTimer>) {
+        if self
+            .txn
+            .as_ref()
+            .is_some_and(|t| t.phase == TxnPhase::InTransaction)
+        {
+            self.txn_end(now, out);
+        }
+    }
+
+    /// `abortTransaction()` by the application.
+    pub fn abort_transaction(&mut self, now: Instant, out: &mut Effects<ProducerTimer>) {
+        let t = self.txn.as_mut().expect("transactional");
+        if t.phase == TxnPhase::InTransaction {
+            if let Some(open) = t.open.as_mut() {
+                open.abort = true;
+            }
+            self.txn_end(now, out);
+        }
     }
 
     fn txn_op_value(&self, mops: Vec<TxnMop>) -> OpValue {

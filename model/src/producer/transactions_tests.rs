@@ -20,6 +20,10 @@ struct Script {
     end_txns: Vec<bool>,
     added: Vec<TopicPartition>,
     inits: u32,
+    /// TxnOffsetCommit's answer.
+    txn_offset_commit_error: ErrorCode,
+    /// The coordinator requests in arrival order, by name.
+    log: Vec<&'static str>,
 }
 
 impl Script {
@@ -33,10 +37,15 @@ impl Script {
             end_txns: Vec::new(),
             added: Vec::new(),
             inits: 0,
+            txn_offset_commit_error: ErrorCode::None,
+            log: Vec::new(),
         }
     }
 
     fn answer(&mut self, m: &Message) -> Option<Message> {
+        if !matches!(m, Message::Metadata { .. }) {
+            self.log.push(m.api_name());
+        }
         Some(match m {
             Message::Metadata { corr, .. } => Message::MetadataResponse {
                 corr: *corr,
@@ -53,14 +62,11 @@ impl Script {
                     })
                     .collect(),
             },
-            Message::FindCoordinator { corr, key_type, .. } => {
-                assert_eq!(*key_type, CoordinatorType::Transaction);
-                Message::FindCoordinatorResponse {
-                    corr: *corr,
-                    error: ErrorCode::None,
-                    coordinator: Some(BrokerId(0)),
-                }
-            }
+            Message::FindCoordinator { corr, .. } => Message::FindCoordinatorResponse {
+                corr: *corr,
+                error: ErrorCode::None,
+                coordinator: Some(BrokerId(0)),
+            },
             Message::InitProducerId {
                 corr,
                 transactional_id,
@@ -122,6 +128,32 @@ impl Script {
                     error: self.end_txn_error,
                     producer_id: ProducerId(7),
                     producer_epoch: ProducerEpoch(self.epoch),
+                }
+            }
+            Message::AddOffsetsToTxn { corr, group_id, .. } => {
+                assert_eq!(group_id, "etl");
+                Message::AddOffsetsToTxnResponse {
+                    corr: *corr,
+                    error: ErrorCode::None,
+                }
+            }
+            Message::TxnOffsetCommit {
+                corr,
+                offsets,
+                generation_id,
+                member_id,
+                ..
+            } => {
+                assert_eq!((*generation_id, member_id.as_str()), (3, "m-1"));
+                Message::TxnOffsetCommitResponse {
+                    corr: *corr,
+                    partitions: offsets
+                        .iter()
+                        .map(|o| OffsetCommitPartitionResponse {
+                            tp: o.tp.clone(),
+                            error: self.txn_offset_commit_error,
+                        })
+                        .collect(),
                 }
             }
             _ => return None,
@@ -311,4 +343,130 @@ fn with_an_epoch_bump_per_transaction_sequences_restart_at_zero() {
             assert_eq!(b.base_sequence.0, 0, "{b:?}");
         }
     }
+}
+
+/// A driven producer (a processor's): `beginTransaction`, two sends, then
+/// `sendOffsetsToTransaction` and `commitTransaction` at 50 ms; returns the history ops.
+fn run_driven(script: &mut Script) -> Vec<ClientOp> {
+    let mut p = producer(TransactionSpec::default()).driven();
+    let mut ops = run(&mut p, script, 50);
+    assert!(
+        ops.is_empty(),
+        "a driven producer runs no transaction of its own"
+    );
+    assert!(p.transaction_ready(), "initTransactions() done");
+    let mut out = Effects::new();
+    p.begin_transaction(&mut out);
+    for v in [1, 2] {
+        p.send_record(Instant(50), Some("k0".into()), v, &mut out);
+    }
+    let group = ConsumerGroupMetadata {
+        group_id: "etl".into(),
+        generation_id: 3,
+        member_id: "m-1".into(),
+        group_instance_id: None,
+    };
+    let offsets = vec![OffsetCommitPartition {
+        tp: TopicPartition::new("in", 0),
+        committed_offset: Offset(9),
+    }];
+    p.send_offsets_to_transaction(Instant(50), offsets, group, &mut out);
+    p.commit_transaction(Instant(50), &mut out);
+    ops.extend(out.ops());
+    // Continue with the answers to what was sent at 50 ms.
+    let mut rest = Vec::new();
+    let mut due: Vec<(u64, Message)> = out
+        .list
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Send { msg, .. } => script.answer(msg).map(|r| (51, r)),
+            _ => None,
+        })
+        .collect();
+    let mut timers: Vec<(u64, ProducerTimer)> = out
+        .list
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SetTimer { after_ms, timer } => Some((50 + after_ms, timer.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut now = 50;
+    while now < 400 {
+        now += 1;
+        let mut out = Effects::new();
+        for (_, m) in due.extract_if(.., |(t, _)| *t == now) {
+            p.on_message(Instant(now), B0, m, &mut out);
+        }
+        for (_, t) in timers.extract_if(.., |(t, _)| *t == now) {
+            p.on_timeout(Instant(now), t, &mut out);
+        }
+        p.invariants();
+        for e in &out.list {
+            match e {
+                Effect::Send { msg, .. } => {
+                    if let Some(r) = script.answer(msg) {
+                        due.push((now + 1, r));
+                    }
+                }
+                Effect::SetTimer { after_ms, timer } => {
+                    timers.push((now + after_ms, timer.clone()))
+                }
+                _ => {}
+            }
+        }
+        rest.extend(out.ops());
+    }
+    ops.extend(rest);
+    ops
+}
+
+/// KIP-447's order: the outputs' partitions are added (and written), AddOffsetsToTxn,
+/// FindCoordinator for the group, TxnOffsetCommit with the group metadata, and only then
+/// EndTxn; the transaction is one `ok` txn op.
+#[test]
+fn send_offsets_to_transaction_commits_the_offsets_before_end_txn() {
+    let mut script = Script::new();
+    let ops = run_driven(&mut script);
+    let after_init: Vec<&str> = script
+        .log
+        .iter()
+        .copied()
+        .skip_while(|n| *n != "AddPartitionsToTxn")
+        .collect();
+    assert_eq!(
+        after_init,
+        // The produce goes out once its partition is added, while the coordinator requests
+        // go on one at a time; EndTxn waits for both.
+        vec![
+            "AddPartitionsToTxn",
+            "AddOffsetsToTxn",
+            "Produce",
+            "FindCoordinator",
+            "TxnOffsetCommit",
+            "EndTxn"
+        ]
+    );
+    assert_eq!(script.end_txns, vec![true]);
+    let done = completions(&ops);
+    assert_eq!(done.len(), 1, "{ops:?}");
+    assert_eq!(done[0].op_type, OpType::Ok);
+}
+
+/// A fenced generation (ILLEGAL_GENERATION: the member is a zombie) makes the transaction
+/// abortable: EndTxn(abort), a `fail` txn op naming Kafka's CommitFailedException.
+#[test]
+fn a_fenced_txn_offset_commit_aborts_the_transaction() {
+    let mut script = Script::new();
+    script.txn_offset_commit_error = ErrorCode::IllegalGeneration;
+    let ops = run_driven(&mut script);
+    assert_eq!(script.end_txns, vec![false]);
+    let done = completions(&ops);
+    assert_eq!(done.len(), 1, "{ops:?}");
+    assert_eq!(done[0].op_type, OpType::Fail);
+    let error = done[0].error.as_deref().unwrap_or_default();
+    assert!(
+        error.contains("CommitFailedException") && error.contains("ILLEGAL_GENERATION"),
+        "{error}"
+    );
 }

@@ -275,11 +275,15 @@ pub enum Message {
         corr: CorrelationId,
         partitions: Vec<OffsetCommitPartitionResponse>,
     },
-    /// Kafka's OffsetFetch for one group: the committed offsets of `partitions`.
+    /// Kafka's OffsetFetch for one group: the committed offsets of `partitions`. With
+    /// `require_stable` (KIP-447; the consumer sets it under `isolation.level =
+    /// read_committed`) the coordinator answers UNSTABLE_OFFSET_COMMIT while a transaction
+    /// holds a pending offset for one of them.
     OffsetFetch {
         corr: CorrelationId,
         group_id: String,
         partitions: Vec<TopicPartition>,
+        require_stable: bool,
     },
     /// `error` is a group-level error (NOT_COORDINATOR, ...); with NONE, one entry per asked
     /// partition, in the request's order.

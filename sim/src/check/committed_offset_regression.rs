@@ -33,6 +33,10 @@
 //! These are the conditions a linearizable register imposes on a single read (Jepsen's
 //! Knossos model `register`, checked read by read rather than as a whole history).
 //!
+//! A processor's committed transaction (a `txn` operation with a `group` and `offsets`,
+//! `sendOffsetsToTransaction`) is a commit of those offsets like an `ok` `commit` operation;
+//! an aborted one (`fail`) stored nothing.
+//!
 //! **What is allowed.** A commit that completed `info`, or that the run never completed (its
 //! process crashed), may take effect at any time after its invoke, even after later commits
 //! (a request held in a partitioned link can reach the coordinator late): it is never
@@ -116,8 +120,34 @@ type Registers<'a> = BTreeMap<(String, TopicPartition), (Vec<Write<'a>>, Vec<Rea
 fn registers<'a>(all: &[OpPair<'a>]) -> Registers<'a> {
     let mut out: Registers<'a> = BTreeMap::new();
     for pair in all {
-        match &pair.invoke.op.value {
+        // A transaction's group and offsets are in its completion (its invoke may not have
+        // them yet).
+        let value = match (&pair.invoke.op.value, pair.completion) {
+            (OpValue::Txn { .. }, Some(c)) => &c.op.value,
+            (v, _) => v,
+        };
+        match value {
             OpValue::Commit { group, offsets, .. } => {
+                for o in offsets {
+                    out.entry((group.clone(), o.tp.clone()))
+                        .or_default()
+                        .0
+                        .push(Write {
+                            invoke: pair.invoke,
+                            completion: pair.completion,
+                            outcome: pair.outcome(),
+                            offset: o.offset,
+                        });
+                }
+            }
+            // A processor's transaction commits its input offsets with its output
+            // (`sendOffsetsToTransaction`, KIP-447): a write acknowledged when the transaction
+            // commits (`ok`), never stored when it aborts (`fail`), maybe stored when `info`.
+            OpValue::Txn {
+                group: Some(group),
+                offsets,
+                ..
+            } => {
                 for o in offsets {
                     out.entry((group.clone(), o.tp.clone()))
                         .or_default()
@@ -369,6 +399,26 @@ mod tests {
             self
         }
 
+        /// A processor's transaction committing `offset` for events-0 with its output.
+        fn txn(&mut self, consumer: u32, outcome: OpType, offset: i64) -> &mut Self {
+            self.next_op_id += 1;
+            let id = self.next_op_id;
+            let value = |group: Option<&str>| OpValue::Txn {
+                transactional_id: "etl-0".into(),
+                producer_id: None,
+                producer_epoch: None,
+                mops: vec![],
+                group: group.map(str::to_string),
+                offsets: vec![CommitOffset {
+                    tp: tp(0),
+                    offset: Offset(offset),
+                }],
+            };
+            self.push(consumer, OpType::Invoke, id, value(None));
+            self.push(consumer, outcome, id, value(Some("g")));
+            self
+        }
+
         fn fetch_value(committed: Option<i64>, coordinator: Option<i32>) -> OpValue {
             OpValue::OffsetFetch {
                 group: "g".into(),
@@ -438,6 +488,27 @@ mod tests {
         assert!(
             v[0].message
                 .contains("a value no commit of the group could have stored"),
+            "{v:?}"
+        );
+    }
+
+    /// A committed transaction's offsets (`sendOffsetsToTransaction`) are a commit; an
+    /// aborted one's are not.
+    #[test]
+    fn transactional_offset_commits_are_commits_and_aborted_ones_are_not() {
+        let mut h = H::default();
+        h.commit(0, OpType::Ok, 10)
+            .txn(0, OpType::Ok, 20)
+            .fetch(1, Some(20));
+        assert!(check(&h).is_empty(), "{:?}", check(&h));
+        let mut h = H::default();
+        h.txn(0, OpType::Ok, 20)
+            .txn(0, OpType::Fail, 30)
+            .fetch(1, Some(30));
+        let v = check(&h);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].message.contains("read back committed offset 30"),
             "{v:?}"
         );
     }

@@ -31,7 +31,11 @@
 //! `idempotent-duplicate` row of `KAFKA-SEMANTICS.md`.
 //!
 //! **What is allowed.** Appends without a producer id (PID -1: `enable.idempotence=false`)
-//! are not judged; duplicates there are expected and are `duplicate`'s business. The same
+//! are not judged; duplicates there are expected and are `duplicate`'s business. Nor are
+//! appends without a sequence (base sequence -1): a group coordinator's transactional offset
+//! commits (TxnOffsetCommit, KIP-447) carry the producer's id but no sequence, as Kafka's
+//! coordinator appends do (`RecordBatch.NO_SEQUENCE`, origin COORDINATOR), so each is a new
+//! write, not a retry. The same
 //! batch appended again at the *same* offsets (after its first copy was truncated) is not a
 //! duplicate.
 
@@ -137,7 +141,7 @@ impl Checker for IdempotentDuplicate {
             else {
                 continue;
             };
-            if *producer_id == ProducerId::NONE {
+            if *producer_id == ProducerId::NONE || base_sequence.0 < 0 {
                 continue;
             }
             let list = appends
@@ -280,7 +284,7 @@ mod tests {
     }
 
     #[test]
-    fn a_reappend_after_truncation_an_epoch_bump_or_without_pid_is_not_a_duplicate() {
+    fn a_reappend_after_truncation_an_epoch_bump_or_without_pid_or_sequence_is_not_a_duplicate() {
         let events = [
             // Appended at 4 by broker-0, truncated away; broker-1 appended the retry at 3.
             appended(0, 1, 4, 4, 1000, 7),
@@ -294,6 +298,9 @@ mod tests {
             // No idempotence: PID -1.
             appended(2, 3, 1, 1, -1, -1),
             appended(2, 3, 2, 2, -1, -1),
+            // A group coordinator's TxnOffsetCommit records: the producer's id, no sequence.
+            appended(2, 3, 1, 1, 1000, -1),
+            appended(2, 3, 2, 2, 1000, -1),
         ];
         let log: &[(i64, u64)] = &[
             (0, 60),

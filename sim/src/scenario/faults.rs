@@ -346,18 +346,23 @@ pub(super) fn resolve_faults(
                 format!("not supported yet: faults.kinds = \"{kind}\""),
             ));
         }
-        if kind.is_client() && sc.producer_clients() + sc.consumer_clients() == 0 {
+        if kind.is_client()
+            && sc.producer_clients() + sc.consumer_clients() + sc.processor_clients() == 0
+        {
             return Err(ctx.at(
                 k,
                 "faults.kinds",
-                format!("faults.kinds = \"{kind}\" needs a client: the scenario has no producer or consumer"),
+                format!("faults.kinds = \"{kind}\" needs a client: the scenario has no producer, consumer or processor"),
             ));
         }
-        if kind == FaultKind::ClientLeave && !sc.consumers.iter().any(|c| c.group.is_some()) {
+        if kind == FaultKind::ClientLeave
+            && !sc.consumers.iter().any(|c| c.group.is_some())
+            && sc.processors.is_empty()
+        {
             return Err(ctx.at(
                 k,
                 "faults.kinds",
-                "faults.kinds = \"client-leave\" needs a group member: no [[consumers]] entry has a `group`",
+                "faults.kinds = \"client-leave\" needs a group member: no [[consumers]] entry has a `group` and there is no [[processors]] entry",
             ));
         }
         if !kinds.contains(&kind) {
@@ -397,6 +402,11 @@ pub(super) fn resolve_faults(
             clients.push(name);
             next += 1;
         }
+    }
+    for n in 0..sc.processor_clients() {
+        let name = format!("processor-{n}");
+        members.push(name.clone());
+        clients.push(name);
     }
     let interval_ms = range(&f.interval_ms, "faults.interval_ms", [1_000, 5_000], 1)?;
     let duration_ms = range(&f.duration_ms, "faults.duration_ms", [500, 4_000], 0)?;
@@ -776,13 +786,15 @@ pub(super) fn selector(
             let ok = match NodeId::parse(name) {
                 Some(NodeId::Producer(n)) => n < sc.producer_clients(),
                 Some(NodeId::Consumer(n)) => n < sc.consumer_clients(),
+                Some(NodeId::Processor(n)) => n < sc.processor_clients(),
                 _ => false,
             };
             if !ok {
                 return fail(format!(
-                    "no client \"{name}\": clients are producer-0..{} and consumer-0..{}",
+                    "no client \"{name}\": clients are producer-0..{}, consumer-0..{} and processor-0..{}",
                     sc.producer_clients() as i64 - 1,
-                    sc.consumer_clients() as i64 - 1
+                    sc.consumer_clients() as i64 - 1,
+                    sc.processor_clients() as i64 - 1
                 ));
             }
         }

@@ -16,7 +16,6 @@
 //! - Kafka settings listed in `ksim_model::config::NOT_SUPPORTED_YET`, except when set to
 //!   Kafka's default (today the list is empty: the last rows, transactions, went with
 //!   issue 14);
-//! - `[[processors]]` (consume-transform-produce, SCENARIOS.md v1.1): not yet.
 //!
 //! Shrink those lists (here and in `config.rs`) as features land.
 //!
@@ -31,6 +30,7 @@ mod error;
 mod faults;
 #[cfg(test)]
 mod group_tests;
+mod processors;
 mod raw;
 mod resolve;
 #[cfg(test)]
@@ -168,6 +168,9 @@ pub struct Scenario {
     pub producers: Vec<ProducerSpec>,
     /// `[[consumers]]`, in file order (each entry is `members` clients).
     pub consumers: Vec<ConsumerSpec>,
+    /// `[[processors]]`, in file order (each entry is `members` clients).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub processors: Vec<ProcessorSpec>,
     /// `[faults]` and `[[faults.schedule]]`.
     pub faults: FaultsSpec,
 }
@@ -245,6 +248,41 @@ pub struct ProducerSpec {
     /// `transaction` (with a `transactional.id` only; default records [1, 10], no aborts):
     /// the size of each transaction and the share the application aborts.
     pub transaction: Option<TransactionSettings>,
+}
+
+/// One `[[processors]]` entry (SCENARIOS.md "Transactions and exactly-once"): `members`
+/// consume-transform-produce clients of one group, `processor-N` (numbered across entries in
+/// file order), see `ksim_model::processor`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessorSpec {
+    /// `group`: the group the members' consumers join (`group.id`).
+    pub group: String,
+    /// `members` (1).
+    pub members: u32,
+    /// `input`: the topic consumed (an existing topic).
+    pub input: String,
+    /// `output`: the topic written (an existing topic).
+    pub output: String,
+    /// `processing_ms = [min, max]` (default [50, 50]): the time spent on each non-empty poll
+    /// before its output is written.
+    pub processing_ms: Option<(u64, u64)>,
+    /// The consumer half of `config` (the keys `ConsumerConfig` knows), with the processor's
+    /// defaults where the table is silent: `group.id` = `group`, `enable.auto.commit = false`
+    /// (the processor commits), `auto.offset.reset = "earliest"` (Kafka Streams' default)
+    /// and `isolation.level = "read_committed"` with a `transactional.id`.
+    pub consumer_config: ConsumerConfig,
+    /// The producer half of `config` (the keys `ProducerConfig` knows). A `transactional.id`
+    /// makes the entry exactly-once; processor `processor-N` uses `<value>-N`.
+    pub producer_config: ProducerConfig,
+    /// `config` as written.
+    pub properties: Properties,
+}
+
+impl ProcessorSpec {
+    /// Exactly-once (a `transactional.id`) rather than at-least-once.
+    pub fn exactly_once(&self) -> bool {
+        self.producer_config.transactional_id.is_some()
+    }
 }
 
 /// A transactional producer's `transaction` key (SCENARIOS.md "Transactions and
@@ -339,6 +377,11 @@ impl Scenario {
     /// Consumer clients in all entries (node ids `consumer-0 ..`, entry order).
     pub fn consumer_clients(&self) -> u32 {
         self.consumers.iter().map(|c| c.members).sum()
+    }
+
+    /// Processor clients in all entries (node ids `processor-0 ..`, entry order).
+    pub fn processor_clients(&self) -> u32 {
+        self.processors.iter().map(|p| p.members).sum()
     }
 
     /// The `[[producers]]` entry of producer client `n`.

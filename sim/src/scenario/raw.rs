@@ -19,10 +19,23 @@ pub(super) struct RawFile {
     pub(super) consumers: Vec<RawConsumer>,
     #[serde(default)]
     pub(super) faults: Option<RawFaults>,
-    /// `[[processors]]` (SCENARIOS.md v1.1, consume-transform-produce): parsed only to be
-    /// refused as not supported yet.
+    /// `[[processors]]` (SCENARIOS.md v1.1, consume-transform-produce).
     #[serde(default)]
-    pub(super) processors: Option<Spanned<toml::Value>>,
+    pub(super) processors: Vec<Spanned<RawProcessor>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProcessor {
+    pub(super) group: Spanned<String>,
+    #[serde(default)]
+    pub(super) members: Option<Spanned<u32>>,
+    pub(super) input: Spanned<String>,
+    pub(super) output: Spanned<String>,
+    #[serde(default)]
+    pub(super) processing_ms: Option<Spanned<Vec<u64>>>,
+    #[serde(default)]
+    pub(super) config: Option<RawProps>,
 }
 
 #[derive(Deserialize)]

@@ -243,13 +243,6 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
         .controller
         .as_ref()
         .map_or(ControllerMode::Zk, |c| *c.get_ref());
-    if let Some(p) = &raw.processors {
-        return Err(ctx.at(
-            p,
-            "processors",
-            "not supported yet: [[processors]] (consume-transform-produce with sendOffsetsToTransaction, KIP-447)",
-        ));
-    }
     if controller == ControllerMode::Kraft {
         let span = c.controller.as_ref().map(|c| c.span());
         return Err(ctx.err(
@@ -767,6 +760,10 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
         });
     }
 
+    // [[processors]]
+    let processors =
+        super::processors::resolve_processors(ctx, &raw.processors, &topics, consumers_so_far)?;
+
     let mut scenario = Scenario {
         file: ctx.file.to_string(),
         name: m.name.get_ref().clone(),
@@ -783,6 +780,7 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
         topics,
         producers,
         consumers,
+        processors,
         faults: FaultsSpec {
             kinds: Vec::new(),
             interval_ms: [1_000, 5_000],

@@ -434,15 +434,76 @@ fn scenario_not_supported_yet() {
         e.contains("abort_percent must be between 0 and 100, not 101"),
         "{e}"
     );
-    // `[[processors]]` is part of the format but not built yet: refused, not unknown.
+    // `[[processors]]` (consume-transform-produce): an unknown topic is refused, Kafka's
+    // idempotence rule applies to the producer half, auto commit is refused.
     let e = err_with(
         "[[consumers]]\n",
         "[[processors]]\ngroup = \"etl\"\ninput = \"events\"\noutput = \"results\"\n\n[[consumers]]\n",
     );
     assert!(
-        e.contains("processors: not supported yet: [[processors]]"),
+        e.contains("processors[0].output: unknown topic \"results\""),
         "{e}"
     );
+    let e = err_with(
+        "[[consumers]]\n",
+        "[[processors]]\ngroup = \"etl\"\ninput = \"events\"\noutput = \"events\"\nconfig = { \"transactional.id\" = \"etl\", \"enable.idempotence\" = false }\n\n[[consumers]]\n",
+    );
+    assert!(
+        e.contains("Cannot set a transactional.id without also enabling idempotence."),
+        "{e}"
+    );
+    let e = err_with(
+        "[[consumers]]\n",
+        "[[processors]]\ngroup = \"etl\"\ninput = \"events\"\noutput = \"events\"\nconfig = { \"enable.auto.commit\" = true }\n\n[[consumers]]\n",
+    );
+    assert!(e.contains("enable.auto.commit must be false"), "{e}");
+}
+
+/// `[[processors]]`: the config table splits between the consumer and the producer half,
+/// with the processor's defaults (read_committed with a transactional.id, earliest, no auto
+/// commit); members are `processor-N` clients that `client:` selectors name.
+#[test]
+fn processors_load_with_their_defaults() {
+    let s = parse_good(|g| {
+        g.replacen(
+            "[[consumers]]\n",
+            "[[processors]]\ngroup = \"etl\"\nmembers = 2\ninput = \"events\"\noutput = \"events\"\nprocessing_ms = [5, 50]\nconfig = { \"transactional.id\" = \"etl\", \"session.timeout.ms\" = 10000, acks = \"all\" }\n\n[[consumers]]\n",
+            1,
+        )
+        .replacen("kill = \"follower:events-0\"", "kill = \"client:processor-1\"", 1)
+    })
+    .unwrap();
+    assert_eq!(s.processor_clients(), 2);
+    let p = &s.processors[0];
+    assert!(p.exactly_once());
+    assert_eq!(p.processing_ms, Some((5, 50)));
+    assert_eq!(p.consumer_config.group_id.as_deref(), Some("etl"));
+    assert_eq!(p.consumer_config.session_timeout_ms, 10_000);
+    assert_eq!(
+        p.consumer_config.isolation_level,
+        ksim_model::protocol::IsolationLevel::ReadCommitted
+    );
+    assert!(!p.consumer_config.enable_auto_commit);
+    assert_eq!(
+        p.consumer_config.auto_offset_reset,
+        ksim_model::config::AutoOffsetReset::Earliest
+    );
+    assert_eq!(p.producer_config.transactional_id.as_deref(), Some("etl"));
+    assert_eq!(
+        s.faults.schedule[0].action,
+        FaultAction::Kill(Selector::Client("processor-1".into()))
+    );
+    let e = parse_good(|g| {
+        g.replacen(
+            "[[consumers]]\n",
+            "[[processors]]\ngroup = \"etl\"\ninput = \"events\"\noutput = \"events\"\n\n[[consumers]]\n",
+            1,
+        )
+        .replacen("kill = \"follower:events-0\"", "kill = \"client:processor-1\"", 1)
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("no client \"processor-1\""), "{e}");
 }
 
 /// `[[consumers]] commit` and a `group.id` in assign mode (SCENARIOS.md "Consumer groups"), and

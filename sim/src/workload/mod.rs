@@ -4,4 +4,5 @@
 //! which settings is the scenario's, and this module turns the one into the other.
 
 pub mod consumer;
+pub mod processor;
 pub mod producer;

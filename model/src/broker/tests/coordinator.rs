@@ -159,6 +159,7 @@ impl Pair {
             corr: CorrelationId(900),
             group_id: GROUP.into(),
             partitions: vec![TopicPartition::new("t", 0)],
+            require_stable: false,
         };
         self.deliver(CLIENT, to, msg);
         match self.inbox.pop() {
@@ -239,6 +240,7 @@ fn an_offset_commit_is_answered_once_the_followers_fetch_moves_the_high_watermar
         corr: CorrelationId(7),
         group_id: GROUP.into(),
         partitions: vec![TopicPartition::new("t", 1)],
+        require_stable: false,
     };
     pair.deliver(CLIENT, 0, msg);
     assert!(matches!(
@@ -489,4 +491,135 @@ fn find_coordinator_asks_for_the_offsets_topic_only_once_enough_brokers_are_regi
         (ErrorCode::None, Some(BrokerId(2)))
     );
     assert!(create_topics_sent(&out).is_empty());
+}
+
+/// Sends a TxnOffsetCommit of producer 7 at `epoch` for `t-0` at `offset` (generation -1:
+/// the group has no members in this harness).
+fn txn_commit(pair: &mut Pair, corr: u64, epoch: i16, offset: i64) {
+    let msg = Message::TxnOffsetCommit {
+        corr: CorrelationId(corr),
+        transactional_id: "tx".into(),
+        group_id: GROUP.into(),
+        producer_id: ProducerId(7),
+        producer_epoch: ProducerEpoch(epoch),
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        offsets: vec![OffsetCommitPartition {
+            tp: TopicPartition::new("t", 0),
+            committed_offset: Offset(offset),
+        }],
+    };
+    pair.deliver(CLIENT, 0, msg);
+}
+
+fn txn_commit_answers(pair: &Pair) -> Vec<(u64, ErrorCode)> {
+    pair.inbox
+        .iter()
+        .filter_map(|m| match m {
+            Message::TxnOffsetCommitResponse { corr, partitions } => {
+                Some((corr.0, partitions[0].error))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn stable_fetch(pair: &mut Pair) -> (ErrorCode, Option<Offset>) {
+    pair.inbox.clear();
+    let msg = Message::OffsetFetch {
+        corr: CorrelationId(901),
+        group_id: GROUP.into(),
+        partitions: vec![TopicPartition::new("t", 0)],
+        require_stable: true,
+    };
+    pair.deliver(CLIENT, 0, msg);
+    match pair.inbox.pop() {
+        Some(Message::OffsetFetchResponse {
+            error, partitions, ..
+        }) => (
+            error,
+            partitions
+                .first()
+                .map(|p| p.committed_offset)
+                .filter(|o| o.0 >= 0),
+        ),
+        other => panic!("no OffsetFetchResponse: {other:?}"),
+    }
+}
+
+fn marker(pair: &mut Pair, corr: u64, epoch: i16, result: TransactionResult) {
+    let msg = Message::WriteTxnMarkers {
+        corr: CorrelationId(corr),
+        markers: vec![WritableTxnMarker {
+            producer_id: ProducerId(7),
+            producer_epoch: ProducerEpoch(epoch),
+            result,
+            partitions: vec![offsets_tp()],
+            coordinator_epoch: 0,
+        }],
+    };
+    pair.deliver(NodeId::Broker(BrokerId(2)), 0, msg);
+}
+
+/// KIP-447 on the coordinator: a TxnOffsetCommit is pending (OffsetFetch with require_stable
+/// answers UNSTABLE_OFFSET_COMMIT, the plain one the old offset) until the COMMIT marker lands,
+/// then it is the committed offset; an ABORT marker drops the next one; a new leader rebuilds
+/// a still-open transaction's pending offset from the log; an older producer epoch is fenced.
+#[test]
+fn transactional_offsets_stay_pending_until_the_marker() {
+    let mut pair = Pair::new(BrokerConfig::default());
+    pair.leader_and_isr(0, 0, 0, &[0]);
+    pair.leader_and_isr(1, 0, 0, &[0]);
+    pair.commit(0, 1, 5);
+    assert_eq!(pair.commit_answers(), vec![(1, ErrorCode::None)]);
+    txn_commit(&mut pair, 2, 0, 10);
+    assert_eq!(txn_commit_answers(&pair), vec![(2, ErrorCode::None)]);
+    assert_eq!(pair.fetch_offset(0), (ErrorCode::None, Some(Offset(5))));
+    assert_eq!(
+        stable_fetch(&mut pair),
+        (ErrorCode::UnstableOffsetCommit, None)
+    );
+    marker(&mut pair, 3, 0, TransactionResult::Commit);
+    assert_eq!(stable_fetch(&mut pair), (ErrorCode::None, Some(Offset(10))));
+    // The next transaction aborts: its offset is dropped.
+    txn_commit(&mut pair, 4, 0, 20);
+    assert_eq!(
+        stable_fetch(&mut pair),
+        (ErrorCode::UnstableOffsetCommit, None)
+    );
+    marker(&mut pair, 5, 0, TransactionResult::Abort);
+    assert_eq!(stable_fetch(&mut pair), (ErrorCode::None, Some(Offset(10))));
+    // An open transaction survives a failover: broker 1 replicates and takes over.
+    txn_commit(&mut pair, 6, 1, 30);
+    pair.leader_and_isr(0, 0, 1, &[0, 1]);
+    pair.leader_and_isr(1, 0, 1, &[0, 1]);
+    pair.run(20);
+    pair.expire_long_polls(0);
+    pair.run(20);
+    assert_eq!(pair.leo(1), pair.leo(0));
+    pair.leader_and_isr(1, 1, 2, &[1]);
+    pair.leader_and_isr(0, 1, 2, &[1]);
+    let shard = pair.brokers[&1]
+        .coordinators
+        .offsets
+        .latest(&offsets_tp())
+        .unwrap();
+    assert!(shard.has_pending(GROUP, &TopicPartition::new("t", 0)));
+    assert_eq!(
+        shard
+            .committed(GROUP, &TopicPartition::new("t", 0))
+            .unwrap()
+            .offset,
+        Offset(10)
+    );
+    // Back on broker 0 as leader: a zombie epoch is fenced.
+    pair.leader_and_isr(0, 0, 3, &[0]);
+    pair.leader_and_isr(1, 0, 3, &[0]);
+    pair.inbox.clear();
+    txn_commit(&mut pair, 7, 0, 40);
+    assert_eq!(
+        txn_commit_answers(&pair),
+        vec![(7, ErrorCode::InvalidProducerEpoch)]
+    );
 }
