@@ -278,7 +278,8 @@ impl ScaleRow {
 /// The rows of the scale table, each the default scenario (`base`, as TOML text) with one value
 /// changed: partitions 3, 30, 300, 3000; brokers 3, 9, 27; records per second per producer
 /// 100, 1000, 10 000. Each runs `duration_ms` of workload and faults, then `duration_ms / 2` of
-/// heal (the default's proportions), with seed 1.
+/// heal (the default's proportions), with seed 1. Scripted faults (`[[faults.schedule]]`) move
+/// with the duration: each `at_ms` is scaled by `duration_ms / base duration_ms`.
 ///
 /// # Errors
 /// When `base` is not a scenario with one topic, a `[cluster] brokers` and producers with
@@ -304,6 +305,26 @@ pub fn scale_scenarios(
             Some(())
         };
         let missing = || format!("default scenario: cannot set the {name} row's values");
+        // Scripted faults keep their place in the fault phase: `at_ms` scales with the
+        // duration (the default's crash at 14 s of 40 s runs at 35 % of every row's phase).
+        let base_ms = t
+            .get("scenario")
+            .and_then(|s| s.get("duration_ms"))
+            .and_then(|d| d.as_integer())
+            .filter(|d| *d > 0)
+            .ok_or_else(missing)? as u64;
+        if let Some(schedule) = t
+            .get_mut("faults")
+            .and_then(|f| f.get_mut("schedule"))
+            .and_then(|s| s.as_array_mut())
+        {
+            for step in schedule.iter_mut().filter_map(|s| s.as_table_mut()) {
+                if let Some(at) = step.get("at_ms").and_then(|a| a.as_integer()) {
+                    let scaled = (at.max(0) as u64).saturating_mul(duration_ms) / base_ms;
+                    step.insert("at_ms".into(), (scaled as i64).into());
+                }
+            }
+        }
         set(
             &mut t,
             &["scenario", "name"],
@@ -780,6 +801,12 @@ mod tests {
         assert_eq!(shape[5], ("brokers-27".into(), 3, 27, 100.0, 4000));
         assert_eq!(shape[7], ("rate-10000".into(), 3, 3, 10_000.0, 4000));
         assert!(rows.iter().all(|(_, sc)| sc.heal_ms == 2000));
+        // The default's scripted crash at 14 s of 40 s lands at 35 % of the 4 s phase.
+        assert!(rows.iter().all(|(_, sc)| sc
+            .faults
+            .schedule
+            .iter()
+            .all(|step| step.at_ms < sc.duration_ms)));
         assert!(scale_scenarios("not = [toml", 4000).is_err());
         assert!(scale_scenarios("[scenario]\nname = \"x\"\n", 4000).is_err());
     }
