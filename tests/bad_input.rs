@@ -531,13 +531,13 @@ fn a_scenario_with_many_partitions_is_warned_about_naming_the_partition_replicas
     let s = edited_default("partitions = 3", "partitions = 3000");
     let cost = s.cost();
     assert_eq!(cost.partition_replicas, 9000);
-    assert_eq!(cost.faults_expected, 10);
+    assert_eq!(cost.faults_expected, 11); // 10 drawn by the nemesis and the scripted crash
     let w = s.warnings();
     assert_eq!(w.len(), 1, "{w:#?}");
     assert!(
         w[0].contains(
             "the cost driver is the partition replicas, 9000 (events: 3000 partitions x 3 \
-             replicas) over 50 s simulated with about 10 faults"
+             replicas) over 50 s simulated with about 11 faults"
         ),
         "{}",
         w[0]
