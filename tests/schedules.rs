@@ -303,9 +303,14 @@ fn schedules_are_turned_into_the_scenario_faithfully() {
     assert_eq!(parsed.faults.schedule, sc.faults.schedule);
 }
 
-/// `scenarios/default.toml` with the nemesis off and `schedule` appended.
+/// `scenarios/default.toml` with the nemesis off, its own scripted faults (the last section of
+/// the file) removed and `schedule` appended.
 fn default_scenario_text_with(schedule: &str) -> String {
     let text = std::fs::read_to_string("scenarios/default.toml").expect("read default.toml");
+    let text = match text.find("[[faults.schedule]]") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    };
     let kinds = text
         .lines()
         .find(|l| l.starts_with("kinds = "))
