@@ -688,6 +688,212 @@ pub fn group_case_table(r: &GroupBenchResult, base: &BaselineResult) -> String {
     out
 }
 
+/// The transactional case of `ksim bench` ([`txn_case`]): one workload run twice, with
+/// idempotent producers and with transactional ones, so the per-record cost of transactions
+/// (AddPartitionsToTxn, EndTxn, the markers, read_committed's LSO) is measured against the
+/// idempotent producer at the same rate, and per network message against bare madsim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxnBenchResult {
+    /// Seeds run per mode (1..=seeds, one after another).
+    pub seeds: u64,
+    /// `[idempotent, transactional]` figures, summed over the seeds.
+    pub modes: [TxnModeFigures; 2],
+}
+
+/// One mode's figures in [`TxnBenchResult`], summed over its seeds.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TxnModeFigures {
+    /// Network messages carried.
+    pub messages: u64,
+    /// Simulated time, in ms.
+    pub simulated_ms: u64,
+    /// CPU time of the simulations' threads (checks excluded), in µs.
+    pub cpu_us: u64,
+    /// Records acknowledged to the producers (for transactions: sends of committed
+    /// transactions, as the run's statistics count them).
+    pub records_acked: u64,
+    /// Transactions committed (`ok` `txn` operations); 0 for the idempotent mode.
+    pub transactions: u64,
+    /// Seeds whose run did not meet the scenario's expectation (`ok`).
+    pub unexpected: u64,
+}
+
+impl TxnModeFigures {
+    /// CPU µs per network message.
+    pub fn cpu_us_per_message(&self) -> f64 {
+        self.cpu_us as f64 / self.messages.max(1) as f64
+    }
+    /// CPU µs per acknowledged record.
+    pub fn cpu_us_per_record(&self) -> f64 {
+        self.cpu_us as f64 / self.records_acked.max(1) as f64
+    }
+}
+
+/// The transactional bench scenario: 3 brokers (`min.insync.replicas` 2), `events` with 3
+/// partitions replicated 3 times, two `acks=all` idempotent producers at 200 records per
+/// simulated second each, one read_committed consumer, random broker faults (kill, restart,
+/// partition). With `transactional`, the producers get `transactional.id` `bench-tx-<i>` and
+/// write transactions of 5 to 20 records, 10 % of them aborted by the application; nothing
+/// else differs.
+pub fn txn_case_scenario(duration_ms: u64, transactional: bool) -> crate::scenario::Scenario {
+    let (name, producer_extra) = if transactional {
+        (
+            "bench-transactional",
+            "config = { acks = \"all\", \"enable.idempotence\" = true, \"transactional.id\" = \"bench-tx\" }\n\
+             transaction = { records = [5, 20], abort_percent = 10 }\n",
+        )
+    } else {
+        (
+            "bench-idempotent",
+            "config = { acks = \"all\", \"enable.idempotence\" = true }\n",
+        )
+    };
+    let text = format!(
+        r#"[scenario]
+name = "{name}"
+title = "Transactional bench ({name})"
+description = "Two producers at 200 records/s through broker faults, read by a read_committed consumer."
+references = ["KIP-98"]
+duration_ms = {duration_ms}
+heal_ms = 15000
+seeds = [1]
+expect = "ok"
+
+[cluster]
+brokers = 3
+
+[cluster.broker_config]
+"min.insync.replicas" = 2
+
+[[topics]]
+name = "events"
+partitions = 3
+replication_factor = 3
+
+[[producers]]
+topic = "events"
+count = 2
+rate_per_sec = 200
+keys = 12
+{producer_extra}
+[[consumers]]
+members = 1
+topics = ["events"]
+config = {{ "auto.offset.reset" = "earliest", "enable.auto.commit" = false, "isolation.level" = "read_committed" }}
+
+[faults]
+kinds = ["kill", "restart", "partition"]
+interval_ms = [2000, 6000]
+duration_ms = [500, 3000]
+"#
+    );
+    crate::scenario::parse(&text, &format!("{name}.toml"))
+        .expect("the transactional bench scenario parses")
+}
+
+/// Runs [`txn_case_scenario`] idempotent then transactional, for seeds `1..=seeds` each, the
+/// simulation timed on its own thread as for the default scenario.
+pub fn txn_case(seeds: u64, duration_ms: u64) -> TxnBenchResult {
+    use ksim_model::event::{OpType, OpValue};
+    let mut modes = [TxnModeFigures::default(); 2];
+    for (i, transactional) in [false, true].into_iter().enumerate() {
+        let scenario = txn_case_scenario(duration_ms, transactional);
+        let m = &mut modes[i];
+        for seed in 1..=seeds {
+            let run = crate::run::run(&scenario, seed);
+            m.messages += run.output.messages;
+            m.simulated_ms += run.output.simulated_ms;
+            m.cpu_us += run.output.cpu_us;
+            m.unexpected += u64::from(!run.expected);
+            m.records_acked += run.stats().records_acked;
+            m.transactions += run
+                .output
+                .history
+                .iter()
+                .filter(|h| h.op.op_type == OpType::Ok && matches!(h.op.value, OpValue::Txn { .. }))
+                .count() as u64;
+        }
+    }
+    TxnBenchResult { seeds, modes }
+}
+
+/// `ksim bench`'s transactional table: both modes and bare madsim's `base`, and the ratios.
+pub fn txn_case_table(r: &TxnBenchResult, base: &BaselineResult) -> String {
+    let [idem, txn] = &r.modes;
+    let rows: [(&str, String, String, String); 6] = [
+        (
+            "CPU µs per acknowledged record",
+            format!("{:.1}", idem.cpu_us_per_record()),
+            format!("{:.1}", txn.cpu_us_per_record()),
+            "-".into(),
+        ),
+        (
+            "CPU µs per network message",
+            format!("{:.2}", idem.cpu_us_per_message()),
+            format!("{:.2}", txn.cpu_us_per_message()),
+            format!("{:.2}", base.cpu_us_per_message),
+        ),
+        (
+            "network messages",
+            idem.messages.to_string(),
+            txn.messages.to_string(),
+            base.messages.to_string(),
+        ),
+        (
+            "records acknowledged",
+            idem.records_acked.to_string(),
+            txn.records_acked.to_string(),
+            "-".into(),
+        ),
+        (
+            "transactions committed",
+            "-".into(),
+            txn.transactions.to_string(),
+            "-".into(),
+        ),
+        (
+            "messages per record",
+            format!(
+                "{:.2}",
+                idem.messages as f64 / idem.records_acked.max(1) as f64
+            ),
+            format!(
+                "{:.2}",
+                txn.messages as f64 / txn.records_acked.max(1) as f64
+            ),
+            "-".into(),
+        ),
+    ];
+    let mut out = format!(
+        "\ntransactions: 2 producers x 200 records/s, transactions of 5-20 records (10 % aborted) \
+         against the same producers idempotent only, read_committed consumer, broker faults, \
+         seeds 1..={}\n",
+        r.seeds
+    );
+    out.push_str(&format!(
+        "{:<32}{:>14}{:>14}{:>14}\n",
+        "", "idempotent", "transactional", "bare madsim"
+    ));
+    for (name, a, b, c) in rows {
+        out.push_str(&format!("{name:<32}{a:>14}{b:>14}{c:>14}\n"));
+    }
+    out.push_str(&format!(
+        "per-record cost of transactions: {:.2}x the idempotent producer's; per-message cost: \
+         {:.1}x bare madsim in CPU time (idempotent: {:.1}x)\n",
+        txn.cpu_us_per_record() / idem.cpu_us_per_record().max(1e-9),
+        txn.cpu_us_per_message() / base.cpu_us_per_message.max(1e-9),
+        idem.cpu_us_per_message() / base.cpu_us_per_message.max(1e-9),
+    ));
+    let unexpected = idem.unexpected + txn.unexpected;
+    if unexpected > 0 {
+        out.push_str(&format!(
+            "note: {unexpected} of {} runs were not as the scenario expects (ok)\n",
+            2 * r.seeds
+        ));
+    }
+    out
+}
+
 /// CPU time (user + system) the calling thread has used, in microseconds
 /// (`getrusage(RUSAGE_THREAD)`; 0 where that is not available). Read outside `block_on` only:
 /// it is the harness's measurement, never part of a simulation.
@@ -824,6 +1030,35 @@ mod tests {
         eprintln!("{table}");
         assert!(table.contains("CPU µs per network message"), "{table}");
         assert!(table.contains("x in CPU time"), "{table}");
+    }
+
+    #[test]
+    fn bench_txn_case_runs_transactions_and_prints_their_cost() {
+        let r = txn_case(1, 10_000);
+        eprintln!("{r:?}");
+        let [idem, txn] = &r.modes;
+        assert_eq!((idem.unexpected, txn.unexpected), (0, 0), "{r:?}");
+        assert!(
+            idem.records_acked > 1000 && txn.records_acked > 500,
+            "{r:?}"
+        );
+        assert_eq!(idem.transactions, 0);
+        assert!(txn.transactions > 20, "{r:?}");
+        let base = BaselineResult {
+            messages: 100,
+            simulated_ms: 1.0,
+            wall_us: 100,
+            wall_us_per_message: 1.0,
+            cpu_us: 100,
+            cpu_us_per_message: 1.0,
+            simulated_per_wall_ratio: 10.0,
+        };
+        let table = txn_case_table(&r, &base);
+        assert!(table.contains("CPU µs per acknowledged record"), "{table}");
+        assert!(
+            table.contains("per-record cost of transactions:"),
+            "{table}"
+        );
     }
 
     #[test]

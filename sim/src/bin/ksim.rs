@@ -281,6 +281,11 @@ struct BenchArgs {
     /// restart), run for seeds 1..=min(N, 5); 0 skips it.
     #[arg(long, value_name = "MS", default_value_t = 30_000)]
     group_ms: u64,
+    /// Simulated ms of workload in each run of the transactional case (the same two producers
+    /// at 200 records/s idempotent, then transactional, read_committed consumer, broker
+    /// faults), run for seeds 1..=min(N, 5) each; 0 skips it.
+    #[arg(long, value_name = "MS", default_value_t = 20_000)]
+    txn_ms: u64,
     /// Runs of each producer-heavy configuration (the same seed each time); the table shows
     /// the median wall and CPU times.
     #[arg(long, value_name = "R", default_value_t = 3,
@@ -1036,6 +1041,10 @@ fn cmd_bench(args: BenchArgs) -> Result<ExitCode, BadInput> {
     if args.group_ms > 0 {
         let group = ksim::bench::group_case(args.seeds.min(5), args.group_ms);
         print!("{}", ksim::bench::group_case_table(&group, &base));
+    }
+    if args.txn_ms > 0 {
+        let txn = ksim::bench::txn_case(args.seeds.min(5), args.txn_ms);
+        print!("{}", ksim::bench::txn_case_table(&txn, &base));
     }
     if args.producer_ms > 0 {
         bench_producer_heavy(&args, base.cpu_us_per_message);
