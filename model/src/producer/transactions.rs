@@ -59,6 +59,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// The backoff before retrying a transaction's first AddPartitionsToTxn answered
+/// CONCURRENT_TRANSACTIONS (the previous transaction is still completing), in ms: Kafka's
+/// `TransactionManager.ADD_PARTITIONS_RETRY_BACKOFF_MS`, used instead of `retry.backoff.ms`
+/// so a producer does not wait 100 ms between back-to-back transactions (KAFKA-5482).
+pub const ADD_PARTITIONS_RETRY_BACKOFF_MS: u64 = 20;
+
 /// The workload's `transaction` key (SCENARIOS.md): records per transaction, drawn uniformly
 /// from `records_min..=records_max`, and the share of transactions the application aborts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -615,7 +621,19 @@ impl ProducerClient {
     /// A retriable failure of the coordinator request: forget the coordinator when the error
     /// says it moved, and try again after `retry.backoff.ms`.
     fn txn_retry(&mut self, now: Instant, error: ErrorCode, out: &mut Effects<ProducerTimer>) {
-        let backoff = self.config.retry_backoff_ms.max(1);
+        let backoff = self.config.retry_backoff_ms;
+        self.txn_retry_after(now, error, backoff, out);
+    }
+
+    /// [`Self::txn_retry`] after `backoff_ms` (at least 1 ms).
+    fn txn_retry_after(
+        &mut self,
+        now: Instant,
+        error: ErrorCode,
+        backoff_ms: u64,
+        out: &mut Effects<ProducerTimer>,
+    ) {
+        let backoff = backoff_ms.max(1);
         let t = self.txn.as_mut().expect("transactional");
         if matches!(
             error,
@@ -706,6 +724,15 @@ impl ProducerClient {
                     }
                     ErrorCode::ProducerFenced | ErrorCode::InvalidProducerEpoch => {
                         self.txn_fatal(now, error, out)
+                    }
+                    // The previous transaction's markers are still being written: Kafka's
+                    // `AddPartitionsToTxnHandler` retries the transaction's first
+                    // AddPartitionsToTxn after 20 ms instead of `retry.backoff.ms`
+                    // (`ADD_PARTITIONS_RETRY_BACKOFF_MS`, TransactionManager.java; KAFKA-5482).
+                    ErrorCode::ConcurrentTransactions
+                        if self.txn.as_ref().is_some_and(|t| t.added.is_empty()) =>
+                    {
+                        self.txn_retry_after(now, error, ADD_PARTITIONS_RETRY_BACKOFF_MS, out)
                     }
                     e if e.is_retriable() => self.txn_retry(now, e, out),
                     e => self.txn_abortable(
