@@ -94,7 +94,7 @@ pub use serializers::{
 };
 pub use transaction_manager::MAX_IN_FLIGHT_PER_PARTITION_IDEMPOTENT;
 use transactions::Transactional;
-pub use transactions::{ConsumerGroupMetadata, TransactionSpec};
+pub use transactions::{ConsumerGroupMetadata, TransactionSpec, ADD_PARTITIONS_RETRY_BACKOFF_MS};
 
 /// Timers of a producer.
 #[derive(Debug, Clone, PartialEq)]

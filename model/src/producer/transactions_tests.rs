@@ -24,6 +24,14 @@ struct Script {
     txn_offset_commit_error: ErrorCode,
     /// The coordinator requests in arrival order, by name.
     log: Vec<&'static str>,
+    /// How many AddPartitionsToTxn after each EndTxn are answered CONCURRENT_TRANSACTIONS (the
+    /// previous transaction's markers are still being written), and how many are left now.
+    concurrent_adds: u32,
+    concurrent_left: u32,
+    /// The simulated time of the request being answered, in ms (set by `run`).
+    now: u64,
+    /// (time, error) of every AddPartitionsToTxn answered.
+    add_answers: Vec<(u64, ErrorCode)>,
 }
 
 impl Script {
@@ -39,6 +47,10 @@ impl Script {
             inits: 0,
             txn_offset_commit_error: ErrorCode::None,
             log: Vec::new(),
+            concurrent_adds: 0,
+            concurrent_left: 0,
+            now: 0,
+            add_answers: Vec::new(),
         }
     }
 
@@ -84,6 +96,19 @@ impl Script {
             Message::AddPartitionsToTxn {
                 corr, partitions, ..
             } => {
+                if self.concurrent_left > 0 {
+                    self.concurrent_left -= 1;
+                    self.add_answers
+                        .push((self.now, ErrorCode::ConcurrentTransactions));
+                    return Some(Message::AddPartitionsToTxnResponse {
+                        corr: *corr,
+                        results: partitions
+                            .iter()
+                            .map(|tp| (tp.clone(), ErrorCode::ConcurrentTransactions))
+                            .collect(),
+                    });
+                }
+                self.add_answers.push((self.now, ErrorCode::None));
                 self.added.extend(partitions.iter().cloned());
                 Message::AddPartitionsToTxnResponse {
                     corr: *corr,
@@ -120,6 +145,7 @@ impl Script {
             } => {
                 self.end_txns.push(*committed);
                 self.added.clear();
+                self.concurrent_left = self.concurrent_adds;
                 if self.end_txn_error == ErrorCode::None && self.bump_on_end {
                     self.epoch += 1;
                 }
@@ -196,6 +222,7 @@ fn run(p: &mut ProducerClient, script: &mut Script, until_ms: u64) -> Vec<Client
             seq += 1;
             match e {
                 Effect::Send { msg, .. } => {
+                    script.now = now;
                     if let Some(reply) = script.answer(&msg) {
                         queue.insert((now + 1, seq), Due::Msg(reply));
                     }
@@ -273,6 +300,39 @@ fn committed_transactions_are_one_ok_txn_op_each_with_their_offsets() {
     // The open transaction at the stop is ended too: every invoke is completed.
     let invokes = ops.iter().filter(|o| o.op_type == OpType::Invoke).count();
     assert_eq!(invokes, done.len());
+}
+
+/// Kafka's `AddPartitionsToTxnHandler`: the first AddPartitionsToTxn of a transaction answered
+/// CONCURRENT_TRANSACTIONS is retried after `ADD_PARTITIONS_RETRY_BACKOFF_MS` (20 ms), not
+/// `retry.backoff.ms` (100 ms by default).
+#[test]
+fn a_first_add_partitions_answered_concurrent_transactions_is_retried_after_20_ms() {
+    let spec = TransactionSpec {
+        records_min: 3,
+        records_max: 3,
+        abort_percent: 0,
+    };
+    let mut p = producer(spec);
+    let mut script = Script::new();
+    script.concurrent_adds = 2;
+    let ops = run(&mut p, &mut script, 400);
+    assert!(completions(&ops).len() >= 2, "{ops:?}");
+    let retries: Vec<u64> = script
+        .add_answers
+        .windows(2)
+        .filter(|w| w[0].1 == ErrorCode::ConcurrentTransactions)
+        .map(|w| w[1].0 - w[0].0)
+        .collect();
+    assert!(retries.len() >= 2, "{:?}", script.add_answers);
+    // Answered 1 ms after the request; the retry 20 ms after the answer.
+    assert!(
+        retries
+            .iter()
+            .all(|gap| *gap == 1 + ADD_PARTITIONS_RETRY_BACKOFF_MS),
+        "{retries:?} {:?}",
+        script.add_answers
+    );
+    assert!(ProducerConfig::default().retry_backoff_ms > ADD_PARTITIONS_RETRY_BACKOFF_MS);
 }
 
 #[test]
