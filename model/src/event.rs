@@ -408,7 +408,12 @@ pub enum Event {
     /// coordinator replays it). `partitions` are the transaction's partitions in the new state.
     /// `reason`: `init-producer-id`, `add-partitions`, `add-offsets`, `end-txn`,
     /// `markers-written`, `timeout` (aborted by `transaction.timeout.ms`), `fence` (an
-    /// InitProducerId aborted the previous epoch's transaction), `loaded`.
+    /// InitProducerId aborted the previous epoch's transaction), `loaded`. `client`: the
+    /// client whose request the new state answers (InitProducerId, AddPartitionsToTxn,
+    /// AddOffsetsToTxn, EndTxn; for `fence`, the new instance whose InitProducerId caused
+    /// it), as its node name (`producer-1`); absent for the coordinator's own transitions
+    /// (markers written, timeouts, loads). The `zombie-fencing` check tells instances of one
+    /// `transactional.id` apart by it when epochs do not (`sim.txn.producer-fencing = false`).
     TxnStateChanged {
         transactional_id: String,
         broker: BrokerId,
@@ -418,6 +423,8 @@ pub enum Event {
         to: String,
         partitions: Vec<TopicPartition>,
         reason: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        client: Option<String>,
     },
     /// A partition leader appended a transaction marker (a control batch, `result` `commit` or
     /// `abort`) at `offset` for the producer's transaction, ending it in that partition.

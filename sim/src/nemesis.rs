@@ -97,6 +97,10 @@ fn describe_action(action: &FaultAction) -> String {
         | FaultAction::ClientKill(s)
         | FaultAction::ClientPause(s)
         | FaultAction::ClientLeave(s) => s.to_string(),
+        FaultAction::Replace {
+            client,
+            replacement,
+        } => format!("{client} by {replacement}"),
         FaultAction::Partition(groups) => groups
             .iter()
             .map(|g| {

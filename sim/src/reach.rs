@@ -150,6 +150,22 @@ pub const PROBES: &[Probe] = &[
         meaning: "a consumer started processing records of a partition that the group's latest assignment gave to another consumer (a removed member that does not know it yet)",
     },
     Probe {
+        name: "aborted-record-read",
+        meaning: "a client read a record of an aborted transaction (its transaction failed, or an ABORT marker ended it in its partition): by design under `isolation.level = read_uncommitted`, an `aborted-read` under read_committed",
+    },
+    Probe {
+        name: "zombie-producer-resumed",
+        meaning: "a transactional client resumed from a pause after an InitProducerId for another client with its `transactional.id` had completed since its own: a zombie instance, which Kafka's epoch fencing must stop",
+    },
+    Probe {
+        name: "producer-fenced",
+        meaning: "a transactional client learned that a newer instance of its `transactional.id` fenced it: a `txn` operation ended with ProducerFencedException (PRODUCER_FENCED from the coordinator, INVALID_PRODUCER_EPOCH from a partition)",
+    },
+    Probe {
+        name: "txn-coordinator-failover-mid-commit",
+        meaning: "a broker coordinating a transaction in PrepareCommit (its commit decided, its markers not all written) crashed, and a coordinator that loaded the transaction log afterwards completed the commit (CompleteCommit)",
+    },
+    Probe {
         name: "processor-restarted",
         meaning: "a processor process (`[[processors]]`) that crashed was started again: with a `transactional.id` its initTransactions() fences its predecessor, and it rejoins its group",
     },
@@ -348,6 +364,14 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
             (OpValue::Send { .. }, OpType::Fail) => bump("failed-send"),
             (OpValue::Send { .. }, OpType::Info) => bump("indeterminate-send"),
             (OpValue::Seek { .. }, OpType::Ok) => bump("consumer-seek"),
+            (OpValue::Txn { .. }, OpType::Fail | OpType::Info)
+                if e.op
+                    .error
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("ProducerFencedException")) =>
+            {
+                bump("producer-fenced")
+            }
             (OpValue::Poll { records }, OpType::Ok) => {
                 if !records.is_empty() {
                     bump("consumer-read");
@@ -358,6 +382,12 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
         }
     }
     group_probes(events, history, &mut bump);
+    let reads = crate::check::txn::all_reads(history);
+    for _ in 0..crate::check::txn::count_aborted_reads(history, events, &reads) {
+        bump("aborted-record-read");
+    }
+    zombie_producer_resumed(events, &mut bump);
+    txn_coordinator_failover_mid_commit(events, &mut bump);
     let removed = Removed::from_events(events);
     for e in history {
         if let (
@@ -383,6 +413,90 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
         }
     }
     counts
+}
+
+/// The `zombie-producer-resumed` probe: per client, the `transactional.id` and time of its
+/// latest completed InitProducerId (`txn-state-changed`, reason `init-producer-id`, with the
+/// client it answered); a `resume` fault naming it counts when another client's InitProducerId
+/// for that id completed after its own.
+fn zombie_producer_resumed(events: &[EventRecord], bump: &mut impl FnMut(&str)) {
+    // Per client: (transactional id, time) of its latest InitProducerId.
+    let mut own: BTreeMap<&str, (&str, u64)> = BTreeMap::new();
+    // Per transactional id: (client, time) of its latest InitProducerId.
+    let mut latest: BTreeMap<&str, (&str, u64)> = BTreeMap::new();
+    for r in events {
+        match &r.event {
+            Event::TxnStateChanged {
+                transactional_id,
+                reason,
+                client: Some(client),
+                ..
+            } if reason == "init-producer-id" => {
+                own.insert(client, (transactional_id, r.time_ms));
+                latest.insert(transactional_id, (client, r.time_ms));
+            }
+            Event::Fault { action, nodes, .. } if action == "resume" => {
+                for n in nodes {
+                    let Some((tid, at)) = own.get(n.as_str()) else {
+                        continue;
+                    };
+                    if latest.get(tid).is_some_and(|(c, t)| c != n && t > at) {
+                        bump("zombie-producer-resumed");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The `txn-coordinator-failover-mid-commit` probe: per `transactional.id`, its latest state
+/// and the broker that wrote it; a crash (`kill`, `power-fail`, `disk-loss`, `shutdown`) of
+/// that broker while the state is PrepareCommit leaves the commit pending; it counts once a
+/// coordinator has loaded the id again (`loaded`) and then written CompleteCommit.
+fn txn_coordinator_failover_mid_commit(events: &[EventRecord], bump: &mut impl FnMut(&str)) {
+    // Per transactional id: (state, broker) of its latest transition.
+    let mut state: BTreeMap<&str, (&str, BrokerId)> = BTreeMap::new();
+    // Per transactional id whose coordinator crashed in PrepareCommit: whether it was loaded
+    // again since.
+    let mut pending: BTreeMap<&str, bool> = BTreeMap::new();
+    for r in events {
+        match &r.event {
+            Event::TxnStateChanged {
+                transactional_id,
+                broker,
+                to,
+                reason,
+                ..
+            } => {
+                let tid = transactional_id.as_str();
+                if let Some(loaded) = pending.get_mut(tid) {
+                    if reason == "loaded" {
+                        *loaded = true;
+                    } else if to == "CompleteCommit" && *loaded {
+                        pending.remove(tid);
+                        bump("txn-coordinator-failover-mid-commit");
+                    }
+                }
+                state.insert(tid, (to, *broker));
+            }
+            Event::Fault { action, nodes, .. }
+                if matches!(
+                    action.as_str(),
+                    "kill" | "power-fail" | "disk-loss" | "shutdown"
+                ) =>
+            {
+                for (tid, (s, b)) in &state {
+                    if *s == "PrepareCommit"
+                        && nodes.iter().any(|n| *n == format!("broker-{}", b.0))
+                    {
+                        pending.insert(tid, false);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 /// The `restart-kept-generation` probe: per consumer process, the generation of its last
@@ -950,5 +1064,109 @@ mod tests {
             reached(&[], &history).get("record-processed-twice"),
             Some(&1)
         );
+    }
+
+    /// A `txn-state-changed` of tx-0 on `broker`, answering `client` if any.
+    fn txn(time_ms: u64, broker: i32, to: &str, reason: &str, client: Option<&str>) -> EventRecord {
+        ev(
+            time_ms,
+            NodeId::Broker(BrokerId(broker)),
+            Event::TxnStateChanged {
+                transactional_id: "tx-0".into(),
+                broker: BrokerId(broker),
+                producer_id: ksim_model::types::ProducerId(7),
+                producer_epoch: ksim_model::types::ProducerEpoch(0),
+                from: "Empty".into(),
+                to: to.into(),
+                partitions: vec![],
+                reason: reason.into(),
+                client: client.map(str::to_string),
+            },
+        )
+    }
+
+    fn fault_at(time_ms: u64, action: &str, node: &str) -> EventRecord {
+        ev(
+            time_ms,
+            NodeId::Zk,
+            Event::Fault {
+                action: action.into(),
+                nodes: vec![node.into()],
+                source: "schedule".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn a_client_resumed_after_another_instance_initialised_is_a_zombie() {
+        let init = |t, c| txn(t, 0, "Empty", "init-producer-id", Some(c));
+        // producer-1 initialised before producer-0: producer-0 is the current instance.
+        let events = vec![
+            init(1, "producer-1"),
+            init(2, "producer-0"),
+            fault_at(3, "resume", "producer-0"),
+        ];
+        assert!(!reached(&events, &[]).contains_key("zombie-producer-resumed"));
+        let events = vec![
+            init(1, "producer-0"),
+            init(2, "producer-1"),
+            fault_at(3, "resume", "producer-1"),
+            fault_at(4, "resume", "producer-0"),
+        ];
+        assert_eq!(
+            reached(&events, &[]).get("zombie-producer-resumed"),
+            Some(&1)
+        );
+    }
+
+    #[test]
+    fn a_commit_completed_by_the_next_coordinator_after_a_crash_in_prepare_commit() {
+        let prepare = txn(1, 1, "PrepareCommit", "end-txn", Some("producer-0"));
+        let loaded = txn(5, 2, "PrepareCommit", "loaded", None);
+        let complete = txn(6, 2, "CompleteCommit", "markers-written", None);
+        // The old coordinator completed the commit before it was killed: no window.
+        let early = txn(2, 1, "CompleteCommit", "markers-written", None);
+        let events = vec![
+            prepare.clone(),
+            early,
+            fault_at(3, "kill", "broker-1"),
+            loaded.clone(),
+            complete.clone(),
+        ];
+        assert!(!reached(&events, &[]).contains_key("txn-coordinator-failover-mid-commit"));
+        // Another broker was killed: no window either.
+        let events = vec![
+            prepare.clone(),
+            fault_at(3, "kill", "broker-0"),
+            loaded.clone(),
+            complete.clone(),
+        ];
+        assert!(!reached(&events, &[]).contains_key("txn-coordinator-failover-mid-commit"));
+        let events = vec![prepare, fault_at(3, "kill", "broker-1"), loaded, complete];
+        assert_eq!(
+            reached(&events, &[]).get("txn-coordinator-failover-mid-commit"),
+            Some(&1)
+        );
+    }
+
+    #[test]
+    fn a_poll_of_an_aborted_transactions_record_is_an_aborted_record_read() {
+        use crate::check::testkit::{tp as ctp, tsend, HistoryBuilder};
+        let mut h = HistoryBuilder::default();
+        h.txn(0, OpType::Fail, (7, 0), vec![tsend(&ctp(0), 1, 0)]);
+        h.txn(0, OpType::Ok, (7, 0), vec![tsend(&ctp(0), 2, 2)]);
+        h.poll(0, &ctp(0), &[(2, 2)]);
+        assert!(!reached(&[], &h.entries).contains_key("aborted-record-read"));
+        h.poll(0, &ctp(0), &[(0, 1)]);
+        assert_eq!(
+            reached(&[], &h.entries).get("aborted-record-read"),
+            Some(&1)
+        );
+        // The failed transaction's instance had been fenced.
+        assert!(!reached(&[], &h.entries).contains_key("producer-fenced"));
+        assert_eq!(h.entries[1].op.op_type, OpType::Fail);
+        h.entries[1].op.error =
+            Some("ProducerFencedException: PRODUCER_FENCED (a newer instance)".into());
+        assert_eq!(reached(&[], &h.entries).get("producer-fenced"), Some(&1));
     }
 }

@@ -277,6 +277,17 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
         &mut handles,
     );
 
+    // Replacement producers (`replace`) do not run until their entry fires.
+    let standby: BTreeSet<NodeId> = scenario
+        .faults
+        .replacements
+        .iter()
+        .map(|r| NodeId::Producer(r.node))
+        .collect();
+    for n in &standby {
+        handle.kill(handles[n].id());
+    }
+
     // ---- fault phase ----
     let mut nemesis_rng = stream_rng(seed, streams::NEMESIS);
     let disk_rng = stream_rng(seed, streams::DISK);
@@ -289,6 +300,7 @@ async fn world(scenario: Scenario, seed: u64) -> RunOutput {
     let mut nem = Nemesis {
         state: NemesisState {
             added_partitions,
+            down: standby,
             ..NemesisState::default()
         },
         handles: &handles,
@@ -717,6 +729,25 @@ fn execute(
                     }
                 }
             }
+            hit
+        }
+        FaultAction::Replace {
+            client,
+            replacement,
+        } => {
+            // The orchestrator starts the replacement's process; the replaced one is left as
+            // it is (paused, cut off or running).
+            let nodes = nemesis::resolve(replacement, &ctx, &none, rng);
+            let mut hit = Vec::new();
+            for n in nodes {
+                if state.down.remove(&n) {
+                    handle.restart(handles[&n].id());
+                    hit.push(n);
+                } else {
+                    note = Some(format!("{n} already running"));
+                }
+            }
+            note.get_or_insert_with(|| format!("replaces {client}"));
             hit
         }
         FaultAction::Close(sel) | FaultAction::ClientLeave(sel) => {

@@ -65,7 +65,7 @@ impl Broker {
             .cloned()
             .collect();
         for m in &loaded {
-            out.event(txn_event(self.id, TxnState::Dead, m, "loaded"));
+            out.event(txn_event(self.id, TxnState::Dead, m, "loaded", None));
         }
         for m in loaded.into_iter().filter(|m| m.state.is_prepare()) {
             self.txn_start_markers(tp, &m, now, out);
@@ -121,7 +121,8 @@ impl Broker {
         if let Some((to, msg)) = w.reply.message(ErrorCode::None) {
             out.send(to, msg);
         }
-        out.event(txn_event(self.id, w.from, &w.metadata, w.reason));
+        let client = w.reply.client().map(|c| c.to_string());
+        out.event(txn_event(self.id, w.from, &w.metadata, w.reason, client));
         if w.metadata.state.is_prepare() && self.coordinators.txn.runtime.hosts(&w.txn_tp) {
             self.txn_start_markers(&w.txn_tp, &w.metadata, now, out);
             self.txn_send_markers(now, out);
@@ -530,9 +531,16 @@ fn producer_id_after(broker_epoch: BrokerEpoch, next: i64) -> (ProducerId, i64) 
     (ProducerId(broker_epoch.0.max(0) * 1_000_000 + next), next)
 }
 
-/// The `txn-state-changed` event of `m` entered from `from`.
-fn txn_event(broker: BrokerId, from: TxnState, m: &TransactionMetadata, reason: &str) -> Event {
+/// The `txn-state-changed` event of `m` entered from `from`, caused by `client`'s request if any.
+fn txn_event(
+    broker: BrokerId,
+    from: TxnState,
+    m: &TransactionMetadata,
+    reason: &str,
+    client: Option<String>,
+) -> Event {
     Event::TxnStateChanged {
+        client,
         transactional_id: m.transactional_id.clone(),
         broker,
         producer_id: m.producer_id,

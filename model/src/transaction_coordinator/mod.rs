@@ -165,6 +165,17 @@ pub enum TxnReply {
 }
 
 impl TxnReply {
+    /// The client the answer goes to, if anyone waits.
+    pub fn client(&self) -> Option<NodeId> {
+        match self {
+            TxnReply::None => None,
+            TxnReply::InitProducerId { to, .. }
+            | TxnReply::AddPartitionsToTxn { to, .. }
+            | TxnReply::AddOffsetsToTxn { to, .. }
+            | TxnReply::EndTxn { to, .. } => Some(*to),
+        }
+    }
+
     /// The answer to send once the write ends with `error` (NONE: committed; the reply decided
     /// at the request is then sent as it is), if anyone waits.
     pub fn message(&self, error: ErrorCode) -> Option<(NodeId, Message)> {

@@ -24,9 +24,11 @@
 //! `read-committed-isolation`'s business.
 
 use super::lesson::{Lesson, Prevention};
-use super::txn::{self, ending_marker, markers, read_committed_reads, txns, writers};
+use super::txn::{
+    self, aborted_writer, count_aborted_reads, markers, read_committed_reads, reads_by_isolation,
+    txns, writers,
+};
 use super::{violation, CheckInput, Checker, Violation};
-use ksim_model::event::OpType;
 use serde_json::json;
 
 /// See the module documentation.
@@ -53,21 +55,38 @@ impl Checker for AbortedRead {
 
     fn skip_reason(&self, input: &CheckInput) -> Option<String> {
         txn::without_txns(input, "no record belongs to an aborted transaction").or_else(|| {
-            txn::without_read_committed(input, "no read can be judged against an abort")
+            txn::without_read_committed(input, "no read can be judged against an abort").map(
+                |reason| match uncommitted_aborted(input) {
+                    (_, 0) => reason,
+                    (_, aborted) => format!(
+                        "{reason}; the read_uncommitted consumers read {aborted} record{} {}",
+                        if aborted == 1 { "" } else { "s" },
+                        aborted_by_design()
+                    ),
+                },
+            )
         })
     }
 
     fn notes(&self, input: &CheckInput) -> Vec<String> {
-        let (_, exempt) = read_committed_reads(input);
+        let (exempt, aborted) = uncommitted_aborted(input);
         if exempt == 0 {
             return Vec::new();
         }
-        vec![format!(
+        let mut note = format!(
             "{exempt} record{} read by read_uncommitted consumers {} not judged: \
              `isolation.level = read_uncommitted` (Kafka's default) reads aborted records by design",
             if exempt == 1 { "" } else { "s" },
             if exempt == 1 { "was" } else { "were" }
-        )]
+        );
+        if aborted > 0 {
+            note = format!(
+                "{note}; {aborted} of them {} {}",
+                if aborted == 1 { "was" } else { "were" },
+                aborted_by_design()
+            );
+        }
+        vec![note]
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
@@ -77,21 +96,16 @@ impl Checker for AbortedRead {
         let (reads, _) = read_committed_reads(input);
         let mut anomalies = Vec::new();
         for read in reads {
-            let Some(&(i, _, _)) = writers.get(&read.value) else {
+            let Some((i, abort_marker)) = aborted_writer(&txns, &writers, &markers, &read) else {
                 continue;
             };
             let t = &txns[i];
-            let abort_marker = t
-                .producer_id
-                .and_then(|pid| ending_marker(&markers, read.tp, pid, read.offset))
-                .filter(|m| !m.commit);
-            let why = match (t.outcome, abort_marker) {
-                (_, Some(m)) => format!(
+            let why = match abort_marker {
+                Some(m) => format!(
                     "an ABORT marker ended it in {} at offset {} ({} at t={} ms)",
                     read.tp, m.offset, m.record.node, m.record.time_ms
                 ),
-                (OpType::Fail, None) => "the transaction failed (aborted)".to_string(),
-                _ => continue,
+                None => "the transaction failed (aborted)".to_string(),
             };
             let sentence = format!(
                 "{} (read_committed), written by {}: {why}",
@@ -112,11 +126,28 @@ impl Checker for AbortedRead {
     }
 }
 
+/// How many records read_uncommitted consumers read, and how many of those an aborted
+/// transaction wrote (by `aborted-read`'s rule).
+fn uncommitted_aborted(input: &CheckInput) -> (usize, usize) {
+    let (_, uncommitted) = reads_by_isolation(input);
+    let aborted = count_aborted_reads(input.history, input.events, &uncommitted);
+    (uncommitted.len(), aborted)
+}
+
+/// The end of the sentence that says reads of aborted records by read_uncommitted consumers
+/// are configuration.
+fn aborted_by_design() -> &'static str {
+    "written by aborted transactions: that is configuration, not an anomaly (read_uncommitted \
+     reads up to the high watermark, aborted transactions included; \
+     `isolation.level = read_committed` would have dropped them, KIP-98)"
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
     use super::super::txn::testkit::{at, marker};
     use super::*;
+    use ksim_model::event::OpType;
 
     #[test]
     fn a_read_of_a_failed_or_abort_marked_transaction_is_an_aborted_read() {
@@ -220,10 +251,28 @@ mod tests {
             snapshots: &[],
         };
         assert!(AbortedRead.check(&input).is_empty());
-        assert!(AbortedRead.notes(&input)[0].starts_with("1 record read by read_uncommitted"));
-        assert!(AbortedRead
-            .skip_reason(&input)
-            .is_some_and(|r| r.contains("read_committed")));
+        let note = &AbortedRead.notes(&input)[0];
+        assert!(
+            note.starts_with("1 record read by read_uncommitted"),
+            "{note}"
+        );
+        // The record's transaction failed: the report says reading it is configuration.
+        assert!(
+            note.ends_with(
+                "; 1 of them was written by aborted transactions: that is configuration, not an \
+                 anomaly (read_uncommitted reads up to the high watermark, aborted transactions \
+                 included; `isolation.level = read_committed` would have dropped them, KIP-98)"
+            ),
+            "{note}"
+        );
+        let reason = AbortedRead.skip_reason(&input).expect("skipped");
+        assert!(
+            reason.contains(
+                "; the read_uncommitted consumers read 1 record written by aborted \
+                 transactions: that is configuration"
+            ),
+            "{reason}"
+        );
         // Without any transaction the check does not apply.
         let mut h = HistoryBuilder::default();
         h.poll(0, &tp(0), &[(0, 1)]);

@@ -212,10 +212,32 @@ impl Read<'_> {
 /// transaction (whatever its outcome, the read happened). Also returns how many records
 /// read_uncommitted consumers read (exempt from the read_committed promises).
 pub(crate) fn read_committed_reads<'a>(input: &CheckInput<'a>) -> (Vec<Read<'a>>, usize) {
-    let mut out = Vec::new();
-    let mut exempt = 0;
+    let (committed, uncommitted) = reads_by_isolation(input);
+    (committed, uncommitted.len())
+}
+
+/// Every record a client read (see [`read_committed_reads`]), split by the reader's isolation
+/// level: (read_committed, read_uncommitted), each in history order.
+pub(crate) fn reads_by_isolation<'a>(input: &CheckInput<'a>) -> (Vec<Read<'a>>, Vec<Read<'a>>) {
     let mut level: BTreeMap<NodeId, IsolationLevel> = BTreeMap::new();
-    for entry in input.history {
+    let (mut committed, mut uncommitted) = (Vec::new(), Vec::new());
+    for read in all_reads(input.history) {
+        let p = read.entry.process;
+        let l = *level.entry(p).or_insert_with(|| isolation(input, p));
+        if l == IsolationLevel::ReadCommitted {
+            committed.push(read);
+        } else {
+            uncommitted.push(read);
+        }
+    }
+    (committed, uncommitted)
+}
+
+/// Every record any client read, in history order: the records of `ok` polls and of the `poll`
+/// micro-operations of every completed transaction.
+pub(crate) fn all_reads(history: &[HistoryEntry]) -> Vec<Read<'_>> {
+    let mut out = Vec::new();
+    for entry in history {
         if entry.op.op_type == OpType::Invoke {
             continue;
         }
@@ -230,13 +252,6 @@ pub(crate) fn read_committed_reads<'a>(input: &CheckInput<'a>) -> (Vec<Read<'a>>
                 .collect(),
             _ => continue,
         };
-        let l = *level
-            .entry(entry.process)
-            .or_insert_with(|| isolation(input, entry.process));
-        if l != IsolationLevel::ReadCommitted {
-            exempt += records.len();
-            continue;
-        }
         out.extend(records.into_iter().map(|r| Read {
             entry,
             tp: &r.tp,
@@ -244,7 +259,45 @@ pub(crate) fn read_committed_reads<'a>(input: &CheckInput<'a>) -> (Vec<Read<'a>>
             value: r.value,
         }));
     }
-    (out, exempt)
+    out
+}
+
+/// Why `read` returned a record of an aborted transaction, if it did (`aborted-read`'s rule):
+/// its writer (an index into `txns`) and the ABORT marker that ended the writer's transaction
+/// in the partition (`None`: the transaction completed `fail`). A record of a transaction of
+/// unknown outcome that no ABORT marker ended is not counted.
+pub(crate) fn aborted_writer<'m, 'a>(
+    txns: &[Txn<'a>],
+    writers: &BTreeMap<u64, (usize, &'a TopicPartition, Option<Offset>)>,
+    markers: &'m BTreeMap<(TopicPartition, ProducerId), Vec<Marker<'a>>>,
+    read: &Read,
+) -> Option<(usize, Option<&'m Marker<'a>>)> {
+    let &(i, _, _) = writers.get(&read.value)?;
+    let t = &txns[i];
+    let abort_marker = t
+        .producer_id
+        .and_then(|pid| ending_marker(markers, read.tp, pid, read.offset))
+        .filter(|m| !m.commit);
+    match (t.outcome, abort_marker) {
+        (_, Some(m)) => Some((i, Some(m))),
+        (OpType::Fail, None) => Some((i, None)),
+        _ => None,
+    }
+}
+
+/// How many of `reads` returned a record of an aborted transaction ([`aborted_writer`]).
+pub(crate) fn count_aborted_reads(
+    history: &[HistoryEntry],
+    events: &[EventRecord],
+    reads: &[Read],
+) -> usize {
+    let txns = txns(history);
+    let writers = writers(&txns);
+    let markers = markers(events);
+    reads
+        .iter()
+        .filter(|r| aborted_writer(&txns, &writers, &markers, r).is_some())
+        .count()
 }
 
 /// Which transaction wrote each value: value → (index in `txns`, partition, acknowledged
@@ -385,7 +438,24 @@ pub(crate) mod testkit {
             to: to.into(),
             partitions: Vec::new(),
             reason: reason.into(),
+            client: None,
         }
+    }
+
+    /// [`txn_state`] caused by `client`'s request.
+    pub fn txn_state_for(
+        tid: &str,
+        pid: (i64, i16),
+        from: &str,
+        to: &str,
+        reason: &str,
+        client: &str,
+    ) -> Event {
+        let mut e = txn_state(tid, pid, from, to, reason);
+        if let Event::TxnStateChanged { client: c, .. } = &mut e {
+            *c = Some(client.into());
+        }
+        e
     }
 
     /// `tp`'s last stable offset moved to `lso` (held by `unstable` = (pid, first offset)).

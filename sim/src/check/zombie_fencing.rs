@@ -25,13 +25,25 @@
 //! below the latest InitProducerId epoch"); the knob `sim.txn.producer-fencing = false` breaks
 //! it.
 //!
+//! **Instances, not only epochs.** The coordinator names the client each InitProducerId
+//! answered (`client` of its `txn-state-changed`). A transaction run by process `X` belongs to
+//! the instance that `X`'s latest InitProducerId before its begin created; an InitProducerId
+//! for another client `Y` completed after that one fences it as well, whatever the epochs
+//! say. With Kafka's fencing every InitProducerId bumps the epoch, so both rules agree; with
+//! `sim.txn.producer-fencing = false` the coordinator gives the new instance the epoch the old
+//! one has, and only the instance rule sees the zombie (the `zombie-producer` scenario). A
+//! commit counts as decided before the fencing InitProducerId when a PrepareCommit that
+//! answered `X`'s own EndTxn was written between the transaction's begin and it (for events
+//! without a client, one of an epoch in `[e, E)`). COMMIT markers are compared by epoch only:
+//! a marker does not say which instance's transaction it ends.
+//!
 //! **What is allowed.** The coordinator's own ABORT markers for the fenced transaction (written
 //! at the bumped epoch, PrepareEpochFence) and anything of the old epoch before the
 //! InitProducerId completed. A new producer id for the same `transactional.id` (epoch
 //! exhaustion) is not compared with the old one.
 
 use super::lesson::{Lesson, Prevention};
-use super::txn::{self, txns};
+use super::txn::{self, txns, Txn};
 use super::{violation, CheckInput, Checker, Violation};
 use crate::history::EventRecord;
 use ksim_model::event::{Event, OpType};
@@ -44,6 +56,39 @@ pub struct ZombieFencing;
 
 /// One completed InitProducerId: (time, epoch, event).
 type Init<'a> = (u64, ProducerEpoch, &'a EventRecord);
+
+/// The client a coordinator transition answered (`client` of a `txn-state-changed`).
+fn client_of(r: &EventRecord) -> Option<&str> {
+    match &r.event {
+        Event::TxnStateChanged { client, .. } => client.as_deref(),
+        _ => None,
+    }
+}
+
+/// The first InitProducerId of `list` that fences transaction `t` (epoch `epoch`) and
+/// completed before `time_ms`: one of a newer epoch, or one for another client than the
+/// transaction's process completed after that process's own latest InitProducerId before the
+/// transaction began (see the module documentation).
+fn fencing_txn<'l, 'a>(
+    list: &'l [Init<'a>],
+    t: &Txn,
+    epoch: ProducerEpoch,
+    time_ms: u64,
+) -> Option<&'l Init<'a>> {
+    let me = t.process().to_string();
+    let begin = t.invoke.time_ms;
+    let own = list
+        .iter()
+        .filter(|(at, _, r)| *at <= begin && client_of(r) == Some(me.as_str()))
+        .map(|(at, _, _)| *at)
+        .next_back();
+    list.iter().find(|(at, e, r)| {
+        *at < time_ms
+            && (*e > epoch
+                || own
+                    .is_some_and(|own| *at > own && client_of(r).is_some_and(|c| c != me.as_str())))
+    })
+}
 
 /// A leader's append of a producer's batch: (base offset, last offset, event).
 type Append<'a> = (Offset, Offset, &'a EventRecord);
@@ -195,7 +240,7 @@ impl Checker for ZombieFencing {
                     .get(&(*tp, pid))
                     .and_then(|l| l.iter().find(|(b, l, _)| b <= o && o <= l));
                 let Some((_, _, r)) = appended else { continue };
-                if let Some(init) = fencing(list, epoch, r.time_ms) {
+                if let Some(init) = fencing_txn(list, t, epoch, r.time_ms) {
                     anomalies.push((
                         format!(
                             "value {value} of {} was appended at {tp} offset {o} ({} at t={} ms) \
@@ -215,14 +260,19 @@ impl Checker for ZombieFencing {
             if t.outcome != OpType::Ok {
                 continue;
             }
-            let Some(init) = fencing(list, epoch, t.end_ms()) else {
+            let Some(init) = fencing_txn(list, t, epoch, t.end_ms()) else {
                 continue;
             };
+            let me = t.process().to_string();
             let decided_before = input.events.iter().any(|r| {
-                matches!(&r.event, Event::TxnStateChanged { transactional_id, producer_id, producer_epoch, to, .. }
+                matches!(&r.event, Event::TxnStateChanged { transactional_id, producer_id, producer_epoch, to, client, .. }
                     if transactional_id == t.transactional_id && *producer_id == pid
-                        && to == "PrepareCommit" && *producer_epoch >= epoch
-                        && *producer_epoch < init.1 && r.time_ms >= t.invoke.time_ms
+                        && to == "PrepareCommit"
+                        && match client {
+                            Some(c) => *c == me,
+                            None => *producer_epoch >= epoch && *producer_epoch < init.1,
+                        }
+                        && r.time_ms >= t.invoke.time_ms
                         && r.time_ms < init.0)
             });
             if decided_before {
@@ -246,7 +296,7 @@ impl Checker for ZombieFencing {
 #[cfg(test)]
 mod tests {
     use super::super::testkit::*;
-    use super::super::txn::testkit::{at, marker, txn_state};
+    use super::super::txn::testkit::{at, marker, txn_state, txn_state_for};
     use super::*;
     use ksim_model::types::{BrokerId, LeaderEpoch, Sequence};
 
@@ -296,6 +346,82 @@ mod tests {
         );
         assert_eq!(v[0].details["anomalies"][1]["kind"], "append");
         assert_eq!(v[0].details["anomalies"][2]["kind"], "txn-ok");
+    }
+
+    /// `sim.txn.producer-fencing = false`: the replacement producer-1's InitProducerId leaves
+    /// the epoch at 0, yet producer-0's transaction, begun under its own InitProducerId at
+    /// t=1, is a zombie's once producer-1's completed at `init_ms`.
+    fn unbumped_zombie(init_ms: u64) -> (Vec<crate::history::HistoryEntry>, Vec<EventRecord>) {
+        let mut h = HistoryBuilder::default();
+        h.txn(0, OpType::Ok, (7, 0), vec![tsend(&tp(0), 1, 0)]);
+        let init = |t, c| {
+            at(
+                t,
+                txn_state_for("tx-0", (7, 0), "Empty", "Empty", "init-producer-id", c),
+            )
+        };
+        let mut events = vec![init(0, "producer-0"), appended(4, 0)];
+        events.push(init(init_ms, "producer-1"));
+        events.sort_by_key(|r| r.time_ms);
+        (h.entries, events)
+    }
+
+    #[test]
+    fn a_zombie_of_the_same_epoch_is_told_apart_by_its_client() {
+        // producer-1 initialised at t=2: producer-0's append at t=4 and its commit at t=10
+        // are a zombie's.
+        let (h, events) = unbumped_zombie(2);
+        let v = check_history_events(&ZombieFencing, &h, &events);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].details["count"], 2);
+        assert!(
+            v[0].message
+                .starts_with("value 1 of producer-0's transaction"),
+            "{}",
+            v[0].message
+        );
+        assert!(v[0]
+            .message
+            .contains("InitProducerId gave tx-0 producer id 7 epoch 0 at t=2 ms"));
+        assert_eq!(v[0].details["anomalies"][1]["kind"], "txn-ok");
+        // producer-1 initialised only after the transaction: nothing to see.
+        let (h, events) = unbumped_zombie(20);
+        assert!(check_history_events(&ZombieFencing, &h, &events).is_empty());
+        // producer-0's own EndTxn was prepared (t=6) before producer-1's InitProducerId (t=8),
+        // and producer-0's append (t=4) came before it too.
+        let (h, mut events) = unbumped_zombie(8);
+        events.push(at(
+            6,
+            txn_state_for(
+                "tx-0",
+                (7, 0),
+                "Ongoing",
+                "PrepareCommit",
+                "end-txn",
+                "producer-0",
+            ),
+        ));
+        events.sort_by_key(|r| r.time_ms);
+        assert!(check_history_events(&ZombieFencing, &h, &events).is_empty());
+        // A PrepareCommit that answered another client's EndTxn does not excuse producer-0's
+        // commit.
+        let (h, mut events) = unbumped_zombie(5);
+        events.push(at(
+            4,
+            txn_state_for(
+                "tx-0",
+                (7, 0),
+                "Ongoing",
+                "PrepareCommit",
+                "end-txn",
+                "producer-1",
+            ),
+        ));
+        events.sort_by_key(|r| r.time_ms);
+        let v = check_history_events(&ZombieFencing, &h, &events);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert_eq!(v[0].details["count"], 1);
+        assert_eq!(v[0].details["anomalies"][0]["kind"], "txn-ok");
     }
 
     #[test]

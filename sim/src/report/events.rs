@@ -530,8 +530,10 @@ pub fn describe_event(e: &Event) -> String {
             to,
             partitions,
             reason,
+            client,
         } => format!(
-            "broker-{broker} moved transactional id `{transactional_id}` (producer id {producer_id}, epoch {producer_epoch}) from {from} to {to} ({reason}){}",
+            "broker-{broker} moved transactional id `{transactional_id}` (producer id {producer_id}, epoch {producer_epoch}) from {from} to {to} ({reason}{}){}",
+            client.as_ref().map(|c| format!(", for {c}")).unwrap_or_default(),
             if partitions.is_empty() {
                 String::new()
             } else {

@@ -476,6 +476,10 @@ pub(super) fn scheduled(s: &ScheduledFault) -> String {
         | FaultAction::ClientKill(x)
         | FaultAction::ClientPause(x)
         | FaultAction::ClientLeave(x) => format!("`{x}`"),
+        FaultAction::Replace {
+            client,
+            replacement,
+        } => format!("`{client}` by `{replacement}`"),
         FaultAction::Partition(groups) => groups
             .iter()
             .map(|g| {

@@ -49,6 +49,21 @@ pub struct FaultsSpec {
     /// Not a key: the consumer group members (subscribe mode) `client-leave` draws from.
     #[serde(skip)]
     pub members: Vec<String>,
+    /// Not a key: the producer clients that `replace` entries start, in schedule order (see
+    /// [`FaultAction::Replace`]).
+    #[serde(skip)]
+    pub replacements: Vec<Replacement>,
+}
+
+/// A replacement producer process that a `replace = "client:producer-N"` entry starts: client
+/// `producer-<node>`, numbered after the scenario's own producers in schedule order, running
+/// the `[[producers]]` entry of `producer-<replaces>` with its `transactional.id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Replacement {
+    /// Its producer client number (`producer-<node>`).
+    pub node: u32,
+    /// The producer client it replaces.
+    pub replaces: u32,
 }
 
 /// A random nemesis fault kind (`faults.kinds`).
@@ -202,6 +217,20 @@ pub enum FaultAction {
     /// the consumer stops; a producer stops taking records and completes what it buffered
     /// (`KafkaProducer.close()`). A later `restart` starts a new process.
     Close(Selector),
+    /// The orchestrator starts a replacement of a producer (`replace = "client:producer-N"`):
+    /// a new process on a node of its own, `replacement` (`client:producer-M`, numbered after
+    /// the scenario's producers: the first `replace` of a scenario with two producers starts
+    /// `producer-2`), with the replaced producer's `[[producers]]` entry and so its
+    /// `transactional.id` (`"<transactional.id>-N"`). Its `initTransactions()` fences every
+    /// earlier instance of that id. The replaced process is left as it is: the way Kafka users
+    /// meet a zombie producer, a pod stopped by a long GC pause (or cut off from the cluster)
+    /// that its orchestrator takes for dead and replaces, and that then wakes up and carries
+    /// on (KIP-98 "zombie fencing"). The replacement is down until then; faults may name it
+    /// afterwards, and the heal phase starts it if no `replace` did.
+    Replace {
+        client: Selector,
+        replacement: Selector,
+    },
     /// The random `client-kill`: like [`FaultAction::Kill`] of a client; its fault event is
     /// `client-kill`. Not a schedule key.
     ClientKill(Selector),
@@ -232,6 +261,7 @@ impl FaultAction {
             FaultAction::CreatePartitions { .. } => "create-partitions",
             FaultAction::DeleteTopic(_) => "delete-topic",
             FaultAction::Close(_) => "close",
+            FaultAction::Replace { .. } => "replace",
             FaultAction::ClientKill(_) => "client-kill",
             FaultAction::ClientPause(_) => "client-pause",
             FaultAction::ClientLeave(_) => "client-leave",
@@ -411,6 +441,22 @@ pub(super) fn resolve_faults(
     let interval_ms = range(&f.interval_ms, "faults.interval_ms", [1_000, 5_000], 1)?;
     let duration_ms = range(&f.duration_ms, "faults.duration_ms", [500, 4_000], 0)?;
 
+    let replacing = f.schedule.iter().filter(|e| e.replace.is_some()).count() as u32;
+    let max = crate::world::NODES_PER_KIND_MAX;
+    if let Some(e) = f.schedule.iter().find(|e| e.replace.is_some()) {
+        if sc.producer_clients() + replacing > max {
+            return Err(ctx.at(
+                e.replace.as_ref().expect("replace"),
+                "faults.schedule.replace",
+                format!(
+                    "{} producers and {replacing} replacements are more than ksim supports: at \
+                     most {max} producer clients (the simulated network gives each kind of node \
+                     one /24 of addresses)",
+                    sc.producer_clients()
+                ),
+            ));
+        }
+    }
     let mut schedule = Vec::new();
     for (i, e) in f.schedule.iter().enumerate() {
         let path = format!("faults.schedule[{i}]");
@@ -425,11 +471,27 @@ pub(super) fn resolve_faults(
                 ),
             ));
         }
-        let action = resolve_action(ctx, sc, e, &path)?;
+        let action = resolve_action(ctx, sc, e, &path, replacing)?;
         schedule.push(ScheduledFault { at_ms, action });
     }
     check_topic_admin(ctx, sc, &f.schedule)?;
     schedule.sort_by_key(|s| s.at_ms);
+    // Replacements are numbered after the scenario's producers, in schedule order.
+    let mut replacements = Vec::new();
+    for s in &mut schedule {
+        if let FaultAction::Replace {
+            client: Selector::Client(name),
+            replacement,
+        } = &mut s.action
+        {
+            let Some(NodeId::Producer(replaces)) = NodeId::parse(name) else {
+                unreachable!("resolve_action accepts only producers");
+            };
+            let node = sc.producer_clients() + replacements.len() as u32;
+            *replacement = Selector::Client(NodeId::Producer(node).to_string());
+            replacements.push(Replacement { node, replaces });
+        }
+    }
 
     Ok(FaultsSpec {
         kinds,
@@ -440,10 +502,11 @@ pub(super) fn resolve_faults(
         schedule,
         clients,
         members,
+        replacements,
     })
 }
 
-pub(super) const ACTION_KEYS: &str = "kill, power-fail, restart, disk-loss, shutdown, pause, resume, partition, isolate, clog, heal, disk-fault, create-partitions, delete-topic, close";
+pub(super) const ACTION_KEYS: &str = "kill, power-fail, restart, disk-loss, shutdown, pause, resume, partition, isolate, clog, heal, disk-fault, create-partitions, delete-topic, close, replace";
 
 /// Topic administration in the schedule, in time order (file order at equal times): a topic
 /// must exist (and not have been deleted), and `create-partitions` must increase its partition
@@ -541,6 +604,7 @@ pub(super) fn resolve_action(
     sc: &Scenario,
     e: &RawScheduled,
     path: &str,
+    replacements: u32,
 ) -> Result<FaultAction, ScenarioError> {
     let mut present: Vec<(&'static str, Range<usize>)> = Vec::new();
     macro_rules! note {
@@ -565,6 +629,7 @@ pub(super) fn resolve_action(
     note!(create_partitions, "create-partitions");
     note!(delete_topic, "delete-topic");
     note!(close, "close");
+    note!(replace, "replace");
     let (name, span) = match present.as_slice() {
         [] => {
             return Err(ctx.at(
@@ -595,7 +660,7 @@ pub(super) fn resolve_action(
         ));
     }
     let one = |s: &Spanned<String>| -> Result<Selector, ScenarioError> {
-        selector(ctx, sc, s, &key, false)
+        selector(ctx, sc, s, &key, false, replacements)
     };
     let action = match name {
         "kill" => FaultAction::Kill(one(e.kill.as_ref().unwrap())?),
@@ -618,6 +683,45 @@ pub(super) fn resolve_action(
                 ));
             }
             FaultAction::Close(sel)
+        }
+        "replace" => {
+            let s = e.replace.as_ref().unwrap();
+            let sel = one(s)?;
+            let producer = match &sel {
+                Selector::Client(name) => match NodeId::parse(name) {
+                    Some(NodeId::Producer(n)) => Some(n),
+                    _ => None,
+                },
+                _ => None,
+            };
+            match producer {
+                Some(n) if n < sc.producer_clients() => {}
+                Some(_) => {
+                    return Err(ctx.at(
+                        s,
+                        key,
+                        format!(
+                            "replace takes one of the scenario's producers (producer-0..{}): \
+                             \"{sel}\" is itself a replacement",
+                            sc.producer_clients() - 1
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(ctx.at(
+                        s,
+                        key,
+                        format!(
+                            "replace takes a producer (client:producer-N): \"{sel}\" is not one"
+                        ),
+                    ));
+                }
+            }
+            FaultAction::Replace {
+                client: sel,
+                // Numbered once the schedule is sorted (`resolve_faults`).
+                replacement: Selector::Client(String::new()),
+            }
         }
         "isolate" => FaultAction::Isolate(one(e.isolate.as_ref().unwrap())?),
         "clog" => {
@@ -673,7 +777,7 @@ pub(super) fn resolve_action(
                 }
                 let mut group = Vec::new();
                 for s in g {
-                    let sel = selector(ctx, sc, s, &key, true)?;
+                    let sel = selector(ctx, sc, s, &key, true, replacements)?;
                     if sel == Selector::Rest {
                         rests += 1;
                         if rests > 1 {
@@ -739,12 +843,80 @@ fn internal_topic_selector(
     Ok(sel.clone())
 }
 
+/// The `transactional.id` of every transactional client, in client order: producer client i
+/// of an entry with a `transactional.id` uses `"<id>-<i>"`, processor i `"<id>-<i>"`.
+pub fn transactional_ids(sc: &Scenario) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0u32;
+    for p in &sc.producers {
+        for _ in 0..p.count {
+            if let Some(id) = &p.config.transactional_id {
+                out.push(format!("{id}-{i}"));
+            }
+            i += 1;
+        }
+    }
+    let mut i = 0u32;
+    for p in &sc.processors {
+        for _ in 0..p.members {
+            if let Some(id) = &p.producer_config.transactional_id {
+                out.push(format!("{id}-{i}"));
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A role selector on a partition of `__transaction_state` (`leader:__transaction_state-3`):
+/// the internal topic exists once a transactional client asks for its coordinator, with
+/// `transaction.state.log.num.partitions` partitions of
+/// `transaction.state.log.replication.factor` replicas; the `transactional.id` `T` is in
+/// partition `abs(javaHashCode(T)) % transaction.state.log.num.partitions`
+/// (TransactionStateManager.scala `partitionFor`), which an error names for every id.
+fn transaction_state_selector(
+    sc: &Scenario,
+    sel: &Selector,
+    tp: &TopicPartition,
+) -> Result<Selector, String> {
+    let ids = transactional_ids(sc);
+    if ids.is_empty() {
+        return Err(format!(
+            "no producer or processor has a \"transactional.id\", so {} is never created and \"{sel}\" names nothing",
+            tp.topic
+        ));
+    }
+    let config = &sc.cluster.broker_config;
+    let partitions = config.transaction_state_log_num_partitions;
+    if tp.partition >= partitions {
+        let hint = ids
+            .iter()
+            .map(|id| {
+                let p = ksim_model::transaction_coordinator::partition_for(id, partitions);
+                format!("transactional.id \"{id}\" is in {p}")
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(format!(
+            "no partition {tp}: transaction.state.log.num.partitions is {partitions} ({hint})"
+        ));
+    }
+    if matches!(sel, Selector::Follower(_)) && config.transaction_state_log_replication_factor < 2 {
+        return Err(format!(
+            "{tp} has no follower (transaction.state.log.replication.factor {})",
+            config.transaction_state_log_replication_factor
+        ));
+    }
+    Ok(sel.clone())
+}
+
 pub(super) fn selector(
     ctx: &Ctx<'_>,
     sc: &Scenario,
     s: &Spanned<String>,
     key: &str,
     rest_allowed: bool,
+    replacements: u32,
 ) -> Result<Selector, ScenarioError> {
     let sel = Selector::parse(s.get_ref()).map_err(|m| ctx.at(s, key, m))?;
     let fail = |m: String| Err(ctx.at(s, key, m));
@@ -759,6 +931,11 @@ pub(super) fn selector(
             if tp.topic == ksim_model::group_coordinator::CONSUMER_OFFSETS_TOPIC =>
         {
             return internal_topic_selector(sc, &sel, tp).map_err(|m| ctx.at(s, key, m));
+        }
+        Selector::Leader(tp) | Selector::Follower(tp) | Selector::Isr(tp)
+            if tp.topic == ksim_model::transaction_coordinator::TRANSACTION_STATE_TOPIC =>
+        {
+            return transaction_state_selector(sc, &sel, tp).map_err(|m| ctx.at(s, key, m));
         }
         Selector::Leader(tp) | Selector::Follower(tp) | Selector::Isr(tp) => {
             let Some(t) = sc.topic(&tp.topic) else {
@@ -784,7 +961,7 @@ pub(super) fn selector(
         }
         Selector::Client(name) => {
             let ok = match NodeId::parse(name) {
-                Some(NodeId::Producer(n)) => n < sc.producer_clients(),
+                Some(NodeId::Producer(n)) => n < sc.producer_clients() + replacements,
                 Some(NodeId::Consumer(n)) => n < sc.consumer_clients(),
                 Some(NodeId::Processor(n)) => n < sc.processor_clients(),
                 _ => false,
@@ -792,7 +969,7 @@ pub(super) fn selector(
             if !ok {
                 return fail(format!(
                     "no client \"{name}\": clients are producer-0..{}, consumer-0..{} and processor-0..{}",
-                    sc.producer_clients() as i64 - 1,
+                    (sc.producer_clients() + replacements) as i64 - 1,
                     sc.consumer_clients() as i64 - 1,
                     sc.processor_clients() as i64 - 1
                 ));

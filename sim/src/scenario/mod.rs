@@ -59,7 +59,8 @@ use error::*;
 pub use error::{ScenarioError, ScenarioErrorKind};
 use faults::*;
 pub use faults::{
-    DiskFaultKind, FaultAction, FaultKind, FaultsSpec, ScheduledFault, Selector, SELECTOR_FORMS,
+    DiskFaultKind, FaultAction, FaultKind, FaultsSpec, Replacement, ScheduledFault, Selector,
+    SELECTOR_FORMS,
 };
 use raw::*;
 pub use resolve::validate_topic_name;
@@ -125,6 +126,7 @@ pub const SUPPORTED_ACTIONS: &[&str] = &[
     "create-partitions",
     "delete-topic",
     "close",
+    "replace",
 ];
 
 /// The fault actions only the random nemesis carries out (`faults.kinds`), not schedule keys:

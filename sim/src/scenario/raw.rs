@@ -192,6 +192,8 @@ pub(super) struct RawScheduled {
     pub(super) delete_topic: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) close: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) replace: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -790,6 +790,7 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
             schedule: Vec::new(),
             clients: Vec::new(),
             members: Vec::new(),
+            replacements: Vec::new(),
         },
     };
 

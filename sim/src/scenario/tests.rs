@@ -841,3 +841,110 @@ fn scenario_client_faults() {
     let e = err_with(kinds, "kinds = [\"client-kil\"]");
     assert!(e.contains("unknown variant `client-kil`"), "{e}");
 }
+
+/// `replace = "client:producer-N"` (a replacement producer with the replaced one's
+/// `transactional.id`, numbered after the scenario's producers) and selectors on a
+/// transactional id's `__transaction_state` partition.
+#[test]
+fn scenario_replace_and_transaction_state_selectors() {
+    let txn = |g: &str| {
+        g.replacen(
+            "config = { acks = \"all\", \"enable.idempotence\" = false, retries = 2147483647 }",
+            "config = { \"transactional.id\" = \"tx\" }",
+            1,
+        )
+    };
+    let with = |to: &str| parse_good(|g| txn(g).replacen("kill = \"follower:events-0\"", to, 1));
+    // The first replacement of a one-producer scenario is producer-1; later entries may name it.
+    let s = parse_good(|g| {
+        txn(g)
+            .replacen(
+                "kill = \"follower:events-0\"",
+                "replace = \"client:producer-0\"",
+                1,
+            )
+            .replacen(
+                "restart = \"follower:events-0\"",
+                "pause = \"client:producer-1\"",
+                1,
+            )
+    })
+    .unwrap();
+    assert_eq!(
+        s.faults.schedule[0].action,
+        FaultAction::Replace {
+            client: Selector::Client("producer-0".into()),
+            replacement: Selector::Client("producer-1".into()),
+        }
+    );
+    assert_eq!(
+        s.faults.replacements,
+        vec![Replacement {
+            node: 1,
+            replaces: 0
+        }]
+    );
+    // Random client faults never draw a replacement.
+    assert_eq!(
+        s.faults.clients,
+        vec!["producer-0", "consumer-0", "consumer-1"]
+    );
+    // Without a replace entry there is no producer-1.
+    let e = with("pause = \"client:producer-1\"")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no client \"producer-1\""), "{e}");
+    // Only producers are replaced, and only the scenario's own.
+    let e = with("replace = \"client:consumer-0\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("scenarios/good.toml:53:")
+            && e.contains("faults.schedule[0].replace: replace takes a producer (client:producer-N): \"client:consumer-0\" is not one"),
+        "{e}"
+    );
+    let e = parse_good(|g| {
+        txn(g)
+            .replacen(
+                "kill = \"follower:events-0\"",
+                "replace = \"client:producer-0\"",
+                1,
+            )
+            .replacen(
+                "restart = \"follower:events-0\"",
+                "replace = \"client:producer-1\"",
+                1,
+            )
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("\"client:producer-1\" is itself a replacement"),
+        "{e}"
+    );
+
+    // abs("tx-0".hashCode()) % 50 = 19.
+    let s = with("kill = \"leader:__transaction_state-19\"").unwrap();
+    assert_eq!(
+        s.faults.schedule[0].action,
+        FaultAction::Kill(Selector::Leader(TopicPartition::new(
+            "__transaction_state",
+            19
+        )))
+    );
+    let e = with("kill = \"leader:__transaction_state-50\"")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no partition __transaction_state-50: transaction.state.log.num.partitions is 50 (transactional.id \"tx-0\" is in __transaction_state-19)"),
+        "{e}"
+    );
+    let e = err_with(
+        "kill = \"follower:events-0\"",
+        "kill = \"leader:__transaction_state-19\"",
+    );
+    assert!(
+        e.contains("no producer or processor has a \"transactional.id\""),
+        "{e}"
+    );
+}

@@ -120,6 +120,7 @@ fn concrete(action: &FaultAction, record: &FaultRecord) -> FaultAction {
         FaultAction::Resume(s) => FaultAction::Resume(pin(s, first())),
         FaultAction::Isolate(s) => FaultAction::Isolate(pin(s, first())),
         FaultAction::Close(s) => FaultAction::Close(s.clone()),
+        FaultAction::Replace { .. } => action.clone(),
         // The random client kinds become the schedule's keys they act like: a shrunk
         // scenario is a schedule the loader accepts.
         FaultAction::ClientKill(s) => FaultAction::Kill(s.clone()),
@@ -330,6 +331,10 @@ pub fn describe(action: &FaultAction) -> String {
         | FaultAction::ClientKill(s)
         | FaultAction::ClientPause(s)
         | FaultAction::ClientLeave(s) => format!("{key} {s}"),
+        FaultAction::Replace {
+            client,
+            replacement,
+        } => format!("{key} {client} by {replacement}"),
         FaultAction::Partition(groups) => {
             let g: Vec<String> = groups
                 .iter()
@@ -376,6 +381,7 @@ pub fn entry_table(entry: &ScheduledFault) -> toml_edit::Table {
         | FaultAction::ClientKill(s)
         | FaultAction::ClientPause(s)
         | FaultAction::ClientLeave(s) => value(s.to_string()),
+        FaultAction::Replace { client, .. } => value(client.to_string()),
         FaultAction::Partition(groups) => {
             let mut a = Array::new();
             for g in groups {

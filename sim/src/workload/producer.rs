@@ -18,14 +18,27 @@ use std::sync::Arc;
 /// transactions (ms): time for its last one to end (flush, EndTxn, markers) before the drain.
 pub const TXN_END_MARGIN_MS: u64 = 3_000;
 
-/// The producer processes, numbered from 0 in file order: `count` of each `[[producers]]`.
+/// The producer processes, numbered from 0 in file order: `count` of each `[[producers]]`,
+/// then the replacements the schedule's `replace` entries start (numbered after them, in
+/// schedule order; see `FaultAction::Replace`), each with the entry of the producer it
+/// replaces. Each spec's `transactional.id` is already the client's own (SCENARIOS.md: client
+/// i of a transactional entry uses "<transactional.id>-<i>", a restarted client the same, so it
+/// fences its predecessor, and a replacement that of the producer it replaces).
 pub fn instances(scenario: &Scenario) -> Vec<(u32, ProducerSpec)> {
-    let mut producer_specs = Vec::new();
+    let mut producer_specs: Vec<(u32, ProducerSpec)> = Vec::new();
     for spec in &scenario.producers {
         for _ in 0..spec.count {
             let i = producer_specs.len() as u32;
-            producer_specs.push((i, spec.clone()));
+            let mut spec = spec.clone();
+            if let Some(id) = &spec.config.transactional_id {
+                spec.config.transactional_id = Some(format!("{id}-{i}"));
+            }
+            producer_specs.push((i, spec));
         }
+    }
+    for r in &scenario.faults.replacements {
+        let spec = producer_specs[r.replaces as usize].1.clone();
+        producer_specs.push((r.node, spec));
     }
     producer_specs
 }
@@ -48,12 +61,7 @@ pub(crate) fn spawn(
         let node = NodeId::Producer(*i);
         let partitioner_seed = partitioner_rng.next_u64();
         let (shared, disk) = (shared.clone(), disk.clone());
-        let mut config = spec.config.clone();
-        // SCENARIOS.md: client i of a transactional entry uses "<transactional.id>-<i>", and a
-        // restarted client the same (so it fences its predecessor).
-        if let Some(id) = &config.transactional_id {
-            config.transactional_id = Some(format!("{id}-{i}"));
-        }
+        let config = spec.config.clone();
         let transaction = spec.transaction.map(|t| t.spec());
         let workload = ProducerWorkload {
             topic: spec.topic.clone(),
