@@ -41,7 +41,7 @@ fn corr_of(m: &Message) -> CorrelationId {
 #[test]
 fn possibly_written_batch_is_not_resent_under_a_new_producer_id() {
     let workload = ProducerWorkload {
-        topic: "t".into(),
+        topics: vec!["t".into()],
         rate_per_sec: 1000,
         keys: 0,
         stop_at_ms: 1_000_000,
@@ -154,7 +154,7 @@ fn possibly_written_batch_is_not_resent_under_a_new_producer_id() {
 
 fn workload(style: SendStyle) -> ProducerWorkload {
     ProducerWorkload {
-        topic: "t".into(),
+        topics: vec!["t".into()],
         rate_per_sec: 1000,
         keys: 0,
         stop_at_ms: 1_000_000,
@@ -854,7 +854,7 @@ fn a_restarted_producer_ignores_answers_to_its_previous_process() {
 /// Offers over `ms` simulated ms at `rate` per second, ticking as the producer schedules.
 fn offered_by_pacing(rate: u32, ms: u64) -> (u64, BTreeSet<u64>) {
     let workload = ProducerWorkload {
-        topic: "t".into(),
+        topics: vec!["t".into()],
         rate_per_sec: rate,
         keys: 0,
         stop_at_ms: ms,
