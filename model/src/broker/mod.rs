@@ -32,6 +32,9 @@
 //!   and the WriteTxnMarkers it sends.
 //! * `txn_markers.rs` (`KafkaApis.handleWriteTxnMarkersRequest`): WriteTxnMarkers, the
 //!   transaction markers a transaction coordinator writes to the partitions this broker leads.
+//! * `txn_verification.rs` (`AddPartitionsToTxnManager`, KIP-890 part 1): the leader holds a
+//!   transactional batch of a producer with no transaction open in the partition until the
+//!   transaction coordinator confirms the partition is in its ongoing transaction.
 //!
 //! Per-producer state for duplicate detection is in [`crate::log::producer_state`]
 //! (`ProducerStateManager.scala`), with the transactional state (open transactions, the last

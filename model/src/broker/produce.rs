@@ -183,7 +183,6 @@ impl Broker {
             let log_start = p.log.log_start_offset();
             let (transactional_id, guard) = verification;
             let verdict = self.verify_transactional_batch(
-                now,
                 &tp,
                 pid,
                 header.producer_epoch,

@@ -115,13 +115,14 @@ pub(super) enum Verification {
 
 impl Broker {
     /// Decides whether the transactional batch of (`producer_id`, `producer_epoch`) for `tp`
-    /// may be appended now (step 1-3 of the module doc). `guard` is the one a held produce
-    /// carries when it runs again after a NONE answer. `held` is what to keep if the produce
-    /// must wait.
+    /// may be appended now (steps 1-3 of the module doc). `guard` is the one a held produce
+    /// carries when it runs again after a NONE answer; `transactional_id` the request's;
+    /// `held` builds what to keep, given the coordinator asked and the guard, if the produce
+    /// must wait. Refusals: INVALID_TXN_STATE (a spent guard, or no `transactional.id`),
+    /// NOT_ENOUGH_REPLICAS (no known coordinator).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn verify_transactional_batch(
         &mut self,
-        now: Instant,
         tp: &TopicPartition,
         producer_id: ProducerId,
         producer_epoch: ProducerEpoch,
@@ -130,7 +131,6 @@ impl Broker {
         held: impl FnOnce(BrokerId, u64) -> HeldProduce,
         out: &mut Effects<BrokerTimer>,
     ) -> Verification {
-        let _ = now;
         if !self.config.transaction_partition_verification_enable {
             return Verification::Proceed;
         }
