@@ -169,6 +169,10 @@ pub const PROBES: &[Probe] = &[
         name: "processor-restarted",
         meaning: "a processor process (`[[processors]]`) that crashed was started again: with a `transactional.id` its initTransactions() fences its predecessor, and it rejoins its group",
     },
+    Probe {
+        name: "txn-committed-across-topics",
+        meaning: "a committed transaction (an `ok` `txn` operation) had records acknowledged on partitions of two or more topics, and on each of those partitions the first transaction marker of its producer id after its records was a commit",
+    },
 ];
 
 /// The errors with which a group coordinator fences a stale member's OffsetCommit (Kafka's
@@ -388,6 +392,7 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
     }
     zombie_producer_resumed(events, &mut bump);
     txn_coordinator_failover_mid_commit(events, &mut bump);
+    txn_committed_across_topics(events, history, &mut bump);
     let removed = Removed::from_events(events);
     for e in history {
         if let (
@@ -536,6 +541,77 @@ fn restart_kept_generation(events: &[EventRecord], bump: &mut impl FnMut(&str)) 
                 }
             }
             _ => {}
+        }
+    }
+}
+
+/// The `txn-committed-across-topics` probe (a `[[producers]] topics` entry's transactions,
+/// SCENARIOS.md "Transactions and exactly-once"): counts every `ok` `txn` operation with a
+/// producer id whose acknowledged sends name two or more topics, and where, on every
+/// partition it wrote, the first `txn-marker-written` of that producer id at an offset above
+/// the transaction's last record there is a COMMIT: its markers landed on each topic. A marker
+/// is matched by producer id and offset only (with `transaction.version = 1` one epoch runs
+/// many transactions, so the epoch cannot tell them apart; the first marker after a
+/// transaction's records on a partition is the one that ended it there).
+fn txn_committed_across_topics(
+    events: &[EventRecord],
+    history: &[HistoryEntry],
+    bump: &mut impl FnMut(&str),
+) {
+    use ksim_model::event::TxnMop;
+    use ksim_model::types::{Offset, ProducerId};
+    // Per (partition, producer id): the markers written, (offset, result), in offset order.
+    let mut markers: BTreeMap<(&TopicPartition, ProducerId), BTreeMap<Offset, &str>> =
+        BTreeMap::new();
+    for r in events {
+        if let Event::TxnMarkerWritten {
+            tp,
+            producer_id,
+            offset,
+            result,
+            ..
+        } = &r.event
+        {
+            markers
+                .entry((tp, *producer_id))
+                .or_default()
+                .insert(*offset, result.as_str());
+        }
+    }
+    for e in history {
+        let (
+            OpType::Ok,
+            OpValue::Txn {
+                producer_id: Some(pid),
+                mops,
+                ..
+            },
+        ) = (e.op.op_type, &e.op.value)
+        else {
+            continue;
+        };
+        // Per partition written: the offset of the transaction's last acknowledged record.
+        let mut last: BTreeMap<&TopicPartition, Offset> = BTreeMap::new();
+        for m in mops {
+            if let TxnMop::Send {
+                tp,
+                offset: Some(o),
+                ..
+            } = m
+            {
+                let at = last.entry(tp).or_insert(*o);
+                *at = (*at).max(*o);
+            }
+        }
+        let topics: BTreeSet<&str> = last.keys().map(|tp| tp.topic.as_str()).collect();
+        let committed_everywhere = last.iter().all(|(tp, o)| {
+            markers
+                .get(&(*tp, *pid))
+                .and_then(|m| m.range(Offset(o.0 + 1)..).next())
+                .is_some_and(|(_, result)| *result == "commit")
+        });
+        if topics.len() >= 2 && committed_everywhere {
+            bump("txn-committed-across-topics");
         }
     }
 }
@@ -1168,5 +1244,67 @@ mod tests {
         h.entries[1].op.error =
             Some("ProducerFencedException: PRODUCER_FENCED (a newer instance)".into());
         assert_eq!(reached(&[], &h.entries).get("producer-fenced"), Some(&1));
+    }
+
+    #[test]
+    fn a_committed_transaction_counts_across_topics_only_with_a_commit_marker_on_each() {
+        use ksim_model::event::{ClientOp, TxnMop};
+        use ksim_model::types::{Offset, ProducerEpoch, ProducerId};
+        let send = |topic: &str, offset: i64| TxnMop::Send {
+            tp: TopicPartition::new(topic, 0),
+            key: None,
+            value: offset as u64,
+            offset: Some(Offset(offset)),
+        };
+        let txn = |op_type: OpType, mops: Vec<TxnMop>| HistoryEntry {
+            index: 0,
+            time_ms: 0,
+            process: NodeId::Producer(0),
+            op: ClientOp {
+                op_type,
+                op_id: 1,
+                value: OpValue::Txn {
+                    transactional_id: "tx-0".into(),
+                    producer_id: Some(ProducerId(7)),
+                    producer_epoch: Some(ProducerEpoch(0)),
+                    mops,
+                    group: None,
+                    offsets: vec![],
+                },
+                error: None,
+            },
+        };
+        let marker = |topic: &str, offset: i64, result: &str| {
+            ev(
+                10,
+                NodeId::Broker(BrokerId(0)),
+                Event::TxnMarkerWritten {
+                    tp: TopicPartition::new(topic, 0),
+                    broker: BrokerId(0),
+                    producer_id: ProducerId(7),
+                    producer_epoch: ProducerEpoch(0),
+                    result: result.into(),
+                    offset: Offset(offset),
+                    coordinator_epoch: 0,
+                },
+            )
+        };
+        let both = vec![txn(OpType::Ok, vec![send("events", 3), send("audit", 5)])];
+        let probe = "txn-committed-across-topics";
+        let markers = vec![marker("events", 4, "commit"), marker("audit", 6, "commit")];
+        assert_eq!(reached(&markers, &both).get(probe), Some(&1));
+        // A marker missing on one topic, or the first one after the records an ABORT.
+        assert_eq!(reached(&markers[..1], &both).get(probe), None);
+        let aborted = vec![
+            marker("events", 4, "commit"),
+            marker("audit", 6, "abort"),
+            marker("audit", 9, "commit"),
+        ];
+        assert_eq!(reached(&aborted, &both).get(probe), None);
+        // One topic only, or a transaction that did not commit.
+        let one = vec![txn(OpType::Ok, vec![send("events", 3)])];
+        assert_eq!(reached(&markers, &one).get(probe), None);
+        let failed = vec![txn(OpType::Fail, vec![send("events", 3), send("audit", 5)])];
+        assert_eq!(reached(&markers, &failed).get(probe), None);
     }
 }

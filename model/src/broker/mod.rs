@@ -32,6 +32,9 @@
 //!   and the WriteTxnMarkers it sends.
 //! * `txn_markers.rs` (`KafkaApis.handleWriteTxnMarkersRequest`): WriteTxnMarkers, the
 //!   transaction markers a transaction coordinator writes to the partitions this broker leads.
+//! * `txn_verification.rs` (`AddPartitionsToTxnManager`, KIP-890 part 1): the leader holds a
+//!   transactional batch of a producer with no transaction open in the partition until the
+//!   transaction coordinator confirms the partition is in its ongoing transaction.
 //!
 //! Per-producer state for duplicate detection is in [`crate::log::producer_state`]
 //! (`ProducerStateManager.scala`), with the transactional state (open transactions, the last
@@ -53,6 +56,7 @@ mod replica_manager;
 mod tests;
 mod txn_coordinator;
 mod txn_markers;
+mod txn_verification;
 mod zk_session;
 
 pub use crate::log::producer_state::NUM_BATCHES_TO_RETAIN;
@@ -127,6 +131,11 @@ pub enum BrokerTimer {
     RecoveryPointCheckpoint,
     /// Checkpoint every log's start offset (`log.flush.start.offset.checkpoint.interval.ms`).
     LogStartOffsetCheckpoint,
+    /// The KIP-890 verification `corr` (AddPartitionsToTxn with `verify_only`) got no answer in
+    /// time (`txn_verification.rs`).
+    TxnVerificationTimeout {
+        corr: CorrelationId,
+    },
 }
 
 /// A broker process.
@@ -152,6 +161,9 @@ pub struct Broker {
     produce_requests: BTreeMap<u64, ProduceRequestState>,
     /// WriteTxnMarkers requests still collecting their markers' answers (`txn_markers.rs`).
     txn_marker_requests: BTreeMap<u64, txn_markers::TxnMarkersRequestState>,
+    /// KIP-890 part 1: verification guards and the produces held for the coordinator's
+    /// answer (`txn_verification.rs`).
+    txn_verification: txn_verification::TxnVerification,
     pending_fetches: Purgatory<PendingFetch>,
     next_producer_id: i64,
     /// Follower OffsetsForLeaderEpoch requests waiting for a reply, to the leader they went to.
@@ -260,6 +272,7 @@ impl Broker {
             pending_produces: Purgatory::default(),
             produce_requests: BTreeMap::new(),
             txn_marker_requests: BTreeMap::new(),
+            txn_verification: Default::default(),
             pending_fetches: Purgatory::default(),
             next_producer_id: 0,
             fetch_targets: BTreeMap::new(),
@@ -467,8 +480,18 @@ impl Actor for Broker {
                 corr,
                 acks,
                 timeout_ms,
+                transactional_id,
                 partitions,
-            } => self.on_produce_request(now, from, corr, acks, timeout_ms, partitions, out),
+            } => self.on_produce_request(
+                now,
+                from,
+                corr,
+                acks,
+                timeout_ms,
+                transactional_id,
+                partitions,
+                out,
+            ),
             m @ Message::Fetch { .. } => self.on_fetch(now, from, m, true, out),
             Message::FetchResponse { corr, partitions } => {
                 self.on_fetch_response(now, corr, partitions, out)
@@ -701,9 +724,10 @@ impl Actor for Broker {
                 offsets,
                 out,
             ),
-            // Not built yet: the leader's KIP-890 verification, whose answer this would be;
-            // no leader sends a verification.
-            Message::AddPartitionsToTxnResponse { .. } => {}
+            // The coordinator's answer to this leader's KIP-890 verification.
+            Message::AddPartitionsToTxnResponse { corr, results } => {
+                self.on_txn_verification_response(now, corr, results, out)
+            }
             // Not addressed to a broker.
             Message::FindCoordinatorResponse { .. }
             | Message::JoinGroupResponse { .. }
@@ -787,6 +811,9 @@ impl Actor for Broker {
                     BrokerTimer::RecoveryPointCheckpoint,
                 );
             }
+            BrokerTimer::TxnVerificationTimeout { corr } => {
+                self.txn_verification_lost(now, corr, out)
+            }
             BrokerTimer::LogStartOffsetCheckpoint => {
                 self.write_log_start_offset_checkpoint(out);
                 out.timer(
@@ -808,7 +835,7 @@ impl Actor for Broker {
         }
     }
 
-    fn on_disconnect(&mut self, _now: Instant, peer: NodeId, out: &mut Effects<BrokerTimer>) {
+    fn on_disconnect(&mut self, now: Instant, peer: NodeId, out: &mut Effects<BrokerTimer>) {
         match peer {
             NodeId::Zk
                 // Requests to the coordination node were lost; the session may survive, and
@@ -819,6 +846,7 @@ impl Actor for Broker {
                 self.fetches_to_broker_lost(b, out);
                 self.alter_partitions_to_broker_lost(b, out);
                 self.txn_markers_lost(None, b);
+                self.txn_verifications_to_broker_lost(now, b, out);
             }
             _ => {}
         }
@@ -826,7 +854,7 @@ impl Actor for Broker {
 
     fn on_send_failed(
         &mut self,
-        _now: Instant,
+        now: Instant,
         to: NodeId,
         msg: Message,
         out: &mut Effects<BrokerTimer>,
@@ -850,6 +878,11 @@ impl Actor for Broker {
                     self.txn_markers_lost(Some(corr), b)
                 }
             }
+            Message::AddPartitionsToTxn {
+                corr,
+                verify_only: true,
+                ..
+            } => self.txn_verification_lost(now, corr, out),
             _ => {}
         }
     }

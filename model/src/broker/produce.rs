@@ -6,6 +6,7 @@
 
 use super::partition::Role;
 use super::purgatory::{PendingProduce, ProduceRequestKind, ProduceRequestState};
+use super::txn_verification::{HeldProduce, Verification};
 use super::{Broker, BrokerTimer};
 use crate::config::BrokerCompression;
 use crate::effects::Effects;
@@ -26,6 +27,7 @@ impl Broker {
         corr: CorrelationId,
         acks: Acks,
         timeout_ms: u64,
+        transactional_id: Option<String>,
         partitions: Vec<(TopicPartition, Vec<u8>)>,
         out: &mut Effects<BrokerTimer>,
     ) {
@@ -44,7 +46,18 @@ impl Broker {
         }
         for (tp, batch) in partitions {
             let mut reply = None;
-            self.on_produce(now, from, req, tp, acks, timeout_ms, batch, &mut reply, out);
+            self.on_produce(
+                now,
+                from,
+                req,
+                tp,
+                acks,
+                timeout_ms,
+                batch,
+                (&transactional_id, None),
+                &mut reply,
+                out,
+            );
             if let Some(r) = reply {
                 self.produce_partition_done(req, r, out);
             }
@@ -59,7 +72,10 @@ impl Broker {
     }
 
     /// One partition's batch of a produce request. An immediate answer goes to `reply`;
-    /// an acks=all append waits in `pending_produces` under `req`.
+    /// an acks=all append waits in `pending_produces` under `req`; a transactional batch that
+    /// needs KIP-890 verification waits in `txn_verification` (neither). `verification` is
+    /// the request's `transactional.id` and, when a held produce runs again after the
+    /// coordinator's NONE, its verification guard.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn on_produce(
         &mut self,
@@ -70,6 +86,7 @@ impl Broker {
         acks: Acks,
         timeout_ms: u64,
         batch: Vec<u8>,
+        verification: (&Option<String>, Option<u64>),
         reply: &mut Option<PartitionProduceResponse>,
         out: &mut Effects<BrokerTimer>,
     ) {
@@ -158,16 +175,57 @@ impl Broker {
             );
             return;
         }
+        // KIP-890 part 1 (`txn_verification.rs`): the first transactional batch of a producer
+        // with no transaction open here waits until the transaction coordinator confirms that
+        // the partition is in the producer's ongoing transaction.
+        let pid = header.producer_id;
+        if pid != ProducerId::NONE && header.is_transactional() {
+            let log_start = p.log.log_start_offset();
+            let (transactional_id, guard) = verification;
+            let verdict = self.verify_transactional_batch(
+                &tp,
+                pid,
+                header.producer_epoch,
+                guard,
+                transactional_id.as_deref(),
+                |coordinator, guard| HeldProduce {
+                    from,
+                    req,
+                    tp: tp.clone(),
+                    acks,
+                    timeout_ms,
+                    batch: batch.clone(),
+                    transactional_id: transactional_id.clone().unwrap_or_default(),
+                    producer_id: pid,
+                    coordinator,
+                    guard,
+                },
+                out,
+            );
+            match verdict {
+                Verification::Proceed => {}
+                Verification::Held => return,
+                Verification::Refuse(error, message) => {
+                    if error != ErrorCode::NotEnoughReplicas {
+                        out.event(Event::ProduceRejected {
+                            tp: tp.clone(),
+                            broker: me,
+                            error,
+                            message,
+                        });
+                    }
+                    respond(out, error, Offset(-1), log_start);
+                    return;
+                }
+            }
+        }
+        let p = self
+            .partitions
+            .get_mut(&tp)
+            .expect("the partition was found above");
         // Transactions (KIP-98, `ProducerAppendInfo.java:96-187`): a lower producer epoch is
         // fenced (unless `sim.txn.producer-fencing = false` and the batch is transactional),
         // a non-transactional batch during the producer's open transaction is refused.
-        //
-        // KIP-890 part 1 (not modelled) would hook in here: before the first transactional
-        // batch of a producer with no open transaction in this partition is appended, the
-        // leader asks the transaction coordinator (AddPartitionsToTxn with verify_only) whether
-        // the partition is in the producer's ongoing transaction, parks the produce until it
-        // answers, and refuses an unverified batch with INVALID_TXN_STATE.
-        let pid = header.producer_id;
         let producer_fencing = self.config.txn_producer_fencing;
         let mut zombie = false;
         if pid != ProducerId::NONE {
@@ -343,6 +401,11 @@ impl Broker {
         let Ok((base, last)) = p.log.append_as_leader(&batch, leader_epoch, &mut ops) else {
             return Err(ErrorCode::CorruptMessage);
         };
+        // A transactional batch or a marker of the producer spends its verification guard
+        // here (KIP-890, `UnifiedLog`'s `clearVerificationStateEntry`).
+        if pid != ProducerId::NONE && (header.is_transactional() || header.is_control()) {
+            self.txn_verification.clear(tp, pid);
+        }
         if pid != ProducerId::NONE && !header.is_control() {
             let first_seq = header.base_sequence.0;
             p.record_producer_batch(

@@ -268,6 +268,19 @@ impl TxnStateManager {
             .retain(|_, (_, last)| *last >= high_watermark);
     }
 
+    /// Whether `producer_id` has a transaction open in this partition at `producer_epoch`
+    /// (Kafka's `UnifiedLog.hasOngoingTransaction(producerId, producerEpoch)`): a
+    /// transactional batch of such a producer needs no KIP-890 verification.
+    pub fn has_ongoing_transaction(
+        &self,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+    ) -> bool {
+        self.producers.get(&producer_id).is_some_and(|e| {
+            e.current_txn_first_offset.is_some() && e.producer_epoch == producer_epoch
+        })
+    }
+
     /// The open transactions, as `(first offset, producer)` in offset order.
     pub fn ongoing(&self) -> impl Iterator<Item = (Offset, ProducerId)> + '_ {
         self.ongoing.iter().map(|(o, p)| (*o, *p))

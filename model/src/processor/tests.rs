@@ -16,7 +16,7 @@ fn record(p: i32, offset: i64, value: u64) -> PolledRecord {
 fn processor(exactly_once: bool, incarnation: u64) -> ProcessorClient {
     let consumer = ConsumerClient::new(2, ConsumerConfig::default(), vec!["in".into()], vec![]);
     let workload = ProducerWorkload {
-        topic: "out".into(),
+        topics: vec!["out".into()],
         rate_per_sec: 0,
         keys: 0,
         stop_at_ms: u64::MAX,

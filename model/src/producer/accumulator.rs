@@ -57,6 +57,7 @@ impl PendingRecord {
 
 #[derive(Debug, Clone)]
 pub(super) struct Batch {
+    /// The partition's slot (`ProducerClient::tp` maps it to its topic-partition).
     pub(super) partition: i32,
     pub(super) records: Vec<PendingRecord>,
     /// Uncompressed size of the records section.
@@ -79,6 +80,7 @@ pub(super) struct Batch {
 /// A `send` waiting for `buffer.memory`.
 #[derive(Debug, Clone)]
 pub(super) struct BlockedSend {
+    /// The partition's slot (see `Batch::partition`).
     pub(super) partition: i32,
     pub(super) record: PendingRecord,
 }

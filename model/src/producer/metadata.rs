@@ -1,6 +1,6 @@
 //! The producer's view of the cluster (Kafka's `ProducerMetadata`, refreshed through
 //! `NetworkClient`'s metadata updater): a Metadata request to the next bootstrap broker, the
-//! leader of every partition of the workload's topic, a refresh every
+//! leader of every partition of the workload's topics, a refresh every
 //! `metadata.max.age.ms` and a retry after `retry.backoff.ms` while a leader is unknown.
 
 use super::{ProducerClient, ProducerTimer};
@@ -21,7 +21,7 @@ impl ProducerClient {
             NodeId::Broker(b),
             Message::Metadata {
                 corr,
-                topics: vec![self.workload.topic.clone()],
+                topics: self.workload.topics.clone(),
             },
         );
         out.timer(
@@ -30,7 +30,7 @@ impl ProducerClient {
         );
     }
 
-    /// A Metadata answer: the leader of every partition of the workload's topic; a retry
+    /// A Metadata answer: the leader of every partition of the workload's topics; a retry
     /// after `retry.backoff.ms` while one is unknown.
     pub(super) fn on_metadata_response(
         &mut self,
@@ -44,11 +44,12 @@ impl ProducerClient {
         }
         self.metadata_in_flight = None;
         for pm in partitions {
-            if pm.tp.topic == self.workload.topic {
-                self.leaders.insert(pm.tp.partition, pm.leader);
+            if let Some(t) = self.workload.topics.iter().position(|t| *t == pm.tp.topic) {
+                let slot = self.slot(t, pm.tp.partition);
+                self.leaders.insert(slot, pm.leader);
             }
         }
-        let missing = self.leaders.is_empty() || self.leaders.values().any(|l| l.is_none());
+        let missing = !self.metadata_known() || self.leaders.values().any(|l| l.is_none());
         if missing {
             out.timer(
                 self.config.retry_backoff_ms.max(1),

@@ -145,14 +145,16 @@ pub struct ProducerClient {
     workload: ProducerWorkload,
     bootstrap: Vec<BrokerId>,
     next_bootstrap: usize,
+    /// The leader of every partition known from metadata, by slot (see [`Self::tp`]).
     leaders: BTreeMap<i32, Option<BrokerId>>,
     metadata_in_flight: Option<CorrelationId>,
     init_pid_in_flight: Option<CorrelationId>,
     producer: Option<(ProducerId, ProducerEpoch)>,
     /// The broker lost our producer state: take a new producer id once nothing is in flight.
     reset_pending: bool,
+    /// The next sequence number per partition slot.
     next_sequence: BTreeMap<i32, i32>,
-    /// The RecordAccumulator: a deque of batches per partition.
+    /// The RecordAccumulator: a deque of batches per partition slot.
     batches: BTreeMap<i32, VecDeque<Batch>>,
     /// `buffer.memory` not taken by batches.
     buffer_available: u64,
@@ -182,8 +184,8 @@ pub struct ProducerClient {
     rate_credit_milli: u64,
     tick_scheduled_ms: u64,
     /// KIP-480's sticky partitioner for records without a key (or with
-    /// `partitioner.ignore.keys`).
-    sticky: StickyPartitioner,
+    /// `partitioner.ignore.keys`), one per topic of the workload, in its order.
+    sticky: Vec<StickyPartitioner>,
     /// Its randomness (Kafka: `ThreadLocalRandom`), seeded by [`ProducerClient::with_partitioner_seed`].
     partitioner_rng: ChaCha8Rng,
     /// The transactional state, with a `transactional.id` (see `transactions.rs`).
@@ -239,6 +241,15 @@ impl ProducerClient {
             .iter()
             .map(|&c| builtin_interceptor(c, &format!("producer-{index}")))
             .collect();
+        assert!(
+            !workload.topics.is_empty(),
+            "producer-{index}: a workload writes to at least one topic"
+        );
+        let sticky = workload
+            .topics
+            .iter()
+            .map(|_| StickyPartitioner::new())
+            .collect();
         ProducerClient {
             index,
             buffer_available: config.buffer_memory,
@@ -269,7 +280,7 @@ impl ProducerClient {
             next_corr: 0,
             rate_credit_milli: 0,
             tick_scheduled_ms: 0,
-            sticky: StickyPartitioner::new(),
+            sticky,
             partitioner_rng: ChaCha8Rng::seed_from_u64(index as u64),
             txn: None,
             driven: false,
@@ -308,9 +319,10 @@ impl ProducerClient {
         self
     }
 
-    /// The sticky partition null-key records currently go to (KIP-480), if one was chosen.
+    /// The sticky partition null-key records of the workload's first topic currently go to
+    /// (KIP-480), if one was chosen.
     pub fn sticky_partition(&self) -> Option<i32> {
-        self.sticky.current()
+        self.sticky[0].current()
     }
 
     /// Installs an interceptor (`interceptor.classes`); they run in installation order.
@@ -339,8 +351,36 @@ impl ProducerClient {
         CorrelationId(self.next_corr)
     }
 
-    fn tp(&self, partition: i32) -> TopicPartition {
-        TopicPartition::new(self.workload.topic.clone(), partition)
+    /// The topic-partition of a partition *slot*. The producer keys its per-partition state
+    /// (leaders, sequences, batches, the partitions added to a transaction) by slot, one
+    /// number for a partition of any of its topics: `partition * topics + topic index`, so that
+    /// with one topic (every producer but a multi-topic one) the slot is the partition itself,
+    /// and a topic growing partitions (`create-partitions`) moves no other slot.
+    fn tp(&self, slot: i32) -> TopicPartition {
+        let n = self.workload.topics.len() as i32;
+        TopicPartition::new(self.workload.topics[(slot % n) as usize].clone(), slot / n)
+    }
+
+    /// The slot (see [`Self::tp`]) of `partition` of the workload's topic number
+    /// `topic_index`.
+    fn slot(&self, topic_index: usize, partition: i32) -> i32 {
+        partition * self.workload.topics.len() as i32 + topic_index as i32
+    }
+
+    /// Partitions of the workload's topic number `topic_index` known from metadata (0 before
+    /// the first answer).
+    fn partitions_of(&self, topic_index: usize) -> i32 {
+        let n = self.workload.topics.len() as i32;
+        self.leaders
+            .keys()
+            .filter(|s| *s % n == topic_index as i32)
+            .count() as i32
+    }
+
+    /// Whether metadata gave at least one partition of every topic of the workload (Kafka's
+    /// `send` blocks on metadata until then).
+    fn metadata_known(&self) -> bool {
+        (0..self.workload.topics.len()).all(|t| self.partitions_of(t) > 0)
     }
 
     /// Schedules the next workload tick: when the credit reaches a whole record, at least

@@ -52,7 +52,12 @@ impl SendStyle {
 /// What the workload asks of this producer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProducerWorkload {
-    pub topic: String,
+    /// The topics written, at least one (SCENARIOS.md `[[producers]] topic` or `topics`).
+    /// Record `n` of the client (counting from 0, per process) goes to topic `n % len`, and
+    /// within it to the partition Kafka's partitioner chooses; so consecutive records, and a
+    /// transaction of at least `len` records, spread over every topic. An application
+    /// ([`ProducerClient::send_record`]) writes to the first.
+    pub topics: Vec<String>,
     /// Records offered per simulated second.
     pub rate_per_sec: u32,
     /// Distinct keys (`0`: null keys).
@@ -71,8 +76,8 @@ impl ProducerClient {
 
     /// The workload calls `send` once.
     pub(super) fn offer_record(&mut self, now: Instant, out: &mut Effects<ProducerTimer>) {
-        let partitions = self.leaders.len() as i32;
-        if partitions == 0 {
+        let topic_index = (self.next_value % self.workload.topics.len() as u64) as usize;
+        if self.partitions_of(topic_index) == 0 {
             return; // Kafka's send() would block on metadata; the workload waits instead.
         }
         self.next_value += 1;
@@ -87,14 +92,14 @@ impl ProducerClient {
                 self.config.key_serializer,
             ))
         };
-        self.offer(now, key, value, out);
+        self.offer(now, topic_index, key, value, out);
     }
 
     /// Whether the application may call [`Self::send_record`] now: the output topic's
     /// partitions are known (Kafka's `send` would block on metadata otherwise) and `send` is not
     /// blocked on `buffer.memory`.
     pub fn can_send(&self) -> bool {
-        !self.leaders.is_empty() && !self.workload_blocked()
+        self.metadata_known() && !self.workload_blocked()
     }
 
     /// The application (a processor, [`crate::processor`]) calls `send(record, callback)` with
@@ -113,20 +118,22 @@ impl ProducerClient {
             "producer-{}: send without metadata",
             self.index
         );
-        self.offer(now, key, value, out);
+        self.offer(now, 0, key, value, out);
         self.next_op
     }
 
+    /// `send` of one record to the workload's topic number `topic_index`.
     fn offer(
         &mut self,
         now: Instant,
+        topic_index: usize,
         key: Option<String>,
         value: u64,
         out: &mut Effects<ProducerTimer>,
     ) {
-        let partitions = self.leaders.len() as i32;
+        let partitions = self.partitions_of(topic_index);
         let record = ProducerRecord {
-            topic: self.workload.topic.clone(),
+            topic: self.workload.topics[topic_index].clone(),
             partition: None,
             key,
             value,
@@ -143,15 +150,16 @@ impl ProducerClient {
         let (key_bytes, value_bytes) = match serialized {
             Ok(bytes) => bytes,
             Err(message) => {
-                self.serialization_failed(record, partitions, message, out);
+                self.serialization_failed(record, topic_index, partitions, message, out);
                 return;
             }
         };
         let record_bytes = PendingRecord::encoded_size(&key_bytes, &value_bytes, &record.headers);
         let partition = match record.partition {
             Some(p) if (0..partitions).contains(&p) => p,
-            _ => self.choose_partition(&key_bytes, record_bytes, partitions),
+            _ => self.choose_partition(topic_index, &key_bytes, record_bytes, partitions),
         };
+        let partition = self.slot(topic_index, partition);
         self.next_op += 1;
         let op_id = self.next_op;
         let tp = self.tp(partition);
@@ -200,6 +208,7 @@ impl ProducerClient {
     fn serialization_failed(
         &mut self,
         record: ProducerRecord,
+        topic_index: usize,
         partitions: i32,
         message: String,
         out: &mut Effects<ProducerTimer>,
@@ -208,6 +217,7 @@ impl ProducerClient {
             .partition
             .filter(|p| (0..partitions).contains(p))
             .unwrap_or(0);
+        let partition = self.slot(topic_index, partition);
         self.next_op += 1;
         let op_id = self.next_op;
         let value = OpValue::Send {
@@ -242,8 +252,11 @@ impl ProducerClient {
     /// (`RecordAccumulator.append` with `abortOnNewBatch`), the partitioner is told
     /// (`onNewBatch`) and picks another partition at random, preferring partitions with a
     /// known leader; the record goes there.
+    /// Returns the partition within the topic (not the slot); each topic has its own sticky
+    /// partition (Kafka keeps one `BuiltInPartitioner` per topic).
     fn choose_partition(
         &mut self,
+        topic_index: usize,
         key: &Option<Vec<u8>>,
         record_bytes: u32,
         partitions: i32,
@@ -252,19 +265,20 @@ impl ProducerClient {
             Some(k) if !self.config.partitioner_ignore_keys => partition_for_key(k, partitions),
             _ => {
                 let random = self.partitioner_rng.next_u64();
-                let p = self.sticky.next_partition(partitions, random);
-                if !self.opens_new_batch(p, record_bytes) {
+                let p = self.sticky[topic_index].next_partition(partitions, random);
+                if !self.opens_new_batch(self.slot(topic_index, p), record_bytes) {
                     return p;
                 }
+                let n = self.workload.topics.len() as i32;
                 let available: Vec<i32> = self
                     .leaders
                     .iter()
-                    .filter(|(q, l)| l.is_some() && **q < partitions)
-                    .map(|(q, _)| *q)
+                    .filter(|(s, l)| l.is_some() && **s % n == topic_index as i32)
+                    .map(|(s, _)| *s / n)
+                    .filter(|q| *q < partitions)
                     .collect();
                 let random = self.partitioner_rng.next_u64();
-                self.sticky
-                    .on_new_batch_among(p, partitions, &available, random)
+                self.sticky[topic_index].on_new_batch_among(p, partitions, &available, random)
             }
         }
     }

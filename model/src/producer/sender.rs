@@ -181,6 +181,7 @@ impl ProducerClient {
             corr,
             acks,
             timeout_ms: self.config.request_timeout_ms,
+            transactional_id: self.txn.as_ref().map(|t| t.id.clone()),
             partitions,
         };
         let request = InFlightRequest {

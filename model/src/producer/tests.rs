@@ -41,7 +41,7 @@ fn corr_of(m: &Message) -> CorrelationId {
 #[test]
 fn possibly_written_batch_is_not_resent_under_a_new_producer_id() {
     let workload = ProducerWorkload {
-        topic: "t".into(),
+        topics: vec!["t".into()],
         rate_per_sec: 1000,
         keys: 0,
         stop_at_ms: 1_000_000,
@@ -154,7 +154,7 @@ fn possibly_written_batch_is_not_resent_under_a_new_producer_id() {
 
 fn workload(style: SendStyle) -> ProducerWorkload {
     ProducerWorkload {
-        topic: "t".into(),
+        topics: vec!["t".into()],
         rate_per_sec: 1000,
         keys: 0,
         stop_at_ms: 1_000_000,
@@ -854,7 +854,7 @@ fn a_restarted_producer_ignores_answers_to_its_previous_process() {
 /// Offers over `ms` simulated ms at `rate` per second, ticking as the producer schedules.
 fn offered_by_pacing(rate: u32, ms: u64) -> (u64, BTreeSet<u64>) {
     let workload = ProducerWorkload {
-        topic: "t".into(),
+        topics: vec!["t".into()],
         rate_per_sec: rate,
         keys: 0,
         stop_at_ms: ms,
@@ -887,4 +887,81 @@ fn the_workload_offers_exactly_its_rate() {
     assert_eq!(offered_by_pacing(100, 1000).1, BTreeSet::from([10]));
     assert_eq!(offered_by_pacing(400, 1000).1, BTreeSet::from([3, 2]));
     assert_eq!(offered_by_pacing(2000, 1000), (2000, BTreeSet::from([1])));
+}
+
+/// A workload of two topics (`[[producers]] topics`): record n of the client goes to topic
+/// n % 2, each keyed record to the partition murmur2 gives it among its own topic's
+/// partitions, and the produce requests name partitions of both topics.
+#[test]
+fn a_two_topic_workload_alternates_topics_and_partitions_within_each() {
+    let workload = ProducerWorkload {
+        topics: vec!["t".into(), "u".into()],
+        keys: 8,
+        ..workload(SendStyle::Async)
+    };
+    let config = ProducerConfig {
+        linger_ms: 0,
+        ..ProducerConfig::default()
+    };
+    let mut p = ProducerClient::new(0, config, workload, vec![BrokerId(0)]);
+    let broker = NodeId::Broker(BrokerId(0));
+    let mut out = Effects::new();
+    p.on_start(Instant(0), &mut out);
+    let Message::Metadata { corr, topics } = &out.sent()[0] else {
+        panic!("a metadata request first");
+    };
+    assert_eq!(topics, &["t".to_string(), "u".to_string()]);
+    let pm = |topic: &str, p: i32| PartitionMetadata {
+        tp: TopicPartition::new(topic, p),
+        error: ErrorCode::None,
+        leader: Some(BrokerId(0)),
+        leader_epoch: LeaderEpoch(0),
+        replicas: vec![BrokerId(0)],
+        isr: vec![BrokerId(0)],
+    };
+    let answer = Message::MetadataResponse {
+        corr: *corr,
+        brokers: vec![BrokerId(0)],
+        controller: Some(BrokerId(0)),
+        partitions: vec![pm("t", 0), pm("t", 1), pm("u", 0), pm("u", 1), pm("u", 2)],
+    };
+    let mut out = Effects::new();
+    p.on_message(Instant(1), broker, answer, &mut out);
+    let init = corr_of(&out.sent()[0]);
+    let reply = Message::InitProducerIdResponse {
+        corr: init,
+        error: ErrorCode::None,
+        producer_id: ProducerId(7),
+        producer_epoch: ProducerEpoch(0),
+    };
+    p.on_message(Instant(2), broker, reply, &mut out);
+    let mut sends = Vec::new();
+    let mut requested = std::collections::BTreeSet::new();
+    for t in 3..30 {
+        let out = tick(&mut p, t);
+        for op in out.ops() {
+            if let (OpType::Invoke, OpValue::Send { tp, key, .. }) = (op.op_type, &op.value) {
+                sends.push((tp.clone(), key.clone().expect("keyed")));
+            }
+        }
+        for m in out.sent() {
+            if let Message::Produce { partitions, .. } = m {
+                requested.extend(partitions.into_iter().map(|(tp, _)| tp.topic));
+            }
+        }
+    }
+    assert!(sends.len() >= 10, "{sends:?}");
+    for (n, (tp, key)) in sends.iter().enumerate() {
+        let (topic, partitions) = if n % 2 == 0 { ("t", 2) } else { ("u", 3) };
+        assert_eq!(tp.topic, topic, "record {n}");
+        let bytes = key_serializer(SerdeClass::String)
+            .serialize(topic, key)
+            .unwrap();
+        assert_eq!(
+            tp.partition,
+            partition_for_key(&bytes, partitions),
+            "record {n}"
+        );
+    }
+    assert_eq!(requested.len(), 2, "{requested:?}");
 }

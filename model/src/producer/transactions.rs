@@ -180,7 +180,8 @@ pub(super) struct Transactional {
     group_coordinator: Option<BrokerId>,
     /// No coordinator request before this time (`retry.backoff.ms` after an error).
     retry_at: Instant,
-    /// Partitions the coordinator has in the open transaction.
+    /// Partitions (slots, see `ProducerClient::tp`) the coordinator has in the open
+    /// transaction.
     added: BTreeSet<i32>,
     open: Option<OpenTxn>,
     /// Take a new epoch (KIP-360 InitProducerId with the current id) before the next
@@ -278,9 +279,10 @@ impl ProducerClient {
     /// (or the workload stops).
     pub(super) fn txn_tick(&mut self, now: Instant, out: &mut Effects<ProducerTimer>) {
         let stopping = now.as_ms() >= self.workload.stop_at_ms;
+        let metadata_known = self.metadata_known();
         let t = self.txn.as_mut().expect("transactional");
         match t.phase {
-            TxnPhase::Ready if !stopping && !self.leaders.is_empty() => {
+            TxnPhase::Ready if !stopping && metadata_known => {
                 let spec = t.spec;
                 let target = t
                     .rng

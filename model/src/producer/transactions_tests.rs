@@ -189,7 +189,7 @@ impl Script {
 
 fn producer(spec: TransactionSpec) -> ProducerClient {
     let workload = ProducerWorkload {
-        topic: "t".into(),
+        topics: vec!["t".into()],
         rate_per_sec: 1000,
         keys: 2,
         stop_at_ms: 200,

@@ -86,6 +86,10 @@ pub enum Message {
         corr: CorrelationId,
         acks: Acks,
         timeout_ms: u64,
+        /// `ProduceRequest.json`'s `TransactionalId` (KIP-98): the producer's
+        /// `transactional.id`, `None` without one. A leader verifies a transactional batch
+        /// with the coordinator of this id (KIP-890 part 1).
+        transactional_id: Option<String>,
         /// `(partition, batch bytes)`, at most one batch per partition.
         partitions: Vec<(TopicPartition, Vec<u8>)>,
     },

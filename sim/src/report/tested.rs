@@ -70,17 +70,21 @@ impl Safety {
         let producers = sc
             .producers
             .iter()
-            .map(|p| {
+            .flat_map(|p| {
                 let clients = client_range("producer", first, p.count);
                 first += p.count;
-                ProducerSafety {
-                    clients,
-                    topic: p.topic.clone(),
-                    acks: p.config.acks,
-                    enable_idempotence: p.config.enable_idempotence,
-                    retries: p.config.retries,
-                    max_in_flight: p.config.max_in_flight_requests_per_connection,
-                }
+                // One row per topic written (a `topics` entry writes several).
+                p.topics
+                    .iter()
+                    .map(|topic| ProducerSafety {
+                        clients: clients.clone(),
+                        topic: topic.clone(),
+                        acks: p.config.acks,
+                        enable_idempotence: p.config.enable_idempotence,
+                        retries: p.config.retries,
+                        max_in_flight: p.config.max_in_flight_requests_per_connection,
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect();
         let topics = sc
@@ -108,16 +112,18 @@ impl Safety {
             for p in &sc.producers {
                 let producers = client_range("producer", first_producer, p.count);
                 first_producer += p.count;
-                if c.topics.contains(&p.topic)
-                    && c.config.value_deserializer != p.config.value_serializer
-                {
-                    serde_mismatches.push(SerdeMismatch {
-                        consumers: consumers.clone(),
-                        producers,
-                        topic: p.topic.clone(),
-                        serializer: p.config.value_serializer,
-                        deserializer: c.config.value_deserializer,
-                    });
+                for topic in &p.topics {
+                    if c.topics.contains(topic)
+                        && c.config.value_deserializer != p.config.value_serializer
+                    {
+                        serde_mismatches.push(SerdeMismatch {
+                            consumers: consumers.clone(),
+                            producers: producers.clone(),
+                            topic: topic.clone(),
+                            serializer: p.config.value_serializer,
+                            deserializer: c.config.value_deserializer,
+                        });
+                    }
                 }
             }
         }
@@ -370,7 +376,7 @@ pub(super) fn write_what_was_tested(out: &mut String, run: &RunResult, safety: &
              In effect: `acks={}`, `enable.idempotence={}`, `retries={}`, \
              `max.in.flight.requests.per.connection={}`.",
             if p.count == 1 { "s" } else { "" },
-            p.topic,
+            p.topics.join("`, `"),
             p.rate_per_sec,
             if p.count == 1 { "" } else { " each" },
             props_inline(&p.properties),

@@ -246,7 +246,9 @@ impl Scenario {
         // Records offered per simulated second to each topic.
         let mut offered: BTreeMap<&str, f64> = BTreeMap::new();
         for p in &self.producers {
-            *offered.entry(p.topic.as_str()).or_default() += p.count as f64 * p.rate_per_sec;
+            for t in &p.topics {
+                *offered.entry(t.as_str()).or_default() += p.count as f64 * p.rate_per_topic();
+            }
         }
         // What each entry must read per second (every member reads every partition of its
         // topics: assign mode) against what its poll loop returns.

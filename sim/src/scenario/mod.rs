@@ -232,8 +232,11 @@ pub struct TopicSpec {
 /// One `[[producers]]` entry: `count` producer clients with the same settings.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProducerSpec {
-    /// An existing topic.
-    pub topic: String,
+    /// `topic` (one) or `topics` (several, SCENARIOS.md "Transactions and exactly-once"):
+    /// existing, distinct topics, at least one. Record `n` of a client (from 0) goes to topic
+    /// `n % len`, within it to the partition Kafka's partitioner chooses, so a transaction of
+    /// at least `len` records writes to every one of them (`ksim_model::producer::ProducerWorkload`).
+    pub topics: Vec<String>,
     /// `count` (1): clients in this entry.
     pub count: u32,
     /// `rate_per_sec`: records offered per simulated second, per client (> 0).
@@ -278,6 +281,19 @@ pub struct ProcessorSpec {
     pub producer_config: ProducerConfig,
     /// `config` as written.
     pub properties: Properties,
+}
+
+impl ProducerSpec {
+    /// Whether this entry's clients write to `topic`.
+    pub fn writes(&self, topic: &str) -> bool {
+        self.topics.iter().any(|t| t == topic)
+    }
+
+    /// The records per simulated second each client offers to each of its topics
+    /// (`rate_per_sec` spread evenly by the round-robin of [`Self::topics`]).
+    pub fn rate_per_topic(&self) -> f64 {
+        self.rate_per_sec / self.topics.len().max(1) as f64
+    }
 }
 
 impl ProcessorSpec {

@@ -87,7 +87,11 @@ pub(super) struct RawTopic {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawProducer {
-    pub(super) topic: Spanned<String>,
+    /// `topic` or `topics`: exactly one of them (checked in `resolve`).
+    #[serde(default)]
+    pub(super) topic: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) topics: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     pub(super) count: Option<Spanned<u32>>,
     pub(super) rate_per_sec: Spanned<f64>,

@@ -143,6 +143,53 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A `[[producers]]` entry's topics: `topic` or `topics` (SCENARIOS.md "Transactions and
+/// exactly-once"), exactly one of them, every topic declared (`check_topic`), none twice, and
+/// `topics` not empty. Errors point at the key (or at the entry's first key when neither is
+/// given).
+fn producer_topics(
+    ctx: &Ctx<'_>,
+    p: &RawProducer,
+    path: &str,
+    check_topic: &dyn Fn(&Spanned<String>, String) -> Result<(), ScenarioError>,
+) -> Result<Vec<Spanned<String>>, ScenarioError> {
+    match (&p.topic, &p.topics) {
+        (Some(_), Some(list)) => Err(ctx.at(
+            list,
+            format!("{path}.topics"),
+            "give either topic or topics, not both (topics = [...] lists every topic this entry writes)",
+        )),
+        (None, None) => Err(ctx.at(
+            &p.rate_per_sec,
+            path.to_string(),
+            "names no topic: give topic = \"NAME\" or topics = [\"A\", \"B\"]",
+        )),
+        (Some(t), None) => {
+            check_topic(t, format!("{path}.topic"))?;
+            Ok(vec![t.clone()])
+        }
+        (None, Some(list)) => {
+            let key = format!("{path}.topics");
+            if list.get_ref().is_empty() {
+                return Err(ctx.at(list, key, "topics must name at least one topic"));
+            }
+            let mut seen: Vec<&Spanned<String>> = Vec::new();
+            for t in list.get_ref() {
+                check_topic(t, key.clone())?;
+                if seen.iter().any(|s| s.get_ref() == t.get_ref()) {
+                    return Err(ctx.at(
+                        t,
+                        key,
+                        format!("topic \"{}\" is listed twice", t.get_ref()),
+                    ));
+                }
+                seen.push(t);
+            }
+            Ok(list.get_ref().clone())
+        }
+    }
+}
+
 pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioError> {
     // [scenario]
     let m = raw.scenario;
@@ -442,7 +489,7 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
     let mut producers_so_far: u32 = 0;
     for (i, p) in raw.producers.iter().enumerate() {
         let path = format!("producers[{i}]");
-        check_topic(&p.topic, format!("{path}.topic"))?;
+        let written = producer_topics(ctx, p, &path, &check_topic)?;
         let count = p.count.as_ref().map_or(1, |c| *c.get_ref());
         if count < 1 {
             let c = p.count.as_ref().expect("count < 1 only when set");
@@ -482,27 +529,29 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
         let keys = p.keys.as_ref().map_or(0, |k| *k.get_ref());
         // Kafka's LogValidator refuses keyless records on a compacted topic
         // (InvalidRecordException, CORRUPT_MESSAGE): every send would fail.
-        let compacted = topics
-            .iter()
-            .find(|t| &t.name == p.topic.get_ref())
-            .map(|t| {
-                t.config
-                    .log_config(&cluster.broker_config)
-                    .cleanup_policy
-                    .compact
-            })
-            .unwrap_or(false);
-        if compacted && keys == 0 {
-            let span = p.keys.as_ref().map_or(p.topic.span(), |k| k.span());
-            return Err(ctx.err(
-                Some(span),
-                format!("{path}.keys"),
-                format!(
-                    "topic \"{}\" is compacted (cleanup.policy includes compact) and keys = 0 writes null keys, which the broker rejects: \"Compacted topic cannot accept message without key in topic partition {}-0.\" Set keys to 1 or more",
-                    p.topic.get_ref(),
-                    p.topic.get_ref()
-                ),
-            ));
+        for topic in &written {
+            let compacted = topics
+                .iter()
+                .find(|t| &t.name == topic.get_ref())
+                .map(|t| {
+                    t.config
+                        .log_config(&cluster.broker_config)
+                        .cleanup_policy
+                        .compact
+                })
+                .unwrap_or(false);
+            if compacted && keys == 0 {
+                let span = p.keys.as_ref().map_or(topic.span(), |k| k.span());
+                return Err(ctx.err(
+                    Some(span),
+                    format!("{path}.keys"),
+                    format!(
+                        "topic \"{}\" is compacted (cleanup.policy includes compact) and keys = 0 writes null keys, which the broker rejects: \"Compacted topic cannot accept message without key in topic partition {}-0.\" Set keys to 1 or more",
+                        topic.get_ref(),
+                        topic.get_ref()
+                    ),
+                ));
+            }
         }
         let transaction = match (&p.transaction, &config.transactional_id) {
             (None, None) => None,
@@ -548,7 +597,7 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
             }
         };
         producers.push(ProducerSpec {
-            topic: p.topic.get_ref().clone(),
+            topics: written.iter().map(|t| t.get_ref().clone()).collect(),
             count,
             rate_per_sec: rate,
             keys,

@@ -948,3 +948,64 @@ fn scenario_replace_and_transaction_state_selectors() {
         "{e}"
     );
 }
+
+/// GOOD with a second topic, `audit`, and its producer line `topic = "events"` replaced by
+/// `producer_topic_line`.
+fn with_two_topics(producer_topic_line: &str) -> Result<Scenario, ScenarioError> {
+    parse_good(|g| {
+        g.replacen(
+            "[[producers]]\ntopic = \"events\"\n",
+            &format!("[[topics]]\nname = \"audit\"\npartitions = 2\nreplication_factor = 2\n\n[[producers]]\n{producer_topic_line}"),
+            1,
+        )
+    })
+}
+
+#[test]
+fn producer_topics_writes_every_listed_topic() {
+    let s = with_two_topics("topics = [\"events\", \"audit\"]\n").unwrap();
+    assert_eq!(s.producers[0].topics, ["events", "audit"]);
+    assert!(s.producers[0].writes("audit"));
+    assert_eq!(s.producers[0].rate_per_topic(), 100.0);
+    let s = with_two_topics("topic = \"audit\"\n").unwrap();
+    assert_eq!(s.producers[0].topics, ["audit"]);
+    assert_eq!(s.producers[0].rate_per_topic(), 200.0);
+}
+
+#[test]
+fn producer_topics_bad_input() {
+    let e = |line: &str| with_two_topics(line).unwrap_err().to_string();
+    // Both keys: the error points at `topics`, the line after `topic`.
+    let both = e("topic = \"events\"\ntopics = [\"audit\"]\n");
+    assert!(
+        both.starts_with(
+            "scenarios/good.toml:39:10: producers[0].topics: give either topic or topics, not both"
+        ),
+        "{both}"
+    );
+    let neither = e("");
+    assert!(
+        neither.contains(
+            "producers[0]: names no topic: give topic = \"NAME\" or topics = [\"A\", \"B\"]"
+        ),
+        "{neither}"
+    );
+    let unknown = e("topics = [\"events\", \"audt\"]\n");
+    assert!(
+        unknown.contains("producers[0].topics: unknown topic \"audt\"; did you mean \"audit\"?"),
+        "{unknown}"
+    );
+    let twice = e("topics = [\"events\", \"events\"]\n");
+    assert!(
+        twice.contains("producers[0].topics: topic \"events\" is listed twice"),
+        "{twice}"
+    );
+    let empty = e("topics = []\n");
+    assert!(
+        empty.contains("producers[0].topics: topics must name at least one topic"),
+        "{empty}"
+    );
+    for msg in [both, neither, unknown, twice, empty] {
+        assert!(msg.starts_with("scenarios/good.toml:"), "{msg}");
+    }
+}

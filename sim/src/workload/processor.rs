@@ -69,7 +69,7 @@ pub(crate) fn spawn(
             seed: workload_rng.next_u64(),
         };
         let producer_workload = ProducerWorkload {
-            topic: spec.output.clone(),
+            topics: vec![spec.output.clone()],
             rate_per_sec: 0,
             keys: 0,
             stop_at_ms: u64::MAX,

@@ -1,6 +1,6 @@
 //! The producer workload: one client process per `count` of each `[[producers]]` entry, each a
 //! `ksim_model::producer::ProducerClient` (Kafka's `KafkaProducer` with its `Sender` and
-//! `RecordAccumulator`) that offers `rate_per_sec` records to its topic until the end of the
+//! `RecordAccumulator`) that offers `rate_per_sec` records to its topic (or round-robin to its topics) until the end of the
 //! heal phase, in its own madsim node.
 
 use crate::disk::SimDisk;
@@ -64,7 +64,7 @@ pub(crate) fn spawn(
         let config = spec.config.clone();
         let transaction = spec.transaction.map(|t| t.spec());
         let workload = ProducerWorkload {
-            topic: spec.topic.clone(),
+            topics: spec.topics.clone(),
             rate_per_sec: spec.rate_per_sec.round().max(1.0) as u32,
             keys: spec.keys,
             // Producers keep offering through the heal phase, so that the `liveness` check can

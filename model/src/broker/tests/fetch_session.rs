@@ -209,6 +209,7 @@ fn a_leader_answers_a_multi_partition_fetch_per_partition_and_parks_it_on_all() 
         corr: CorrelationId(corr),
         acks: Acks::Leader,
         timeout_ms: 30_000,
+        transactional_id: None,
         partitions: vec![(
             tp,
             RecordBatch::new(vec![(None, Some(vec![7; 10]))], 0).encode(),

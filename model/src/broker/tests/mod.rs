@@ -9,6 +9,7 @@ mod follower;
 mod produce;
 mod txn;
 mod txn_coordinator;
+mod txn_verification;
 
 use super::fetch::kip101_end_offset;
 use super::partition::ALTER_PARTITION_RETRY_BACKOFF_MS;
@@ -63,6 +64,7 @@ fn produce(corr: u64, batch: Vec<u8>) -> Message {
         corr: CorrelationId(corr),
         acks: Acks::All,
         timeout_ms: 30_000,
+        transactional_id: None,
         partitions: vec![(tp(), batch)],
     }
 }

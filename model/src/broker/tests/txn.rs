@@ -3,9 +3,19 @@
 
 use super::*;
 
-const PID: ProducerId = ProducerId(7);
+pub(super) const PID: ProducerId = ProducerId(7);
 
-fn txn_batch(epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+/// A leader of `t-0` without KIP-890 verification
+/// (`transaction.partition.verification.enable = false`): these tests are about what the
+/// partition does with transactional batches once they are appended; verification is
+/// `txn_verification.rs`'s, tested in `tests/txn_verification.rs`.
+fn unverified_leader_of_t0(isr: Vec<BrokerId>) -> (Broker, Effects<BrokerTimer>) {
+    let (mut b, out) = leader_of_t0(isr);
+    b.config.transaction_partition_verification_enable = false;
+    (b, out)
+}
+
+pub(super) fn txn_batch(epoch: i16, seq: i32, n: usize) -> Vec<u8> {
     let records = (0..n).map(|i| (None, Some(vec![i as u8]))).collect();
     RecordBatch::new(records, 0)
         .with_producer(PID, ProducerEpoch(epoch), Sequence(seq))
@@ -13,7 +23,7 @@ fn txn_batch(epoch: i16, seq: i32, n: usize) -> Vec<u8> {
         .encode()
 }
 
-fn write_markers(
+pub(super) fn write_markers(
     corr: u64,
     epoch: i16,
     result: TransactionResult,
@@ -90,7 +100,7 @@ fn lso_events(out: &Effects<BrokerTimer>) -> Vec<Offset> {
         .collect()
 }
 
-fn send(b: &mut Broker, t: u64, from: NodeId, msg: Message) -> Effects<BrokerTimer> {
+pub(super) fn send(b: &mut Broker, t: u64, from: NodeId, msg: Message) -> Effects<BrokerTimer> {
     let mut out = Effects::new();
     b.checked_message(Instant(t), from, msg, &mut out);
     out
@@ -123,7 +133,7 @@ const COORDINATOR: NodeId = NodeId::Broker(BrokerId(2));
 /// releases it, and each change is reported once.
 #[test]
 fn an_open_transaction_holds_the_lso_until_its_commit_marker() {
-    let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+    let (mut b, _) = unverified_leader_of_t0(vec![BrokerId(0)]);
     let out = send(&mut b, 1, PRODUCER, produce(1, txn_batch(0, 0, 2)));
     assert_eq!(
         produce_responses(&out),
@@ -200,7 +210,7 @@ fn an_open_transaction_holds_the_lso_until_its_commit_marker() {
 /// range returns it in `aborted_transactions` (a read_uncommitted one does not).
 #[test]
 fn an_abort_is_indexed_and_returned_to_read_committed_fetches() {
-    let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+    let (mut b, _) = unverified_leader_of_t0(vec![BrokerId(0)]);
     send(&mut b, 1, PRODUCER, produce(1, txn_batch(0, 0, 2)));
     let out = send(
         &mut b,
@@ -264,7 +274,7 @@ fn an_abort_is_indexed_and_returned_to_read_committed_fetches() {
 #[test]
 fn zombie_epochs_are_fenced_unless_the_legacy_switch_is_off() {
     for fencing in [true, false] {
-        let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+        let (mut b, _) = unverified_leader_of_t0(vec![BrokerId(0)]);
         b.config.txn_producer_fencing = fencing;
         send(&mut b, 1, PRODUCER, produce(1, txn_batch(1, 0, 1)));
         let mut plain = RecordBatch::decode(&idempotent_batch(1)).unwrap().0;
@@ -299,7 +309,7 @@ fn zombie_epochs_are_fenced_unless_the_legacy_switch_is_off() {
 /// producer is TRANSACTION_COORDINATOR_FENCED; a client may not write a control batch.
 #[test]
 fn markers_of_a_deposed_coordinator_are_fenced() {
-    let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+    let (mut b, _) = unverified_leader_of_t0(vec![BrokerId(0)]);
     send(&mut b, 1, PRODUCER, produce(1, txn_batch(0, 0, 1)));
     let out = send(
         &mut b,
@@ -336,7 +346,7 @@ fn markers_of_a_deposed_coordinator_are_fenced() {
 /// not led here.
 #[test]
 fn write_txn_markers_waits_for_the_high_watermark() {
-    let (mut b, _) = leader_of_t0(vec![BrokerId(0), BrokerId(1)]);
+    let (mut b, _) = unverified_leader_of_t0(vec![BrokerId(0), BrokerId(1)]);
     send(&mut b, 1, PRODUCER, produce(1, txn_batch(0, 0, 1)));
     send(&mut b, 2, NodeId::Broker(BrokerId(1)), follower_fetch(1));
     let mut msg = write_markers(3, 0, TransactionResult::Commit, 0);
@@ -386,7 +396,7 @@ fn a_restart_rebuilds_transactions_from_the_log() {
             }
         }
     };
-    let (mut b, out) = leader_of_t0(vec![BrokerId(0)]);
+    let (mut b, out) = unverified_leader_of_t0(vec![BrokerId(0)]);
     keep(&out);
     keep(&send(&mut b, 1, PRODUCER, produce(1, txn_batch(0, 0, 2))));
     keep(&send(
@@ -419,7 +429,7 @@ fn a_restart_rebuilds_transactions_from_the_log() {
 /// Without transactions the LSO is the high watermark and is not reported on its own.
 #[test]
 fn no_lso_events_without_transactions() {
-    let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+    let (mut b, _) = unverified_leader_of_t0(vec![BrokerId(0)]);
     let out = send(&mut b, 1, PRODUCER, produce(1, idempotent_batch(0)));
     assert_eq!(produce_responses(&out)[0].1, ErrorCode::None);
     assert!(lso_events(&out).is_empty());
