@@ -238,10 +238,41 @@ fn init_producer_id_bumps_the_epoch_from_empty_and_complete() {
         assert_eq!(m.state, TxnState::Empty);
         assert_eq!(m.producer_id, ProducerId(1000));
         assert_eq!(m.producer_epoch, ProducerEpoch(5), "{}", state.name());
-        assert_eq!(m.last_producer_epoch, ProducerEpoch(4));
+        // A new instance: no previous epoch is kept (Kafka's NO_PRODUCER_EPOCH).
+        assert_eq!(m.last_producer_epoch, ProducerEpoch(-1));
         assert!(m.partitions.is_empty());
         assert_eq!(reply.producer_epoch, ProducerEpoch(5));
     }
+}
+
+/// A fenced instance's KIP-360 InitProducerId at its old epoch must not pass for a retry once a
+/// new instance (no expected id and epoch) bumped the epoch: zombie-producer-fenced seed
+/// 6100012, where the fenced replacement got the new instance's epoch and both wrote under it.
+#[test]
+fn a_new_instances_bump_leaves_no_previous_epoch_to_retry_at() {
+    let current = meta(TxnState::CompleteAbort, 71);
+    // The new instance (the resumed zombie's initTransactions) takes epoch 72.
+    let (m, _, reply) = written(init(&cfg(2), Some(&current), false, NO_PRODUCER));
+    assert_eq!(reply.producer_epoch, ProducerEpoch(72));
+    // The instance it fenced, after an abortable error, asks with its own id and epoch 71.
+    let r = replied(init(
+        &cfg(2),
+        Some(&m),
+        false,
+        (ProducerId(1000), ProducerEpoch(71)),
+    ));
+    assert_eq!(r.error, ErrorCode::ProducerFenced, "{r:?}");
+    // The new instance's own bump (KIP-360, its current epoch) still works.
+    let (again, _, _) = written(init(
+        &cfg(2),
+        Some(&m),
+        false,
+        (ProducerId(1000), ProducerEpoch(72)),
+    ));
+    assert_eq!(
+        (again.producer_epoch, again.last_producer_epoch),
+        (ProducerEpoch(73), ProducerEpoch(72))
+    );
 }
 
 #[test]

@@ -94,7 +94,8 @@ fn bump_or_rotate(
 /// pending write → CONCURRENT_TRANSACTIONS. `expected` are the caller's current producer id and
 /// epoch (KIP-360; -1 / -1 for none): another id → PRODUCER_FENCED; its previous epoch (a retry,
 /// or a producer whose transaction a timeout aborted) gets the current id and epoch unchanged;
-/// any other epoch → PRODUCER_FENCED. A timeout of 0 or above `transaction.max.timeout.ms` →
+/// any other epoch → PRODUCER_FENCED. A bump for a new instance (none expected) records no
+/// previous epoch (-1), so the instance it fenced cannot retry its way back in. A timeout of 0 or above `transaction.max.timeout.ms` →
 /// INVALID_TRANSACTION_TIMEOUT; an empty id → INVALID_REQUEST.
 #[allow(clippy::too_many_arguments)]
 pub fn init_producer_id(
@@ -156,6 +157,15 @@ pub fn init_producer_id(
                 }
             }
             let mut n = bump_or_rotate(config, m, alloc).transit(TxnState::Empty, now_ms);
+            if !has_expected && config.producer_fencing {
+                // A new instance (no expected id and epoch) leaves no previous epoch behind:
+                // the instance it fences must not pass for a retry at that epoch, neither here
+                // (KIP-360) nor in EndTxn under transaction.version 2
+                // (TransactionMetadata.scala `prepareIncrementProducerEpoch`: "a new producer
+                // calling InitProducerId would have caused the last epoch to be set to -1";
+                // `prepareProducerIdRotation` likewise).
+                n.last_producer_epoch = ProducerEpoch(-1);
+            }
             n.transaction_timeout_ms = transaction_timeout_ms;
             n.partitions.clear();
             n.txn_start_timestamp_ms = -1;
