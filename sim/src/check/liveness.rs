@@ -25,8 +25,10 @@
 //! must also recover, by the end of the run (after the final drain, when producers have
 //! stopped):
 //! 1. the group is `Stable`: its coordinator's last state change (ClassicGroup's
-//!    `transitionTo`; a `Dead` written by a broker that no longer coordinates the group, after
-//!    another loaded it, is ignored) entered `Stable`. Kafka promises that once every member
+//!    `transitionTo`) entered `Stable`. The coordinator is, of the brokers that still hold the
+//!    group (their last change did not enter `Dead`), the one that loaded it last; a `Dead`
+//!    written by a broker that no longer coordinates the group, or by a stale one that loaded
+//!    and unloaded it meanwhile, does not count. Kafka promises that once every member
 //!    heartbeats and rejoins within its timeouts, a rebalance completes (the join phase ends
 //!    when every member rejoined or after the rebalance timeout, `max.poll.interval.ms`; the
 //!    sync phase when the leader's assignment arrives or members that never sync are removed),
@@ -214,20 +216,29 @@ impl GroupFacts {
             poll_timeouts: BTreeMap::new(),
             walk: GroupWalk::default(),
         };
+        // Per group and broker: (last state, since ms, when it last loaded the group).
+        let mut per_broker: BTreeMap<String, BTreeMap<BrokerId, (String, u64, u64)>> =
+            BTreeMap::new();
         for r in input.events {
             f.walk.apply(r);
             match &r.event {
                 Event::GroupStateChanged {
-                    group, broker, to, ..
+                    group,
+                    broker,
+                    from,
+                    to,
+                    ..
                 } => {
-                    let ignored = to == "Dead"
-                        && f.state
-                            .get(group)
-                            .is_some_and(|(b, s, _)| b != broker && s != "Dead");
-                    if !ignored {
-                        f.state
-                            .insert(group.clone(), (*broker, to.clone(), r.time_ms));
+                    let entry = per_broker
+                        .entry(group.clone())
+                        .or_default()
+                        .entry(*broker)
+                        .or_insert((String::new(), 0, 0));
+                    if from == "Dead" {
+                        entry.2 = r.time_ms;
                     }
+                    entry.0 = to.clone();
+                    entry.1 = r.time_ms;
                 }
                 Event::PartitionsAssigned { group, .. }
                 | Event::PartitionsRevoked { group, .. }
@@ -245,6 +256,24 @@ impl GroupFacts {
                     f.poll_timeouts.entry(r.node).or_insert(r.time_ms);
                 }
                 _ => {}
+            }
+        }
+        // The group's state is its coordinator's: of the brokers still holding it (not Dead),
+        // the one that loaded it last; a Dead written by a broker that no longer coordinates
+        // the group, or by a stale one that loaded and unloaded it meanwhile, does not count.
+        // When every broker let it go, the latest Dead.
+        for (group, brokers) in per_broker {
+            let holder = brokers
+                .iter()
+                .filter(|(_, (to, _, _))| to != "Dead")
+                .max_by_key(|(b, (_, since, loaded))| (*loaded, *since, **b))
+                .or_else(|| {
+                    brokers
+                        .iter()
+                        .max_by_key(|(b, (_, since, _))| (*since, **b))
+                });
+            if let Some((b, (to, since, _))) = holder {
+                f.state.insert(group, (*b, to.clone(), *since));
             }
         }
         for e in input.history {
@@ -764,6 +793,43 @@ mod tests {
                 })
                 .collect();
             assert!(check(&h, &e.0).is_empty());
+        }
+
+        /// exactly-once-processors seed 6300021: broker-1 (a stale leader of the offsets
+        /// partition) loaded and unloaded the group after broker-0, the real coordinator,
+        /// had loaded it; broker-1's last Dead does not make the group Dead.
+        #[test]
+        fn a_stale_broker_unloading_after_the_real_coordinator_loaded_does_not_count() {
+            let mut e = stable();
+            let group_event = |t: u64, b: i32, from: &str, to: &str| EventRecord {
+                time_ms: t,
+                node: NodeId::Broker(BrokerId(b)),
+                event: Event::GroupStateChanged {
+                    group: "g".into(),
+                    broker: BrokerId(b),
+                    from: from.into(),
+                    to: to.into(),
+                    generation: 1,
+                    reason: "test".into(),
+                },
+            };
+            e.0.push(group_event(1100, 0, "Stable", "Dead"));
+            e.0.push(group_event(1110, 2, "Dead", "Stable"));
+            e.0.push(group_event(1120, 0, "Dead", "Stable"));
+            e.0.push(group_event(1130, 0, "Stable", "Dead"));
+            let mut h = Vec::new();
+            poll(&mut h, 1500, 0, 0, 0, 10);
+            poll(&mut h, 1500, 1, 1, 0, 10);
+            assert!(check(&h, &e.0).is_empty(), "{:?}", check(&h, &e.0));
+            // Had broker-2 let it go as well, the group is Dead.
+            e.0.push(group_event(1140, 2, "Stable", "Dead"));
+            let v = check(&h, &e.0);
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert!(
+                v[0].message.starts_with("group g was Dead"),
+                "{}",
+                v[0].message
+            );
         }
 
         #[test]
