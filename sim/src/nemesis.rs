@@ -513,7 +513,8 @@ mod tests {
             let plan = plan(&sc.faults, sc.cluster.brokers, sc.duration_ms, &mut rng);
             // Per client: the fault in force (its start action's key) and when it started.
             let mut open: BTreeMap<String, (&'static str, u64)> = BTreeMap::new();
-            for f in &plan {
+            // The scenario's scripted client faults are no part of the random draw.
+            for f in plan.iter().filter(|f| f.source == FaultSource::Random) {
                 let client = |s: &Selector| match s {
                     Selector::Client(c) => Some(c.clone()),
                     _ => None,

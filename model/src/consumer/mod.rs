@@ -43,7 +43,9 @@ pub use deserializers::deserialize_value;
 use group_membership::GroupMembership;
 pub use metadata::METADATA_REFRESH_MS;
 use poll::AfterCommit;
-pub use poll::{CommitMode, ConsumerWorkload, SeekAt, POLL_INTERVAL_MS, POLL_TIMEOUT_MS};
+pub use poll::{
+    CommitMode, ConsumerWorkload, ProcessingChange, SeekAt, POLL_INTERVAL_MS, POLL_TIMEOUT_MS,
+};
 pub use subscription_state::FetchPosition;
 use subscription_state::PartitionFetchState;
 

@@ -113,8 +113,21 @@ pub struct ConsumerWorkload {
     /// Subscribe mode: the time spent processing each non-empty poll, uniform in
     /// `[min, max]` ms from [`ConsumerWorkload::seed`]; `None`: [`POLL_INTERVAL_MS`].
     pub processing_ms: Option<(u64, u64)>,
+    /// Subscribe mode: later ranges for the processing time, in ascending `at_ms`; a poll
+    /// whose processing starts at or after a change's `at_ms` (simulated ms since the run
+    /// started) takes that change's range, the last one reached, instead of `processing_ms`.
+    /// An application that slows down (a slow downstream) from a given time.
+    pub processing_changes: Vec<ProcessingChange>,
     /// Seeds the workload's random choices (the simulation derives it from the run's seed).
     pub seed: u64,
+}
+
+/// From `at_ms` (simulated ms since the run started) on, each non-empty poll takes
+/// `processing_ms = (min, max)` ms to process, uniform in the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessingChange {
+    pub at_ms: u64,
+    pub processing_ms: (u64, u64),
 }
 
 /// One `seek(tp, offset)` of the application.
@@ -264,7 +277,8 @@ impl ConsumerClient {
     }
 
     /// The application processes what the last poll returned, then polls again: subscribe
-    /// mode records the processing as a `process` operation and takes `processing_ms`.
+    /// mode records the processing as a `process` operation and takes `processing_ms` (or the
+    /// range of the last [`ProcessingChange`] reached).
     pub(super) fn start_processing(&mut self, out: &mut Effects<ConsumerTimer>) {
         let mut after_ms = POLL_INTERVAL_MS;
         if let Some((_, records)) = self.processing.take() {
@@ -280,7 +294,16 @@ impl ConsumerClient {
                 error: None,
             });
             self.processing = Some((op_id, records));
-            if let Some((lo, hi)) = self.workload.processing_ms {
+            let now_ms = self.now.as_ms();
+            let range = self
+                .workload
+                .processing_changes
+                .iter()
+                .rev()
+                .find(|c| c.at_ms <= now_ms)
+                .map(|c| c.processing_ms)
+                .or(self.workload.processing_ms);
+            if let Some((lo, hi)) = range {
                 after_ms = if hi > lo {
                     lo + self.rng.next_u64() % (hi - lo + 1)
                 } else {

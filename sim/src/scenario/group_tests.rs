@@ -164,6 +164,75 @@ fn processing_ms_reversed() {
     assert!(e.contains("processing_ms must be [min, max]"), "{e}");
 }
 
+/// `processing_change` (an application that slows down at a given time) loads in time order.
+#[test]
+fn processing_change_loads_in_time_order() {
+    let text = GROUP.replacen(
+        "processing_ms = [5, 50]\n",
+        "processing_ms = [5, 50]\nprocessing_change = [{ at_ms = 8000, processing_ms = [2500, 3000] }, { at_ms = 15000, processing_ms = [5, 50] }]\n",
+        1,
+    );
+    let s = parse(&text, FILE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        s.consumers[0].processing_change,
+        vec![
+            ProcessingChangeSpec {
+                at_ms: 8000,
+                processing_ms: (2500, 3000)
+            },
+            ProcessingChangeSpec {
+                at_ms: 15000,
+                processing_ms: (5, 50)
+            },
+        ]
+    );
+    assert!(parse(GROUP, FILE).unwrap().consumers[0]
+        .processing_change
+        .is_empty());
+}
+
+#[test]
+fn processing_change_bad_input() {
+    let change = |s: &str| format!("processing_ms = [5, 50]\nprocessing_change = [{s}]\n");
+    let from = "processing_ms = [5, 50]\n";
+    // Reversed range, at the range.
+    let e = refused(
+        from,
+        &change("{ at_ms = 8000, processing_ms = [3000, 2500] }"),
+        "[3000, 2500]",
+    );
+    assert!(
+        e.ends_with("consumers[0].processing_change[0].processing_ms: processing_ms [3000, 2500] is reversed: write [min, max] with min <= max"),
+        "{e}"
+    );
+    // Out of time order, at the second at_ms.
+    let e = refused(
+        from,
+        &change(
+            "{ at_ms = 8000, processing_ms = [1, 2] }, { at_ms = 7000, processing_ms = [1, 2] }",
+        ),
+        "7000",
+    );
+    assert!(
+        e.ends_with("consumers[0].processing_change[1].at_ms: at_ms 7000 is not after the previous change's at_ms 8000: list the changes in time order"),
+        "{e}"
+    );
+    // After the end of the run (duration_ms 20000 + the default heal_ms 10000).
+    let e = refused(
+        from,
+        &change("{ at_ms = 30000, processing_ms = [1, 2] }"),
+        "30000",
+    );
+    assert!(
+        e.ends_with("consumers[0].processing_change[0].at_ms: at_ms 30000 must be in [start_ms, duration_ms + heal_ms) = [0, 30000)"),
+        "{e}"
+    );
+    // An unknown key inside an entry is refused by name.
+    let text = GROUP.replacen(from, &change("{ at_ms = 8000, processing = [1, 2] }"), 1);
+    let e = parse(&text, FILE).expect_err("unknown key").to_string();
+    assert!(e.contains("processing"), "{e}");
+}
+
 #[test]
 fn an_unknown_commit_value() {
     let e = refused("\"sync\"", "\"sometimes\"", "\"sometimes\"");

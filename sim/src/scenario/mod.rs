@@ -338,6 +338,13 @@ pub struct ConsumerSpec {
     /// `processing_ms = [min, max]` (subscribe mode; default [50, 50]): the time the
     /// application spends on each non-empty poll, uniform in the range.
     pub processing_ms: Option<(u64, u64)>,
+    /// `processing_change = [{ at_ms = 8000, processing_ms = [2500, 3000] }, ...]` (none;
+    /// subscribe mode): from each `at_ms` (simulated ms since the run started, ascending,
+    /// within the run and not before `start_ms`) on, the polls whose processing starts then
+    /// take that range instead of `processing_ms`: an application that slows down (or speeds
+    /// up) at a given time, for example to outlast `max.poll.interval.ms` on purpose.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub processing_change: Vec<ProcessingChangeSpec>,
     /// `members` (1).
     pub members: u32,
     /// Existing topics, at least one.
@@ -366,6 +373,14 @@ pub struct ConsumerSpec {
 
 fn ser_commit_mode<S: Serializer>(v: &CommitMode, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(v.name())
+}
+
+/// One entry of `[[consumers]] processing_change`: from `at_ms` on, processing a non-empty
+/// poll takes `processing_ms = (min, max)` ms, uniform in the range.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct ProcessingChangeSpec {
+    pub at_ms: u64,
+    pub processing_ms: (u64, u64),
 }
 
 /// `[[consumers]] seek_to`: one `KafkaConsumer.seek(tp, offset)` by the application.

@@ -133,6 +133,16 @@ pub(super) struct RawConsumer {
     pub(super) commit: Option<Spanned<String>>,
     #[serde(default)]
     pub(super) processing_ms: Option<Spanned<Vec<u64>>>,
+    #[serde(default)]
+    pub(super) processing_change: Option<Spanned<Vec<Spanned<RawProcessingChange>>>>,
+}
+
+/// One `processing_change` entry: `{ at_ms = 8000, processing_ms = [2500, 3000] }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProcessingChange {
+    pub(super) at_ms: Spanned<u64>,
+    pub(super) processing_ms: Spanned<Vec<u64>>,
 }
 
 #[derive(Deserialize)]

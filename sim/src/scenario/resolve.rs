@@ -710,23 +710,7 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
                         "processing_ms needs a group (subscribe mode)",
                     ));
                 }
-                match v.get_ref().as_slice() {
-                    [lo, hi] if lo <= hi => Some((*lo, *hi)),
-                    [lo, hi] => {
-                        return Err(ctx.at(
-                            v,
-                            format!("{path}.processing_ms"),
-                            format!("processing_ms [{lo}, {hi}] is reversed: write [min, max] with min <= max"),
-                        ))
-                    }
-                    _ => {
-                        return Err(ctx.at(
-                            v,
-                            format!("{path}.processing_ms"),
-                            "processing_ms must be [min, max] (two numbers of ms)",
-                        ))
-                    }
-                }
+                Some(processing_range(ctx, v, format!("{path}.processing_ms"))?)
             }
         };
         let commit = resolve_commit(ctx, c, &path, &mut config, &properties)?;
@@ -741,6 +725,7 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
                 ));
             }
         }
+        let processing_change = resolve_processing_change(ctx, c, &path, start_ms, run_ms)?;
         let seek_to = match &c.seek_to {
             None => None,
             Some(raw) => {
@@ -797,6 +782,7 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
             commit,
             group: c.group.as_ref().map(|g| g.get_ref().clone()),
             processing_ms,
+            processing_change,
             members,
             topics: c
                 .topics
@@ -848,4 +834,79 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
         scenario.faults = resolve_faults(ctx, &scenario, f)?;
     }
     Ok(scenario)
+}
+
+/// `processing_ms = [min, max]` (also inside `processing_change`): two numbers of ms,
+/// `min <= max`; refused at `v` otherwise.
+fn processing_range(
+    ctx: &Ctx<'_>,
+    v: &Spanned<Vec<u64>>,
+    key: String,
+) -> Result<(u64, u64), ScenarioError> {
+    match v.get_ref().as_slice() {
+        [lo, hi] if lo <= hi => Ok((*lo, *hi)),
+        [lo, hi] => Err(ctx.at(
+            v,
+            key,
+            format!("processing_ms [{lo}, {hi}] is reversed: write [min, max] with min <= max"),
+        )),
+        _ => Err(ctx.at(
+            v,
+            key,
+            "processing_ms must be [min, max] (two numbers of ms)",
+        )),
+    }
+}
+
+/// `[[consumers]] processing_change = [{ at_ms, processing_ms = [min, max] }, ...]`: needs a
+/// group (subscribe mode), each `at_ms` in `[start_ms, run_ms)` and later than the one before.
+fn resolve_processing_change(
+    ctx: &Ctx<'_>,
+    c: &RawConsumer,
+    path: &str,
+    start_ms: u64,
+    run_ms: u64,
+) -> Result<Vec<ProcessingChangeSpec>, ScenarioError> {
+    let Some(list) = &c.processing_change else {
+        return Ok(Vec::new());
+    };
+    if c.group.is_none() {
+        return Err(ctx.at(
+            list,
+            format!("{path}.processing_change"),
+            "processing_change needs a group (subscribe mode)",
+        ));
+    }
+    let mut out: Vec<ProcessingChangeSpec> = Vec::new();
+    for (i, entry) in list.get_ref().iter().enumerate() {
+        let e = entry.get_ref();
+        let key = format!("{path}.processing_change[{i}]");
+        let at_ms = *e.at_ms.get_ref();
+        if at_ms < start_ms || at_ms >= run_ms {
+            return Err(ctx.at(
+                &e.at_ms,
+                format!("{key}.at_ms"),
+                format!("at_ms {at_ms} must be in [start_ms, duration_ms + heal_ms) = [{start_ms}, {run_ms})"),
+            ));
+        }
+        if let Some(prev) = out.last() {
+            if at_ms <= prev.at_ms {
+                return Err(ctx.at(
+                    &e.at_ms,
+                    format!("{key}.at_ms"),
+                    format!(
+                        "at_ms {at_ms} is not after the previous change's at_ms {}: list the changes in time order",
+                        prev.at_ms
+                    ),
+                ));
+            }
+        }
+        let processing_ms =
+            processing_range(ctx, &e.processing_ms, format!("{key}.processing_ms"))?;
+        out.push(ProcessingChangeSpec {
+            at_ms,
+            processing_ms,
+        });
+    }
+    Ok(out)
 }

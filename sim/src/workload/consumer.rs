@@ -7,7 +7,7 @@ use crate::disk::SimDisk;
 use crate::runtime::{run_actor, SharedRef};
 use crate::scenario::{ConsumerSpec, Scenario};
 use crate::world::{spawn_node, stream_rng, streams};
-use ksim_model::consumer::{ConsumerClient, ConsumerWorkload, SeekAt};
+use ksim_model::consumer::{ConsumerClient, ConsumerWorkload, ProcessingChange, SeekAt};
 use ksim_model::effects::Effects;
 use ksim_model::types::{BrokerId, NodeId, Offset};
 use rand::RngCore;
@@ -65,6 +65,14 @@ pub(crate) fn spawn(
             commit: spec.commit,
             subscribe: spec.group.is_some(),
             processing_ms: spec.processing_ms,
+            processing_changes: spec
+                .processing_change
+                .iter()
+                .map(|c| ProcessingChange {
+                    at_ms: c.at_ms,
+                    processing_ms: c.processing_ms,
+                })
+                .collect(),
             seed: workload_rng.next_u64(),
         };
         // `init` runs at the start and at every restart (client faults): each process is the

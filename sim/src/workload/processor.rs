@@ -66,6 +66,7 @@ pub(crate) fn spawn(
             },
             subscribe: true,
             processing_ms: spec.processing_ms,
+            processing_changes: Vec::new(),
             seed: workload_rng.next_u64(),
         };
         let producer_workload = ProducerWorkload {

@@ -2,7 +2,7 @@
 //! timeout, partitions lost at the next `poll()`, and correlation ids per incarnation.
 
 use super::*;
-use crate::consumer::CommitMode;
+use crate::consumer::{CommitMode, ProcessingChange};
 use crate::effects::CheckedActor;
 use crate::protocol::OffsetFetchPartition;
 
@@ -302,4 +302,63 @@ fn a_restarted_consumer_ignores_answers_to_its_previous_process() {
         "not this process's answer: {:?}",
         out.list
     );
+}
+
+/// The poll timers the application set (`after_ms` of each `ConsumerTimer::Poll`).
+fn poll_timers(out: &Effects<ConsumerTimer>) -> Vec<u64> {
+    out.list
+        .iter()
+        .filter_map(|e| match e {
+            Effect::SetTimer {
+                after_ms,
+                timer: ConsumerTimer::Poll,
+            } => Some(*after_ms),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A `ProcessingChange` applies to the polls whose processing starts at or after its
+/// `at_ms`: the application slows down from then on (the scenario key `processing_change`).
+#[test]
+fn a_processing_change_slows_the_polls_processed_after_it() {
+    let mut c = member(0);
+    // No commit between two polls, so that each poll follows the processing at once.
+    c.workload.commit = CommitMode::None;
+    c.workload.processing_changes = vec![
+        ProcessingChange {
+            at_ms: 500,
+            processing_ms: (3_000, 3_000),
+        },
+        ProcessingChange {
+            at_ms: 9_000,
+            processing_ms: (7, 7),
+        },
+    ];
+    let fetch = joined(&mut c);
+    // Processing of the poll that returns at 100 ms starts before the change: 1 000 ms.
+    let out = at(
+        &mut c,
+        100,
+        fetch_response(fetch, ErrorCode::None, vec![batch(0, 3, 0)]),
+    );
+    assert_eq!(poll_timers(&out), vec![1_000]);
+    let fetch = fetch_of(&out);
+    let out = at(
+        &mut c,
+        300,
+        fetch_response(fetch, ErrorCode::None, vec![batch(3, 2, 0)]),
+    );
+    let fetch = fetch_of(&out);
+    // The next poll, at 1 100 ms, returns the buffered records: processed after the change.
+    let out = fire_at(&mut c, 1_100, ConsumerTimer::Poll);
+    assert_eq!(poll_timers(&out), vec![3_000]);
+    at(
+        &mut c,
+        1_200,
+        fetch_response(fetch, ErrorCode::None, vec![batch(5, 2, 0)]),
+    );
+    // 9 100 ms: the last change reached applies.
+    let out = fire_at(&mut c, 9_100, ConsumerTimer::Poll);
+    assert_eq!(poll_timers(&out), vec![7]);
 }
