@@ -173,7 +173,7 @@ impl ProcessorClient {
                 | (self.next_output & ((1 << 40) - 1))
         } else {
             debug_assert!(input < (1 << 62), "input value {input} above 2^62");
-            (1 << 62) | input
+            at_least_once_output(input)
         }
     }
 
@@ -469,6 +469,13 @@ impl ProcessorClient {
 
 /// The input positions a poll's records take the group to: per partition, the offset after
 /// its last record.
+/// The output value an at-least-once processor writes for the input value `input`:
+/// `1 << 62 | input` (input values stay below 2^62; see "Output values" in the module
+/// documentation). The `exactly-once` checker uses it to find an input's outputs.
+pub fn at_least_once_output(input: u64) -> u64 {
+    (1 << 62) | input
+}
+
 fn input_offsets(records: &[PolledRecord]) -> Vec<CommitOffset> {
     let mut next: BTreeMap<TopicPartition, Offset> = BTreeMap::new();
     for r in records {

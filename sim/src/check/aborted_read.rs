@@ -174,7 +174,7 @@ mod tests {
         assert_eq!(v[0].details["anomalies"][1]["read"]["value"], 2);
     }
 
-    /// `transactions-read-committed` seed 160273: a deposed leader wrote an ABORT marker at
+    /// `transactions-under-faults` seed 160273: a deposed leader wrote an ABORT marker at
     /// offset 1 that it later truncated; the offset then held a committed transaction's
     /// record, which is no aborted read.
     #[test]

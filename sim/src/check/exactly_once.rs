@@ -25,12 +25,17 @@
 //! (where `auto.offset.reset` put it), records removed on purpose (see [`super::Removed`]), and
 //! records at or above `c` are not judged. A record whose only processing is in a transaction
 //! of unknown outcome is not judged (it may have committed).
+//!
+//! **Processors without a `transactional.id`** (at-least-once mode) are judged by the same
+//! rule on their plain `poll`, `send` and `commit` operations: see
+//! [`super::exactly_once_plain`]. Their duplicates fail this check, which is the point: that
+//! mode promises at-least-once, not exactly-once.
 
 use super::lesson::{Lesson, Prevention};
 use super::txn::{txns, Txn};
 use super::{acked_sends, violation, CheckInput, Checker, Removed, Violation};
-use ksim_model::event::OpType;
-use ksim_model::types::{Offset, TopicPartition};
+use ksim_model::event::{OpType, OpValue};
+use ksim_model::types::{NodeId, Offset, TopicPartition};
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -56,10 +61,15 @@ impl Checker for ExactlyOnce {
     }
 
     fn skip_reason(&self, input: &CheckInput) -> Option<String> {
-        let any = txns(input.history).iter().any(|t| t.group.is_some());
+        let any = txns(input.history).iter().any(|t| t.group.is_some())
+            || input.history.iter().any(|e| {
+                matches!(e.process, NodeId::Processor(_))
+                    && matches!(e.op.value, OpValue::Commit { .. })
+            });
         (!any).then(|| {
-            "no processor ran transactions that commit input offsets \
-             (`sendOffsetsToTransaction`), so no input can be judged exactly-once"
+            "no processor committed input offsets (in a transaction with \
+             `sendOffsetsToTransaction`, or with `commitSync()` after its outputs), so no input \
+             can be judged exactly-once"
                 .to_string()
         })
     }
@@ -167,6 +177,10 @@ impl Checker for ExactlyOnce {
                 }
             }
         }
+        anomalies.extend(super::exactly_once_plain::anomalies(
+            input.history,
+            &removed,
+        ));
         violation(self.name(), None, anomalies, serde_json::Map::new())
     }
 }

@@ -795,7 +795,7 @@ mod tests {
             assert!(check(&h, &e.0).is_empty());
         }
 
-        /// exactly-once-processors seed 6300021: broker-1 (a stale leader of the offsets
+        /// eos-pipeline-under-faults seed 6300021: broker-1 (a stale leader of the offsets
         /// partition) loaded and unloaded the group after broker-0, the real coordinator,
         /// had loaded it; broker-1's last Dead does not make the group Dead.
         #[test]

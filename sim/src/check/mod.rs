@@ -37,6 +37,7 @@ pub mod committed_record_lost;
 pub mod controller_epoch_fencing;
 pub mod duplicate;
 pub mod exactly_once;
+pub mod exactly_once_plain;
 pub mod exclusive_assignment;
 pub(crate) mod group_view;
 pub mod hanging_transaction;

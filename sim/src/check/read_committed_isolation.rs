@@ -46,7 +46,7 @@ fn lso_bounds(input: &CheckInput) -> LsoBounds {
     let mut out: LsoBounds = BTreeMap::new();
     for r in input.events {
         // A new leader's LSO replaces every earlier leader's: a report from a leader that has
-        // since died or stepped down bounds nothing any more (`transactions-read-committed`
+        // since died or stepped down bounds nothing any more (`transactions-under-faults`
         // seed 140005: the old leader's held LSO outlived it, and reads from the new leader,
         // whose LSO followed its high watermark unreported, were blamed on it).
         if let Event::BecameLeader { tp, broker, .. } = &r.event {
@@ -229,7 +229,7 @@ mod tests {
         assert!(check_history_events(&ReadCommittedIsolation, &h.entries, &events).is_empty());
     }
 
-    /// `transactions-read-committed` seed 140005: the old leader reported an LSO held at 2 and
+    /// `transactions-under-faults` seed 140005: the old leader reported an LSO held at 2 and
     /// died; the new leader's LSO followed its high watermark without a report. A read at 2
     /// from the new leader is not above any LSO; without the leader change it would be.
     #[test]

@@ -325,7 +325,7 @@ pub(crate) struct Marker<'a> {
 /// The markers of each (partition, producer id), in offset order (a marker rewritten after a
 /// failover at the same offset is kept once, first logged first). A marker its leader later
 /// truncated away (`truncated` at or below its offset on the broker that wrote it: a deposed
-/// leader's uncommitted append) is not counted (`transactions-read-committed` seed 160273: a
+/// leader's uncommitted append) is not counted (`transactions-under-faults` seed 160273: a
 /// stale leader's ABORT marker at events-2 offset 727 was truncated, and the offset later held
 /// a committed transaction's record).
 pub(crate) fn markers(

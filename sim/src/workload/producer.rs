@@ -73,7 +73,7 @@ pub(crate) fn spawn(
             // `TXN_END_MARGIN_MS` of the heal phase, so that its last one is committed or
             // aborted, and its markers written, before the final drain stops it: a transaction
             // left open holds every read_committed consumer below it until
-            // `transaction.timeout.ms` (`transactions-read-committed` seed 150006).
+            // `transaction.timeout.ms` (`transactions-under-faults` seed 150006).
             stop_at_ms: (scenario.duration_ms + scenario.heal_ms).saturating_sub(
                 if spec.config.transactional_id.is_some() {
                     TXN_END_MARGIN_MS.min(scenario.heal_ms / 2)
