@@ -425,6 +425,39 @@ pub enum Event {
         reason: String,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         client: Option<String>,
+        /// The correlation id of `client`'s request that caused the transition (absent when
+        /// `client` is): tells a late EndTxn from its retry (KAFKA-17754).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        corr: Option<CorrelationId>,
+    },
+    /// A transaction coordinator answered an EndTxn without changing the transaction's state:
+    /// `error` is the answer's Kafka error name (`NONE` for a retry of an ended transaction,
+    /// `PRODUCER_FENCED`, `INVALID_TXN_STATE`, `CONCURRENT_TRANSACTIONS`, ...; Kafka:
+    /// `TransactionCoordinator.handleEndTransaction`). `client` and `corr` name the request, as
+    /// in [`Event::TxnStateChanged`]; `result` is `commit` or `abort`, what it asked for. With
+    /// [`Event::RequestTimedOut`] this shows a late EndTxn refused (the `late-end-txn-refused`
+    /// probe).
+    EndTxnAnswered {
+        transactional_id: String,
+        broker: BrokerId,
+        client: String,
+        corr: CorrelationId,
+        producer_id: ProducerId,
+        producer_epoch: ProducerEpoch,
+        result: String,
+        error: String,
+    },
+    /// A client's request to `broker` (`api`, `corr`) got no answer within
+    /// `request.timeout.ms`. As Kafka's `NetworkClient.handleTimedOutRequests` does
+    /// ("Disconnecting from node N due to request timeout"), the client closed its connection to
+    /// the broker and failed every request in flight on it; the next request opens a new
+    /// connection. Bytes the closed connection had already sent may still reach the broker
+    /// (TCP delivers what was written before the close), after requests sent on the new one:
+    /// the way a stale EndTxn overtakes its retry in KAFKA-17754. Recorded by the client.
+    RequestTimedOut {
+        broker: BrokerId,
+        api: String,
+        corr: CorrelationId,
     },
     /// A partition leader appended a transaction marker (a control batch, `result` `commit` or
     /// `abort`) at `offset` for the producer's transaction, ending it in that partition.
@@ -529,6 +562,8 @@ impl Event {
         "partitions-revoked",
         "partitions-lost",
         "txn-state-changed",
+        "end-txn-answered",
+        "request-timed-out",
         "txn-marker-written",
         "last-stable-offset-changed",
         "zk-session-expired",
@@ -584,6 +619,8 @@ impl Event {
             Event::PartitionsLost { .. } => "partitions-lost",
             Event::TxnStateChanged { .. } => "txn-state-changed",
             Event::TxnMarkerWritten { .. } => "txn-marker-written",
+            Event::EndTxnAnswered { .. } => "end-txn-answered",
+            Event::RequestTimedOut { .. } => "request-timed-out",
             Event::LastStableOffsetChanged { .. } => "last-stable-offset-changed",
             Event::ZkSessionExpired { .. } => "zk-session-expired",
             Event::Halted { .. } => "halted",

@@ -162,6 +162,14 @@ pub const PROBES: &[Probe] = &[
         meaning: "a transactional client learned that a newer instance of its `transactional.id` fenced it: a `txn` operation ended with ProducerFencedException (PRODUCER_FENCED from the coordinator, INVALID_PRODUCER_EPOCH from a partition)",
     },
     Probe {
+        name: "late-end-txn-applied",
+        meaning: "a transaction coordinator applied an EndTxn that its client had given up on (request.timeout.ms closed the connection) after the client's retry had already ended the transaction: the late request ended a later transaction of the same producer id and epoch (KAFKA-17754)",
+    },
+    Probe {
+        name: "late-end-txn-refused",
+        meaning: "an EndTxn that its client had given up on (request.timeout.ms closed the connection) reached the coordinator after the client's retry had ended the transaction, and changed nothing (PRODUCER_FENCED under KIP-890 part 2, or answered as a retry)",
+    },
+    Probe {
         name: "txn-coordinator-failover-mid-commit",
         meaning: "a broker coordinating a transaction in PrepareCommit (its commit decided, its markers not all written) crashed, and a coordinator that loaded the transaction log afterwards completed the commit (CompleteCommit)",
     },
@@ -391,6 +399,7 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
         bump("aborted-record-read");
     }
     zombie_producer_resumed(events, &mut bump);
+    late_end_txn(events, &mut bump);
     txn_coordinator_failover_mid_commit(events, &mut bump);
     txn_committed_across_topics(events, history, &mut bump);
     let removed = Removed::from_events(events);
@@ -448,6 +457,57 @@ fn zombie_producer_resumed(events: &[EventRecord], bump: &mut impl FnMut(&str)) 
                     if latest.get(tid).is_some_and(|(c, t)| c != n && t > at) {
                         bump("zombie-producer-resumed");
                     }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The `late-end-txn-applied` and `late-end-txn-refused` probes. An EndTxn is *abandoned* when
+/// its client's `request-timed-out` names it (api `EndTxn`, the client's node, the request's
+/// correlation id). It is *late* when it reaches the coordinator after another EndTxn of the
+/// same client ended a transaction (`txn-state-changed`, reason `end-txn`, with that client and
+/// a different correlation id) since it was abandoned: the retry finished the transaction
+/// first. A late EndTxn that moves a transaction (`txn-state-changed` with its correlation id)
+/// counts as applied; one the coordinator answers without a transition (`end-txn-answered`)
+/// as refused.
+fn late_end_txn(events: &[EventRecord], bump: &mut impl FnMut(&str)) {
+    // (client, correlation id) of each abandoned EndTxn → when it was abandoned.
+    let mut abandoned: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    // Per client: (time, correlation id) of the latest transaction its EndTxn ended.
+    let mut last_end: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let late = |abandoned: &BTreeMap<(String, u64), u64>,
+                last_end: &BTreeMap<String, (u64, u64)>,
+                client: &str,
+                corr: u64| {
+        abandoned
+            .get(&(client.to_string(), corr))
+            .is_some_and(|at| {
+                last_end
+                    .get(client)
+                    .is_some_and(|(t, c)| *t >= *at && *c != corr)
+            })
+    };
+    for r in events {
+        match &r.event {
+            Event::RequestTimedOut { api, corr, .. } if api == "EndTxn" => {
+                abandoned.insert((r.node.to_string(), corr.0), r.time_ms);
+            }
+            Event::TxnStateChanged {
+                reason,
+                client: Some(client),
+                corr: Some(corr),
+                ..
+            } if reason == "end-txn" => {
+                if late(&abandoned, &last_end, client, corr.0) {
+                    bump("late-end-txn-applied");
+                }
+                last_end.insert(client.clone(), (r.time_ms, corr.0));
+            }
+            Event::EndTxnAnswered { client, corr, .. } => {
+                if late(&abandoned, &last_end, client, corr.0) {
+                    bump("late-end-txn-refused");
                 }
             }
             _ => {}
@@ -1157,8 +1217,98 @@ mod tests {
                 partitions: vec![],
                 reason: reason.into(),
                 client: client.map(str::to_string),
+                corr: None,
             },
         )
+    }
+
+    /// An `end-txn` transition of tx-0 for producer-0's EndTxn `corr`.
+    fn end_txn_applied(time_ms: u64, corr: u64) -> EventRecord {
+        let mut r = txn(time_ms, 2, "PrepareAbort", "end-txn", Some("producer-0"));
+        if let Event::TxnStateChanged { corr: c, from, .. } = &mut r.event {
+            *c = Some(ksim_model::types::CorrelationId(corr));
+            *from = "Ongoing".into();
+        }
+        r
+    }
+
+    /// producer-0's EndTxn `corr` timed out: it closed its connection to broker-2.
+    fn end_txn_timed_out(time_ms: u64, corr: u64) -> EventRecord {
+        ev(
+            time_ms,
+            NodeId::Producer(0),
+            Event::RequestTimedOut {
+                broker: BrokerId(2),
+                api: "EndTxn".into(),
+                corr: ksim_model::types::CorrelationId(corr),
+            },
+        )
+    }
+
+    /// The coordinator answered producer-0's EndTxn `corr` with `error`, changing nothing.
+    fn end_txn_answered(time_ms: u64, corr: u64, error: &str) -> EventRecord {
+        ev(
+            time_ms,
+            NodeId::Broker(BrokerId(2)),
+            Event::EndTxnAnswered {
+                transactional_id: "tx-0".into(),
+                broker: BrokerId(2),
+                client: "producer-0".into(),
+                corr: ksim_model::types::CorrelationId(corr),
+                producer_id: ksim_model::types::ProducerId(7),
+                producer_epoch: ksim_model::types::ProducerEpoch(0),
+                result: "abort".into(),
+                error: error.into(),
+            },
+        )
+    }
+
+    #[test]
+    fn an_abandoned_end_txn_applied_after_its_retry_is_late() {
+        // The first attempt (5) arrives before its retry (6): it simply ended its own
+        // transaction, and the retry is answered as a retry. Nothing late.
+        let events = vec![
+            end_txn_timed_out(1, 5),
+            end_txn_applied(2, 5),
+            end_txn_answered(3, 6, "NONE"),
+        ];
+        let r = reached(&events, &[]);
+        assert!(!r.contains_key("late-end-txn-applied"), "{r:?}");
+        assert!(!r.contains_key("late-end-txn-refused"), "{r:?}");
+        // The retry (6) ends the transaction first; the abandoned request (5) then ends the
+        // next one (KAFKA-17754).
+        let events = vec![
+            end_txn_timed_out(1, 5),
+            end_txn_applied(2, 6),
+            end_txn_applied(3, 5),
+        ];
+        assert_eq!(reached(&events, &[]).get("late-end-txn-applied"), Some(&1));
+        // An end before the request was abandoned does not make it late.
+        let events = vec![
+            end_txn_applied(1, 4),
+            end_txn_timed_out(2, 5),
+            end_txn_applied(3, 5),
+        ];
+        assert!(!reached(&events, &[]).contains_key("late-end-txn-applied"));
+    }
+
+    #[test]
+    fn an_abandoned_end_txn_refused_after_its_retry_is_late_and_refused() {
+        let events = vec![
+            end_txn_timed_out(1, 5),
+            end_txn_applied(2, 6),
+            end_txn_answered(3, 5, "PRODUCER_FENCED"),
+        ];
+        let r = reached(&events, &[]);
+        assert_eq!(r.get("late-end-txn-refused"), Some(&1));
+        assert!(!r.contains_key("late-end-txn-applied"));
+        // Another client's late request is not producer-0's.
+        let mut other = end_txn_answered(3, 5, "PRODUCER_FENCED");
+        if let Event::EndTxnAnswered { client, .. } = &mut other.event {
+            *client = "producer-1".into();
+        }
+        let events = vec![end_txn_timed_out(1, 5), end_txn_applied(2, 6), other];
+        assert!(!reached(&events, &[]).contains_key("late-end-txn-refused"));
     }
 
     fn fault_at(time_ms: u64, action: &str, node: &str) -> EventRecord {

@@ -65,7 +65,7 @@ impl Broker {
             .cloned()
             .collect();
         for m in &loaded {
-            out.event(txn_event(self.id, TxnState::Dead, m, "loaded", None));
+            out.event(txn_event(self.id, TxnState::Dead, m, "loaded", None, None));
         }
         for m in loaded.into_iter().filter(|m| m.state.is_prepare()) {
             self.txn_start_markers(tp, &m, now, out);
@@ -122,7 +122,8 @@ impl Broker {
             out.send(to, msg);
         }
         let client = w.reply.client().map(|c| c.to_string());
-        out.event(txn_event(self.id, w.from, &w.metadata, w.reason, client));
+        let corr = w.reply.corr();
+        out.event(txn_event(self.id, w.from, &w.metadata, w.reason, client, corr));
         if w.metadata.state.is_prepare() && self.coordinators.txn.runtime.hosts(&w.txn_tp) {
             self.txn_start_markers(&w.txn_tp, &w.metadata, now, out);
             self.txn_send_markers(now, out);
@@ -410,6 +411,20 @@ impl Broker {
             ),
         };
         self.next_producer_id = next;
+        if let Decision::Reply(r) = &decision {
+            // Answered without a state change: recorded, so that a late EndTxn that changed
+            // nothing (KAFKA-17754 under KIP-890 part 2) shows in the event log.
+            out.event(Event::EndTxnAnswered {
+                transactional_id: transactional_id.clone(),
+                broker: self.id,
+                client: from.to_string(),
+                corr,
+                producer_id,
+                producer_epoch,
+                result: if committed { "commit" } else { "abort" }.into(),
+                error: r.error.kafka_name().into(),
+            });
+        }
         let reply = |r| TxnReply::EndTxn {
             to: from,
             corr,
@@ -531,16 +546,19 @@ fn producer_id_after(broker_epoch: BrokerEpoch, next: i64) -> (ProducerId, i64) 
     (ProducerId(broker_epoch.0.max(0) * 1_000_000 + next), next)
 }
 
-/// The `txn-state-changed` event of `m` entered from `from`, caused by `client`'s request if any.
+/// The `txn-state-changed` event of `m` entered from `from`, caused by `client`'s request
+/// `corr` if any.
 fn txn_event(
     broker: BrokerId,
     from: TxnState,
     m: &TransactionMetadata,
     reason: &str,
     client: Option<String>,
+    corr: Option<CorrelationId>,
 ) -> Event {
     Event::TxnStateChanged {
         client,
+        corr,
         transactional_id: m.transactional_id.clone(),
         broker,
         producer_id: m.producer_id,

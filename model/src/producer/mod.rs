@@ -58,7 +58,8 @@
 //! metadata (the leader of each partition) in `metadata.rs`.
 
 use crate::config::ProducerConfig;
-use crate::effects::{Actor, Effects};
+use crate::effects::{Actor, Effect, Effects};
+use crate::event::Event;
 use crate::protocol::*;
 use crate::types::*;
 use rand::SeedableRng;
@@ -530,6 +531,23 @@ impl Actor for ProducerClient {
             }
             ProducerTimer::MaxBlock { op_id } => self.on_max_block_timeout(op_id, out),
             ProducerTimer::RequestTimeout { corr } => {
+                // NetworkClient.handleTimedOutRequests: a request unanswered after
+                // `request.timeout.ms` closes the connection to its broker, and every request in
+                // flight on it fails as disconnected; the next request to the broker opens a
+                // new connection. Bytes the old connection already sent may still arrive.
+                let target = self
+                    .txn_request_target(corr)
+                    .or_else(|| self.in_flight.get(&corr).map(|r| (r.broker, "Produce")));
+                if let Some((broker, api)) = target {
+                    out.event(Event::RequestTimedOut {
+                        broker,
+                        api: api.into(),
+                        corr,
+                    });
+                    out.list.push(Effect::CloseConnection {
+                        peer: NodeId::Broker(broker),
+                    });
+                }
                 if self.on_txn_request_failed(now, corr, out) {
                     self.drain(now, out);
                 } else if self.metadata_in_flight == Some(corr) {
@@ -541,6 +559,9 @@ impl Actor for ProducerClient {
                 } else if let Some(r) = self.in_flight.remove(&corr) {
                     self.fail_request(now, r, "request.timeout.ms expired", true, out);
                     self.drain(now, out);
+                }
+                if let Some((broker, _)) = target {
+                    self.on_disconnect(now, NodeId::Broker(broker), out);
                 }
             }
             ProducerTimer::MetadataRetry => self.request_metadata(out),

@@ -58,7 +58,23 @@ fn possibly_written_batch_is_not_resent_under_a_new_producer_id() {
     p.on_start(Instant(0), &mut out);
     let md = corr_of(&out.sent()[0]);
     let mut out = Effects::new();
-    p.on_message(Instant(1), broker, metadata(md), &mut out);
+    // Partition p led by broker-p: A's request timeout closes only its own broker's
+    // connection (NetworkClient.handleTimedOutRequests), so B stays in flight.
+    let mut split = metadata(md);
+    if let Message::MetadataResponse {
+        brokers,
+        partitions,
+        ..
+    } = &mut split
+    {
+        *brokers = vec![BrokerId(0), BrokerId(1)];
+        for pm in partitions.iter_mut() {
+            pm.leader = Some(BrokerId(pm.tp.partition));
+            pm.replicas = vec![BrokerId(pm.tp.partition)];
+            pm.isr = vec![BrokerId(pm.tp.partition)];
+        }
+    }
+    p.on_message(Instant(1), broker, split, &mut out);
     let init = corr_of(&out.sent()[0]);
     let mut out = Effects::new();
     let pid_reply = |corr, pid| Message::InitProducerIdResponse {

@@ -834,6 +834,27 @@ impl ProducerClient {
         true
     }
 
+    /// The broker and API name (Kafka's, as `ApiKeys` spells it) of the coordinator request
+    /// `corr`, if it is the one in flight.
+    pub(super) fn txn_request_target(&self, corr: CorrelationId) -> Option<(BrokerId, &'static str)> {
+        let t = self.txn.as_ref()?;
+        match &t.in_flight {
+            Some((c, to, request)) if *c == corr => Some((
+                *to,
+                match request {
+                    CoordinatorRequest::FindCoordinator
+                    | CoordinatorRequest::FindGroupCoordinator => "FindCoordinator",
+                    CoordinatorRequest::InitProducerId => "InitProducerId",
+                    CoordinatorRequest::AddPartitions(_) => "AddPartitionsToTxn",
+                    CoordinatorRequest::AddOffsets => "AddOffsetsToTxn",
+                    CoordinatorRequest::TxnOffsetCommit => "TxnOffsetCommit",
+                    CoordinatorRequest::EndTxn { .. } => "EndTxn",
+                },
+            )),
+            _ => None,
+        }
+    }
+
     /// The coordinator request `corr` got no answer in time or never left.
     pub(super) fn on_txn_request_failed(
         &mut self,

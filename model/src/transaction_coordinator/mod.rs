@@ -165,6 +165,17 @@ pub enum TxnReply {
 }
 
 impl TxnReply {
+    /// The correlation id of the request answered, if anyone waits.
+    pub fn corr(&self) -> Option<CorrelationId> {
+        match self {
+            TxnReply::None => None,
+            TxnReply::InitProducerId { corr, .. }
+            | TxnReply::AddPartitionsToTxn { corr, .. }
+            | TxnReply::AddOffsetsToTxn { corr, .. }
+            | TxnReply::EndTxn { corr, .. } => Some(*corr),
+        }
+    }
+
     /// The client the answer goes to, if anyone waits.
     pub fn client(&self) -> Option<NodeId> {
         match self {

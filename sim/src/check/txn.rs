@@ -439,6 +439,7 @@ pub(crate) mod testkit {
             partitions: Vec::new(),
             reason: reason.into(),
             client: None,
+            corr: None,
         }
     }
 

@@ -531,14 +531,36 @@ pub fn describe_event(e: &Event) -> String {
             partitions,
             reason,
             client,
+            corr,
         } => format!(
             "broker-{broker} moved transactional id `{transactional_id}` (producer id {producer_id}, epoch {producer_epoch}) from {from} to {to} ({reason}{}){}",
-            client.as_ref().map(|c| format!(", for {c}")).unwrap_or_default(),
+            match (client, corr) {
+                (Some(c), Some(r)) => format!(", for {c}'s request {}", r.0),
+                (Some(c), None) => format!(", for {c}"),
+                _ => String::new(),
+            },
             if partitions.is_empty() {
                 String::new()
             } else {
                 format!("; its partitions: {}", list_partitions(partitions))
             }
+        ),
+        Event::EndTxnAnswered {
+            transactional_id,
+            broker,
+            client,
+            corr,
+            producer_id,
+            producer_epoch,
+            result,
+            error,
+        } => format!(
+            "broker-{broker} answered {client}'s EndTxn({result}) request {} for transactional id `{transactional_id}` (producer id {producer_id}, epoch {producer_epoch}) with {error}, changing nothing",
+            corr.0
+        ),
+        Event::RequestTimedOut { broker, api, corr } => format!(
+            "{api} request {} to broker-{broker} got no answer within request.timeout.ms: the client closed its connection to broker-{broker} (bytes already sent may still arrive)",
+            corr.0
         ),
         Event::TxnMarkerWritten {
             tp,

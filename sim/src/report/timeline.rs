@@ -68,7 +68,9 @@ pub(super) fn timeline_class(e: &Event) -> Option<bool> {
         | Event::ControllerEpochIncremented { .. }
         | Event::ProduceRejected { .. }
         | Event::LastStableOffsetChanged { .. } => None,
-        Event::TxnStateChanged { .. } => Some(true),
+        Event::TxnStateChanged { .. }
+        | Event::EndTxnAnswered { .. }
+        | Event::RequestTimedOut { .. } => Some(true),
         Event::LogSegmentsDeleted { .. } | Event::LogStartOffsetAdvanced { .. } => Some(true),
     }
 }
