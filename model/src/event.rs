@@ -480,6 +480,19 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         first_unstable: Option<(ProducerId, Offset)>,
     },
+    /// Legacy (`sim.fetch.delayed-isolation = false`, KAFKA-5355): a partition leader
+    /// completed a read_committed fetch that had waited in purgatory with a read_uncommitted
+    /// read, returning records from `fetch_offset` up to `end_offset` (exclusive), at or above
+    /// its `last_stable_offset` (below the `high_watermark`), without the aborted-transaction
+    /// list.
+    DelayedFetchIsolationIgnored {
+        tp: TopicPartition,
+        broker: BrokerId,
+        fetch_offset: Offset,
+        end_offset: Offset,
+        last_stable_offset: Offset,
+        high_watermark: Offset,
+    },
     /// A coordination-node session expired (its ephemeral znodes were deleted).
     ZkSessionExpired { session: SessionId, owner: NodeId },
     /// A node halted itself (fatal disk error).
@@ -566,6 +579,7 @@ impl Event {
         "request-timed-out",
         "txn-marker-written",
         "last-stable-offset-changed",
+        "delayed-fetch-isolation-ignored",
         "zk-session-expired",
         "halted",
         "interceptor-failed",
@@ -622,6 +636,7 @@ impl Event {
             Event::EndTxnAnswered { .. } => "end-txn-answered",
             Event::RequestTimedOut { .. } => "request-timed-out",
             Event::LastStableOffsetChanged { .. } => "last-stable-offset-changed",
+            Event::DelayedFetchIsolationIgnored { .. } => "delayed-fetch-isolation-ignored",
             Event::ZkSessionExpired { .. } => "zk-session-expired",
             Event::Halted { .. } => "halted",
             Event::InterceptorFailed { .. } => "interceptor-failed",

@@ -47,16 +47,30 @@ impl Broker {
         let mut min_one = true;
         let mut readable = 0usize;
         let mut respond_now = partitions.is_empty();
+        // Legacy (`sim.fetch.delayed-isolation = false`, KAFKA-5355): the completion of a
+        // parked fetch (`may_park` false) reads as read_uncommitted.
+        let isolation_lost = !may_park
+            && !self.config.fetch_delayed_isolation
+            && replica_id.is_none()
+            && isolation_level == IsolationLevel::ReadCommitted;
+        let read_isolation = if isolation_lost {
+            IsolationLevel::ReadUncommitted
+        } else {
+            isolation_level
+        };
         for fp in partitions {
             let r = self.fetch_partition(
                 now,
                 replica_id,
                 broker_epoch,
                 fp,
-                isolation_level,
+                read_isolation,
                 (budget, min_one),
                 out,
             );
+            if isolation_lost {
+                self.report_isolation_ignored(fp, &r, out);
+            }
             let bytes: usize = r.batches.iter().map(Vec::len).sum();
             if bytes > 0 {
                 min_one = false;
@@ -84,6 +98,39 @@ impl Broker {
                 partitions: responses,
             },
         );
+    }
+
+    /// Legacy (KAFKA-5355): emits [`crate::event::Event::DelayedFetchIsolationIgnored`] when
+    /// the read_uncommitted read `r` of a read_committed fetch `fp` returned records at or above
+    /// the partition's last stable offset.
+    fn report_isolation_ignored(
+        &self,
+        fp: &FetchPartition,
+        r: &FetchPartitionResponse,
+        out: &mut Effects<BrokerTimer>,
+    ) {
+        let Some(p) = self.partitions.get(&fp.tp) else {
+            return;
+        };
+        let Some(end) = r
+            .batches
+            .last()
+            .and_then(|b| crate::record::read_header(b).ok())
+            .map(|h| h.last_offset().next())
+        else {
+            return;
+        };
+        let lso = p.last_stable_offset_now();
+        if end > lso {
+            out.event(crate::event::Event::DelayedFetchIsolationIgnored {
+                tp: fp.tp.clone(),
+                broker: self.id,
+                fetch_offset: fp.fetch_offset,
+                end_offset: end,
+                last_stable_offset: lso,
+                high_watermark: p.high_watermark,
+            });
+        }
     }
 
     /// One partition of a Fetch (Kafka's `Partition.fetchRecords`): at most

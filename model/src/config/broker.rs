@@ -158,6 +158,14 @@ pub struct BrokerConfig {
     /// generation and member id (KIP-447); false is the legacy switch under which a zombie
     /// processor's transactional offset commit lands (GROUPS-AND-TRANSACTIONS.md B4.5).
     pub txn_offset_commit_fencing: bool,
+    /// `sim.fetch.delayed-isolation` (true): a fetch that waited in purgatory (Kafka's
+    /// DelayedFetch) is read, when it completes, with its own isolation level. false is the
+    /// legacy switch bringing back KAFKA-5355 (fixed on 3 June 2017, before 0.11.0.0 shipped:
+    /// apache/kafka#3221 "DelayedFetch should propagate isolation level to log read"): the
+    /// completion reads a read_committed fetch as read_uncommitted, up to the high watermark
+    /// and without the aborted-transaction list, so a read_committed consumer that waited for
+    /// data gets the records of open (and aborted) transactions.
+    pub fetch_delayed_isolation: bool,
 }
 
 /// The broker's and topic's `compression.type`: keep the producer's codec (`producer`, the
@@ -232,6 +240,7 @@ impl Default for BrokerConfig {
             transaction_version: 2,
             txn_producer_fencing: true,
             txn_offset_commit_fencing: true,
+            fetch_delayed_isolation: true,
         }
     }
 }
@@ -309,6 +318,7 @@ pub(super) const BROKER_KEYS: &[KeyDef] = &[
     k("transaction.version", Ty::Int(1, 2)),
     k("sim.txn.producer-fencing", Ty::Bool),
     k("sim.txn.offset-commit-fencing", Ty::Bool),
+    k("sim.fetch.delayed-isolation", Ty::Bool),
     k("sim.replication.truncation", Ty::OneOf(TRUNCATION_MODES)),
     k("sim.controller.epoch-fencing", Ty::Bool),
 ];
@@ -438,6 +448,9 @@ impl BrokerConfig {
         }
         if let Some(v) = p.bool("sim.txn.offset-commit-fencing") {
             c.txn_offset_commit_fencing = v;
+        }
+        if let Some(v) = p.bool("sim.fetch.delayed-isolation") {
+            c.fetch_delayed_isolation = v;
         }
         // Kafka's precedence: log.roll.ms over log.roll.hours; log.retention.ms over
         // log.retention.minutes over log.retention.hours.

@@ -470,10 +470,13 @@ fn config_transaction_keys() {
         ("transaction.version", i(1)),
         ("sim.txn.producer-fencing", b(false)),
         ("sim.txn.offset-commit-fencing", b(false)),
+        ("sim.fetch.delayed-isolation", b(false)),
     ])
     .unwrap();
     assert!(!c.txn_offset_commit_fencing);
     assert!(BrokerConfig::default().txn_offset_commit_fencing);
+    assert!(!c.fetch_delayed_isolation);
+    assert!(BrokerConfig::default().fetch_delayed_isolation);
     assert_eq!(c.transaction_state_log_num_partitions, 4);
     assert_eq!(c.transaction_state_log_replication_factor, 1);
     assert_eq!(c.transaction_state_log_min_isr, 1);

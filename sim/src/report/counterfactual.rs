@@ -245,6 +245,22 @@ pub fn proposed_fixes(run: &RunResult) -> (Vec<Fix>, Vec<String>) {
             // transaction. (`isolation.level = read_committed` is already on for the readers
             // these checks judge; processors are not built yet.)
             Prevention::ReadCommitted | Prevention::TxnFencing => {
+                // KAFKA-5355 (a delayed fetch read as read_uncommitted) breaks what
+                // read_committed readers see, not the fencing of writers.
+                if matches!(lesson.prevention, Prevention::ReadCommitted)
+                    && !s.fetch_delayed_isolation
+                {
+                    add(
+                        Fix {
+                            setting: "sim.fetch.delayed-isolation = true".into(),
+                            edits: vec![Edit::Broker(
+                                "sim.fetch.delayed-isolation".into(),
+                                toml::Value::Boolean(true),
+                            )],
+                        },
+                        &mut fixes,
+                    );
+                }
                 if !s.txn_producer_fencing {
                     add(
                         Fix {

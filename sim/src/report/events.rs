@@ -585,6 +585,16 @@ pub fn describe_event(e: &Event) -> String {
             ),
             None => format!("broker-{broker}: the last stable offset of {tp} is {last_stable_offset}"),
         },
+        Event::DelayedFetchIsolationIgnored {
+            tp,
+            broker,
+            fetch_offset,
+            end_offset,
+            last_stable_offset,
+            high_watermark,
+        } => format!(
+            "broker-{broker} completed a delayed read_committed fetch of {tp} as read_uncommitted (sim.fetch.delayed-isolation = false, KAFKA-5355): offsets {fetch_offset}..{end_offset} returned, the last stable offset being {last_stable_offset} and the high watermark {high_watermark}, with no aborted-transaction list"
+        ),
         Event::OffsetCommitFailed {
             group,
             mode,

@@ -303,10 +303,12 @@ pub(super) fn lessons(lesson: &Lesson, s: &Safety, topics: &BTreeSet<String>) ->
                  not see aborted or still-open transactions (read_uncommitted, the default, reads \
                  up to the high watermark, aborted records included). The anomaly was seen by a \
                  read_committed reader, so the setting was already on: unless the run turned \
-                 transaction fencing off (`sim.txn.producer-fencing = false`), or used \
-                 `transaction.version = 1` where a delayed marker can end the next transaction \
-                 (KAFKA-17754; `transaction.version = 2` fences it), this is a bug in the system \
-                 under test or in the testbed."
+                 transaction fencing off (`sim.txn.producer-fencing = false`), brought back \
+                 KAFKA-5355 (`sim.fetch.delayed-isolation = false`: a fetch that waited in \
+                 purgatory is read as read_uncommitted), or used `transaction.version = 1` where \
+                 a delayed marker can end the next transaction (KAFKA-17754; \
+                 `transaction.version = 2` fences it), this is a bug in the system under test or \
+                 in the testbed."
                     .to_string(),
             );
         }
@@ -477,6 +479,7 @@ mod tests {
             commit_before_processing: Vec::new(),
             transaction_version: 2,
             txn_producer_fencing: true,
+            fetch_delayed_isolation: true,
         }
     }
 

@@ -32,6 +32,8 @@ pub(super) struct Safety {
     pub(super) transaction_version: i16,
     /// `sim.txn.producer-fencing` (true unless the scenario turns it off).
     pub(super) txn_producer_fencing: bool,
+    /// `sim.fetch.delayed-isolation` (true unless the scenario brings KAFKA-5355 back).
+    pub(super) fetch_delayed_isolation: bool,
 }
 
 /// A consumer that reads a topic whose producer serializes values in another format.
@@ -160,6 +162,7 @@ impl Safety {
             commit_before_processing,
             transaction_version: broker.transaction_version,
             txn_producer_fencing: broker.txn_producer_fencing,
+            fetch_delayed_isolation: broker.fetch_delayed_isolation,
         }
     }
 }
@@ -216,6 +219,7 @@ pub(super) fn kafka_default(key: &str) -> Option<&'static str> {
         "transaction.partition.verification.enable" => "true",
         "transaction.version" => "2",
         "sim.txn.producer-fencing" => "true (testbed setting)",
+        "sim.fetch.delayed-isolation" => "true (testbed setting)",
         // Producer.
         "acks" => "all",
         "retries" => "2147483647",

@@ -67,7 +67,8 @@ pub(super) fn timeline_class(e: &Event) -> Option<bool> {
         | Event::LogCleaned { .. }
         | Event::ControllerEpochIncremented { .. }
         | Event::ProduceRejected { .. }
-        | Event::LastStableOffsetChanged { .. } => None,
+        | Event::LastStableOffsetChanged { .. }
+        | Event::DelayedFetchIsolationIgnored { .. } => None,
         Event::TxnStateChanged { .. }
         | Event::EndTxnAnswered { .. }
         | Event::RequestTimedOut { .. } => Some(true),

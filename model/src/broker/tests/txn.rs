@@ -435,3 +435,79 @@ fn no_lso_events_without_transactions() {
     assert!(lso_events(&out).is_empty());
     assert_eq!(b.partitions[&tp()].last_stable_offset_now(), Offset(1));
 }
+
+/// KAFKA-5355 (apache/kafka#3221): a read_committed fetch that waited in purgatory while a
+/// transaction opened is answered, when its wait expires, below the last stable offset; with
+/// the legacy switch `sim.fetch.delayed-isolation = false` the completion reads it as
+/// read_uncommitted and returns the open transaction's records, reporting
+/// `delayed-fetch-isolation-ignored`. A fetch answered at once keeps its isolation either way.
+#[test]
+fn a_delayed_read_committed_fetch_stays_below_the_lso_unless_the_legacy_switch_is_off() {
+    for isolation in [true, false] {
+        let (mut b, _) = unverified_leader_of_t0(vec![BrokerId(0)]);
+        b.config.fetch_delayed_isolation = isolation;
+        let mut parked = fetch(1, 0, IsolationLevel::ReadCommitted);
+        if let Message::Fetch { max_wait_ms, .. } = &mut parked {
+            *max_wait_ms = 500;
+        }
+        let out = send(&mut b, 1, NodeId::Consumer(0), parked);
+        assert!(out.sent().is_empty(), "nothing to read: the fetch parks");
+        let timer = out
+            .list
+            .iter()
+            .find_map(|e| match e {
+                Effect::SetTimer {
+                    timer: t @ BrokerTimer::FetchWaitExpired { .. },
+                    ..
+                } => Some(t.clone()),
+                _ => None,
+            })
+            .expect("a fetch wait timer");
+        // A transaction opens: HW 2, LSO held at 0; the parked fetch has nothing below it.
+        let out = send(&mut b, 2, PRODUCER, produce(2, txn_batch(0, 0, 2)));
+        assert_eq!(lso_events(&out), vec![Offset(0)]);
+        assert!(
+            !out.sent()
+                .iter()
+                .any(|m| matches!(m, Message::FetchResponse { .. })),
+            "still parked (isolation {isolation})"
+        );
+        let mut out = Effects::new();
+        b.checked_timeout(Instant(501), timer, &mut out);
+        let r = fetched(&out);
+        let ignored: Vec<Event> = out
+            .events()
+            .into_iter()
+            .filter(|e| matches!(e, Event::DelayedFetchIsolationIgnored { .. }))
+            .collect();
+        if isolation {
+            assert!(r.batches.is_empty(), "read_committed stops at the LSO");
+            assert!(ignored.is_empty());
+        } else {
+            assert_eq!(
+                r.batches.len(),
+                1,
+                "the open transaction's batch is returned"
+            );
+            assert_eq!(
+                ignored,
+                vec![Event::DelayedFetchIsolationIgnored {
+                    tp: tp(),
+                    broker: BrokerId(0),
+                    fetch_offset: Offset(0),
+                    end_offset: Offset(2),
+                    last_stable_offset: Offset(0),
+                    high_watermark: Offset(2),
+                }]
+            );
+        }
+        // A fetch answered at once is read with its own isolation level.
+        let now = fetched(&send(
+            &mut b,
+            502,
+            NodeId::Consumer(0),
+            fetch(3, 0, IsolationLevel::ReadCommitted),
+        ));
+        assert!(now.batches.is_empty(), "isolation {isolation}");
+    }
+}
