@@ -123,7 +123,14 @@ impl Broker {
         }
         let client = w.reply.client().map(|c| c.to_string());
         let corr = w.reply.corr();
-        out.event(txn_event(self.id, w.from, &w.metadata, w.reason, client, corr));
+        out.event(txn_event(
+            self.id,
+            w.from,
+            &w.metadata,
+            w.reason,
+            client,
+            corr,
+        ));
         if w.metadata.state.is_prepare() && self.coordinators.txn.runtime.hosts(&w.txn_tp) {
             self.txn_start_markers(&w.txn_tp, &w.metadata, now, out);
             self.txn_send_markers(now, out);

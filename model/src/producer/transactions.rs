@@ -836,7 +836,10 @@ impl ProducerClient {
 
     /// The broker and API name (Kafka's, as `ApiKeys` spells it) of the coordinator request
     /// `corr`, if it is the one in flight.
-    pub(super) fn txn_request_target(&self, corr: CorrelationId) -> Option<(BrokerId, &'static str)> {
+    pub(super) fn txn_request_target(
+        &self,
+        corr: CorrelationId,
+    ) -> Option<(BrokerId, &'static str)> {
         let t = self.txn.as_ref()?;
         match &t.in_flight {
             Some((c, to, request)) if *c == corr => Some((
