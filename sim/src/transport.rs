@@ -14,8 +14,12 @@
 //! leader's AlterPartition waited behind its stalled connection to that leader). Requests on a
 //! stalled connection still wait: madsim retries a held frame with a backoff that doubles up
 //! to 10 s, so a connection can deliver up to 10 s after the heal (Linux's retransmission
-//! backoff reaches 120 s; Kafka's `request.timeout.ms` and `controller.socket.timeout.ms`,
-//! 30 s, close such a connection, which ksim does not model), and heal phases must allow it.
+//! backoff reaches 120 s), and heal phases must allow it. A producer closes a connection whose
+//! request outlived `request.timeout.ms`, as Kafka's `NetworkClient` does
+//! (`Effect::CloseConnection`): the frames already written stay in the network and are still
+//! delivered after the heal, so a retry on the new connection can overtake them (the
+//! KAFKA-17754 and `hanging-transaction-tv1` races); other clients and the brokers keep the
+//! stalled connection.
 //! madsim's TCP behaves like the real thing under faults: bytes on an open connection across
 //! a clogged link are held and delivered after the heal (a long stall, not a reset);
 //! connecting across a clogged link or to a dead node fails at once. The shell reports both

@@ -160,6 +160,14 @@ impl ProducerClient {
         if let Some(at) = next_check {
             self.wake_at(now, at, out);
         }
+        // A batch expired above (`delivery.timeout.ms`) may have been the ending transaction's
+        // last unresolved send: EndTxn goes now, as Kafka's Sender sends the next
+        // transactional request on its next loop. Without this the transaction waited for an
+        // input that never came (hanging-transaction-tv2 seed 7600000: no timer armed, no
+        // request in flight, the producer silent for the rest of the run).
+        if self.txn.as_ref().is_some_and(|t| t.ready_to_end()) {
+            self.txn_step(now, out);
+        }
     }
 
     fn send_request(

@@ -219,6 +219,14 @@ impl Transactional {
         self.added.contains(&partition)
     }
 
+    /// Whether the open transaction is ending (commit or abort requested), every one of its
+    /// sends is resolved and no coordinator request is in flight: EndTxn may go now.
+    pub(super) fn ready_to_end(&self) -> bool {
+        matches!(self.phase, TxnPhase::Committing | TxnPhase::Aborting)
+            && self.in_flight.is_none()
+            && self.open.as_ref().is_some_and(|o| o.unresolved == 0)
+    }
+
     /// Whether the accumulator is being flushed (commit: every batch goes at once).
     pub(super) fn flushing(&self) -> bool {
         self.phase == TxnPhase::Committing

@@ -32,6 +32,8 @@ struct Script {
     now: u64,
     /// (time, error) of every AddPartitionsToTxn answered.
     add_answers: Vec<(u64, ErrorCode)>,
+    /// Leave every Produce unanswered (a partition leader cut off from the producer).
+    drop_produce: bool,
 }
 
 impl Script {
@@ -51,6 +53,7 @@ impl Script {
             concurrent_left: 0,
             now: 0,
             add_answers: Vec::new(),
+            drop_produce: false,
         }
     }
 
@@ -118,6 +121,7 @@ impl Script {
                         .collect(),
                 }
             }
+            Message::Produce { .. } if self.drop_produce => return None,
             Message::Produce {
                 corr, partitions, ..
             } => {
@@ -349,6 +353,47 @@ fn aborted_transactions_fail_and_send_end_txn_abort() {
     assert!(!done.is_empty());
     assert!(done.iter().all(|o| o.op_type == OpType::Fail), "{done:?}");
     assert!(script.end_txns.iter().all(|c| !*c), "{:?}", script.end_txns);
+}
+
+/// The last unresolved send of a transaction being committed expires (`delivery.timeout.ms`)
+/// inside the Sender's drain: the transaction must go on to EndTxn(abort) at once, not wait for
+/// an input that never comes (found on hanging-transaction-tv2 seed 7600000, where the producer
+/// then stayed silent for the rest of the run). Produce goes unanswered; `request.timeout.ms`
+/// (50) fails the attempt and `retry.backoff.ms` (100) keeps the batch in the accumulator past
+/// its `delivery.timeout.ms` (120), so the drain after the backoff is what expires it.
+#[test]
+fn a_send_expiring_during_the_commit_flush_ends_the_transaction_with_an_abort() {
+    let spec = TransactionSpec {
+        records_min: 1,
+        records_max: 1,
+        abort_percent: 0,
+    };
+    let workload = ProducerWorkload {
+        topics: vec!["t".into()],
+        rate_per_sec: 1000,
+        keys: 2,
+        stop_at_ms: 20,
+        send_style: SendStyle::Async,
+    };
+    let config = ProducerConfig {
+        transactional_id: Some("tx-0".into()),
+        request_timeout_ms: 50,
+        delivery_timeout_ms: 120,
+        retry_backoff_ms: 100,
+        ..ProducerConfig::default()
+    };
+    let mut p = ProducerClient::new(0, config, workload, vec![BrokerId(0)]).with_transactions(spec);
+    let mut script = Script::new();
+    script.drop_produce = true;
+    let ops = run(&mut p, &mut script, 2_000);
+    let done = completions(&ops);
+    assert!(!done.is_empty(), "no transaction ended: {:?}", script.log);
+    assert_eq!(done[0].op_type, OpType::Fail, "{:?}", done[0]);
+    assert!(
+        script.end_txns.first() == Some(&false),
+        "EndTxn(abort) after the expiry: {:?}",
+        script.log
+    );
 }
 
 #[test]
