@@ -675,6 +675,19 @@ impl Actor for ProcessorClient {
     fn invariants(&self) {
         self.consumer.invariants();
         self.producer.invariants();
+        // The state of a transaction spanning polls lives only while it is open.
+        if self.txn_op.is_none() {
+            assert!(
+                self.txn_polls.is_empty() && self.txn_ended.is_none() && !self.txn_doomed,
+                "processor-{}: transaction state without a transaction",
+                self.index
+            );
+        }
+        assert!(
+            self.commit_interval_ms > 0 || self.txn_polls.is_empty(),
+            "processor-{}: polls kept for a transaction with commit.interval.ms = 0",
+            self.index
+        );
         match &self.stage {
             Stage::Polling => assert!(self.records.is_empty(), "processor-{}", self.index),
             _ => assert!(
