@@ -9,6 +9,7 @@ pub mod history;
 pub mod nemesis;
 pub mod observer;
 pub mod reach;
+pub mod reach_txn;
 pub mod report;
 pub mod run;
 pub mod runtime;

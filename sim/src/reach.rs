@@ -12,7 +12,8 @@
 //! An item is one of:
 //! * an **event kind** as `events.jsonl` spells it (`truncated`, `log-cleaned`,
 //!   `consumer-position-reset`, ...; the list is [`Event::KINDS`]): at least one such event;
-//! * a **probe** from [`PROBES`], a named property of the run computed from several events
+//! * a **probe** from [`PROBES`] or [`crate::reach_txn::TXN_READ_PROBES`], a named property
+//!   of the run computed from several events
 //!   (`leader-election`, `isr-shrink`, `acked-record-removed-by-retention`, ...);
 //! * `fault:ACTION` with a fault action of SCENARIOS.md (`fault:kill`, `fault:partition`,
 //!   ...): the nemesis or the script carried out at least one such fault.
@@ -208,17 +209,24 @@ pub fn unknown_item(item: &str) -> Option<String> {
     Some(format!(
         "unknown reach item `{item}`{nearest}: expected an event kind ({}), a probe ({}) or `fault:ACTION` with a fault action ({})",
         Event::KINDS.join(", "),
-        PROBES.iter().map(|p| p.name).collect::<Vec<_>>().join(", "),
+        all_probes().map(|p| p.name).collect::<Vec<_>>().join(", "),
         fault_actions().collect::<Vec<_>>().join(", ")
     ))
 }
 
 fn is_known(item: &str) -> bool {
     Event::KINDS.contains(&item)
-        || PROBES.iter().any(|p| p.name == item)
+        || all_probes().any(|p| p.name == item)
         || item
             .strip_prefix("fault:")
             .is_some_and(|a| fault_actions().any(|f| f == a))
+}
+
+/// Every probe: [`PROBES`], then those of [`crate::reach_txn`].
+pub fn all_probes() -> impl Iterator<Item = &'static Probe> {
+    PROBES
+        .iter()
+        .chain(crate::reach_txn::TXN_READ_PROBES.iter())
 }
 
 /// The `action` a fault event may have: the schedule's keys and the random-only client kinds.
@@ -233,7 +241,7 @@ fn known_items() -> Vec<String> {
     Event::KINDS
         .iter()
         .map(|k| k.to_string())
-        .chain(PROBES.iter().map(|p| p.name.to_string()))
+        .chain(all_probes().map(|p| p.name.to_string()))
         .chain(fault_actions().map(|a| format!("fault:{a}")))
         .collect()
 }
@@ -241,7 +249,7 @@ fn known_items() -> Vec<String> {
 /// What `item` means, for messages: the probe's meaning, or a plain sentence for an event kind
 /// or a fault.
 pub fn meaning(item: &str) -> String {
-    if let Some(p) = PROBES.iter().find(|p| p.name == item) {
+    if let Some(p) = all_probes().find(|p| p.name == item) {
         return p.meaning.to_string();
     }
     if let Some(action) = item.strip_prefix("fault:") {
@@ -402,6 +410,7 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
     late_end_txn(events, &mut bump);
     txn_coordinator_failover_mid_commit(events, &mut bump);
     txn_committed_across_topics(events, history, &mut bump);
+    crate::reach_txn::txn_read_probes(events, history, &mut bump);
     let removed = Removed::from_events(events);
     for e in history {
         if let (

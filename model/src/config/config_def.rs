@@ -217,6 +217,13 @@ pub(super) fn parse_number(
     Ok(n)
 }
 
+/// A `ms` setting (a non-negative 64-bit integer, `ConfigDef.Type.LONG` at least 0) outside
+/// the four key tables: a processor's `commit.interval.ms`, whose home is Kafka Streams'
+/// `StreamsConfig` rather than a client config.
+pub fn parse_ms(key: &str, v: &PropValue) -> Result<u64, ConfigError> {
+    parse_number(key, v, 0, I64, 64).map(|n| n as u64)
+}
+
 pub(super) fn as_string(key: &str, v: &PropValue) -> Result<String, ConfigError> {
     match v {
         PropValue::Str(s) => Ok(s.trim().to_string()),

@@ -32,7 +32,7 @@ pub mod topic;
 
 pub use broker::{BrokerCompression, BrokerConfig, TruncationMode};
 pub use client_classes::{InterceptorClass, SerdeClass};
-pub use config_def::{closest_match, known_keys, ConfigKind};
+pub use config_def::{closest_match, known_keys, parse_ms, ConfigKind};
 pub use consumer::{AutoOffsetReset, ConsumerConfig};
 pub use not_supported::{NotSupportedYet, NOT_SUPPORTED_YET};
 pub use producer::ProducerConfig;

@@ -42,4 +42,14 @@ impl ConsumerClient {
         }
         self.refresh_committed_offsets(out);
     }
+
+    /// The application's `poll()` returns now with nothing, as its timeout would: true when the
+    /// application was blocked in `poll()` (it is now outside it, and polls again with
+    /// [`ConsumerTimer::Poll`]), false when it was elsewhere in its loop (processing, in
+    /// `onPartitionsRevoked`, or about to poll). A processor that keeps a transaction open
+    /// across polls (`commit.interval.ms`) leaves the poll this way to commit, as Kafka
+    /// Streams' loop returns from `poll()` and then commits once the interval has passed.
+    pub fn leave_blocked_poll(&mut self) -> bool {
+        self.blocked_poll.take().is_some()
+    }
 }

@@ -25,6 +25,18 @@
 //!   `producer/transactions.rs`). The consumer reads with `isolation.level = read_committed`
 //!   unless the scenario says otherwise, and its OffsetFetch asks for stable offsets, so a new
 //!   owner of a partition waits for the previous owner's transaction (UNSTABLE_OFFSET_COMMIT).
+//!
+//!   With `commit.interval.ms` above 0 (see [`ProcessorClient::with_commit_interval_ms`]) one
+//!   transaction spans several polls, as a Kafka Streams task's does: after a poll's outputs
+//!   are sent and its processing is over, the consumer polls again inside the same
+//!   transaction, and the transaction commits (with the positions after the last record of
+//!   every poll it holds) once the interval has passed since `beginTransaction()`: at the end
+//!   of the first poll processed after that, or, when no records come, by leaving the blocked
+//!   `poll()` when the interval is up. A poll that returns under another generation or member
+//!   id than the transaction's first (a rebalance in between) dooms the transaction: it is
+//!   aborted at its end and the consumer rewinds, as Kafka Streams closes a migrated task
+//!   dirty. A transaction the producer ends early (fenced) while the consumer polls is
+//!   finished the same way once the poll is left.
 //! * **At-least-once** (no `transactional.id`): the sends, a flush (wait for every send's
 //!   outcome), then `commitSync()` of the consumer's positions (the consumer's `sync` commit
 //!   mode). A crash or a rebalance between the sends and the commit makes the next owner
@@ -73,6 +85,12 @@ const PRODUCER_CORR_BIT: u64 = 0x8000;
 /// its producer cannot take it yet (metadata unknown, `initTransactions()` still running), ms.
 pub const OUTPUT_RETRY_MS: u64 = 10;
 
+/// Kafka Streams' `commit.interval.ms` (`StreamsConfig.COMMIT_INTERVAL_MS_CONFIG`): how often,
+/// in ms, a processor commits. ksim's default, 0, commits after every poll (a transaction per
+/// poll, as processors always did here); Kafka Streams' own default is 30000 ms, and 100 ms
+/// under `processing.guarantee = exactly_once_v2`.
+pub const COMMIT_INTERVAL_MS_DEFAULT: u64 = 0;
+
 /// Timers of a processor.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProcessorTimer {
@@ -86,6 +104,11 @@ pub enum ProcessorTimer {
     /// them yet).
     OutputRetry {
         poll: u64,
+    },
+    /// `commit.interval.ms` has passed since the transaction `op_id` (the producer's) began:
+    /// commit it if the consumer is polling (or end it, if the producer already did).
+    CommitDue {
+        op_id: u64,
     },
 }
 
@@ -126,6 +149,21 @@ pub struct ProcessorClient {
     poll_group: Option<ConsumerGroupMetadata>,
     /// At-least-once: the poll's sends (the producer's op ids) not yet completed.
     pending_sends: BTreeSet<u64>,
+    /// `commit.interval.ms` (see [`COMMIT_INTERVAL_MS_DEFAULT`]).
+    commit_interval_ms: u64,
+    /// Exactly-once: the polls the open transaction holds, in order, each with the number of
+    /// sends the transaction had before it (where its `poll` micro-operation goes).
+    txn_polls: Vec<(usize, Vec<PolledRecord>)>,
+    /// Exactly-once: the sends of the open transaction so far.
+    txn_sends: usize,
+    /// When the open transaction began (`beginTransaction()`).
+    txn_began: Instant,
+    /// The open transaction must abort: a later poll of it ran under another generation or
+    /// member than its first.
+    txn_doomed: bool,
+    /// The producer ended the open transaction (this outcome) while the consumer was polling
+    /// (`commit.interval.ms` above 0); the processor finishes it once the poll is left.
+    txn_ended: Option<OpType>,
     polls: u64,
     next_output: u64,
     now: Instant,
@@ -157,10 +195,25 @@ impl ProcessorClient {
             txn_op: None,
             poll_group: None,
             pending_sends: BTreeSet::new(),
+            commit_interval_ms: COMMIT_INTERVAL_MS_DEFAULT,
+            txn_polls: Vec::new(),
+            txn_sends: 0,
+            txn_began: Instant(0),
+            txn_doomed: false,
+            txn_ended: None,
             polls: 0,
             next_output: 0,
             now: Instant(0),
         }
+    }
+
+    /// Sets `commit.interval.ms`, in ms (Kafka Streams' `StreamsConfig.COMMIT_INTERVAL_MS_CONFIG`;
+    /// see [`COMMIT_INTERVAL_MS_DEFAULT`]): above 0, an exactly-once processor keeps one
+    /// transaction open across polls until this long after it began (module documentation).
+    /// An at-least-once processor commits after every poll whatever the value.
+    pub fn with_commit_interval_ms(mut self, commit_interval_ms: u64) -> Self {
+        self.commit_interval_ms = commit_interval_ms;
+        self
     }
 
     /// The output value for `input` (see the module documentation).
@@ -211,7 +264,13 @@ impl ProcessorClient {
                         if !records.is_empty() {
                             assert_eq!(self.stage, Stage::Polling, "processor-{}", self.index);
                             self.records = records.clone();
-                            self.poll_group = self.consumer.group_metadata();
+                            let group = self.consumer.group_metadata();
+                            if self.txn_op.is_none() {
+                                self.poll_group = group;
+                            } else if !same_member(&self.poll_group, &group) {
+                                // A rebalance between two polls of one transaction.
+                                self.txn_doomed = true;
+                            }
                             self.polls += 1;
                             self.stage = Stage::Processing {
                                 poll: self.polls,
@@ -285,21 +344,33 @@ impl ProcessorClient {
                             },
                             stage,
                         ) => {
-                            mops.insert(
-                                0,
-                                TxnMop::Poll {
-                                    records: self.records.clone(),
-                                },
-                            );
+                            if self.txn_polls.is_empty() {
+                                mops.insert(
+                                    0,
+                                    TxnMop::Poll {
+                                        records: self.records.clone(),
+                                    },
+                                );
+                                *offsets = input_offsets(&self.records);
+                            } else {
+                                insert_polls(mops, &self.txn_polls);
+                                let all: Vec<PolledRecord> = self
+                                    .txn_polls
+                                    .iter()
+                                    .flat_map(|(_, r)| r.iter().cloned())
+                                    .collect();
+                                *offsets = input_offsets(&all);
+                            }
                             *group = self.consumer.group_metadata().map(|g| g.group_id);
-                            *offsets = input_offsets(&self.records);
                             // The transaction ended: committed or aborted as asked, or ended
-                            // early by a fatal error while the poll was still processed.
-                            if op.op_type != OpType::Invoke
-                                && self.txn_op == Some(op.op_id)
-                                && *stage != Stage::Polling
-                            {
-                                finished = Some(op.op_type);
+                            // early by a fatal error while the poll was still processed (or,
+                            // with `commit.interval.ms`, while the consumer polled).
+                            if op.op_type != OpType::Invoke && self.txn_op == Some(op.op_id) {
+                                if *stage != Stage::Polling {
+                                    finished = Some(op.op_type);
+                                } else {
+                                    self.txn_ended = Some(op.op_type);
+                                }
                             }
                         }
                         (OpValue::Send { .. }, _) if op.op_type != OpType::Invoke => {
@@ -326,6 +397,8 @@ impl ProcessorClient {
         }
         if let Some(outcome) = finished {
             self.output_done(outcome, out);
+        } else if self.txn_ended.is_some() && self.stage == Stage::Polling {
+            self.end_between_polls(out);
         }
     }
 
@@ -343,8 +416,23 @@ impl ProcessorClient {
         if p != poll {
             return;
         }
-        let ready =
-            self.producer.can_send() && (!self.exactly_once || self.producer.transaction_ready());
+        // With `commit.interval.ms`, a transaction may already be open (a later poll of it).
+        let continuing = self.exactly_once && self.txn_op.is_some();
+        if continuing && self.txn_ended.is_some() {
+            // The producer ended the transaction already: these outputs are not sent; the
+            // transaction is finished (and the consumer rewound) once processing is over.
+            self.stage = Stage::Processing {
+                poll,
+                started: true,
+                processed,
+            };
+            if processed {
+                self.finish_output(poll, out);
+            }
+            return;
+        }
+        let ready = self.producer.can_send()
+            && (!self.exactly_once || continuing || self.producer.transaction_ready());
         if !ready {
             out.timer(OUTPUT_RETRY_MS, ProcessorTimer::OutputRetry { poll });
             return;
@@ -365,8 +453,17 @@ impl ProcessorClient {
             .map(|(partition, value)| (Some(format!("k{partition}")), self.output_value(value)))
             .collect();
         let mut p = Effects::new();
-        if self.exactly_once {
-            self.txn_op = Some(self.producer.begin_transaction(&mut p));
+        if self.exactly_once && self.commit_interval_ms > 0 {
+            self.txn_polls.push((self.txn_sends, self.records.clone()));
+            self.txn_sends += outputs.len();
+        }
+        if self.exactly_once && !continuing {
+            let op_id = self.producer.begin_transaction(&mut p);
+            self.txn_op = Some(op_id);
+            self.txn_began = now;
+            if self.commit_interval_ms > 0 {
+                out.timer(self.commit_interval_ms, ProcessorTimer::CommitDue { op_id });
+            }
         }
         for (key, value) in outputs {
             let id = self.producer.send_record(now, key, value, &mut p);
@@ -410,36 +507,94 @@ impl ProcessorClient {
             Stage::Processing { poll: p, started: true, processed: true } if p == poll
         ));
         if self.exactly_once {
-            let op_id = self.txn_op.expect("a transaction holds the outputs");
-            self.stage = Stage::InTransaction { op_id };
-            let now = self.now;
-            let group = self.poll_group.clone().expect("a processor has a group");
-            if group.generation_id < 0 {
-                // The records were read without a membership (a generation reset: the
-                // partitions are lost). Kafka Streams closes such tasks dirty, aborting their
-                // transaction; committing would send a TxnOffsetCommit with generation -1,
-                // which the coordinator accepts as a pre-KIP-447 client's.
-                let mut p = Effects::new();
-                self.producer.abort_transaction(now, &mut p);
-                self.producer_effects(p, out);
+            if let Some(outcome) = self.txn_ended {
+                self.output_done(outcome, out);
                 return;
             }
-            let offsets = input_offsets(&self.records)
-                .into_iter()
-                .map(|o| OffsetCommitPartition {
-                    tp: o.tp,
-                    committed_offset: o.offset,
-                })
-                .collect();
-            let mut p = Effects::new();
-            self.producer
-                .send_offsets_to_transaction(now, offsets, group, &mut p);
-            self.producer.commit_transaction(now, &mut p);
-            self.producer_effects(p, out);
+            let group = self.poll_group.as_ref().expect("a processor has a group");
+            let keep_open = self.commit_interval_ms > 0
+                && !self.txn_doomed
+                && group.generation_id >= 0
+                && self.now.as_ms() < self.txn_began.as_ms() + self.commit_interval_ms;
+            if keep_open {
+                // Poll again inside the same transaction (`commit.interval.ms`).
+                self.stage = Stage::Polling;
+                self.records.clear();
+                let now = self.now;
+                self.with_consumer(out, |c, o| c.on_timeout(now, ConsumerTimer::Poll, o));
+                return;
+            }
+            self.commit_open_transaction(out);
         } else if self.pending_sends.is_empty() {
             self.output_done(OpType::Ok, out);
         } else {
             self.stage = Stage::Flushing;
+        }
+    }
+
+    /// Exactly-once: `sendOffsetsToTransaction` with the positions after every poll the
+    /// transaction holds, and `commitTransaction()`; or `abortTransaction()` when the records
+    /// were read without a generation or across a rebalance.
+    fn commit_open_transaction(&mut self, out: &mut Effects<ProcessorTimer>) {
+        let op_id = self.txn_op.expect("a transaction holds the outputs");
+        if self.commit_interval_ms > 0 {
+            // Every record the transaction read (the invariant of `InTransaction`).
+            self.records = self
+                .txn_polls
+                .iter()
+                .flat_map(|(_, r)| r.iter().cloned())
+                .collect();
+        }
+        self.stage = Stage::InTransaction { op_id };
+        let now = self.now;
+        let group = self.poll_group.clone().expect("a processor has a group");
+        if group.generation_id < 0 || self.txn_doomed {
+            // The records were read without a membership (a generation reset: the
+            // partitions are lost), or, with `commit.interval.ms`, under two generations.
+            // Kafka Streams closes such tasks dirty, aborting their transaction; committing
+            // would send a TxnOffsetCommit with generation -1 (which the coordinator accepts
+            // as a pre-KIP-447 client's) or with a generation some records were not read in.
+            let mut p = Effects::new();
+            self.producer.abort_transaction(now, &mut p);
+            self.producer_effects(p, out);
+            return;
+        }
+        let offsets = input_offsets(&self.records)
+            .into_iter()
+            .map(|o| OffsetCommitPartition {
+                tp: o.tp,
+                committed_offset: o.offset,
+            })
+            .collect();
+        let mut p = Effects::new();
+        self.producer
+            .send_offsets_to_transaction(now, offsets, group, &mut p);
+        self.producer.commit_transaction(now, &mut p);
+        self.producer_effects(p, out);
+    }
+
+    /// `commit.interval.ms`: the open transaction is due (its interval is up, or the producer
+    /// ended it) while the consumer polls. When the application is blocked in `poll()`, the
+    /// poll returns empty and the transaction commits (or is finished as the producer ended
+    /// it); elsewhere in the consumer's loop, it tries again after [`OUTPUT_RETRY_MS`]. While
+    /// records are being processed, the end of their processing decides instead.
+    fn end_between_polls(&mut self, out: &mut Effects<ProcessorTimer>) {
+        let Some(op_id) = self.txn_op else { return };
+        if self.stage != Stage::Polling {
+            return;
+        }
+        let due = self.txn_ended.is_some()
+            || self.now.as_ms() >= self.txn_began.as_ms() + self.commit_interval_ms;
+        if !due {
+            return;
+        }
+        if !self.consumer.leave_blocked_poll() {
+            out.timer(OUTPUT_RETRY_MS, ProcessorTimer::CommitDue { op_id });
+            return;
+        }
+        match self.txn_ended {
+            Some(outcome) => self.output_done(outcome, out),
+            None => self.commit_open_transaction(out),
         }
     }
 
@@ -452,6 +607,10 @@ impl ProcessorClient {
         self.txn_op = None;
         self.poll_group = None;
         self.pending_sends.clear();
+        self.txn_polls.clear();
+        self.txn_sends = 0;
+        self.txn_doomed = false;
+        self.txn_ended = None;
         let now = self.now;
         self.with_consumer(out, |c, o| {
             if outcome != OpType::Ok {
@@ -476,6 +635,29 @@ pub fn at_least_once_output(input: u64) -> u64 {
     (1 << 62) | input
 }
 
+/// Puts each poll of a transaction (with the number of sends the transaction had before it)
+/// into the transaction's `send` micro-operations, before the sends it fed.
+fn insert_polls(mops: &mut Vec<TxnMop>, polls: &[(usize, Vec<PolledRecord>)]) {
+    for (k, (before, records)) in polls.iter().enumerate() {
+        let at = (before + k).min(mops.len());
+        mops.insert(
+            at,
+            TxnMop::Poll {
+                records: records.clone(),
+            },
+        );
+    }
+}
+
+/// Whether two group metadata name the same member of the same generation.
+fn same_member(a: &Option<ConsumerGroupMetadata>, b: &Option<ConsumerGroupMetadata>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.generation_id == b.generation_id && a.member_id == b.member_id,
+        (None, None) => true,
+        _ => false,
+    }
+}
+
 fn input_offsets(records: &[PolledRecord]) -> Vec<CommitOffset> {
     let mut next: BTreeMap<TopicPartition, Offset> = BTreeMap::new();
     for r in records {
@@ -493,6 +675,19 @@ impl Actor for ProcessorClient {
     fn invariants(&self) {
         self.consumer.invariants();
         self.producer.invariants();
+        // The state of a transaction spanning polls lives only while it is open.
+        if self.txn_op.is_none() {
+            assert!(
+                self.txn_polls.is_empty() && self.txn_ended.is_none() && !self.txn_doomed,
+                "processor-{}: transaction state without a transaction",
+                self.index
+            );
+        }
+        assert!(
+            self.commit_interval_ms > 0 || self.txn_polls.is_empty(),
+            "processor-{}: polls kept for a transaction with commit.interval.ms = 0",
+            self.index
+        );
         match &self.stage {
             Stage::Polling => assert!(self.records.is_empty(), "processor-{}", self.index),
             _ => assert!(
@@ -553,6 +748,11 @@ impl Actor for ProcessorClient {
             ProcessorTimer::Producer(t) => self.with_producer(out, |p, o| p.on_timeout(now, t, o)),
             ProcessorTimer::ProcessingDone { poll } => self.on_processing_done(poll, out),
             ProcessorTimer::OutputRetry { poll } => self.start_output(poll, out),
+            ProcessorTimer::CommitDue { op_id } => {
+                if self.txn_op == Some(op_id) {
+                    self.end_between_polls(out);
+                }
+            }
         }
     }
 

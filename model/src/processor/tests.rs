@@ -75,3 +75,48 @@ fn responses_go_to_the_half_whose_correlation_id_they_carry() {
         assert!(ProcessorClient::is_producers(producer_corr));
     }
 }
+
+#[test]
+fn a_transaction_spanning_polls_lists_each_poll_before_the_sends_it_fed() {
+    let send = |value: u64| TxnMop::Send {
+        tp: TopicPartition::new("out", 0),
+        key: None,
+        value,
+        offset: None,
+    };
+    // Three polls: the first fed two sends, the second one, the third one.
+    let polls = vec![
+        (0, vec![record(0, 0, 10), record(0, 1, 11)]),
+        (2, vec![record(0, 2, 12)]),
+        (3, vec![record(0, 3, 13)]),
+    ];
+    let mut mops = vec![send(1), send(2), send(3), send(4)];
+    insert_polls(&mut mops, &polls);
+    let shape: Vec<String> = mops
+        .iter()
+        .map(|m| match m {
+            TxnMop::Send { value, .. } => format!("send {value}"),
+            TxnMop::Poll { records } => format!("poll {}", records.len()),
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        ["poll 2", "send 1", "send 2", "poll 1", "send 3", "poll 1", "send 4"]
+    );
+}
+
+#[test]
+fn a_rebalance_between_two_polls_is_another_member() {
+    let meta = |generation_id: i32, member_id: &str| {
+        Some(ConsumerGroupMetadata {
+            group_id: "g".into(),
+            generation_id,
+            member_id: member_id.into(),
+            group_instance_id: None,
+        })
+    };
+    assert!(same_member(&meta(3, "m-1"), &meta(3, "m-1")));
+    assert!(!same_member(&meta(3, "m-1"), &meta(4, "m-1")));
+    assert!(!same_member(&meta(3, "m-1"), &meta(3, "m-2")));
+    assert!(!same_member(&meta(3, "m-1"), &None));
+}

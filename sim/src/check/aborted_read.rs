@@ -283,4 +283,118 @@ mod tests {
             })
             .is_some_and(|r| r.contains("no transactional producer")));
     }
+
+    /// A processor's reads are judged by its own `isolation.level`: a read_uncommitted
+    /// processor that read a record of an aborted transaction is configuration, a
+    /// read_committed one that did is an aborted read. (Before the fix every processor counted
+    /// as read_committed, and both were reported.)
+    #[test]
+    fn a_processor_is_judged_by_its_own_isolation_level() {
+        use ksim_model::types::NodeId;
+        let scenario = crate::scenario::parse(
+            r#"
+            [scenario]
+            name = "pru"
+            duration_ms = 1000
+            seeds = [1]
+            [cluster]
+            brokers = 1
+            [[topics]]
+            name = "events"
+            replication_factor = 1
+            [[topics]]
+            name = "results"
+            replication_factor = 1
+            [[processors]]
+            group = "uncommitted"
+            input = "events"
+            output = "results"
+            config = { "transactional.id" = "ru", "isolation.level" = "read_uncommitted" }
+            [[processors]]
+            group = "committed"
+            input = "events"
+            output = "results"
+            config = { "transactional.id" = "rc" }
+            "#,
+            "pru.toml",
+        )
+        .expect("valid scenario");
+        let read_by = |processor: u32| {
+            let mut h = HistoryBuilder::default();
+            h.txn(0, OpType::Fail, (7, 0), vec![tsend(&tp(0), 1, 0)]);
+            let node = NodeId::Processor(processor);
+            let tid = format!("p-{processor}");
+            let id = h.txn_begin(node, &tid);
+            h.txn_end(
+                node,
+                id,
+                OpType::Ok,
+                &tid,
+                (9, 0),
+                vec![tpoll(&tp(0), &[(0, 1)])],
+                Some("g"),
+                &[(tp(0), 1)],
+            );
+            h
+        };
+        let logs = std::collections::BTreeMap::new();
+        let input = |h: &HistoryBuilder| -> Vec<Violation> {
+            AbortedRead.check(&CheckInput {
+                history: &h.entries,
+                events: &[],
+                final_logs: &logs,
+                scenario: Some(&scenario),
+                snapshots: &[],
+            })
+        };
+        let h = read_by(0);
+        assert!(
+            input(&h).is_empty(),
+            "processor-0 reads with read_uncommitted: {:?}",
+            input(&h)
+        );
+        let h = read_by(1);
+        let v = input(&h);
+        assert_eq!(v.len(), 1, "processor-1 reads with read_committed: {v:?}");
+        assert!(
+            v[0].message.starts_with("processor-1 read value 1"),
+            "{}",
+            v[0].message
+        );
+        // With only read_uncommitted readers the check does not apply at all.
+        let only_uncommitted = crate::scenario::parse(
+            r#"
+            [scenario]
+            name = "pru"
+            duration_ms = 1000
+            seeds = [1]
+            [cluster]
+            brokers = 1
+            [[topics]]
+            name = "events"
+            replication_factor = 1
+            [[processors]]
+            group = "uncommitted"
+            input = "events"
+            output = "events"
+            config = { "transactional.id" = "ru", "isolation.level" = "read_uncommitted" }
+            "#,
+            "pru.toml",
+        )
+        .expect("valid scenario");
+        let h = read_by(0);
+        let reason = AbortedRead
+            .skip_reason(&CheckInput {
+                history: &h.entries,
+                events: &[],
+                final_logs: &logs,
+                scenario: Some(&only_uncommitted),
+                snapshots: &[],
+            })
+            .expect("skipped");
+        assert!(
+            reason.starts_with("no consumer or processor reads with"),
+            "{reason}"
+        );
+    }
 }

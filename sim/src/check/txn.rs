@@ -144,35 +144,45 @@ pub(crate) fn without_txns(input: &CheckInput, what: &str) -> Option<String> {
 }
 
 /// The isolation level `process` read with. With a scenario, a consumer's is its
-/// `isolation.level`; a process that is not one of the scenario's consumers (a processor, whose
-/// reads are the `poll` micro-operations of its transactions: an exactly-once processor reads
-/// with read_committed) and every process in a unit test (no scenario) count as
-/// read_committed.
+/// `isolation.level`, and so is a processor's (its consumer half's: read_committed by default
+/// with a `transactional.id`, SCENARIOS.md; its reads are the `poll` micro-operations of its
+/// transactions, or its plain polls without one). Every process in a unit test (no scenario)
+/// counts as read_committed.
 pub(crate) fn isolation(input: &CheckInput, process: NodeId) -> IsolationLevel {
-    if let (Some(s), NodeId::Consumer(n)) = (input.scenario, process) {
-        if let Some((_, spec)) = crate::workload::consumer::instances(s)
-            .into_iter()
-            .find(|(i, _)| *i == n)
-        {
-            return spec.config.isolation_level;
+    match (input.scenario, process) {
+        (Some(s), NodeId::Consumer(n)) => {
+            if let Some((_, spec)) = crate::workload::consumer::instances(s)
+                .into_iter()
+                .find(|(i, _)| *i == n)
+            {
+                return spec.config.isolation_level;
+            }
         }
+        (Some(s), NodeId::Processor(n)) => {
+            if let Some((_, spec)) = crate::workload::processor::instances(s)
+                .into_iter()
+                .find(|(i, _)| *i == n)
+            {
+                return spec.consumer_config.isolation_level;
+            }
+        }
+        _ => {}
     }
     IsolationLevel::ReadCommitted
 }
 
 /// The skip reason of the checks that judge what read_committed readers saw: `Some` when the
-/// scenario's consumers all read_uncommitted and no transaction polled (no processor).
+/// scenario's consumers and processors all read_uncommitted.
 pub(crate) fn without_read_committed(input: &CheckInput, what: &str) -> Option<String> {
     let scenario = input.scenario?;
-    let processors = txns(input.history).iter().any(|t| !t.polls.is_empty());
+    let processors = crate::workload::processor::instances(scenario)
+        .iter()
+        .any(|(_, p)| p.consumer_config.isolation_level == IsolationLevel::ReadCommitted);
     let committed = crate::workload::consumer::instances(scenario)
         .iter()
         .any(|(_, c)| c.config.isolation_level == IsolationLevel::ReadCommitted);
     (!processors && !committed).then(|| {
-        format!(
-            "no consumer reads with `isolation.level = read_committed` and no processor runs, \
-             so {what}"
-        )
+        format!("no consumer or processor reads with `isolation.level = read_committed`, so {what}")
     })
 }
 

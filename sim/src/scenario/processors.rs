@@ -4,8 +4,12 @@
 //! share), and a key neither knows is reported by the consumer's parser with its suggestion.
 
 use super::*;
-use ksim_model::config::{known_keys, AutoOffsetReset, ConfigKind};
+use ksim_model::config::{known_keys, parse_ms, AutoOffsetReset, ConfigKind};
 use ksim_model::protocol::IsolationLevel;
+
+/// Kafka Streams' `StreamsConfig.COMMIT_INTERVAL_MS_CONFIG`, a processor key of its own (see
+/// [`ProcessorSpec::commit_interval_ms`]).
+pub const COMMIT_INTERVAL_MS: &str = "commit.interval.ms";
 
 /// Resolves every `[[processors]]` entry; `topics` are the scenario's topics.
 /// `_consumers_before` is the number of consumer clients (processors are numbered apart).
@@ -82,11 +86,14 @@ pub(super) fn resolve_processors(
                 }
             },
         };
-        // Split the table between the two halves.
+        // Split the table between the two halves (`commit.interval.ms` belongs to neither).
         let written = props_of(&p.config);
         let mut consumer_props = Properties::new();
         let mut producer_props = Properties::new();
         for (k, v) in &written {
+            if k == COMMIT_INTERVAL_MS {
+                continue;
+            }
             let (c, pr) = (
                 consumer_keys.contains(&k.as_str()),
                 producer_keys.contains(&k.as_str()),
@@ -106,6 +113,10 @@ pub(super) fn resolve_processors(
                 format!("{config_path}.{}", e.key),
                 e.message,
             ),
+        };
+        let commit_interval_ms = match written.get(COMMIT_INTERVAL_MS) {
+            None => ksim_model::processor::COMMIT_INTERVAL_MS_DEFAULT,
+            Some(v) => parse_ms(COMMIT_INTERVAL_MS, v).map_err(located)?,
         };
         let producer_config = ProducerConfig::from_properties(&producer_props).map_err(located)?;
         if let Some(v) = written.get("enable.auto.commit") {
@@ -148,6 +159,7 @@ pub(super) fn resolve_processors(
             input: p.input.get_ref().clone(),
             output: p.output.get_ref().clone(),
             processing_ms,
+            commit_interval_ms,
             consumer_config,
             producer_config,
             properties: written,

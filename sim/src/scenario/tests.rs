@@ -1009,3 +1009,47 @@ fn producer_topics_bad_input() {
         assert!(msg.starts_with("scenarios/good.toml:"), "{msg}");
     }
 }
+
+/// `commit.interval.ms` in a processor's config (Kafka Streams' `StreamsConfig` key): 0 by
+/// default, a non-negative integer of ms otherwise, located at its value when refused.
+#[test]
+fn a_processors_commit_interval_ms_defaults_to_zero_and_must_be_a_non_negative_integer() {
+    let with = |config: &str| {
+        parse_good(|g| {
+            g.replacen(
+                "[[consumers]]\n",
+                &format!(
+                    "[[processors]]\ngroup = \"etl\"\ninput = \"events\"\noutput = \"events\"\nconfig = {config}\n\n[[consumers]]\n"
+                ),
+                1,
+            )
+        })
+    };
+    let s = with("{ \"transactional.id\" = \"etl\" }").unwrap();
+    assert_eq!(s.processors[0].commit_interval_ms, 0);
+    for written in ["1000", "\"1000\""] {
+        let s = with(&format!(
+            "{{ \"transactional.id\" = \"etl\", \"commit.interval.ms\" = {written} }}"
+        ))
+        .unwrap();
+        assert_eq!(s.processors[0].commit_interval_ms, 1000, "{written}");
+    }
+    let e = with("{ \"commit.interval.ms\" = -1 }")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "processors[0].config.\"commit.interval.ms\": Invalid value -1 for configuration \
+             commit.interval.ms: Value must be at least 0"
+        ),
+        "{e}"
+    );
+    assert!(
+        e.starts_with("scenarios/good.toml:"),
+        "located in the file: {e}"
+    );
+    let e = with("{ \"commit.interval.ms\" = \"often\" }")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Not a number of type LONG"), "{e}");
+}

@@ -44,6 +44,7 @@ pub(crate) fn spawn(
         let (shared, disk) = (shared.clone(), disk.clone());
         let i = *i;
         let exactly_once = spec.exactly_once();
+        let commit_interval_ms = spec.commit_interval_ms;
         let mut consumer_config = spec.consumer_config.clone();
         // As for consumer groups: `group.instance.id` gives member i `<value>-<i>` (KIP-345).
         if let Some(instance) = &consumer_config.group_instance_id {
@@ -98,7 +99,8 @@ pub(crate) fn spawn(
             )
             .with_transactions(Default::default())
             .with_partitioner_seed(partitioner_seed);
-            let p = ProcessorClient::new(i, incarnation, consumer, producer, exactly_once);
+            let p = ProcessorClient::new(i, incarnation, consumer, producer, exactly_once)
+                .with_commit_interval_ms(commit_interval_ms);
             run_actor(node, p, Effects::new(), shared.clone(), disk.clone())
         });
         handles.insert(node, h);
