@@ -319,6 +319,15 @@ pub struct TransactionSettings {
     pub records: [u32; 2],
     /// `abort_percent` (0..=100): the share of transactions the application aborts.
     pub abort_percent: u32,
+    /// `id_per_start` (default false): the application derives its `transactional.id` from
+    /// something that changes at every start of its process (a container's host name, a
+    /// process id drawn at start), so a restarted client no longer fences its predecessor:
+    /// start `k >= 1` of client `i` uses `<transactional.id>-<i>.<k>` (the first start keeps
+    /// `<transactional.id>-<i>`). Its predecessor's producer id is then never used again, so a
+    /// transaction that producer id left open in a partition is ended by no later marker of
+    /// the same producer id (KIP-890's hanging transaction).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub id_per_start: bool,
 }
 
 impl TransactionSettings {

@@ -113,6 +113,8 @@ pub(super) struct RawTransaction {
     pub(super) records: Option<Vec<u32>>,
     #[serde(default)]
     pub(super) abort_percent: Option<u32>,
+    #[serde(default)]
+    pub(super) id_per_start: Option<bool>,
 }
 
 #[derive(Deserialize)]

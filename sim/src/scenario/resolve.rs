@@ -567,6 +567,7 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
                 let mut settings = TransactionSettings {
                     records: [d.records_min, d.records_max],
                     abort_percent: d.abort_percent,
+                    id_per_start: false,
                 };
                 if let Some(t) = t {
                     let raw = t.get_ref();
@@ -591,6 +592,9 @@ pub(super) fn resolve(ctx: &Ctx<'_>, raw: RawFile) -> Result<Scenario, ScenarioE
                             ));
                         }
                         settings.abort_percent = a;
+                    }
+                    if let Some(b) = raw.id_per_start {
+                        settings.id_per_start = b;
                     }
                 }
                 Some(settings)

@@ -434,6 +434,25 @@ fn scenario_not_supported_yet() {
         e.contains("abort_percent must be between 0 and 100, not 101"),
         "{e}"
     );
+    // `id_per_start`: off unless asked; a boolean.
+    let edit = |id_per_start: &'static str| {
+        move |g: &str| {
+            g.replacen(
+                "\"enable.idempotence\" = false, retries = 2147483647 }",
+                &format!(
+                    "\"transactional.id\" = \"tx\" }}\ntransaction = {{ records = [1, 5]{id_per_start} }}"
+                ),
+                1,
+            )
+        }
+    };
+    let settings = |sc: Scenario| sc.producers[0].transaction.expect("transactional");
+    assert!(!settings(parse_good(edit("")).expect("parses")).id_per_start);
+    assert!(settings(parse_good(edit(", id_per_start = true")).expect("parses")).id_per_start);
+    let e = parse_good(edit(", id_per_start = \"yes\""))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("id_per_start"), "{e}");
     // `[[processors]]` (consume-transform-produce): an unknown topic is refused, Kafka's
     // idempotence rule applies to the producer half, auto commit is refused.
     let e = err_with(

@@ -63,6 +63,7 @@ pub(crate) fn spawn(
         let (shared, disk) = (shared.clone(), disk.clone());
         let config = spec.config.clone();
         let transaction = spec.transaction.map(|t| t.spec());
+        let id_per_start = spec.transaction.is_some_and(|t| t.id_per_start);
         let workload = ProducerWorkload {
             topics: spec.topics.clone(),
             rate_per_sec: spec.rate_per_sec.round().max(1.0) as u32,
@@ -90,7 +91,14 @@ pub(crate) fn spawn(
         let incarnations = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let h = spawn_node(handle, node, move || {
             let incarnation = incarnations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let p = ProducerClient::new(i, config.clone(), workload.clone(), bootstrap.clone())
+            let mut config = config.clone();
+            if id_per_start && incarnation > 0 {
+                // `transaction.id_per_start`: this start's own transactional.id.
+                config.transactional_id = config
+                    .transactional_id
+                    .map(|id| format!("{id}.{incarnation}"));
+            }
+            let p = ProducerClient::new(i, config, workload.clone(), bootstrap.clone())
                 .with_transactions(transaction.unwrap_or_default())
                 .with_partitioner_seed(partitioner_seed)
                 .with_incarnation(incarnation);
