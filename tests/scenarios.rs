@@ -344,6 +344,36 @@ fn a_pending_corruption_keeps_a_restarted_broker_from_counting_as_a_copy() {
     assert!(r.checks.violations.is_empty(), "{:?}", r.checks.violations);
 }
 
+/// Regression (`all-faults` seed 7800067, found on fresh seeds): the leader of events-2 took a
+/// silent corruption while both followers held its records; one follower's disk was then
+/// destroyed and the other's ZooKeeper session expired, so the controller narrowed the ISR to
+/// the corrupt leader and the dead follower, and the leader's clean shutdown lost 317
+/// acknowledged records at its recovery (`committed-record-lost`). A corrupt broker loses its
+/// copy when it stops, so the nemesis now spares its crash or shutdown while it holds the last
+/// in-sync copy. The run must stay clean and the nemesis must have spared that shutdown.
+#[test]
+fn a_corrupt_broker_holding_the_last_copy_is_not_stopped() {
+    let sc = load(Path::new("scenarios/all-faults.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let r = run(&sc, 7800067);
+    assert!(r.checks.violations.is_empty(), "{:?}", r.checks.violations);
+    let spared: Vec<_> = r
+        .output
+        .faults
+        .iter()
+        .filter(|f| {
+            f.note
+                .as_deref()
+                .is_some_and(|n| n.contains("its log is corrupt"))
+        })
+        .collect();
+    assert!(
+        spared
+            .iter()
+            .any(|f| f.action == "shutdown" && f.at_ms == 15131),
+        "{spared:?}"
+    );
+}
+
 /// Regression (`controller-split-brain-fenced` seeds 10432 and 10976, found on fresh seeds):
 /// after the final heal the controller's connection to a leader sat in TCP retransmission
 /// backoff for ten more seconds, and the controller's answers to the leader's AlterPartition

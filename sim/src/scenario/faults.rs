@@ -37,8 +37,9 @@ pub struct FaultsSpec {
     pub duration_ms: [u64; 2],
     /// `swarm` (false): draw each kind's weight from the seed.
     pub swarm: bool,
-    /// `spare_last_replica` (true): random faults never power-fail or wipe a broker holding the
-    /// last in-sync copy of a partition.
+    /// `spare_last_replica` (true): random faults never power-fail, wipe or corrupt a broker
+    /// holding the last in-sync copy of a partition, nor crash or shut down one whose log is
+    /// corrupt while it holds that copy (it would lose it at its recovery).
     pub spare_last_replica: bool,
     /// `[[faults.schedule]]`, sorted by `at_ms` (stable: entries at the same time keep file order).
     pub schedule: Vec<ScheduledFault>,
