@@ -243,13 +243,29 @@ impl Broker {
             );
             return;
         }
-        if error == ErrorCode::InvalidUpdateVersion {
+        if matches!(
+            error,
+            ErrorCode::InvalidUpdateVersion
+                | ErrorCode::FencedLeaderEpoch
+                | ErrorCode::StaleBrokerEpoch
+                | ErrorCode::UnknownTopicOrPartition
+        ) {
             // The partition changed since we asked, possibly by this very request (its first
-            // answer lost, or a retry answered after it was carried out): whether the ISR now
-            // has the members we asked for, only the LeaderAndIsr on its way can tell. Stay
-            // pending until it comes (as Kafka does for INVALID_UPDATE_VERSION).
+            // answer lost, or a retry answered after it was carried out), or the controller
+            // no longer takes requests from this leader or this incarnation: whether the ISR
+            // now has the members we asked for, only the LeaderAndIsr on its way can tell.
+            // Stay pending until it comes, without retrying, as Kafka's
+            // `Partition.handleAlterPartitionError` does for every error but
+            // OPERATION_NOT_ATTEMPTED and INELIGIBLE_REPLICA: a pending expansion keeps
+            // holding the HW back. Dropping it here let a leader whose expansion to [0, 1]
+            // had been committed (its answer lost in a partition) advance the HW over [0]
+            // alone once its retry was refused, and acknowledge records the newly elected
+            // leader never had (`clean-leader-election` seed 7950015).
             return;
         }
+        // Only a refusal that says the request was not carried out at the current partition
+        // epoch (INELIGIBLE_REPLICA; our INVALID_REQUEST for a member that is not a live
+        // replica is the same case) resets to the committed ISR.
         l.pending_isr = None;
         if error == ErrorCode::None {
             if let Some(s) = state {

@@ -294,3 +294,70 @@ fn unanswered_isr_expansion_stays_in_the_maximal_isr_until_answered() {
         _ => panic!("still leader"),
     }
 }
+
+/// Regression (`clean-leader-election` seed 7950015): an ISR expansion whose first copy the
+/// controller carried out (its answer lost) and whose retry is then refused with an error that
+/// does not say "not carried out" (FENCED_LEADER_EPOCH, STALE_BROKER_EPOCH,
+/// UNKNOWN_TOPIC_OR_PARTITION) stays pending: the member being added keeps holding the HW
+/// back until a LeaderAndIsr tells the leader what the ISR is, as Kafka's
+/// `Partition.handleAlterPartitionError` keeps it. Dropping it let the leader advance the HW
+/// over its committed ISR [0] alone and acknowledge records the next leader never had.
+/// INELIGIBLE_REPLICA says the request was not carried out: it resets to the committed ISR.
+#[test]
+fn a_refused_isr_expansion_stays_pending_unless_the_refusal_says_it_was_not_applied() {
+    for (error, stays_pending) in [
+        (ErrorCode::FencedLeaderEpoch, true),
+        (ErrorCode::StaleBrokerEpoch, true),
+        (ErrorCode::UnknownTopicOrPartition, true),
+        (ErrorCode::IneligibleReplica, false),
+    ] {
+        let (mut b, _) = leader_of_t0(vec![BrokerId(0)]);
+        let client = NodeId::Producer(0);
+        let batch = || RecordBatch::new(vec![(None, Some(vec![1]))], 0).encode();
+        b.controller_id = Some(BrokerId(0));
+        let mut out = Effects::new();
+        b.checked_message(Instant(1), client, produce(1, batch()), &mut out);
+        // The follower catches up: the leader asks to add it.
+        let mut out = Effects::new();
+        b.checked_message(
+            Instant(2),
+            NodeId::Broker(BrokerId(1)),
+            follower_fetch(1),
+            &mut out,
+        );
+        let sent = alter_partitions_sent(&out);
+        assert_eq!(sent.len(), 1, "{:?}", out.list);
+        // The answer is a refusal.
+        let mut out = Effects::new();
+        b.checked_message(
+            Instant(3),
+            NodeId::Broker(BrokerId(0)),
+            Message::AlterPartitionResponse {
+                corr: sent[0].1,
+                tp: tp(),
+                error,
+                state: None,
+            },
+            &mut out,
+        );
+        // Records arrive that the follower has not fetched.
+        let mut out = Effects::new();
+        b.checked_message(Instant(4), client, produce(2, batch()), &mut out);
+        let hw = b.partitions[&tp()].high_watermark;
+        let pending = match &b.partitions[&tp()].role {
+            Role::Leader(l) => l.pending_isr.is_some(),
+            _ => panic!("still leader"),
+        };
+        assert_eq!(pending, stays_pending, "{error:?}");
+        if stays_pending {
+            assert_eq!(
+                hw,
+                Offset(1),
+                "{error:?}: the member being added holds the HW back"
+            );
+            assert!(produce_responses(&out).is_empty(), "{error:?}");
+        } else {
+            assert_eq!(hw, Offset(2), "{error:?}: back to the committed ISR [0]");
+        }
+    }
+}
