@@ -586,6 +586,15 @@ fn corrupt_last_copy(
     last_in_sync_copy(node, observer, state)
 }
 
+/// How a fault would take a broker's copy of its partitions (see `spared` in [`execute`]).
+#[derive(Clone, Copy)]
+enum Loss {
+    /// At once: a power failure, a destroyed disk, a silent corruption.
+    Now,
+    /// When its process stops (a crash or a clean shutdown), if its log is corrupt.
+    OnStop,
+}
+
 /// The nemesis at work: what it has done so far and what it needs to resolve and carry out
 /// the next fault.
 struct Nemesis<'a> {
@@ -671,16 +680,32 @@ fn execute(
             None => false,
         }
     };
+    // `spare_last_replica`: why a random fault leaves `n` alone, if it does: taking `n`'s data
+    // now (power, disk, corruption), or stopping it while its log is corrupt, would lose the
+    // last in-sync copy of a partition.
+    let spared = |n: NodeId, state: &NemesisState, loss: Loss| -> Option<String> {
+        if fault.source != FaultSource::Random || !spare_last_replica {
+            return None;
+        }
+        Some(match loss {
+            Loss::Now => {
+                let tp = last_in_sync_copy(n, &observer, state)?;
+                format!("{n} spared: it holds the last in-sync copy of {tp} (spare_last_replica)")
+            }
+            Loss::OnStop => {
+                let tp = corrupt_last_copy(n, &observer, state)?;
+                format!("{n} spared: its log is corrupt, so stopping it would lose the last in-sync copy of {tp} (spare_last_replica)")
+            }
+        })
+    };
     let touched: Vec<NodeId> = match &fault.action {
         FaultAction::Kill(sel) | FaultAction::ClientKill(sel) => {
             let nodes = nemesis::resolve(sel, &ctx, &none, rng);
             let mut hit = Vec::new();
             for n in nodes {
-                if fault.source == FaultSource::Random && spare_last_replica {
-                    if let Some(tp) = corrupt_last_copy(n, &observer, state) {
-                        note = Some(format!("{n} spared: its log is corrupt, so stopping it would lose the last in-sync copy of {tp} (spare_last_replica)"));
-                        continue;
-                    }
+                if let Some(why) = spared(n, state, Loss::OnStop) {
+                    note = Some(why);
+                    continue;
                 }
                 if stop(n, state, &mut note) {
                     hit.push(n);
@@ -694,11 +719,9 @@ fn execute(
             let nodes = nemesis::resolve(sel, &ctx, &none, rng);
             let mut hit = Vec::new();
             for n in nodes {
-                if fault.source == FaultSource::Random && spare_last_replica {
-                    if let Some(tp) = corrupt_last_copy(n, &observer, state) {
-                        note = Some(format!("{n} spared: its log is corrupt, so stopping it would lose the last in-sync copy of {tp} (spare_last_replica)"));
-                        continue;
-                    }
+                if let Some(why) = spared(n, state, Loss::OnStop) {
+                    note = Some(why);
+                    continue;
                 }
                 if !state.down.contains(&n) {
                     disk.sync_all(&n.to_string());
@@ -714,11 +737,9 @@ fn execute(
             let nodes = nemesis::resolve(sel, &ctx, &none, rng);
             let mut hit = Vec::new();
             for n in nodes {
-                if fault.source == FaultSource::Random && spare_last_replica {
-                    if let Some(tp) = last_in_sync_copy(n, &observer, state) {
-                        note = Some(format!("{n} spared: it holds the last in-sync copy of {tp} (spare_last_replica)"));
-                        continue;
-                    }
+                if let Some(why) = spared(n, state, Loss::Now) {
+                    note = Some(why);
+                    continue;
                 }
                 let was_running = !state.down.contains(&n);
                 if was_running {
@@ -943,11 +964,9 @@ fn execute(
                     // Silent corruption destroys data like a power loss does (it surfaces when
                     // recovery finds the bad CRC), so it spares the last in-sync copy too, and
                     // the broker no longer counts as a copy until it restarts and catches up.
-                    if fault.source == FaultSource::Random && spare_last_replica {
-                        if let Some(tp) = last_in_sync_copy(n, &observer, state) {
-                            note = Some(format!("{n} spared: it holds the last in-sync copy of {tp} (spare_last_replica)"));
-                            continue;
-                        }
+                    if let Some(why) = spared(n, state, Loss::Now) {
+                        note = Some(why);
+                        continue;
                     }
                     state.data_lost.insert(n, None);
                 }

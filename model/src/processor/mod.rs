@@ -354,12 +354,7 @@ impl ProcessorClient {
                                 *offsets = input_offsets(&self.records);
                             } else {
                                 insert_polls(mops, &self.txn_polls);
-                                let all: Vec<PolledRecord> = self
-                                    .txn_polls
-                                    .iter()
-                                    .flat_map(|(_, r)| r.iter().cloned())
-                                    .collect();
-                                *offsets = input_offsets(&all);
+                                *offsets = input_offsets(&self.txn_records());
                             }
                             *group = self.consumer.group_metadata().map(|g| g.group_id);
                             // The transaction ended: committed or aborted as asked, or ended
@@ -532,6 +527,15 @@ impl ProcessorClient {
         }
     }
 
+    /// Every record the polls of the open transaction read, in poll order
+    /// (`commit.interval.ms` above 0).
+    fn txn_records(&self) -> Vec<PolledRecord> {
+        self.txn_polls
+            .iter()
+            .flat_map(|(_, r)| r.iter().cloned())
+            .collect()
+    }
+
     /// Exactly-once: `sendOffsetsToTransaction` with the positions after every poll the
     /// transaction holds, and `commitTransaction()`; or `abortTransaction()` when the records
     /// were read without a generation or across a rebalance.
@@ -539,11 +543,7 @@ impl ProcessorClient {
         let op_id = self.txn_op.expect("a transaction holds the outputs");
         if self.commit_interval_ms > 0 {
             // Every record the transaction read (the invariant of `InTransaction`).
-            self.records = self
-                .txn_polls
-                .iter()
-                .flat_map(|(_, r)| r.iter().cloned())
-                .collect();
+            self.records = self.txn_records();
         }
         self.stage = Stage::InTransaction { op_id };
         let now = self.now;
