@@ -112,15 +112,198 @@ impl ProducerId {
     pub const NONE: ProducerId = ProducerId(-1);
 }
 
+/// A topic's name, interned: cloning is a reference-count increment and two names of the same
+/// topic share one allocation, so the partition maps keyed by [`TopicPartition`] (looked up
+/// for every partition of every fetch) compare equal names by pointer before comparing bytes.
+///
+/// Ordering, equality and hashing are those of the name's text, so a map's iteration order
+/// (and with it every output of a run) does not depend on where a name was allocated. Names
+/// are interned per thread (each simulation runs on a thread of its own); the interner keeps
+/// one copy of each distinct name that thread has seen. Serialised as a plain string.
+#[derive(Clone)]
+pub struct TopicName(std::sync::Arc<str>);
+
+thread_local! {
+    static TOPIC_NAMES: std::cell::RefCell<std::collections::HashSet<std::sync::Arc<str>>> =
+        std::cell::RefCell::new(std::collections::HashSet::new());
+}
+
+impl TopicName {
+    /// The interned name `name`: the thread's existing copy if it has one.
+    pub fn new(name: &str) -> TopicName {
+        TOPIC_NAMES.with(|names| {
+            let mut names = names.borrow_mut();
+            if let Some(existing) = names.get(name) {
+                return TopicName(existing.clone());
+            }
+            let fresh: std::sync::Arc<str> = std::sync::Arc::from(name);
+            names.insert(fresh.clone());
+            TopicName(fresh)
+        })
+    }
+    /// The name's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for TopicName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for TopicName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for TopicName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for TopicName {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+    }
+}
+
+impl Eq for TopicName {}
+
+impl PartialOrd for TopicName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TopicName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if std::sync::Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl std::hash::Hash for TopicName {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+impl PartialEq<str> for TopicName {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for TopicName {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for TopicName {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<TopicName> for String {
+    fn eq(&self, other: &TopicName) -> bool {
+        **self == *other.0
+    }
+}
+
+impl PartialEq<TopicName> for str {
+    fn eq(&self, other: &TopicName) -> bool {
+        *self == *other.0
+    }
+}
+
+impl PartialEq<TopicName> for &str {
+    fn eq(&self, other: &TopicName) -> bool {
+        **self == *other.0
+    }
+}
+
+impl From<&str> for TopicName {
+    fn from(name: &str) -> Self {
+        TopicName::new(name)
+    }
+}
+
+impl From<&String> for TopicName {
+    fn from(name: &String) -> Self {
+        TopicName::new(name)
+    }
+}
+
+impl From<String> for TopicName {
+    fn from(name: String) -> Self {
+        TopicName::new(&name)
+    }
+}
+
+impl From<&TopicName> for TopicName {
+    fn from(name: &TopicName) -> Self {
+        name.clone()
+    }
+}
+
+impl From<TopicName> for String {
+    fn from(name: TopicName) -> Self {
+        name.0.to_string()
+    }
+}
+
+impl fmt::Debug for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for TopicName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for TopicName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = TopicName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a topic name")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TopicName, E> {
+                Ok(TopicName::new(v))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
+}
+
 /// A topic and partition, as `TOPIC-P` in Kafka's own log directory names.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct TopicPartition {
-    pub topic: String,
+    pub topic: TopicName,
     pub partition: i32,
 }
 
 impl TopicPartition {
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
+    pub fn new(topic: impl Into<TopicName>, partition: i32) -> Self {
         TopicPartition {
             topic: topic.into(),
             partition,

@@ -73,7 +73,7 @@ impl Broker {
         let partitions = self
             .metadata
             .values()
-            .filter(|s| topics.is_empty() || topics.contains(&s.tp.topic))
+            .filter(|s| topics.is_empty() || topics.iter().any(|t| *t == s.tp.topic))
             .map(|s| PartitionMetadata {
                 tp: s.tp.clone(),
                 error: if s.leader.is_some() {

@@ -208,14 +208,14 @@ impl Broker {
         // An internal topic's partitions on disk follow its Kafka config (compacted).
         for tp in &dirs {
             if let Some(c) = coordinators::internal_topic_config_of(&tp.topic, &config) {
-                topic_configs.entry(tp.topic.clone()).or_insert(c);
+                topic_configs.entry(tp.topic.to_string()).or_insert(c);
             }
         }
         let mut partitions = BTreeMap::new();
         let mut disk_ops = Vec::new();
         for tp in dirs {
             let log_config = topic_configs
-                .get(&tp.topic)
+                .get(tp.topic.as_str())
                 .cloned()
                 .unwrap_or_default()
                 .log_config(&config);

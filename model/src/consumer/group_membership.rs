@@ -178,7 +178,10 @@ impl ConsumerClient {
         let Some(m) = self.membership.as_mut() else {
             return false;
         };
-        let count = m.partition_counts.entry(pm.tp.topic.clone()).or_insert(0);
+        let count = m
+            .partition_counts
+            .entry(pm.tp.topic.to_string())
+            .or_insert(0);
         *count = (*count).max(pm.tp.partition + 1);
         let e = m
             .leaders

@@ -39,7 +39,7 @@ impl ConsumerClient {
         let mut missing = false;
         let grouped = self.coordinator.is_some();
         for pm in partitions {
-            if !self.topics.contains(&pm.tp.topic) {
+            if !self.topics.iter().any(|t| *t == pm.tp.topic) {
                 continue;
             }
             missing |= pm.leader.is_none();

@@ -68,7 +68,7 @@ pub fn observe_state_write(path: &str, data: &[u8], version: ZkVersion) -> Optio
     let (topic, rest) = rest.split_once("/partitions/")?;
     let partition: i32 = rest.strip_suffix("/state")?.parse().ok()?;
     let tp = TopicPartition {
-        topic: topic.to_string(),
+        topic: topic.into(),
         partition,
     };
     let state = decode_state(&tp, &[], data, version)?;

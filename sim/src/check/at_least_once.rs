@@ -352,7 +352,7 @@ fn analyse(input: &CheckInput) -> Findings {
         let Some(last) = final_committed(&writes) else {
             continue;
         };
-        if deleted.contains_key(&tp.topic) {
+        if deleted.contains_key(tp.topic.as_str()) {
             continue;
         }
         judged += 1;

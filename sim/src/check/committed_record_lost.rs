@@ -120,7 +120,7 @@ impl Checker for CommittedRecordLost {
                     error,
                     ..
                 } if *error == ksim_model::protocol::ErrorCode::None
-                    && !deleted.contains_key(&tp.topic) =>
+                    && !deleted.contains_key(tp.topic.as_str()) =>
                 {
                     let isr = leader_isr
                         .get(&(*broker, tp.clone()))

@@ -100,7 +100,7 @@ pub fn final_high_watermarks(input: &CheckInput) -> BTreeMap<TopicPartition, Off
             ..
         } = &r.event
         {
-            if deleted.contains_key(&tp.topic) {
+            if deleted.contains_key(tp.topic.as_str()) {
                 continue;
             }
             let entry = latest
@@ -146,7 +146,7 @@ pub fn consumer_lag(input: &CheckInput) -> Vec<ConsumerLag> {
             let tps: BTreeSet<TopicPartition> = match spec {
                 Some(spec) if spec.group.is_some() => hws
                     .keys()
-                    .filter(|tp| spec.topics.contains(&tp.topic))
+                    .filter(|tp| spec.topics.iter().any(|t| *t == tp.topic))
                     .filter(|tp| {
                         owned_at_end
                             .as_ref()
@@ -157,7 +157,7 @@ pub fn consumer_lag(input: &CheckInput) -> Vec<ConsumerLag> {
                     .collect(),
                 Some(spec) => hws
                     .keys()
-                    .filter(|tp| spec.topics.contains(&tp.topic))
+                    .filter(|tp| spec.topics.iter().any(|t| *t == tp.topic))
                     .cloned()
                     .collect(),
                 None => marks
@@ -168,7 +168,7 @@ pub fn consumer_lag(input: &CheckInput) -> Vec<ConsumerLag> {
             };
             let partitions: Vec<PartitionLag> = tps
                 .into_iter()
-                .filter(|tp| !deleted.contains_key(&tp.topic))
+                .filter(|tp| !deleted.contains_key(tp.topic.as_str()))
                 .map(|tp| {
                     let position = marks.get(&(c, tp.clone())).map_or(Offset(0), |m| m.3);
                     let high_watermark = hws.get(&tp).copied().unwrap_or(Offset(0));

@@ -385,7 +385,7 @@ fn group_anomalies(input: &CheckInput, heal_ms: u64, end_ms: u64) -> Vec<(String
             .members
             .iter()
             .flat_map(|m| m.partitions.iter())
-            .filter(|tp| !deleted.contains_key(&tp.topic))
+            .filter(|tp| !deleted.contains_key(tp.topic.as_str()))
             .collect();
         for tp in assigned {
             let hw = hws.get(tp).copied().unwrap_or(Offset(0));
@@ -507,7 +507,9 @@ fn recovery(history: &[HistoryEntry], events: &[EventRecord], heal_ms: u64) -> R
         recovered_at_ms: first_ack.values().max().copied(),
         unrecovered: offered
             .into_iter()
-            .filter(|(tp, _)| !first_ack.contains_key(tp) && !deleted.contains_key(&tp.topic))
+            .filter(|(tp, _)| {
+                !first_ack.contains_key(tp) && !deleted.contains_key(tp.topic.as_str())
+            })
             .map(|(tp, offered)| Unrecovered {
                 last_ok_ms: last_ok.get(&tp).copied(),
                 tp,

@@ -111,7 +111,7 @@ impl Checker for LostWrite {
         let removed = Removed::from_events(input.events);
         let mut lost: Vec<_> = acked_sends(input.history)
             .into_iter()
-            .filter(|send| !deleted.contains_key(&send.tp.topic))
+            .filter(|send| !deleted.contains_key(send.tp.topic.as_str()))
             .filter(|send| !read_values.contains(&send.value) && !starts.excuses(send))
             .filter(|send| {
                 send.offset

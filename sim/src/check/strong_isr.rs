@@ -108,7 +108,10 @@ pub(crate) fn isr_holds_leader_records(
     for s in input.snapshots {
         losses.advance(input.events, s.event_count);
         leaders.advance(input.events, s.event_count);
-        if deleted.get(&s.tp.topic).is_some_and(|&at| at <= s.time_ms) {
+        if deleted
+            .get(s.tp.topic.as_str())
+            .is_some_and(|&at| at <= s.time_ms)
+        {
             continue;
         }
         // Every replica presuming leadership, with its in-memory HW and local ISR.

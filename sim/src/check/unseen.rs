@@ -93,7 +93,7 @@ impl Checker for Unseen {
         let starts = super::start_positions::StartPositions::from_events(input.events);
         let mut unseen: Vec<_> = acked_sends(input.history)
             .into_iter()
-            .filter(|s| !deleted.contains_key(&s.tp.topic))
+            .filter(|s| !deleted.contains_key(s.tp.topic.as_str()))
             .filter(|s| !read_values.contains(&s.value) && !starts.excuses(s))
             .filter(|s| s.offset.is_none_or(|o| removed.excuses(&s.tp, o).is_none()))
             .collect();

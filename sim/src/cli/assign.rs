@@ -353,7 +353,7 @@ fn dropped_claims(group: &Group) -> Vec<String> {
     let mut claimants: BTreeMap<&TopicPartition, Vec<&str>> = BTreeMap::new();
     for s in &group.subscriptions {
         for tp in &s.owned_partitions {
-            if s.topics.contains(&tp.topic) {
+            if s.topics.iter().any(|t| *t == tp.topic) {
                 claimants.entry(tp).or_default().push(&s.member_id);
             } else {
                 notes.push(format!(

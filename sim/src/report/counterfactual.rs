@@ -175,7 +175,10 @@ pub fn proposed_fixes(run: &RunResult) -> (Vec<Fix>, Vec<String>) {
         if !seen.insert(v.check.clone()) {
             continue;
         }
-        let topics: BTreeSet<String> = focus_points(v).into_iter().map(|f| f.tp.topic).collect();
+        let topics: BTreeSet<String> = focus_points(v)
+            .into_iter()
+            .map(|f| f.tp.topic.to_string())
+            .collect();
         let in_scope = |t: &str| topics.is_empty() || topics.contains(t);
         let lesson = checker_named(&v.check).map_or(Lesson::UNRECORDED, |c| c.lesson());
         let mut loss = false;

@@ -35,7 +35,10 @@ pub(super) fn write_prevention(out: &mut String, run: &RunResult, safety: &Safet
         if !seen.insert(v.check.clone()) {
             continue;
         }
-        let topics: BTreeSet<String> = focus_points(v).into_iter().map(|f| f.tp.topic).collect();
+        let topics: BTreeSet<String> = focus_points(v)
+            .into_iter()
+            .map(|f| f.tp.topic.to_string())
+            .collect();
         let lesson = checker_named(&v.check).map_or(Lesson::UNRECORDED, |c| c.lesson());
         let mut paragraphs = lessons(&lesson, safety, &topics);
         debug_assert!(!paragraphs.is_empty());

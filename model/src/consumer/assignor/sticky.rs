@@ -86,7 +86,7 @@ pub(super) fn sticky_assign(
         for tp in owned {
             let valid = topics_of[s.member_id.as_str()].contains(tp.topic.as_str())
                 && tp.partition >= 0
-                && tp.partition < partitions_per_topic[&tp.topic];
+                && tp.partition < partitions_per_topic[tp.topic.as_str()];
             if valid {
                 claims
                     .entry(tp.clone())
