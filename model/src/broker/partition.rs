@@ -113,9 +113,11 @@ impl Broker {
         fetch_offset: Offset,
         out: &mut Effects<BrokerTimer>,
     ) {
-        let p = self.partitions.get_mut(tp).expect("hosted");
+        // Read-only until an expansion is due: this runs for every partition of every follower
+        // fetch, and a mutable borrow would mark the partition for the invariants.
+        let p = self.partitions.get(tp).expect("hosted");
         let hw = p.high_watermark;
-        let Role::Leader(l) = &mut p.role else { return };
+        let Role::Leader(l) = &p.role else { return };
         if l.isr.contains(&r) || l.pending_isr.is_some() || !l.replicas.contains(&r) {
             return;
         }
@@ -334,7 +336,8 @@ impl Broker {
         let me = self.id;
         let strict_min_isr = self.config.replication_truncation == TruncationMode::Fenced;
         let min_isr = self.min_isr(&tp.topic).max(1) as usize;
-        let Some(p) = self.partitions.get_mut(tp) else {
+        // Read-only until the HW moves (this runs for every partition of every follower fetch).
+        let Some(p) = self.partitions.get(tp) else {
             return;
         };
         let Role::Leader(l) = &p.role else { return };
@@ -343,7 +346,13 @@ impl Broker {
         }
         let leo = p.log.log_end_offset();
         let mut new_hw = leo;
-        for r in l.maximal_isr() {
+        // The minimum over the maximal ISR (`LeaderState::maximal_isr`: the ISR and any member
+        // being added), without building the set: a member listed twice changes no minimum.
+        let adding = l
+            .pending_isr
+            .as_ref()
+            .map_or(&[][..], |(_, isr)| isr.as_slice());
+        for &r in l.isr.iter().chain(adding) {
             if r == me {
                 continue;
             }
@@ -355,6 +364,10 @@ impl Broker {
             new_hw = new_hw.min(f_leo);
         }
         if new_hw > p.high_watermark {
+            let p = self.partitions.get_mut(tp).expect("present");
+            let Role::Leader(l) = &p.role else {
+                unreachable!("checked above")
+            };
             p.high_watermark = new_hw;
             p.log.on_high_watermark(new_hw);
             out.event(Event::HighWatermarkChanged {
