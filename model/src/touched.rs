@@ -12,18 +12,20 @@
 
 use std::cell::RefCell;
 use std::collections::btree_map;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-/// Which entries changed since the last [`TouchedMap::check_touched`].
+/// Which entries changed since the last [`TouchedMap::check_touched`]: the keys in the order
+/// they were touched, possibly repeated (a push is cheaper than a set insert on the fetch path,
+/// where every partition of a request is touched; the check sorts and deduplicates them).
 #[derive(Debug, Clone)]
 enum Touched<K> {
-    Keys(BTreeSet<K>),
+    Keys(Vec<K>),
     All,
 }
 
 impl<K> Default for Touched<K> {
     fn default() -> Self {
-        Touched::Keys(BTreeSet::new())
+        Touched::Keys(Vec::new())
     }
 }
 
@@ -63,9 +65,17 @@ impl<K: Ord + Clone, V> TouchedMap<K, V> {
     }
 
     fn touch(&mut self, key: &K) {
-        if let Touched::Keys(keys) = self.touched.get_mut() {
-            if !keys.contains(key) {
-                keys.insert(key.clone());
+        Self::touch_key(self.touched.get_mut(), self.map.len(), key);
+    }
+
+    /// Records `key` as touched; past as many records as the map has entries (repeats
+    /// included), the next check takes every entry instead.
+    fn touch_key(touched: &mut Touched<K>, len: usize, key: &K) {
+        if let Touched::Keys(keys) = touched {
+            if keys.len() > len {
+                *touched = Touched::All;
+            } else if keys.last() != Some(key) {
+                keys.push(key.clone());
             }
         }
     }
@@ -82,12 +92,9 @@ impl<K: Ord + Clone, V> TouchedMap<K, V> {
     /// The entry for `key`, mutably; marks it touched.
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         // One search of the map (this is on every partition of every fetch).
+        let len = self.map.len();
         let value = self.map.get_mut(key)?;
-        if let Touched::Keys(keys) = self.touched.get_mut() {
-            if !keys.contains(key) {
-                keys.insert(key.clone());
-            }
-        }
+        Self::touch_key(self.touched.get_mut(), len, key);
         Some(value)
     }
 
@@ -150,7 +157,9 @@ impl<K: Ord + Clone, V> TouchedMap<K, V> {
     pub fn check_touched(&self, mut check: impl FnMut(&K, &V)) {
         match std::mem::take(&mut *self.touched.borrow_mut()) {
             Touched::All => self.map.iter().for_each(|(k, v)| check(k, v)),
-            Touched::Keys(keys) => {
+            Touched::Keys(mut keys) => {
+                keys.sort_unstable();
+                keys.dedup();
                 for k in &keys {
                     if let Some(v) = self.map.get(k) {
                         check(k, v);

@@ -12,7 +12,7 @@ use crate::log::producer_state::ProducerEntry;
 use crate::log::PartitionLog;
 use crate::protocol::*;
 use crate::types::*;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// How long a leader waits before it sends an AlterPartition again after a NOT_CONTROLLER
 /// answer, a failed send or a broken connection to the controller, in milliseconds: Kafka's
@@ -48,17 +48,6 @@ pub(super) struct LeaderState {
     pub(super) isr_sends: u64,
     /// Offset at which this leader's epoch starts.
     pub(super) epoch_start_offset: Offset,
-}
-
-impl LeaderState {
-    /// The ISR used for the HW: committed ISR plus any member being added (KIP-497 maximal ISR).
-    pub(super) fn maximal_isr(&self) -> Vec<BrokerId> {
-        let mut isr: BTreeSet<BrokerId> = self.isr.iter().copied().collect();
-        if let Some((_, pending)) = &self.pending_isr {
-            isr.extend(pending.iter().copied());
-        }
-        isr.into_iter().collect()
-    }
 }
 
 #[derive(Debug, Clone)]
@@ -346,8 +335,8 @@ impl Broker {
         }
         let leo = p.log.log_end_offset();
         let mut new_hw = leo;
-        // The minimum over the maximal ISR (`LeaderState::maximal_isr`: the ISR and any member
-        // being added), without building the set: a member listed twice changes no minimum.
+        // The minimum over KIP-497's maximal ISR (the committed ISR plus any member being
+        // added), without building the set: a member listed twice changes no minimum.
         let adding = l
             .pending_isr
             .as_ref()
