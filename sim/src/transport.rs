@@ -51,11 +51,15 @@ pub(crate) enum Inbound {
     Sent(NodeId, Message),
 }
 
+/// The frame of `msg` from `from`: the body is encoded in place after its length prefix
+/// (sized first, so that record batches are copied once, not into a body and then a frame).
 fn encode_frame(from: NodeId, msg: &Message) -> Vec<u8> {
-    let body = bincode::serialize(&(from, msg)).expect("messages always serialize");
-    let mut frame = Vec::with_capacity(4 + body.len());
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
+    let value = (from, msg);
+    let size = bincode::serialized_size(&value).expect("messages always serialize") as usize;
+    let mut frame = Vec::with_capacity(4 + size);
+    frame.extend_from_slice(&(size as u32).to_be_bytes());
+    bincode::serialize_into(&mut frame, &value).expect("messages always serialize");
+    debug_assert_eq!(frame.len(), 4 + size);
     frame
 }
 

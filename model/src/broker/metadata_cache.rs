@@ -16,6 +16,8 @@ impl Broker {
         controller_epoch: ControllerEpoch,
         live_brokers: Vec<BrokerId>,
         partitions: Vec<PartitionState>,
+        deleted_partitions: Vec<TopicPartition>,
+        full: bool,
         out: &mut Effects<BrokerTimer>,
     ) {
         if self.controller_request_fenced(controller, controller_epoch, "UpdateMetadata", out) {
@@ -24,9 +26,27 @@ impl Broker {
         self.accept_controller_request(controller, controller_epoch, "UpdateMetadata", out);
         self.set_controller(now, Some(controller), out);
         self.live_brokers = live_brokers;
-        // The controller always sends the whole cluster's state: a partition it no longer lists
-        // belongs to a deleted topic.
-        self.metadata = partitions.into_iter().map(|s| (s.tp.clone(), s)).collect();
+        // A full request replaces the cache (a partition it no longer lists belongs to a
+        // deleted topic); an incremental one updates what it lists and drops what it deletes
+        // (Kafka's `MetadataCache.updateMetadata`).
+        //
+        // An incremental request reaching a process that never had a full one is one the
+        // controller addressed to this broker's previous incarnation (restarted, not yet
+        // registered: the controller still counts the old one as live). Kafka's broker would
+        // not process it (it serves requests only once registered, and refuses a stale broker
+        // epoch, KIP-380); applied here it would leave a cache of a few partitions to answer
+        // clients from. It is skipped: the full request after the registration fills the cache.
+        if full {
+            self.metadata = partitions.into_iter().map(|s| (s.tp.clone(), s)).collect();
+            self.metadata_complete = true;
+        } else if self.metadata_complete {
+            for s in partitions {
+                self.metadata.insert(s.tp.clone(), s);
+            }
+            for tp in &deleted_partitions {
+                self.metadata.remove(tp);
+            }
+        }
     }
 
     /// The broker learnt which broker is the controller. When it is a new one, every

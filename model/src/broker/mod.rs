@@ -152,6 +152,9 @@ pub struct Broker {
     controller: Controller,
     /// Metadata cache from UpdateMetadata.
     metadata: BTreeMap<TopicPartition, PartitionState>,
+    /// Whether this process has applied a full UpdateMetadata (the whole cluster); until then
+    /// it applies no incremental one (see `on_update_metadata`).
+    metadata_complete: bool,
     live_brokers: Vec<BrokerId>,
     controller_id: Option<BrokerId>,
     highest_controller_epoch: ControllerEpoch,
@@ -265,6 +268,7 @@ impl Broker {
             registered: false,
             controller,
             metadata: BTreeMap::new(),
+            metadata_complete: false,
             live_brokers: Vec::new(),
             controller_id: None,
             highest_controller_epoch: ControllerEpoch(0),
@@ -571,12 +575,16 @@ impl Actor for Broker {
                 controller_epoch,
                 live_brokers,
                 partitions,
+                deleted_partitions,
+                full,
             } => self.on_update_metadata(
                 now,
                 controller,
                 controller_epoch,
                 live_brokers,
                 partitions,
+                deleted_partitions,
+                full,
                 out,
             ),
             m @ Message::AlterPartition { .. } => self.on_alter_partition(now, from, m, out),

@@ -236,6 +236,8 @@ enum CtlEvent {
 struct Pending {
     writes: usize,
     changed: BTreeSet<TopicPartition>,
+    /// Partitions of topics this event deleted.
+    deleted: BTreeSet<TopicPartition>,
     full_to: BTreeSet<BrokerId>,
     alter_reply: Option<(NodeId, CorrelationId, TopicPartition)>,
 }

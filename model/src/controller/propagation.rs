@@ -39,6 +39,8 @@ impl Controller {
             controller_epoch: a.epoch,
             live_brokers: a.live.keys().copied().collect(),
             partitions: all,
+            deleted_partitions: vec![],
+            full: true,
         });
         out
     }
@@ -54,9 +56,11 @@ impl Controller {
         let p = a.pending.take().expect("pending");
         let epoch = a.epoch;
         // LeaderAndIsr: changed partitions to their live replicas, everything to new brokers.
+        // (Without new brokers only the changed partitions are visited: an ISR change costs
+        // the same whatever the cluster's size.)
         let mut per_broker: BTreeMap<BrokerId, Vec<PartitionState>> = BTreeMap::new();
-        for (tp, state) in &a.states {
-            let Some(state) = state else { continue };
+        let mut add = |tp: &TopicPartition, state: &Option<PartitionState>| {
+            let Some(state) = state else { return };
             for r in &state.replicas {
                 if !a.live.contains_key(r) {
                     continue;
@@ -64,6 +68,17 @@ impl Controller {
                 if p.changed.contains(tp) || p.full_to.contains(r) {
                     per_broker.entry(*r).or_default().push(state.clone());
                 }
+            }
+        };
+        if p.full_to.is_empty() {
+            for tp in &p.changed {
+                if let Some(state) = a.states.get(tp) {
+                    add(tp, state);
+                }
+            }
+        } else {
+            for (tp, state) in &a.states {
+                add(tp, state);
             }
         }
         for (b, partitions) in per_broker {
@@ -90,7 +105,23 @@ impl Controller {
                 },
             );
         }
-        let all: Vec<PartitionState> = a.states.values().flatten().cloned().collect();
+        // UpdateMetadata to every live broker: the whole cluster after a broker registered
+        // or a failover (as Kafka's `onBrokerStartup` and `onControllerFailover`), otherwise
+        // the partitions this event changed or deleted.
+        let full = !p.full_to.is_empty();
+        let partitions: Vec<PartitionState> = if full {
+            a.states.values().flatten().cloned().collect()
+        } else {
+            p.changed
+                .iter()
+                .filter_map(|tp| a.states.get(tp).cloned().flatten())
+                .collect()
+        };
+        let deleted_partitions: Vec<TopicPartition> = if full {
+            vec![]
+        } else {
+            p.deleted.iter().cloned().collect()
+        };
         let live: Vec<BrokerId> = a.live.keys().copied().collect();
         for b in &live {
             out.send(
@@ -99,7 +130,9 @@ impl Controller {
                     controller: self.broker,
                     controller_epoch: epoch,
                     live_brokers: live.clone(),
-                    partitions: all.clone(),
+                    partitions: partitions.clone(),
+                    deleted_partitions: deleted_partitions.clone(),
+                    full,
                 },
             );
         }

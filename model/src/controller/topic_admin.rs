@@ -339,6 +339,8 @@ impl Controller {
         // multi committed: a controller that dies before this answer still deleted it.
         if let Some(p) = a.pending.as_mut() {
             p.writes -= 1;
+            p.changed.retain(|tp| tp.topic != topic);
+            p.deleted.extend(tps);
         }
         self.maybe_finish_event(reqs, out);
     }

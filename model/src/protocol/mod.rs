@@ -185,11 +185,23 @@ pub enum Message {
         controller_epoch: ControllerEpoch,
         error: ErrorCode,
     },
+    /// The controller's view of the cluster for the broker's metadata cache.
     UpdateMetadata {
         controller: BrokerId,
         controller_epoch: ControllerEpoch,
         live_brokers: Vec<BrokerId>,
+        /// With `full`, every partition the controller knows; otherwise only those whose state
+        /// the controller event behind this request changed (Kafka's
+        /// `addUpdateMetadataRequestForBrokers(brokers, partitions)`).
         partitions: Vec<PartitionState>,
+        /// Partitions of topics deleted by that event, to drop from the cache (Kafka marks
+        /// them with leader -2, `LeaderAndIsr.LeaderDuringDelete`). Empty when `full`.
+        deleted_partitions: Vec<TopicPartition>,
+        /// The request lists the whole cluster and replaces the cache: sent to every live
+        /// broker after a broker registered or a controller took over (Kafka's
+        /// `onBrokerStartup` and `onControllerFailover` send all partitions too), and on a
+        /// resend after a failed send. Otherwise it is merged into the cache.
+        full: bool,
     },
     /// Stop serving partitions; with `delete_partitions`, also delete their logs (topic
     /// deletion). Kafka's StopReplica (KIP-570 adds leader epochs; not modelled).

@@ -62,6 +62,8 @@ fn a_pending_isr_change_goes_to_a_new_controller_at_once() {
             controller_epoch: ControllerEpoch(2),
             live_brokers: vec![BrokerId(0), BrokerId(1)],
             partitions: vec![],
+            deleted_partitions: vec![],
+            full: true,
         },
         &mut out,
     );

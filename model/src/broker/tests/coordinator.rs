@@ -367,6 +367,8 @@ fn update_metadata(live: &[i32], partitions: Vec<PartitionState>) -> Message {
         controller_epoch: ControllerEpoch(1),
         live_brokers: live.iter().map(|b| BrokerId(*b)).collect(),
         partitions,
+        deleted_partitions: vec![],
+        full: true,
     }
 }
 

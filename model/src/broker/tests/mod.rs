@@ -6,6 +6,7 @@ mod coordinator;
 mod fetch;
 mod fetch_session;
 mod follower;
+mod metadata_cache;
 mod produce;
 mod txn;
 mod txn_coordinator;

@@ -71,6 +71,8 @@ impl Cluster {
                 controller_epoch: ControllerEpoch(1),
                 live_brokers: vec![BrokerId(0), BrokerId(1), BrokerId(2)],
                 partitions,
+                deleted_partitions: vec![],
+                full: true,
             };
             c.deliver(NodeId::Broker(BrokerId(3)), id, msg);
         }
@@ -395,6 +397,8 @@ fn a_committed_transaction_is_answered_after_each_commit_and_completed_by_its_ma
             partition_epoch: ZkVersion(0),
             controller_epoch: ControllerEpoch(1),
         }],
+        deleted_partitions: vec![],
+        full: true,
     };
     c.deliver(NodeId::Broker(BrokerId(3)), 0, msg);
     c.answer_markers(ErrorCode::None);
@@ -675,6 +679,8 @@ fn find_coordinator_for_a_transactional_id_creates_the_transaction_state_topic()
         controller_epoch: ControllerEpoch(1),
         live_brokers: live.iter().map(|b| BrokerId(*b)).collect(),
         partitions,
+        deleted_partitions: vec![],
+        full: true,
     };
     b.checked_message(
         Instant(0),
