@@ -123,9 +123,20 @@ impl ProducerId {
 #[derive(Clone)]
 pub struct TopicName(std::sync::Arc<str>);
 
+/// The interned names of one thread: the first [`INTERNED_BY_SCAN`] in a list searched by
+/// comparing bytes (a run has a few topics, and this beats hashing the name for every
+/// partition of every message decoded), the others in a hash set.
+#[derive(Default)]
+struct TopicNames {
+    few: Vec<std::sync::Arc<str>>,
+    more: std::collections::HashSet<std::sync::Arc<str>>,
+}
+
+const INTERNED_BY_SCAN: usize = 16;
+
 thread_local! {
-    static TOPIC_NAMES: std::cell::RefCell<std::collections::HashSet<std::sync::Arc<str>>> =
-        std::cell::RefCell::new(std::collections::HashSet::new());
+    static TOPIC_NAMES: std::cell::RefCell<TopicNames> =
+        std::cell::RefCell::new(TopicNames::default());
 }
 
 impl TopicName {
@@ -133,11 +144,18 @@ impl TopicName {
     pub fn new(name: &str) -> TopicName {
         TOPIC_NAMES.with(|names| {
             let mut names = names.borrow_mut();
-            if let Some(existing) = names.get(name) {
+            if let Some(existing) = names.few.iter().find(|n| ***n == *name) {
+                return TopicName(existing.clone());
+            }
+            if let Some(existing) = names.more.get(name) {
                 return TopicName(existing.clone());
             }
             let fresh: std::sync::Arc<str> = std::sync::Arc::from(name);
-            names.insert(fresh.clone());
+            if names.few.len() < INTERNED_BY_SCAN {
+                names.few.push(fresh.clone());
+            } else {
+                names.more.insert(fresh.clone());
+            }
             TopicName(fresh)
         })
     }
@@ -379,5 +397,31 @@ mod tests {
         }
         assert_eq!(NodeId::parse("broker-x"), None);
         assert_eq!(NodeId::parse("kafka-1"), None);
+    }
+
+    #[test]
+    fn topic_names_are_interned_and_compared_as_text() {
+        let a = TopicName::new("events");
+        let b: TopicName = String::from("events").into();
+        assert!(std::sync::Arc::ptr_eq(&a.0, &b.0), "one copy per thread");
+        assert_eq!(a, b);
+        assert_eq!(a, "events");
+        // Past the scanned list, names go to the hash set and are still shared.
+        let many: Vec<TopicName> = (0..40).map(|i| TopicName::new(&format!("t{i}"))).collect();
+        let again = TopicName::new("t39");
+        assert!(std::sync::Arc::ptr_eq(&many[39].0, &again.0));
+        // Order and equality are the text's, whatever the allocation.
+        let mut names = vec![
+            TopicName::new("b"),
+            TopicName::new("a"),
+            TopicName::new("c"),
+        ];
+        names.sort();
+        let texts: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        assert_eq!(texts, ["a", "b", "c"]);
+        let tp = TopicPartition::new("events", 2);
+        let json = serde_json::to_string(&tp).unwrap();
+        assert_eq!(json, r#"{"topic":"events","partition":2}"#);
+        assert_eq!(serde_json::from_str::<TopicPartition>(&json).unwrap(), tp);
     }
 }
