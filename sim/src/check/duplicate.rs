@@ -23,7 +23,6 @@ use super::lesson::{self, Lesson, Prevention};
 use super::{observations, violation, CheckInput, Checker, Source, Violation};
 use ksim_model::types::{Offset, TopicPartition};
 use serde_json::json;
-use std::collections::BTreeMap;
 
 /// See the module documentation.
 pub struct Duplicate;
@@ -45,46 +44,53 @@ impl Checker for Duplicate {
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
-        // value -> position -> first observation of the value there.
-        let mut positions: BTreeMap<u64, BTreeMap<(TopicPartition, Offset), Source>> =
-            BTreeMap::new();
-        for obs in observations(input.history) {
-            positions
-                .entry(obs.value)
-                .or_default()
-                .entry((obs.tp, obs.offset))
-                .or_insert(obs.source);
-        }
-
-        let anomalies = positions
-            .into_iter()
-            .filter(|(_, at)| at.len() > 1)
-            .map(|(value, at)| {
-                let places: Vec<String> = at
+        // By value, then position; the stable sort keeps history order within each, so the
+        // first of a run of equal (value, position) is the first observation there.
+        let mut obs = observations(input.history);
+        obs.sort_by(|a, b| (a.value, &a.tp, a.offset).cmp(&(b.value, &b.tp, b.offset)));
+        let mut anomalies = Vec::new();
+        for same_value in obs.chunk_by(|a, b| a.value == b.value) {
+            if same_value
+                .iter()
+                .all(|o| o.tp == same_value[0].tp && o.offset == same_value[0].offset)
+            {
+                continue;
+            }
+            let value = same_value[0].value;
+            // Position -> first observation of the value there, in position order.
+            let mut at: Vec<((&TopicPartition, Offset), Source)> = Vec::new();
+            for o in same_value {
+                if at
+                    .last()
+                    .is_none_or(|((tp, offset), _)| (*tp, *offset) != (&o.tp, o.offset))
+                {
+                    at.push(((&o.tp, o.offset), o.source));
+                }
+            }
+            let places: Vec<String> = at
+                .iter()
+                .map(|((tp, offset), source)| {
+                    format!("{tp} offset {offset} ({})", source.describe())
+                })
+                .collect();
+            let sentence = format!(
+                "value {value} appears at {} offsets: {}",
+                at.len(),
+                places.join(", ")
+            );
+            let data = json!({
+                "value": value,
+                "positions": at
                     .iter()
-                    .map(|((tp, offset), source)| {
-                        format!("{tp} offset {offset} ({})", source.describe())
-                    })
-                    .collect();
-                let sentence = format!(
-                    "value {value} appears at {} offsets: {}",
-                    at.len(),
-                    places.join(", ")
-                );
-                let data = json!({
-                    "value": value,
-                    "positions": at
-                        .iter()
-                        .map(|((tp, offset), source)| json!({
-                            "tp": tp.to_string(),
-                            "offset": offset.0,
-                            "first_seen": source.to_json(),
-                        }))
-                        .collect::<Vec<_>>(),
-                });
-                (sentence, data)
-            })
-            .collect();
+                    .map(|((tp, offset), source)| json!({
+                        "tp": tp.to_string(),
+                        "offset": offset.0,
+                        "first_seen": source.to_json(),
+                    }))
+                    .collect::<Vec<_>>(),
+            });
+            anomalies.push((sentence, data));
+        }
         violation(self.name(), None, anomalies, serde_json::Map::new())
     }
 }

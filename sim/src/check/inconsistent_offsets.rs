@@ -20,9 +20,7 @@
 
 use super::lesson::{self, Lesson, Prevention};
 use super::{observations, violation, CheckInput, Checker, Source, Violation};
-use ksim_model::types::{Offset, TopicPartition};
 use serde_json::json;
-use std::collections::BTreeMap;
 
 /// See the module documentation.
 pub struct InconsistentOffsets;
@@ -44,35 +42,42 @@ impl Checker for InconsistentOffsets {
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
-        // position -> value -> first observation of that value there.
-        let mut values: BTreeMap<(TopicPartition, Offset), BTreeMap<u64, Source>> = BTreeMap::new();
-        for obs in observations(input.history) {
-            values
-                .entry((obs.tp, obs.offset))
-                .or_default()
-                .entry(obs.value)
-                .or_insert(obs.source);
+        // By position, then value; the stable sort keeps history order within each, so the
+        // first of a run of equal (position, value) is the first observation of it there.
+        let mut obs = observations(input.history);
+        obs.sort_by(|a, b| (&a.tp, a.offset, a.value).cmp(&(&b.tp, b.offset, b.value)));
+        let mut anomalies = Vec::new();
+        for same_offset in obs.chunk_by(|a, b| a.tp == b.tp && a.offset == b.offset) {
+            if same_offset.iter().all(|o| o.value == same_offset[0].value) {
+                continue;
+            }
+            let (tp, offset) = (&same_offset[0].tp, same_offset[0].offset);
+            // Value -> first observation of it there, in value order.
+            let mut seen: Vec<(u64, Source)> = Vec::new();
+            for o in same_offset {
+                if seen.last().is_none_or(|(value, _)| *value != o.value) {
+                    seen.push((o.value, o.source));
+                }
+            }
+            let which: Vec<String> = seen
+                .iter()
+                .map(|(value, source)| format!("{value} ({})", source.describe()))
+                .collect();
+            let sentence = format!(
+                "{tp} offset {offset} holds {} different values: {}",
+                seen.len(),
+                which.join(", ")
+            );
+            let data = json!({
+                "tp": tp.to_string(),
+                "offset": offset.0,
+                "values": seen
+                    .iter()
+                    .map(|(value, source)| json!({ "value": value, "first_seen": source.to_json() }))
+                    .collect::<Vec<_>>(),
+            });
+            anomalies.push((sentence, data));
         }
-
-        let anomalies = values
-            .into_iter()
-            .filter(|(_, seen)| seen.len() > 1)
-            .map(|((tp, offset), seen)| {
-                let which: Vec<String> =
-                    seen.iter().map(|(value, source)| format!("{value} ({})", source.describe())).collect();
-                let sentence =
-                    format!("{tp} offset {offset} holds {} different values: {}", seen.len(), which.join(", "));
-                let data = json!({
-                    "tp": tp.to_string(),
-                    "offset": offset.0,
-                    "values": seen
-                        .iter()
-                        .map(|(value, source)| json!({ "value": value, "first_seen": source.to_json() }))
-                        .collect::<Vec<_>>(),
-                });
-                (sentence, data)
-            })
-            .collect();
         violation(self.name(), None, anomalies, serde_json::Map::new())
     }
 }

@@ -251,17 +251,36 @@ pub(crate) fn without_consumers(input: &CheckInput, what: &str) -> Option<String
 /// `lost-write` do not judge.
 pub(crate) fn excused_unread(input: &CheckInput) -> Vec<AckedSend> {
     let starts = start_positions::StartPositions::from_events(input.events);
-    let read: std::collections::BTreeSet<u64> = observations(input.history)
-        .into_iter()
-        .filter(|o| o.source.seen == Seen::Polled)
-        .map(|o| o.value)
-        .collect();
+    let read = ReadValues::of(input.history);
     let removed = Removed::from_events(input.events);
-    acked_sends(input.history)
-        .into_iter()
-        .filter(|s| !read.contains(&s.value) && starts.excuses(s))
+    acked_sends_iter(input.history)
+        .filter(|s| !read.contains(s.value) && starts.excuses(s))
         .filter(|s| s.offset.is_none_or(|o| removed.excuses(&s.tp, o).is_none()))
         .collect()
+}
+
+/// The values some `ok` poll returned (the [`Seen::Polled`] [`observations`]), as a sorted
+/// vector: a set that is quick to build and to ask.
+pub(crate) struct ReadValues(Vec<u64>);
+
+impl ReadValues {
+    /// The values read in `history`.
+    pub(crate) fn of(history: &[HistoryEntry]) -> ReadValues {
+        let mut values: Vec<u64> = Vec::new();
+        for_each_observation(history, |o| {
+            if o.source.seen == Seen::Polled {
+                values.push(o.value);
+            }
+        });
+        values.sort_unstable();
+        values.dedup();
+        ReadValues(values)
+    }
+
+    /// Whether some poll returned `value`.
+    pub(crate) fn contains(&self, value: u64) -> bool {
+        self.0.binary_search(&value).is_ok()
+    }
 }
 
 /// At most this many anomalies are listed in a violation's `details`.
@@ -279,24 +298,44 @@ pub(crate) fn violation(
     extra: serde_json::Map<String, Value>,
 ) -> Vec<Violation> {
     let count = anomalies.len();
-    let Some((first, _)) = anomalies.first() else {
+    violation_of(check, headline, count, anomalies, extra)
+}
+
+/// As [`violation`], for `count` anomalies of which `anomalies` yields (at least) the first
+/// [`MAX_DETAILS`]: only those are taken, so a checker with many anomalies can build the
+/// sentence and data of the listed ones only.
+pub(crate) fn violation_of(
+    check: &str,
+    headline: Option<String>,
+    count: usize,
+    anomalies: impl IntoIterator<Item = (String, Value)>,
+    extra: serde_json::Map<String, Value>,
+) -> Vec<Violation> {
+    if count == 0 {
         return Vec::new();
-    };
-    let message = match headline {
-        Some(h) => h,
-        None if count == 1 => first.clone(),
-        None => format!("{first} ({} more like this in details)", count - 1),
-    };
+    }
+    let mut first_sentence = None;
     let listed: Vec<Value> = anomalies
         .into_iter()
-        .take(MAX_DETAILS)
+        .take(count.min(MAX_DETAILS))
         .map(|(sentence, mut data)| {
+            if first_sentence.is_none() {
+                first_sentence = Some(sentence.clone());
+            }
             if let Value::Object(map) = &mut data {
                 map.insert("message".into(), Value::String(sentence));
             }
             data
         })
         .collect();
+    let Some(first) = first_sentence else {
+        return Vec::new();
+    };
+    let message = match headline {
+        Some(h) => h,
+        None if count == 1 => first,
+        None => format!("{first} ({} more like this in details)", count - 1),
+    };
     let mut details = serde_json::Map::new();
     details.insert("count".into(), json!(count));
     details.insert("omitted".into(), json!(count.saturating_sub(MAX_DETAILS)));
@@ -371,6 +410,12 @@ pub(crate) struct Observation {
 /// Jepsen's version orders likewise use only what definitely happened.
 pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
     let mut out = Vec::new();
+    for_each_observation(history, |o| out.push(o));
+    out
+}
+
+/// Calls `f` with each of [`observations`] in turn, without collecting them.
+pub(crate) fn for_each_observation(history: &[HistoryEntry], mut f: impl FnMut(Observation)) {
     for entry in history {
         if entry.op.op_type != OpType::Ok {
             continue;
@@ -381,7 +426,7 @@ pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
                 value,
                 offset: Some(offset),
                 ..
-            } => out.push(Observation {
+            } => f(Observation {
                 tp: tp.clone(),
                 offset: *offset,
                 value: *value,
@@ -403,7 +448,7 @@ pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
                             value,
                             offset: Some(offset),
                             ..
-                        } => out.push(Observation {
+                        } => f(Observation {
                             tp: tp.clone(),
                             offset: *offset,
                             value: *value,
@@ -411,19 +456,21 @@ pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
                         }),
                         TxnMop::Send { offset: None, .. } => {}
                         TxnMop::Poll { records } => {
-                            out.extend(records.iter().map(|r| Observation {
-                                tp: r.tp.clone(),
-                                offset: r.offset,
-                                value: r.value,
-                                source: Source::of(entry, Seen::Polled),
-                            }))
+                            for r in records {
+                                f(Observation {
+                                    tp: r.tp.clone(),
+                                    offset: r.offset,
+                                    value: r.value,
+                                    source: Source::of(entry, Seen::Polled),
+                                })
+                            }
                         }
                     }
                 }
             }
             OpValue::Poll { records } => {
                 for r in records {
-                    out.push(Observation {
+                    f(Observation {
                         tp: r.tp.clone(),
                         offset: r.offset,
                         value: r.value,
@@ -433,7 +480,6 @@ pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
             }
         }
     }
-    out
 }
 
 /// An acknowledged (`ok`) send.
@@ -500,21 +546,37 @@ pub(crate) fn deleted_topics_notes(events: &[EventRecord], what: &str) -> Vec<St
 /// transaction are not acknowledged, and those of an `info` one are indeterminate, like an
 /// `info` send: neither is listed.
 pub(crate) fn acked_sends(history: &[HistoryEntry]) -> Vec<AckedSend> {
+    acked_sends_iter(history).collect()
+}
+
+/// [`acked_sends`] one at a time, without collecting them.
+pub(crate) fn acked_sends_iter(history: &[HistoryEntry]) -> impl Iterator<Item = AckedSend> + '_ {
     history
         .iter()
         .filter(|e| e.op.op_type == OpType::Ok)
-        .flat_map(|e| match &e.op.value {
-            OpValue::Send {
-                tp, value, offset, ..
-            } => vec![AckedSend {
-                tp: tp.clone(),
-                offset: *offset,
-                value: *value,
-                source: Source::of(e, Seen::Acked),
-            }],
-            OpValue::Txn { mops, .. } => mops
-                .iter()
-                .filter_map(|m| match m {
+        .flat_map(|e| {
+            let (single, mops): (Option<AckedSend>, &[TxnMop]) = match &e.op.value {
+                OpValue::Send {
+                    tp, value, offset, ..
+                } => (
+                    Some(AckedSend {
+                        tp: tp.clone(),
+                        offset: *offset,
+                        value: *value,
+                        source: Source::of(e, Seen::Acked),
+                    }),
+                    &[],
+                ),
+                OpValue::Txn { mops, .. } => (None, mops),
+                OpValue::Poll { .. }
+                | OpValue::Seek { .. }
+                | OpValue::Commit { .. }
+                | OpValue::Process { .. }
+                | OpValue::OffsetFetch { .. } => (None, &[]),
+            };
+            single
+                .into_iter()
+                .chain(mops.iter().filter_map(move |m| match m {
                     TxnMop::Send {
                         tp, value, offset, ..
                     } => Some(AckedSend {
@@ -524,15 +586,8 @@ pub(crate) fn acked_sends(history: &[HistoryEntry]) -> Vec<AckedSend> {
                         source: Source::of(e, Seen::Acked),
                     }),
                     TxnMop::Poll { .. } => None,
-                })
-                .collect(),
-            OpValue::Poll { .. }
-            | OpValue::Seek { .. }
-            | OpValue::Commit { .. }
-            | OpValue::Process { .. }
-            | OpValue::OffsetFetch { .. } => Vec::new(),
+                }))
         })
-        .collect()
 }
 
 /// Records the log removed on purpose, by retention or compaction, as the brokers' events
@@ -649,7 +704,10 @@ impl Removed {
     /// Acknowledged sends excused, as (by retention, by compaction).
     pub fn excused_counts(&self, history: &[HistoryEntry]) -> (u64, u64) {
         let mut counts = (0, 0);
-        for s in acked_sends(history) {
+        if self.is_empty() {
+            return counts;
+        }
+        for s in acked_sends_iter(history) {
             match s.offset.and_then(|o| self.excuses(&s.tp, o)) {
                 Some(RemovedBy::Retention) => counts.0 += 1,
                 Some(RemovedBy::Compaction) => counts.1 += 1,
