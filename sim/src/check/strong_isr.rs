@@ -362,7 +362,7 @@ mod tests {
         let deleted = [(
             ksim_model::types::NodeId::Broker(BrokerId(0)),
             Event::TopicDeleted {
-                topic: snap.tp.topic.clone(),
+                topic: snap.tp.topic.to_string(),
                 controller_epoch: ksim_model::types::ControllerEpoch(1),
             },
         )];
