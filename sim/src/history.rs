@@ -184,7 +184,14 @@ fn push_history_line(buf: &mut Vec<u8>, entry: &HistoryEntry) {
 
 /// A JSON string, escaped as serde_json escapes it.
 fn push_str(buf: &mut Vec<u8>, s: &str) {
-    serde_json::to_writer(&mut *buf, s).expect("a string serializes");
+    // serde_json escapes `"`, `\\` and the control characters only.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *buf, s).expect("a string serializes");
+    }
 }
 
 fn push_u64(buf: &mut Vec<u8>, n: u64) {
@@ -355,6 +362,21 @@ impl<V> OpenOps<V> {
         self.slots(process)
             .get_mut(op_id as usize)
             .and_then(Option::take)
+    }
+
+    /// What is left, in (process, op id) order.
+    pub(crate) fn into_sorted(self) -> Vec<((NodeId, u64), V)> {
+        let mut left: Vec<((NodeId, u64), V)> = self.far.into_iter().collect();
+        for (process, slots) in self.procs {
+            left.extend(
+                slots
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(id, v)| Some(((process, id as u64), v?))),
+            );
+        }
+        left.sort_by_key(|(key, _)| *key);
+        left
     }
 }
 

@@ -283,6 +283,63 @@ impl ReadValues {
     }
 }
 
+/// A map keyed by the offsets of one partition: a slot per offset from 0 (offsets are dense,
+/// so this is a vector lookup), and an ordinary map for negative offsets and those beyond
+/// [`OffsetMap::DENSE`] (which only a strange log has).
+#[derive(Debug)]
+pub(crate) struct OffsetMap<T> {
+    /// Per offset, the index in `items` of its value, or `u32::MAX` for none.
+    slots: Vec<u32>,
+    items: Vec<T>,
+    far: BTreeMap<Offset, T>,
+}
+
+impl<T> Default for OffsetMap<T> {
+    fn default() -> Self {
+        OffsetMap {
+            slots: Vec::new(),
+            items: Vec::new(),
+            far: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> OffsetMap<T> {
+    /// Offsets below this have a slot.
+    const DENSE: i64 = 1 << 22;
+
+    /// The value at `offset`, to change.
+    pub(crate) fn get_mut(&mut self, offset: Offset) -> Option<&mut T> {
+        if (0..Self::DENSE).contains(&offset.0) {
+            let i = *self.slots.get(offset.0 as usize)?;
+            self.items.get_mut(i as usize)
+        } else {
+            self.far.get_mut(&offset)
+        }
+    }
+
+    /// Sets the value at `offset` if it has none; returns whether it was set.
+    pub(crate) fn insert_new(&mut self, offset: Offset, value: T) -> bool {
+        if !(0..Self::DENSE).contains(&offset.0) || self.items.len() >= u32::MAX as usize {
+            if self.far.contains_key(&offset) {
+                return false;
+            }
+            self.far.insert(offset, value);
+            return true;
+        }
+        let o = offset.0 as usize;
+        if self.slots.len() <= o {
+            self.slots.resize(o + 1, u32::MAX);
+        }
+        if self.slots[o] != u32::MAX {
+            return false;
+        }
+        self.slots[o] = self.items.len() as u32;
+        self.items.push(value);
+        true
+    }
+}
+
 /// At most this many anomalies are listed in a violation's `details`.
 pub const MAX_DETAILS: usize = 100;
 
