@@ -315,6 +315,11 @@ impl RunResult {
     }
 
     pub fn summary(&self) -> Summary {
+        self.summary_with(self.stats())
+    }
+
+    /// [`RunResult::summary`] with `stats`, what [`RunResult::stats`] returns.
+    fn summary_with(&self, stats: Stats) -> Summary {
         Summary {
             scenario: self.scenario.name.clone(),
             seed: self.output.seed,
@@ -328,7 +333,7 @@ impl RunResult {
             missed: self.missed.clone(),
             reached: self.reached.clone(),
             history_hash: self.history_hash.clone(),
-            stats: self.stats(),
+            stats,
             consumer_lag: self
                 .consumer_lag()
                 .into_iter()
@@ -360,7 +365,9 @@ impl RunResult {
         counterfactuals: Option<&crate::report::counterfactual::Counterfactuals>,
     ) -> io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let summary = serde_json::to_string_pretty(&self.summary()).expect("summary serializes");
+        let stats = self.stats();
+        let summary = serde_json::to_string_pretty(&self.summary_with(stats.clone()))
+            .expect("summary serializes");
         std::fs::write(dir.join("summary.json"), summary + "\n")?;
         write_history_jsonl(
             io::BufWriter::new(std::fs::File::create(dir.join("history.jsonl"))?),
@@ -372,7 +379,7 @@ impl RunResult {
         )?;
         // report.html shows report.md (without the counterfactual table, which it shows in
         // its own section): render the Markdown once for both.
-        let mut md = crate::report::render(self);
+        let mut md = crate::report::render_with_stats(self, &stats);
         let html = crate::report::html::render_with_markdown(self, counterfactuals, &md);
         if let Some(cf) = counterfactuals {
             md.push_str(&cf.markdown());

@@ -44,18 +44,26 @@ impl Checker for Duplicate {
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
-        // By value, then position; the stable sort keeps history order within each, so the
-        // first of a run of equal (value, position) is the first observation there.
-        let mut obs = observations(input.history);
-        obs.sort_by(|a, b| (a.value, &a.tp, a.offset).cmp(&(b.value, &b.tp, b.offset)));
+        let obs = observations(input.history);
+        // (value, observation number), in that order: most values sit at one position, so
+        // only the observations of a value seen at two positions are looked at again.
+        let mut by_value: Vec<(u64, usize)> =
+            obs.iter().enumerate().map(|(i, o)| (o.value, i)).collect();
+        by_value.sort_unstable();
         let mut anomalies = Vec::new();
-        for same_value in obs.chunk_by(|a, b| a.value == b.value) {
-            if same_value
+        for run in by_value.chunk_by(|a, b| a.0 == b.0) {
+            let first = &obs[run[0].1];
+            if run
                 .iter()
-                .all(|o| o.tp == same_value[0].tp && o.offset == same_value[0].offset)
+                .all(|(_, i)| obs[*i].tp == first.tp && obs[*i].offset == first.offset)
             {
                 continue;
             }
+            // By position; the stable sort keeps history order within each, so the first of a
+            // run of equal positions is the first observation there.
+            let mut same_value: Vec<&super::Observation> =
+                run.iter().map(|(_, i)| &obs[*i]).collect();
+            same_value.sort_by(|a, b| (&a.tp, a.offset).cmp(&(&b.tp, b.offset)));
             let value = same_value[0].value;
             // Position -> first observation of the value there, in position order.
             let mut at: Vec<((&TopicPartition, Offset), Source)> = Vec::new();

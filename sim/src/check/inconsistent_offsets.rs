@@ -42,15 +42,37 @@ impl Checker for InconsistentOffsets {
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
-        // By position, then value; the stable sort keeps history order within each, so the
-        // first of a run of equal (position, value) is the first observation of it there.
-        let mut obs = observations(input.history);
-        obs.sort_by(|a, b| (&a.tp, a.offset, a.value).cmp(&(&b.tp, b.offset, b.value)));
+        let obs = observations(input.history);
+        // The partitions in order, so that an observation's key is plain numbers.
+        let mut tps: std::collections::BTreeSet<&ksim_model::types::TopicPartition> =
+            std::collections::BTreeSet::new();
+        let mut last = None;
+        for o in &obs {
+            if last != Some(&o.tp) {
+                tps.insert(&o.tp);
+                last = Some(&o.tp);
+            }
+        }
+        let tps: Vec<&ksim_model::types::TopicPartition> = tps.into_iter().collect();
+        // (partition, offset, value, observation number): by position, then value, then
+        // history order.
+        let mut keys: Vec<(usize, i64, u64, usize)> = obs
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                let tp = tps
+                    .binary_search(&&o.tp)
+                    .expect("every partition is listed");
+                (tp, o.offset.0, o.value, i)
+            })
+            .collect();
+        keys.sort_unstable();
         let mut anomalies = Vec::new();
-        for same_offset in obs.chunk_by(|a, b| a.tp == b.tp && a.offset == b.offset) {
-            if same_offset.iter().all(|o| o.value == same_offset[0].value) {
+        for run in keys.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            if run.iter().all(|k| k.2 == run[0].2) {
                 continue;
             }
+            let same_offset: Vec<&super::Observation> = run.iter().map(|k| &obs[k.3]).collect();
             let (tp, offset) = (&same_offset[0].tp, same_offset[0].offset);
             // Value -> first observation of it there, in value order.
             let mut seen: Vec<(u64, Source)> = Vec::new();

@@ -39,8 +39,8 @@
 
 use super::lesson::{self, Lesson, Prevention};
 use super::{
-    acked_sends, for_each_observation, violation, CheckInput, Checker, Removed, Seen, Source,
-    Violation,
+    acked_sends, acked_sends_iter, for_each_observation, violation, CheckInput, Checker, Removed,
+    Seen, Source, Violation,
 };
 use ksim_model::types::{NodeId, Offset, TopicPartition};
 use serde_json::json;
@@ -111,8 +111,7 @@ impl Checker for LostWrite {
         let read_values = &first_reader;
 
         let removed = Removed::from_events(input.events);
-        let mut lost: Vec<_> = acked_sends(input.history)
-            .into_iter()
+        let mut lost: Vec<_> = acked_sends_iter(input.history)
             .filter(|send| !deleted.contains_key(send.tp.topic.as_str()))
             .filter(|send| !read_values.contains(send.value) && !starts.excuses(send))
             .filter(|send| {
@@ -165,8 +164,9 @@ struct FirstReaders(Vec<(u64, Source)>);
 impl FirstReaders {
     /// From every (value, poll) in history order.
     fn of(mut readers: Vec<(u64, Source)>) -> FirstReaders {
-        // A stable sort keeps each value's polls in history order: the first is kept.
-        readers.sort_by_key(|(value, _)| *value);
+        // Each value's polls in history order: the first is kept. (Polls of a value with the
+        // same history index are the same poll, with the same source.)
+        readers.sort_unstable_by_key(|(value, source)| (*value, source.index));
         readers.dedup_by_key(|(value, _)| *value);
         FirstReaders(readers)
     }
@@ -191,10 +191,10 @@ fn offsetless_lost(
     starts: &super::start_positions::StartPositions,
 ) -> Vec<(String, serde_json::Value)> {
     let read_values = first_reader;
-    let sends = acked_sends(input.history);
-    if !sends.iter().any(|s| s.offset.is_none()) {
+    if !acked_sends_iter(input.history).any(|s| s.offset.is_none()) {
         return Vec::new();
     }
+    let sends = acked_sends(input.history);
     // The latest send (by history order) of each producer to each partition that was read.
     let mut latest_read: BTreeMap<(NodeId, TopicPartition), (u64, u64)> = BTreeMap::new();
     for s in sends.iter().filter(|s| read_values.contains(s.value)) {

@@ -9,7 +9,7 @@ use super::*;
 use crate::check::lag::ConsumerLag;
 
 /// Writes the lag paragraph and table; nothing when no consumer ended behind.
-pub(super) fn write_lag(out: &mut String, run: &RunResult) {
+pub(super) fn write_lag(out: &mut String, run: &RunResult, stats: &crate::run::Stats) {
     let lags: Vec<ConsumerLag> = run
         .consumer_lag()
         .into_iter()
@@ -19,7 +19,7 @@ pub(super) fn write_lag(out: &mut String, run: &RunResult) {
         return;
     }
     out.push_str("### Consumer lag at the end of the run\n\n");
-    let acked_per_sim_s = run.stats().acked_per_sim_s;
+    let acked_per_sim_s = stats.acked_per_sim_s;
     for l in &lags {
         let _ = write!(
             out,

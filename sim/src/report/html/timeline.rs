@@ -39,7 +39,7 @@ type Op = (NodeId, u64, u64, Kind, &'static str);
 fn ops(run: &RunResult) -> Vec<Op> {
     let end = run.output.simulated_ms;
     let mut open: OpenOps<(u64, &'static str)> = OpenOps::new(run.output.history.len());
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(run.output.history.len() / 2 + 1);
     for e in &run.output.history {
         let what = match &e.op.value {
             OpValue::Send { .. } => "send",
