@@ -251,10 +251,17 @@ pub(crate) fn without_consumers(input: &CheckInput, what: &str) -> Option<String
 /// `lost-write` do not judge.
 pub(crate) fn excused_unread(input: &CheckInput) -> Vec<AckedSend> {
     let starts = start_positions::StartPositions::from_events(input.events);
+    let below_starts: Vec<AckedSend> = acked_sends_iter(input.history)
+        .filter(|s| starts.excuses(s))
+        .collect();
+    if below_starts.is_empty() {
+        return below_starts;
+    }
     let read = ReadValues::of(input.history);
     let removed = Removed::from_events(input.events);
-    acked_sends_iter(input.history)
-        .filter(|s| !read.contains(s.value) && starts.excuses(s))
+    below_starts
+        .into_iter()
+        .filter(|s| !read.contains(s.value))
         .filter(|s| s.offset.is_none_or(|o| removed.excuses(&s.tp, o).is_none()))
         .collect()
 }

@@ -34,7 +34,7 @@
 use super::lesson::{Lesson, Prevention};
 use super::{acked_sends_iter, violation_of, CheckInput, Checker, ReadValues, Removed, Violation};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// See the module documentation.
 pub struct Unseen;
@@ -194,12 +194,16 @@ fn not_yet_read(
     let lowest = super::lag::lowest_positions(lags);
     let hws = super::lag::final_high_watermarks(input);
     // Per partition with a final log: the (offset, value) pairs some replica holds.
-    let mut held: BTreeMap<&ksim_model::types::TopicPartition, BTreeSet<(i64, u64)>> =
-        BTreeMap::new();
+    // (Sorted vectors: sets quick to build and to ask.)
+    let mut held: BTreeMap<&ksim_model::types::TopicPartition, Vec<(i64, u64)>> = BTreeMap::new();
     for ((_, tp), log) in input.final_logs {
         held.entry(tp)
             .or_default()
             .extend(log.iter().map(|(o, v)| (o.0, *v)));
+    }
+    for pairs in held.values_mut() {
+        pairs.sort_unstable();
+        pairs.dedup();
     }
     unseen
         .iter()
@@ -209,7 +213,7 @@ fn not_yet_read(
                 && hws.get(&s.tp).is_some_and(|hw| o < *hw);
             let in_log = held
                 .get(&s.tp)
-                .is_none_or(|pairs| pairs.contains(&(o.0, s.value)));
+                .is_none_or(|pairs| pairs.binary_search(&(o.0, s.value)).is_ok());
             behind && in_log
         })
         .count()
