@@ -364,6 +364,16 @@ impl<V> OpenOps<V> {
             .and_then(Option::take)
     }
 
+    /// The value of (`process`, `op_id`), if set.
+    pub(crate) fn get(&mut self, process: NodeId, op_id: u64) -> Option<&V> {
+        if op_id >= self.limit {
+            return self.far.get(&(process, op_id));
+        }
+        self.slots(process)
+            .get(op_id as usize)
+            .and_then(Option::as_ref)
+    }
+
     /// What is left, in (process, op id) order.
     pub(crate) fn into_sorted(self) -> Vec<((NodeId, u64), V)> {
         let mut left: Vec<((NodeId, u64), V)> = self.far.into_iter().collect();

@@ -315,11 +315,12 @@ impl RunResult {
     }
 
     pub fn summary(&self) -> Summary {
-        self.summary_with(self.stats())
+        self.summary_with(self.stats(), self.consumer_lag())
     }
 
-    /// [`RunResult::summary`] with `stats`, what [`RunResult::stats`] returns.
-    fn summary_with(&self, stats: Stats) -> Summary {
+    /// [`RunResult::summary`] with `stats` and `lags`, what [`RunResult::stats`] and
+    /// [`RunResult::consumer_lag`] return.
+    fn summary_with(&self, stats: Stats, lags: Vec<crate::check::lag::ConsumerLag>) -> Summary {
         Summary {
             scenario: self.scenario.name.clone(),
             seed: self.output.seed,
@@ -334,11 +335,7 @@ impl RunResult {
             reached: self.reached.clone(),
             history_hash: self.history_hash.clone(),
             stats,
-            consumer_lag: self
-                .consumer_lag()
-                .into_iter()
-                .filter(|l| l.is_behind())
-                .collect(),
+            consumer_lag: lags.into_iter().filter(|l| l.is_behind()).collect(),
             faults: self.output.faults.clone(),
             replay: self.replay_command(),
         }
@@ -366,7 +363,8 @@ impl RunResult {
     ) -> io::Result<()> {
         std::fs::create_dir_all(dir)?;
         let stats = self.stats();
-        let summary = serde_json::to_string_pretty(&self.summary_with(stats.clone()))
+        let lags = self.consumer_lag();
+        let summary = serde_json::to_string_pretty(&self.summary_with(stats.clone(), lags.clone()))
             .expect("summary serializes");
         std::fs::write(dir.join("summary.json"), summary + "\n")?;
         write_history_jsonl(
@@ -379,7 +377,7 @@ impl RunResult {
         )?;
         // report.html shows report.md (without the counterfactual table, which it shows in
         // its own section): render the Markdown once for both.
-        let mut md = crate::report::render_with_stats(self, &stats);
+        let mut md = crate::report::render_with(self, &stats, &lags);
         let html = crate::report::html::render_with_markdown(self, counterfactuals, &md);
         if let Some(cf) = counterfactuals {
             md.push_str(&cf.markdown());

@@ -327,7 +327,8 @@ impl<T> OffsetMap<T> {
 
     /// Sets the value at `offset` if it has none; returns whether it was set.
     pub(crate) fn insert_new(&mut self, offset: Offset, value: T) -> bool {
-        if !(0..Self::DENSE).contains(&offset.0) || self.items.len() >= u32::MAX as usize {
+        // (At most one item per slot: `items` never outgrows a u32 index.)
+        if !(0..Self::DENSE).contains(&offset.0) {
             if self.far.contains_key(&offset) {
                 return false;
             }
@@ -344,6 +345,23 @@ impl<T> OffsetMap<T> {
         self.slots[o] = self.items.len() as u32;
         self.items.push(value);
         true
+    }
+
+    /// Every (offset, value), in offset order.
+    pub(crate) fn into_sorted(self) -> Vec<(Offset, T)> {
+        let mut items: Vec<Option<T>> = self.items.into_iter().map(Some).collect();
+        let mut out = Vec::with_capacity(items.len() + self.far.len());
+        let mut far = self.far.into_iter().peekable();
+        while let Some(negative) = far.next_if(|(o, _)| o.0 < 0) {
+            out.push(negative);
+        }
+        for (o, &i) in self.slots.iter().enumerate() {
+            if let Some(value) = items.get_mut(i as usize).and_then(Option::take) {
+                out.push((Offset(o as i64), value));
+            }
+        }
+        out.extend(far);
+        out
     }
 }
 

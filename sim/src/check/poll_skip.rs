@@ -59,30 +59,37 @@ pub struct PollSkip;
 /// Every (partition, offset) some `ok` send or `ok` poll revealed, with the first value seen
 /// there and where it was seen (shared with `int-poll-skip`).
 pub(super) fn known_offsets(history: &[HistoryEntry]) -> KnownOffsets {
-    let mut known: BTreeMap<TopicPartition, Vec<(Offset, u64, Source)>> = BTreeMap::new();
-    let mut last: Option<(TopicPartition, Vec<(Offset, u64, Source)>)> = None;
+    // Per partition met so far (a handful: looked up by a scan, starting with the last one),
+    // the first value seen at each offset.
+    let mut known: Vec<(TopicPartition, super::OffsetMap<(u64, Source)>)> = Vec::new();
+    let mut last = 0;
     for_each_observation(history, |obs| {
-        // Observations come in runs of one partition (a send, a poll's records): look the
-        // partition up once per run.
-        if last.as_ref().is_none_or(|(tp, _)| *tp != obs.tp) {
-            if let Some((tp, offsets)) = last.take() {
-                known.entry(tp).or_default().extend(offsets);
-            }
-            last = Some((obs.tp.clone(), Vec::new()));
+        if known.get(last).is_none_or(|(tp, _)| *tp != obs.tp) {
+            last = match known.iter().position(|(tp, _)| *tp == obs.tp) {
+                Some(i) => i,
+                None => {
+                    known.push((obs.tp.clone(), super::OffsetMap::default()));
+                    known.len() - 1
+                }
+            };
         }
-        if let Some((_, offsets)) = &mut last {
-            offsets.push((obs.offset, obs.value, obs.source));
-        }
+        known[last]
+            .1
+            .insert_new(obs.offset, (obs.value, obs.source));
     });
-    if let Some((tp, offsets)) = last {
-        known.entry(tp).or_default().extend(offsets);
-    }
-    for offsets in known.values_mut() {
-        // The stable sort keeps history order at each offset: the first seen is kept.
-        offsets.sort_by_key(|(o, _, _)| *o);
-        offsets.dedup_by_key(|(o, _, _)| *o);
-    }
-    KnownOffsets(known)
+    KnownOffsets(
+        known
+            .into_iter()
+            .map(|(tp, offsets)| {
+                let offsets = offsets
+                    .into_sorted()
+                    .into_iter()
+                    .map(|(o, (v, s))| (o, v, s))
+                    .collect();
+                (tp, offsets)
+            })
+            .collect(),
+    )
 }
 
 /// See [`known_offsets`]: per partition, (offset, first value seen there, where), in offset

@@ -49,7 +49,12 @@ fn write_reach(out: &mut String, run: &RunResult) {
     out.push('\n');
 }
 
-pub(super) fn write_verdict(out: &mut String, run: &RunResult, stats: &crate::run::Stats) {
+pub(super) fn write_verdict(
+    out: &mut String,
+    run: &RunResult,
+    stats: &crate::run::Stats,
+    lags: &[crate::check::lag::ConsumerLag],
+) {
     out.push_str("## Verdict\n\n");
     let by_check: BTreeMap<&str, Vec<&Violation>> =
         run.checks
@@ -136,7 +141,7 @@ pub(super) fn write_verdict(out: &mut String, run: &RunResult, stats: &crate::ru
             },
         );
     }
-    write_lag(out, run, stats);
+    write_lag(out, lags, stats);
     if run.checks.violations.is_empty() {
         out.push_str("Every check passed.\n\n");
         return;
