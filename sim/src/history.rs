@@ -94,8 +94,9 @@ pub fn write_jsonl<T: Serialize, W: io::Write>(out: W, items: &[T]) -> io::Resul
 /// written directly; every other operation goes through serde.
 pub fn write_history_jsonl<W: io::Write>(mut out: W, entries: &[HistoryEntry]) -> io::Result<()> {
     let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut tps = TpCache::default();
     for entry in entries {
-        push_history_line(&mut buf, entry);
+        push_history_line(&mut buf, &mut tps, entry);
         if buf.len() >= 1 << 16 {
             out.write_all(&buf)?;
             buf.clear();
@@ -108,7 +109,7 @@ pub fn write_history_jsonl<W: io::Write>(mut out: W, entries: &[HistoryEntry]) -
 /// Appends one line of `history.jsonl` (with its newline) to `buf`, as serde_json writes the
 /// derived `Serialize` of [`HistoryEntry`]: `index`, `time_ms`, `process`, then the flattened
 /// [`ClientOp`] (`type`, `op_id`, the operation's tag `f` and fields, `error` when set).
-fn push_history_line(buf: &mut Vec<u8>, entry: &HistoryEntry) {
+fn push_history_line(buf: &mut Vec<u8>, tps: &mut TpCache, entry: &HistoryEntry) {
     let op = &entry.op;
     let f: &[u8] = match &op.value {
         OpValue::Send { .. } => b"send",
@@ -143,7 +144,7 @@ fn push_history_line(buf: &mut Vec<u8>, entry: &HistoryEntry) {
             offset,
         } => {
             buf.extend_from_slice(b",\"tp\":");
-            push_tp(buf, tp);
+            tps.push(buf, tp);
             buf.extend_from_slice(b",\"key\":");
             match key {
                 Some(k) => push_str(buf, k),
@@ -164,7 +165,7 @@ fn push_history_line(buf: &mut Vec<u8>, entry: &HistoryEntry) {
                     buf.push(b',');
                 }
                 buf.extend_from_slice(b"{\"tp\":");
-                push_tp(buf, &r.tp);
+                tps.push(buf, &r.tp);
                 buf.extend_from_slice(b",\"offset\":");
                 push_i64(buf, r.offset.0);
                 buf.extend_from_slice(b",\"value\":");
@@ -200,6 +201,37 @@ fn push_u64(buf: &mut Vec<u8>, n: u64) {
 
 fn push_i64(buf: &mut Vec<u8>, n: i64) {
     serde_json::to_writer(&mut *buf, &n).expect("a number serializes");
+}
+
+/// The JSON of the partitions written so far (a run has a handful), to copy rather than
+/// write again.
+#[derive(Default)]
+struct TpCache {
+    tps: Vec<(TopicPartition, Vec<u8>)>,
+    /// The index in `tps` of the partition written last.
+    last: usize,
+}
+
+impl TpCache {
+    /// At most this many partitions are kept.
+    const MAX: usize = 256;
+
+    /// Appends `tp` as [`push_tp`] writes it.
+    fn push(&mut self, buf: &mut Vec<u8>, tp: &TopicPartition) {
+        if self.tps.get(self.last).is_none_or(|(t, _)| t != tp) {
+            match self.tps.iter().position(|(t, _)| t == tp) {
+                Some(i) => self.last = i,
+                None if self.tps.len() < Self::MAX => {
+                    let mut json = Vec::new();
+                    push_tp(&mut json, tp);
+                    self.tps.push((tp.clone(), json));
+                    self.last = self.tps.len() - 1;
+                }
+                None => return push_tp(buf, tp),
+            }
+        }
+        buf.extend_from_slice(&self.tps[self.last].1);
+    }
 }
 
 /// `{"topic":"events","partition":1}`.
