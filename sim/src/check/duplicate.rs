@@ -20,7 +20,7 @@
 //! offset and contribute nothing; only a record that a poll actually returned counts for them.
 
 use super::lesson::{self, Lesson, Prevention};
-use super::{observations, violation, CheckInput, Checker, Source, Violation};
+use super::{violation, CheckInput, Checker, ObsKey, ObservationKeys, Source, Violation};
 use ksim_model::types::{Offset, TopicPartition};
 use serde_json::json;
 
@@ -44,42 +44,49 @@ impl Checker for Duplicate {
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
-        let obs = observations(input.history);
-        // (value, observation number), in that order: most values sit at one position, so
-        // only the observations of a value seen at two positions are looked at again.
-        let mut by_value: Vec<(u64, usize)> =
-            obs.iter().enumerate().map(|(i, o)| (o.value, i)).collect();
-        by_value.sort_unstable();
-        let mut anomalies = Vec::new();
-        for run in by_value.chunk_by(|a, b| a.0 == b.0) {
-            let first = &obs[run[0].1];
+        let ObservationKeys { tps, mut keys } = ObservationKeys::of(input.history);
+        // By value, then position, then history order.
+        keys.sort_unstable_by_key(|k| (k.value, k.tp, k.offset, k.seq));
+        // Per value seen at two positions or more: the first observation at each position, in
+        // position order.
+        let mut found: Vec<(u64, Vec<ObsKey>)> = Vec::new();
+        for run in keys.chunk_by(|a, b| a.value == b.value) {
             if run
                 .iter()
-                .all(|(_, i)| obs[*i].tp == first.tp && obs[*i].offset == first.offset)
+                .all(|k| (k.tp, k.offset) == (run[0].tp, run[0].offset))
             {
                 continue;
             }
-            // By position; the stable sort keeps history order within each, so the first of a
-            // run of equal positions is the first observation there.
-            let mut same_value: Vec<&super::Observation> =
-                run.iter().map(|(_, i)| &obs[*i]).collect();
-            same_value.sort_by(|a, b| (&a.tp, a.offset).cmp(&(&b.tp, b.offset)));
-            let value = same_value[0].value;
-            // Position -> first observation of the value there, in position order.
-            let mut at: Vec<((&TopicPartition, Offset), Source)> = Vec::new();
-            for o in same_value {
+            let mut at: Vec<ObsKey> = Vec::new();
+            for k in run {
                 if at
                     .last()
-                    .is_none_or(|((tp, offset), _)| (*tp, *offset) != (&o.tp, o.offset))
+                    .is_none_or(|a| (a.tp, a.offset) != (k.tp, k.offset))
                 {
-                    at.push(((&o.tp, o.offset), o.source));
+                    at.push(*k);
                 }
             }
+            found.push((run[0].value, at));
+        }
+        let mut seqs: Vec<usize> = found
+            .iter()
+            .flat_map(|(_, at)| at.iter().map(|k| k.seq))
+            .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        let sources = ObservationKeys::sources(input.history, &seqs);
+        let position = |k: &ObsKey| {
+            let i = seqs
+                .binary_search(&k.seq)
+                .expect("every source was fetched");
+            (&tps[k.tp as usize], k.offset, sources[i])
+        };
+        let mut anomalies = Vec::new();
+        for (value, at) in &found {
+            let at: Vec<(&TopicPartition, Offset, Source)> = at.iter().map(position).collect();
             let places: Vec<String> = at
                 .iter()
-                .map(|((tp, offset), source)| {
-                    format!("{tp} offset {offset} ({})", source.describe())
-                })
+                .map(|(tp, offset, source)| format!("{tp} offset {offset} ({})", source.describe()))
                 .collect();
             let sentence = format!(
                 "value {value} appears at {} offsets: {}",
@@ -90,7 +97,7 @@ impl Checker for Duplicate {
                 "value": value,
                 "positions": at
                     .iter()
-                    .map(|((tp, offset), source)| json!({
+                    .map(|(tp, offset, source)| json!({
                         "tp": tp.to_string(),
                         "offset": offset.0,
                         "first_seen": source.to_json(),

@@ -19,7 +19,7 @@
 //! completed `info` or `fail` carry no offset and cannot conflict.
 
 use super::lesson::{self, Lesson, Prevention};
-use super::{observations, violation, CheckInput, Checker, Source, Violation};
+use super::{violation, CheckInput, Checker, ObsKey, ObservationKeys, Source, Violation};
 use serde_json::json;
 
 /// See the module documentation.
@@ -42,45 +42,37 @@ impl Checker for InconsistentOffsets {
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
-        let obs = observations(input.history);
-        // The partitions in order, so that an observation's key is plain numbers.
-        let mut tps: std::collections::BTreeSet<&ksim_model::types::TopicPartition> =
-            std::collections::BTreeSet::new();
-        let mut last = None;
-        for o in &obs {
-            if last != Some(&o.tp) {
-                tps.insert(&o.tp);
-                last = Some(&o.tp);
-            }
-        }
-        let tps: Vec<&ksim_model::types::TopicPartition> = tps.into_iter().collect();
-        // (partition, offset, value, observation number): by position, then value, then
-        // history order.
-        let mut keys: Vec<(usize, i64, u64, usize)> = obs
-            .iter()
-            .enumerate()
-            .map(|(i, o)| {
-                let tp = tps
-                    .binary_search(&&o.tp)
-                    .expect("every partition is listed");
-                (tp, o.offset.0, o.value, i)
-            })
-            .collect();
-        keys.sort_unstable();
-        let mut anomalies = Vec::new();
-        for run in keys.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
-            if run.iter().all(|k| k.2 == run[0].2) {
+        let ObservationKeys { tps, mut keys } = ObservationKeys::of(input.history);
+        // By position, then value, then history order.
+        keys.sort_unstable_by_key(|k| (k.tp, k.offset, k.value, k.seq));
+        // Per position holding two values or more: the first observation of each value there,
+        // in value order.
+        let mut found: Vec<Vec<ObsKey>> = Vec::new();
+        for run in keys.chunk_by(|a, b| (a.tp, a.offset) == (b.tp, b.offset)) {
+            if run.iter().all(|k| k.value == run[0].value) {
                 continue;
             }
-            let same_offset: Vec<&super::Observation> = run.iter().map(|k| &obs[k.3]).collect();
-            let (tp, offset) = (&same_offset[0].tp, same_offset[0].offset);
-            // Value -> first observation of it there, in value order.
-            let mut seen: Vec<(u64, Source)> = Vec::new();
-            for o in same_offset {
-                if seen.last().is_none_or(|(value, _)| *value != o.value) {
-                    seen.push((o.value, o.source));
+            let mut seen: Vec<ObsKey> = Vec::new();
+            for k in run {
+                if seen.last().is_none_or(|s| s.value != k.value) {
+                    seen.push(*k);
                 }
             }
+            found.push(seen);
+        }
+        let mut seqs: Vec<usize> = found.iter().flatten().map(|k| k.seq).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        let sources = ObservationKeys::sources(input.history, &seqs);
+        let source = |k: &ObsKey| {
+            sources[seqs
+                .binary_search(&k.seq)
+                .expect("every source was fetched")]
+        };
+        let mut anomalies = Vec::new();
+        for seen in &found {
+            let (tp, offset) = (&tps[seen[0].tp as usize], seen[0].offset);
+            let seen: Vec<(u64, Source)> = seen.iter().map(|k| (k.value, source(k))).collect();
             let which: Vec<String> = seen
                 .iter()
                 .map(|(value, source)| format!("{value} ({})", source.describe()))

@@ -498,6 +498,21 @@ pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
 
 /// Calls `f` with each of [`observations`] in turn, without collecting them.
 pub(crate) fn for_each_observation(history: &[HistoryEntry], mut f: impl FnMut(Observation)) {
+    for_each_observation_ref(history, |tp, offset, value, source| {
+        f(Observation {
+            tp: tp.clone(),
+            offset,
+            value,
+            source,
+        })
+    });
+}
+
+/// [`for_each_observation`] with the partition borrowed: `f(tp, offset, value, source)`.
+fn for_each_observation_ref<'a>(
+    history: &'a [HistoryEntry],
+    mut f: impl FnMut(&'a TopicPartition, Offset, u64, Source),
+) {
     for entry in history {
         if entry.op.op_type != OpType::Ok {
             continue;
@@ -508,12 +523,7 @@ pub(crate) fn for_each_observation(history: &[HistoryEntry], mut f: impl FnMut(O
                 value,
                 offset: Some(offset),
                 ..
-            } => f(Observation {
-                tp: tp.clone(),
-                offset: *offset,
-                value: *value,
-                source: Source::of(entry, Seen::Acked),
-            }),
+            } => f(tp, *offset, *value, Source::of(entry, Seen::Acked)),
             OpValue::Send { offset: None, .. }
             | OpValue::Seek { .. }
             | OpValue::Commit { .. }
@@ -530,21 +540,11 @@ pub(crate) fn for_each_observation(history: &[HistoryEntry], mut f: impl FnMut(O
                             value,
                             offset: Some(offset),
                             ..
-                        } => f(Observation {
-                            tp: tp.clone(),
-                            offset: *offset,
-                            value: *value,
-                            source: Source::of(entry, Seen::Acked),
-                        }),
+                        } => f(tp, *offset, *value, Source::of(entry, Seen::Acked)),
                         TxnMop::Send { offset: None, .. } => {}
                         TxnMop::Poll { records } => {
                             for r in records {
-                                f(Observation {
-                                    tp: r.tp.clone(),
-                                    offset: r.offset,
-                                    value: r.value,
-                                    source: Source::of(entry, Seen::Polled),
-                                })
+                                f(&r.tp, r.offset, r.value, Source::of(entry, Seen::Polled));
                             }
                         }
                     }
@@ -552,15 +552,84 @@ pub(crate) fn for_each_observation(history: &[HistoryEntry], mut f: impl FnMut(O
             }
             OpValue::Poll { records } => {
                 for r in records {
-                    f(Observation {
-                        tp: r.tp.clone(),
-                        offset: r.offset,
-                        value: r.value,
-                        source: Source::of(entry, Seen::Polled),
-                    });
+                    f(&r.tp, r.offset, r.value, Source::of(entry, Seen::Polled));
                 }
             }
         }
+    }
+}
+
+/// The [`observations`] as plain numbers, for the checks that sort them all (`duplicate`,
+/// `inconsistent-offsets`): a fraction of the memory, and quick to sort.
+pub(crate) struct ObservationKeys {
+    /// The partitions observed, in order.
+    pub tps: Vec<TopicPartition>,
+    /// One per observation, in history order.
+    pub keys: Vec<ObsKey>,
+}
+
+/// One observation of [`ObservationKeys`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ObsKey {
+    /// The index of its partition in [`ObservationKeys::tps`].
+    pub tp: u32,
+    pub offset: Offset,
+    pub value: u64,
+    /// Its position among the observations, in history order.
+    pub seq: usize,
+}
+
+impl ObservationKeys {
+    /// The observations of `history`.
+    pub(crate) fn of(history: &[HistoryEntry]) -> ObservationKeys {
+        // Partitions numbered as first met (a handful: found by a scan, starting with the last
+        // one), renumbered in partition order at the end.
+        let mut met: Vec<&TopicPartition> = Vec::new();
+        let mut last = 0;
+        let mut keys = Vec::new();
+        for_each_observation_ref(history, |tp, offset, value, _| {
+            if met.get(last).is_none_or(|t| *t != tp) {
+                last = match met.iter().position(|t| *t == tp) {
+                    Some(i) => i,
+                    None => {
+                        met.push(tp);
+                        met.len() - 1
+                    }
+                };
+            }
+            keys.push(ObsKey {
+                tp: last as u32,
+                offset,
+                value,
+                seq: keys.len(),
+            });
+        });
+        let mut order: Vec<usize> = (0..met.len()).collect();
+        order.sort_by_key(|i| met[*i]);
+        let mut rank = vec![0u32; met.len()];
+        for (r, i) in order.iter().enumerate() {
+            rank[*i] = r as u32;
+        }
+        for k in &mut keys {
+            k.tp = rank[k.tp as usize];
+        }
+        ObservationKeys {
+            tps: order.iter().map(|i| met[*i].clone()).collect(),
+            keys,
+        }
+    }
+
+    /// The sources of the observations numbered `seqs` (ascending, no repeats), in that order.
+    pub(crate) fn sources(history: &[HistoryEntry], seqs: &[usize]) -> Vec<Source> {
+        let mut out = Vec::with_capacity(seqs.len());
+        let mut seq = 0;
+        for_each_observation_ref(history, |_, _, _, source| {
+            if seqs.get(out.len()) == Some(&seq) {
+                out.push(source);
+            }
+            seq += 1;
+        });
+        out
     }
 }
 
