@@ -11,7 +11,7 @@
 use super::esc;
 use crate::history::OpenOps;
 use crate::run::RunResult;
-use ksim_model::event::{OpType, OpValue};
+use ksim_model::event::OpType;
 use ksim_model::types::NodeId;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -33,67 +33,55 @@ enum Kind {
     Info = 2,
 }
 
-/// One operation: (process, invoke ms, completion ms, kind, what).
-type Op = (NodeId, u64, u64, Kind, &'static str);
-
-fn ops(run: &RunResult) -> Vec<Op> {
+/// Calls `f(process, invoke ms, completion ms, kind)` for every operation of the run (one
+/// never completed is indeterminate until the end).
+fn for_each_op(run: &RunResult, mut f: impl FnMut(NodeId, u64, u64, Kind)) {
     let end = run.output.simulated_ms;
-    let mut open: OpenOps<(u64, &'static str)> = OpenOps::new(run.output.history.len());
-    let mut out = Vec::with_capacity(run.output.history.len() / 2 + 1);
+    let mut open: OpenOps<u64> = OpenOps::new(run.output.history.len());
     for e in &run.output.history {
-        let what = match &e.op.value {
-            OpValue::Send { .. } => "send",
-            OpValue::Poll { .. } => "poll",
-            _ => "other",
-        };
         match e.op.op_type {
             OpType::Invoke => {
-                open.insert(e.process, e.op.op_id, (e.time_ms, what));
+                open.insert(e.process, e.op.op_id, e.time_ms);
             }
             t => {
-                let (from, what) = open
-                    .remove(e.process, e.op.op_id)
-                    .unwrap_or((e.time_ms, what));
+                let from = open.remove(e.process, e.op.op_id).unwrap_or(e.time_ms);
                 let kind = match t {
                     OpType::Ok => Kind::Ok,
                     OpType::Fail => Kind::Fail,
                     _ => Kind::Info,
                 };
-                out.push((e.process, from, e.time_ms, kind, what));
+                f(e.process, from, e.time_ms, kind);
             }
         }
     }
-    // Never completed: indeterminate until the end.
-    for ((p, _), (from, what)) in open.into_sorted() {
-        out.push((p, from, end, Kind::Info, what));
+    for ((p, _), from) in open.into_sorted() {
+        f(p, from, end, Kind::Info);
     }
-    out
 }
 
 /// Writes the client timeline section.
 pub(super) fn write(out: &mut String, run: &RunResult) {
     out.push_str("<section id=\"clients\">\n<h2>Client operations (Jepsen timeline)</h2>\n");
-    let ops = ops(run);
     let end = run.output.simulated_ms.max(1);
     // Per lane and row, the operations in flight in each bucket, kept as differences (an
     // operation adds one at its first bucket and takes it off after its last).
     let mut lanes: BTreeMap<NodeId, [Vec<i64>; 3]> = BTreeMap::new();
     let mut counts: BTreeMap<NodeId, [u64; 3]> = BTreeMap::new();
-    for (p, from, to, kind, _) in &ops {
+    for_each_op(run, |p, from, to, kind| {
         let lane = lanes
-            .entry(*p)
+            .entry(p)
             .or_insert_with(|| std::array::from_fn(|_| vec![0; BUCKETS as usize + 1]));
-        counts.entry(*p).or_default()[*kind as usize] += 1;
+        counts.entry(p).or_default()[kind as usize] += 1;
         let b0 = from * BUCKETS / end;
         let b1 = (to * BUCKETS / end).min(BUCKETS - 1).max(b0);
-        let row = &mut lane[*kind as usize];
+        let row = &mut lane[kind as usize];
         // An operation at or after the end of the run lands past the last bucket.
         if row.len() < b1 as usize + 2 {
             row.resize(b1 as usize + 2, 0);
         }
         row[b0 as usize] += 1;
         row[b1 as usize + 1] -= 1;
-    }
+    });
     // Back to counts per bucket: only buckets some operation touched are drawn.
     let lanes: BTreeMap<NodeId, [Vec<(u64, u64)>; 3]> = lanes
         .into_iter()
