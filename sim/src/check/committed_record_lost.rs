@@ -228,9 +228,9 @@ impl Checker for CommittedRecordLost {
                 // The value the producer was told about for this acknowledgement: the first ok
                 // at this offset answered at or after the leader's acknowledgement.
                 let from = acked_here.partition_point(|(x, ..)| x.0 < o);
-                let to = acked_here.partition_point(|(x, ..)| x.0 <= o);
-                let Some((ok_ms, value, producer)) = acked_here[from..to.max(from)]
+                let Some((ok_ms, value, producer)) = acked_here[from..]
                     .iter()
+                    .take_while(|(x, ..)| x.0 == o)
                     .map(|(_, t, v, p)| (*t, *v, *p))
                     .filter(|(t, _, _)| *t >= acked_ms)
                     .min()

@@ -622,6 +622,9 @@ impl ObservationKeys {
     /// The sources of the observations numbered `seqs` (ascending, no repeats), in that order.
     pub(crate) fn sources(history: &[HistoryEntry], seqs: &[usize]) -> Vec<Source> {
         let mut out = Vec::with_capacity(seqs.len());
+        if seqs.is_empty() {
+            return out;
+        }
         let mut seq = 0;
         for_each_observation_ref(history, |_, _, _, source| {
             if seqs.get(out.len()) == Some(&seq) {
