@@ -14,11 +14,12 @@
 //! always writes byte-identical files. Nodes are written by their names (`broker-0`,
 //! `producer-1`), as in scenarios and reports.
 
-use ksim_model::event::{ClientOp, Event, OpType};
-use ksim_model::types::NodeId;
+use ksim_model::event::{ClientOp, Event, OpType, OpValue};
+use ksim_model::types::{NodeId, TopicPartition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::io::{self, Write as _};
 
 /// One line of `history.jsonl` (a Jepsen op): `index` (0, 1, ...), `time_ms` (simulated),
 /// `process` (the client's node name, e.g. `"producer-0"`), then the [`ClientOp`] fields
@@ -77,6 +78,187 @@ pub fn to_jsonl<T: Serialize>(items: &[T]) -> String {
     out
 }
 
+/// Writes what [`to_jsonl`] returns into `out`, one line at a time through a buffer, without
+/// holding the whole text in memory.
+pub fn write_jsonl<T: Serialize, W: io::Write>(out: W, items: &[T]) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(1 << 16, out);
+    for item in items {
+        serde_json::to_writer(&mut out, item).map_err(io::Error::other)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+/// Writes `history.jsonl` into `out`: byte for byte what [`to_jsonl`] returns for `entries`,
+/// several times faster. The `send` and `poll` operations that make up most of a history are
+/// written directly; every other operation goes through serde.
+pub fn write_history_jsonl<W: io::Write>(mut out: W, entries: &[HistoryEntry]) -> io::Result<()> {
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 16);
+    let mut tps = TpCache::default();
+    for entry in entries {
+        push_history_line(&mut buf, &mut tps, entry);
+        if buf.len() >= 1 << 16 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
+    }
+    out.write_all(&buf)?;
+    out.flush()
+}
+
+/// Appends one line of `history.jsonl` (with its newline) to `buf`, as serde_json writes the
+/// derived `Serialize` of [`HistoryEntry`]: `index`, `time_ms`, `process`, then the flattened
+/// [`ClientOp`] (`type`, `op_id`, the operation's tag `f` and fields, `error` when set).
+fn push_history_line(buf: &mut Vec<u8>, tps: &mut TpCache, entry: &HistoryEntry) {
+    let op = &entry.op;
+    let f: &[u8] = match &op.value {
+        OpValue::Send { .. } => b"send",
+        OpValue::Poll { .. } => b"poll",
+        _ => {
+            serde_json::to_writer(&mut *buf, entry).expect("history records serialize");
+            buf.push(b'\n');
+            return;
+        }
+    };
+    buf.extend_from_slice(b"{\"index\":");
+    push_u64(buf, entry.index);
+    buf.extend_from_slice(b",\"time_ms\":");
+    push_u64(buf, entry.time_ms);
+    buf.extend_from_slice(b",\"process\":\"");
+    push_node(buf, entry.process);
+    buf.extend_from_slice(match op.op_type {
+        OpType::Invoke => b"\",\"type\":\"invoke\",\"op_id\":",
+        OpType::Ok => b"\",\"type\":\"ok\",\"op_id\":",
+        OpType::Fail => b"\",\"type\":\"fail\",\"op_id\":",
+        OpType::Info => b"\",\"type\":\"info\",\"op_id\":",
+    });
+    push_u64(buf, op.op_id);
+    buf.extend_from_slice(b",\"f\":\"");
+    buf.extend_from_slice(f);
+    buf.push(b'"');
+    match &op.value {
+        OpValue::Send {
+            tp,
+            key,
+            value,
+            offset,
+        } => {
+            buf.extend_from_slice(b",\"tp\":");
+            tps.push(buf, tp);
+            buf.extend_from_slice(b",\"key\":");
+            match key {
+                Some(k) => push_str(buf, k),
+                None => buf.extend_from_slice(b"null"),
+            }
+            buf.extend_from_slice(b",\"value\":");
+            push_u64(buf, *value);
+            buf.extend_from_slice(b",\"offset\":");
+            match offset {
+                Some(o) => push_i64(buf, o.0),
+                None => buf.extend_from_slice(b"null"),
+            }
+        }
+        OpValue::Poll { records } => {
+            buf.extend_from_slice(b",\"records\":[");
+            for (i, r) in records.iter().enumerate() {
+                if i > 0 {
+                    buf.push(b',');
+                }
+                buf.extend_from_slice(b"{\"tp\":");
+                tps.push(buf, &r.tp);
+                buf.extend_from_slice(b",\"offset\":");
+                push_i64(buf, r.offset.0);
+                buf.extend_from_slice(b",\"value\":");
+                push_u64(buf, r.value);
+                buf.push(b'}');
+            }
+            buf.push(b']');
+        }
+        _ => unreachable!("only send and poll are written directly"),
+    }
+    if let Some(error) = &op.error {
+        buf.extend_from_slice(b",\"error\":");
+        push_str(buf, error);
+    }
+    buf.extend_from_slice(b"}\n");
+}
+
+/// A JSON string, escaped as serde_json escapes it.
+fn push_str(buf: &mut Vec<u8>, s: &str) {
+    // serde_json escapes `"`, `\\` and the control characters only.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        buf.push(b'"');
+        buf.extend_from_slice(s.as_bytes());
+        buf.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *buf, s).expect("a string serializes");
+    }
+}
+
+fn push_u64(buf: &mut Vec<u8>, n: u64) {
+    serde_json::to_writer(&mut *buf, &n).expect("a number serializes");
+}
+
+fn push_i64(buf: &mut Vec<u8>, n: i64) {
+    serde_json::to_writer(&mut *buf, &n).expect("a number serializes");
+}
+
+/// The JSON of the partitions written so far (a run has a handful), to copy rather than
+/// write again.
+#[derive(Default)]
+struct TpCache {
+    tps: Vec<(TopicPartition, Vec<u8>)>,
+    /// The index in `tps` of the partition written last.
+    last: usize,
+}
+
+impl TpCache {
+    /// At most this many partitions are kept.
+    const MAX: usize = 256;
+
+    /// Appends `tp` as [`push_tp`] writes it.
+    fn push(&mut self, buf: &mut Vec<u8>, tp: &TopicPartition) {
+        if self.tps.get(self.last).is_none_or(|(t, _)| t != tp) {
+            match self.tps.iter().position(|(t, _)| t == tp) {
+                Some(i) => self.last = i,
+                None if self.tps.len() < Self::MAX => {
+                    let mut json = Vec::new();
+                    push_tp(&mut json, tp);
+                    self.tps.push((tp.clone(), json));
+                    self.last = self.tps.len() - 1;
+                }
+                None => return push_tp(buf, tp),
+            }
+        }
+        buf.extend_from_slice(&self.tps[self.last].1);
+    }
+}
+
+/// `{"topic":"events","partition":1}`.
+fn push_tp(buf: &mut Vec<u8>, tp: &TopicPartition) {
+    buf.extend_from_slice(b"{\"topic\":");
+    push_str(buf, tp.topic.as_str());
+    buf.extend_from_slice(b",\"partition\":");
+    push_i64(buf, tp.partition.into());
+    buf.push(b'}');
+}
+
+/// A node's `Display` name (`producer-1`), without quotes: names need no escaping.
+fn push_node(buf: &mut Vec<u8>, node: NodeId) {
+    let (prefix, n): (&[u8], i64) = match node {
+        NodeId::Zk => {
+            buf.extend_from_slice(b"zk");
+            return;
+        }
+        NodeId::Broker(b) => (b"broker-", b.0.into()),
+        NodeId::Producer(n) => (b"producer-", n.into()),
+        NodeId::Consumer(n) => (b"consumer-", n.into()),
+        NodeId::Processor(n) => (b"processor-", n.into()),
+    };
+    buf.extend_from_slice(prefix);
+    push_i64(buf, n);
+}
+
 /// Parses JSON Lines; blank lines are skipped. The error names the 1-based line number.
 pub fn from_jsonl<T: DeserializeOwned>(text: &str) -> Result<Vec<T>, String> {
     let mut items = Vec::new();
@@ -131,19 +313,18 @@ impl History {
 pub fn pairs(ops: &[HistoryEntry]) -> Vec<OpPair<'_>> {
     let mut result: Vec<OpPair<'_>> = Vec::new();
     // (process, op_id) -> position in `result` of the open invoke.
-    let mut open: BTreeMap<(NodeId, u64), usize> = BTreeMap::new();
+    let mut open: OpenOps<usize> = OpenOps::new(ops.len());
     for entry in ops {
-        let key = (entry.process, entry.op.op_id);
         match entry.op.op_type {
             OpType::Invoke => {
-                open.insert(key, result.len());
+                open.insert(entry.process, entry.op.op_id, result.len());
                 result.push(OpPair {
                     invoke: entry,
                     completion: None,
                 });
             }
             OpType::Ok | OpType::Fail | OpType::Info => {
-                if let Some(i) = open.remove(&key) {
+                if let Some(i) = open.remove(entry.process, entry.op.op_id) {
                     debug_assert!(result[i].completion.is_none());
                     result[i].completion = Some(entry);
                 }
@@ -151,6 +332,94 @@ pub fn pairs(ops: &[HistoryEntry]) -> Vec<OpPair<'_>> {
         }
     }
     result
+}
+
+/// A map keyed by (process, `op_id`), for the open operations of a history: a slot per op id
+/// in one vector per process (clients number their operations upwards from 0 or 1, so the
+/// slots are dense), and an ordinary map for an op id too far beyond the history's length to
+/// keep a slot for (only a malformed history read back from a file has one).
+#[derive(Debug)]
+pub(crate) struct OpenOps<V> {
+    /// Per process seen so far, its slots indexed by op id.
+    procs: Vec<(NodeId, Vec<Option<V>>)>,
+    /// The index in `procs` of the process looked up last.
+    last: usize,
+    /// Op ids at or above `limit`.
+    far: BTreeMap<(NodeId, u64), V>,
+    limit: u64,
+}
+
+impl<V> OpenOps<V> {
+    /// An empty map for a history of `len` entries.
+    pub(crate) fn new(len: usize) -> OpenOps<V> {
+        OpenOps {
+            procs: Vec::new(),
+            last: 0,
+            far: BTreeMap::new(),
+            limit: (len as u64).saturating_mul(4).saturating_add(1024),
+        }
+    }
+
+    fn slots(&mut self, process: NodeId) -> &mut Vec<Option<V>> {
+        if self.procs.get(self.last).is_none_or(|(p, _)| *p != process) {
+            self.last = match self.procs.iter().position(|(p, _)| *p == process) {
+                Some(i) => i,
+                None => {
+                    self.procs.push((process, Vec::new()));
+                    self.procs.len() - 1
+                }
+            };
+        }
+        &mut self.procs[self.last].1
+    }
+
+    /// Sets the value of (`process`, `op_id`), returning the one it replaces.
+    pub(crate) fn insert(&mut self, process: NodeId, op_id: u64, value: V) -> Option<V> {
+        if op_id >= self.limit {
+            return self.far.insert((process, op_id), value);
+        }
+        let slots = self.slots(process);
+        let i = op_id as usize;
+        if slots.len() <= i {
+            slots.resize_with(i + 1, || None);
+        }
+        slots[i].replace(value)
+    }
+
+    /// Takes the value of (`process`, `op_id`) out, if set.
+    pub(crate) fn remove(&mut self, process: NodeId, op_id: u64) -> Option<V> {
+        if op_id >= self.limit {
+            return self.far.remove(&(process, op_id));
+        }
+        self.slots(process)
+            .get_mut(op_id as usize)
+            .and_then(Option::take)
+    }
+
+    /// The value of (`process`, `op_id`), if set.
+    pub(crate) fn get(&mut self, process: NodeId, op_id: u64) -> Option<&V> {
+        if op_id >= self.limit {
+            return self.far.get(&(process, op_id));
+        }
+        self.slots(process)
+            .get(op_id as usize)
+            .and_then(Option::as_ref)
+    }
+
+    /// What is left, in (process, op id) order.
+    pub(crate) fn into_sorted(self) -> Vec<((NodeId, u64), V)> {
+        let mut left: Vec<((NodeId, u64), V)> = self.far.into_iter().collect();
+        for (process, slots) in self.procs {
+            left.extend(
+                slots
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(id, v)| Some(((process, id as u64), v?))),
+            );
+        }
+        left.sort_by_key(|(key, _)| *key);
+        left
+    }
 }
 
 #[cfg(test)]
@@ -224,6 +493,83 @@ mod tests {
 
         let back: Vec<HistoryEntry> = from_jsonl(&text).unwrap();
         assert_eq!(back, entries);
+    }
+
+    /// The direct writer of `history.jsonl` writes exactly what serde writes, for every kind
+    /// of line it writes itself (and for the others, which it hands to serde).
+    #[test]
+    fn history_lines_are_written_as_serde_writes_them() {
+        use ksim_model::event::CommitOffset;
+        let mut entries = vec![
+            send(0, NodeId::Producer(0), OpType::Invoke, 7, None),
+            send(1, NodeId::Producer(12), OpType::Ok, 7, Some(-1)),
+            send(
+                2,
+                NodeId::Processor(3),
+                OpType::Fail,
+                u64::MAX,
+                Some(i64::MAX),
+            ),
+        ];
+        let mut odd = send(3, NodeId::Broker(BrokerId(-2)), OpType::Info, 0, None);
+        odd.op.error = Some("tab\there \"quoted\" \\ \u{1} é".into());
+        if let OpValue::Send { tp, key, .. } = &mut odd.op.value {
+            *tp = TopicPartition::new("we\"ird\ntopic", -3);
+            *key = None;
+        }
+        entries.push(odd);
+        for (i, records) in [vec![], vec![(0, 1), (i64::MIN, u64::MAX)]]
+            .into_iter()
+            .enumerate()
+        {
+            entries.push(HistoryEntry {
+                index: 4 + i as u64,
+                time_ms: 0,
+                process: NodeId::Consumer(1),
+                op: ClientOp {
+                    op_type: if i == 0 { OpType::Invoke } else { OpType::Ok },
+                    op_id: 2,
+                    value: OpValue::Poll {
+                        records: records
+                            .into_iter()
+                            .map(|(o, v)| PolledRecord {
+                                tp: TopicPartition::new("events", 1),
+                                offset: Offset(o),
+                                value: v,
+                            })
+                            .collect(),
+                    },
+                    error: (i == 1).then(|| "x".to_string()),
+                },
+            });
+        }
+        entries.push(HistoryEntry {
+            index: 6,
+            time_ms: 9,
+            process: NodeId::Zk,
+            op: ClientOp {
+                op_type: OpType::Ok,
+                op_id: 3,
+                value: OpValue::Commit {
+                    group: "g".into(),
+                    mode: "sync".into(),
+                    offsets: vec![CommitOffset {
+                        tp: TopicPartition::new("events", 0),
+                        offset: Offset(4),
+                    }],
+                    coordinator: Some(BrokerId(1)),
+                    generation: None,
+                    member_id: None,
+                },
+                error: None,
+            },
+        });
+        let mut direct = Vec::new();
+        write_history_jsonl(&mut direct, &entries).unwrap();
+        assert_eq!(String::from_utf8(direct).unwrap(), to_jsonl(&entries));
+        let mut generic = Vec::new();
+        write_jsonl(&mut generic, &entries).unwrap();
+        assert_eq!(String::from_utf8(generic).unwrap(), to_jsonl(&entries));
     }
 
     #[test]

@@ -262,7 +262,13 @@ pub fn meaning(item: &str) -> String {
 /// every `fault:ACTION` with a count above zero, by name.
 pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<String, u64> {
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    let mut bump = |name: &str| *counts.entry(name.to_string()).or_default() += 1;
+    // (A name is allocated once, when first reached.)
+    let mut bump = |name: &str| match counts.get_mut(name) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(name.to_string(), 1);
+        }
+    };
     // The controller's view of each partition: leader, leader epoch and ISR size.
     let mut partition: BTreeMap<&TopicPartition, (Option<BrokerId>, LeaderEpoch, usize)> =
         BTreeMap::new();
@@ -355,7 +361,8 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
     restart_kept_generation(events, &mut bump);
     // Per group, the coordinator that acknowledged its latest commit.
     let mut acked_by: BTreeMap<&str, BrokerId> = BTreeMap::new();
-    let mut read = BTreeSet::new();
+    // Every value polled (sorted below, only if retention may have deleted one unread).
+    let mut read: Vec<u64> = Vec::new();
     for e in history {
         match (&e.op.value, e.op.op_type) {
             (
@@ -412,26 +419,31 @@ pub fn reached(events: &[EventRecord], history: &[HistoryEntry]) -> BTreeMap<Str
     txn_committed_across_topics(events, history, &mut bump);
     crate::reach_txn::txn_read_probes(events, history, &mut bump);
     let removed = Removed::from_events(events);
-    for e in history {
-        if let (
-            OpType::Ok,
-            OpValue::Send {
-                tp,
-                value,
-                offset: Some(o),
-                ..
-            },
-        ) = (e.op.op_type, &e.op.value)
-        {
-            match removed.excuses(tp, *o) {
-                Some(RemovedBy::Retention) => {
-                    bump("acked-record-removed-by-retention");
-                    if !read.contains(value) {
-                        bump("unread-record-removed-by-retention");
+    // Only retention and the cleaner excuse records: nothing to count without them.
+    if !removed.is_empty() {
+        read.sort_unstable();
+        read.dedup();
+        for e in history {
+            if let (
+                OpType::Ok,
+                OpValue::Send {
+                    tp,
+                    value,
+                    offset: Some(o),
+                    ..
+                },
+            ) = (e.op.op_type, &e.op.value)
+            {
+                match removed.excuses(tp, *o) {
+                    Some(RemovedBy::Retention) => {
+                        bump("acked-record-removed-by-retention");
+                        if read.binary_search(value).is_err() {
+                            bump("unread-record-removed-by-retention");
+                        }
                     }
+                    Some(RemovedBy::Compaction) => bump("acked-record-removed-by-compaction"),
+                    None => {}
                 }
-                Some(RemovedBy::Compaction) => bump("acked-record-removed-by-compaction"),
-                None => {}
             }
         }
     }

@@ -3,7 +3,7 @@
 //! `events.jsonl`, `report.md`).
 
 use crate::check::{run_all, CheckInput, CheckReport, Violation};
-use crate::history::to_jsonl;
+use crate::history::{write_history_jsonl, write_jsonl};
 use crate::scenario::{Expect, Scenario};
 use crate::world::{simulate, RunOutput};
 use serde::Serialize;
@@ -157,7 +157,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunResult {
     let reached = crate::reach::reached(&output.events, &output.history);
     let missed = crate::reach::missed(&scenario.reach, &reached);
     let expected = expected && missed.is_empty();
-    let history_hash = hex(&Sha256::digest(to_jsonl(&output.history).as_bytes()));
+    let history_hash = history_hash(&output.history);
     RunResult {
         scenario: scenario.clone(),
         output,
@@ -172,6 +172,24 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunResult {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of `history.jsonl`'s text, hex, hashed as it is written (the text is not kept).
+fn history_hash(history: &[crate::history::HistoryEntry]) -> String {
+    /// Feeds what is written into the hash.
+    struct HashWriter(Sha256);
+    impl io::Write for HashWriter {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.update(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut hasher = HashWriter(Sha256::new());
+    write_history_jsonl(&mut hasher, history).expect("hashing cannot fail");
+    hex(&hasher.0.finalize())
 }
 
 impl RunResult {
@@ -230,18 +248,18 @@ impl RunResult {
             s.records_removed_by_compaction,
         ) = removed.excused_counts(&self.output.history);
         // Invoke time of each send in flight, by (process, op id).
-        let mut invoked_ms: std::collections::BTreeMap<(ksim_model::types::NodeId, u64), u64> =
-            std::collections::BTreeMap::new();
+        let mut invoked_ms: crate::history::OpenOps<u64> =
+            crate::history::OpenOps::new(self.output.history.len());
         let mut ack_latencies_ms: Vec<u64> = Vec::new();
         for e in &self.output.history {
             match (&e.op.value, e.op.op_type) {
                 (OpValue::Send { .. }, OpType::Invoke) => {
                     s.records_sent += 1;
-                    invoked_ms.insert((e.process, e.op.op_id), e.time_ms);
+                    invoked_ms.insert(e.process, e.op.op_id, e.time_ms);
                 }
                 (OpValue::Send { .. }, OpType::Ok) => {
                     s.records_acked += 1;
-                    if let Some(t) = invoked_ms.remove(&(e.process, e.op.op_id)) {
+                    if let Some(t) = invoked_ms.remove(e.process, e.op.op_id) {
                         ack_latencies_ms.push(e.time_ms.saturating_sub(t));
                     }
                 }
@@ -249,7 +267,7 @@ impl RunResult {
                 (OpValue::Send { .. }, OpType::Info) => s.records_indeterminate += 1,
                 (OpValue::Poll { records }, OpType::Ok) => s.records_polled += records.len() as u64,
                 (OpValue::Txn { .. }, OpType::Invoke) => {
-                    invoked_ms.insert((e.process, e.op.op_id), e.time_ms);
+                    invoked_ms.insert(e.process, e.op.op_id, e.time_ms);
                 }
                 // A transaction's sends count when it completes: acknowledged when it
                 // committed (its latency is the transaction's, begin to commit), failed when
@@ -263,7 +281,7 @@ impl RunResult {
                     match op_type {
                         OpType::Ok => {
                             s.records_acked += sends;
-                            if let Some(t) = invoked_ms.remove(&(e.process, e.op.op_id)) {
+                            if let Some(t) = invoked_ms.remove(e.process, e.op.op_id) {
                                 ack_latencies_ms.push(e.time_ms.saturating_sub(t));
                             }
                         }
@@ -297,6 +315,12 @@ impl RunResult {
     }
 
     pub fn summary(&self) -> Summary {
+        self.summary_with(self.stats(), self.consumer_lag())
+    }
+
+    /// [`RunResult::summary`] with `stats` and `lags`, what [`RunResult::stats`] and
+    /// [`RunResult::consumer_lag`] return.
+    fn summary_with(&self, stats: Stats, lags: Vec<crate::check::lag::ConsumerLag>) -> Summary {
         Summary {
             scenario: self.scenario.name.clone(),
             seed: self.output.seed,
@@ -310,12 +334,8 @@ impl RunResult {
             missed: self.missed.clone(),
             reached: self.reached.clone(),
             history_hash: self.history_hash.clone(),
-            stats: self.stats(),
-            consumer_lag: self
-                .consumer_lag()
-                .into_iter()
-                .filter(|l| l.is_behind())
-                .collect(),
+            stats,
+            consumer_lag: lags.into_iter().filter(|l| l.is_behind()).collect(),
             faults: self.output.faults.clone(),
             replay: self.replay_command(),
         }
@@ -342,19 +362,28 @@ impl RunResult {
         counterfactuals: Option<&crate::report::counterfactual::Counterfactuals>,
     ) -> io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        let summary = serde_json::to_string_pretty(&self.summary()).expect("summary serializes");
+        let stats = self.stats();
+        let lags = self.consumer_lag();
+        let summary = serde_json::to_string_pretty(&self.summary_with(stats.clone(), lags.clone()))
+            .expect("summary serializes");
         std::fs::write(dir.join("summary.json"), summary + "\n")?;
-        std::fs::write(dir.join("history.jsonl"), to_jsonl(&self.output.history))?;
-        std::fs::write(dir.join("events.jsonl"), to_jsonl(&self.output.events))?;
-        let mut md = crate::report::render(self);
+        write_history_jsonl(
+            io::BufWriter::new(std::fs::File::create(dir.join("history.jsonl"))?),
+            &self.output.history,
+        )?;
+        write_jsonl(
+            std::fs::File::create(dir.join("events.jsonl"))?,
+            &self.output.events,
+        )?;
+        // report.html shows report.md (without the counterfactual table, which it shows in
+        // its own section): render the Markdown once for both.
+        let mut md = crate::report::render_with(self, &stats, &lags);
+        let html = crate::report::html::render_with_markdown(self, counterfactuals, &md);
         if let Some(cf) = counterfactuals {
             md.push_str(&cf.markdown());
         }
         std::fs::write(dir.join("report.md"), md)?;
-        std::fs::write(
-            dir.join("report.html"),
-            crate::report::html::render(self, counterfactuals),
-        )?;
+        std::fs::write(dir.join("report.html"), html)?;
         Ok(())
     }
 }

@@ -455,7 +455,11 @@ fn cmd_run(args: RunArgs) -> Result<ExitCode, BadInput> {
             ))
         })?;
     print!("{}", verdict_text(&result, &out_dir));
-    Ok(verdict_code(result.expected))
+    let code = verdict_code(result.expected);
+    // The process ends here: leave the run's records (up to millions of history entries) to
+    // the operating system rather than free them one by one.
+    std::mem::forget(result);
+    Ok(code)
 }
 
 /// The counterfactual re-runs, one line each, for the terminal.

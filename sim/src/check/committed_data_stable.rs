@@ -40,7 +40,7 @@
 //! reported once.
 
 use super::lesson::{self, Lesson, Prevention};
-use super::{violation, CheckInput, Checker, Violation};
+use super::{violation, CheckInput, Checker, OffsetMap, Violation};
 use ksim_model::event::Event;
 use ksim_model::types::{BrokerId, LeaderEpoch, NodeId, Offset, TopicPartition};
 use serde_json::json;
@@ -58,8 +58,8 @@ struct Committed {
     high_watermark: Offset,
     /// Events recorded when it was first seen.
     event_count: usize,
-    /// Every replica seen holding it below its HW.
-    holders: BTreeSet<BrokerId>,
+    /// Every replica seen holding it below its HW (a handful: a vector).
+    holders: Vec<BrokerId>,
 }
 
 impl Checker for CommittedDataStable {
@@ -134,7 +134,7 @@ impl Checker for CommittedDataStable {
                 .is_some_and(|v| v.iter().any(|i| *i > *last_loss && *i < now))
         };
         // Per partition (looked up once per snapshot, not per record), per offset.
-        let mut committed: BTreeMap<TopicPartition, BTreeMap<Offset, Committed>> = BTreeMap::new();
+        let mut committed: BTreeMap<TopicPartition, OffsetMap<Committed>> = BTreeMap::new();
         let mut reported: BTreeSet<(TopicPartition, Offset, u64, i32)> = BTreeSet::new();
         let mut anomalies = Vec::new();
         for s in input.snapshots {
@@ -149,8 +149,8 @@ impl Checker for CommittedDataStable {
                     if offset < r.log_start_offset {
                         continue;
                     }
-                    let Some(c) = committed.get_mut(&offset) else {
-                        committed.insert(
+                    let Some(c) = committed.get_mut(offset) else {
+                        committed.insert_new(
                             offset,
                             Committed {
                                 value,
@@ -159,13 +159,15 @@ impl Checker for CommittedDataStable {
                                 time_ms: s.time_ms,
                                 high_watermark: hw,
                                 event_count: s.event_count,
-                                holders: BTreeSet::from([r.broker]),
+                                holders: vec![r.broker],
                             },
                         );
                         continue;
                     };
                     if (c.value, c.epoch) == (value, epoch) {
-                        c.holders.insert(r.broker);
+                        if !c.holders.contains(&r.broker) {
+                            c.holders.push(r.broker);
+                        }
                         continue;
                     }
                     let excused = !is_final

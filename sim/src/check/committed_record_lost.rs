@@ -27,11 +27,11 @@
 //! ([`super::Removed`]).
 
 use super::lesson::{self, Lesson, Prevention};
-use super::{violation, CheckInput, Checker, Removed, Violation};
+use super::{violation, CheckInput, Checker, OffsetMap, Removed, Violation};
 use ksim_model::event::{Event, OpType, OpValue};
 use ksim_model::types::{BrokerId, NodeId, Offset, TopicPartition};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// See the module documentation.
 pub struct CommittedRecordLost;
@@ -157,7 +157,9 @@ impl Checker for CommittedRecordLost {
         // Which value the producers were told sits at each (tp, offset), and when.
         // Per partition, then per offset: lookups compare the topic name once per committed
         // range, not once per record.
-        let mut acked_values: BTreeMap<&TopicPartition, BTreeMap<Offset, Vec<(u64, u64, NodeId)>>> =
+        // Each partition's (offset, time, value, producer) in offset order, history order at
+        // one offset.
+        let mut acked_values: BTreeMap<&TopicPartition, Vec<(Offset, u64, u64, NodeId)>> =
             BTreeMap::new();
         for e in input.history {
             if let (
@@ -173,21 +175,28 @@ impl Checker for CommittedRecordLost {
                 acked_values
                     .entry(tp)
                     .or_default()
-                    .entry(*o)
-                    .or_default()
-                    .push((e.time_ms, *value, e.process));
+                    .push((*o, e.time_ms, *value, e.process));
             }
         }
+        for acks in acked_values.values_mut() {
+            acks.sort_by_key(|(o, ..)| *o);
+        }
         // What every replica holds at the end.
-        let mut held: BTreeMap<&TopicPartition, BTreeSet<(Offset, u64)>> = BTreeMap::new();
+        // (A sorted vector per partition: a set quick to build and to ask.)
+        let mut held: BTreeMap<&TopicPartition, Vec<(Offset, u64)>> = BTreeMap::new();
         for ((_, tp), records) in input.final_logs {
             held.entry(tp).or_default().extend(records.iter().copied());
         }
-        let no_acks = BTreeMap::new();
-        let nothing_held = BTreeSet::new();
+        for pairs in held.values_mut() {
+            // A few sorted logs end to end: the stable sort merges them.
+            pairs.sort();
+            pairs.dedup();
+        }
+        let no_acks = Vec::new();
+        let nothing_held = Vec::new();
         let removed = Removed::from_events(input.events);
         let mut anomalies = Vec::new();
-        let mut judged: BTreeMap<TopicPartition, BTreeSet<Offset>> = BTreeMap::new();
+        let mut judged: BTreeMap<TopicPartition, OffsetMap<()>> = BTreeMap::new();
         for (tp, base, last, acked_ms, broker, epoch, isr) in committed {
             // Kafka's promise holds only while one member of the ISR at commit keeps its power
             // and disk. A member's copy can be lost from the moment the leader appended the
@@ -209,7 +218,7 @@ impl Checker for CommittedRecordLost {
             let acked_here = acked_values.get(&tp).unwrap_or(&no_acks);
             let held_here = held.get(&tp).unwrap_or(&nothing_held);
             for o in base.0..=last.0 {
-                if !judged.insert(Offset(o)) {
+                if !judged.insert_new(Offset(o), ()) {
                     continue;
                 }
                 // Deleted by retention or removed by the cleaner: gone on purpose.
@@ -218,13 +227,17 @@ impl Checker for CommittedRecordLost {
                 }
                 // The value the producer was told about for this acknowledgement: the first ok
                 // at this offset answered at or after the leader's acknowledgement.
-                let Some((ok_ms, value, producer)) = acked_here
-                    .get(&Offset(o))
-                    .and_then(|v| v.iter().filter(|(t, _, _)| *t >= acked_ms).min().cloned())
+                let from = acked_here.partition_point(|(x, ..)| x.0 < o);
+                let Some((ok_ms, value, producer)) = acked_here[from..]
+                    .iter()
+                    .take_while(|(x, ..)| x.0 == o)
+                    .map(|(_, t, v, p)| (*t, *v, *p))
+                    .filter(|(t, _, _)| *t >= acked_ms)
+                    .min()
                 else {
                     continue;
                 };
-                if held_here.contains(&(Offset(o), value)) {
+                if held_here.binary_search(&(Offset(o), value)).is_ok() {
                     continue;
                 }
                 let now_there: Vec<String> = input

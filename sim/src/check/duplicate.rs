@@ -20,10 +20,9 @@
 //! offset and contribute nothing; only a record that a poll actually returned counts for them.
 
 use super::lesson::{self, Lesson, Prevention};
-use super::{observations, violation, CheckInput, Checker, Source, Violation};
+use super::{violation, CheckInput, Checker, ObsKey, ObservationKeys, Source, Violation};
 use ksim_model::types::{Offset, TopicPartition};
 use serde_json::json;
-use std::collections::BTreeMap;
 
 /// See the module documentation.
 pub struct Duplicate;
@@ -45,46 +44,68 @@ impl Checker for Duplicate {
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
-        // value -> position -> first observation of the value there.
-        let mut positions: BTreeMap<u64, BTreeMap<(TopicPartition, Offset), Source>> =
-            BTreeMap::new();
-        for obs in observations(input.history) {
-            positions
-                .entry(obs.value)
-                .or_default()
-                .entry((obs.tp, obs.offset))
-                .or_insert(obs.source);
+        let ObservationKeys { tps, mut keys } = ObservationKeys::of(input.history);
+        // By value, then position, then history order.
+        keys.sort_unstable_by_key(|k| (k.value, k.tp, k.offset, k.seq));
+        // Per value seen at two positions or more: the first observation at each position, in
+        // position order.
+        let mut found: Vec<(u64, Vec<ObsKey>)> = Vec::new();
+        for run in keys.chunk_by(|a, b| a.value == b.value) {
+            if run
+                .iter()
+                .all(|k| (k.tp, k.offset) == (run[0].tp, run[0].offset))
+            {
+                continue;
+            }
+            let mut at: Vec<ObsKey> = Vec::new();
+            for k in run {
+                if at
+                    .last()
+                    .is_none_or(|a| (a.tp, a.offset) != (k.tp, k.offset))
+                {
+                    at.push(*k);
+                }
+            }
+            found.push((run[0].value, at));
         }
-
-        let anomalies = positions
-            .into_iter()
-            .filter(|(_, at)| at.len() > 1)
-            .map(|(value, at)| {
-                let places: Vec<String> = at
-                    .iter()
-                    .map(|((tp, offset), source)| {
-                        format!("{tp} offset {offset} ({})", source.describe())
-                    })
-                    .collect();
-                let sentence = format!(
-                    "value {value} appears at {} offsets: {}",
-                    at.len(),
-                    places.join(", ")
-                );
-                let data = json!({
-                    "value": value,
-                    "positions": at
-                        .iter()
-                        .map(|((tp, offset), source)| json!({
-                            "tp": tp.to_string(),
-                            "offset": offset.0,
-                            "first_seen": source.to_json(),
-                        }))
-                        .collect::<Vec<_>>(),
-                });
-                (sentence, data)
-            })
+        let mut seqs: Vec<usize> = found
+            .iter()
+            .flat_map(|(_, at)| at.iter().map(|k| k.seq))
             .collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        let sources = ObservationKeys::sources(input.history, &seqs);
+        let position = |k: &ObsKey| {
+            let i = seqs
+                .binary_search(&k.seq)
+                .expect("every source was fetched");
+            (&tps[k.tp as usize], k.offset, sources[i])
+        };
+        let mut anomalies = Vec::new();
+        for (value, at) in &found {
+            let at: Vec<(&TopicPartition, Offset, Source)> = at.iter().map(position).collect();
+            let places: Vec<String> = at
+                .iter()
+                .map(|(tp, offset, source)| format!("{tp} offset {offset} ({})", source.describe()))
+                .collect();
+            let sentence = format!(
+                "value {value} appears at {} offsets: {}",
+                at.len(),
+                places.join(", ")
+            );
+            let data = json!({
+                "value": value,
+                "positions": at
+                    .iter()
+                    .map(|(tp, offset, source)| json!({
+                        "tp": tp.to_string(),
+                        "offset": offset.0,
+                        "first_seen": source.to_json(),
+                    }))
+                    .collect::<Vec<_>>(),
+            });
+            anomalies.push((sentence, data));
+        }
         violation(self.name(), None, anomalies, serde_json::Map::new())
     }
 }

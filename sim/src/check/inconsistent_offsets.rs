@@ -19,10 +19,8 @@
 //! completed `info` or `fail` carry no offset and cannot conflict.
 
 use super::lesson::{self, Lesson, Prevention};
-use super::{observations, violation, CheckInput, Checker, Source, Violation};
-use ksim_model::types::{Offset, TopicPartition};
+use super::{violation, CheckInput, Checker, ObsKey, ObservationKeys, Source, Violation};
 use serde_json::json;
-use std::collections::BTreeMap;
 
 /// See the module documentation.
 pub struct InconsistentOffsets;
@@ -44,35 +42,56 @@ impl Checker for InconsistentOffsets {
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
-        // position -> value -> first observation of that value there.
-        let mut values: BTreeMap<(TopicPartition, Offset), BTreeMap<u64, Source>> = BTreeMap::new();
-        for obs in observations(input.history) {
-            values
-                .entry((obs.tp, obs.offset))
-                .or_default()
-                .entry(obs.value)
-                .or_insert(obs.source);
+        let ObservationKeys { tps, mut keys } = ObservationKeys::of(input.history);
+        // By position, then value, then history order.
+        keys.sort_unstable_by_key(|k| (k.tp, k.offset, k.value, k.seq));
+        // Per position holding two values or more: the first observation of each value there,
+        // in value order.
+        let mut found: Vec<Vec<ObsKey>> = Vec::new();
+        for run in keys.chunk_by(|a, b| (a.tp, a.offset) == (b.tp, b.offset)) {
+            if run.iter().all(|k| k.value == run[0].value) {
+                continue;
+            }
+            let mut seen: Vec<ObsKey> = Vec::new();
+            for k in run {
+                if seen.last().is_none_or(|s| s.value != k.value) {
+                    seen.push(*k);
+                }
+            }
+            found.push(seen);
         }
-
-        let anomalies = values
-            .into_iter()
-            .filter(|(_, seen)| seen.len() > 1)
-            .map(|((tp, offset), seen)| {
-                let which: Vec<String> =
-                    seen.iter().map(|(value, source)| format!("{value} ({})", source.describe())).collect();
-                let sentence =
-                    format!("{tp} offset {offset} holds {} different values: {}", seen.len(), which.join(", "));
-                let data = json!({
-                    "tp": tp.to_string(),
-                    "offset": offset.0,
-                    "values": seen
-                        .iter()
-                        .map(|(value, source)| json!({ "value": value, "first_seen": source.to_json() }))
-                        .collect::<Vec<_>>(),
-                });
-                (sentence, data)
-            })
-            .collect();
+        let mut seqs: Vec<usize> = found.iter().flatten().map(|k| k.seq).collect();
+        seqs.sort_unstable();
+        seqs.dedup();
+        let sources = ObservationKeys::sources(input.history, &seqs);
+        let source = |k: &ObsKey| {
+            sources[seqs
+                .binary_search(&k.seq)
+                .expect("every source was fetched")]
+        };
+        let mut anomalies = Vec::new();
+        for seen in &found {
+            let (tp, offset) = (&tps[seen[0].tp as usize], seen[0].offset);
+            let seen: Vec<(u64, Source)> = seen.iter().map(|k| (k.value, source(k))).collect();
+            let which: Vec<String> = seen
+                .iter()
+                .map(|(value, source)| format!("{value} ({})", source.describe()))
+                .collect();
+            let sentence = format!(
+                "{tp} offset {offset} holds {} different values: {}",
+                seen.len(),
+                which.join(", ")
+            );
+            let data = json!({
+                "tp": tp.to_string(),
+                "offset": offset.0,
+                "values": seen
+                    .iter()
+                    .map(|(value, source)| json!({ "value": value, "first_seen": source.to_json() }))
+                    .collect::<Vec<_>>(),
+            });
+            anomalies.push((sentence, data));
+        }
         violation(self.name(), None, anomalies, serde_json::Map::new())
     }
 }

@@ -58,7 +58,7 @@ impl Checker for IntPollSkip {
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         let mut known = known_offsets(input.history);
-        super::Removed::from_events(input.events).forget(&mut known);
+        known.forget(&super::Removed::from_events(input.events));
         let mut anomalies = Vec::new();
         for poll in ok_polls(input.history) {
             let entry = poll.entry;

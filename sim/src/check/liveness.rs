@@ -480,23 +480,32 @@ struct Recovery {
 /// Deleted topics are left out.
 fn recovery(history: &[HistoryEntry], events: &[EventRecord], heal_ms: u64) -> Recovery {
     let mut offered: BTreeMap<TopicPartition, usize> = BTreeMap::new();
-    let mut after_heal: BTreeSet<(NodeId, u64)> = BTreeSet::new();
+    let mut after_heal: crate::history::OpenOps<()> = crate::history::OpenOps::new(history.len());
     let mut first_ack: BTreeMap<TopicPartition, u64> = BTreeMap::new();
     let mut last_ok: BTreeMap<TopicPartition, u64> = BTreeMap::new();
     for e in history {
         let OpValue::Send { tp, .. } = &e.op.value else {
             continue;
         };
-        let key = (e.process, e.op.op_id);
         match e.op.op_type {
             OpType::Invoke if e.time_ms >= heal_ms => {
-                *offered.entry(tp.clone()).or_default() += 1;
-                after_heal.insert(key);
+                match offered.get_mut(tp) {
+                    Some(n) => *n += 1,
+                    None => {
+                        offered.insert(tp.clone(), 1);
+                    }
+                }
+                after_heal.insert(e.process, e.op.op_id, ());
             }
             OpType::Ok => {
-                last_ok.insert(tp.clone(), e.time_ms);
-                if after_heal.contains(&key) {
-                    first_ack.entry(tp.clone()).or_insert(e.time_ms);
+                match last_ok.get_mut(tp) {
+                    Some(t) => *t = e.time_ms,
+                    None => {
+                        last_ok.insert(tp.clone(), e.time_ms);
+                    }
+                }
+                if after_heal.get(e.process, e.op.op_id).is_some() && !first_ack.contains_key(tp) {
+                    first_ack.insert(tp.clone(), e.time_ms);
                 }
             }
             _ => {}

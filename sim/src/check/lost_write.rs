@@ -39,11 +39,12 @@
 
 use super::lesson::{self, Lesson, Prevention};
 use super::{
-    acked_sends, observations, violation, CheckInput, Checker, Removed, Seen, Source, Violation,
+    acked_sends, acked_sends_iter, for_each_observation, violation, CheckInput, Checker, Removed,
+    Seen, Source, Violation,
 };
-use ksim_model::types::{Offset, TopicPartition};
+use ksim_model::types::{NodeId, Offset, TopicPartition};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// See the module documentation.
 pub struct LostWrite;
@@ -89,30 +90,30 @@ impl Checker for LostWrite {
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         let deleted = super::deleted_topics(input.events);
         let starts = super::start_positions::StartPositions::from_events(input.events);
-        let mut read_values: BTreeSet<u64> = BTreeSet::new();
-        let mut first_reader: BTreeMap<u64, Source> = BTreeMap::new();
+        let mut readers: Vec<(u64, Source)> = Vec::new();
         // Per partition: the highest offset polled and the first poll (in history order) that
         // returned it, as the witness that reads went that far.
         let mut max_read: BTreeMap<TopicPartition, (Offset, u64, Source)> = BTreeMap::new();
-        for obs in observations(input.history) {
+        for_each_observation(input.history, |obs| {
             if obs.source.seen != Seen::Polled {
-                continue;
+                return;
             }
-            read_values.insert(obs.value);
-            first_reader.entry(obs.value).or_insert(obs.source);
-            let higher = max_read
-                .get(&obs.tp)
-                .is_none_or(|(o, _, _)| obs.offset > *o);
-            if higher {
-                max_read.insert(obs.tp.clone(), (obs.offset, obs.value, obs.source));
+            readers.push((obs.value, obs.source));
+            match max_read.get_mut(&obs.tp) {
+                Some(max) if obs.offset > max.0 => *max = (obs.offset, obs.value, obs.source),
+                Some(_) => {}
+                None => {
+                    max_read.insert(obs.tp, (obs.offset, obs.value, obs.source));
+                }
             }
-        }
+        });
+        let first_reader = FirstReaders::of(readers);
+        let read_values = &first_reader;
 
         let removed = Removed::from_events(input.events);
-        let mut lost: Vec<_> = acked_sends(input.history)
-            .into_iter()
+        let mut lost: Vec<_> = acked_sends_iter(input.history)
             .filter(|send| !deleted.contains_key(send.tp.topic.as_str()))
-            .filter(|send| !read_values.contains(&send.value) && !starts.excuses(send))
+            .filter(|send| !read_values.contains(send.value) && !starts.excuses(send))
             .filter(|send| {
                 send.offset
                     .is_none_or(|o| removed.excuses(&send.tp, o).is_none())
@@ -152,8 +153,33 @@ impl Checker for LostWrite {
             })
             .collect();
         let mut anomalies: Vec<(String, serde_json::Value)> = anomalies;
-        anomalies.extend(offsetless_lost(input, &read_values, &first_reader, &starts));
+        anomalies.extend(offsetless_lost(input, &first_reader, &starts));
         violation(self.name(), None, anomalies, serde_json::Map::new())
+    }
+}
+
+/// The values some poll returned, each with the first poll (in history order) that did.
+struct FirstReaders(Vec<(u64, Source)>);
+
+impl FirstReaders {
+    /// From every (value, poll) in history order.
+    fn of(mut readers: Vec<(u64, Source)>) -> FirstReaders {
+        // Each value's polls in history order: the first is kept. (Polls of a value with the
+        // same history index are the same poll, with the same source.)
+        readers.sort_unstable_by_key(|(value, source)| (*value, source.index));
+        readers.dedup_by_key(|(value, _)| *value);
+        FirstReaders(readers)
+    }
+
+    /// The first poll that returned `value`.
+    fn get(&self, value: u64) -> Option<&Source> {
+        let i = self.0.binary_search_by_key(&value, |(v, _)| *v).ok()?;
+        Some(&self.0[i].1)
+    }
+
+    /// Whether some poll returned `value`.
+    fn contains(&self, value: u64) -> bool {
+        self.get(value).is_some()
     }
 }
 
@@ -161,15 +187,18 @@ impl Checker for LostWrite {
 /// the same partition was read.
 fn offsetless_lost(
     input: &CheckInput,
-    read_values: &BTreeSet<u64>,
-    first_reader: &BTreeMap<u64, Source>,
+    first_reader: &FirstReaders,
     starts: &super::start_positions::StartPositions,
 ) -> Vec<(String, serde_json::Value)> {
+    let read_values = first_reader;
+    if !acked_sends_iter(input.history).any(|s| s.offset.is_none()) {
+        return Vec::new();
+    }
     let sends = acked_sends(input.history);
     // The latest send (by history order) of each producer to each partition that was read.
-    let mut latest_read: BTreeMap<(String, TopicPartition), (u64, u64)> = BTreeMap::new();
-    for s in sends.iter().filter(|s| read_values.contains(&s.value)) {
-        let key = (s.source.process.to_string(), s.tp.clone());
+    let mut latest_read: BTreeMap<(NodeId, TopicPartition), (u64, u64)> = BTreeMap::new();
+    for s in sends.iter().filter(|s| read_values.contains(s.value)) {
+        let key = (s.source.process, s.tp.clone());
         let e = latest_read.entry(key).or_insert((s.source.index, s.value));
         if s.source.index > e.0 {
             *e = (s.source.index, s.value);
@@ -178,16 +207,16 @@ fn offsetless_lost(
     let mut out = Vec::new();
     for s in sends
         .iter()
-        .filter(|s| s.offset.is_none() && !read_values.contains(&s.value) && !starts.excuses(s))
+        .filter(|s| s.offset.is_none() && !read_values.contains(s.value) && !starts.excuses(s))
     {
-        let key = (s.source.process.to_string(), s.tp.clone());
+        let key = (s.source.process, s.tp.clone());
         let Some((index, later)) = latest_read.get(&key) else {
             continue;
         };
         if *index <= s.source.index {
             continue;
         }
-        let reader = first_reader.get(later).expect("a read value has a reader");
+        let reader = first_reader.get(*later).expect("a read value has a reader");
         let sentence = format!(
             "value {} sent fire-and-forget to {} ({}, t={} ms) was never read, although {}'s later value {} to {} was read by {} (t={} ms)",
             s.value, s.tp, s.source.process, s.source.time_ms, s.source.process, later, s.tp, reader.process, reader.time_ms

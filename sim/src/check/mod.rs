@@ -251,17 +251,118 @@ pub(crate) fn without_consumers(input: &CheckInput, what: &str) -> Option<String
 /// `lost-write` do not judge.
 pub(crate) fn excused_unread(input: &CheckInput) -> Vec<AckedSend> {
     let starts = start_positions::StartPositions::from_events(input.events);
-    let read: std::collections::BTreeSet<u64> = observations(input.history)
-        .into_iter()
-        .filter(|o| o.source.seen == Seen::Polled)
-        .map(|o| o.value)
+    let below_starts: Vec<AckedSend> = acked_sends_iter(input.history)
+        .filter(|s| starts.excuses(s))
         .collect();
+    if below_starts.is_empty() {
+        return below_starts;
+    }
+    let read = ReadValues::of(input.history);
     let removed = Removed::from_events(input.events);
-    acked_sends(input.history)
+    below_starts
         .into_iter()
-        .filter(|s| !read.contains(&s.value) && starts.excuses(s))
+        .filter(|s| !read.contains(s.value))
         .filter(|s| s.offset.is_none_or(|o| removed.excuses(&s.tp, o).is_none()))
         .collect()
+}
+
+/// The values some `ok` poll returned (the [`Seen::Polled`] [`observations`]), as a sorted
+/// vector: a set that is quick to build and to ask.
+pub(crate) struct ReadValues(Vec<u64>);
+
+impl ReadValues {
+    /// The values read in `history`.
+    pub(crate) fn of(history: &[HistoryEntry]) -> ReadValues {
+        let mut values: Vec<u64> = Vec::new();
+        for_each_observation(history, |o| {
+            if o.source.seen == Seen::Polled {
+                values.push(o.value);
+            }
+        });
+        values.sort_unstable();
+        values.dedup();
+        ReadValues(values)
+    }
+
+    /// Whether some poll returned `value`.
+    pub(crate) fn contains(&self, value: u64) -> bool {
+        self.0.binary_search(&value).is_ok()
+    }
+}
+
+/// A map keyed by the offsets of one partition: a slot per offset from 0 (offsets are dense,
+/// so this is a vector lookup), and an ordinary map for negative offsets and those beyond
+/// [`OffsetMap::DENSE`] (which only a strange log has).
+#[derive(Debug)]
+pub(crate) struct OffsetMap<T> {
+    /// Per offset, the index in `items` of its value, or `u32::MAX` for none.
+    slots: Vec<u32>,
+    items: Vec<T>,
+    far: BTreeMap<Offset, T>,
+}
+
+impl<T> Default for OffsetMap<T> {
+    fn default() -> Self {
+        OffsetMap {
+            slots: Vec::new(),
+            items: Vec::new(),
+            far: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T> OffsetMap<T> {
+    /// Offsets below this have a slot.
+    const DENSE: i64 = 1 << 22;
+
+    /// The value at `offset`, to change.
+    pub(crate) fn get_mut(&mut self, offset: Offset) -> Option<&mut T> {
+        if (0..Self::DENSE).contains(&offset.0) {
+            let i = *self.slots.get(offset.0 as usize)?;
+            self.items.get_mut(i as usize)
+        } else {
+            self.far.get_mut(&offset)
+        }
+    }
+
+    /// Sets the value at `offset` if it has none; returns whether it was set.
+    pub(crate) fn insert_new(&mut self, offset: Offset, value: T) -> bool {
+        // (At most one item per slot: `items` never outgrows a u32 index.)
+        if !(0..Self::DENSE).contains(&offset.0) {
+            if self.far.contains_key(&offset) {
+                return false;
+            }
+            self.far.insert(offset, value);
+            return true;
+        }
+        let o = offset.0 as usize;
+        if self.slots.len() <= o {
+            self.slots.resize(o + 1, u32::MAX);
+        }
+        if self.slots[o] != u32::MAX {
+            return false;
+        }
+        self.slots[o] = self.items.len() as u32;
+        self.items.push(value);
+        true
+    }
+
+    /// Every (offset, value), in offset order.
+    pub(crate) fn into_sorted(self) -> Vec<(Offset, T)> {
+        let mut items: Vec<Option<T>> = self.items.into_iter().map(Some).collect();
+        let mut out = Vec::with_capacity(items.len() + self.far.len());
+        let mut far = self.far.into_iter().peekable();
+        while let Some(negative) = far.next_if(|(o, _)| o.0 < 0) {
+            out.push(negative);
+        }
+        for (o, &i) in self.slots.iter().enumerate() {
+            if let Some(value) = items.get_mut(i as usize).and_then(Option::take) {
+                out.push((Offset(o as i64), value));
+            }
+        }
+        out.extend(far);
+        out
+    }
 }
 
 /// At most this many anomalies are listed in a violation's `details`.
@@ -279,24 +380,44 @@ pub(crate) fn violation(
     extra: serde_json::Map<String, Value>,
 ) -> Vec<Violation> {
     let count = anomalies.len();
-    let Some((first, _)) = anomalies.first() else {
+    violation_of(check, headline, count, anomalies, extra)
+}
+
+/// As [`violation`], for `count` anomalies of which `anomalies` yields (at least) the first
+/// [`MAX_DETAILS`]: only those are taken, so a checker with many anomalies can build the
+/// sentence and data of the listed ones only.
+pub(crate) fn violation_of(
+    check: &str,
+    headline: Option<String>,
+    count: usize,
+    anomalies: impl IntoIterator<Item = (String, Value)>,
+    extra: serde_json::Map<String, Value>,
+) -> Vec<Violation> {
+    if count == 0 {
         return Vec::new();
-    };
-    let message = match headline {
-        Some(h) => h,
-        None if count == 1 => first.clone(),
-        None => format!("{first} ({} more like this in details)", count - 1),
-    };
+    }
+    let mut first_sentence = None;
     let listed: Vec<Value> = anomalies
         .into_iter()
-        .take(MAX_DETAILS)
+        .take(count.min(MAX_DETAILS))
         .map(|(sentence, mut data)| {
+            if first_sentence.is_none() {
+                first_sentence = Some(sentence.clone());
+            }
             if let Value::Object(map) = &mut data {
                 map.insert("message".into(), Value::String(sentence));
             }
             data
         })
         .collect();
+    let Some(first) = first_sentence else {
+        return Vec::new();
+    };
+    let message = match headline {
+        Some(h) => h,
+        None if count == 1 => first,
+        None => format!("{first} ({} more like this in details)", count - 1),
+    };
     let mut details = serde_json::Map::new();
     details.insert("count".into(), json!(count));
     details.insert("omitted".into(), json!(count.saturating_sub(MAX_DETAILS)));
@@ -371,6 +492,27 @@ pub(crate) struct Observation {
 /// Jepsen's version orders likewise use only what definitely happened.
 pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
     let mut out = Vec::new();
+    for_each_observation(history, |o| out.push(o));
+    out
+}
+
+/// Calls `f` with each of [`observations`] in turn, without collecting them.
+pub(crate) fn for_each_observation(history: &[HistoryEntry], mut f: impl FnMut(Observation)) {
+    for_each_observation_ref(history, |tp, offset, value, source| {
+        f(Observation {
+            tp: tp.clone(),
+            offset,
+            value,
+            source,
+        })
+    });
+}
+
+/// [`for_each_observation`] with the partition borrowed: `f(tp, offset, value, source)`.
+fn for_each_observation_ref<'a>(
+    history: &'a [HistoryEntry],
+    mut f: impl FnMut(&'a TopicPartition, Offset, u64, Source),
+) {
     for entry in history {
         if entry.op.op_type != OpType::Ok {
             continue;
@@ -381,12 +523,7 @@ pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
                 value,
                 offset: Some(offset),
                 ..
-            } => out.push(Observation {
-                tp: tp.clone(),
-                offset: *offset,
-                value: *value,
-                source: Source::of(entry, Seen::Acked),
-            }),
+            } => f(tp, *offset, *value, Source::of(entry, Seen::Acked)),
             OpValue::Send { offset: None, .. }
             | OpValue::Seek { .. }
             | OpValue::Commit { .. }
@@ -403,37 +540,100 @@ pub(crate) fn observations(history: &[HistoryEntry]) -> Vec<Observation> {
                             value,
                             offset: Some(offset),
                             ..
-                        } => out.push(Observation {
-                            tp: tp.clone(),
-                            offset: *offset,
-                            value: *value,
-                            source: Source::of(entry, Seen::Acked),
-                        }),
+                        } => f(tp, *offset, *value, Source::of(entry, Seen::Acked)),
                         TxnMop::Send { offset: None, .. } => {}
                         TxnMop::Poll { records } => {
-                            out.extend(records.iter().map(|r| Observation {
-                                tp: r.tp.clone(),
-                                offset: r.offset,
-                                value: r.value,
-                                source: Source::of(entry, Seen::Polled),
-                            }))
+                            for r in records {
+                                f(&r.tp, r.offset, r.value, Source::of(entry, Seen::Polled));
+                            }
                         }
                     }
                 }
             }
             OpValue::Poll { records } => {
                 for r in records {
-                    out.push(Observation {
-                        tp: r.tp.clone(),
-                        offset: r.offset,
-                        value: r.value,
-                        source: Source::of(entry, Seen::Polled),
-                    });
+                    f(&r.tp, r.offset, r.value, Source::of(entry, Seen::Polled));
                 }
             }
         }
     }
-    out
+}
+
+/// The [`observations`] as plain numbers, for the checks that sort them all (`duplicate`,
+/// `inconsistent-offsets`): a fraction of the memory, and quick to sort.
+pub(crate) struct ObservationKeys {
+    /// The partitions observed, in order.
+    pub tps: Vec<TopicPartition>,
+    /// One per observation, in history order.
+    pub keys: Vec<ObsKey>,
+}
+
+/// One observation of [`ObservationKeys`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ObsKey {
+    /// The index of its partition in [`ObservationKeys::tps`].
+    pub tp: u32,
+    pub offset: Offset,
+    pub value: u64,
+    /// Its position among the observations, in history order.
+    pub seq: usize,
+}
+
+impl ObservationKeys {
+    /// The observations of `history`.
+    pub(crate) fn of(history: &[HistoryEntry]) -> ObservationKeys {
+        // Partitions numbered as first met (a handful: found by a scan, starting with the last
+        // one), renumbered in partition order at the end.
+        let mut met: Vec<&TopicPartition> = Vec::new();
+        let mut last = 0;
+        let mut keys = Vec::new();
+        for_each_observation_ref(history, |tp, offset, value, _| {
+            if met.get(last).is_none_or(|t| *t != tp) {
+                last = match met.iter().position(|t| *t == tp) {
+                    Some(i) => i,
+                    None => {
+                        met.push(tp);
+                        met.len() - 1
+                    }
+                };
+            }
+            keys.push(ObsKey {
+                tp: last as u32,
+                offset,
+                value,
+                seq: keys.len(),
+            });
+        });
+        let mut order: Vec<usize> = (0..met.len()).collect();
+        order.sort_by_key(|i| met[*i]);
+        let mut rank = vec![0u32; met.len()];
+        for (r, i) in order.iter().enumerate() {
+            rank[*i] = r as u32;
+        }
+        for k in &mut keys {
+            k.tp = rank[k.tp as usize];
+        }
+        ObservationKeys {
+            tps: order.iter().map(|i| met[*i].clone()).collect(),
+            keys,
+        }
+    }
+
+    /// The sources of the observations numbered `seqs` (ascending, no repeats), in that order.
+    pub(crate) fn sources(history: &[HistoryEntry], seqs: &[usize]) -> Vec<Source> {
+        let mut out = Vec::with_capacity(seqs.len());
+        if seqs.is_empty() {
+            return out;
+        }
+        let mut seq = 0;
+        for_each_observation_ref(history, |_, _, _, source| {
+            if seqs.get(out.len()) == Some(&seq) {
+                out.push(source);
+            }
+            seq += 1;
+        });
+        out
+    }
 }
 
 /// An acknowledged (`ok`) send.
@@ -500,21 +700,37 @@ pub(crate) fn deleted_topics_notes(events: &[EventRecord], what: &str) -> Vec<St
 /// transaction are not acknowledged, and those of an `info` one are indeterminate, like an
 /// `info` send: neither is listed.
 pub(crate) fn acked_sends(history: &[HistoryEntry]) -> Vec<AckedSend> {
+    acked_sends_iter(history).collect()
+}
+
+/// [`acked_sends`] one at a time, without collecting them.
+pub(crate) fn acked_sends_iter(history: &[HistoryEntry]) -> impl Iterator<Item = AckedSend> + '_ {
     history
         .iter()
         .filter(|e| e.op.op_type == OpType::Ok)
-        .flat_map(|e| match &e.op.value {
-            OpValue::Send {
-                tp, value, offset, ..
-            } => vec![AckedSend {
-                tp: tp.clone(),
-                offset: *offset,
-                value: *value,
-                source: Source::of(e, Seen::Acked),
-            }],
-            OpValue::Txn { mops, .. } => mops
-                .iter()
-                .filter_map(|m| match m {
+        .flat_map(|e| {
+            let (single, mops): (Option<AckedSend>, &[TxnMop]) = match &e.op.value {
+                OpValue::Send {
+                    tp, value, offset, ..
+                } => (
+                    Some(AckedSend {
+                        tp: tp.clone(),
+                        offset: *offset,
+                        value: *value,
+                        source: Source::of(e, Seen::Acked),
+                    }),
+                    &[],
+                ),
+                OpValue::Txn { mops, .. } => (None, mops),
+                OpValue::Poll { .. }
+                | OpValue::Seek { .. }
+                | OpValue::Commit { .. }
+                | OpValue::Process { .. }
+                | OpValue::OffsetFetch { .. } => (None, &[]),
+            };
+            single
+                .into_iter()
+                .chain(mops.iter().filter_map(move |m| match m {
                     TxnMop::Send {
                         tp, value, offset, ..
                     } => Some(AckedSend {
@@ -524,15 +740,8 @@ pub(crate) fn acked_sends(history: &[HistoryEntry]) -> Vec<AckedSend> {
                         source: Source::of(e, Seen::Acked),
                     }),
                     TxnMop::Poll { .. } => None,
-                })
-                .collect(),
-            OpValue::Poll { .. }
-            | OpValue::Seek { .. }
-            | OpValue::Commit { .. }
-            | OpValue::Process { .. }
-            | OpValue::OffsetFetch { .. } => Vec::new(),
+                }))
         })
-        .collect()
 }
 
 /// Records the log removed on purpose, by retention or compaction, as the brokers' events
@@ -649,7 +858,10 @@ impl Removed {
     /// Acknowledged sends excused, as (by retention, by compaction).
     pub fn excused_counts(&self, history: &[HistoryEntry]) -> (u64, u64) {
         let mut counts = (0, 0);
-        for s in acked_sends(history) {
+        if self.is_empty() {
+            return counts;
+        }
+        for s in acked_sends_iter(history) {
             match s.offset.and_then(|o| self.excuses(&s.tp, o)) {
                 Some(RemovedBy::Retention) => counts.0 += 1,
                 Some(RemovedBy::Compaction) => counts.1 += 1,

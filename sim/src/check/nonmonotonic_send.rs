@@ -76,7 +76,7 @@ impl Checker for NonmonotonicSend {
     }
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
-        let mut last_sent: BTreeMap<(NodeId, TopicPartition), Sent<'_>> = BTreeMap::new();
+        let mut last_sent: BTreeMap<(NodeId, &TopicPartition), Sent<'_>> = BTreeMap::new();
         let mut anomalies = Vec::new();
         // `pairs` is in invoke order.
         for pair in pairs(input.history) {
@@ -88,27 +88,28 @@ impl Checker for NonmonotonicSend {
             }
             // A committed transaction's sends count in the order it sent them (Jepsen's
             // checker compares `:txn` operations' writes too).
-            let sends: Vec<(&TopicPartition, &u64, &Offset)> = match &completion.op.value {
-                OpValue::Send {
-                    tp,
-                    value,
-                    offset: Some(offset),
-                    ..
-                } => vec![(tp, value, offset)],
-                OpValue::Txn { mops, .. } => mops
-                    .iter()
-                    .filter_map(|m| match m {
-                        ksim_model::event::TxnMop::Send {
-                            tp,
-                            value,
-                            offset: Some(offset),
-                            ..
-                        } => Some((tp, value, offset)),
-                        _ => None,
-                    })
-                    .collect(),
-                _ => continue,
-            };
+            let (single, mops): (Option<(&TopicPartition, &u64, &Offset)>, &[_]) =
+                match &completion.op.value {
+                    OpValue::Send {
+                        tp,
+                        value,
+                        offset: Some(offset),
+                        ..
+                    } => (Some((tp, value, offset)), &[]),
+                    OpValue::Txn { mops, .. } => (None, mops),
+                    _ => continue,
+                };
+            let sends = single
+                .into_iter()
+                .chain(mops.iter().filter_map(|m| match m {
+                    ksim_model::event::TxnMop::Send {
+                        tp,
+                        value,
+                        offset: Some(offset),
+                        ..
+                    } => Some((tp, value, offset)),
+                    _ => None,
+                }));
             for (tp, value, offset) in sends {
                 let sent = Sent {
                     invoke: pair.invoke,
@@ -116,7 +117,7 @@ impl Checker for NonmonotonicSend {
                     value: *value,
                     offset: *offset,
                 };
-                let key = (pair.invoke.process, tp.clone());
+                let key = (pair.invoke.process, tp);
                 if let Some(before) = last_sent.get(&key) {
                     if sent.offset <= before.offset {
                         let sentence = format!(

@@ -46,7 +46,7 @@
 //! counts the seeks and resets so taken. Other resets (a KIP-320 log truncation) excuse nothing.
 
 use super::lesson::{self, Lesson, Prevention};
-use super::{observations, violation, CheckInput, Checker, Source, Violation};
+use super::{for_each_observation, violation, CheckInput, Checker, Source, Violation};
 use crate::history::{EventRecord, HistoryEntry};
 use ksim_model::event::{Event, OpType, OpValue};
 use ksim_model::types::{NodeId, Offset, TopicPartition};
@@ -58,23 +58,59 @@ pub struct PollSkip;
 
 /// Every (partition, offset) some `ok` send or `ok` poll revealed, with the first value seen
 /// there and where it was seen (shared with `int-poll-skip`).
-pub(super) fn known_offsets(
-    history: &[HistoryEntry],
-) -> BTreeMap<TopicPartition, BTreeMap<Offset, (u64, Source)>> {
-    let mut known: BTreeMap<TopicPartition, BTreeMap<Offset, (u64, Source)>> = BTreeMap::new();
-    for obs in observations(history) {
+pub(super) fn known_offsets(history: &[HistoryEntry]) -> KnownOffsets {
+    // Per partition met so far (a handful: looked up by a scan, starting with the last one),
+    // the first value seen at each offset.
+    let mut known: Vec<(TopicPartition, super::OffsetMap<(u64, Source)>)> = Vec::new();
+    let mut last = 0;
+    for_each_observation(history, |obs| {
+        if known.get(last).is_none_or(|(tp, _)| *tp != obs.tp) {
+            last = match known.iter().position(|(tp, _)| *tp == obs.tp) {
+                Some(i) => i,
+                None => {
+                    known.push((obs.tp.clone(), super::OffsetMap::default()));
+                    known.len() - 1
+                }
+            };
+        }
+        known[last]
+            .1
+            .insert_new(obs.offset, (obs.value, obs.source));
+    });
+    KnownOffsets(
         known
-            .entry(obs.tp)
-            .or_default()
-            .entry(obs.offset)
-            .or_insert((obs.value, obs.source));
+            .into_iter()
+            .map(|(tp, offsets)| {
+                let offsets = offsets
+                    .into_sorted()
+                    .into_iter()
+                    .map(|(o, (v, s))| (o, v, s))
+                    .collect();
+                (tp, offsets)
+            })
+            .collect(),
+    )
+}
+
+/// See [`known_offsets`]: per partition, (offset, first value seen there, where), in offset
+/// order, one per offset.
+pub(super) struct KnownOffsets(BTreeMap<TopicPartition, Vec<(Offset, u64, Source)>>);
+
+impl KnownOffsets {
+    /// Forgets the offsets the log removed on purpose (see [`super::Removed`]).
+    pub(super) fn forget(&mut self, removed: &super::Removed) {
+        if removed.is_empty() {
+            return;
+        }
+        for (tp, offsets) in self.0.iter_mut() {
+            offsets.retain(|(o, _, _)| removed.excuses(tp, *o).is_none());
+        }
     }
-    known
 }
 
 /// The known offsets strictly between `low` and `high`, in offset order.
 pub(super) fn known_between(
-    known: &BTreeMap<TopicPartition, BTreeMap<Offset, (u64, Source)>>,
+    known: &KnownOffsets,
     tp: &TopicPartition,
     low: Offset,
     high: Offset,
@@ -82,15 +118,12 @@ pub(super) fn known_between(
     if high.0 - low.0 < 2 {
         return Vec::new();
     }
-    known
-        .get(tp)
-        .map(|offsets| {
-            offsets
-                .range(low.next()..high)
-                .map(|(o, (v, s))| (*o, *v, *s))
-                .collect()
-        })
-        .unwrap_or_default()
+    let Some(offsets) = known.0.get(tp) else {
+        return Vec::new();
+    };
+    let from = offsets.partition_point(|(o, _, _)| *o < low.next());
+    let to = offsets.partition_point(|(o, _, _)| *o < high);
+    offsets[from..to.max(from)].to_vec()
 }
 
 /// How many skipped offsets an anomaly lists in its details (a position reset can jump over
@@ -559,7 +592,7 @@ impl Checker for PollSkip {
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         let mut known = known_offsets(input.history);
-        super::Removed::from_events(input.events).forget(&mut known);
+        known.forget(&super::Removed::from_events(input.events));
         let mut anomalies = Vec::new();
         successive_polls(
             input.history,

@@ -258,11 +258,23 @@ fn first_missing(
     member: Option<&ReplicaState>,
     hw: Offset,
 ) -> Option<(Offset, u64, LeaderEpoch, Option<(u64, LeaderEpoch)>)> {
+    // Both logs ascend by offset: walk the member's along the leader's (what
+    // `ReplicaState::record_at` finds, without a search per record).
+    let mut next = 0;
     for &(offset, value, epoch) in leader.records.iter().take_while(|(o, _, _)| *o < hw) {
         if member.is_some_and(|m| offset < m.log_start_offset) {
             continue;
         }
-        let theirs = member.and_then(|m| m.record_at(offset));
+        let theirs = member.and_then(|m| {
+            let records = &m.records;
+            while records.get(next).is_some_and(|(o, _, _)| *o < offset) {
+                next += 1;
+            }
+            records
+                .get(next)
+                .filter(|(o, _, _)| *o == offset)
+                .map(|(_, v, e)| (*v, *e))
+        });
         // A hole inside the member's log is a record the log cleaner removed (compaction cleans
         // each replica on its own schedule) or a control batch: truncation and recovery only
         // ever cut a log's tail.

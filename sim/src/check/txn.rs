@@ -86,6 +86,13 @@ impl Txn<'_> {
 
 /// Every transaction of the history, in invoke order.
 pub(crate) fn txns(history: &[HistoryEntry]) -> Vec<Txn<'_>> {
+    // Most histories have none: do not pair every operation to find that out.
+    if !history
+        .iter()
+        .any(|e| matches!(e.op.value, OpValue::Txn { .. }))
+    {
+        return Vec::new();
+    }
     pairs(history)
         .into_iter()
         .filter_map(|pair| {
@@ -302,6 +309,9 @@ pub(crate) fn count_aborted_reads(
     reads: &[Read],
 ) -> usize {
     let txns = txns(history);
+    if txns.is_empty() {
+        return 0; // No writer: no read of an aborted transaction.
+    }
     let writers = writers(&txns);
     let markers = markers(events);
     reads

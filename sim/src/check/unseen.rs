@@ -32,9 +32,9 @@
 //! carry `not_yet_read` and `lag`.
 
 use super::lesson::{Lesson, Prevention};
-use super::{acked_sends, observations, violation, CheckInput, Checker, Removed, Seen, Violation};
+use super::{acked_sends_iter, violation_of, CheckInput, Checker, ReadValues, Removed, Violation};
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// See the module documentation.
 pub struct Unseen;
@@ -84,17 +84,14 @@ impl Checker for Unseen {
 
     fn check(&self, input: &CheckInput) -> Vec<Violation> {
         let deleted = super::deleted_topics(input.events);
-        let read_values: BTreeSet<u64> = observations(input.history)
-            .into_iter()
-            .filter(|o| o.source.seen == Seen::Polled)
-            .map(|o| o.value)
-            .collect();
+        let read_values = ReadValues::of(input.history);
         let removed = Removed::from_events(input.events);
         let starts = super::start_positions::StartPositions::from_events(input.events);
-        let mut unseen: Vec<_> = acked_sends(input.history)
-            .into_iter()
+        let mut acked = 0usize;
+        let mut unseen: Vec<_> = acked_sends_iter(input.history)
+            .inspect(|_| acked += 1)
             .filter(|s| !deleted.contains_key(s.tp.topic.as_str()))
-            .filter(|s| !read_values.contains(&s.value) && !starts.excuses(s))
+            .filter(|s| !read_values.contains(s.value) && !starts.excuses(s))
             .filter(|s| s.offset.is_none_or(|o| removed.excuses(&s.tp, o).is_none()))
             .collect();
         if unseen.is_empty() {
@@ -102,14 +99,17 @@ impl Checker for Unseen {
         }
         // Partition order, then offset (unknown offsets last), then history order.
         unseen.sort_by(|a, b| {
-            let key =
-                |s: &super::AckedSend| (s.tp.clone(), s.offset.is_none(), s.offset, s.source.index);
-            key(a).cmp(&key(b))
+            let key = |s: &super::AckedSend| (s.offset.is_none(), s.offset, s.source.index);
+            a.tp.cmp(&b.tp).then_with(|| key(a).cmp(&key(b)))
         });
 
-        let mut by_partition: BTreeMap<String, usize> = BTreeMap::new();
+        let mut by_tp: BTreeMap<&ksim_model::types::TopicPartition, usize> = BTreeMap::new();
         for s in &unseen {
-            *by_partition.entry(s.tp.to_string()).or_default() += 1;
+            *by_tp.entry(&s.tp).or_default() += 1;
+        }
+        let mut by_partition: BTreeMap<String, usize> = BTreeMap::new();
+        for (tp, n) in by_tp {
+            *by_partition.entry(tp.to_string()).or_default() += n;
         }
         let count = unseen.len();
         let lags = super::lag::consumer_lag(input);
@@ -159,32 +159,26 @@ impl Checker for Unseen {
             named.join(", ")
         );
 
-        let anomalies = unseen
-            .iter()
-            .map(|s| {
-                let sentence = format!(
-                    "value {} acknowledged at {} ({}, t={} ms) was never read",
-                    s.value,
-                    s.position(),
-                    s.source.process,
-                    s.source.time_ms
-                );
-                (sentence, s.to_json())
-            })
-            .collect();
+        let anomalies = unseen.iter().map(|s| {
+            let sentence = format!(
+                "value {} acknowledged at {} ({}, t={} ms) was never read",
+                s.value,
+                s.position(),
+                s.source.process,
+                s.source.time_ms
+            );
+            (sentence, s.to_json())
+        });
         let mut extra = serde_json::Map::new();
         extra.insert("by_partition".into(), json!(by_partition));
-        extra.insert(
-            "acked".into(),
-            Value::from(acked_sends(input.history).len()),
-        );
+        extra.insert("acked".into(), Value::from(acked));
         if not_yet_read > 0 {
             extra.insert("not_yet_read".into(), Value::from(not_yet_read));
             let behind: Vec<&super::lag::ConsumerLag> =
                 lags.iter().filter(|l| l.is_behind()).collect();
             extra.insert("lag".into(), json!(behind));
         }
-        violation(self.name(), Some(headline), anomalies, extra)
+        violation_of(self.name(), Some(headline), count, anomalies, extra)
     }
 }
 
@@ -200,12 +194,17 @@ fn not_yet_read(
     let lowest = super::lag::lowest_positions(lags);
     let hws = super::lag::final_high_watermarks(input);
     // Per partition with a final log: the (offset, value) pairs some replica holds.
-    let mut held: BTreeMap<&ksim_model::types::TopicPartition, BTreeSet<(i64, u64)>> =
-        BTreeMap::new();
+    // (Sorted vectors: sets quick to build and to ask.)
+    let mut held: BTreeMap<&ksim_model::types::TopicPartition, Vec<(i64, u64)>> = BTreeMap::new();
     for ((_, tp), log) in input.final_logs {
         held.entry(tp)
             .or_default()
             .extend(log.iter().map(|(o, v)| (o.0, *v)));
+    }
+    for pairs in held.values_mut() {
+        // A few sorted logs end to end: the stable sort merges them.
+        pairs.sort();
+        pairs.dedup();
     }
     unseen
         .iter()
@@ -215,7 +214,7 @@ fn not_yet_read(
                 && hws.get(&s.tp).is_some_and(|hw| o < *hw);
             let in_log = held
                 .get(&s.tp)
-                .is_none_or(|pairs| pairs.contains(&(o.0, s.value)));
+                .is_none_or(|pairs| pairs.binary_search(&(o.0, s.value)).is_ok());
             behind && in_log
         })
         .count()

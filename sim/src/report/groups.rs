@@ -496,7 +496,16 @@ fn joined_name(client: &BTreeMap<String, NodeId>, member_id: &str) -> String {
 
 fn commits(history: &[HistoryEntry], groups: &mut BTreeMap<String, GroupSummary>) {
     let mut acked: Vec<(u64, u64, &HistoryEntry)> = Vec::new();
-    for p in pairs(history) {
+    // Pair the operations only if there is a commit among them.
+    let any_commit = history
+        .iter()
+        .any(|e| matches!(e.op.value, OpValue::Commit { .. }));
+    let pairs = if any_commit {
+        pairs(history)
+    } else {
+        Vec::new()
+    };
+    for p in pairs {
         let OpValue::Commit { group, .. } = &p.invoke.op.value else {
             continue;
         };

@@ -9,17 +9,14 @@ use super::*;
 use crate::check::lag::ConsumerLag;
 
 /// Writes the lag paragraph and table; nothing when no consumer ended behind.
-pub(super) fn write_lag(out: &mut String, run: &RunResult) {
-    let lags: Vec<ConsumerLag> = run
-        .consumer_lag()
-        .into_iter()
-        .filter(|l| l.is_behind())
-        .collect();
+/// `lags` is what [`RunResult::consumer_lag`] returns.
+pub(super) fn write_lag(out: &mut String, lags: &[ConsumerLag], stats: &crate::run::Stats) {
+    let lags: Vec<&ConsumerLag> = lags.iter().filter(|l| l.is_behind()).collect();
     if lags.is_empty() {
         return;
     }
     out.push_str("### Consumer lag at the end of the run\n\n");
-    let acked_per_sim_s = run.stats().acked_per_sim_s;
+    let acked_per_sim_s = stats.acked_per_sim_s;
     for l in &lags {
         let _ = write!(
             out,

@@ -79,14 +79,25 @@ pub const STORY_PARTITIONS_MAX: usize = 4;
 
 /// Renders the report of a run as Markdown.
 pub fn render(run: &RunResult) -> String {
+    render_with(run, &run.stats(), &run.consumer_lag())
+}
+
+/// As [`render`], given `stats` and `lags`, what [`RunResult::stats`] and
+/// [`RunResult::consumer_lag`] return for `run` (so that a caller that needs them too computes
+/// them once).
+pub fn render_with(
+    run: &RunResult,
+    stats: &crate::run::Stats,
+    lags: &[crate::check::lag::ConsumerLag],
+) -> String {
     let mut out = String::new();
     let safety = Safety::of(&run.scenario);
     write_title(&mut out, run);
     write_what_was_tested(&mut out, run, &safety);
-    write_verdict(&mut out, run);
+    write_verdict(&mut out, run, stats, lags);
     groups::write_groups(&mut out, run);
     write_timeline(&mut out, run);
-    write_statistics(&mut out, run);
+    write_statistics(&mut out, run, stats);
     write_prevention(&mut out, run, &safety);
     debug_assert!(out.ends_with('\n'));
     out

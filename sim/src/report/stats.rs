@@ -7,8 +7,7 @@ use super::*;
 // 5. Statistics
 // ---------------------------------------------------------------------------------------------
 
-pub(super) fn write_statistics(out: &mut String, run: &RunResult) {
-    let s = run.stats();
+pub(super) fn write_statistics(out: &mut String, run: &RunResult, s: &crate::run::Stats) {
     out.push_str("## Statistics\n\n");
     let open = s
         .records_sent

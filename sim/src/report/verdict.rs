@@ -49,7 +49,12 @@ fn write_reach(out: &mut String, run: &RunResult) {
     out.push('\n');
 }
 
-pub(super) fn write_verdict(out: &mut String, run: &RunResult) {
+pub(super) fn write_verdict(
+    out: &mut String,
+    run: &RunResult,
+    stats: &crate::run::Stats,
+    lags: &[crate::check::lag::ConsumerLag],
+) {
     out.push_str("## Verdict\n\n");
     let by_check: BTreeMap<&str, Vec<&Violation>> =
         run.checks
@@ -110,7 +115,6 @@ pub(super) fn write_verdict(out: &mut String, run: &RunResult) {
             if not_run.len() == 1 { "it" } else { "they" }
         );
     }
-    let stats = run.stats();
     if stats.segments_rolled + stats.segments_deleted + stats.segments_cleaned > 0 {
         let _ = writeln!(
             out,
@@ -137,7 +141,7 @@ pub(super) fn write_verdict(out: &mut String, run: &RunResult) {
             },
         );
     }
-    write_lag(out, run);
+    write_lag(out, lags, stats);
     if run.checks.violations.is_empty() {
         out.push_str("Every check passed.\n\n");
         return;

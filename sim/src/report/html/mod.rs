@@ -47,6 +47,16 @@ pub const SERIES_POINTS_MAX: usize = 600;
 /// Renders `report.html` for `run`, with the counterfactual table when `counterfactuals` is
 /// given.
 pub fn render(run: &RunResult, counterfactuals: Option<&Counterfactuals>) -> String {
+    render_with_markdown(run, counterfactuals, &super::render(run))
+}
+
+/// As [`render`], given `markdown`, what [`super::render`] returns for `run` (so that a caller
+/// that writes `report.md` too renders it once).
+pub fn render_with_markdown(
+    run: &RunResult,
+    counterfactuals: Option<&Counterfactuals>,
+    markdown: &str,
+) -> String {
     let sc = &run.scenario;
     let verdict = super::verdict_words(run.outcome, sc.expect, run.expected, &sc.expect_violations);
     let mut out = String::new();
@@ -134,7 +144,7 @@ pub fn render(run: &RunResult, counterfactuals: Option<&Counterfactuals>) -> Str
     groups::write(&mut out, run);
     spacetime::write(&mut out, run);
     timeline::write(&mut out, run);
-    write_markdown(&mut out, run, counterfactuals, &charted);
+    write_markdown(&mut out, markdown, &charted);
     out.push_str("</body>\n</html>\n");
     out
 }
@@ -253,14 +263,8 @@ fn write_counterfactuals(out: &mut String, cf: &Counterfactuals) {
 
 /// `report.md` (less its wall-clock line and the counterfactual section, shown above) as HTML,
 /// with every `### <partition>` heading linked to that partition's chart.
-fn write_markdown(
-    out: &mut String,
-    run: &RunResult,
-    counterfactuals: Option<&Counterfactuals>,
-    charted: &BTreeSet<TopicPartition>,
-) {
-    let _ = counterfactuals;
-    let md: String = super::render(run)
+fn write_markdown(out: &mut String, markdown: &str, charted: &BTreeSet<TopicPartition>) {
+    let md: String = markdown
         .lines()
         .filter(|l| !l.contains("Wall-clock"))
         .map(|l| format!("{l}\n"))

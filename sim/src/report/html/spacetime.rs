@@ -16,7 +16,7 @@ use super::esc;
 use crate::run::RunResult;
 use ksim_model::event::{Event, OpType, OpValue};
 use ksim_model::types::{NodeId, Offset, TopicPartition};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 /// At most this many arrows.
@@ -205,15 +205,16 @@ fn collect(
     let events = &run.output.events;
 
     // Sends of the partition: invoke time, completion (time, ok), offset.
-    let mut invoked: BTreeMap<(NodeId, u64), u64> = BTreeMap::new();
+    let mut invoked: crate::history::OpenOps<u64> =
+        crate::history::OpenOps::new(run.output.history.len());
     let mut sends: Vec<(NodeId, u64, u64, Offset)> = Vec::new();
     for e in &run.output.history {
         match (&e.op.value, e.op.op_type) {
             (OpValue::Send { tp: t, .. }, OpType::Invoke) if t == tp => {
-                invoked.insert((e.process, e.op.op_id), e.time_ms);
+                invoked.insert(e.process, e.op.op_id, e.time_ms);
             }
             (OpValue::Send { tp: t, offset, .. }, OpType::Ok) if t == tp => {
-                if let (Some(inv), Some(o)) = (invoked.get(&(e.process, e.op.op_id)), offset) {
+                if let (Some(inv), Some(o)) = (invoked.get(e.process, e.op.op_id), offset) {
                     if inside(*inv) || inside(e.time_ms) {
                         sends.push((e.process, *inv, e.time_ms, *o));
                     }

@@ -9,8 +9,9 @@
 //! `data-info` counts.
 
 use super::esc;
+use crate::history::OpenOps;
 use crate::run::RunResult;
-use ksim_model::event::{OpType, OpValue};
+use ksim_model::event::OpType;
 use ksim_model::types::NodeId;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -32,58 +33,73 @@ enum Kind {
     Info = 2,
 }
 
-/// One operation: (process, invoke ms, completion ms, kind, what).
-type Op = (NodeId, u64, u64, Kind, &'static str);
-
-fn ops(run: &RunResult) -> Vec<Op> {
+/// Calls `f(process, invoke ms, completion ms, kind)` for every operation of the run (one
+/// never completed is indeterminate until the end).
+fn for_each_op(run: &RunResult, mut f: impl FnMut(NodeId, u64, u64, Kind)) {
     let end = run.output.simulated_ms;
-    let mut open: BTreeMap<(NodeId, u64), (u64, &'static str)> = BTreeMap::new();
-    let mut out = Vec::new();
+    let mut open: OpenOps<u64> = OpenOps::new(run.output.history.len());
     for e in &run.output.history {
-        let what = match &e.op.value {
-            OpValue::Send { .. } => "send",
-            OpValue::Poll { .. } => "poll",
-            _ => "other",
-        };
-        let key = (e.process, e.op.op_id);
         match e.op.op_type {
             OpType::Invoke => {
-                open.insert(key, (e.time_ms, what));
+                open.insert(e.process, e.op.op_id, e.time_ms);
             }
             t => {
-                let (from, what) = open.remove(&key).unwrap_or((e.time_ms, what));
+                let from = open.remove(e.process, e.op.op_id).unwrap_or(e.time_ms);
                 let kind = match t {
                     OpType::Ok => Kind::Ok,
                     OpType::Fail => Kind::Fail,
                     _ => Kind::Info,
                 };
-                out.push((e.process, from, e.time_ms, kind, what));
+                f(e.process, from, e.time_ms, kind);
             }
         }
     }
-    // Never completed: indeterminate until the end.
-    for ((p, _), (from, what)) in open {
-        out.push((p, from, end, Kind::Info, what));
+    for ((p, _), from) in open.into_sorted() {
+        f(p, from, end, Kind::Info);
     }
-    out
 }
 
 /// Writes the client timeline section.
 pub(super) fn write(out: &mut String, run: &RunResult) {
     out.push_str("<section id=\"clients\">\n<h2>Client operations (Jepsen timeline)</h2>\n");
-    let ops = ops(run);
     let end = run.output.simulated_ms.max(1);
-    let mut lanes: BTreeMap<NodeId, [BTreeMap<u64, u64>; 3]> = BTreeMap::new();
+    // Per lane and row, the operations in flight in each bucket, kept as differences (an
+    // operation adds one at its first bucket and takes it off after its last).
+    let mut lanes: BTreeMap<NodeId, [Vec<i64>; 3]> = BTreeMap::new();
     let mut counts: BTreeMap<NodeId, [u64; 3]> = BTreeMap::new();
-    for (p, from, to, kind, _) in &ops {
-        let lane = lanes.entry(*p).or_default();
-        counts.entry(*p).or_default()[*kind as usize] += 1;
+    for_each_op(run, |p, from, to, kind| {
+        let lane = lanes
+            .entry(p)
+            .or_insert_with(|| std::array::from_fn(|_| vec![0; BUCKETS as usize + 1]));
+        counts.entry(p).or_default()[kind as usize] += 1;
         let b0 = from * BUCKETS / end;
         let b1 = (to * BUCKETS / end).min(BUCKETS - 1).max(b0);
-        for b in b0..=b1 {
-            *lane[*kind as usize].entry(b).or_default() += 1;
+        let row = &mut lane[kind as usize];
+        // An operation at or after the end of the run lands past the last bucket.
+        if row.len() < b1 as usize + 2 {
+            row.resize(b1 as usize + 2, 0);
         }
-    }
+        row[b0 as usize] += 1;
+        row[b1 as usize + 1] -= 1;
+    });
+    // Back to counts per bucket: only buckets some operation touched are drawn.
+    let lanes: BTreeMap<NodeId, [Vec<(u64, u64)>; 3]> = lanes
+        .into_iter()
+        .map(|(p, rows)| {
+            let rows = rows.map(|diffs| {
+                let mut in_flight = 0i64;
+                let mut buckets = Vec::new();
+                for (b, d) in diffs.iter().enumerate() {
+                    in_flight += d;
+                    if in_flight > 0 {
+                        buckets.push((b as u64, in_flight as u64));
+                    }
+                }
+                buckets
+            });
+            (p, rows)
+        })
+        .collect();
     let _ = writeln!(
         out,
         "<p class=\"note\">A lane per client; each operation is in flight from its invocation to \
@@ -129,7 +145,7 @@ pub(super) fn write(out: &mut String, run: &RunResult) {
             y + ROW_H * 2
         );
         for (k, row) in rows.iter().enumerate() {
-            let peak = row.values().copied().max().unwrap_or(1).max(1);
+            let peak = row.iter().map(|(_, n)| *n).max().unwrap_or(1).max(1);
             for (b, n) in row {
                 // Opacity 0.25..1, by the share of the lane's busiest bucket (integer steps).
                 let o = 25 + 75 * n / peak;
