@@ -778,3 +778,149 @@ fn an_internal_topic_is_not_created_while_too_few_brokers_are_registered() {
         ControllerZkOp::InternalTopicData { topic } if topic == "__consumer_offsets"
     )));
 }
+
+/// The UpdateMetadata requests among `out`'s effects: (destination, partitions listed, full).
+fn update_metadata_sent(out: &Effects<BrokerTimer>) -> Vec<(NodeId, Vec<String>, bool)> {
+    out.list
+        .iter()
+        .filter_map(|e| match e {
+            crate::effects::Effect::Send {
+                to,
+                msg:
+                    Message::UpdateMetadata {
+                        partitions, full, ..
+                    },
+            } => Some((
+                *to,
+                partitions.iter().map(|s| s.tp.to_string()).collect(),
+                *full,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// After a failover every live broker gets the whole cluster; after an ISR change, only the
+/// partition that changed (Kafka's `addUpdateMetadataRequestForBrokers(brokers, partitions)`),
+/// so an ISR change costs the same whatever the number of partitions.
+#[test]
+fn update_metadata_is_full_after_a_failover_and_incremental_after_an_isr_change() {
+    let topic = NewTopic {
+        name: "t".into(),
+        assignment: vec![
+            vec![BrokerId(0), BrokerId(1)],
+            vec![BrokerId(1), BrokerId(0)],
+        ],
+        config: TopicConfig::default(),
+        deletable: false,
+    };
+    let mut c = Controller::new(BrokerId(0), BrokerConfig::default(), vec![topic]);
+    let mut out = Effects::new();
+    let mut reqs = Vec::new();
+    c.on_elected(ControllerEpoch(3), ZkVersion(2), &mut reqs, &mut out);
+    let now = Instant(0);
+    c.on_zk_reply(
+        now,
+        ControllerZkOp::BrokerIds { scan: 1 },
+        Ok(ZkReply::Children {
+            children: vec!["0".into(), "1".into()],
+        }),
+        &mut reqs,
+        &mut out,
+    );
+    for b in [0, 1] {
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::BrokerData {
+                scan: 1,
+                id: BrokerId(b),
+            },
+            broker_data(10 + b as i64),
+            &mut reqs,
+            &mut out,
+        );
+    }
+    let assignment = br#"{"version":2,"partitions":{"0":[0,1],"1":[1,0]}}"#.to_vec();
+    c.on_zk_reply(
+        now,
+        ControllerZkOp::TopicData { topic: "t".into() },
+        Ok(ZkReply::Data {
+            data: assignment,
+            version: ZkVersion(0),
+        }),
+        &mut reqs,
+        &mut out,
+    );
+    let states = [
+        r#"{"controller_epoch":2,"leader":0,"version":1,"leader_epoch":4,"isr":[0,1],"isr_broker_epochs":{"0":10,"1":11}}"#,
+        r#"{"controller_epoch":2,"leader":1,"version":1,"leader_epoch":4,"isr":[1,0],"isr_broker_epochs":{"0":10,"1":11}}"#,
+    ];
+    let mut out = Effects::new();
+    for (p, state) in states.iter().enumerate() {
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::StateRead {
+                tp: TopicPartition::new("t", p as i32),
+            },
+            Ok(ZkReply::Data {
+                data: state.as_bytes().to_vec(),
+                version: ZkVersion(7),
+            }),
+            &mut reqs,
+            &mut out,
+        );
+    }
+    let both = vec!["t-0".to_string(), "t-1".to_string()];
+    assert_eq!(
+        update_metadata_sent(&out),
+        vec![
+            (NodeId::Broker(BrokerId(0)), both.clone(), true),
+            (NodeId::Broker(BrokerId(1)), both, true),
+        ]
+    );
+    // The leader of t-1 drops broker 0 from its ISR.
+    let mut out = Effects::new();
+    let mut reqs = Vec::new();
+    c.on_alter_partition(
+        NodeId::Broker(BrokerId(1)),
+        CorrelationId(5),
+        BrokerId(1),
+        BrokerEpoch(11),
+        TopicPartition::new("t", 1),
+        LeaderEpoch(4),
+        vec![BrokerId(1)],
+        vec![BrokerEpoch(11)],
+        ZkVersion(7),
+        &mut reqs,
+        &mut out,
+    );
+    let write = reqs
+        .iter()
+        .find(|(_, op)| matches!(op, ControllerZkOp::StateWrite { .. }))
+        .cloned()
+        .expect("the ISR change is written");
+    c.on_zk_reply(
+        now,
+        write.1,
+        Ok(ZkReply::Multi {
+            results: vec![
+                ZkReply::Stat {
+                    version: ZkVersion(2),
+                },
+                ZkReply::Stat {
+                    version: ZkVersion(8),
+                },
+            ],
+        }),
+        &mut reqs,
+        &mut out,
+    );
+    let only = vec!["t-1".to_string()];
+    assert_eq!(
+        update_metadata_sent(&out),
+        vec![
+            (NodeId::Broker(BrokerId(0)), only.clone(), false),
+            (NodeId::Broker(BrokerId(1)), only, false),
+        ]
+    );
+}
