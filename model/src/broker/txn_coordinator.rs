@@ -164,7 +164,22 @@ impl Broker {
         let Ok((Some(m), pending)) = self.coordinators.txn.lookup(transactional_id) else {
             return;
         };
-        if pending || !m.state.is_prepare() {
+        if !m.state.is_prepare() {
+            return;
+        }
+        if pending {
+            // Another write of this transaction is not committed yet (for instance the
+            // Prepare* state a new coordinator loaded above the high watermark, committed once
+            // the ISR regrows): try again on the next tick, as Kafka's
+            // `TransactionMarkerChannelManager` retries the Complete* append. Returning
+            // without that left the transaction in Prepare* for good, and every
+            // InitProducerId of its producer answered CONCURRENT_TRANSACTIONS
+            // (`eos-pipeline-under-faults` seed 8200259: the processor never polled again, and
+            // its group stayed in PreparingRebalance).
+            self.coordinators
+                .txn
+                .complete_retry
+                .insert((tp.clone(), transactional_id.to_string()));
             return;
         }
         let n = tm::complete(m, now.0);

@@ -798,3 +798,92 @@ fn refused_and_abandoned_state_writes_are_answered_with_the_mapped_errors() {
         }
     )));
 }
+
+/// Regression (`eos-pipeline-under-faults` seed 8200259): a new coordinator loads a
+/// transaction in Prepare* whose record is above its high watermark (its ISR is below
+/// `transaction.state.log.min.isr`, so the HW cannot pass it). The markers are written at once,
+/// but Complete* must wait for that record: it is written on a later tick, once the ISR has
+/// grown back and the HW passed the record. It used to be dropped, leaving the transaction in
+/// Prepare* for good (every InitProducerId answered CONCURRENT_TRANSACTIONS).
+#[test]
+fn complete_waits_for_a_loaded_prepare_above_the_high_watermark_then_is_written() {
+    let mut c = Cluster::replicated(BrokerConfig::default());
+    let pid = initialised(&mut c);
+    c.add(0, pid, 0, vec![t(0)]);
+    c.run(10);
+    c.end(0, pid, 0, false);
+    // Broker 1 gets the PrepareAbort record but not yet the HW that covers it.
+    c.run(1);
+    let follower = &c.brokers[&1].partitions[&txn_tp()];
+    assert!(
+        follower.high_watermark < follower.log.log_end_offset(),
+        "HW {} LEO {}",
+        follower.high_watermark,
+        follower.log.log_end_offset()
+    );
+    c.queue.clear();
+    // Broker 1 leads alone: below min ISR 2 its HW stays where it is.
+    c.leader_and_isr(1, 1, 1, &[1]);
+    assert!(c
+        .transitions()
+        .contains(&tr("Dead", "PrepareAbort", "loaded", 1)));
+    let resent = c.markers.iter().filter(|(from, _)| *from == 1).count();
+    assert_eq!(resent, 1, "the new coordinator sends the markers");
+    while c.markers.first().is_some_and(|(from, _)| *from != 1) {
+        c.markers.remove(0);
+    }
+    c.answer_markers(ErrorCode::None);
+    c.now = Instant(1_000);
+    c.timeout(1, BrokerTimer::ZkTick);
+    c.run(10);
+    assert_eq!(c.state(1), Some((TxnState::PrepareAbort, 1)), "not yet");
+    // Broker 0 rejoins as a follower and catches up; broker 1 asks to add it to the ISR and
+    // the controller agrees (same leader epoch: nothing is loaded again, no marker resent).
+    c.leader_and_isr(0, 1, 1, &[1]);
+    c.run(20);
+    let pending = match &c.brokers[&1].partitions[&txn_tp()].role {
+        super::super::partition::Role::Leader(l) => l.pending_isr.clone(),
+        _ => None,
+    };
+    let (corr, isr) = pending.expect("broker 1 asked to add broker 0");
+    assert_eq!(isr, vec![BrokerId(1), BrokerId(0)]);
+    let state = PartitionState {
+        tp: txn_tp(),
+        leader: Some(BrokerId(1)),
+        leader_epoch: LeaderEpoch(1),
+        isr,
+        replicas: vec![BrokerId(0), BrokerId(1)],
+        partition_epoch: ZkVersion(2),
+        controller_epoch: ControllerEpoch(1),
+    };
+    c.deliver(
+        NodeId::Broker(BrokerId(3)),
+        1,
+        Message::AlterPartitionResponse {
+            corr,
+            tp: txn_tp(),
+            error: ErrorCode::None,
+            state: Some(state),
+        },
+    );
+    for tick in 0..10 {
+        c.run(20);
+        c.now = Instant(2_000 + 200 * tick);
+        c.timeout(1, BrokerTimer::ZkTick);
+    }
+    c.run(20);
+    assert!(
+        c.markers.iter().all(|(from, _)| *from != 1),
+        "no marker resent"
+    );
+    let leader = &c.brokers[&1].partitions[&txn_tp()];
+    assert_eq!(
+        leader.high_watermark,
+        leader.log.log_end_offset(),
+        "the HW passed the loaded record and the Complete* after it"
+    );
+    assert_eq!(c.state(1), Some((TxnState::CompleteAbort, 1)));
+    assert!(c
+        .transitions()
+        .contains(&tr("PrepareAbort", "CompleteAbort", "markers-written", 1)));
+}
