@@ -208,7 +208,21 @@ fn load(brokers: &[(i32, &str)], state: &str) -> (Controller, Reqs) {
     load_into(controller(), brokers, state)
 }
 
-fn load_into(mut c: Controller, brokers: &[(i32, &str)], state: &str) -> (Controller, Reqs) {
+fn load_into(c: Controller, brokers: &[(i32, &str)], state: &str) -> (Controller, Reqs) {
+    let assignment = r#"{"version":2,"partitions":{"0":[0,1]}}"#;
+    let (c, reqs, _) = load_partitions(c, brokers, assignment, &[state]);
+    (c, reqs)
+}
+
+/// Loads a newly elected controller of topic `t` with `assignment` (the topic znode's JSON)
+/// and `states[p]` the stored state znode of `t-p`: the controller, the requests of the last
+/// state read, and everything it sent once loaded.
+fn load_partitions(
+    mut c: Controller,
+    brokers: &[(i32, &str)],
+    assignment: &str,
+    states: &[&str],
+) -> (Controller, Reqs, Effects<BrokerTimer>) {
     let mut out = Effects::new();
     let mut reqs = Vec::new();
     c.on_elected(ControllerEpoch(3), ZkVersion(2), &mut reqs, &mut out);
@@ -236,31 +250,34 @@ fn load_into(mut c: Controller, brokers: &[(i32, &str)], state: &str) -> (Contro
             &mut out,
         );
     }
-    let assignment = br#"{"version":2,"partitions":{"0":[0,1]}}"#.to_vec();
     c.on_zk_reply(
         now,
         ControllerZkOp::TopicData { topic: "t".into() },
         Ok(ZkReply::Data {
-            data: assignment,
+            data: assignment.as_bytes().to_vec(),
             version: ZkVersion(0),
         }),
         &mut reqs,
         &mut out,
     );
+    let mut out = Effects::new();
     let mut reqs = Vec::new();
-    c.on_zk_reply(
-        now,
-        ControllerZkOp::StateRead {
-            tp: TopicPartition::new("t", 0),
-        },
-        Ok(ZkReply::Data {
-            data: state.as_bytes().to_vec(),
-            version: ZkVersion(7),
-        }),
-        &mut reqs,
-        &mut out,
-    );
-    (c, reqs)
+    for (p, state) in states.iter().enumerate() {
+        reqs.clear();
+        c.on_zk_reply(
+            now,
+            ControllerZkOp::StateRead {
+                tp: TopicPartition::new("t", p as i32),
+            },
+            Ok(ZkReply::Data {
+                data: state.as_bytes().to_vec(),
+                version: ZkVersion(7),
+            }),
+            &mut reqs,
+            &mut out,
+        );
+    }
+    (c, reqs, out)
 }
 
 /// The last-known ELR members of the first partition-state write among `reqs`.
@@ -814,62 +831,15 @@ fn update_metadata_is_full_after_a_failover_and_incremental_after_an_isr_change(
         config: TopicConfig::default(),
         deletable: false,
     };
-    let mut c = Controller::new(BrokerId(0), BrokerConfig::default(), vec![topic]);
-    let mut out = Effects::new();
-    let mut reqs = Vec::new();
-    c.on_elected(ControllerEpoch(3), ZkVersion(2), &mut reqs, &mut out);
-    let now = Instant(0);
-    c.on_zk_reply(
-        now,
-        ControllerZkOp::BrokerIds { scan: 1 },
-        Ok(ZkReply::Children {
-            children: vec!["0".into(), "1".into()],
-        }),
-        &mut reqs,
-        &mut out,
-    );
-    for b in [0, 1] {
-        c.on_zk_reply(
-            now,
-            ControllerZkOp::BrokerData {
-                scan: 1,
-                id: BrokerId(b),
-            },
-            broker_data(10 + b as i64),
-            &mut reqs,
-            &mut out,
-        );
-    }
-    let assignment = br#"{"version":2,"partitions":{"0":[0,1],"1":[1,0]}}"#.to_vec();
-    c.on_zk_reply(
-        now,
-        ControllerZkOp::TopicData { topic: "t".into() },
-        Ok(ZkReply::Data {
-            data: assignment,
-            version: ZkVersion(0),
-        }),
-        &mut reqs,
-        &mut out,
-    );
+    let c = Controller::new(BrokerId(0), BrokerConfig::default(), vec![topic]);
+    let brokers = [(0, r#"{"broker_epoch":10}"#), (1, r#"{"broker_epoch":11}"#)];
+    let assignment = r#"{"version":2,"partitions":{"0":[0,1],"1":[1,0]}}"#;
     let states = [
         r#"{"controller_epoch":2,"leader":0,"version":1,"leader_epoch":4,"isr":[0,1],"isr_broker_epochs":{"0":10,"1":11}}"#,
         r#"{"controller_epoch":2,"leader":1,"version":1,"leader_epoch":4,"isr":[1,0],"isr_broker_epochs":{"0":10,"1":11}}"#,
     ];
-    let mut out = Effects::new();
-    for (p, state) in states.iter().enumerate() {
-        c.on_zk_reply(
-            now,
-            ControllerZkOp::StateRead {
-                tp: TopicPartition::new("t", p as i32),
-            },
-            Ok(ZkReply::Data {
-                data: state.as_bytes().to_vec(),
-                version: ZkVersion(7),
-            }),
-            &mut reqs,
-            &mut out,
-        );
-    }
+    let (mut c, _, out) = load_partitions(c, &brokers, assignment, &states);
+    let now = Instant(0);
     let both = vec!["t-0".to_string(), "t-1".to_string()];
     assert_eq!(
         update_metadata_sent(&out),
