@@ -26,19 +26,17 @@
 //! kinds of trouble to the actor as Kafka's `NetworkClient` sees them: `on_send_failed` when a
 //! message could not be sent at all, `on_disconnect` when a connection to or from a peer broke.
 //!
-//! **Known limit: one frame per millisecond per connection.** Each frame is written and
-//! flushed on its own, and madsim delivers each flush as one payload whose receive loop sleeps
-//! until the payload's arrival time; a madsim sleep lasts at least 1 ms, so consecutive frames
-//! on one connection arrive at least 1 ms apart, and a burst of N frames takes N ms. Real TCP
-//! coalesces such a burst into a few segments. Most traffic never notices (a connection rarely
-//! has two frames queued at once), but a controller creating 3000 partitions waits 3 s for
-//! ZooKeeper's answers, one a millisecond, and as long again to load their states. Coalescing
-//! the frames queued at once into one flush removes the limit (measured: the 3000-partition
-//! default scenario then reaches its expectation), but it changes the timing of every
-//! scenario, and the races several historic-failure scenarios reproduce depend on it (15 of
-//! the pinned seeds of 9 scenarios changed verdict, among them `kafka-17754-late-endtxn`,
-//! `hanging-transaction-tv1-verified` and `kip-320-stale-epoch-follower`); it waits for a change
-//! that re-tunes those scenarios with it.
+//! **Bursts travel together.** A writer drains every frame queued on its connection by the
+//! time it wakes and writes them with one flush, as TCP coalesces a burst into a few segments.
+//! This matters for more than speed: madsim delivers each flush as one payload whose receive
+//! loop sleeps until the payload's arrival time, and a madsim sleep lasts at least 1 ms, so
+//! frames flushed one by one would arrive at least 1 ms apart and a burst of N frames would take
+//! N ms. Before this (up to b6293dc) a controller creating 3000 partitions waited 3 s for
+//! ZooKeeper's answers, one a millisecond, and the 3000-partition default scenario acknowledged
+//! 2 records in 10 s; with it, the same run acknowledges 2972 and meets its expectation
+//! (`ksim bench`, scale table). Frames keep their order on a connection; if the flush fails,
+//! every frame of the burst is reported unsent (`on_send_failed`), and each tracked frame is
+//! reported sent only once the whole burst is flushed.
 
 use ksim_model::protocol::Message;
 use ksim_model::types::NodeId;
@@ -65,16 +63,17 @@ pub(crate) enum Inbound {
     Sent(NodeId, Message),
 }
 
-/// The frame of `msg` from `from`: the body is encoded in place after its length prefix
-/// (sized first, so that record batches are copied once, not into a body and then a frame).
-fn encode_frame(from: NodeId, msg: &Message) -> Vec<u8> {
+/// Appends the frame of `msg` from `from` to `out`: the body is encoded in place after its
+/// length prefix (sized first, so that record batches are copied once, not into a body and
+/// then a frame).
+fn append_frame(out: &mut Vec<u8>, from: NodeId, msg: &Message) {
     let value = (from, msg);
     let size = bincode::serialized_size(&value).expect("messages always serialize") as usize;
-    let mut frame = Vec::with_capacity(4 + size);
-    frame.extend_from_slice(&(size as u32).to_be_bytes());
-    bincode::serialize_into(&mut frame, &value).expect("messages always serialize");
-    debug_assert_eq!(frame.len(), 4 + size);
-    frame
+    out.reserve(4 + size);
+    let start = out.len();
+    out.extend_from_slice(&(size as u32).to_be_bytes());
+    bincode::serialize_into(&mut *out, &value).expect("messages always serialize");
+    debug_assert_eq!(out.len(), start + 4 + size);
 }
 
 async fn read_frame<R: AsyncReadExt + Unpin>(stream: &mut R) -> Option<(NodeId, Message)> {
@@ -134,9 +133,15 @@ async fn reply_writer_loop(
     mut wr: tokio::io::WriteHalf<TcpStream>,
     mut queue: mpsc::UnboundedReceiver<(NodeId, Message)>,
 ) {
+    let mut burst = Vec::new();
     while let Some((me, msg)) = queue.recv().await {
-        let frame = encode_frame(me, &msg);
-        if !(wr.write_all(&frame).await.is_ok() && wr.flush().await.is_ok()) {
+        // Every reply queued by now joins this flush: one payload, as TCP would coalesce them.
+        burst.clear();
+        append_frame(&mut burst, me, &msg);
+        while let Ok((me, msg)) = queue.try_recv() {
+            append_frame(&mut burst, me, &msg);
+        }
+        if !(wr.write_all(&burst).await.is_ok() && wr.flush().await.is_ok()) {
             tracing::trace!(from = %me, to = %peer, "reply connection broken");
             return;
         }
@@ -155,6 +160,7 @@ pub(crate) async fn writer_loop(
         tokio::io::WriteHalf<TcpStream>,
         madsim::task::JoinHandle<()>,
     )> = None;
+    let mut burst = Vec::new();
     while let Some((msg, tracked)) = queue.recv().await {
         if conn.is_none() {
             match TcpStream::connect(addr).await {
@@ -176,17 +182,31 @@ pub(crate) async fn writer_loop(
                 }
             }
         }
-        let frame = encode_frame(me, &msg);
+        // Every message queued by now joins this flush: one payload, as TCP would coalesce
+        // a burst into a few segments (see the module doc).
+        burst.clear();
+        append_frame(&mut burst, me, &msg);
+        let mut sent = vec![(msg, tracked)];
+        while let Ok((msg, tracked)) = queue.try_recv() {
+            append_frame(&mut burst, me, &msg);
+            sent.push((msg, tracked));
+        }
         let (wr, _) = conn.as_mut().expect("connected");
-        let ok = wr.write_all(&frame).await.is_ok() && wr.flush().await.is_ok();
+        let ok = wr.write_all(&burst).await.is_ok() && wr.flush().await.is_ok();
         if !ok {
             if let Some((_, reader)) = conn.take() {
                 reader.abort();
             }
             let _ = inbox.send(Inbound::Disconnected(peer));
-            let _ = inbox.send(Inbound::SendFailed(peer, msg));
-        } else if tracked {
-            let _ = inbox.send(Inbound::Sent(peer, msg));
+            for (msg, _) in sent {
+                let _ = inbox.send(Inbound::SendFailed(peer, msg));
+            }
+        } else {
+            for (msg, tracked) in sent {
+                if tracked {
+                    let _ = inbox.send(Inbound::Sent(peer, msg));
+                }
+            }
         }
     }
     // The node dropped this connection (a disconnect, or it closed it): replies still on
