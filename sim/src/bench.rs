@@ -279,7 +279,10 @@ impl ScaleRow {
 /// changed: partitions 3, 30, 300, 3000; brokers 3, 9, 27; records per second per producer
 /// 100, 1000, 10 000. Each runs `duration_ms` of workload and faults, then `duration_ms / 2` of
 /// heal (the default's proportions), with seed 1. Scripted faults (`[[faults.schedule]]`) move
-/// with the duration: each `at_ms` is scaled by `duration_ms / base duration_ms`.
+/// with the duration: each `at_ms` is scaled by `duration_ms / base duration_ms`. Each
+/// consumer's `max.poll.records` is raised to a tenth of the records offered per second (twice
+/// what its 50 ms poll loop needs; at least Kafka's 500), so that the rate rows meet the
+/// default's expectation instead of ending with the consumer behind.
 ///
 /// # Errors
 /// When `base` is not a scenario with one topic, a `[cluster] brokers` and producers with
@@ -350,14 +353,31 @@ pub fn scale_scenarios(
             (partitions as i64).into(),
         )
         .ok_or_else(missing)?;
+        let mut offered = 0u64;
         for p in t
             .get_mut("producers")
             .and_then(|p| p.as_array_mut())
             .ok_or_else(missing)?
         {
-            p.as_table_mut()
-                .ok_or_else(missing)?
-                .insert("rate_per_sec".into(), (rate as i64).into());
+            let p = p.as_table_mut().ok_or_else(missing)?;
+            let count = p.get("count").and_then(|c| c.as_integer()).unwrap_or(1);
+            offered += rate * count.max(0) as u64;
+            p.insert("rate_per_sec".into(), (rate as i64).into());
+        }
+        // The consumer must keep up, or the row measures lag rather than a run that meets the
+        // default's expectation: its poll loop returns `max.poll.records` per 50 ms of
+        // processing (the scenario loader warns when that falls short), so each row gives it
+        // twice the offered rate, never less than Kafka's default of 500.
+        let poll_records = (offered / 10).max(500) as i64;
+        if let Some(consumers) = t.get_mut("consumers").and_then(|c| c.as_array_mut()) {
+            for c in consumers.iter_mut().filter_map(|c| c.as_table_mut()) {
+                let config = c
+                    .entry("config")
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let Some(config) = config.as_table_mut() {
+                    config.insert("max.poll.records".into(), poll_records.into());
+                }
+            }
         }
         let text = toml::to_string(&t).map_err(|e| e.to_string())?;
         let file = format!("bench-{name}.toml");
@@ -1013,6 +1033,12 @@ mod tests {
             .schedule
             .iter()
             .all(|step| step.at_ms < sc.duration_ms)));
+        // The consumer keeps up with every row: 2 producers x 10 000/s want 1000 per 50 ms poll.
+        let poll: Vec<u32> = rows
+            .iter()
+            .map(|(_, sc)| sc.consumers[0].config.max_poll_records)
+            .collect();
+        assert_eq!(poll, [500, 500, 500, 500, 500, 500, 500, 2000]);
         assert!(scale_scenarios("not = [toml", 4000).is_err());
         assert!(scale_scenarios("[scenario]\nname = \"x\"\n", 4000).is_err());
     }
