@@ -104,6 +104,13 @@ impl<K: Ord + Clone, V> TouchedMap<K, V> {
         self.map.insert(key, value)
     }
 
+    /// The entry for `key`, to insert or change; marks it touched (an entry left vacant is
+    /// skipped by the check).
+    pub fn entry(&mut self, key: K) -> btree_map::Entry<'_, K, V> {
+        self.touch(&key);
+        self.map.entry(key)
+    }
+
     /// Removes the entry for `key` (nothing is left to check for it).
     pub fn remove(&mut self, key: &K) -> Option<V> {
         self.map.remove(key)
@@ -211,6 +218,10 @@ mod tests {
         let _ = m.get_mut(&42); // absent: nothing to check
         m.insert(5, 0);
         assert_eq!(checked(&m), vec![5, 7]);
+        *m.entry(2).or_insert(0) += 1;
+        m.entry(12).or_insert(0);
+        assert_eq!(checked(&m), vec![2, 12], "entry() touches its key");
+        m.remove(&12);
         m.insert(11, 0);
         m.remove(&11);
         assert_eq!(

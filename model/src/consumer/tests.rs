@@ -651,3 +651,45 @@ fn a_seek_drops_buffered_records_and_ignores_the_fetch_in_flight() {
 /// A consumer with a `group.id` (assign mode, commits with generation -1).
 mod group;
 mod membership;
+
+/// The invariants catch a fetch left in flight after its request stopped waiting, even when
+/// the handler that dropped the request did not touch the partition (the incremental check
+/// remembers the partitions of each fetch in flight).
+#[test]
+#[should_panic(expected = "in flight but no request waits for it")]
+fn a_fetch_left_in_flight_without_its_request_breaks_the_invariants() {
+    let (mut c, fetch) = positioned(AutoOffsetReset::Earliest, 0, 0);
+    c.invariants();
+    // A handler that forgets the request but not the partition's fetch.
+    c.pending.remove(&corr_of(&fetch));
+    c.invariants();
+}
+
+/// The same bug on a partition changed by the handler itself is caught too.
+#[test]
+#[should_panic(expected = "in flight but no request waits for it")]
+fn a_fetch_set_in_flight_without_a_request_breaks_the_invariants() {
+    let (mut c, _) = positioned(AutoOffsetReset::Earliest, 0, 0);
+    c.invariants();
+    c.partitions.get_mut(&tp()).expect("assigned").in_flight = Some(CorrelationId(999_999));
+    c.invariants();
+}
+
+/// A fetch answered as the consumer does it (every partition's fetch cleared) keeps the
+/// invariants, and nothing is remembered for it afterwards.
+#[test]
+fn an_answered_fetch_keeps_the_invariants_and_is_forgotten() {
+    let (mut c, fetch) = positioned(AutoOffsetReset::Earliest, 0, 0);
+    c.invariants();
+    assert_eq!(c.in_flight_seen.borrow().by_fetch.len(), 1);
+    deliver(
+        &mut c,
+        fetch_response(corr_of(&fetch), ErrorCode::None, vec![]),
+    );
+    c.invariants();
+    assert!(!c
+        .in_flight_seen
+        .borrow()
+        .by_fetch
+        .contains_key(&corr_of(&fetch)));
+}
