@@ -215,3 +215,68 @@ pub(crate) async fn writer_loop(
         reader.abort();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ksim_model::types::{BrokerId, CorrelationId};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    /// Frames queued on a connection at once arrive together, in order, in the same simulated
+    /// millisecond; flushed one by one they would have taken a millisecond each (the module
+    /// doc's "bursts travel together").
+    #[test]
+    fn a_burst_of_frames_arrives_at_once_and_in_order() {
+        const N: u64 = 50;
+        let rt = madsim::runtime::Runtime::with_seed_and_config(7, madsim::Config::default());
+        let ip = |n: u8| IpAddr::V4(Ipv4Addr::new(10, 0, 0, n));
+        let addr = SocketAddr::new(ip(2), PORT);
+        let (server_inbox, mut server_rx) = mpsc::unbounded_channel();
+        let server = rt.create_node().name("server").ip(ip(2)).build();
+        server.spawn(async move {
+            let listener = TcpListener::bind(addr).await.expect("bind");
+            accept_loop(listener, server_inbox).await;
+        });
+        let client = rt.create_node().name("client").ip(ip(1)).build();
+        let arrivals = rt.block_on(async move {
+            client
+                .spawn(async move {
+                    let me = NodeId::Broker(BrokerId(1));
+                    let peer = NodeId::Broker(BrokerId(2));
+                    let (queue, rx) = mpsc::unbounded_channel();
+                    let (client_inbox, _client_rx) = mpsc::unbounded_channel();
+                    // The first frame opens the connection; the burst follows once it is up.
+                    let metadata = |corr| Message::Metadata {
+                        corr: CorrelationId(corr),
+                        topics: vec![],
+                    };
+                    queue.send((metadata(0), false)).expect("queue");
+                    madsim::task::spawn(writer_loop(me, peer, addr, rx, client_inbox));
+                    madsim::time::sleep(std::time::Duration::from_millis(100)).await;
+                    for corr in 1..=N {
+                        queue.send((metadata(corr), false)).expect("queue");
+                    }
+                    let mut arrivals = Vec::new();
+                    while arrivals.len() < N as usize + 1 {
+                        if let Some(Inbound::Msg(from, Message::Metadata { corr, .. })) =
+                            server_rx.recv().await
+                        {
+                            assert_eq!(from, me);
+                            arrivals.push((corr.0, madsim::time::Instant::now()));
+                        }
+                    }
+                    arrivals
+                })
+                .await
+                .expect("client task")
+        });
+        let corrs: Vec<u64> = arrivals.iter().map(|(c, _)| *c).collect();
+        assert_eq!(corrs, (0..=N).collect::<Vec<_>>(), "in order");
+        let burst = &arrivals[1..];
+        assert!(
+            burst.iter().all(|(_, t)| *t == burst[0].1),
+            "the burst arrived over {:?}",
+            burst.last().unwrap().1 - burst[0].1
+        );
+    }
+}
