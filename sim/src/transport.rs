@@ -160,7 +160,10 @@ pub(crate) async fn writer_loop(
         tokio::io::WriteHalf<TcpStream>,
         madsim::task::JoinHandle<()>,
     )> = None;
+    // A burst's frames and its messages (kept for `Sent` / `SendFailed`), reused so that the
+    // per-message path allocates nothing once the buffers have grown.
     let mut burst = Vec::new();
+    let mut sent: Vec<(Message, bool)> = Vec::new();
     while let Some((msg, tracked)) = queue.recv().await {
         if conn.is_none() {
             match TcpStream::connect(addr).await {
@@ -186,7 +189,7 @@ pub(crate) async fn writer_loop(
         // a burst into a few segments (see the module doc).
         burst.clear();
         append_frame(&mut burst, me, &msg);
-        let mut sent = vec![(msg, tracked)];
+        sent.push((msg, tracked));
         while let Ok((msg, tracked)) = queue.try_recv() {
             append_frame(&mut burst, me, &msg);
             sent.push((msg, tracked));
@@ -198,11 +201,11 @@ pub(crate) async fn writer_loop(
                 reader.abort();
             }
             let _ = inbox.send(Inbound::Disconnected(peer));
-            for (msg, _) in sent {
+            for (msg, _) in sent.drain(..) {
                 let _ = inbox.send(Inbound::SendFailed(peer, msg));
             }
         } else {
-            for (msg, tracked) in sent {
+            for (msg, tracked) in sent.drain(..) {
                 if tracked {
                     let _ = inbox.send(Inbound::Sent(peer, msg));
                 }
